@@ -1,0 +1,178 @@
+//! What the OpenAI-compatible backends share: the request body, the
+//! buffered answer, and the SSE relay.
+//!
+//! Answers pass through byte for byte; the relay only reads each event
+//! enough to pick up usage, drop the usage chunk the gateway asked for on
+//! the client's behalf, and notice errors and the end of the stream.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::{Map, Value};
+
+use super::{BackendKind, StreamOutcome, StreamState, UpstreamCall, Usage, write_error_event, write_event};
+use crate::codec::SseDecoder;
+use crate::error::UpstreamError;
+use crate::request::Endpoint;
+
+fn path(endpoint: Option<Endpoint>) -> &'static str {
+    match endpoint {
+        Some(Endpoint::Chat) => "/chat/completions",
+        Some(Endpoint::Completion) => "/completions",
+        None => "/models",
+    }
+}
+
+/// For bases that include the version (`https://api.openai.com/v1`).
+pub(super) fn versioned_url(base: &str, endpoint: Option<Endpoint>) -> String {
+    format!("{base}{}", path(endpoint))
+}
+
+/// For server roots (`http://host:8000`), tolerating a trailing `/v1`.
+pub(super) fn root_url(base: &str, endpoint: Option<Endpoint>) -> String {
+    if base.ends_with("/v1") {
+        versioned_url(base, endpoint)
+    } else {
+        format!("{base}/v1{}", path(endpoint))
+    }
+}
+
+/// The upstream body: the client's, with the upstream model name, the
+/// usage request on streams, and the gateway's completion cap.
+pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
+    let mut body = call.body.clone();
+    body.insert("model".into(), Value::String(call.upstream_model.clone()));
+    if call.stream && call.upstream_include_usage {
+        let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        if !opts.is_object() {
+            *opts = Value::Object(Map::new());
+        }
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+    }
+    if let Some(cap) = call.injected_max_tokens {
+        // OpenAI's newer models refuse `max_tokens` on chat.
+        let field = if kind == BackendKind::Openai && call.endpoint == Endpoint::Chat {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body.insert(field.into(), Value::from(cap));
+    }
+    Value::Object(body)
+}
+
+/// A 2xx buffered answer: passed through as it came, usage read from it.
+pub(super) fn parse(body: &[u8]) -> Result<(Bytes, Option<Usage>), UpstreamError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| UpstreamError::BadResponse { status: 0, detail: format!("non-JSON 2xx body: {e}") })?;
+    if !v.is_object() || (v.get("choices").is_none() && v.get("error").is_some()) {
+        return Err(super::upstream_error(502, body));
+    }
+    let usage = v.get("usage").and_then(Usage::from_json);
+    Ok((Bytes::copy_from_slice(body), usage))
+}
+
+/// The fields of a stream chunk the relay looks at; the rest is skipped
+/// without being built.
+#[derive(Deserialize)]
+struct Peek {
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+/// Relays an OpenAI-compatible SSE stream to the client.
+#[derive(Debug)]
+pub struct SseRelay {
+    decoder: SseDecoder,
+    client_include_usage: bool,
+    pub(super) state: StreamState,
+}
+
+impl SseRelay {
+    /// A relay; `client_include_usage` keeps the usage chunk for the client.
+    pub fn new(client_include_usage: bool) -> Self {
+        Self { decoder: SseDecoder::new(), client_include_usage, state: StreamState::default() }
+    }
+
+    pub(super) fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.state.outcome.is_some() {
+            return;
+        }
+        self.decoder.push(chunk);
+        loop {
+            match self.decoder.next_event() {
+                Ok(Some(ev)) => {
+                    self.event(&ev.data, out);
+                    if self.state.outcome.is_some() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(_) => return self.fail(out, "upstream_malformed", "The upstream sent an unreadable stream."),
+            }
+        }
+    }
+
+    pub(super) fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.state.outcome.is_some() {
+            return;
+        }
+        // A last event without its blank line counts only if it is whole;
+        // a half-written one means the stream was cut, not garbled.
+        if let Some(ev) = self.decoder.finish()
+            && (ev.data.trim() == "[DONE]" || serde_json::from_str::<IgnoredAny>(&ev.data).is_ok())
+        {
+            self.event(&ev.data, out);
+        }
+        if self.state.outcome.is_none() {
+            self.fail(out, "upstream_stream_cut", "The upstream stream ended before it was complete.");
+        }
+    }
+
+    fn fail(&mut self, out: &mut Vec<u8>, code: &'static str, message: &str) {
+        write_error_event(out, code, message);
+        self.state.outcome = Some(StreamOutcome::Failed(code));
+    }
+
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
+        let data = data.trim();
+        if data.is_empty() {
+            return;
+        }
+        if data == "[DONE]" {
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            if self.state.outcome.is_none() {
+                self.state.outcome = Some(StreamOutcome::Complete);
+            }
+            return;
+        }
+        let Ok(peek) = serde_json::from_str::<Peek>(data) else {
+            return self.fail(out, "upstream_malformed", "The upstream sent a malformed stream event.");
+        };
+        if peek.error.is_some() {
+            // vLLM and others report a mid-stream failure in-band; the client
+            // gets it as it came, then the stream is closed.
+            write_event(out, data);
+            out.extend_from_slice(b"data: [DONE]\n\n");
+            self.state.outcome = Some(StreamOutcome::UpstreamError);
+            return;
+        }
+        let n_choices = peek.choices.as_ref().map_or(0, Vec::len);
+        if let Some(usage) = peek.usage.as_ref().and_then(Usage::from_json) {
+            self.state.usage = Some(usage);
+            if n_choices == 0 && !self.client_include_usage {
+                return;
+            }
+        }
+        if n_choices > 0 {
+            self.state.output_chunks += 1;
+        }
+        write_event(out, data);
+    }
+}

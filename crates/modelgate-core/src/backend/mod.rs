@@ -1,0 +1,346 @@
+//! Backends: one module per upstream protocol behind the closed
+//! [`BackendKind`] enum.
+//!
+//! Each backend builds an `http::Request<Bytes>` and reads an
+//! `http::Response<Bytes>` or a stream of chunks: no IO here. openai, api3,
+//! vllm and llamacpp speak the OpenAI protocol and differ in paths and auth
+//! (`compat` holds what they share); ollama speaks its native API, which
+//! the `ollama` module transcodes both ways.
+
+mod api3;
+mod compat;
+mod llamacpp;
+mod ollama;
+mod openai;
+mod vllm;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::error::{RequestError, UpstreamError};
+use crate::request::{Endpoint, ProxyRequest};
+
+pub use compat::SseRelay;
+pub use ollama::NdjsonRelay;
+
+/// The upstream protocols ModelGate speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// OpenAI and compatible APIs with `Authorization: Bearer`; base URL
+    /// includes `/v1`.
+    Openai,
+    /// Third-party OpenAI-compatible APIs authenticated with `x-api-key`;
+    /// base URL includes `/v1`.
+    Api3,
+    /// vLLM's OpenAI server; base URL is the server root.
+    Vllm,
+    /// llama.cpp's `llama-server`; base URL is the server root.
+    Llamacpp,
+    /// Ollama's native API (`/api/chat`, `/api/generate`, `/api/tags`).
+    Ollama,
+}
+
+impl BackendKind {
+    /// Every backend, for validation messages.
+    pub const ALL: [BackendKind; 5] = [Self::Openai, Self::Api3, Self::Vllm, Self::Llamacpp, Self::Ollama];
+
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Api3 => "api3",
+            Self::Vllm => "vllm",
+            Self::Llamacpp => "llamacpp",
+            Self::Ollama => "ollama",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    /// Whether the upstream speaks the OpenAI protocol.
+    fn is_compat(self) -> bool {
+        self != Self::Ollama
+    }
+
+    fn url(self, base: &str, endpoint: Option<Endpoint>) -> String {
+        let base = base.trim_end_matches('/');
+        match self {
+            Self::Openai => openai::url(base, endpoint),
+            Self::Api3 => api3::url(base, endpoint),
+            Self::Vllm => vllm::url(base, endpoint),
+            Self::Llamacpp => llamacpp::url(base, endpoint),
+            Self::Ollama => ollama::url(base, endpoint),
+        }
+    }
+
+    fn auth(self, key: Option<&str>) -> Option<(HeaderName, String)> {
+        let key = key.filter(|k| !k.is_empty());
+        match self {
+            Self::Api3 => key.map(|k| (HeaderName::from_static("x-api-key"), k.to_owned())),
+            Self::Openai | Self::Vllm | Self::Llamacpp | Self::Ollama => {
+                key.map(|k| (AUTHORIZATION, format!("Bearer {k}")))
+            }
+        }
+    }
+
+    /// Build the upstream request for a validated client request.
+    pub fn build(self, target: &Target<'_>, call: &UpstreamCall) -> Result<http::Request<Bytes>, RequestError> {
+        let body = if self.is_compat() { compat::body(self, call) } else { ollama::body(call)? };
+        let bytes = serde_json::to_vec(&body).map_err(|e| RequestError::invalid(e.to_string(), None))?;
+        self.request(Method::POST, target, Some(call.endpoint), Bytes::from(bytes))
+    }
+
+    /// Build the request that lists the upstream's models.
+    pub fn models_request(self, target: &Target<'_>) -> Result<http::Request<Bytes>, RequestError> {
+        self.request(Method::GET, target, None, Bytes::new())
+    }
+
+    fn request(
+        self,
+        method: Method,
+        target: &Target<'_>,
+        endpoint: Option<Endpoint>,
+        body: Bytes,
+    ) -> Result<http::Request<Bytes>, RequestError> {
+        let mut b = http::Request::builder().method(method).uri(self.url(target.base_url, endpoint));
+        if !body.is_empty() {
+            b = b.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some((name, value)) = self.auth(target.api_key) {
+            let mut value = HeaderValue::from_str(&value)
+                .map_err(|_| RequestError::invalid("The model's upstream key is not a valid header value.", None))?;
+            value.set_sensitive(true);
+            b = b.header(name, value);
+        }
+        b.body(body).map_err(|_| RequestError::invalid("The model's base URL is not a valid URL.", None))
+    }
+
+    /// Names of the models in a successful models-list answer.
+    pub fn parse_models(self, body: &[u8]) -> Result<Vec<String>, UpstreamError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| UpstreamError::BadResponse { status: 0, detail: format!("models list: {e}") })?;
+        let (list, field) = if self.is_compat() { ("data", "id") } else { ("models", "name") };
+        Ok(v.get(list)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|m| m.get(field)?.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Read a buffered upstream answer: the client body and the usage.
+    pub fn parse_response(
+        self,
+        call: &UpstreamCall,
+        status: u16,
+        body: &[u8],
+        created_s: i64,
+    ) -> Result<(Bytes, Option<Usage>), UpstreamError> {
+        if !(200..300).contains(&status) {
+            return Err(upstream_error(status, body));
+        }
+        if self.is_compat() { compat::parse(body) } else { ollama::parse(call, body, created_s) }
+    }
+
+    /// The per-chunk hook for a streamed answer.
+    pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
+        if self.is_compat() {
+            Relay::Sse(SseRelay::new(call.client_include_usage))
+        } else {
+            Relay::Ndjson(NdjsonRelay::new(call, created_s))
+        }
+    }
+
+    /// Whether this backend can serve the request at all.
+    pub fn supports(self, req: &ProxyRequest) -> Result<(), RequestError> {
+        if self == Self::Ollama {
+            return ollama::supports(req);
+        }
+        Ok(())
+    }
+}
+
+/// Where to send: one endpoint's base URL and the upstream key.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Base URL (primary or a fallback).
+    pub base_url: &'a str,
+    /// Upstream key, if any.
+    pub api_key: Option<&'a str>,
+}
+
+/// What goes upstream, prepared once and sent to each endpoint tried.
+#[derive(Debug, Clone)]
+pub struct UpstreamCall {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The client's body.
+    pub body: Map<String, Value>,
+    /// The model name the upstream knows.
+    pub upstream_model: String,
+    /// The public model name (for answers the gateway writes itself).
+    pub public_model: String,
+    /// Request id, for generated response ids.
+    pub request_id: String,
+    /// Streamed.
+    pub stream: bool,
+    /// The client asked for the usage chunk.
+    pub client_include_usage: bool,
+    /// Ask the upstream for the usage chunk.
+    pub upstream_include_usage: bool,
+    /// A completion cap the gateway sets because the client set none.
+    pub injected_max_tokens: Option<u64>,
+}
+
+/// Token usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+}
+
+impl Usage {
+    /// The OpenAI `usage` object.
+    pub fn to_json(self) -> Value {
+        json!({
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        })
+    }
+
+    /// Read an OpenAI `usage` object.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let n = |k: &str| v.get(k).and_then(Value::as_i64).filter(|n| *n >= 0);
+        let prompt_tokens = n("prompt_tokens")?;
+        let completion_tokens = n("completion_tokens")
+            .or_else(|| n("total_tokens").map(|t| (t - prompt_tokens).max(0)))
+            .unwrap_or(0);
+        Some(Self { prompt_tokens, completion_tokens })
+    }
+}
+
+/// The per-chunk hook of a stream, by upstream protocol.
+#[derive(Debug)]
+pub enum Relay {
+    /// OpenAI-compatible SSE, relayed event by event.
+    Sse(SseRelay),
+    /// Ollama NDJSON, transcoded to OpenAI SSE.
+    Ndjson(NdjsonRelay),
+}
+
+/// How a relayed stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOutcome {
+    /// The upstream finished properly.
+    Complete,
+    /// The upstream reported an error in-band (passed to the client).
+    UpstreamError,
+    /// The gateway ended the stream with an error event; the code says why.
+    Failed(&'static str),
+}
+
+impl Relay {
+    /// Feed upstream bytes; client bytes are appended to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Self::Sse(r) => r.feed(chunk, out),
+            Self::Ndjson(r) => r.feed(chunk, out),
+        }
+    }
+
+    /// The upstream body ended: close the client stream properly.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Self::Sse(r) => r.finish(out),
+            Self::Ndjson(r) => r.finish(out),
+        }
+    }
+
+    /// End the stream now with an in-band error event and `[DONE]`.
+    pub fn fail(&mut self, code: &'static str, message: &str, out: &mut Vec<u8>) {
+        let state = self.state_mut();
+        if state.outcome.is_none() {
+            write_error_event(out, code, message);
+            state.outcome = Some(StreamOutcome::Failed(code));
+        }
+    }
+
+    /// Whether the client stream is closed (nothing more will be written).
+    pub fn is_done(&self) -> bool {
+        self.state().outcome.is_some()
+    }
+
+    /// What the stream has told of itself so far.
+    pub fn state(&self) -> &StreamState {
+        match self {
+            Self::Sse(r) => &r.state,
+            Self::Ndjson(r) => &r.state,
+        }
+    }
+
+    fn state_mut(&mut self) -> &mut StreamState {
+        match self {
+            Self::Sse(r) => &mut r.state,
+            Self::Ndjson(r) => &mut r.state,
+        }
+    }
+}
+
+/// What a relay learns while relaying.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StreamState {
+    /// Usage reported by the upstream.
+    pub usage: Option<Usage>,
+    /// Chunks that carried generated output (an estimate of tokens).
+    pub output_chunks: i64,
+    /// Set once the client stream is closed.
+    pub outcome: Option<StreamOutcome>,
+}
+
+/// Write `data: {"error":...}` and `data: [DONE]`.
+pub(crate) fn write_error_event(out: &mut Vec<u8>, code: &str, message: &str) {
+    let ev = json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}});
+    write_event(out, &ev.to_string());
+    out.extend_from_slice(b"data: [DONE]\n\n");
+}
+
+/// Write one SSE data event.
+pub(crate) fn write_event(out: &mut Vec<u8>, data: &str) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Map a non-2xx upstream answer to an error the client may see.
+pub(crate) fn upstream_error(status: u16, body: &[u8]) -> UpstreamError {
+    // The upstream refusing the gateway's own credentials is not the
+    // client's fault, and an SDK would read a 401 as "your key is wrong".
+    if status == 401 || status == 403 {
+        return UpstreamError::BadResponse { status, detail: "upstream refused the gateway's credentials".into() };
+    }
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    match parsed.as_ref().and_then(|v| v.get("error")) {
+        Some(Value::Object(e)) if e.get("message").is_some_and(Value::is_string) => {
+            UpstreamError::OpenAi { status, error: Value::Object(e.clone()) }
+        }
+        Some(Value::String(msg)) => UpstreamError::OpenAi {
+            status,
+            error: json!({"message": msg, "type": "upstream_error", "param": null, "code": null}),
+        },
+        _ => UpstreamError::BadResponse {
+            status,
+            detail: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

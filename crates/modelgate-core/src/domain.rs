@@ -1,0 +1,288 @@
+//! The records the gateway keeps: keys, models, usage.
+//!
+//! Secrets never serialize: a key's hash and a model's upstream key are
+//! `skip_serializing`, so no admin answer can carry them.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::backend::BackendKind;
+
+/// Lifecycle of an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Refused until re-enabled.
+    Disabled,
+    /// Refused for good.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Disabled => "disabled",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "disabled" => Some(Self::Disabled),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// An API key as stored: never the plaintext, and the hash never leaves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKey {
+    /// Stable id (`key_` + hex).
+    pub id: String,
+    /// Human label.
+    pub name: String,
+    /// The first characters of the key, for recognising it in a list.
+    pub prefix: String,
+    /// SHA-256 of the key, hex. Never serialized.
+    #[serde(skip_serializing)]
+    pub hash: String,
+    /// Lifecycle.
+    pub status: KeyStatus,
+    /// May use the admin API.
+    pub admin: bool,
+    /// Requests per minute; `None` means the gateway default.
+    pub rpm: Option<u32>,
+    /// Token quota; `None` means unlimited.
+    pub quota: Option<i64>,
+    /// Tokens charged so far.
+    pub quota_used: i64,
+    /// Tokens reserved by requests in flight.
+    pub quota_reserved: i64,
+    /// Public model names this key may use; empty means all.
+    pub allowed_models: Vec<String>,
+    /// IPs or CIDRs the key may be used from; empty means anywhere.
+    pub allowed_ips: Vec<String>,
+    /// Model used when a request names none.
+    pub default_model: Option<String>,
+    /// Expiry, ms since the epoch.
+    pub expires_at: Option<i64>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Last changed, ms since the epoch.
+    pub updated_at: i64,
+    /// Last request settled, ms since the epoch.
+    pub last_used_at: Option<i64>,
+}
+
+/// A key to insert (the gateway generated the secret and hashed it).
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// The key record, with `quota_used` and `quota_reserved` zero.
+    pub key: ApiKey,
+}
+
+/// Fields an admin may change on a key. Absent fields stay; `null` clears.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPatch {
+    /// New label.
+    pub name: Option<String>,
+    /// New status.
+    pub status: Option<KeyStatus>,
+    /// New RPM (`null`: gateway default).
+    #[serde(default, deserialize_with = "double_option")]
+    pub rpm: Option<Option<u32>>,
+    /// New quota (`null`: unlimited).
+    #[serde(default, deserialize_with = "double_option")]
+    pub quota: Option<Option<i64>>,
+    /// Set `quota_used` (e.g. 0 to reset a period).
+    pub quota_used: Option<i64>,
+    /// New model allowlist.
+    pub allowed_models: Option<Vec<String>>,
+    /// New IP allowlist.
+    pub allowed_ips: Option<Vec<String>>,
+    /// New default model.
+    #[serde(default, deserialize_with = "double_option")]
+    pub default_model: Option<Option<String>>,
+    /// New expiry.
+    #[serde(default, deserialize_with = "double_option")]
+    pub expires_at: Option<Option<i64>>,
+}
+
+/// A model: a public name routed to one backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Model {
+    /// Stable id (`mdl_` + hex).
+    pub id: String,
+    /// Public name clients send as `model`.
+    pub name: String,
+    /// Which protocol the upstream speaks.
+    pub backend: BackendKind,
+    /// Upstream base URL. Admin-only; never in client answers.
+    pub base_url: String,
+    /// More base URLs to try, in order, before the first byte.
+    pub fallback_urls: Vec<String>,
+    /// The model name the upstream knows.
+    pub upstream_model: String,
+    /// The upstream's key. Never serialized.
+    #[serde(skip_serializing)]
+    pub api_key: Option<String>,
+    /// Whether clients may use it.
+    pub enabled: bool,
+    /// Ask OpenAI-compatible upstreams for usage on streams.
+    pub stream_usage: bool,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Last changed, ms since the epoch.
+    pub updated_at: i64,
+}
+
+impl Model {
+    /// Whether an upstream key is set (what the admin API shows instead of it).
+    pub fn has_api_key(&self) -> bool {
+        self.api_key.as_deref().is_some_and(|k| !k.is_empty())
+    }
+}
+
+/// A model to insert.
+#[derive(Debug, Clone)]
+pub struct NewModel {
+    /// The model record.
+    pub model: Model,
+}
+
+/// Fields an admin may change on a model.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPatch {
+    /// New public name.
+    pub name: Option<String>,
+    /// New backend type.
+    pub backend: Option<BackendKind>,
+    /// New base URL.
+    pub base_url: Option<String>,
+    /// New fallbacks.
+    pub fallback_urls: Option<Vec<String>>,
+    /// New upstream model name.
+    pub upstream_model: Option<String>,
+    /// New upstream key (`null` or "" clears).
+    #[serde(default, deserialize_with = "double_option")]
+    pub api_key: Option<Option<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// Stream usage opt-in.
+    pub stream_usage: Option<bool>,
+}
+
+/// One finished request: what to write and what to charge, atomically.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settlement {
+    /// Key charged.
+    pub key_id: String,
+    /// Tokens reserved at admission, released now.
+    pub reserved: i64,
+    /// The usage record.
+    pub usage: UsageRecord,
+}
+
+/// One usage record: exactly one per proxied request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRecord {
+    /// The request id (also the `x-request-id` header).
+    pub request_id: String,
+    /// Key that made the request.
+    pub key_id: String,
+    /// Public model name.
+    pub model: String,
+    /// Backend type.
+    pub backend: String,
+    /// Prompt tokens charged.
+    pub prompt_tokens: i64,
+    /// Completion tokens charged.
+    pub completion_tokens: i64,
+    /// HTTP status the client got (200 for a stream that started).
+    pub status: u16,
+    /// Whether usage came from the upstream (`true`) or was estimated.
+    pub usage_reported: bool,
+    /// Whether it was a stream.
+    pub stream: bool,
+    /// Error code when the request failed, e.g. `upstream_timeout`.
+    pub error: Option<String>,
+    /// Milliseconds from admission to the end of the response.
+    pub latency_ms: i64,
+    /// When it finished, ms since the epoch.
+    pub created_at: i64,
+}
+
+impl UsageRecord {
+    /// Prompt plus completion tokens.
+    pub fn total_tokens(&self) -> i64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Filter for usage reports. Times are ms since the epoch, `to` exclusive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageQuery {
+    /// Start of range.
+    pub from_ms: i64,
+    /// End of range.
+    pub to_ms: i64,
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+}
+
+/// Usage summed for one day, key and model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRow {
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Key id.
+    pub key_id: String,
+    /// Model name.
+    pub model: String,
+    /// Requests.
+    pub requests: i64,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// Requests that failed.
+    pub errors: i64,
+}
+
+/// Distinguish an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_tells_null_from_absent() {
+        let p: KeyPatch = serde_json::from_str(r#"{"rpm":null,"name":"x"}"#).unwrap();
+        assert_eq!(p.rpm, Some(None));
+        assert_eq!(p.quota, None);
+        let p: KeyPatch = serde_json::from_str(r#"{"rpm":7}"#).unwrap();
+        assert_eq!(p.rpm, Some(Some(7)));
+    }
+
+    #[test]
+    fn patch_rejects_unknown_fields() {
+        assert!(serde_json::from_str::<KeyPatch>(r#"{"hash":"x"}"#).is_err());
+    }
+}

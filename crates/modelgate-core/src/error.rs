@@ -1,0 +1,445 @@
+//! Errors, one enum per domain, and the one place that turns them into an
+//! HTTP status and an OpenAI-shaped body
+//! `{"error":{"message","type","param","code"}}`.
+//!
+//! Nothing here carries an upstream URL, an upstream key or SQL to the client:
+//! such detail lives in the `detail` fields, which only reach the log.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+/// Authentication and authorization failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing API key")]
+    Missing,
+    /// No such key.
+    #[error("invalid API key")]
+    Invalid,
+    /// The key is disabled.
+    #[error("API key disabled")]
+    Disabled,
+    /// The key was revoked.
+    #[error("API key revoked")]
+    Revoked,
+    /// The key has expired.
+    #[error("API key expired")]
+    Expired,
+    /// The client IP is not on the key's allowlist.
+    #[error("IP not allowed")]
+    IpNotAllowed,
+    /// Not an admin key on an admin route.
+    #[error("admin key required")]
+    NotAdmin,
+}
+
+/// Admission refusals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// Over the key's requests per minute.
+    #[error("rate limited")]
+    RateLimited {
+        /// The key's RPM.
+        limit: u32,
+        /// Milliseconds until a request would be allowed.
+        retry_after_ms: u64,
+        /// Milliseconds until the allowance is full again.
+        reset_ms: u64,
+    },
+    /// Not enough token quota left for this request.
+    #[error("quota exhausted")]
+    QuotaExceeded,
+}
+
+/// Problems with what the client sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The body is over the configured limit.
+    #[error("body too large")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A parameter is missing, of the wrong type or out of range.
+    #[error("{message}")]
+    Invalid {
+        /// What is wrong, for the client.
+        message: String,
+        /// The offending parameter.
+        param: Option<String>,
+    },
+    /// The model does not exist, is disabled, or this key may not use it.
+    #[error("model not found")]
+    ModelNotFound(String),
+    /// No such route or resource.
+    #[error("not found")]
+    NotFound(String),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A unique name or id already exists.
+    #[error("conflict")]
+    Conflict(String),
+}
+
+impl RequestError {
+    /// A 400 for `param`.
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self::Invalid { message: message.into(), param: param.map(str::to_owned) }
+    }
+}
+
+/// Upstream failures before the first byte reached the client.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Could not connect to any endpoint.
+    #[error("upstream unreachable: {detail}")]
+    Connect {
+        /// For the log only.
+        detail: String,
+    },
+    /// The overall timeout passed.
+    #[error("upstream timeout")]
+    Timeout,
+    /// Every endpoint's circuit breaker is open.
+    #[error("circuit open")]
+    CircuitOpen,
+    /// The upstream answered with an OpenAI-shaped error: passed through.
+    #[error("upstream error status {status}")]
+    OpenAi {
+        /// The upstream status.
+        status: u16,
+        /// The upstream's `error` object.
+        error: Value,
+    },
+    /// The upstream failed in some other way (non-JSON body, 5xx page).
+    #[error("upstream bad response status {status}: {detail}")]
+    BadResponse {
+        /// The upstream status (0 when it was a 2xx we could not read).
+        status: u16,
+        /// For the log only.
+        detail: String,
+    },
+}
+
+/// Store failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store (or limiter backend) cannot be reached or is locked.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A unique constraint failed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data that cannot be read back.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// Every error the gateway can answer with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GatewayError {
+    /// See [`AuthError`].
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// See [`LimitError`].
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// See [`RequestError`].
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// See [`UpstreamError`].
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// See [`StoreError`].
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the client sees of an error.
+struct Shape {
+    status: StatusCode,
+    kind: &'static str,
+    code: Option<&'static str>,
+    message: String,
+    param: Option<String>,
+}
+
+impl GatewayError {
+    fn shape(&self) -> Shape {
+        use GatewayError as G;
+        let s = |status, kind, code: Option<&'static str>, message: String| Shape {
+            status,
+            kind,
+            code,
+            message,
+            param: None,
+        };
+        match self {
+            G::Auth(a) => {
+                let (status, kind, code, msg) = match a {
+                    AuthError::Missing => (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_request_error",
+                        "missing_api_key",
+                        "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                    ),
+                    AuthError::Invalid => (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_request_error",
+                        "invalid_api_key",
+                        "Incorrect API key provided.",
+                    ),
+                    AuthError::Disabled => (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_request_error",
+                        "api_key_disabled",
+                        "This API key is disabled.",
+                    ),
+                    AuthError::Revoked => (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_request_error",
+                        "api_key_revoked",
+                        "This API key has been revoked.",
+                    ),
+                    AuthError::Expired => (
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_request_error",
+                        "api_key_expired",
+                        "This API key has expired.",
+                    ),
+                    AuthError::IpNotAllowed => (
+                        StatusCode::FORBIDDEN,
+                        "permission_error",
+                        "ip_not_allowed",
+                        "This API key may not be used from your IP address.",
+                    ),
+                    AuthError::NotAdmin => (
+                        StatusCode::FORBIDDEN,
+                        "permission_error",
+                        "admin_key_required",
+                        "This route requires an admin key.",
+                    ),
+                };
+                s(status, kind, Some(code), msg.to_owned())
+            }
+            G::Limit(LimitError::RateLimited { limit, retry_after_ms, .. }) => s(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                Some("rate_limit_exceeded"),
+                format!(
+                    "Rate limit reached: {limit} requests per minute. Please try again in {}.",
+                    crate::limiter::format_duration(*retry_after_ms)
+                ),
+            ),
+            G::Limit(LimitError::QuotaExceeded) => s(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                "You exceeded your current token quota.".to_owned(),
+            ),
+            G::Request(r) => match r {
+                RequestError::BodyTooLarge { limit } => s(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "invalid_request_error",
+                    Some("request_too_large"),
+                    format!("Request body exceeds the limit of {limit} bytes."),
+                ),
+                RequestError::Invalid { message, param } => Shape {
+                    status: StatusCode::BAD_REQUEST,
+                    kind: "invalid_request_error",
+                    code: Some("invalid_request"),
+                    message: message.clone(),
+                    param: param.clone(),
+                },
+                RequestError::ModelNotFound(name) => Shape {
+                    status: StatusCode::NOT_FOUND,
+                    kind: "invalid_request_error",
+                    code: Some("model_not_found"),
+                    message: format!(
+                        "The model '{}' does not exist or you do not have access to it.",
+                        printable(name)
+                    ),
+                    param: Some("model".to_owned()),
+                },
+                RequestError::NotFound(what) => s(
+                    StatusCode::NOT_FOUND,
+                    "invalid_request_error",
+                    Some("not_found"),
+                    format!("{} not found.", printable(what)),
+                ),
+                RequestError::MethodNotAllowed => s(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "invalid_request_error",
+                    Some("method_not_allowed"),
+                    "Method not allowed for this route.".to_owned(),
+                ),
+                RequestError::Conflict(what) => s(
+                    StatusCode::CONFLICT,
+                    "invalid_request_error",
+                    Some("conflict"),
+                    format!("{} already exists.", printable(what)),
+                ),
+            },
+            G::Upstream(u) => match u {
+                UpstreamError::Connect { .. } => s(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    Some("upstream_unavailable"),
+                    "The upstream model server could not be reached.".to_owned(),
+                ),
+                UpstreamError::Timeout => s(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "api_error",
+                    Some("upstream_timeout"),
+                    "The upstream model server timed out.".to_owned(),
+                ),
+                UpstreamError::CircuitOpen => s(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "api_error",
+                    Some("upstream_unavailable"),
+                    "The upstream model server is failing; try again shortly.".to_owned(),
+                ),
+                UpstreamError::OpenAi { status, error } => {
+                    let str_field = |k: &str| error.get(k).and_then(Value::as_str).map(str::to_owned);
+                    Shape {
+                        status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                        kind: "upstream_error",
+                        code: None,
+                        message: str_field("message")
+                            .unwrap_or_else(|| "The upstream returned an error.".to_owned()),
+                        param: str_field("param"),
+                    }
+                }
+                UpstreamError::BadResponse { status, .. } => s(
+                    // A client-side upstream status (429, 400...) keeps its
+                    // meaning; a refused gateway credential or a 5xx is a 502.
+                    match StatusCode::from_u16(*status) {
+                        Ok(st) if st.is_client_error() && *status != 401 && *status != 403 => st,
+                        _ => StatusCode::BAD_GATEWAY,
+                    },
+                    "api_error",
+                    Some("upstream_error"),
+                    if *status == 0 {
+                        "The upstream returned a response that could not be read.".to_owned()
+                    } else {
+                        format!("The upstream returned status {status}.")
+                    },
+                ),
+            },
+            G::Store(e) => match e {
+                StoreError::Conflict(what) => s(
+                    StatusCode::CONFLICT,
+                    "invalid_request_error",
+                    Some("conflict"),
+                    format!("{} already exists.", printable(what)),
+                ),
+                StoreError::Unavailable(_) | StoreError::Corrupt(_) => s(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "api_error",
+                    Some("service_unavailable"),
+                    "The gateway's store is unavailable; try again shortly.".to_owned(),
+                ),
+            },
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        self.shape().status
+    }
+
+    /// The stable machine-readable code, for logs and usage records.
+    pub fn code(&self) -> String {
+        let shape = self.shape();
+        match (shape.code, self) {
+            (Some(code), _) => code.to_owned(),
+            (None, GatewayError::Upstream(UpstreamError::OpenAi { error, .. })) => error
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("upstream_error")
+                .to_owned(),
+            (None, _) => "error".to_owned(),
+        }
+    }
+
+    /// The OpenAI-shaped body.
+    pub fn body(&self) -> Value {
+        let shape = self.shape();
+        let code = match (shape.code, self) {
+            (Some(c), _) => Value::from(c),
+            // An upstream OpenAI error keeps its own code, whatever its type.
+            (None, GatewayError::Upstream(UpstreamError::OpenAi { error, .. })) => {
+                error.get("code").cloned().unwrap_or(Value::Null)
+            }
+            (None, _) => Value::Null,
+        };
+        let kind = match self {
+            GatewayError::Upstream(UpstreamError::OpenAi { error, .. }) => error
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or(shape.kind)
+                .to_owned(),
+            _ => shape.kind.to_owned(),
+        };
+        json!({"error": {"message": shape.message, "type": kind, "param": shape.param, "code": code}})
+    }
+}
+
+/// Client-supplied text echoed in a message: cut long, drop control characters.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(128).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_the_openai_shape() {
+        let errors: Vec<GatewayError> = vec![
+            AuthError::Missing.into(),
+            AuthError::IpNotAllowed.into(),
+            LimitError::QuotaExceeded.into(),
+            LimitError::RateLimited { limit: 3, retry_after_ms: 1500, reset_ms: 2000 }.into(),
+            RequestError::BodyTooLarge { limit: 10 }.into(),
+            RequestError::ModelNotFound("x\r\nInjected: 1".into()).into(),
+            UpstreamError::Connect { detail: "http://10.0.0.1:1234".into() }.into(),
+            UpstreamError::Timeout.into(),
+            StoreError::Unavailable("SELECT * FROM api_keys".into()).into(),
+        ];
+        for e in errors {
+            let body = e.body();
+            let err = &body["error"];
+            assert!(err["message"].is_string(), "{body}");
+            assert!(err["type"].is_string(), "{body}");
+            assert!(err.get("param").is_some() && err.get("code").is_some(), "{body}");
+            let text = body.to_string();
+            assert!(!text.contains("10.0.0.1") && !text.contains("SELECT"), "{text}");
+            assert!(!text.contains('\r'), "{text}");
+        }
+    }
+
+    #[test]
+    fn statuses_match_openai() {
+        assert_eq!(GatewayError::from(AuthError::Invalid).status(), 401);
+        assert_eq!(GatewayError::from(LimitError::QuotaExceeded).status(), 429);
+        assert_eq!(GatewayError::from(LimitError::QuotaExceeded).body()["error"]["code"], "insufficient_quota");
+        assert_eq!(GatewayError::from(UpstreamError::Connect { detail: String::new() }).status(), 502);
+        assert_eq!(GatewayError::from(UpstreamError::Timeout).status(), 504);
+    }
+
+    #[test]
+    fn upstream_openai_error_passes_through() {
+        let e = GatewayError::from(UpstreamError::OpenAi {
+            status: 400,
+            error: json!({"message": "context too long", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}),
+        });
+        assert_eq!(e.status(), 400);
+        let b = e.body();
+        assert_eq!(b["error"]["code"], "context_length_exceeded");
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+        assert_eq!(b["error"]["param"], "messages");
+    }
+}

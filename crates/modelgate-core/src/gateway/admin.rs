@@ -1,0 +1,276 @@
+//! The admin API under `/admin/api/`: keys, usage, and routing to the model
+//! handlers. Every route needs an admin key: the bootstrap key
+//! (`MG_ADMIN_API_KEY`, compared in constant time) or a stored active key
+//! with `admin: true`.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Gateway, Peer, Response, json_response, percent_decode};
+use crate::auth;
+use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey, UsageQuery};
+use crate::error::{AuthError, GatewayError, RequestError};
+use crate::ports::{KeyStore, Ports, UsageStore};
+
+/// Body of `POST /admin/api/keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    #[serde(default)]
+    rpm: Option<u32>,
+    /// Absent: the default quota; `null`: unlimited.
+    #[serde(default, deserialize_with = "crate::domain::double_option")]
+    quota: Option<Option<i64>>,
+    #[serde(default)]
+    allowed_models: Vec<String>,
+    #[serde(default)]
+    allowed_ips: Vec<String>,
+    #[serde(default)]
+    default_model: Option<String>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// Parse a JSON body into `T`, with an OpenAI-shaped 400 on failure.
+pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, GatewayError> {
+    serde_json::from_slice(body).map_err(|e| RequestError::invalid(format!("Invalid request body: {e}"), None).into())
+}
+
+/// Ids the gateway generates: `prefix` + 24 lowercase hex digits. Anything
+/// else (`..`, `%2e`, SQL) is simply not found.
+pub(super) fn check_id<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a str, GatewayError> {
+    let ok = id.strip_prefix(prefix).is_some_and(|h| h.len() == 24 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok { Ok(id) } else { Err(RequestError::NotFound(what.to_owned()).into()) }
+}
+
+fn check_name(name: &str) -> Result<(), GatewayError> {
+    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(RequestError::invalid("'name' must be 1 to 200 printable characters.", Some("name")).into());
+    }
+    Ok(())
+}
+
+fn check_limits(rpm: Option<u32>, quota: Option<i64>, ips: &[String], models: &[String]) -> Result<(), GatewayError> {
+    if rpm == Some(0) || rpm.is_some_and(|r| r > 1_000_000) {
+        return Err(RequestError::invalid("'rpm' must be from 1 to 1000000.", Some("rpm")).into());
+    }
+    if quota.is_some_and(|q| q < 0) {
+        return Err(RequestError::invalid("'quota' must be 0 or more, or null for unlimited.", Some("quota")).into());
+    }
+    if let Some(bad) = ips.iter().find(|e| !auth::valid_ip_entry(e)) {
+        let bad: String = bad.chars().filter(|c| !c.is_control()).take(64).collect();
+        return Err(RequestError::invalid(format!("'{bad}' is not an IP, a CIDR or '*'."), Some("allowed_ips")).into());
+    }
+    for m in models {
+        crate::request::valid_model(m).map_err(|_| {
+            RequestError::invalid("'allowed_models' must hold model names.", Some("allowed_models"))
+        })?;
+    }
+    Ok(())
+}
+
+impl<P: Ports> Gateway<P> {
+    async fn authenticate_admin(&self, req: &http::Request<Bytes>, peer: Peer) -> Result<(), GatewayError> {
+        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+        let hash = auth::hash_key(token);
+        if let Some(admin) = &self.config().admin_key_hash
+            && auth::ct_eq(admin, &hash)
+        {
+            return Ok(());
+        }
+        let key = self.ports().store().find_key_by_hash(&hash).await?.ok_or(AuthError::Invalid)?;
+        auth::check_key(&key, &hash, self.now_ms(), peer.ip)?;
+        if key.admin { Ok(()) } else { Err(AuthError::NotAdmin.into()) }
+    }
+
+    pub(super) async fn admin(
+        &self,
+        req: http::Request<Bytes>,
+        peer: Peer,
+        rest: &[&str],
+    ) -> Result<Response<P>, GatewayError> {
+        self.authenticate_admin(&req, peer).await?;
+        let method = req.method().clone();
+        let body = req.body();
+        match (rest, &method) {
+            (["verify"], &Method::GET) => Ok(json_response(StatusCode::OK, &json!({"ok": true}))),
+            (["keys"], &Method::POST) => self.create_key(body).await,
+            (["keys"], &Method::GET) => {
+                let keys = self.ports().store().list_keys().await?;
+                Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": keys})))
+            }
+            (["keys", id], m) => {
+                let id = check_id(id, "key_", "API key")?;
+                match *m {
+                    Method::GET => self.key_answer(self.ports().store().get_key(id).await?),
+                    Method::PATCH => self.patch_key(id, parse_body(body)?).await,
+                    Method::DELETE => {
+                        let patch = KeyPatch { status: Some(KeyStatus::Revoked), ..KeyPatch::default() };
+                        self.key_answer(self.ports().store().update_key(id, patch, self.now_ms()).await?)
+                    }
+                    _ => Err(RequestError::MethodNotAllowed.into()),
+                }
+            }
+            (["models"], &Method::POST) => self.create_model(body).await,
+            (["models"], &Method::GET) => self.admin_list_models().await,
+            (["models", "sync"], &Method::POST) => self.sync_models(body).await,
+            (["models", id], m) => {
+                let id = check_id(id, "mdl_", "Model")?;
+                match *m {
+                    Method::GET => self.admin_get_model(id).await,
+                    Method::PATCH => self.patch_model(id, body).await,
+                    Method::DELETE => self.delete_model(id).await,
+                    _ => Err(RequestError::MethodNotAllowed.into()),
+                }
+            }
+            (["usage"], &Method::GET) => self.usage(req.uri().query().unwrap_or("")).await,
+            (["keys" | "models" | "usage" | "verify", ..], _) => Err(RequestError::MethodNotAllowed.into()),
+            _ => Err(RequestError::NotFound("Admin route".to_owned()).into()),
+        }
+    }
+
+    fn key_answer(&self, key: Option<ApiKey>) -> Result<Response<P>, GatewayError> {
+        let key = key.ok_or_else(|| RequestError::NotFound("API key".to_owned()))?;
+        Ok(json_response(StatusCode::OK, &key))
+    }
+
+    async fn create_key(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {
+        let c: CreateKey = parse_body(body)?;
+        check_name(&c.name)?;
+        let quota = c.quota.unwrap_or(self.config().default_quota);
+        check_limits(c.rpm, quota, &c.allowed_ips, &c.allowed_models)?;
+        if let Some(m) = &c.default_model {
+            crate::request::valid_model(m)?;
+        }
+        let mut random = [0u8; auth::key_random_len()];
+        self.ports().fill_random(&mut random);
+        let (plaintext, hash, prefix) = auth::new_key(random);
+        let now = self.now_ms();
+        let key = ApiKey {
+            id: self.new_id("key_"),
+            name: c.name.trim().to_owned(),
+            prefix,
+            hash,
+            status: KeyStatus::Active,
+            admin: c.admin,
+            rpm: c.rpm,
+            quota,
+            quota_used: 0,
+            quota_reserved: 0,
+            allowed_models: c.allowed_models,
+            allowed_ips: c.allowed_ips,
+            default_model: c.default_model,
+            expires_at: c.expires_at,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+        };
+        let stored = self.ports().store().insert_key(NewKey { key }).await?;
+        let mut out = serde_json::to_value(&stored).unwrap_or(Value::Null);
+        // The only time the plaintext leaves the gateway.
+        out["key"] = Value::String(plaintext);
+        Ok(json_response(StatusCode::CREATED, &out))
+    }
+
+    async fn patch_key(&self, id: &str, patch: KeyPatch) -> Result<Response<P>, GatewayError> {
+        if let Some(name) = &patch.name {
+            check_name(name)?;
+        }
+        check_limits(
+            patch.rpm.flatten(),
+            patch.quota.flatten(),
+            patch.allowed_ips.as_deref().unwrap_or(&[]),
+            patch.allowed_models.as_deref().unwrap_or(&[]),
+        )?;
+        if patch.quota_used.is_some_and(|u| u < 0) {
+            return Err(RequestError::invalid("'quota_used' must be 0 or more.", Some("quota_used")).into());
+        }
+        if let Some(Some(m)) = &patch.default_model {
+            crate::request::valid_model(m)?;
+        }
+        self.key_answer(self.ports().store().update_key(id, patch, self.now_ms()).await?)
+    }
+
+    async fn usage(&self, query: &str) -> Result<Response<P>, GatewayError> {
+        let now = self.now_ms();
+        let mut q = UsageQuery { from_ms: now - 30 * DAY_MS, to_ms: now + 1, key_id: None, model: None };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = percent_decode(&v.replace('+', " "));
+            match k {
+                "from" => q.from_ms = parse_time(&v, "from")?,
+                "to" => q.to_ms = parse_time(&v, "to")?,
+                "key_id" => q.key_id = Some(check_id(&v, "key_", "API key")?.to_owned()),
+                "model" => q.model = Some(crate::request::valid_model(&v)?.to_owned()),
+                _ => {}
+            }
+        }
+        if q.to_ms <= q.from_ms {
+            return Err(RequestError::invalid("'to' must be after 'from'.", Some("to")).into());
+        }
+        let rows = self.ports().store().usage_by_day(&q).await?;
+        let sum = |f: fn(&crate::domain::UsageRow) -> i64| rows.iter().map(f).sum::<i64>();
+        let (p, c) = (sum(|r| r.prompt_tokens), sum(|r| r.completion_tokens));
+        let totals = json!({"requests": sum(|r| r.requests), "prompt_tokens": p, "completion_tokens": c,
+            "total_tokens": p + c, "errors": sum(|r| r.errors)});
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"object": "list", "from": q.from_ms, "to": q.to_ms, "data": rows, "totals": totals}),
+        ))
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight).
+fn parse_time(v: &str, param: &str) -> Result<i64, GatewayError> {
+    let bad = || RequestError::invalid(format!("'{param}' must be a date (YYYY-MM-DD) or epoch milliseconds."), Some(param));
+    if let Ok(ms) = v.parse::<i64>() {
+        return Ok(ms);
+    }
+    let mut parts = v.splitn(3, '-').map(str::parse::<i64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) if (1..=12).contains(&m) && (1..=31).contains(&d) && y > 1969 => {
+            Ok(days_from_civil(y, m, d) * DAY_MS)
+        }
+        _ => Err(bad().into()),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_time("1970-01-02", "from").unwrap(), DAY_MS);
+        assert_eq!(parse_time("2026-11-23", "from").unwrap(), 1_795_392_000_000);
+        assert_eq!(parse_time("1234", "from").unwrap(), 1234);
+        assert!(parse_time("2026-13-01", "from").is_err());
+        assert!(parse_time("yesterday", "from").is_err());
+    }
+
+    #[test]
+    fn ids() {
+        assert!(check_id("key_0123456789abcdef01234567", "key_", "k").is_ok());
+        for bad in ["key_..", "../etc/passwd", "key_0123456789abcdef0123456'", "mdl_0123456789abcdef01234567"] {
+            assert!(check_id(bad, "key_", "k").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Forwarding: endpoints (primary, then fallbacks) in rounds with backoff,
+//! each endpoint behind its circuit breaker, all under one deadline. Only
+//! the response head is awaited here, so every retry happens before a byte
+//! reaches the client.
+
+use std::future::Future;
+use std::pin::pin;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::{Either, select};
+
+use super::Gateway;
+use crate::backend::{Target, UpstreamCall, upstream_error};
+use crate::domain::Model;
+use crate::error::{GatewayError, UpstreamError};
+use crate::ports::{ByteStream, HttpClient, Ports, TransportErrorKind};
+use crate::resilience::retryable_status;
+
+/// Largest buffered upstream answer (or error body) read.
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// Error bodies are read only this far: enough for a message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+type UpstreamBody<P> = <<P as Ports>::Http as HttpClient>::Body;
+
+/// Lets a half-open trial go if the request is dropped before its outcome.
+struct Trial<'a, P: Ports> {
+    gateway: &'a Gateway<P>,
+    endpoint: &'a str,
+    recorded: bool,
+}
+
+impl<P: Ports> Trial<'_, P> {
+    fn record(mut self, ok: bool) {
+        let g = self.gateway;
+        g.inner.breakers.record(self.endpoint, ok, g.now_ms(), &g.config().resilience);
+        self.recorded = true;
+    }
+}
+
+impl<P: Ports> Drop for Trial<'_, P> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.gateway.inner.breakers.release(self.endpoint);
+        }
+    }
+}
+
+impl<P: Ports> Gateway<P> {
+    /// Race `fut` against the deadline.
+    pub(super) async fn until<T>(&self, deadline_ms: i64, fut: impl Future<Output = T>) -> Option<T> {
+        let left = deadline_ms - self.now_ms();
+        if left <= 0 {
+            return None;
+        }
+        let sleep = self.ports().sleep(u64::try_from(left).unwrap_or(0));
+        match select(pin!(fut), pin!(sleep)).await {
+            Either::Left((v, _)) => Some(v),
+            Either::Right(_) => None,
+        }
+    }
+
+    /// Send `call` to the model's endpoints until one answers 2xx, a
+    /// non-retryable error comes back, or rounds and time run out.
+    pub(super) async fn forward(
+        &self,
+        model: &Model,
+        call: &UpstreamCall,
+        deadline_ms: i64,
+    ) -> Result<http::Response<UpstreamBody<P>>, GatewayError> {
+        let cfg = self.config().resilience;
+        let endpoints: Vec<&str> =
+            std::iter::once(model.base_url.as_str()).chain(model.fallback_urls.iter().map(String::as_str)).collect();
+        let mut last: Option<UpstreamError> = None;
+        for round in 0..=cfg.retries {
+            if round > 0 && self.until(deadline_ms, self.ports().sleep(cfg.backoff(round))).await.is_none() {
+                return Err(UpstreamError::Timeout.into());
+            }
+            for &base in &endpoints {
+                if !self.inner.breakers.allow(base, self.now_ms()) {
+                    last.get_or_insert(UpstreamError::CircuitOpen);
+                    continue;
+                }
+                let trial = Trial { gateway: self, endpoint: base, recorded: false };
+                let target = Target { base_url: base, api_key: model.api_key.as_deref() };
+                let req = model.backend.build(&target, call)?;
+                let sent = self.until(deadline_ms, self.ports().http().send(req)).await;
+                let resp = match sent {
+                    None => {
+                        trial.record(false);
+                        return Err(UpstreamError::Timeout.into());
+                    }
+                    Some(Err(e)) => {
+                        trial.record(false);
+                        tracing::warn!(request_id = %call.request_id, endpoint = base, error = %e, "upstream transport error");
+                        last = Some(match e.kind {
+                            TransportErrorKind::Timeout => UpstreamError::Timeout,
+                            _ => UpstreamError::Connect { detail: e.detail },
+                        });
+                        continue;
+                    }
+                    Some(Ok(resp)) => resp,
+                };
+                let status = resp.status().as_u16();
+                if (200..300).contains(&status) {
+                    trial.record(true);
+                    return Ok(resp);
+                }
+                // A 429 says "slow down", not "broken": it does not trip the breaker.
+                trial.record(status < 500);
+                let body = self.read_limited(resp.into_body(), deadline_ms, MAX_ERROR_BODY).await.unwrap_or_default();
+                let err = upstream_error(status, &body);
+                tracing::warn!(request_id = %call.request_id, endpoint = base, status, error = %err, "upstream error status");
+                if !retryable_status(status) {
+                    return Err(err.into());
+                }
+                last = Some(err);
+            }
+        }
+        Err(last.unwrap_or(UpstreamError::CircuitOpen).into())
+    }
+
+    /// Read a whole upstream body under the deadline.
+    pub(super) async fn read_body(&self, body: UpstreamBody<P>, deadline_ms: i64) -> Result<Bytes, GatewayError> {
+        self.read_limited(body, deadline_ms, MAX_UPSTREAM_BODY).await
+    }
+
+    pub(super) async fn read_limited(&self, mut body: UpstreamBody<P>, deadline_ms: i64, limit: usize) -> Result<Bytes, GatewayError> {
+        let mut buf = BytesMut::new();
+        loop {
+            match self.until(deadline_ms, body.next_chunk()).await {
+                None => return Err(UpstreamError::Timeout.into()),
+                Some(None) => return Ok(buf.freeze()),
+                Some(Some(Ok(chunk))) => {
+                    let room = limit.saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if buf.len() >= limit {
+                        return Ok(buf.freeze());
+                    }
+                }
+                Some(Some(Err(e))) => {
+                    return Err(UpstreamError::BadResponse { status: 0, detail: format!("body: {e}") }.into());
+                }
+            }
+        }
+    }
+}

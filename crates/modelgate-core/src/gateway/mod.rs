@@ -1,0 +1,269 @@
+//! The gateway: routing, the request phases, the admin API.
+//!
+//! [`Gateway::handle`] takes a buffered request (the runtime has already
+//! enforced the body limit while reading it) and returns a response whose
+//! body is either whole or a [`ResponseStream`] the runtime pulls chunk by
+//! chunk. Settlement (usage record + quota reconcile) is a future the
+//! runtime runs exactly once: see [`ResponseStream::take_settlement`].
+
+mod admin;
+mod forward;
+mod models;
+mod proxy;
+mod stream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, StatusCode};
+use serde::Serialize;
+
+use crate::error::{GatewayError, RequestError};
+use crate::ports::Ports;
+use crate::resilience::{Breakers, Resilience};
+
+pub use stream::ResponseStream;
+
+/// Gateway settings that every runtime shares.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Overall upstream timeout, ms (headers and the whole body).
+    pub timeout_ms: u64,
+    /// RPM for keys without their own.
+    pub default_rpm: u32,
+    /// Quota given to new keys unless the admin says otherwise (`None`:
+    /// unlimited).
+    pub default_quota: Option<i64>,
+    /// Completion tokens reserved (and set upstream as the cap) when a
+    /// request sets no `max_tokens`.
+    pub default_max_tokens: u64,
+    /// Retries, backoff, circuit breaker.
+    pub resilience: Resilience,
+    /// SHA-256 (hex) of the bootstrap admin key (`MG_ADMIN_API_KEY`).
+    pub admin_key_hash: Option<String>,
+    /// Backends `POST /admin/api/models/sync` lists besides those of the
+    /// existing models.
+    pub sync_backends: Vec<SyncBackend>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 5 * 1024 * 1024,
+            timeout_ms: 300_000,
+            default_rpm: 60,
+            default_quota: Some(1_000_000),
+            default_max_tokens: 4096,
+            resilience: Resilience::default(),
+            admin_key_hash: None,
+            sync_backends: Vec::new(),
+        }
+    }
+}
+
+/// A backend to import models from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBackend {
+    /// Protocol.
+    pub backend: crate::backend::BackendKind,
+    /// Base URL.
+    pub base_url: String,
+    /// Upstream key.
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// A response body: whole, or streamed from the upstream.
+pub enum Body<P: Ports> {
+    /// Complete bytes.
+    Full(Bytes),
+    /// Server-sent events relayed as they arrive.
+    Stream(ResponseStream<P>),
+}
+
+impl<P: Ports> std::fmt::Debug for Body<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(b) => f.debug_tuple("Full").field(&b.len()).finish(),
+            Self::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl<P: Ports> Body<P> {
+    /// The whole body, if it is not a stream.
+    pub fn as_full(&self) -> Option<&Bytes> {
+        match self {
+            Self::Full(b) => Some(b),
+            Self::Stream(_) => None,
+        }
+    }
+}
+
+/// The gateway's answer.
+pub type Response<P> = http::Response<Body<P>>;
+
+struct Inner<P: Ports> {
+    ports: P,
+    config: Config,
+    breakers: Breakers,
+}
+
+/// The gateway, generic over the runtime's ports. Cheap to clone.
+pub struct Gateway<P: Ports> {
+    inner: Arc<Inner<P>>,
+}
+
+impl<P: Ports> Clone for Gateway<P> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+/// What the runtime knows about the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peer {
+    /// The client's IP (after any trusted proxy header).
+    pub ip: Option<IpAddr>,
+}
+
+impl<P: Ports> Gateway<P> {
+    /// A gateway over `ports` with `config`.
+    pub fn new(ports: P, config: Config) -> Self {
+        Self { inner: Arc::new(Inner { ports, config, breakers: Breakers::new() }) }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &P {
+        &self.inner.ports
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.ports.now_ms()
+    }
+
+    /// A fresh random id, `prefix` + 24 hex digits.
+    fn new_id(&self, prefix: &str) -> String {
+        let mut b = [0u8; 12];
+        self.inner.ports.fill_random(&mut b);
+        format!("{prefix}{}", hex::encode(b))
+    }
+
+    /// Serve one request.
+    pub async fn handle(&self, req: http::Request<Bytes>, peer: Peer) -> Response<P> {
+        let request_id = self.new_id("req_");
+        let started = self.now_ms();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let mut resp = match self.route(req, peer, &request_id).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        if resp.status() != StatusCode::OK || !matches!(resp.body(), Body::Stream(_)) {
+            tracing::debug!(%request_id, %method, path, status = resp.status().as_u16(),
+                latency_ms = self.now_ms() - started, "request");
+        }
+        resp
+    }
+
+    /// The answer for an error the runtime found itself (e.g. a body over
+    /// the limit while reading it).
+    pub fn reject(&self, err: &GatewayError) -> Response<P> {
+        let mut resp = error_response(err);
+        if let Ok(v) = HeaderValue::from_str(&self.new_id("req_")) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        resp
+    }
+
+    async fn route(&self, req: http::Request<Bytes>, peer: Peer, request_id: &str) -> Result<Response<P>, GatewayError> {
+        let path = req.uri().path().trim_end_matches('/').to_owned();
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let method = req.method().clone();
+        match (segments.as_slice(), &method) {
+            (["health"] | ["v1", "health"], &Method::GET) => Ok(json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+            (["v1", "chat", "completions"], &Method::POST) => {
+                self.proxy(req, peer, request_id, crate::request::Endpoint::Chat).await
+            }
+            (["v1", "completions"], &Method::POST) => {
+                self.proxy(req, peer, request_id, crate::request::Endpoint::Completion).await
+            }
+            (["v1", "models"], &Method::GET) => self.list_models(&req, peer).await,
+            (["v1", "models", id @ ..], &Method::GET) if !id.is_empty() => {
+                // Model names may contain '/', e.g. "Qwen/Qwen2.5-0.5B".
+                let id = percent_decode(&id.join("/"));
+                self.get_model(&req, peer, &id).await
+            }
+            (["admin", "api", rest @ ..], _) => self.admin(req, peer, rest).await,
+            (["health"] | ["v1", ..], _) => Err(RequestError::MethodNotAllowed.into()),
+            _ => Err(RequestError::NotFound(format!("Route {}", req.uri().path())).into()),
+        }
+    }
+}
+
+/// A JSON answer.
+fn json_response<P: Ports, T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<P> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = http::Response::new(Body::Full(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The one place an error becomes a response.
+fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
+    let mut resp = json_response(err.status(), &err.body());
+    if let GatewayError::Limit(crate::error::LimitError::RateLimited { limit, retry_after_ms, reset_ms }) = err {
+        let h = resp.headers_mut();
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        h.insert("retry-after", HeaderValue::from(secs));
+        h.insert("retry-after-ms", HeaderValue::from(*retry_after_ms));
+        h.insert("x-ratelimit-limit-requests", HeaderValue::from(*limit));
+        h.insert("x-ratelimit-remaining-requests", HeaderValue::from(0));
+        if let Ok(v) = HeaderValue::from_str(&crate::limiter::format_duration(*reset_ms)) {
+            h.insert("x-ratelimit-reset-requests", v);
+        }
+    }
+    resp
+}
+
+/// Decode `%XX` escapes in a path segment (invalid escapes stay as they are).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(h) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(h);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(super::percent_decode("a%2Fb%20c"), "a/b c");
+        assert_eq!(super::percent_decode("bad%zz%"), "bad%zz%");
+    }
+}

@@ -1,0 +1,243 @@
+//! Models: the client listing (`/v1/models`) and the admin operations,
+//! including the import from the backends' own model lists.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::admin::parse_body;
+use super::{Gateway, Peer, Response, SyncBackend, json_response};
+use crate::backend::{BackendKind, Target};
+use crate::domain::{Model, ModelPatch, NewModel};
+use crate::error::{GatewayError, RequestError, UpstreamError};
+use crate::ports::{HttpClient, ModelStore, Ports};
+
+/// Time allowed for one backend's model list during a sync.
+const SYNC_TIMEOUT_MS: i64 = 30_000;
+/// Largest model list read.
+const MAX_MODELS_BODY: usize = 16 * 1024 * 1024;
+
+/// Body of `POST /admin/api/models`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateModel {
+    name: String,
+    backend: BackendKind,
+    base_url: String,
+    #[serde(default)]
+    upstream_model: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    fallback_urls: Vec<String>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "yes")]
+    stream_usage: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A model as the admin API shows it: everything but the upstream key.
+#[derive(Serialize)]
+struct AdminModel<'a> {
+    #[serde(flatten)]
+    model: &'a Model,
+    has_api_key: bool,
+}
+
+fn admin_view(m: &Model) -> AdminModel<'_> {
+    AdminModel { model: m, has_api_key: m.has_api_key() }
+}
+
+/// A model as an OpenAI client sees it.
+fn client_view(m: &Model) -> Value {
+    json!({"id": m.name, "object": "model", "created": m.created_at / 1000, "owned_by": "modelgate"})
+}
+
+fn check_url(url: &str, param: &str) -> Result<(), GatewayError> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() <= 2048
+        && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+    if ok { Ok(()) } else { Err(RequestError::invalid(format!("'{param}' must be an http(s) URL."), Some(param)).into()) }
+}
+
+/// Check a model's fields the way both create and patch need.
+fn check_model(m: &Model) -> Result<(), GatewayError> {
+    crate::request::valid_model(&m.name)?;
+    crate::request::valid_model(&m.upstream_model)
+        .map_err(|_| RequestError::invalid("'upstream_model' must be a model name.", Some("upstream_model")))?;
+    check_url(&m.base_url, "base_url")?;
+    for u in &m.fallback_urls {
+        check_url(u, "fallback_urls")?;
+    }
+    if m.api_key.as_deref().is_some_and(|k| k.chars().any(char::is_control)) {
+        return Err(RequestError::invalid("'api_key' must not contain control characters.", Some("api_key")).into());
+    }
+    Ok(())
+}
+
+impl<P: Ports> Gateway<P> {
+    pub(super) async fn list_models(&self, req: &http::Request<Bytes>, peer: Peer) -> Result<Response<P>, GatewayError> {
+        let key = self.authenticate(req, peer).await?;
+        let models = self.ports().store().list_models().await?;
+        let data: Vec<Value> = models
+            .iter()
+            .filter(|m| m.enabled && (key.allowed_models.is_empty() || key.allowed_models.contains(&m.name)))
+            .map(client_view)
+            .collect();
+        Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": data})))
+    }
+
+    pub(super) async fn get_model(&self, req: &http::Request<Bytes>, peer: Peer, name: &str) -> Result<Response<P>, GatewayError> {
+        let key = self.authenticate(req, peer).await?;
+        let m = self.resolve_model(&key, name).await?;
+        Ok(json_response(StatusCode::OK, &client_view(&m)))
+    }
+
+    pub(super) async fn admin_list_models(&self) -> Result<Response<P>, GatewayError> {
+        let models = self.ports().store().list_models().await?;
+        let data: Vec<AdminModel<'_>> = models.iter().map(admin_view).collect();
+        Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": data})))
+    }
+
+    pub(super) async fn admin_get_model(&self, id: &str) -> Result<Response<P>, GatewayError> {
+        let m = self.ports().store().get_model(id).await?.ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        Ok(json_response(StatusCode::OK, &admin_view(&m)))
+    }
+
+    pub(super) async fn create_model(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {
+        let c: CreateModel = parse_body(body)?;
+        let now = self.now_ms();
+        let model = Model {
+            id: self.new_id("mdl_"),
+            upstream_model: c.upstream_model.unwrap_or_else(|| c.name.clone()),
+            name: c.name,
+            backend: c.backend,
+            base_url: c.base_url.trim_end_matches('/').to_owned(),
+            fallback_urls: c.fallback_urls,
+            api_key: c.api_key.filter(|k| !k.is_empty()),
+            enabled: c.enabled,
+            stream_usage: c.stream_usage,
+            created_at: now,
+            updated_at: now,
+        };
+        check_model(&model)?;
+        let m = self.ports().store().insert_model(NewModel { model }).await?;
+        Ok(json_response(StatusCode::CREATED, &admin_view(&m)))
+    }
+
+    pub(super) async fn patch_model(&self, id: &str, body: &[u8]) -> Result<Response<P>, GatewayError> {
+        let patch: ModelPatch = parse_body(body)?;
+        let store = self.ports().store();
+        let current = store.get_model(id).await?.ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        // Check the model as it would be after the patch.
+        let mut after = current;
+        if let Some(n) = &patch.name {
+            after.name.clone_from(n);
+        }
+        if let Some(u) = &patch.base_url {
+            after.base_url.clone_from(u);
+        }
+        if let Some(u) = &patch.upstream_model {
+            after.upstream_model.clone_from(u);
+        }
+        if let Some(f) = &patch.fallback_urls {
+            after.fallback_urls.clone_from(f);
+        }
+        if let Some(k) = &patch.api_key {
+            after.api_key.clone_from(k);
+        }
+        check_model(&after)?;
+        let m = store.update_model(id, patch, self.now_ms()).await?.ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        Ok(json_response(StatusCode::OK, &admin_view(&m)))
+    }
+
+    pub(super) async fn delete_model(&self, id: &str) -> Result<Response<P>, GatewayError> {
+        if !self.ports().store().delete_model(id).await? {
+            return Err(RequestError::NotFound("Model".into()).into());
+        }
+        Ok(json_response(StatusCode::OK, &json!({"id": id, "deleted": true})))
+    }
+
+    /// Import the models each backend lists that are not configured yet.
+    /// With a body, only that backend; without, the configured sync
+    /// backends and every backend an existing model points at.
+    pub(super) async fn sync_models(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {
+        let store = self.ports().store();
+        let existing = store.list_models().await?;
+        let backends: Vec<SyncBackend> = if body.iter().any(|b| !b.is_ascii_whitespace()) {
+            let b: SyncBackend = parse_body(body)?;
+            check_url(&b.base_url, "base_url")?;
+            vec![b]
+        } else {
+            let mut seen = BTreeSet::new();
+            self.config()
+                .sync_backends
+                .iter()
+                .cloned()
+                .chain(existing.iter().map(|m| SyncBackend {
+                    backend: m.backend,
+                    base_url: m.base_url.clone(),
+                    api_key: m.api_key.clone(),
+                }))
+                .filter(|b| seen.insert((b.backend.as_str(), b.base_url.clone())))
+                .collect()
+        };
+        let mut names: BTreeSet<String> = existing.iter().map(|m| m.name.clone()).collect();
+        let (mut created, mut errors) = (vec![], vec![]);
+        for b in &backends {
+            let listed = match self.fetch_model_names(b).await {
+                Ok(l) => l,
+                Err(e) => {
+                    errors.push(json!({"backend": b.backend, "base_url": b.base_url, "error": e.body()["error"]["message"]}));
+                    continue;
+                }
+            };
+            for upstream in listed {
+                if crate::request::valid_model(&upstream).is_err() || !names.insert(upstream.clone()) {
+                    continue;
+                }
+                let now = self.now_ms();
+                let model = Model {
+                    id: self.new_id("mdl_"),
+                    name: upstream.clone(),
+                    backend: b.backend,
+                    base_url: b.base_url.trim_end_matches('/').to_owned(),
+                    fallback_urls: vec![],
+                    upstream_model: upstream,
+                    api_key: b.api_key.clone().filter(|k| !k.is_empty()),
+                    enabled: true,
+                    stream_usage: true,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let m = store.insert_model(NewModel { model }).await?;
+                created.push(m.name);
+            }
+        }
+        Ok(json_response(StatusCode::OK, &json!({"created": created, "errors": errors})))
+    }
+
+    async fn fetch_model_names(&self, b: &SyncBackend) -> Result<Vec<String>, GatewayError> {
+        let target = Target { base_url: b.base_url.trim_end_matches('/'), api_key: b.api_key.as_deref() };
+        let req = b.backend.models_request(&target)?;
+        let deadline = self.now_ms() + SYNC_TIMEOUT_MS;
+        let resp = match self.until(deadline, self.ports().http().send(req)).await {
+            None => return Err(UpstreamError::Timeout.into()),
+            Some(Err(e)) => return Err(UpstreamError::Connect { detail: e.detail }.into()),
+            Some(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let buf = self.read_limited(resp.into_body(), deadline, MAX_MODELS_BODY).await?;
+        if !(200..300).contains(&status) {
+            return Err(crate::backend::upstream_error(status, &buf).into());
+        }
+        Ok(b.backend.parse_models(&buf)?)
+    }
+}

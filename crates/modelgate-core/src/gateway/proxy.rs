@@ -1,0 +1,231 @@
+//! The proxy path, in named phases: authenticate -> parse -> resolve ->
+//! admit (rate limit, quota reservation) -> forward -> relay -> settle.
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+
+use super::{Body, Gateway, Peer, Response};
+use crate::auth;
+use crate::backend::{BackendKind, UpstreamCall, Usage};
+use crate::domain::{ApiKey, Model, Settlement, UsageRecord};
+use crate::error::{AuthError, GatewayError, LimitError, RequestError};
+use crate::ports::{KeyStore, ModelStore, Ports, RateDecision, RateLimiter};
+use crate::request::{self, Endpoint, ProxyRequest};
+
+/// Per-request state carried from admission to settlement.
+#[derive(Debug, Clone)]
+pub(super) struct Ctx {
+    pub(super) request_id: String,
+    pub(super) key_id: String,
+    pub(super) model: String,
+    pub(super) backend: BackendKind,
+    pub(super) started_ms: i64,
+    pub(super) reserved: i64,
+    pub(super) prompt_bound: u64,
+    pub(super) stream: bool,
+}
+
+impl Ctx {
+    /// The settlement for this request. Without reported usage, what was
+    /// generated is estimated: the prompt at ~4 bytes a token, and one
+    /// token per relayed output chunk. A request that produced nothing and
+    /// failed is charged nothing.
+    pub(super) fn settlement(
+        &self,
+        usage: Option<Usage>,
+        output_chunks: i64,
+        status: u16,
+        error: Option<String>,
+        now_ms: i64,
+    ) -> Settlement {
+        let reported = usage.is_some();
+        let usage = usage.unwrap_or_else(|| {
+            if status == 200 || output_chunks > 0 {
+                let prompt = i64::try_from(self.prompt_bound.div_ceil(4)).unwrap_or(i64::MAX);
+                Usage { prompt_tokens: prompt, completion_tokens: output_chunks }
+            } else {
+                Usage::default()
+            }
+        });
+        Settlement {
+            key_id: self.key_id.clone(),
+            reserved: self.reserved,
+            usage: UsageRecord {
+                request_id: self.request_id.clone(),
+                key_id: self.key_id.clone(),
+                model: self.model.clone(),
+                backend: self.backend.as_str().to_owned(),
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                status,
+                usage_reported: reported,
+                stream: self.stream,
+                error,
+                latency_ms: now_ms - self.started_ms,
+                created_at: now_ms,
+            },
+        }
+    }
+}
+
+impl<P: Ports> Gateway<P> {
+    /// Find and check the bearer key.
+    pub(super) async fn authenticate(&self, req: &http::Request<Bytes>, peer: Peer) -> Result<ApiKey, GatewayError> {
+        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+        let hash = auth::hash_key(token);
+        let key = self.ports().store().find_key_by_hash(&hash).await?.ok_or(AuthError::Invalid)?;
+        auth::check_key(&key, &hash, self.now_ms(), peer.ip)?;
+        Ok(key)
+    }
+
+    /// The enabled model `name`, if this key may use it.
+    pub(super) async fn resolve_model(&self, key: &ApiKey, name: &str) -> Result<Model, GatewayError> {
+        let not_found = || RequestError::ModelNotFound(name.to_owned());
+        if !key.allowed_models.is_empty() && !key.allowed_models.iter().any(|m| m == name) {
+            return Err(not_found().into());
+        }
+        match self.ports().store().find_model(name).await? {
+            Some(m) if m.enabled => Ok(m),
+            _ => Err(not_found().into()),
+        }
+    }
+
+    async fn admit_rate(&self, key: &ApiKey) -> Result<RateDecision, GatewayError> {
+        let rpm = key.rpm.unwrap_or(self.config().default_rpm);
+        let d = self.ports().limiter().acquire(&key.id, rpm, self.now_ms()).await?;
+        if !d.allowed {
+            return Err(LimitError::RateLimited { limit: rpm, retry_after_ms: d.retry_after_ms, reset_ms: d.reset_ms }.into());
+        }
+        Ok(d)
+    }
+
+    /// Reserve the worst case of this request on the key's quota. Returns
+    /// the amount reserved and, when the client set no completion cap, the
+    /// cap the gateway sets upstream so the reservation cannot be exceeded.
+    async fn reserve(&self, key: &ApiKey, req: &ProxyRequest) -> Result<(i64, Option<u64>), GatewayError> {
+        if key.quota.is_none() {
+            return Ok((0, None));
+        }
+        let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
+        let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
+        let store = self.ports().store();
+        if let Some(max) = req.max_tokens {
+            let need = prompt.saturating_add(i64::try_from(max).unwrap_or(i64::MAX).saturating_mul(choices));
+            let got = store.reserve_quota(&key.id, need, need).await?.ok_or(LimitError::QuotaExceeded)?;
+            return Ok((got, None));
+        }
+        let cap = i64::try_from(self.config().default_max_tokens).unwrap_or(i64::MAX);
+        let min = prompt.saturating_add(choices);
+        let max = prompt.saturating_add(cap.saturating_mul(choices));
+        let got = store.reserve_quota(&key.id, min, max).await?.ok_or(LimitError::QuotaExceeded)?;
+        let per_choice = u64::try_from((got - prompt) / choices).unwrap_or(1).max(1);
+        Ok((got, Some(per_choice)))
+    }
+
+    pub(super) async fn proxy(
+        &self,
+        req: http::Request<Bytes>,
+        peer: Peer,
+        request_id: &str,
+        endpoint: Endpoint,
+    ) -> Result<Response<P>, GatewayError> {
+        let started_ms = self.now_ms();
+        let key = self.authenticate(&req, peer).await?;
+        let parsed = request::parse(endpoint, req.body())?;
+        let model_name = parsed.model.clone().or_else(|| key.default_model.clone()).ok_or_else(|| {
+            RequestError::invalid("You must provide a model parameter.", Some("model"))
+        })?;
+        let model = self.resolve_model(&key, &model_name).await?;
+        model.backend.supports(&parsed)?;
+        let rate = self.admit_rate(&key).await?;
+        let (reserved, injected_max_tokens) = self.reserve(&key, &parsed).await?;
+        let ctx = Ctx {
+            request_id: request_id.to_owned(),
+            key_id: key.id.clone(),
+            model: model.name.clone(),
+            backend: model.backend,
+            started_ms,
+            reserved,
+            prompt_bound: parsed.prompt_bound,
+            stream: parsed.stream,
+        };
+        let call = UpstreamCall {
+            endpoint,
+            stream: parsed.stream,
+            client_include_usage: parsed.include_usage,
+            upstream_include_usage: model.stream_usage,
+            injected_max_tokens,
+            upstream_model: model.upstream_model.clone(),
+            public_model: model.name.clone(),
+            request_id: request_id.to_owned(),
+            body: parsed.body,
+        };
+        let deadline_ms = started_ms.saturating_add_unsigned(self.config().timeout_ms);
+        let upstream = match self.forward(&model, &call, deadline_ms).await {
+            Ok(u) => u,
+            Err(e) => {
+                self.settle(ctx.settlement(None, 0, e.status().as_u16(), Some(e.code()), self.now_ms())).await;
+                return Err(e);
+            }
+        };
+        let created_s = self.now_ms() / 1000;
+        let mut resp = if call.stream {
+            let relay = model.backend.relay(&call, created_s);
+            let stream = super::ResponseStream::new(self.clone(), upstream.into_body(), relay, ctx, deadline_ms);
+            let mut r = http::Response::new(Body::Stream(stream));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        } else {
+            let result = match self.read_body(upstream.into_body(), deadline_ms).await {
+                Ok(bytes) => model.backend.parse_response(&call, 200, &bytes, created_s).map_err(GatewayError::from),
+                Err(e) => Err(e),
+            };
+            let (body, usage) = match result {
+                Ok(ok) => ok,
+                Err(e) => {
+                    self.settle(ctx.settlement(None, 0, e.status().as_u16(), Some(e.code()), self.now_ms())).await;
+                    return Err(e);
+                }
+            };
+            self.settle(ctx.settlement(usage, 0, 200, None, self.now_ms())).await;
+            let mut r = http::Response::new(Body::Full(body));
+            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        };
+        *resp.status_mut() = StatusCode::OK;
+        rate_headers(resp.headers_mut(), key.rpm.unwrap_or(self.config().default_rpm), &rate);
+        Ok(resp)
+    }
+
+    /// Write the settlement, retrying a failing store: a usage record must
+    /// not be lost. Settling is idempotent per request id.
+    pub(super) async fn settle(&self, s: Settlement) {
+        let u = &s.usage;
+        tracing::info!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model, backend = %u.backend,
+            status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
+            completion_tokens = u.completion_tokens, usage_reported = u.usage_reported, stream = u.stream,
+            error = u.error.as_deref().unwrap_or(""), "completed");
+        let store = self.ports().store();
+        for attempt in 0..5u32 {
+            match store.settle(&s).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(request_id = %u.request_id, attempt, error = %e, "settlement failed");
+                    self.ports().sleep(50 << attempt).await;
+                }
+            }
+        }
+        tracing::error!(request_id = %u.request_id, key_id = %u.key_id, tokens = u.total_tokens(),
+            reserved = s.reserved, "settlement lost after retries");
+    }
+}
+
+fn rate_headers(h: &mut http::HeaderMap, limit: u32, d: &RateDecision) {
+    h.insert("x-ratelimit-limit-requests", HeaderValue::from(limit));
+    h.insert("x-ratelimit-remaining-requests", HeaderValue::from(d.remaining));
+    if let Ok(v) = HeaderValue::from_str(&crate::limiter::format_duration(d.reset_ms)) {
+        h.insert("x-ratelimit-reset-requests", v);
+    }
+}

@@ -1,0 +1,85 @@
+//! A streamed answer: upstream chunks through the relay to the client, and
+//! the settlement that must run exactly once however the stream ends.
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use super::Gateway;
+use super::proxy::Ctx;
+use crate::backend::{Relay, StreamOutcome};
+use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
+
+/// The client side of a streamed response.
+///
+/// The runtime pulls [`next_chunk`](Self::next_chunk) until `None`, and
+/// then, or when the client goes away first, calls
+/// [`take_settlement`](Self::take_settlement) and runs the future it returns
+/// to completion (a spawned task, `waitUntil`, ...). Dropping the stream
+/// drops the upstream body, which cancels the upstream request.
+pub struct ResponseStream<P: Ports> {
+    gateway: Gateway<P>,
+    upstream: Option<<P::Http as HttpClient>::Body>,
+    relay: Relay,
+    ctx: Option<Ctx>,
+    deadline_ms: i64,
+}
+
+impl<P: Ports> ResponseStream<P> {
+    pub(super) fn new(
+        gateway: Gateway<P>,
+        upstream: <P::Http as HttpClient>::Body,
+        relay: Relay,
+        ctx: Ctx,
+        deadline_ms: i64,
+    ) -> Self {
+        Self { gateway, upstream: Some(upstream), relay, ctx: Some(ctx), deadline_ms }
+    }
+
+    /// The next bytes for the client, `None` once the stream is over.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        let mut out = Vec::new();
+        while out.is_empty() {
+            if self.relay.is_done() {
+                // Nothing more will be relayed: let the upstream go now.
+                self.upstream = None;
+                return None;
+            }
+            let upstream = self.upstream.as_mut()?;
+            match self.gateway.until(self.deadline_ms, upstream.next_chunk()).await {
+                Some(Some(Ok(chunk))) => self.relay.feed(&chunk, &mut out),
+                Some(None) => self.relay.finish(&mut out),
+                Some(Some(Err(e))) => {
+                    tracing::warn!(request_id = %self.request_id(), error = %e, "upstream stream broke");
+                    self.relay.fail("upstream_stream_broken", "The upstream connection broke during the stream.", &mut out);
+                }
+                None => {
+                    self.relay.fail("upstream_timeout", "The upstream did not finish within the gateway's timeout.", &mut out);
+                }
+            }
+        }
+        Some(Bytes::from(out))
+    }
+
+    fn request_id(&self) -> &str {
+        self.ctx.as_ref().map_or("", |c| c.request_id.as_str())
+    }
+
+    /// The settlement to run, the first time this is called; `None` after.
+    /// A stream that is not finished counts as a client disconnect: what was
+    /// generated so far is charged and the reservation released.
+    pub fn take_settlement(&mut self) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
+        let ctx = self.ctx.take()?;
+        self.upstream = None;
+        let state = self.relay.state();
+        let error = match &state.outcome {
+            Some(StreamOutcome::Complete) => None,
+            Some(StreamOutcome::UpstreamError) => Some("upstream_error".to_owned()),
+            Some(StreamOutcome::Failed(code)) => Some((*code).to_owned()),
+            None => Some("client_disconnected".to_owned()),
+        };
+        let gateway = self.gateway.clone();
+        let settlement = ctx.settlement(state.usage, state.output_chunks, 200, error, gateway.now_ms());
+        Some(async move { gateway.settle(settlement).await })
+    }
+}

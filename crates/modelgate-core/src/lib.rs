@@ -1,0 +1,36 @@
+//! ModelGate's core: every behaviour of the gateway, and no IO.
+//!
+//! OpenAI-compatible clients send requests; the core authenticates the key,
+//! admits the request (exact rate limit, quota reservation), resolves the
+//! model to a backend, builds the upstream request, relays the answer
+//! (transcoding Ollama's NDJSON to OpenAI SSE), and settles usage and quota
+//! exactly once. It also serves the admin API.
+//!
+//! # Layout
+//! - [`ports`]: the traits a runtime implements (HTTP client, stores,
+//!   limiter, clock, randomness, sleep). **All IO happens behind them**, in
+//!   the runtime crates; nothing in this crate opens a socket, reads a file
+//!   or a clock, or spawns a task, so it builds for `wasm32-unknown-unknown`.
+//! - [`gateway`]: routing and the request phases, the admin API, streamed
+//!   responses and their settlement.
+//! - [`backend`]: one module per upstream protocol behind [`BackendKind`].
+//! - [`codec`]: incremental SSE and NDJSON decoders.
+//! - [`request`], [`auth`], [`limiter`], [`resilience`]: validation, keys,
+//!   GCRA, retries and circuit breakers: pure functions and small state
+//!   machines driven by the caller's clock.
+//! - [`domain`], [`error`]: records and the one place errors become
+//!   OpenAI-shaped answers.
+
+pub mod auth;
+pub mod backend;
+pub mod codec;
+pub mod domain;
+pub mod error;
+pub mod gateway;
+pub mod limiter;
+pub mod ports;
+pub mod request;
+pub mod resilience;
+
+pub use backend::BackendKind;
+pub use gateway::{Body, Config, Gateway, Peer, Response, ResponseStream, SyncBackend};

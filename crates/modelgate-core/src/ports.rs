@@ -1,0 +1,195 @@
+//! The ports: everything the core needs from the outside world.
+//!
+//! Each runtime (native server, Worker, Lambda) implements these once and
+//! hands them to [`crate::Gateway`]. Futures are `Send` on native targets
+//! and not on wasm32, where the Worker's JS-backed types are `!Send`
+//! (matrix-rust-sdk's `SendOutsideWasm` pattern, chosen by target, not by
+//! feature, so that a workspace build cannot silently drop `Send`).
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+use crate::domain::{
+    ApiKey, KeyPatch, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+};
+use crate::error::StoreError;
+
+/// `Send` on native targets, nothing on wasm32.
+#[cfg(not(target_family = "wasm"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_family = "wasm"))]
+impl<T: ?Sized + Send> MaybeSend for T {}
+/// `Send` on native targets, nothing on wasm32.
+#[cfg(target_family = "wasm")]
+pub trait MaybeSend {}
+#[cfg(target_family = "wasm")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Sync` on native targets, nothing on wasm32.
+#[cfg(not(target_family = "wasm"))]
+pub trait MaybeSync: Sync {}
+#[cfg(not(target_family = "wasm"))]
+impl<T: ?Sized + Sync> MaybeSync for T {}
+/// `Sync` on native targets, nothing on wasm32.
+#[cfg(target_family = "wasm")]
+pub trait MaybeSync {}
+#[cfg(target_family = "wasm")]
+impl<T: ?Sized> MaybeSync for T {}
+
+/// Why an upstream exchange failed at the transport level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// Could not connect (refused, DNS, TLS handshake).
+    Connect,
+    /// The transport's own timeout fired.
+    Timeout,
+    /// The connection broke after it was made (reset, cut body).
+    Broken,
+}
+
+/// A transport failure. `detail` is for logs only: it may name the upstream.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind:?}: {detail}")]
+pub struct TransportError {
+    /// What went wrong.
+    pub kind: TransportErrorKind,
+    /// Free text for the log line, never for the client.
+    pub detail: String,
+}
+
+/// An upstream response body read chunk by chunk, as it arrives.
+pub trait ByteStream: MaybeSend + 'static {
+    /// The next chunk, `None` at the end of the body.
+    fn next_chunk(
+        &mut self,
+    ) -> impl Future<Output = Option<Result<Bytes, TransportError>>> + MaybeSend;
+}
+
+/// Sends one HTTP request upstream. The body of the answer is streamed.
+pub trait HttpClient: MaybeSend + MaybeSync + 'static {
+    /// The streamed response body.
+    type Body: ByteStream;
+    /// Send `req` and return once the response head has arrived.
+    fn send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> impl Future<Output = Result<http::Response<Self::Body>, TransportError>> + MaybeSend;
+}
+
+/// Keys: lookup for authentication, atomic quota, and the admin operations.
+pub trait KeyStore: MaybeSend + MaybeSync + 'static {
+    /// The key whose SHA-256 hash (hex) is `hash`, whatever its status.
+    fn find_key_by_hash(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
+    /// Insert a new key. Fails with `Conflict` on a duplicate id or hash.
+    fn insert_key(&self, key: NewKey) -> impl Future<Output = Result<ApiKey, StoreError>> + MaybeSend;
+    /// One key by id.
+    fn get_key(&self, id: &str) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
+    /// All keys, newest first.
+    fn list_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + MaybeSend;
+    /// Apply `patch`; `None` when there is no such key.
+    fn update_key(
+        &self,
+        id: &str,
+        patch: KeyPatch,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
+    /// Atomically reserve between `min` and `max` tokens of the key's quota:
+    /// as many as are left, up to `max`, provided at least `min` are.
+    /// Returns the amount reserved, or `None` when fewer than `min` are left.
+    /// Keys without a quota always get `max`.
+    fn reserve_quota(
+        &self,
+        key_id: &str,
+        min: i64,
+        max: i64,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + MaybeSend;
+    /// In one transaction: release the reservation, charge the real usage,
+    /// write the usage record, touch `last_used_at`.
+    fn settle(&self, settlement: &Settlement) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
+}
+
+/// Models: the public name to backend mapping.
+pub trait ModelStore: MaybeSend + MaybeSync + 'static {
+    /// The model with this public name.
+    fn find_model(&self, name: &str)
+    -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
+    /// One model by id.
+    fn get_model(&self, id: &str) -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
+    /// All models, by name.
+    fn list_models(&self) -> impl Future<Output = Result<Vec<Model>, StoreError>> + MaybeSend;
+    /// Insert; `Conflict` when the name or id exists.
+    fn insert_model(&self, model: NewModel) -> impl Future<Output = Result<Model, StoreError>> + MaybeSend;
+    /// Apply `patch`; `None` when there is no such model.
+    fn update_model(
+        &self,
+        id: &str,
+        patch: ModelPatch,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
+    /// Delete; `false` when there was no such model.
+    fn delete_model(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + MaybeSend;
+}
+
+/// Usage reporting (records are written by [`KeyStore::settle`]).
+pub trait UsageStore: MaybeSend + MaybeSync + 'static {
+    /// Totals per day, key and model over the query's range.
+    fn usage_by_day(
+        &self,
+        query: &UsageQuery,
+    ) -> impl Future<Output = Result<Vec<UsageRow>, StoreError>> + MaybeSend;
+}
+
+/// A store that keeps everything the gateway persists.
+pub trait Store: KeyStore + ModelStore + UsageStore {}
+impl<T: KeyStore + ModelStore + UsageStore> Store for T {}
+
+/// What a rate limiter answers for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may go ahead (and was counted).
+    pub allowed: bool,
+    /// Requests still allowed right now after this one.
+    pub remaining: u32,
+    /// Milliseconds until the limit is back to its full allowance.
+    pub reset_ms: u64,
+    /// When refused: milliseconds until one request would be allowed.
+    pub retry_after_ms: u64,
+}
+
+/// An exact per-key request limiter (GCRA; see [`crate::limiter`]).
+pub trait RateLimiter: MaybeSend + MaybeSync + 'static {
+    /// Count one request for `key_id` against `rpm` requests per minute,
+    /// atomically; a refused request is not counted.
+    fn acquire(
+        &self,
+        key_id: &str,
+        rpm: u32,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<RateDecision, StoreError>> + MaybeSend;
+}
+
+/// Everything a runtime provides, bundled for [`crate::Gateway`].
+pub trait Ports: MaybeSend + MaybeSync + 'static {
+    /// Upstream HTTP client.
+    type Http: HttpClient;
+    /// Keys, models, usage.
+    type Store: Store;
+    /// Request limiter.
+    type Limiter: RateLimiter;
+    /// The HTTP client.
+    fn http(&self) -> &Self::Http;
+    /// The store.
+    fn store(&self) -> &Self::Store;
+    /// The limiter.
+    fn limiter(&self) -> &Self::Limiter;
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    /// Fill `buf` with cryptographically secure random bytes.
+    fn fill_random(&self, buf: &mut [u8]);
+    /// Resolve after `ms` milliseconds.
+    fn sleep(&self, ms: u64) -> impl Future<Output = ()> + MaybeSend;
+}
