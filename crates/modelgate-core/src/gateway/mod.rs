@@ -83,7 +83,7 @@ pub enum Body<P: Ports> {
     /// Complete bytes.
     Full(Bytes),
     /// Server-sent events relayed as they arrive.
-    Stream(ResponseStream<P>),
+    Stream(Box<ResponseStream<P>>),
 }
 
 impl<P: Ports> std::fmt::Debug for Body<P> {

@@ -173,7 +173,7 @@ impl<P: Ports> Gateway<P> {
         let mut resp = if call.stream {
             let relay = model.backend.relay(&call, created_s);
             let stream = super::ResponseStream::new(self.clone(), upstream.into_body(), relay, ctx, deadline_ms);
-            let mut r = http::Response::new(Body::Stream(stream));
+            let mut r = http::Response::new(Body::Stream(Box::new(stream)));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r

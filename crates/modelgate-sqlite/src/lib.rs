@@ -1,0 +1,178 @@
+//! The SQLite store: keys, models and usage for the native server (and for
+//! the Lambda on EFS), applying the same `migrations/` as D1.
+//!
+//! # Layout
+//! - `lib.rs`: opening, pragmas, migrations. **All IO of this crate is
+//!   SQLite file IO**, done synchronously under one connection mutex:
+//!   statements take microseconds, and one writer is what SQLite allows.
+//! - `keys.rs`: keys, atomic quota reservation, settlement.
+//! - `models.rs`: models and usage reports.
+//!
+//! Counters stay exact across processes too (several Lambdas on one EFS
+//! file, or the CLI beside the server): each change is one statement or one
+//! `BEGIN IMMEDIATE` transaction, never a read followed by a write.
+
+mod keys;
+mod models;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use modelgate_core::error::StoreError;
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
+
+/// The migrations, in order (the files of the top-level `migrations/`).
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+
+/// How the database file is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journal {
+    /// Write-ahead log: fast, for a local disk.
+    Wal,
+    /// Rollback journal: for network file systems (EFS), where WAL's shared
+    /// memory is not safe.
+    Delete,
+}
+
+/// Opening options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Journal mode.
+    pub journal: Journal,
+    /// How long a statement waits for another process's lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { journal: Journal::Wal, busy_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// A SQLite-backed store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+/// Map a SQLite error to the store error the gateway understands.
+pub(crate) fn store_err(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict("A record with that name".into()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable("database busy".into()),
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and migrate it.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("create {}: {e}", dir.display())))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(store_err)?;
+        Self::setup(conn, opts)
+    }
+
+    /// A private in-memory database (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::setup(Connection::open_in_memory().map_err(store_err)?, Options::default())
+    }
+
+    fn setup(conn: Connection, opts: Options) -> Result<Self, StoreError> {
+        conn.busy_timeout(opts.busy_timeout).map_err(store_err)?;
+        let journal = match opts.journal {
+            Journal::Wal => "WAL",
+            Journal::Delete => "DELETE",
+        };
+        // `journal_mode` answers with a row; read it rather than execute.
+        conn.query_row(&format!("PRAGMA journal_mode = {journal}"), [], |_| Ok(())).map_err(store_err)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(store_err)?;
+        migrate(&conn)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// `UPDATE table SET sets... WHERE id = ?`: rows changed.
+    pub(crate) fn update_row(
+        &self,
+        table: &str,
+        sets: &[&str],
+        mut args: Vec<Box<dyn ToSql>>,
+        id: &str,
+    ) -> Result<usize, StoreError> {
+        args.push(Box::new(id.to_owned()));
+        let sql = format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", "));
+        let refs: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
+        self.conn()?.execute(&sql, refs.as_slice()).map_err(store_err)
+    }
+
+    pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))
+    }
+}
+
+/// Apply the migrations not yet recorded in `d1_migrations` (the table
+/// wrangler keeps for D1, so either tool can migrate the same schema).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS d1_migrations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT UNIQUE,
+            applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)",
+    )
+    .map_err(store_err)?;
+    for (name, sql) in MIGRATIONS {
+        let done: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM d1_migrations WHERE name = ?1)", [name], |r| r.get(0))
+            .map_err(store_err)?;
+        if !done {
+            let tx = format!("BEGIN IMMEDIATE; {sql}\nINSERT OR IGNORE INTO d1_migrations (name) VALUES ('{name}'); COMMIT;");
+            if let Err(e) = conn.execute_batch(&tx) {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(store_err(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// JSON array column to a list.
+pub(crate) fn list_from(col: String) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(&col).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
+}
+
+/// A list to its JSON array column.
+pub(crate) fn list_to(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<&str> = super::MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(files, embedded);
+    }
+
+    #[test]
+    fn reopening_does_not_migrate_twice() {
+        let dir = std::env::temp_dir().join(format!("mg-reopen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("db.sqlite");
+        drop(super::SqliteStore::open(&path, super::Options::default()).unwrap());
+        let s = super::SqliteStore::open(&path, super::Options::default()).unwrap();
+        let n: i64 = s.conn().unwrap().query_row("SELECT COUNT(*) FROM d1_migrations", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, super::MIGRATIONS.len() as i64);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,14 @@
+//! Test kit for ModelGate.
+//!
+//! # Layout
+//! - `mock`: a mock upstream (OpenAI-compatible and Ollama-native) with
+//!   fault injection, on a loopback port. **Its IO is its own TCP server.**
+//! - `conformance`: the behaviours every store must have, as generic test
+//!   bodies, and [`store_conformance!`] to run them against one store.
+//! - `fixtures/`: recorded and transcribed upstream answers for the
+//!   adapter unit tests in the core.
+
+pub mod conformance;
+pub mod mock;
+
+pub use mock::MockUpstream;

@@ -1,0 +1,408 @@
+//! A mock upstream that speaks OpenAI-compatible HTTP (`/v1/...`) and
+//! Ollama's native API (`/api/...`), with fault injection.
+//!
+//! Behaviour is chosen per request by the upstream model name, so each test
+//! configures its own gateway model and needs no shared state:
+//! `mock?tokens=8&ttft_ms=0&itl_ms=0&fault=cut&after=3`.
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `tokens=N` | completion tokens to generate (capped by max_tokens), default 8 |
+//! | `ttft_ms=N` / `itl_ms=N` | delay before the first token / between tokens |
+//! | `status=N` | answer N with an OpenAI error body (Ollama: `{"error":..}`) |
+//! | `fault=html` | answer 500 with an HTML page |
+//! | `fault=garbage` | answer 200 with a body that is not JSON / not SSE |
+//! | `fault=hang` | never answer (headers never come) |
+//! | `fault=hang_body` | send headers and `after` tokens, then hang |
+//! | `fault=cut` | stream `after` tokens, then close without finishing |
+//! | `fault=malformed` | stream `after` tokens, then a malformed event |
+//! | `fault=error_event` | stream `after` tokens, then an in-band error event |
+//! | `fail_first=N` | the first N requests for this model name get a 503 |
+//! | `no_usage=1` | never report usage |
+//!
+//! `GET /_mock/stats` reports what was served; `GET /_mock/last` the last
+//! request body and auth headers seen.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use futures_util::stream;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Counters of what the mock served.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Stats {
+    /// Generation requests received.
+    pub requests: u64,
+    /// Prompt tokens counted.
+    pub prompt_tokens: u64,
+    /// Completion tokens sent to the gateway.
+    pub completion_tokens: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    stats: Mutex<Stats>,
+    fail_counts: Mutex<HashMap<String, u64>>,
+    last: Mutex<Value>,
+}
+
+/// A running mock upstream. Dropping it stops the server.
+pub struct MockUpstream {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockUpstream {
+    /// Start on a free 127.0.0.1 port.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::bind("127.0.0.1:0".parse().map_err(std::io::Error::other)?).await
+    }
+
+    /// Start on `addr`.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::default());
+        let app = router(Arc::clone(&shared));
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// What was served so far.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The last generation request seen: `{"path", "body", "authorization", "x-api-key"}`.
+    pub fn last_request(&self) -> Value {
+        self.shared.last.lock().map(|v| v.clone()).unwrap_or(Value::Null)
+    }
+
+    /// Run until the task ends (for the binary).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "mock", "object": "model", "created": 0, "owned_by": "mock"}, {"id": "mock-2", "object": "model", "created": 0, "owned_by": "mock"}]})) }))
+        .route("/api/tags", get(|| async { Json(json!({"models": [{"name": "mock", "model": "mock"}, {"name": "mock-2", "model": "mock-2"}]})) }))
+        .route("/v1/chat/completions", post(|s, h, b| generate(s, h, b, Proto::OpenAi, true)))
+        .route("/v1/completions", post(|s, h, b| generate(s, h, b, Proto::OpenAi, false)))
+        .route("/api/chat", post(|s, h, b| generate(s, h, b, Proto::Ollama, true)))
+        .route("/api/generate", post(|s, h, b| generate(s, h, b, Proto::Ollama, false)))
+        .route("/_mock/stats", get(|State(s): State<Arc<Shared>>| async move {
+            Json(s.stats.lock().map(|s| s.clone()).unwrap_or_default())
+        }))
+        .route("/_mock/last", get(|State(s): State<Arc<Shared>>| async move {
+            Json(s.last.lock().map(|v| v.clone()).unwrap_or(Value::Null))
+        }))
+        .with_state(shared)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Proto {
+    OpenAi,
+    Ollama,
+}
+
+/// Options parsed from the model name.
+struct Plan {
+    tokens: u64,
+    ttft: Duration,
+    itl: Duration,
+    status: Option<u16>,
+    fault: String,
+    after: u64,
+    fail_first: u64,
+    usage: bool,
+}
+
+impl Plan {
+    fn from_model(model: &str) -> Self {
+        let opts: HashMap<&str, &str> = model
+            .split_once('?')
+            .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
+            .unwrap_or_default();
+        let n = |k: &str, d: u64| opts.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+        Self {
+            tokens: n("tokens", 8),
+            ttft: Duration::from_millis(n("ttft_ms", 0)),
+            itl: Duration::from_millis(n("itl_ms", 0)),
+            status: opts.get("status").and_then(|v| v.parse().ok()),
+            fault: opts.get("fault").map(|s| s.to_string()).unwrap_or_default(),
+            after: n("after", 2),
+            fail_first: n("fail_first", 0),
+            usage: n("no_usage", 0) == 0,
+        }
+    }
+}
+
+/// Prompt tokens: whitespace-separated words of every text in the prompt.
+fn count_prompt(body: &Value, chat: bool) -> u64 {
+    let words = |s: &str| s.split_whitespace().count() as u64;
+    if chat {
+        body.get("messages").and_then(Value::as_array).map_or(0, |ms| {
+            ms.iter()
+                .map(|m| match m.get("content") {
+                    Some(Value::String(s)) => words(s),
+                    Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text")?.as_str()).map(words).sum(),
+                    _ => 0,
+                })
+                .sum()
+        })
+    } else {
+        match body.get("prompt") {
+            Some(Value::String(s)) => words(s),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(words).sum(),
+            _ => 0,
+        }
+    }
+}
+
+fn error_body(proto: Proto, status: u16) -> Value {
+    match proto {
+        Proto::OpenAi => json!({"error": {"message": format!("mock upstream error {status}"), "type": "server_error", "param": null, "code": format!("mock_{status}")}}),
+        Proto::Ollama => json!({"error": format!("mock upstream error {status}")}),
+    }
+}
+
+async fn generate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes, proto: Proto, chat: bool) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(error_body(proto, 400))).into_response();
+    };
+    let hv = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if let Ok(mut last) = shared.last.lock() {
+        *last = json!({"body": req, "authorization": hv("authorization"), "x-api-key": hv("x-api-key"), "chat": chat});
+    }
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
+    let plan = Plan::from_model(&model);
+    if plan.fail_first > 0 {
+        let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
+        let c = counts.entry(model.clone()).or_insert(0);
+        *c += 1;
+        if *c <= plan.fail_first {
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(error_body(proto, 503))).into_response();
+        }
+    }
+    if let Some(status) = plan.status {
+        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (code, Json(error_body(proto, status))).into_response();
+    }
+    match plan.fault.as_str() {
+        "html" => return (StatusCode::INTERNAL_SERVER_ERROR, "<html><body>upstream exploded</body></html>").into_response(),
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::GATEWAY_TIMEOUT.into_response();
+        }
+        _ => {}
+    }
+    let stream = match proto {
+        Proto::OpenAi => req.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        Proto::Ollama => req.get("stream").and_then(Value::as_bool).unwrap_or(true),
+    };
+    let max = match proto {
+        Proto::OpenAi => req.get("max_completion_tokens").or_else(|| req.get("max_tokens")),
+        Proto::Ollama => req.pointer("/options/num_predict"),
+    }
+    .and_then(Value::as_u64);
+    let n = plan.tokens.min(max.unwrap_or(u64::MAX));
+    let finish = if max.is_some_and(|m| m < plan.tokens) { "length" } else { "stop" };
+    let prompt = count_prompt(&req, chat);
+    if let Ok(mut s) = shared.stats.lock() {
+        s.requests += 1;
+        s.prompt_tokens += prompt;
+    }
+    let plan_out = Gen { shared, proto, chat, model, prompt, n, finish, plan };
+    if !stream {
+        return plan_out.buffered().await;
+    }
+    let include_usage = proto == Proto::OpenAi
+        && req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+    plan_out.streamed(include_usage)
+}
+
+struct Gen {
+    shared: Arc<Shared>,
+    proto: Proto,
+    chat: bool,
+    model: String,
+    prompt: u64,
+    n: u64,
+    finish: &'static str,
+    plan: Plan,
+}
+
+fn word(i: u64) -> String {
+    format!(" w{i}")
+}
+
+impl Gen {
+    fn served(&self, tokens: u64) {
+        if let Ok(mut s) = self.shared.stats.lock() {
+            s.completion_tokens += tokens;
+        }
+    }
+
+    fn usage(&self) -> Value {
+        json!({"prompt_tokens": self.prompt, "completion_tokens": self.n, "total_tokens": self.prompt + self.n})
+    }
+
+    async fn buffered(self) -> Response {
+        tokio::time::sleep(self.plan.ttft + self.plan.itl * u32::try_from(self.n).unwrap_or(0)).await;
+        if self.plan.fault == "garbage" {
+            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "this is not json").into_response();
+        }
+        let text: String = (0..self.n).map(word).collect();
+        self.served(self.n);
+        let body = match (self.proto, self.chat) {
+            (Proto::OpenAi, chat) => {
+                let choice = if chat {
+                    json!({"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "logprobs": null, "finish_reason": self.finish})
+                } else {
+                    json!({"index": 0, "text": text, "logprobs": null, "finish_reason": self.finish})
+                };
+                let mut b = json!({"id": "mock-1", "object": if chat { "chat.completion" } else { "text_completion" },
+                    "created": 1_700_000_000, "model": self.model, "choices": [choice]});
+                if self.plan.usage {
+                    b["usage"] = self.usage();
+                }
+                b
+            }
+            (Proto::Ollama, chat) => {
+                let mut b = json!({"model": self.model, "created_at": "2025-01-01T00:00:00Z", "done": true, "done_reason": self.finish});
+                if chat {
+                    b["message"] = json!({"role": "assistant", "content": text});
+                } else {
+                    b["response"] = Value::from(text);
+                }
+                if self.plan.usage {
+                    b["prompt_eval_count"] = self.prompt.into();
+                    b["eval_count"] = self.n.into();
+                }
+                b
+            }
+        };
+        Json(body).into_response()
+    }
+
+    fn event(&self, i: Option<u64>, finish: Option<&str>) -> String {
+        let text = i.map(word).unwrap_or_default();
+        match self.proto {
+            Proto::OpenAi => {
+                let choice = if self.chat {
+                    let delta = if i.is_some() { json!({"content": text}) } else { json!({}) };
+                    json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
+                } else {
+                    json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
+                };
+                let obj = if self.chat { "chat.completion.chunk" } else { "text_completion" };
+                let c = json!({"id": "mock-1", "object": obj, "created": 1_700_000_000, "model": self.model, "choices": [choice]});
+                format!("data: {c}\n\n")
+            }
+            Proto::Ollama => {
+                let mut c = json!({"model": self.model, "created_at": "2025-01-01T00:00:00Z", "done": finish.is_some()});
+                if self.chat {
+                    c["message"] = json!({"role": "assistant", "content": text});
+                } else {
+                    c["response"] = Value::from(text);
+                }
+                if let Some(f) = finish {
+                    c["done_reason"] = Value::from(f);
+                    if self.plan.usage {
+                        c["prompt_eval_count"] = self.prompt.into();
+                        c["eval_count"] = self.n.into();
+                    }
+                }
+                format!("{c}\n")
+            }
+        }
+    }
+
+    fn streamed(self, include_usage: bool) -> Response {
+        let content_type = match self.proto {
+            Proto::OpenAi => "text/event-stream",
+            Proto::Ollama => "application/x-ndjson",
+        };
+        // Each step yields one piece; `None` ends the body (a cut when early).
+        let body = stream::unfold((self, 0u64, include_usage, false), |(g, step, usage, done)| async move {
+            if done {
+                return None;
+            }
+            let delay = if step == 0 { g.plan.ttft } else { g.plan.itl };
+            tokio::time::sleep(delay).await;
+            let fault_now = !g.plan.fault.is_empty() && step == g.plan.after.min(g.n);
+            if g.plan.fault == "garbage" {
+                return Some((Ok::<_, Infallible>("%%% not a stream %%%\n\n".to_string()), (g, step + 1, usage, true)));
+            }
+            if fault_now {
+                match g.plan.fault.as_str() {
+                    "cut" => return None,
+                    "hang_body" => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return None;
+                    }
+                    "malformed" => {
+                        let bad = if g.proto == Proto::OpenAi { "data: {\"choices\": [\n\n" } else { "{\"message\": \n" };
+                        return Some((Ok(bad.to_string()), (g, step + 1, usage, true)));
+                    }
+                    "error_event" => {
+                        let e = error_body(g.proto, 500);
+                        let s = if g.proto == Proto::OpenAi { format!("data: {e}\n\ndata: [DONE]\n\n") } else { format!("{e}\n") };
+                        return Some((Ok(s), (g, step + 1, usage, true)));
+                    }
+                    _ => {}
+                }
+            }
+            if step < g.n {
+                g.served(1);
+                let e = g.event(Some(step), None);
+                return Some((Ok(e), (g, step + 1, usage, false)));
+            }
+            let mut tail = g.event(None, Some(g.finish));
+            if g.proto == Proto::OpenAi {
+                if usage && g.plan.usage {
+                    let c = json!({"id": "mock-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                        "model": g.model, "choices": [], "usage": g.usage()});
+                    tail.push_str(&format!("data: {c}\n\n"));
+                }
+                tail.push_str("data: [DONE]\n\n");
+            }
+            Some((Ok(tail), (g, step + 1, usage, true)))
+        });
+        Response::builder()
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from_stream(body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
