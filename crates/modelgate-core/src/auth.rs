@@ -88,7 +88,9 @@ pub fn ip_allowed(allowlist: &[String], ip: Option<IpAddr>) -> bool {
     if allowlist.is_empty() || allowlist.iter().any(|e| e.trim() == "*") {
         return true;
     }
-    let Some(ip) = ip.map(canonical) else { return false };
+    let Some(ip) = ip.map(canonical) else {
+        return false;
+    };
     allowlist.iter().any(|entry| match parse_net(entry) {
         Some((net, bits)) => in_net(ip, net, bits),
         None => false,
@@ -172,13 +174,34 @@ mod tests {
     fn status_expiry_and_ip_are_checked() {
         let h = hash_key("mg-secret");
         let ip = "10.1.2.3".parse().ok();
-        assert_eq!(check_key(&key(KeyStatus::Active, &[], None), &h, 5, ip), Ok(()));
-        assert_eq!(check_key(&key(KeyStatus::Active, &[], None), "ab", 5, ip), Err(AuthError::Invalid));
-        assert_eq!(check_key(&key(KeyStatus::Disabled, &[], None), &h, 5, ip), Err(AuthError::Disabled));
-        assert_eq!(check_key(&key(KeyStatus::Revoked, &[], None), &h, 5, ip), Err(AuthError::Revoked));
-        assert_eq!(check_key(&key(KeyStatus::Active, &[], Some(5)), &h, 5, ip), Err(AuthError::Expired));
-        assert_eq!(check_key(&key(KeyStatus::Active, &[], Some(6)), &h, 5, ip), Ok(()));
-        assert_eq!(check_key(&key(KeyStatus::Active, &["10.1.0.0/16"], None), &h, 5, ip), Ok(()));
+        assert_eq!(
+            check_key(&key(KeyStatus::Active, &[], None), &h, 5, ip),
+            Ok(())
+        );
+        assert_eq!(
+            check_key(&key(KeyStatus::Active, &[], None), "ab", 5, ip),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            check_key(&key(KeyStatus::Disabled, &[], None), &h, 5, ip),
+            Err(AuthError::Disabled)
+        );
+        assert_eq!(
+            check_key(&key(KeyStatus::Revoked, &[], None), &h, 5, ip),
+            Err(AuthError::Revoked)
+        );
+        assert_eq!(
+            check_key(&key(KeyStatus::Active, &[], Some(5)), &h, 5, ip),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            check_key(&key(KeyStatus::Active, &[], Some(6)), &h, 5, ip),
+            Ok(())
+        );
+        assert_eq!(
+            check_key(&key(KeyStatus::Active, &["10.1.0.0/16"], None), &h, 5, ip),
+            Ok(())
+        );
         assert_eq!(
             check_key(&key(KeyStatus::Active, &["10.2.0.0/16"], None), &h, 5, ip),
             Err(AuthError::IpNotAllowed)
@@ -197,7 +220,10 @@ mod tests {
         assert!(!ip_allowed(&list(&["192.168.2.0/24"]), v4));
         assert!(!ip_allowed(&list(&["192.168.1.20"]), None));
         assert!(!ip_allowed(&list(&["garbage"]), v4));
-        assert!(ip_allowed(&list(&["2001:db8::/32"]), "2001:db8::1".parse().ok()));
+        assert!(ip_allowed(
+            &list(&["2001:db8::/32"]),
+            "2001:db8::1".parse().ok()
+        ));
         assert!(!valid_ip_entry("10.0.0.0/33"));
         assert!(valid_ip_entry("10.0.0.0/8"));
     }

@@ -213,7 +213,13 @@ mod tests {
         let whole = sse_all(&[STREAM]);
         assert_eq!(whole.len(), 3);
         assert_eq!(whole[0].data, "{\"a\":\"é\"}");
-        assert_eq!(whole[1], SseEvent { event: Some("ping".into()), data: "x\ny".into() });
+        assert_eq!(
+            whole[1],
+            SseEvent {
+                event: Some("ping".into()),
+                data: "x\ny".into()
+            }
+        );
         assert_eq!(whole[2].data, "[DONE]");
         for i in 0..=STREAM.len() {
             for j in i..=STREAM.len() {

@@ -86,7 +86,10 @@ pub enum RequestError {
 impl RequestError {
     /// A 400 for `param`.
     pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
-        Self::Invalid { message: message.into(), param: param.map(str::to_owned) }
+        Self::Invalid {
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
     }
 }
 
@@ -224,7 +227,11 @@ impl GatewayError {
                 };
                 s(status, kind, Some(code), msg.to_owned())
             }
-            G::Limit(LimitError::RateLimited { limit, retry_after_ms, .. }) => s(
+            G::Limit(LimitError::RateLimited {
+                limit,
+                retry_after_ms,
+                ..
+            }) => s(
                 StatusCode::TOO_MANY_REQUESTS,
                 "requests",
                 Some("rate_limit_exceeded"),
@@ -302,7 +309,8 @@ impl GatewayError {
                     "The upstream model server is failing; try again shortly.".to_owned(),
                 ),
                 UpstreamError::OpenAi { status, error } => {
-                    let str_field = |k: &str| error.get(k).and_then(Value::as_str).map(str::to_owned);
+                    let str_field =
+                        |k: &str| error.get(k).and_then(Value::as_str).map(str::to_owned);
                     Shape {
                         status: StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                         kind: "upstream_error",
@@ -402,10 +410,18 @@ mod tests {
             AuthError::Missing.into(),
             AuthError::IpNotAllowed.into(),
             LimitError::QuotaExceeded.into(),
-            LimitError::RateLimited { limit: 3, retry_after_ms: 1500, reset_ms: 2000 }.into(),
+            LimitError::RateLimited {
+                limit: 3,
+                retry_after_ms: 1500,
+                reset_ms: 2000,
+            }
+            .into(),
             RequestError::BodyTooLarge { limit: 10 }.into(),
             RequestError::ModelNotFound("x\r\nInjected: 1".into()).into(),
-            UpstreamError::Connect { detail: "http://10.0.0.1:1234".into() }.into(),
+            UpstreamError::Connect {
+                detail: "http://10.0.0.1:1234".into(),
+            }
+            .into(),
             UpstreamError::Timeout.into(),
             StoreError::Unavailable("SELECT * FROM api_keys".into()).into(),
         ];
@@ -414,9 +430,15 @@ mod tests {
             let err = &body["error"];
             assert!(err["message"].is_string(), "{body}");
             assert!(err["type"].is_string(), "{body}");
-            assert!(err.get("param").is_some() && err.get("code").is_some(), "{body}");
+            assert!(
+                err.get("param").is_some() && err.get("code").is_some(),
+                "{body}"
+            );
             let text = body.to_string();
-            assert!(!text.contains("10.0.0.1") && !text.contains("SELECT"), "{text}");
+            assert!(
+                !text.contains("10.0.0.1") && !text.contains("SELECT"),
+                "{text}"
+            );
             assert!(!text.contains('\r'), "{text}");
         }
     }
@@ -425,8 +447,17 @@ mod tests {
     fn statuses_match_openai() {
         assert_eq!(GatewayError::from(AuthError::Invalid).status(), 401);
         assert_eq!(GatewayError::from(LimitError::QuotaExceeded).status(), 429);
-        assert_eq!(GatewayError::from(LimitError::QuotaExceeded).body()["error"]["code"], "insufficient_quota");
-        assert_eq!(GatewayError::from(UpstreamError::Connect { detail: String::new() }).status(), 502);
+        assert_eq!(
+            GatewayError::from(LimitError::QuotaExceeded).body()["error"]["code"],
+            "insufficient_quota"
+        );
+        assert_eq!(
+            GatewayError::from(UpstreamError::Connect {
+                detail: String::new()
+            })
+            .status(),
+            502
+        );
         assert_eq!(GatewayError::from(UpstreamError::Timeout).status(), 504);
     }
 

@@ -18,12 +18,14 @@
 //! - [`request`], [`auth`], [`limiter`], [`resilience`]: validation, keys,
 //!   GCRA, retries and circuit breakers: pure functions and small state
 //!   machines driven by the caller's clock.
+//! - [`config`]: `MG_*` settings and declarative model files.
 //! - [`domain`], [`error`]: records and the one place errors become
 //!   OpenAI-shaped answers.
 
 pub mod auth;
 pub mod backend;
 pub mod codec;
+pub mod config;
 pub mod domain;
 pub mod error;
 pub mod gateway;
@@ -33,4 +35,5 @@ pub mod request;
 pub mod resilience;
 
 pub use backend::BackendKind;
-pub use gateway::{Body, Config, Gateway, Peer, Response, ResponseStream, SyncBackend};
+pub use config::{Config, ModelSpec, SyncBackend};
+pub use gateway::{Body, Gateway, Peer, Response, ResponseStream};

@@ -19,7 +19,12 @@ const MINUTE_US: i64 = 60_000_000;
 /// the TAT to store (`None` when refused: store nothing).
 pub fn gcra(tat_us: Option<i64>, now_us: i64, rpm: u32) -> (RateDecision, Option<i64>) {
     if rpm == 0 {
-        let d = RateDecision { allowed: false, remaining: 0, reset_ms: 0, retry_after_ms: u64::MAX / 2 };
+        let d = RateDecision {
+            allowed: false,
+            remaining: 0,
+            reset_ms: 0,
+            retry_after_ms: u64::MAX / 2,
+        };
         return (d, None);
     }
     let interval = MINUTE_US / i64::from(rpm);
@@ -38,7 +43,12 @@ pub fn gcra(tat_us: Option<i64>, now_us: i64, rpm: u32) -> (RateDecision, Option
         return (d, None);
     }
     let remaining = u32::try_from((window - ahead) / interval).unwrap_or(0);
-    let d = RateDecision { allowed: true, remaining, reset_ms: us_to_ms_ceil(ahead), retry_after_ms: 0 };
+    let d = RateDecision {
+        allowed: true,
+        remaining,
+        reset_ms: us_to_ms_ceil(ahead),
+        retry_after_ms: 0,
+    };
     (d, Some(new_tat))
 }
 
@@ -53,7 +63,11 @@ pub fn format_duration(ms: u64) -> String {
         return format!("{ms}ms");
     }
     let secs = ms.div_ceil(1000);
-    if secs < 60 { format!("{secs}s") } else { format!("{}m{}s", secs / 60, secs % 60) }
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
 }
 
 /// The in-process limiter of the native server: exact because one mutex
@@ -74,7 +88,10 @@ impl MemoryLimiter {
 
     fn step(&self, key_id: &str, rpm: u32, now_ms: i64) -> Result<RateDecision, StoreError> {
         let now_us = now_ms.saturating_mul(1000);
-        let mut tats = self.tats.lock().map_err(|_| StoreError::Unavailable("limiter lock poisoned".into()))?;
+        let mut tats = self
+            .tats
+            .lock()
+            .map_err(|_| StoreError::Unavailable("limiter lock poisoned".into()))?;
         let (decision, new_tat) = gcra(tats.get(key_id).copied(), now_us, rpm);
         if let Some(t) = new_tat {
             if tats.len() >= PRUNE_AT && !tats.contains_key(key_id) {
@@ -87,7 +104,12 @@ impl MemoryLimiter {
 }
 
 impl RateLimiter for MemoryLimiter {
-    async fn acquire(&self, key_id: &str, rpm: u32, now_ms: i64) -> Result<RateDecision, StoreError> {
+    async fn acquire(
+        &self,
+        key_id: &str,
+        rpm: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
         self.step(key_id, rpm, now_ms)
     }
 }

@@ -85,9 +85,15 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
         hash: &str,
     ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
     /// Insert a new key. Fails with `Conflict` on a duplicate id or hash.
-    fn insert_key(&self, key: NewKey) -> impl Future<Output = Result<ApiKey, StoreError>> + MaybeSend;
+    fn insert_key(
+        &self,
+        key: NewKey,
+    ) -> impl Future<Output = Result<ApiKey, StoreError>> + MaybeSend;
     /// One key by id.
-    fn get_key(&self, id: &str) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
+    fn get_key(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
     /// All keys, newest first.
     fn list_keys(&self) -> impl Future<Output = Result<Vec<ApiKey>, StoreError>> + MaybeSend;
     /// Apply `patch`; `None` when there is no such key.
@@ -109,20 +115,31 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + MaybeSend;
     /// In one transaction: release the reservation, charge the real usage,
     /// write the usage record, touch `last_used_at`.
-    fn settle(&self, settlement: &Settlement) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
+    fn settle(
+        &self,
+        settlement: &Settlement,
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 }
 
 /// Models: the public name to backend mapping.
 pub trait ModelStore: MaybeSend + MaybeSync + 'static {
     /// The model with this public name.
-    fn find_model(&self, name: &str)
-    -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
+    fn find_model(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
     /// One model by id.
-    fn get_model(&self, id: &str) -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
+    fn get_model(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Model>, StoreError>> + MaybeSend;
     /// All models, by name.
     fn list_models(&self) -> impl Future<Output = Result<Vec<Model>, StoreError>> + MaybeSend;
     /// Insert; `Conflict` when the name or id exists.
-    fn insert_model(&self, model: NewModel) -> impl Future<Output = Result<Model, StoreError>> + MaybeSend;
+    fn insert_model(
+        &self,
+        model: NewModel,
+    ) -> impl Future<Output = Result<Model, StoreError>> + MaybeSend;
     /// Apply `patch`; `None` when there is no such model.
     fn update_model(
         &self,

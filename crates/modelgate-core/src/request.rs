@@ -64,10 +64,16 @@ pub struct ProxyRequest {
 /// Parse and validate `raw` for `endpoint`.
 pub fn parse(endpoint: Endpoint, raw: &[u8]) -> Result<ProxyRequest, RequestError> {
     let value: Value = serde_json::from_slice(raw).map_err(|e| {
-        RequestError::invalid(format!("We could not parse the JSON body of your request: {e}"), None)
+        RequestError::invalid(
+            format!("We could not parse the JSON body of your request: {e}"),
+            None,
+        )
     })?;
     let Value::Object(body) = value else {
-        return Err(RequestError::invalid("The request body must be a JSON object.", None));
+        return Err(RequestError::invalid(
+            "The request body must be a JSON object.",
+            None,
+        ));
     };
     let model = match body.get("model") {
         None | Some(Value::Null) => None,
@@ -135,7 +141,12 @@ fn opt_bool(body: &Map<String, Value>, k: &str) -> Result<Option<bool>, RequestE
     }
 }
 
-fn opt_int(body: &Map<String, Value>, k: &str, min: u64, max: u64) -> Result<Option<u64>, RequestError> {
+fn opt_int(
+    body: &Map<String, Value>,
+    k: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, RequestError> {
     match body.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
@@ -153,7 +164,10 @@ fn opt_num(body: &Map<String, Value>, k: &str, min: f64, max: f64) -> Result<(),
         None | Some(Value::Null) => Ok(()),
         Some(v) => match v.as_f64() {
             Some(x) if (min..=max).contains(&x) => Ok(()),
-            _ => Err(RequestError::invalid(format!("'{k}' must be a number from {min} to {max}."), Some(k))),
+            _ => Err(RequestError::invalid(
+                format!("'{k}' must be a number from {min} to {max}."),
+                Some(k),
+            )),
         },
     }
 }
@@ -162,27 +176,45 @@ fn check_stop(body: &Map<String, Value>) -> Result<(), RequestError> {
     match body.get("stop") {
         None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
         Some(Value::Array(a)) if a.len() <= 4 && a.iter().all(Value::is_string) => Ok(()),
-        Some(_) => Err(wrong_type("stop", "a string or an array of at most 4 strings")),
+        Some(_) => Err(wrong_type(
+            "stop",
+            "a string or an array of at most 4 strings",
+        )),
     }
 }
 
-const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const ROLES: &[&str] = &[
+    "system",
+    "developer",
+    "user",
+    "assistant",
+    "tool",
+    "function",
+];
 
 fn chat_prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestError> {
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) => {
-            return Err(RequestError::invalid("'messages' must not be empty.", Some("messages")));
+            return Err(RequestError::invalid(
+                "'messages' must not be empty.",
+                Some("messages"),
+            ));
         }
         None | Some(Value::Null) => {
-            return Err(RequestError::invalid("Missing required parameter: 'messages'.", Some("messages")));
+            return Err(RequestError::invalid(
+                "Missing required parameter: 'messages'.",
+                Some("messages"),
+            ));
         }
         Some(_) => return Err(wrong_type("messages", "an array")),
     };
     let mut bound = MESSAGE_OVERHEAD;
     for (i, m) in messages.iter().enumerate() {
         let param = format!("messages[{i}]");
-        let Value::Object(m) = m else { return Err(wrong_type(&param, "an object")) };
+        let Value::Object(m) = m else {
+            return Err(wrong_type(&param, "an object"));
+        };
         match m.get("role") {
             Some(Value::String(r)) if ROLES.contains(&r.as_str()) => {}
             _ => {
@@ -197,7 +229,12 @@ fn chat_prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestError> {
             None | Some(Value::Null) => 0,
             Some(Value::String(s)) => s.len() as u64,
             Some(Value::Array(parts)) => parts_bound(parts, &param)?,
-            Some(_) => return Err(wrong_type(&format!("{param}.content"), "a string or an array")),
+            Some(_) => {
+                return Err(wrong_type(
+                    &format!("{param}.content"),
+                    "a string or an array",
+                ));
+            }
         };
         for k in ["name", "tool_calls", "function_call", "tool_call_id"] {
             if let Some(v) = m.get(k) {
@@ -224,10 +261,18 @@ fn parts_bound(parts: &[Value], param: &str) -> Result<u64, RequestError> {
 }
 
 fn completion_prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestError> {
-    let bad = || wrong_type("prompt", "a string, an array of strings, or an array of token arrays");
+    let bad = || {
+        wrong_type(
+            "prompt",
+            "a string, an array of strings, or an array of token arrays",
+        )
+    };
     let bound = match body.get("prompt") {
         None | Some(Value::Null) => {
-            return Err(RequestError::invalid("Missing required parameter: 'prompt'.", Some("prompt")));
+            return Err(RequestError::invalid(
+                "Missing required parameter: 'prompt'.",
+                Some("prompt"),
+            ));
         }
         Some(Value::String(s)) => s.len() as u64,
         Some(Value::Array(items)) => {
@@ -251,7 +296,11 @@ fn completion_prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestErro
 }
 
 fn tools_bound(body: &Map<String, Value>) -> u64 {
-    ["tools", "functions", "response_format"].iter().filter_map(|k| body.get(*k)).map(json_len).sum()
+    ["tools", "functions", "response_format"]
+        .iter()
+        .filter_map(|k| body.get(*k))
+        .map(json_len)
+        .sum()
 }
 
 fn json_len(v: &Value) -> u64 {
@@ -268,8 +317,10 @@ mod tests {
 
     #[test]
     fn a_normal_chat_request() {
-        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"hello"}],"stream":true,
-            "stream_options":{"include_usage":true},"max_tokens":16,"n":2,"vendor_extra":{"x":1}}"#)
+        let r = chat(
+            r#"{"model":"m","messages":[{"role":"user","content":"hello"}],"stream":true,
+            "stream_options":{"include_usage":true},"max_tokens":16,"n":2,"vendor_extra":{"x":1}}"#,
+        )
         .unwrap();
         assert_eq!(r.model.as_deref(), Some("m"));
         assert!(r.stream && r.include_usage);
@@ -285,21 +336,56 @@ mod tests {
             (r#"[1]"#, None),
             (r#"{"model":"m"}"#, Some("messages")),
             (r#"{"model":"m","messages":[]}"#, Some("messages")),
-            (r#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
-            (r#"{"model":"m\r\nX: y","messages":[{"role":"user","content":"x"}]}"#, Some("model")),
-            (r#"{"model":"m","messages":[{"role":"king","content":"x"}]}"#, Some("messages[0].role")),
-            (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#, Some("messages[0].content")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":0}"#, Some("max_tokens")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":99999999999}"#, Some("max_tokens")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"n":100000}"#, Some("n")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"temperature":"hot"}"#, Some("temperature")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"temperature":3}"#, Some("temperature")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#, Some("stream")),
-            (r#"{"model":"m","messages":[{"role":"user"}],"stop":[1]}"#, Some("stop")),
+            (
+                r#"{"model":5,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+            ),
+            (
+                r#"{"model":"m\r\nX: y","messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"king","content":"x"}]}"#,
+                Some("messages[0].role"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+                Some("messages[0].content"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":0}"#,
+                Some("max_tokens"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"max_tokens":99999999999}"#,
+                Some("max_tokens"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"n":100000}"#,
+                Some("n"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"temperature":"hot"}"#,
+                Some("temperature"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"temperature":3}"#,
+                Some("temperature"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
+                Some("stream"),
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"}],"stop":[1]}"#,
+                Some("stop"),
+            ),
         ];
         for (body, param) in cases {
             match chat(body) {
-                Err(RequestError::Invalid { param: p, .. }) => assert_eq!(p.as_deref(), param, "{body}"),
+                Err(RequestError::Invalid { param: p, .. }) => {
+                    assert_eq!(p.as_deref(), param, "{body}")
+                }
                 other => panic!("{body}: {other:?}"),
             }
         }
@@ -309,15 +395,33 @@ mod tests {
     #[test]
     fn completion_prompts() {
         let p = |b: &str| parse(Endpoint::Completion, b.as_bytes());
-        assert_eq!(p(r#"{"model":"m","prompt":"abcd"}"#).unwrap().prompt_bound, 4 + MESSAGE_OVERHEAD);
-        assert_eq!(p(r#"{"model":"m","prompt":[[1,2,3],[4]]}"#).unwrap().prompt_bound, 4 + MESSAGE_OVERHEAD);
+        assert_eq!(
+            p(r#"{"model":"m","prompt":"abcd"}"#).unwrap().prompt_bound,
+            4 + MESSAGE_OVERHEAD
+        );
+        assert_eq!(
+            p(r#"{"model":"m","prompt":[[1,2,3],[4]]}"#)
+                .unwrap()
+                .prompt_bound,
+            4 + MESSAGE_OVERHEAD
+        );
         assert!(p(r#"{"model":"m","prompt":[{"a":1}]}"#).is_err());
         assert!(p(r#"{"model":"m"}"#).is_err());
-        assert_eq!(p(r#"{"model":"m","prompt":"x","best_of":3,"n":2}"#).unwrap().choices, 3);
+        assert_eq!(
+            p(r#"{"model":"m","prompt":"x","best_of":3,"n":2}"#)
+                .unwrap()
+                .choices,
+            3
+        );
     }
 
     #[test]
     fn model_may_be_left_to_the_key_default() {
-        assert_eq!(chat(r#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap().model, None);
+        assert_eq!(
+            chat(r#"{"messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap()
+                .model,
+            None
+        );
     }
 }

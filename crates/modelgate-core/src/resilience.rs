@@ -24,14 +24,20 @@ pub struct Resilience {
 
 impl Default for Resilience {
     fn default() -> Self {
-        Self { retries: 2, backoff_ms: 200, breaker_threshold: 5, breaker_cooldown_ms: 30_000 }
+        Self {
+            retries: 2,
+            backoff_ms: 200,
+            breaker_threshold: 5,
+            breaker_cooldown_ms: 30_000,
+        }
     }
 }
 
 impl Resilience {
     /// Backoff before round `round` (1-based for retries).
     pub fn backoff(&self, round: u32) -> u64 {
-        self.backoff_ms.saturating_mul(1u64 << round.saturating_sub(1).min(16))
+        self.backoff_ms
+            .saturating_mul(1u64 << round.saturating_sub(1).min(16))
     }
 }
 
@@ -62,7 +68,9 @@ impl Breakers {
     /// May a request go to `endpoint` now? Moves an expired open circuit to
     /// half-open and lets exactly that one trial through.
     pub fn allow(&self, endpoint: &str, now_ms: i64) -> bool {
-        let Ok(mut states) = self.states.lock() else { return true };
+        let Ok(mut states) = self.states.lock() else {
+            return true;
+        };
         match states.get(endpoint).copied() {
             None | Some(State::Closed { .. }) => true,
             Some(State::Open { until_ms }) if now_ms >= until_ms => {
@@ -75,15 +83,21 @@ impl Breakers {
 
     /// Record the outcome of a request to `endpoint`.
     pub fn record(&self, endpoint: &str, ok: bool, now_ms: i64, cfg: &Resilience) {
-        let Ok(mut states) = self.states.lock() else { return };
+        let Ok(mut states) = self.states.lock() else {
+            return;
+        };
         if ok {
             states.remove(endpoint);
             return;
         }
-        let open = State::Open { until_ms: now_ms.saturating_add_unsigned(cfg.breaker_cooldown_ms) };
+        let open = State::Open {
+            until_ms: now_ms.saturating_add_unsigned(cfg.breaker_cooldown_ms),
+        };
         let next = match states.get(endpoint).copied() {
             None => State::Closed { failures: 1 },
-            Some(State::Closed { failures }) => State::Closed { failures: failures + 1 },
+            Some(State::Closed { failures }) => State::Closed {
+                failures: failures + 1,
+            },
             Some(State::HalfOpen | State::Open { .. }) => open,
         };
         let next = match next {
@@ -110,7 +124,11 @@ mod tests {
 
     #[test]
     fn opens_after_threshold_then_half_opens_once() {
-        let cfg = Resilience { breaker_threshold: 3, breaker_cooldown_ms: 1000, ..Default::default() };
+        let cfg = Resilience {
+            breaker_threshold: 3,
+            breaker_cooldown_ms: 1000,
+            ..Default::default()
+        };
         let b = Breakers::new();
         for _ in 0..2 {
             assert!(b.allow("u", 0));
@@ -125,13 +143,19 @@ mod tests {
         assert!(!b.allow("u", 1999), "a failed trial opens it again");
         assert!(b.allow("u", 2000));
         b.record("u", true, 2000, &cfg);
-        assert!(b.allow("u", 2000) && b.allow("u", 2000), "a good trial closes it");
+        assert!(
+            b.allow("u", 2000) && b.allow("u", 2000),
+            "a good trial closes it"
+        );
         assert!(b.allow("other", 0), "endpoints are independent");
     }
 
     #[test]
     fn success_resets_the_count() {
-        let cfg = Resilience { breaker_threshold: 2, ..Default::default() };
+        let cfg = Resilience {
+            breaker_threshold: 2,
+            ..Default::default()
+        };
         let b = Breakers::new();
         b.record("u", false, 0, &cfg);
         b.record("u", true, 0, &cfg);
@@ -141,7 +165,11 @@ mod tests {
 
     #[test]
     fn released_trial_allows_another() {
-        let cfg = Resilience { breaker_threshold: 1, breaker_cooldown_ms: 10, ..Default::default() };
+        let cfg = Resilience {
+            breaker_threshold: 1,
+            breaker_cooldown_ms: 10,
+            ..Default::default()
+        };
         let b = Breakers::new();
         b.record("u", false, 0, &cfg);
         assert!(b.allow("u", 10));

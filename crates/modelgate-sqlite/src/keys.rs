@@ -67,7 +67,11 @@ impl SqliteStore {
     fn key_where(&self, clause: &str, arg: &str) -> Result<Option<ApiKey>, StoreError> {
         let conn = self.conn()?;
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {clause} = ?1");
-        let row = conn.prepare_cached(&sql).map_err(store_err)?.query_row([arg], key_from_row).optional();
+        let row = conn
+            .prepare_cached(&sql)
+            .map_err(store_err)?
+            .query_row([arg], key_from_row)
+            .optional();
         row.map_err(store_err)?.map(finish_key).transpose()
     }
 }
@@ -105,7 +109,8 @@ impl KeyStore for SqliteStore {
                 ],
             )
             .map_err(store_err)?;
-        self.key_where("id", &k.id)?.ok_or_else(|| StoreError::Unavailable("inserted key vanished".into()))
+        self.key_where("id", &k.id)?
+            .ok_or_else(|| StoreError::Unavailable("inserted key vanished".into()))
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
@@ -113,10 +118,16 @@ impl KeyStore for SqliteStore {
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id");
         let mut stmt = conn.prepare_cached(&sql).map_err(store_err)?;
         let rows = stmt.query_map([], key_from_row).map_err(store_err)?;
-        rows.map(|r| r.map_err(store_err).and_then(finish_key)).collect()
+        rows.map(|r| r.map_err(store_err).and_then(finish_key))
+            .collect()
     }
 
-    async fn update_key(&self, id: &str, patch: KeyPatch, now_ms: i64) -> Result<Option<ApiKey>, StoreError> {
+    async fn update_key(
+        &self,
+        id: &str,
+        patch: KeyPatch,
+        now_ms: i64,
+    ) -> Result<Option<ApiKey>, StoreError> {
         let mut sets: Vec<&str> = vec!["updated_at = ?"];
         let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(now_ms)];
         let mut set = |col: &'static str, v: Box<dyn ToSql>| {
@@ -157,10 +168,17 @@ impl KeyStore for SqliteStore {
         self.key_where("id", id)
     }
 
-    async fn reserve_quota(&self, key_id: &str, min: i64, max: i64) -> Result<Option<i64>, StoreError> {
+    async fn reserve_quota(
+        &self,
+        key_id: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(RESERVE_SQL).map_err(store_err)?;
-        stmt.query_row(params![key_id, min, max], |r| r.get(0)).optional().map_err(store_err)
+        stmt.query_row(params![key_id, min, max], |r| r.get(0))
+            .optional()
+            .map_err(store_err)
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
@@ -171,7 +189,13 @@ impl KeyStore for SqliteStore {
             .map_err(store_err)?;
         tx.prepare_cached(CHARGE_SQL)
             .map_err(store_err)?
-            .execute(params![s.key_id, s.reserved, u.total_tokens(), u.created_at, u.request_id])
+            .execute(params![
+                s.key_id,
+                s.reserved,
+                u.total_tokens(),
+                u.created_at,
+                u.request_id
+            ])
             .map_err(store_err)?;
         tx.prepare_cached(RECORD_SQL)
             .map_err(store_err)?

@@ -23,7 +23,10 @@ use modelgate_core::error::StoreError;
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 
 /// The migrations, in order (the files of the top-level `migrations/`).
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_init.sql",
+    include_str!("../../../migrations/0001_init.sql"),
+)];
 
 /// How the database file is journaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +49,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { journal: Journal::Wal, busy_timeout: Duration::from_secs(5) }
+        Self {
+            journal: Journal::Wal,
+            busy_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -59,8 +65,12 @@ pub struct SqliteStore {
 /// Map a SQLite error to the store error the gateway understands.
 pub(crate) fn store_err(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
-        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict("A record with that name".into()),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable("database busy".into()),
+        Some(ErrorCode::ConstraintViolation) => {
+            StoreError::Conflict("A record with that name".into())
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Unavailable("database busy".into())
+        }
         _ => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -70,16 +80,22 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("create {}: {e}", dir.display())))?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(store_err)?;
         Self::setup(conn, opts)
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::setup(Connection::open_in_memory().map_err(store_err)?, Options::default())
+        Self::setup(
+            Connection::open_in_memory().map_err(store_err)?,
+            Options::default(),
+        )
     }
 
     fn setup(conn: Connection, opts: Options) -> Result<Self, StoreError> {
@@ -89,10 +105,14 @@ impl SqliteStore {
             Journal::Delete => "DELETE",
         };
         // `journal_mode` answers with a row; read it rather than execute.
-        conn.query_row(&format!("PRAGMA journal_mode = {journal}"), [], |_| Ok(())).map_err(store_err)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(store_err)?;
+        conn.query_row(&format!("PRAGMA journal_mode = {journal}"), [], |_| Ok(()))
+            .map_err(store_err)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(store_err)?;
         migrate(&conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// `UPDATE table SET sets... WHERE id = ?`: rows changed.
@@ -106,11 +126,15 @@ impl SqliteStore {
         args.push(Box::new(id.to_owned()));
         let sql = format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", "));
         let refs: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
-        self.conn()?.execute(&sql, refs.as_slice()).map_err(store_err)
+        self.conn()?
+            .execute(&sql, refs.as_slice())
+            .map_err(store_err)
     }
 
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn.lock().map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))
     }
 }
 
@@ -126,10 +150,16 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     .map_err(store_err)?;
     for (name, sql) in MIGRATIONS {
         let done: bool = conn
-            .query_row("SELECT EXISTS (SELECT 1 FROM d1_migrations WHERE name = ?1)", [name], |r| r.get(0))
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM d1_migrations WHERE name = ?1)",
+                [name],
+                |r| r.get(0),
+            )
             .map_err(store_err)?;
         if !done {
-            let tx = format!("BEGIN IMMEDIATE; {sql}\nINSERT OR IGNORE INTO d1_migrations (name) VALUES ('{name}'); COMMIT;");
+            let tx = format!(
+                "BEGIN IMMEDIATE; {sql}\nINSERT OR IGNORE INTO d1_migrations (name) VALUES ('{name}'); COMMIT;"
+            );
             if let Err(e) = conn.execute_batch(&tx) {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(store_err(e));
@@ -171,7 +201,11 @@ mod tests {
         let path = dir.join("db.sqlite");
         drop(super::SqliteStore::open(&path, super::Options::default()).unwrap());
         let s = super::SqliteStore::open(&path, super::Options::default()).unwrap();
-        let n: i64 = s.conn().unwrap().query_row("SELECT COUNT(*) FROM d1_migrations", [], |r| r.get(0)).unwrap();
+        let n: i64 = s
+            .conn()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM d1_migrations", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, super::MIGRATIONS.len() as i64);
         std::fs::remove_dir_all(&dir).unwrap();
     }

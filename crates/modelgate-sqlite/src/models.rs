@@ -8,8 +8,7 @@ use rusqlite::{OptionalExtension, Row, ToSql, params};
 
 use crate::{SqliteStore, list_from, list_to, store_err};
 
-const MODEL_COLUMNS: &str =
-    "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at";
+const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at";
 
 fn model_from_row(r: &Row<'_>) -> rusqlite::Result<(Model, String, String)> {
     let m = Model {
@@ -29,7 +28,8 @@ fn model_from_row(r: &Row<'_>) -> rusqlite::Result<(Model, String, String)> {
 }
 
 fn finish_model((mut m, backend, fallbacks): (Model, String, String)) -> Result<Model, StoreError> {
-    m.backend = BackendKind::parse(&backend).ok_or_else(|| StoreError::Corrupt(format!("backend {backend}")))?;
+    m.backend = BackendKind::parse(&backend)
+        .ok_or_else(|| StoreError::Corrupt(format!("backend {backend}")))?;
     m.fallback_urls = list_from(fallbacks)?;
     Ok(m)
 }
@@ -38,7 +38,11 @@ impl SqliteStore {
     fn model_where(&self, clause: &str, arg: &str) -> Result<Option<Model>, StoreError> {
         let conn = self.conn()?;
         let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {clause} = ?1");
-        let row = conn.prepare_cached(&sql).map_err(store_err)?.query_row([arg], model_from_row).optional();
+        let row = conn
+            .prepare_cached(&sql)
+            .map_err(store_err)?
+            .query_row([arg], model_from_row)
+            .optional();
         row.map_err(store_err)?.map(finish_model).transpose()
     }
 }
@@ -57,7 +61,8 @@ impl ModelStore for SqliteStore {
         let sql = format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY name");
         let mut stmt = conn.prepare_cached(&sql).map_err(store_err)?;
         let rows = stmt.query_map([], model_from_row).map_err(store_err)?;
-        rows.map(|r| r.map_err(store_err).and_then(finish_model)).collect()
+        rows.map(|r| r.map_err(store_err).and_then(finish_model))
+            .collect()
     }
 
     async fn insert_model(&self, new: NewModel) -> Result<Model, StoreError> {
@@ -84,10 +89,16 @@ impl ModelStore for SqliteStore {
                 StoreError::Conflict(_) => StoreError::Conflict(format!("Model '{}'", m.name)),
                 other => other,
             })?;
-        self.model_where("id", &m.id)?.ok_or_else(|| StoreError::Unavailable("inserted model vanished".into()))
+        self.model_where("id", &m.id)?
+            .ok_or_else(|| StoreError::Unavailable("inserted model vanished".into()))
     }
 
-    async fn update_model(&self, id: &str, patch: ModelPatch, now_ms: i64) -> Result<Option<Model>, StoreError> {
+    async fn update_model(
+        &self,
+        id: &str,
+        patch: ModelPatch,
+        now_ms: i64,
+    ) -> Result<Option<Model>, StoreError> {
         let mut sets: Vec<&str> = vec!["updated_at = ?"];
         let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(now_ms)];
         let mut set = |col: &'static str, v: Box<dyn ToSql>| {
@@ -118,10 +129,12 @@ impl ModelStore for SqliteStore {
         if let Some(v) = patch.stream_usage {
             set("stream_usage = ?", Box::new(v));
         }
-        let changed = self.update_row("models", &sets, args, id).map_err(|e| match e {
-            StoreError::Conflict(_) => StoreError::Conflict("A model with that name".into()),
-            other => other,
-        })?;
+        let changed = self
+            .update_row("models", &sets, args, id)
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => StoreError::Conflict("A model with that name".into()),
+                other => other,
+            })?;
         if changed == 0 {
             return Ok(None);
         }
@@ -129,7 +142,10 @@ impl ModelStore for SqliteStore {
     }
 
     async fn delete_model(&self, id: &str) -> Result<bool, StoreError> {
-        let n = self.conn()?.execute("DELETE FROM models WHERE id = ?1", [id]).map_err(store_err)?;
+        let n = self
+            .conn()?
+            .execute("DELETE FROM models WHERE id = ?1", [id])
+            .map_err(store_err)?;
         Ok(n > 0)
     }
 }

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
+use modelgate_core::BackendKind;
 use modelgate_core::auth;
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, KeyStatus, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRecord,
+    ApiKey, KeyPatch, KeyStatus, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery,
+    UsageRecord,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::Store;
-use modelgate_core::BackendKind;
 
 /// A key record for tests.
 pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
@@ -52,7 +53,14 @@ pub fn model(id: &str, name: &str) -> Model {
 }
 
 /// A settlement for tests.
-pub fn settlement(request_id: &str, key_id: &str, reserved: i64, prompt: i64, completion: i64, at: i64) -> Settlement {
+pub fn settlement(
+    request_id: &str,
+    key_id: &str,
+    reserved: i64,
+    prompt: i64,
+    completion: i64,
+    at: i64,
+) -> Settlement {
     Settlement {
         key_id: key_id.into(),
         reserved,
@@ -75,15 +83,32 @@ pub fn settlement(request_id: &str, key_id: &str, reserved: i64, prompt: i64, co
 
 /// Keys: insert, find by hash, get, list, patch, missing ids, duplicates.
 pub async fn keys_roundtrip<S: Store>(s: Arc<S>) {
-    let k = s.insert_key(NewKey { key: key("key_a", Some(100)) }).await.unwrap();
+    let k = s
+        .insert_key(NewKey {
+            key: key("key_a", Some(100)),
+        })
+        .await
+        .unwrap();
     assert_eq!(k, key("key_a", Some(100)));
-    assert_eq!(s.find_key_by_hash(&auth::hash_key("key_a")).await.unwrap(), Some(k.clone()));
-    assert_eq!(s.find_key_by_hash(&auth::hash_key("nope")).await.unwrap(), None);
+    assert_eq!(
+        s.find_key_by_hash(&auth::hash_key("key_a")).await.unwrap(),
+        Some(k.clone())
+    );
+    assert_eq!(
+        s.find_key_by_hash(&auth::hash_key("nope")).await.unwrap(),
+        None
+    );
     assert_eq!(s.get_key("key_a").await.unwrap(), Some(k.clone()));
     let mut later = key("key_b", None);
     later.created_at = 2_000;
     s.insert_key(NewKey { key: later }).await.unwrap();
-    let ids: Vec<String> = s.list_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+    let ids: Vec<String> = s
+        .list_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect();
     assert_eq!(ids, vec!["key_b", "key_a"], "newest first");
     let patch = KeyPatch {
         status: Some(KeyStatus::Disabled),
@@ -94,52 +119,98 @@ pub async fn keys_roundtrip<S: Store>(s: Arc<S>) {
         ..KeyPatch::default()
     };
     let p = s.update_key("key_a", patch, 3_000).await.unwrap().unwrap();
-    assert_eq!((p.status, p.rpm, p.quota, p.updated_at), (KeyStatus::Disabled, None, Some(5), 3_000));
+    assert_eq!(
+        (p.status, p.rpm, p.quota, p.updated_at),
+        (KeyStatus::Disabled, None, Some(5), 3_000)
+    );
     assert!(p.allowed_ips.is_empty());
     assert_eq!(p.allowed_models, vec!["m1"], "untouched fields stay");
     assert_eq!(p.hash, k.hash);
-    assert_eq!(s.update_key("key_zz", KeyPatch::default(), 1).await.unwrap(), None);
+    assert_eq!(
+        s.update_key("key_zz", KeyPatch::default(), 1)
+            .await
+            .unwrap(),
+        None
+    );
     let mut dup = key("key_c", None);
     dup.hash = k.hash.clone();
-    assert!(matches!(s.insert_key(NewKey { key: dup }).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_key(NewKey { key: dup }).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 /// Quota: reserve within bounds, refuse below `min`, unlimited keys.
 pub async fn quota_reservation<S: Store>(s: Arc<S>) {
-    s.insert_key(NewKey { key: key("key_q", Some(100)) }).await.unwrap();
+    s.insert_key(NewKey {
+        key: key("key_q", Some(100)),
+    })
+    .await
+    .unwrap();
     assert_eq!(s.reserve_quota("key_q", 10, 10).await.unwrap(), Some(10));
-    assert_eq!(s.reserve_quota("key_q", 50, 200).await.unwrap(), Some(90), "as much as is left");
+    assert_eq!(
+        s.reserve_quota("key_q", 50, 200).await.unwrap(),
+        Some(90),
+        "as much as is left"
+    );
     assert_eq!(s.reserve_quota("key_q", 1, 1).await.unwrap(), None);
     let k = s.get_key("key_q").await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (0, 100));
     // Settling releases the reservation and charges the real usage.
-    s.settle(&settlement("r1", "key_q", 10, 3, 4, 10)).await.unwrap();
+    s.settle(&settlement("r1", "key_q", 10, 3, 4, 10))
+        .await
+        .unwrap();
     let k = s.get_key("key_q").await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (7, 90));
     assert_eq!(s.reserve_quota("key_q", 3, 3).await.unwrap(), Some(3));
     assert_eq!(s.reserve_quota("key_q", 1, 1).await.unwrap(), None);
-    s.insert_key(NewKey { key: key("key_u", None) }).await.unwrap();
-    assert_eq!(s.reserve_quota("key_u", 1, 1_000_000).await.unwrap(), Some(1_000_000));
+    s.insert_key(NewKey {
+        key: key("key_u", None),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.reserve_quota("key_u", 1, 1_000_000).await.unwrap(),
+        Some(1_000_000)
+    );
     assert_eq!(s.reserve_quota("key_none", 1, 1).await.unwrap(), None);
 }
 
 /// Settling twice (a retried write) charges once and records once.
 pub async fn settle_is_idempotent<S: Store>(s: Arc<S>) {
-    s.insert_key(NewKey { key: key("key_i", Some(1_000)) }).await.unwrap();
+    s.insert_key(NewKey {
+        key: key("key_i", Some(1_000)),
+    })
+    .await
+    .unwrap();
     assert_eq!(s.reserve_quota("key_i", 50, 50).await.unwrap(), Some(50));
     let st = settlement("req_same", "key_i", 50, 10, 20, 86_400_000);
     s.settle(&st).await.unwrap();
     s.settle(&st).await.unwrap();
     let k = s.get_key("key_i").await.unwrap().unwrap();
-    assert_eq!((k.quota_used, k.quota_reserved, k.last_used_at), (30, 0, Some(86_400_000)));
-    let rows = s.usage_by_day(&UsageQuery { from_ms: 0, to_ms: i64::MAX, ..UsageQuery::default() }).await.unwrap();
+    assert_eq!(
+        (k.quota_used, k.quota_reserved, k.last_used_at),
+        (30, 0, Some(86_400_000))
+    );
+    let rows = s
+        .usage_by_day(&UsageQuery {
+            from_ms: 0,
+            to_ms: i64::MAX,
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].requests, 1);
 }
 
 /// Many concurrent reservations never hand out more than the quota.
 pub async fn concurrent_reservations_never_overspend<S: Store>(s: Arc<S>) {
-    s.insert_key(NewKey { key: key("key_c", Some(100)) }).await.unwrap();
+    s.insert_key(NewKey {
+        key: key("key_c", Some(100)),
+    })
+    .await
+    .unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = Arc::clone(&s);
@@ -157,15 +228,36 @@ pub async fn concurrent_reservations_never_overspend<S: Store>(s: Arc<S>) {
 
 /// Models: insert, find by name, list, patch, unique names, delete.
 pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
-    let m = s.insert_model(NewModel { model: model("mdl_1", "m1") }).await.unwrap();
+    let m = s
+        .insert_model(NewModel {
+            model: model("mdl_1", "m1"),
+        })
+        .await
+        .unwrap();
     assert_eq!(m, model("mdl_1", "m1"));
-    s.insert_model(NewModel { model: model("mdl_0", "a-first") }).await.unwrap();
+    s.insert_model(NewModel {
+        model: model("mdl_0", "a-first"),
+    })
+    .await
+    .unwrap();
     assert_eq!(s.find_model("m1").await.unwrap(), Some(m.clone()));
     assert_eq!(s.get_model("mdl_1").await.unwrap(), Some(m.clone()));
     assert_eq!(s.find_model("nope").await.unwrap(), None);
-    let names: Vec<String> = s.list_models().await.unwrap().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = s
+        .list_models()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
     assert_eq!(names, vec!["a-first", "m1"]);
-    assert!(matches!(s.insert_model(NewModel { model: model("mdl_2", "m1") }).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.insert_model(NewModel {
+            model: model("mdl_2", "m1")
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
     let patch = ModelPatch {
         enabled: Some(false),
         api_key: Some(None),
@@ -174,11 +266,25 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
         ..ModelPatch::default()
     };
     let p = s.update_model("mdl_1", patch, 9).await.unwrap().unwrap();
-    assert_eq!((p.enabled, p.api_key, p.backend, p.updated_at), (false, None, BackendKind::Ollama, 9));
+    assert_eq!(
+        (p.enabled, p.api_key, p.backend, p.updated_at),
+        (false, None, BackendKind::Ollama, 9)
+    );
     assert!(p.fallback_urls.is_empty());
-    let rename = ModelPatch { name: Some("a-first".into()), ..ModelPatch::default() };
-    assert!(matches!(s.update_model("mdl_1", rename, 10).await, Err(StoreError::Conflict(_))));
-    assert_eq!(s.update_model("mdl_9", ModelPatch::default(), 1).await.unwrap(), None);
+    let rename = ModelPatch {
+        name: Some("a-first".into()),
+        ..ModelPatch::default()
+    };
+    assert!(matches!(
+        s.update_model("mdl_1", rename, 10).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.update_model("mdl_9", ModelPatch::default(), 1)
+            .await
+            .unwrap(),
+        None
+    );
     assert!(s.delete_model("mdl_1").await.unwrap());
     assert!(!s.delete_model("mdl_1").await.unwrap());
     assert_eq!(s.find_model("m1").await.unwrap(), None);
@@ -190,23 +296,61 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
     for k in ["key_x", "key_y"] {
         s.insert_key(NewKey { key: key(k, None) }).await.unwrap();
     }
-    s.settle(&settlement("u1", "key_x", 0, 1, 2, DAY)).await.unwrap();
-    s.settle(&settlement("u2", "key_x", 0, 10, 20, DAY + 5)).await.unwrap();
-    s.settle(&settlement("u3", "key_y", 0, 100, 200, DAY + 6)).await.unwrap();
+    s.settle(&settlement("u1", "key_x", 0, 1, 2, DAY))
+        .await
+        .unwrap();
+    s.settle(&settlement("u2", "key_x", 0, 10, 20, DAY + 5))
+        .await
+        .unwrap();
+    s.settle(&settlement("u3", "key_y", 0, 100, 200, DAY + 6))
+        .await
+        .unwrap();
     let mut failed = settlement("u4", "key_x", 0, 0, 0, 2 * DAY);
     failed.usage.error = Some("upstream_timeout".into());
     failed.usage.status = 504;
     s.settle(&failed).await.unwrap();
-    let all = s.usage_by_day(&UsageQuery { from_ms: 0, to_ms: 3 * DAY, ..UsageQuery::default() }).await.unwrap();
+    let all = s
+        .usage_by_day(&UsageQuery {
+            from_ms: 0,
+            to_ms: 3 * DAY,
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
-    assert_eq!((all[0].day.as_str(), all[0].key_id.as_str()), ("1970-01-02", "key_x"));
-    assert_eq!((all[0].requests, all[0].prompt_tokens, all[0].completion_tokens, all[0].errors), (2, 11, 22, 0));
+    assert_eq!(
+        (all[0].day.as_str(), all[0].key_id.as_str()),
+        ("1970-01-02", "key_x")
+    );
+    assert_eq!(
+        (
+            all[0].requests,
+            all[0].prompt_tokens,
+            all[0].completion_tokens,
+            all[0].errors
+        ),
+        (2, 11, 22, 0)
+    );
     assert_eq!((all[2].day.as_str(), all[2].errors), ("1970-01-03", 1));
-    let q = UsageQuery { from_ms: 0, to_ms: 3 * DAY, key_id: Some("key_y".into()), model: None };
+    let q = UsageQuery {
+        from_ms: 0,
+        to_ms: 3 * DAY,
+        key_id: Some("key_y".into()),
+        model: None,
+    };
     assert_eq!(s.usage_by_day(&q).await.unwrap().len(), 1);
-    let q = UsageQuery { from_ms: 2 * DAY, to_ms: 3 * DAY, ..UsageQuery::default() };
+    let q = UsageQuery {
+        from_ms: 2 * DAY,
+        to_ms: 3 * DAY,
+        ..UsageQuery::default()
+    };
     assert_eq!(s.usage_by_day(&q).await.unwrap().len(), 1);
-    let q = UsageQuery { from_ms: 0, to_ms: 3 * DAY, key_id: None, model: Some("other".into()) };
+    let q = UsageQuery {
+        from_ms: 0,
+        to_ms: 3 * DAY,
+        key_id: None,
+        model: Some("other".into()),
+    };
     assert!(s.usage_by_day(&q).await.unwrap().is_empty());
 }
 

@@ -99,12 +99,20 @@ impl MockUpstream {
 
     /// What was served so far.
     pub fn stats(&self) -> Stats {
-        self.shared.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// The last generation request seen: `{"path", "body", "authorization", "x-api-key"}`.
     pub fn last_request(&self) -> Value {
-        self.shared.last.lock().map(|v| v.clone()).unwrap_or(Value::Null)
+        self.shared
+            .last
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or(Value::Null)
     }
 
     /// Run until the task ends (for the binary).
@@ -172,15 +180,21 @@ impl Plan {
 fn count_prompt(body: &Value, chat: bool) -> u64 {
     let words = |s: &str| s.split_whitespace().count() as u64;
     if chat {
-        body.get("messages").and_then(Value::as_array).map_or(0, |ms| {
-            ms.iter()
-                .map(|m| match m.get("content") {
-                    Some(Value::String(s)) => words(s),
-                    Some(Value::Array(parts)) => parts.iter().filter_map(|p| p.get("text")?.as_str()).map(words).sum(),
-                    _ => 0,
-                })
-                .sum()
-        })
+        body.get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, |ms| {
+                ms.iter()
+                    .map(|m| match m.get("content") {
+                        Some(Value::String(s)) => words(s),
+                        Some(Value::Array(parts)) => parts
+                            .iter()
+                            .filter_map(|p| p.get("text")?.as_str())
+                            .map(words)
+                            .sum(),
+                        _ => 0,
+                    })
+                    .sum()
+            })
     } else {
         match body.get("prompt") {
             Some(Value::String(s)) => words(s),
@@ -192,27 +206,48 @@ fn count_prompt(body: &Value, chat: bool) -> u64 {
 
 fn error_body(proto: Proto, status: u16) -> Value {
     match proto {
-        Proto::OpenAi => json!({"error": {"message": format!("mock upstream error {status}"), "type": "server_error", "param": null, "code": format!("mock_{status}")}}),
+        Proto::OpenAi => {
+            json!({"error": {"message": format!("mock upstream error {status}"), "type": "server_error", "param": null, "code": format!("mock_{status}")}})
+        }
         Proto::Ollama => json!({"error": format!("mock upstream error {status}")}),
     }
 }
 
-async fn generate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes, proto: Proto, chat: bool) -> Response {
+async fn generate(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+    proto: Proto,
+    chat: bool,
+) -> Response {
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, Json(error_body(proto, 400))).into_response();
     };
-    let hv = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let hv = |k: &str| {
+        headers
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     if let Ok(mut last) = shared.last.lock() {
         *last = json!({"body": req, "authorization": hv("authorization"), "x-api-key": hv("x-api-key"), "chat": chat});
     }
-    let model = req.get("model").and_then(Value::as_str).unwrap_or("mock").to_owned();
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("mock")
+        .to_owned();
     let plan = Plan::from_model(&model);
     if plan.fail_first > 0 {
         let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
         let c = counts.entry(model.clone()).or_insert(0);
         *c += 1;
         if *c <= plan.fail_first {
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(error_body(proto, 503))).into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(error_body(proto, 503)),
+            )
+                .into_response();
         }
     }
     if let Some(status) = plan.status {
@@ -220,7 +255,13 @@ async fn generate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         return (code, Json(error_body(proto, status))).into_response();
     }
     match plan.fault.as_str() {
-        "html" => return (StatusCode::INTERNAL_SERVER_ERROR, "<html><body>upstream exploded</body></html>").into_response(),
+        "html" => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html><body>upstream exploded</body></html>",
+            )
+                .into_response();
+        }
         "hang" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return StatusCode::GATEWAY_TIMEOUT.into_response();
@@ -232,23 +273,41 @@ async fn generate(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         Proto::Ollama => req.get("stream").and_then(Value::as_bool).unwrap_or(true),
     };
     let max = match proto {
-        Proto::OpenAi => req.get("max_completion_tokens").or_else(|| req.get("max_tokens")),
+        Proto::OpenAi => req
+            .get("max_completion_tokens")
+            .or_else(|| req.get("max_tokens")),
         Proto::Ollama => req.pointer("/options/num_predict"),
     }
     .and_then(Value::as_u64);
     let n = plan.tokens.min(max.unwrap_or(u64::MAX));
-    let finish = if max.is_some_and(|m| m < plan.tokens) { "length" } else { "stop" };
+    let finish = if max.is_some_and(|m| m < plan.tokens) {
+        "length"
+    } else {
+        "stop"
+    };
     let prompt = count_prompt(&req, chat);
     if let Ok(mut s) = shared.stats.lock() {
         s.requests += 1;
         s.prompt_tokens += prompt;
     }
-    let plan_out = Gen { shared, proto, chat, model, prompt, n, finish, plan };
+    let plan_out = Gen {
+        shared,
+        proto,
+        chat,
+        model,
+        prompt,
+        n,
+        finish,
+        plan,
+    };
     if !stream {
         return plan_out.buffered().await;
     }
     let include_usage = proto == Proto::OpenAi
-        && req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+        && req
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true);
     plan_out.streamed(include_usage)
 }
 
@@ -279,9 +338,15 @@ impl Gen {
     }
 
     async fn buffered(self) -> Response {
-        tokio::time::sleep(self.plan.ttft + self.plan.itl * u32::try_from(self.n).unwrap_or(0)).await;
+        tokio::time::sleep(self.plan.ttft + self.plan.itl * u32::try_from(self.n).unwrap_or(0))
+            .await;
         if self.plan.fault == "garbage" {
-            return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], "this is not json").into_response();
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "this is not json",
+            )
+                .into_response();
         }
         let text: String = (0..self.n).map(word).collect();
         self.served(self.n);
@@ -321,12 +386,20 @@ impl Gen {
         match self.proto {
             Proto::OpenAi => {
                 let choice = if self.chat {
-                    let delta = if i.is_some() { json!({"content": text}) } else { json!({}) };
+                    let delta = if i.is_some() {
+                        json!({"content": text})
+                    } else {
+                        json!({})
+                    };
                     json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
                 } else {
                     json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
                 };
-                let obj = if self.chat { "chat.completion.chunk" } else { "text_completion" };
+                let obj = if self.chat {
+                    "chat.completion.chunk"
+                } else {
+                    "text_completion"
+                };
                 let c = json!({"id": "mock-1", "object": obj, "created": 1_700_000_000, "model": self.model, "choices": [choice]});
                 format!("data: {c}\n\n")
             }
@@ -355,51 +428,65 @@ impl Gen {
             Proto::Ollama => "application/x-ndjson",
         };
         // Each step yields one piece; `None` ends the body (a cut when early).
-        let body = stream::unfold((self, 0u64, include_usage, false), |(g, step, usage, done)| async move {
-            if done {
-                return None;
-            }
-            let delay = if step == 0 { g.plan.ttft } else { g.plan.itl };
-            tokio::time::sleep(delay).await;
-            let fault_now = !g.plan.fault.is_empty() && step == g.plan.after.min(g.n);
-            if g.plan.fault == "garbage" {
-                return Some((Ok::<_, Infallible>("%%% not a stream %%%\n\n".to_string()), (g, step + 1, usage, true)));
-            }
-            if fault_now {
-                match g.plan.fault.as_str() {
-                    "cut" => return None,
-                    "hang_body" => {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return None;
-                    }
-                    "malformed" => {
-                        let bad = if g.proto == Proto::OpenAi { "data: {\"choices\": [\n\n" } else { "{\"message\": \n" };
-                        return Some((Ok(bad.to_string()), (g, step + 1, usage, true)));
-                    }
-                    "error_event" => {
-                        let e = error_body(g.proto, 500);
-                        let s = if g.proto == Proto::OpenAi { format!("data: {e}\n\ndata: [DONE]\n\n") } else { format!("{e}\n") };
-                        return Some((Ok(s), (g, step + 1, usage, true)));
-                    }
-                    _ => {}
+        let body = stream::unfold(
+            (self, 0u64, include_usage, false),
+            |(g, step, usage, done)| async move {
+                if done {
+                    return None;
                 }
-            }
-            if step < g.n {
-                g.served(1);
-                let e = g.event(Some(step), None);
-                return Some((Ok(e), (g, step + 1, usage, false)));
-            }
-            let mut tail = g.event(None, Some(g.finish));
-            if g.proto == Proto::OpenAi {
-                if usage && g.plan.usage {
-                    let c = json!({"id": "mock-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                let delay = if step == 0 { g.plan.ttft } else { g.plan.itl };
+                tokio::time::sleep(delay).await;
+                let fault_now = !g.plan.fault.is_empty() && step == g.plan.after.min(g.n);
+                if g.plan.fault == "garbage" {
+                    return Some((
+                        Ok::<_, Infallible>("%%% not a stream %%%\n\n".to_string()),
+                        (g, step + 1, usage, true),
+                    ));
+                }
+                if fault_now {
+                    match g.plan.fault.as_str() {
+                        "cut" => return None,
+                        "hang_body" => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return None;
+                        }
+                        "malformed" => {
+                            let bad = if g.proto == Proto::OpenAi {
+                                "data: {\"choices\": [\n\n"
+                            } else {
+                                "{\"message\": \n"
+                            };
+                            return Some((Ok(bad.to_string()), (g, step + 1, usage, true)));
+                        }
+                        "error_event" => {
+                            let e = error_body(g.proto, 500);
+                            let s = if g.proto == Proto::OpenAi {
+                                format!("data: {e}\n\ndata: [DONE]\n\n")
+                            } else {
+                                format!("{e}\n")
+                            };
+                            return Some((Ok(s), (g, step + 1, usage, true)));
+                        }
+                        _ => {}
+                    }
+                }
+                if step < g.n {
+                    g.served(1);
+                    let e = g.event(Some(step), None);
+                    return Some((Ok(e), (g, step + 1, usage, false)));
+                }
+                let mut tail = g.event(None, Some(g.finish));
+                if g.proto == Proto::OpenAi {
+                    if usage && g.plan.usage {
+                        let c = json!({"id": "mock-1", "object": "chat.completion.chunk", "created": 1_700_000_000,
                         "model": g.model, "choices": [], "usage": g.usage()});
-                    tail.push_str(&format!("data: {c}\n\n"));
+                        tail.push_str(&format!("data: {c}\n\n"));
+                    }
+                    tail.push_str("data: [DONE]\n\n");
                 }
-                tail.push_str("data: [DONE]\n\n");
-            }
-            Some((Ok(tail), (g, step + 1, usage, true)))
-        });
+                Some((Ok(tail), (g, step + 1, usage, true)))
+            },
+        );
         Response::builder()
             .header(header::CONTENT_TYPE, content_type)
             .body(Body::from_stream(body))

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
-use super::{BackendKind, StreamOutcome, StreamState, UpstreamCall, Usage, write_error_event, write_event};
+use super::{
+    BackendKind, StreamOutcome, StreamState, UpstreamCall, Usage, write_error_event, write_event,
+};
 use crate::codec::SseDecoder;
 use crate::error::UpstreamError;
 use crate::request::Endpoint;
@@ -43,7 +45,9 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
     let mut body = call.body.clone();
     body.insert("model".into(), Value::String(call.upstream_model.clone()));
     if call.stream && call.upstream_include_usage {
-        let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
+        let opts = body
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
         if !opts.is_object() {
             *opts = Value::Object(Map::new());
         }
@@ -65,8 +69,10 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
 
 /// A 2xx buffered answer: passed through as it came, usage read from it.
 pub(super) fn parse(body: &[u8]) -> Result<(Bytes, Option<Usage>), UpstreamError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| UpstreamError::BadResponse { status: 0, detail: format!("non-JSON 2xx body: {e}") })?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
+        status: 0,
+        detail: format!("non-JSON 2xx body: {e}"),
+    })?;
     if !v.is_object() || (v.get("choices").is_none() && v.get("error").is_some()) {
         return Err(super::upstream_error(502, body));
     }
@@ -97,7 +103,11 @@ pub struct SseRelay {
 impl SseRelay {
     /// A relay; `client_include_usage` keeps the usage chunk for the client.
     pub fn new(client_include_usage: bool) -> Self {
-        Self { decoder: SseDecoder::new(), client_include_usage, state: StreamState::default() }
+        Self {
+            decoder: SseDecoder::new(),
+            client_include_usage,
+            state: StreamState::default(),
+        }
     }
 
     pub(super) fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
@@ -114,7 +124,13 @@ impl SseRelay {
                     }
                 }
                 Ok(None) => return,
-                Err(_) => return self.fail(out, "upstream_malformed", "The upstream sent an unreadable stream."),
+                Err(_) => {
+                    return self.fail(
+                        out,
+                        "upstream_malformed",
+                        "The upstream sent an unreadable stream.",
+                    );
+                }
             }
         }
     }
@@ -131,7 +147,11 @@ impl SseRelay {
             self.event(&ev.data, out);
         }
         if self.state.outcome.is_none() {
-            self.fail(out, "upstream_stream_cut", "The upstream stream ended before it was complete.");
+            self.fail(
+                out,
+                "upstream_stream_cut",
+                "The upstream stream ended before it was complete.",
+            );
         }
     }
 
@@ -153,7 +173,11 @@ impl SseRelay {
             return;
         }
         let Ok(peek) = serde_json::from_str::<Peek>(data) else {
-            return self.fail(out, "upstream_malformed", "The upstream sent a malformed stream event.");
+            return self.fail(
+                out,
+                "upstream_malformed",
+                "The upstream sent a malformed stream event.",
+            );
         };
         if peek.error.is_some() {
             // vLLM and others report a mid-stream failure in-band; the client

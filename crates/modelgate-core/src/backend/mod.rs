@@ -46,7 +46,13 @@ pub enum BackendKind {
 
 impl BackendKind {
     /// Every backend, for validation messages.
-    pub const ALL: [BackendKind; 5] = [Self::Openai, Self::Api3, Self::Vllm, Self::Llamacpp, Self::Ollama];
+    pub const ALL: [BackendKind; 5] = [
+        Self::Openai,
+        Self::Api3,
+        Self::Vllm,
+        Self::Llamacpp,
+        Self::Ollama,
+    ];
 
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
@@ -91,10 +97,24 @@ impl BackendKind {
     }
 
     /// Build the upstream request for a validated client request.
-    pub fn build(self, target: &Target<'_>, call: &UpstreamCall) -> Result<http::Request<Bytes>, RequestError> {
-        let body = if self.is_compat() { compat::body(self, call) } else { ollama::body(call)? };
-        let bytes = serde_json::to_vec(&body).map_err(|e| RequestError::invalid(e.to_string(), None))?;
-        self.request(Method::POST, target, Some(call.endpoint), Bytes::from(bytes))
+    pub fn build(
+        self,
+        target: &Target<'_>,
+        call: &UpstreamCall,
+    ) -> Result<http::Request<Bytes>, RequestError> {
+        let body = if self.is_compat() {
+            compat::body(self, call)
+        } else {
+            ollama::body(call)?
+        };
+        let bytes =
+            serde_json::to_vec(&body).map_err(|e| RequestError::invalid(e.to_string(), None))?;
+        self.request(
+            Method::POST,
+            target,
+            Some(call.endpoint),
+            Bytes::from(bytes),
+        )
     }
 
     /// Build the request that lists the upstream's models.
@@ -109,27 +129,44 @@ impl BackendKind {
         endpoint: Option<Endpoint>,
         body: Bytes,
     ) -> Result<http::Request<Bytes>, RequestError> {
-        let mut b = http::Request::builder().method(method).uri(self.url(target.base_url, endpoint));
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(self.url(target.base_url, endpoint));
         if !body.is_empty() {
             b = b.header(CONTENT_TYPE, "application/json");
         }
         if let Some((name, value)) = self.auth(target.api_key) {
-            let mut value = HeaderValue::from_str(&value)
-                .map_err(|_| RequestError::invalid("The model's upstream key is not a valid header value.", None))?;
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                RequestError::invalid(
+                    "The model's upstream key is not a valid header value.",
+                    None,
+                )
+            })?;
             value.set_sensitive(true);
             b = b.header(name, value);
         }
-        b.body(body).map_err(|_| RequestError::invalid("The model's base URL is not a valid URL.", None))
+        b.body(body)
+            .map_err(|_| RequestError::invalid("The model's base URL is not a valid URL.", None))
     }
 
     /// Names of the models in a successful models-list answer.
     pub fn parse_models(self, body: &[u8]) -> Result<Vec<String>, UpstreamError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| UpstreamError::BadResponse { status: 0, detail: format!("models list: {e}") })?;
-        let (list, field) = if self.is_compat() { ("data", "id") } else { ("models", "name") };
+        let v: Value = serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
+            status: 0,
+            detail: format!("models list: {e}"),
+        })?;
+        let (list, field) = if self.is_compat() {
+            ("data", "id")
+        } else {
+            ("models", "name")
+        };
         Ok(v.get(list)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|m| m.get(field)?.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.get(field)?.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -144,7 +181,11 @@ impl BackendKind {
         if !(200..300).contains(&status) {
             return Err(upstream_error(status, body));
         }
-        if self.is_compat() { compat::parse(body) } else { ollama::parse(call, body, created_s) }
+        if self.is_compat() {
+            compat::parse(body)
+        } else {
+            ollama::parse(call, body, created_s)
+        }
     }
 
     /// The per-chunk hook for a streamed answer.
@@ -223,7 +264,10 @@ impl Usage {
         let completion_tokens = n("completion_tokens")
             .or_else(|| n("total_tokens").map(|t| (t - prompt_tokens).max(0)))
             .unwrap_or(0);
-        Some(Self { prompt_tokens, completion_tokens })
+        Some(Self {
+            prompt_tokens,
+            completion_tokens,
+        })
     }
 }
 
@@ -307,7 +351,8 @@ pub struct StreamState {
 
 /// Write `data: {"error":...}` and `data: [DONE]`.
 pub(crate) fn write_error_event(out: &mut Vec<u8>, code: &str, message: &str) {
-    let ev = json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}});
+    let ev =
+        json!({"error": {"message": message, "type": "api_error", "param": null, "code": code}});
     write_event(out, &ev.to_string());
     out.extend_from_slice(b"data: [DONE]\n\n");
 }
@@ -324,12 +369,18 @@ pub(crate) fn upstream_error(status: u16, body: &[u8]) -> UpstreamError {
     // The upstream refusing the gateway's own credentials is not the
     // client's fault, and an SDK would read a 401 as "your key is wrong".
     if status == 401 || status == 403 {
-        return UpstreamError::BadResponse { status, detail: "upstream refused the gateway's credentials".into() };
+        return UpstreamError::BadResponse {
+            status,
+            detail: "upstream refused the gateway's credentials".into(),
+        };
     }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(|v| v.get("error")) {
         Some(Value::Object(e)) if e.get("message").is_some_and(Value::is_string) => {
-            UpstreamError::OpenAi { status, error: Value::Object(e.clone()) }
+            UpstreamError::OpenAi {
+                status,
+                error: Value::Object(e.clone()),
+            }
         }
         Some(Value::String(msg)) => UpstreamError::OpenAi {
             status,

@@ -25,9 +25,13 @@ pub(super) fn url(base: &str, endpoint: Option<Endpoint>) -> String {
 
 pub(super) fn supports(req: &ProxyRequest) -> Result<(), RequestError> {
     if req.choices > 1 {
-        return Err(RequestError::invalid("This model's backend (Ollama) supports only n=1.", Some("n")));
+        return Err(RequestError::invalid(
+            "This model's backend (Ollama) supports only n=1.",
+            Some("n"),
+        ));
     }
-    if req.endpoint == Endpoint::Completion && !req.body.get("prompt").is_some_and(Value::is_string) {
+    if req.endpoint == Endpoint::Completion && !req.body.get("prompt").is_some_and(Value::is_string)
+    {
         return Err(RequestError::invalid(
             "This model's backend (Ollama) takes a single string prompt.",
             Some("prompt"),
@@ -73,12 +77,19 @@ pub(super) fn body(call: &UpstreamCall) -> Result<Value, RequestError> {
     if !options.is_empty() {
         out.insert("options".into(), Value::Object(options));
     }
-    match src.get("response_format").and_then(|f| f.get("type")).and_then(Value::as_str) {
+    match src
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+    {
         Some("json_object") => {
             out.insert("format".into(), Value::from("json"));
         }
         Some("json_schema") => {
-            if let Some(schema) = src.get("response_format").and_then(|f| f.pointer("/json_schema/schema")) {
+            if let Some(schema) = src
+                .get("response_format")
+                .and_then(|f| f.pointer("/json_schema/schema"))
+            {
                 out.insert("format".into(), schema.clone());
             }
         }
@@ -91,8 +102,15 @@ pub(super) fn body(call: &UpstreamCall) -> Result<Value, RequestError> {
     }
     match call.endpoint {
         Endpoint::Chat => {
-            let messages = src.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            out.insert("messages".into(), Value::Array(messages.iter().map(message).collect()));
+            let messages = src
+                .get("messages")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            out.insert(
+                "messages".into(),
+                Value::Array(messages.iter().map(message).collect()),
+            );
             if let Some(tools) = src.get("tools") {
                 out.insert("tools".into(), tools.clone());
             }
@@ -112,7 +130,10 @@ pub(super) fn body(call: &UpstreamCall) -> Result<Value, RequestError> {
 fn message(m: &Value) -> Value {
     let mut out = Map::new();
     let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
-    out.insert("role".into(), Value::from(if role == "developer" { "system" } else { role }));
+    out.insert(
+        "role".into(),
+        Value::from(if role == "developer" { "system" } else { role }),
+    );
     let mut images = vec![];
     let content = match m.get("content") {
         Some(Value::String(s)) => s.clone(),
@@ -168,8 +189,10 @@ fn finish_reason(line: &Value, had_tool_calls: bool) -> &'static str {
 fn usage(line: &Value) -> Option<Usage> {
     let p = line.get("prompt_eval_count").and_then(Value::as_i64);
     let c = line.get("eval_count").and_then(Value::as_i64);
-    (p.is_some() || c.is_some())
-        .then(|| Usage { prompt_tokens: p.unwrap_or(0).max(0), completion_tokens: c.unwrap_or(0).max(0) })
+    (p.is_some() || c.is_some()).then(|| Usage {
+        prompt_tokens: p.unwrap_or(0).max(0),
+        completion_tokens: c.unwrap_or(0).max(0),
+    })
 }
 
 /// Ollama tool calls -> OpenAI tool calls (arguments as a JSON string).
@@ -198,13 +221,23 @@ fn tool_calls(calls: &[Value], request_id: &str, with_index: bool) -> Value {
 }
 
 fn response_id(call: &UpstreamCall) -> String {
-    let prefix = if call.endpoint == Endpoint::Chat { "chatcmpl" } else { "cmpl" };
+    let prefix = if call.endpoint == Endpoint::Chat {
+        "chatcmpl"
+    } else {
+        "cmpl"
+    };
     format!("{prefix}-{}", call.request_id)
 }
 
-pub(super) fn parse(call: &UpstreamCall, body: &[u8], created_s: i64) -> Result<(Bytes, Option<Usage>), UpstreamError> {
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| UpstreamError::BadResponse { status: 0, detail: format!("non-JSON 2xx body: {e}") })?;
+pub(super) fn parse(
+    call: &UpstreamCall,
+    body: &[u8],
+    created_s: i64,
+) -> Result<(Bytes, Option<Usage>), UpstreamError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
+        status: 0,
+        detail: format!("non-JSON 2xx body: {e}"),
+    })?;
     if v.get("error").is_some() {
         return Err(super::upstream_error(502, body));
     }
@@ -212,7 +245,10 @@ pub(super) fn parse(call: &UpstreamCall, body: &[u8], created_s: i64) -> Result<
     let choice = match call.endpoint {
         Endpoint::Chat => {
             let msg = v.get("message").cloned().unwrap_or(Value::Null);
-            let calls = msg.get("tool_calls").and_then(Value::as_array).filter(|c| !c.is_empty());
+            let calls = msg
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .filter(|c| !c.is_empty());
             let mut message = json!({
                 "role": "assistant",
                 "content": msg.get("content").and_then(Value::as_str).unwrap_or(""),
@@ -288,7 +324,13 @@ impl NdjsonRelay {
                     }
                 }
                 Ok(None) => return,
-                Err(_) => return self.fail(out, "upstream_malformed", "The upstream sent an unreadable stream."),
+                Err(_) => {
+                    return self.fail(
+                        out,
+                        "upstream_malformed",
+                        "The upstream sent an unreadable stream.",
+                    );
+                }
             }
         }
     }
@@ -303,7 +345,11 @@ impl NdjsonRelay {
             self.line(&line, out);
         }
         if self.state.outcome.is_none() {
-            self.fail(out, "upstream_stream_cut", "The upstream stream ended before it was complete.");
+            self.fail(
+                out,
+                "upstream_stream_cut",
+                "The upstream stream ended before it was complete.",
+            );
         }
     }
 
@@ -329,7 +375,9 @@ impl NdjsonRelay {
 
     fn choice(&self, delta: Value, finish: Option<&str>) -> Value {
         match self.endpoint {
-            Endpoint::Chat => json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]),
+            Endpoint::Chat => {
+                json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}])
+            }
             Endpoint::Completion => json!([{
                 "index": 0,
                 "text": delta.get("content").and_then(Value::as_str).unwrap_or(""),
@@ -341,7 +389,11 @@ impl NdjsonRelay {
 
     fn line(&mut self, line: &str, out: &mut Vec<u8>) {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
-            return self.fail(out, "upstream_malformed", "The upstream sent a malformed stream line.");
+            return self.fail(
+                out,
+                "upstream_malformed",
+                "The upstream sent a malformed stream line.",
+            );
         };
         if let Some(err) = v.get("error") {
             let message = err.as_str().map_or_else(|| err.to_string(), str::to_owned);
@@ -355,7 +407,10 @@ impl NdjsonRelay {
         }
         .and_then(Value::as_str)
         .unwrap_or("");
-        let calls = v.pointer("/message/tool_calls").and_then(Value::as_array).filter(|c| !c.is_empty());
+        let calls = v
+            .pointer("/message/tool_calls")
+            .and_then(Value::as_array)
+            .filter(|c| !c.is_empty());
         let mut delta = Map::new();
         if !self.sent_role && self.endpoint == Endpoint::Chat {
             delta.insert("role".into(), Value::from("assistant"));
@@ -365,14 +420,20 @@ impl NdjsonRelay {
             delta.insert("content".into(), Value::from(text));
         }
         if let Some(calls) = calls {
-            delta.insert("tool_calls".into(), tool_calls(calls, &self.request_id, true));
+            delta.insert(
+                "tool_calls".into(),
+                tool_calls(calls, &self.request_id, true),
+            );
             self.had_tool_calls = true;
         }
         if !delta.is_empty() {
             if !text.is_empty() || calls.is_some() {
                 self.state.output_chunks += 1;
             }
-            write_event(out, &self.chunk(self.choice(Value::Object(delta), None), None));
+            write_event(
+                out,
+                &self.chunk(self.choice(Value::Object(delta), None), None),
+            );
         }
         if v.get("done").and_then(Value::as_bool) == Some(true) {
             let finish = finish_reason(&v, self.had_tool_calls);

@@ -38,54 +38,95 @@ struct CreateKey {
 
 /// Parse a JSON body into `T`, with an OpenAI-shaped 400 on failure.
 pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, GatewayError> {
-    serde_json::from_slice(body).map_err(|e| RequestError::invalid(format!("Invalid request body: {e}"), None).into())
+    serde_json::from_slice(body)
+        .map_err(|e| RequestError::invalid(format!("Invalid request body: {e}"), None).into())
 }
 
 /// Ids the gateway generates: `prefix` + 24 lowercase hex digits. Anything
 /// else (`..`, `%2e`, SQL) is simply not found.
 pub(super) fn check_id<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a str, GatewayError> {
-    let ok = id.strip_prefix(prefix).is_some_and(|h| h.len() == 24 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-    if ok { Ok(id) } else { Err(RequestError::NotFound(what.to_owned()).into()) }
+    let ok = id
+        .strip_prefix(prefix)
+        .is_some_and(|h| h.len() == 24 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(id)
+    } else {
+        Err(RequestError::NotFound(what.to_owned()).into())
+    }
 }
 
 fn check_name(name: &str) -> Result<(), GatewayError> {
     if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(RequestError::invalid("'name' must be 1 to 200 printable characters.", Some("name")).into());
+        return Err(RequestError::invalid(
+            "'name' must be 1 to 200 printable characters.",
+            Some("name"),
+        )
+        .into());
     }
     Ok(())
 }
 
-fn check_limits(rpm: Option<u32>, quota: Option<i64>, ips: &[String], models: &[String]) -> Result<(), GatewayError> {
+fn check_limits(
+    rpm: Option<u32>,
+    quota: Option<i64>,
+    ips: &[String],
+    models: &[String],
+) -> Result<(), GatewayError> {
     if rpm == Some(0) || rpm.is_some_and(|r| r > 1_000_000) {
         return Err(RequestError::invalid("'rpm' must be from 1 to 1000000.", Some("rpm")).into());
     }
     if quota.is_some_and(|q| q < 0) {
-        return Err(RequestError::invalid("'quota' must be 0 or more, or null for unlimited.", Some("quota")).into());
+        return Err(RequestError::invalid(
+            "'quota' must be 0 or more, or null for unlimited.",
+            Some("quota"),
+        )
+        .into());
     }
     if let Some(bad) = ips.iter().find(|e| !auth::valid_ip_entry(e)) {
         let bad: String = bad.chars().filter(|c| !c.is_control()).take(64).collect();
-        return Err(RequestError::invalid(format!("'{bad}' is not an IP, a CIDR or '*'."), Some("allowed_ips")).into());
+        return Err(RequestError::invalid(
+            format!("'{bad}' is not an IP, a CIDR or '*'."),
+            Some("allowed_ips"),
+        )
+        .into());
     }
     for m in models {
         crate::request::valid_model(m).map_err(|_| {
-            RequestError::invalid("'allowed_models' must hold model names.", Some("allowed_models"))
+            RequestError::invalid(
+                "'allowed_models' must hold model names.",
+                Some("allowed_models"),
+            )
         })?;
     }
     Ok(())
 }
 
 impl<P: Ports> Gateway<P> {
-    async fn authenticate_admin(&self, req: &http::Request<Bytes>, peer: Peer) -> Result<(), GatewayError> {
-        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+    async fn authenticate_admin(
+        &self,
+        req: &http::Request<Bytes>,
+        peer: Peer,
+    ) -> Result<(), GatewayError> {
+        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION))
+            .ok_or(AuthError::Missing)?;
         let hash = auth::hash_key(token);
         if let Some(admin) = &self.config().admin_key_hash
             && auth::ct_eq(admin, &hash)
         {
             return Ok(());
         }
-        let key = self.ports().store().find_key_by_hash(&hash).await?.ok_or(AuthError::Invalid)?;
+        let key = self
+            .ports()
+            .store()
+            .find_key_by_hash(&hash)
+            .await?
+            .ok_or(AuthError::Invalid)?;
         auth::check_key(&key, &hash, self.now_ms(), peer.ip)?;
-        if key.admin { Ok(()) } else { Err(AuthError::NotAdmin.into()) }
+        if key.admin {
+            Ok(())
+        } else {
+            Err(AuthError::NotAdmin.into())
+        }
     }
 
     pub(super) async fn admin(
@@ -102,7 +143,10 @@ impl<P: Ports> Gateway<P> {
             (["keys"], &Method::POST) => self.create_key(body).await,
             (["keys"], &Method::GET) => {
                 let keys = self.ports().store().list_keys().await?;
-                Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": keys})))
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"object": "list", "data": keys}),
+                ))
             }
             (["keys", id], m) => {
                 let id = check_id(id, "key_", "API key")?;
@@ -110,8 +154,16 @@ impl<P: Ports> Gateway<P> {
                     Method::GET => self.key_answer(self.ports().store().get_key(id).await?),
                     Method::PATCH => self.patch_key(id, parse_body(body)?).await,
                     Method::DELETE => {
-                        let patch = KeyPatch { status: Some(KeyStatus::Revoked), ..KeyPatch::default() };
-                        self.key_answer(self.ports().store().update_key(id, patch, self.now_ms()).await?)
+                        let patch = KeyPatch {
+                            status: Some(KeyStatus::Revoked),
+                            ..KeyPatch::default()
+                        };
+                        self.key_answer(
+                            self.ports()
+                                .store()
+                                .update_key(id, patch, self.now_ms())
+                                .await?,
+                        )
                     }
                     _ => Err(RequestError::MethodNotAllowed.into()),
                 }
@@ -129,7 +181,9 @@ impl<P: Ports> Gateway<P> {
                 }
             }
             (["usage"], &Method::GET) => self.usage(req.uri().query().unwrap_or("")).await,
-            (["keys" | "models" | "usage" | "verify", ..], _) => Err(RequestError::MethodNotAllowed.into()),
+            (["keys" | "models" | "usage" | "verify", ..], _) => {
+                Err(RequestError::MethodNotAllowed.into())
+            }
             _ => Err(RequestError::NotFound("Admin route".to_owned()).into()),
         }
     }
@@ -188,17 +242,31 @@ impl<P: Ports> Gateway<P> {
             patch.allowed_models.as_deref().unwrap_or(&[]),
         )?;
         if patch.quota_used.is_some_and(|u| u < 0) {
-            return Err(RequestError::invalid("'quota_used' must be 0 or more.", Some("quota_used")).into());
+            return Err(RequestError::invalid(
+                "'quota_used' must be 0 or more.",
+                Some("quota_used"),
+            )
+            .into());
         }
         if let Some(Some(m)) = &patch.default_model {
             crate::request::valid_model(m)?;
         }
-        self.key_answer(self.ports().store().update_key(id, patch, self.now_ms()).await?)
+        self.key_answer(
+            self.ports()
+                .store()
+                .update_key(id, patch, self.now_ms())
+                .await?,
+        )
     }
 
     async fn usage(&self, query: &str) -> Result<Response<P>, GatewayError> {
         let now = self.now_ms();
-        let mut q = UsageQuery { from_ms: now - 30 * DAY_MS, to_ms: now + 1, key_id: None, model: None };
+        let mut q = UsageQuery {
+            from_ms: now - 30 * DAY_MS,
+            to_ms: now + 1,
+            key_id: None,
+            model: None,
+        };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let v = percent_decode(&v.replace('+', " "));
@@ -229,13 +297,20 @@ const DAY_MS: i64 = 86_400_000;
 
 /// Milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight).
 fn parse_time(v: &str, param: &str) -> Result<i64, GatewayError> {
-    let bad = || RequestError::invalid(format!("'{param}' must be a date (YYYY-MM-DD) or epoch milliseconds."), Some(param));
+    let bad = || {
+        RequestError::invalid(
+            format!("'{param}' must be a date (YYYY-MM-DD) or epoch milliseconds."),
+            Some(param),
+        )
+    };
     if let Ok(ms) = v.parse::<i64>() {
         return Ok(ms);
     }
     let mut parts = v.splitn(3, '-').map(str::parse::<i64>);
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(y)), Some(Ok(m)), Some(Ok(d))) if (1..=12).contains(&m) && (1..=31).contains(&d) && y > 1969 => {
+        (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)))
+            if (1..=12).contains(&m) && (1..=31).contains(&d) && y > 1969 =>
+        {
             Ok(days_from_civil(y, m, d) * DAY_MS)
         }
         _ => Err(bad().into()),
@@ -269,7 +344,12 @@ mod tests {
     #[test]
     fn ids() {
         assert!(check_id("key_0123456789abcdef01234567", "key_", "k").is_ok());
-        for bad in ["key_..", "../etc/passwd", "key_0123456789abcdef0123456'", "mdl_0123456789abcdef01234567"] {
+        for bad in [
+            "key_..",
+            "../etc/passwd",
+            "key_0123456789abcdef0123456'",
+            "mdl_0123456789abcdef01234567",
+        ] {
             assert!(check_id(bad, "key_", "k").is_err(), "{bad}");
         }
     }

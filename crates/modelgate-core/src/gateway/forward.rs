@@ -33,7 +33,9 @@ struct Trial<'a, P: Ports> {
 impl<P: Ports> Trial<'_, P> {
     fn record(mut self, ok: bool) {
         let g = self.gateway;
-        g.inner.breakers.record(self.endpoint, ok, g.now_ms(), &g.config().resilience);
+        g.inner
+            .breakers
+            .record(self.endpoint, ok, g.now_ms(), &g.config().resilience);
         self.recorded = true;
     }
 }
@@ -48,7 +50,11 @@ impl<P: Ports> Drop for Trial<'_, P> {
 
 impl<P: Ports> Gateway<P> {
     /// Race `fut` against the deadline.
-    pub(super) async fn until<T>(&self, deadline_ms: i64, fut: impl Future<Output = T>) -> Option<T> {
+    pub(super) async fn until<T>(
+        &self,
+        deadline_ms: i64,
+        fut: impl Future<Output = T>,
+    ) -> Option<T> {
         let left = deadline_ms - self.now_ms();
         if left <= 0 {
             return None;
@@ -69,11 +75,17 @@ impl<P: Ports> Gateway<P> {
         deadline_ms: i64,
     ) -> Result<http::Response<UpstreamBody<P>>, GatewayError> {
         let cfg = self.config().resilience;
-        let endpoints: Vec<&str> =
-            std::iter::once(model.base_url.as_str()).chain(model.fallback_urls.iter().map(String::as_str)).collect();
+        let endpoints: Vec<&str> = std::iter::once(model.base_url.as_str())
+            .chain(model.fallback_urls.iter().map(String::as_str))
+            .collect();
         let mut last: Option<UpstreamError> = None;
         for round in 0..=cfg.retries {
-            if round > 0 && self.until(deadline_ms, self.ports().sleep(cfg.backoff(round))).await.is_none() {
+            if round > 0
+                && self
+                    .until(deadline_ms, self.ports().sleep(cfg.backoff(round)))
+                    .await
+                    .is_none()
+            {
                 return Err(UpstreamError::Timeout.into());
             }
             for &base in &endpoints {
@@ -81,8 +93,15 @@ impl<P: Ports> Gateway<P> {
                     last.get_or_insert(UpstreamError::CircuitOpen);
                     continue;
                 }
-                let trial = Trial { gateway: self, endpoint: base, recorded: false };
-                let target = Target { base_url: base, api_key: model.api_key.as_deref() };
+                let trial = Trial {
+                    gateway: self,
+                    endpoint: base,
+                    recorded: false,
+                };
+                let target = Target {
+                    base_url: base,
+                    api_key: model.api_key.as_deref(),
+                };
                 let req = model.backend.build(&target, call)?;
                 let sent = self.until(deadline_ms, self.ports().http().send(req)).await;
                 let resp = match sent {
@@ -108,7 +127,10 @@ impl<P: Ports> Gateway<P> {
                 }
                 // A 429 says "slow down", not "broken": it does not trip the breaker.
                 trial.record(status < 500);
-                let body = self.read_limited(resp.into_body(), deadline_ms, MAX_ERROR_BODY).await.unwrap_or_default();
+                let body = self
+                    .read_limited(resp.into_body(), deadline_ms, MAX_ERROR_BODY)
+                    .await
+                    .unwrap_or_default();
                 let err = upstream_error(status, &body);
                 tracing::warn!(request_id = %call.request_id, endpoint = base, status, error = %err, "upstream error status");
                 if !retryable_status(status) {
@@ -121,11 +143,21 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// Read a whole upstream body under the deadline.
-    pub(super) async fn read_body(&self, body: UpstreamBody<P>, deadline_ms: i64) -> Result<Bytes, GatewayError> {
-        self.read_limited(body, deadline_ms, MAX_UPSTREAM_BODY).await
+    pub(super) async fn read_body(
+        &self,
+        body: UpstreamBody<P>,
+        deadline_ms: i64,
+    ) -> Result<Bytes, GatewayError> {
+        self.read_limited(body, deadline_ms, MAX_UPSTREAM_BODY)
+            .await
     }
 
-    pub(super) async fn read_limited(&self, mut body: UpstreamBody<P>, deadline_ms: i64, limit: usize) -> Result<Bytes, GatewayError> {
+    pub(super) async fn read_limited(
+        &self,
+        mut body: UpstreamBody<P>,
+        deadline_ms: i64,
+        limit: usize,
+    ) -> Result<Bytes, GatewayError> {
         let mut buf = BytesMut::new();
         loop {
             match self.until(deadline_ms, body.next_chunk()).await {
@@ -139,7 +171,11 @@ impl<P: Ports> Gateway<P> {
                     }
                 }
                 Some(Some(Err(e))) => {
-                    return Err(UpstreamError::BadResponse { status: 0, detail: format!("body: {e}") }.into());
+                    return Err(UpstreamError::BadResponse {
+                        status: 0,
+                        detail: format!("body: {e}"),
+                    }
+                    .into());
                 }
             }
         }

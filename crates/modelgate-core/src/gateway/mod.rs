@@ -20,63 +20,12 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::error::{GatewayError, RequestError};
 use crate::ports::Ports;
-use crate::resilience::{Breakers, Resilience};
+use crate::resilience::Breakers;
 
 pub use stream::ResponseStream;
-
-/// Gateway settings that every runtime shares.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Largest request body, bytes.
-    pub max_body_bytes: usize,
-    /// Overall upstream timeout, ms (headers and the whole body).
-    pub timeout_ms: u64,
-    /// RPM for keys without their own.
-    pub default_rpm: u32,
-    /// Quota given to new keys unless the admin says otherwise (`None`:
-    /// unlimited).
-    pub default_quota: Option<i64>,
-    /// Completion tokens reserved (and set upstream as the cap) when a
-    /// request sets no `max_tokens`.
-    pub default_max_tokens: u64,
-    /// Retries, backoff, circuit breaker.
-    pub resilience: Resilience,
-    /// SHA-256 (hex) of the bootstrap admin key (`MG_ADMIN_API_KEY`).
-    pub admin_key_hash: Option<String>,
-    /// Backends `POST /admin/api/models/sync` lists besides those of the
-    /// existing models.
-    pub sync_backends: Vec<SyncBackend>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 5 * 1024 * 1024,
-            timeout_ms: 300_000,
-            default_rpm: 60,
-            default_quota: Some(1_000_000),
-            default_max_tokens: 4096,
-            resilience: Resilience::default(),
-            admin_key_hash: None,
-            sync_backends: Vec::new(),
-        }
-    }
-}
-
-/// A backend to import models from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyncBackend {
-    /// Protocol.
-    pub backend: crate::backend::BackendKind,
-    /// Base URL.
-    pub base_url: String,
-    /// Upstream key.
-    #[serde(default)]
-    pub api_key: Option<String>,
-}
 
 /// A response body: whole, or streamed from the upstream.
 pub enum Body<P: Ports> {
@@ -121,7 +70,9 @@ pub struct Gateway<P: Ports> {
 
 impl<P: Ports> Clone for Gateway<P> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner) }
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -135,7 +86,13 @@ pub struct Peer {
 impl<P: Ports> Gateway<P> {
     /// A gateway over `ports` with `config`.
     pub fn new(ports: P, config: Config) -> Self {
-        Self { inner: Arc::new(Inner { ports, config, breakers: Breakers::new() }) }
+        Self {
+            inner: Arc::new(Inner {
+                ports,
+                config,
+                breakers: Breakers::new(),
+            }),
+        }
     }
 
     /// The settings.
@@ -189,17 +146,27 @@ impl<P: Ports> Gateway<P> {
         resp
     }
 
-    async fn route(&self, req: http::Request<Bytes>, peer: Peer, request_id: &str) -> Result<Response<P>, GatewayError> {
+    async fn route(
+        &self,
+        req: http::Request<Bytes>,
+        peer: Peer,
+        request_id: &str,
+    ) -> Result<Response<P>, GatewayError> {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let method = req.method().clone();
         match (segments.as_slice(), &method) {
-            (["health"] | ["v1", "health"], &Method::GET) => Ok(json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+            (["health"] | ["v1", "health"], &Method::GET) => Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok"}),
+            )),
             (["v1", "chat", "completions"], &Method::POST) => {
-                self.proxy(req, peer, request_id, crate::request::Endpoint::Chat).await
+                self.proxy(req, peer, request_id, crate::request::Endpoint::Chat)
+                    .await
             }
             (["v1", "completions"], &Method::POST) => {
-                self.proxy(req, peer, request_id, crate::request::Endpoint::Completion).await
+                self.proxy(req, peer, request_id, crate::request::Endpoint::Completion)
+                    .await
             }
             (["v1", "models"], &Method::GET) => self.list_models(&req, peer).await,
             (["v1", "models", id @ ..], &Method::GET) if !id.is_empty() => {
@@ -219,14 +186,20 @@ fn json_response<P: Ports, T: Serialize + ?Sized>(status: StatusCode, value: &T)
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = http::Response::new(Body::Full(Bytes::from(body)));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
 /// The one place an error becomes a response.
 fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
     let mut resp = json_response(err.status(), &err.body());
-    if let GatewayError::Limit(crate::error::LimitError::RateLimited { limit, retry_after_ms, reset_ms }) = err {
+    if let GatewayError::Limit(crate::error::LimitError::RateLimited {
+        limit,
+        retry_after_ms,
+        reset_ms,
+    }) = err
+    {
         let h = resp.headers_mut();
         let secs = retry_after_ms.div_ceil(1000).max(1);
         h.insert("retry-after", HeaderValue::from(secs));
@@ -247,7 +220,9 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(h) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(h) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(h);
             i += 3;

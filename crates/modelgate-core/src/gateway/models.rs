@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::admin::parse_body;
-use super::{Gateway, Peer, Response, SyncBackend, json_response};
+use super::{Gateway, Peer, Response, json_response};
 use crate::backend::{BackendKind, Target};
+use crate::config::{ModelSpec, SyncBackend};
 use crate::domain::{Model, ModelPatch, NewModel};
 use crate::error::{GatewayError, RequestError, UpstreamError};
 use crate::ports::{HttpClient, ModelStore, Ports};
@@ -52,7 +53,10 @@ struct AdminModel<'a> {
 }
 
 fn admin_view(m: &Model) -> AdminModel<'_> {
-    AdminModel { model: m, has_api_key: m.has_api_key() }
+    AdminModel {
+        model: m,
+        has_api_key: m.has_api_key(),
+    }
 }
 
 /// A model as an OpenAI client sees it.
@@ -64,37 +68,66 @@ fn check_url(url: &str, param: &str) -> Result<(), GatewayError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 2048
         && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
-    if ok { Ok(()) } else { Err(RequestError::invalid(format!("'{param}' must be an http(s) URL."), Some(param)).into()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(RequestError::invalid(format!("'{param}' must be an http(s) URL."), Some(param)).into())
+    }
 }
 
 /// Check a model's fields the way both create and patch need.
 fn check_model(m: &Model) -> Result<(), GatewayError> {
     crate::request::valid_model(&m.name)?;
-    crate::request::valid_model(&m.upstream_model)
-        .map_err(|_| RequestError::invalid("'upstream_model' must be a model name.", Some("upstream_model")))?;
+    crate::request::valid_model(&m.upstream_model).map_err(|_| {
+        RequestError::invalid(
+            "'upstream_model' must be a model name.",
+            Some("upstream_model"),
+        )
+    })?;
     check_url(&m.base_url, "base_url")?;
     for u in &m.fallback_urls {
         check_url(u, "fallback_urls")?;
     }
-    if m.api_key.as_deref().is_some_and(|k| k.chars().any(char::is_control)) {
-        return Err(RequestError::invalid("'api_key' must not contain control characters.", Some("api_key")).into());
+    if m.api_key
+        .as_deref()
+        .is_some_and(|k| k.chars().any(char::is_control))
+    {
+        return Err(RequestError::invalid(
+            "'api_key' must not contain control characters.",
+            Some("api_key"),
+        )
+        .into());
     }
     Ok(())
 }
 
 impl<P: Ports> Gateway<P> {
-    pub(super) async fn list_models(&self, req: &http::Request<Bytes>, peer: Peer) -> Result<Response<P>, GatewayError> {
+    pub(super) async fn list_models(
+        &self,
+        req: &http::Request<Bytes>,
+        peer: Peer,
+    ) -> Result<Response<P>, GatewayError> {
         let key = self.authenticate(req, peer).await?;
         let models = self.ports().store().list_models().await?;
         let data: Vec<Value> = models
             .iter()
-            .filter(|m| m.enabled && (key.allowed_models.is_empty() || key.allowed_models.contains(&m.name)))
+            .filter(|m| {
+                m.enabled && (key.allowed_models.is_empty() || key.allowed_models.contains(&m.name))
+            })
             .map(client_view)
             .collect();
-        Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": data})))
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"object": "list", "data": data}),
+        ))
     }
 
-    pub(super) async fn get_model(&self, req: &http::Request<Bytes>, peer: Peer, name: &str) -> Result<Response<P>, GatewayError> {
+    pub(super) async fn get_model(
+        &self,
+        req: &http::Request<Bytes>,
+        peer: Peer,
+        name: &str,
+    ) -> Result<Response<P>, GatewayError> {
         let key = self.authenticate(req, peer).await?;
         let m = self.resolve_model(&key, name).await?;
         Ok(json_response(StatusCode::OK, &client_view(&m)))
@@ -103,11 +136,19 @@ impl<P: Ports> Gateway<P> {
     pub(super) async fn admin_list_models(&self) -> Result<Response<P>, GatewayError> {
         let models = self.ports().store().list_models().await?;
         let data: Vec<AdminModel<'_>> = models.iter().map(admin_view).collect();
-        Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": data})))
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"object": "list", "data": data}),
+        ))
     }
 
     pub(super) async fn admin_get_model(&self, id: &str) -> Result<Response<P>, GatewayError> {
-        let m = self.ports().store().get_model(id).await?.ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        let m = self
+            .ports()
+            .store()
+            .get_model(id)
+            .await?
+            .ok_or_else(|| RequestError::NotFound("Model".into()))?;
         Ok(json_response(StatusCode::OK, &admin_view(&m)))
     }
 
@@ -128,14 +169,25 @@ impl<P: Ports> Gateway<P> {
             updated_at: now,
         };
         check_model(&model)?;
-        let m = self.ports().store().insert_model(NewModel { model }).await?;
+        let m = self
+            .ports()
+            .store()
+            .insert_model(NewModel { model })
+            .await?;
         Ok(json_response(StatusCode::CREATED, &admin_view(&m)))
     }
 
-    pub(super) async fn patch_model(&self, id: &str, body: &[u8]) -> Result<Response<P>, GatewayError> {
+    pub(super) async fn patch_model(
+        &self,
+        id: &str,
+        body: &[u8],
+    ) -> Result<Response<P>, GatewayError> {
         let patch: ModelPatch = parse_body(body)?;
         let store = self.ports().store();
-        let current = store.get_model(id).await?.ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        let current = store
+            .get_model(id)
+            .await?
+            .ok_or_else(|| RequestError::NotFound("Model".into()))?;
         // Check the model as it would be after the patch.
         let mut after = current;
         if let Some(n) = &patch.name {
@@ -154,15 +206,67 @@ impl<P: Ports> Gateway<P> {
             after.api_key.clone_from(k);
         }
         check_model(&after)?;
-        let m = store.update_model(id, patch, self.now_ms()).await?.ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        let m = store
+            .update_model(id, patch, self.now_ms())
+            .await?
+            .ok_or_else(|| RequestError::NotFound("Model".into()))?;
         Ok(json_response(StatusCode::OK, &admin_view(&m)))
+    }
+
+    /// Make the store hold `specs` (a declarative models file): models are
+    /// matched by name, created or updated, and checked like admin input.
+    /// Returns the names created and updated.
+    pub async fn apply_model_specs(
+        &self,
+        specs: Vec<ModelSpec>,
+    ) -> Result<(Vec<String>, Vec<String>), GatewayError> {
+        let store = self.ports().store();
+        let (mut created, mut updated) = (vec![], vec![]);
+        for spec in specs {
+            let now = self.now_ms();
+            let model = Model {
+                id: self.new_id("mdl_"),
+                upstream_model: spec.upstream_model.unwrap_or_else(|| spec.name.clone()),
+                name: spec.name,
+                backend: spec.backend,
+                base_url: spec.base_url.trim_end_matches('/').to_owned(),
+                fallback_urls: spec.fallback_urls,
+                api_key: spec.api_key.filter(|k| !k.is_empty()),
+                enabled: spec.enabled.unwrap_or(true),
+                stream_usage: spec.stream_usage.unwrap_or(true),
+                created_at: now,
+                updated_at: now,
+            };
+            check_model(&model)?;
+            match store.find_model(&model.name).await? {
+                None => created.push(store.insert_model(NewModel { model }).await?.name),
+                Some(current) => {
+                    let patch = ModelPatch {
+                        name: None,
+                        backend: Some(model.backend),
+                        base_url: Some(model.base_url),
+                        fallback_urls: Some(model.fallback_urls),
+                        upstream_model: Some(model.upstream_model),
+                        api_key: Some(model.api_key),
+                        enabled: Some(model.enabled),
+                        stream_usage: Some(model.stream_usage),
+                    };
+                    store.update_model(&current.id, patch, now).await?;
+                    updated.push(model.name);
+                }
+            }
+        }
+        Ok((created, updated))
     }
 
     pub(super) async fn delete_model(&self, id: &str) -> Result<Response<P>, GatewayError> {
         if !self.ports().store().delete_model(id).await? {
             return Err(RequestError::NotFound("Model".into()).into());
         }
-        Ok(json_response(StatusCode::OK, &json!({"id": id, "deleted": true})))
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"id": id, "deleted": true}),
+        ))
     }
 
     /// Import the models each backend lists that are not configured yet.
@@ -200,7 +304,9 @@ impl<P: Ports> Gateway<P> {
                 }
             };
             for upstream in listed {
-                if crate::request::valid_model(&upstream).is_err() || !names.insert(upstream.clone()) {
+                if crate::request::valid_model(&upstream).is_err()
+                    || !names.insert(upstream.clone())
+                {
                     continue;
                 }
                 let now = self.now_ms();
@@ -221,11 +327,17 @@ impl<P: Ports> Gateway<P> {
                 created.push(m.name);
             }
         }
-        Ok(json_response(StatusCode::OK, &json!({"created": created, "errors": errors})))
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"created": created, "errors": errors}),
+        ))
     }
 
     async fn fetch_model_names(&self, b: &SyncBackend) -> Result<Vec<String>, GatewayError> {
-        let target = Target { base_url: b.base_url.trim_end_matches('/'), api_key: b.api_key.as_deref() };
+        let target = Target {
+            base_url: b.base_url.trim_end_matches('/'),
+            api_key: b.api_key.as_deref(),
+        };
         let req = b.backend.models_request(&target)?;
         let deadline = self.now_ms() + SYNC_TIMEOUT_MS;
         let resp = match self.until(deadline, self.ports().http().send(req)).await {
@@ -234,7 +346,9 @@ impl<P: Ports> Gateway<P> {
             Some(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
-        let buf = self.read_limited(resp.into_body(), deadline, MAX_MODELS_BODY).await?;
+        let buf = self
+            .read_limited(resp.into_body(), deadline, MAX_MODELS_BODY)
+            .await?;
         if !(200..300).contains(&status) {
             return Err(crate::backend::upstream_error(status, &buf).into());
         }

@@ -43,7 +43,10 @@ impl Ctx {
         let usage = usage.unwrap_or_else(|| {
             if status == 200 || output_chunks > 0 {
                 let prompt = i64::try_from(self.prompt_bound.div_ceil(4)).unwrap_or(i64::MAX);
-                Usage { prompt_tokens: prompt, completion_tokens: output_chunks }
+                Usage {
+                    prompt_tokens: prompt,
+                    completion_tokens: output_chunks,
+                }
             } else {
                 Usage::default()
             }
@@ -71,16 +74,30 @@ impl Ctx {
 
 impl<P: Ports> Gateway<P> {
     /// Find and check the bearer key.
-    pub(super) async fn authenticate(&self, req: &http::Request<Bytes>, peer: Peer) -> Result<ApiKey, GatewayError> {
-        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+    pub(super) async fn authenticate(
+        &self,
+        req: &http::Request<Bytes>,
+        peer: Peer,
+    ) -> Result<ApiKey, GatewayError> {
+        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION))
+            .ok_or(AuthError::Missing)?;
         let hash = auth::hash_key(token);
-        let key = self.ports().store().find_key_by_hash(&hash).await?.ok_or(AuthError::Invalid)?;
+        let key = self
+            .ports()
+            .store()
+            .find_key_by_hash(&hash)
+            .await?
+            .ok_or(AuthError::Invalid)?;
         auth::check_key(&key, &hash, self.now_ms(), peer.ip)?;
         Ok(key)
     }
 
     /// The enabled model `name`, if this key may use it.
-    pub(super) async fn resolve_model(&self, key: &ApiKey, name: &str) -> Result<Model, GatewayError> {
+    pub(super) async fn resolve_model(
+        &self,
+        key: &ApiKey,
+        name: &str,
+    ) -> Result<Model, GatewayError> {
         let not_found = || RequestError::ModelNotFound(name.to_owned());
         if !key.allowed_models.is_empty() && !key.allowed_models.iter().any(|m| m == name) {
             return Err(not_found().into());
@@ -93,9 +110,18 @@ impl<P: Ports> Gateway<P> {
 
     async fn admit_rate(&self, key: &ApiKey) -> Result<RateDecision, GatewayError> {
         let rpm = key.rpm.unwrap_or(self.config().default_rpm);
-        let d = self.ports().limiter().acquire(&key.id, rpm, self.now_ms()).await?;
+        let d = self
+            .ports()
+            .limiter()
+            .acquire(&key.id, rpm, self.now_ms())
+            .await?;
         if !d.allowed {
-            return Err(LimitError::RateLimited { limit: rpm, retry_after_ms: d.retry_after_ms, reset_ms: d.reset_ms }.into());
+            return Err(LimitError::RateLimited {
+                limit: rpm,
+                retry_after_ms: d.retry_after_ms,
+                reset_ms: d.reset_ms,
+            }
+            .into());
         }
         Ok(d)
     }
@@ -103,7 +129,11 @@ impl<P: Ports> Gateway<P> {
     /// Reserve the worst case of this request on the key's quota. Returns
     /// the amount reserved and, when the client set no completion cap, the
     /// cap the gateway sets upstream so the reservation cannot be exceeded.
-    async fn reserve(&self, key: &ApiKey, req: &ProxyRequest) -> Result<(i64, Option<u64>), GatewayError> {
+    async fn reserve(
+        &self,
+        key: &ApiKey,
+        req: &ProxyRequest,
+    ) -> Result<(i64, Option<u64>), GatewayError> {
         if key.quota.is_none() {
             return Ok((0, None));
         }
@@ -111,14 +141,24 @@ impl<P: Ports> Gateway<P> {
         let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
         let store = self.ports().store();
         if let Some(max) = req.max_tokens {
-            let need = prompt.saturating_add(i64::try_from(max).unwrap_or(i64::MAX).saturating_mul(choices));
-            let got = store.reserve_quota(&key.id, need, need).await?.ok_or(LimitError::QuotaExceeded)?;
+            let need = prompt.saturating_add(
+                i64::try_from(max)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(choices),
+            );
+            let got = store
+                .reserve_quota(&key.id, need, need)
+                .await?
+                .ok_or(LimitError::QuotaExceeded)?;
             return Ok((got, None));
         }
         let cap = i64::try_from(self.config().default_max_tokens).unwrap_or(i64::MAX);
         let min = prompt.saturating_add(choices);
         let max = prompt.saturating_add(cap.saturating_mul(choices));
-        let got = store.reserve_quota(&key.id, min, max).await?.ok_or(LimitError::QuotaExceeded)?;
+        let got = store
+            .reserve_quota(&key.id, min, max)
+            .await?
+            .ok_or(LimitError::QuotaExceeded)?;
         let per_choice = u64::try_from((got - prompt) / choices).unwrap_or(1).max(1);
         Ok((got, Some(per_choice)))
     }
@@ -133,9 +173,13 @@ impl<P: Ports> Gateway<P> {
         let started_ms = self.now_ms();
         let key = self.authenticate(&req, peer).await?;
         let parsed = request::parse(endpoint, req.body())?;
-        let model_name = parsed.model.clone().or_else(|| key.default_model.clone()).ok_or_else(|| {
-            RequestError::invalid("You must provide a model parameter.", Some("model"))
-        })?;
+        let model_name = parsed
+            .model
+            .clone()
+            .or_else(|| key.default_model.clone())
+            .ok_or_else(|| {
+                RequestError::invalid("You must provide a model parameter.", Some("model"))
+            })?;
         let model = self.resolve_model(&key, &model_name).await?;
         model.backend.supports(&parsed)?;
         let rate = self.admit_rate(&key).await?;
@@ -165,37 +209,68 @@ impl<P: Ports> Gateway<P> {
         let upstream = match self.forward(&model, &call, deadline_ms).await {
             Ok(u) => u,
             Err(e) => {
-                self.settle(ctx.settlement(None, 0, e.status().as_u16(), Some(e.code()), self.now_ms())).await;
+                self.settle(ctx.settlement(
+                    None,
+                    0,
+                    e.status().as_u16(),
+                    Some(e.code()),
+                    self.now_ms(),
+                ))
+                .await;
                 return Err(e);
             }
         };
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
             let relay = model.backend.relay(&call, created_s);
-            let stream = super::ResponseStream::new(self.clone(), upstream.into_body(), relay, ctx, deadline_ms);
+            let stream = super::ResponseStream::new(
+                self.clone(),
+                upstream.into_body(),
+                relay,
+                ctx,
+                deadline_ms,
+            );
             let mut r = http::Response::new(Body::Stream(Box::new(stream)));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            r.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r
         } else {
             let result = match self.read_body(upstream.into_body(), deadline_ms).await {
-                Ok(bytes) => model.backend.parse_response(&call, 200, &bytes, created_s).map_err(GatewayError::from),
+                Ok(bytes) => model
+                    .backend
+                    .parse_response(&call, 200, &bytes, created_s)
+                    .map_err(GatewayError::from),
                 Err(e) => Err(e),
             };
             let (body, usage) = match result {
                 Ok(ok) => ok,
                 Err(e) => {
-                    self.settle(ctx.settlement(None, 0, e.status().as_u16(), Some(e.code()), self.now_ms())).await;
+                    self.settle(ctx.settlement(
+                        None,
+                        0,
+                        e.status().as_u16(),
+                        Some(e.code()),
+                        self.now_ms(),
+                    ))
+                    .await;
                     return Err(e);
                 }
             };
-            self.settle(ctx.settlement(usage, 0, 200, None, self.now_ms())).await;
+            self.settle(ctx.settlement(usage, 0, 200, None, self.now_ms()))
+                .await;
             let mut r = http::Response::new(Body::Full(body));
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         };
         *resp.status_mut() = StatusCode::OK;
-        rate_headers(resp.headers_mut(), key.rpm.unwrap_or(self.config().default_rpm), &rate);
+        rate_headers(
+            resp.headers_mut(),
+            key.rpm.unwrap_or(self.config().default_rpm),
+            &rate,
+        );
         Ok(resp)
     }
 
@@ -224,7 +299,10 @@ impl<P: Ports> Gateway<P> {
 
 fn rate_headers(h: &mut http::HeaderMap, limit: u32, d: &RateDecision) {
     h.insert("x-ratelimit-limit-requests", HeaderValue::from(limit));
-    h.insert("x-ratelimit-remaining-requests", HeaderValue::from(d.remaining));
+    h.insert(
+        "x-ratelimit-remaining-requests",
+        HeaderValue::from(d.remaining),
+    );
     if let Ok(v) = HeaderValue::from_str(&crate::limiter::format_duration(d.reset_ms)) {
         h.insert("x-ratelimit-reset-requests", v);
     }

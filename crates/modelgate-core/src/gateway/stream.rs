@@ -33,7 +33,13 @@ impl<P: Ports> ResponseStream<P> {
         ctx: Ctx,
         deadline_ms: i64,
     ) -> Self {
-        Self { gateway, upstream: Some(upstream), relay, ctx: Some(ctx), deadline_ms }
+        Self {
+            gateway,
+            upstream: Some(upstream),
+            relay,
+            ctx: Some(ctx),
+            deadline_ms,
+        }
     }
 
     /// The next bytes for the client, `None` once the stream is over.
@@ -46,15 +52,27 @@ impl<P: Ports> ResponseStream<P> {
                 return None;
             }
             let upstream = self.upstream.as_mut()?;
-            match self.gateway.until(self.deadline_ms, upstream.next_chunk()).await {
+            match self
+                .gateway
+                .until(self.deadline_ms, upstream.next_chunk())
+                .await
+            {
                 Some(Some(Ok(chunk))) => self.relay.feed(&chunk, &mut out),
                 Some(None) => self.relay.finish(&mut out),
                 Some(Some(Err(e))) => {
                     tracing::warn!(request_id = %self.request_id(), error = %e, "upstream stream broke");
-                    self.relay.fail("upstream_stream_broken", "The upstream connection broke during the stream.", &mut out);
+                    self.relay.fail(
+                        "upstream_stream_broken",
+                        "The upstream connection broke during the stream.",
+                        &mut out,
+                    );
                 }
                 None => {
-                    self.relay.fail("upstream_timeout", "The upstream did not finish within the gateway's timeout.", &mut out);
+                    self.relay.fail(
+                        "upstream_timeout",
+                        "The upstream did not finish within the gateway's timeout.",
+                        &mut out,
+                    );
                 }
             }
         }
@@ -79,7 +97,13 @@ impl<P: Ports> ResponseStream<P> {
             None => Some("client_disconnected".to_owned()),
         };
         let gateway = self.gateway.clone();
-        let settlement = ctx.settlement(state.usage, state.output_chunks, 200, error, gateway.now_ms());
+        let settlement = ctx.settlement(
+            state.usage,
+            state.output_chunks,
+            200,
+            error,
+            gateway.now_ms(),
+        );
         Some(async move { gateway.settle(settlement).await })
     }
 }

@@ -12,7 +12,8 @@ async fn main() -> std::io::Result<()> {
             port = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         }
     }
-    let mock = modelgate_testkit::MockUpstream::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let mock =
+        modelgate_testkit::MockUpstream::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!("READY {}", mock.url());
     mock.wait().await;
     Ok(())

@@ -1,0 +1,219 @@
+//! Settings: [`Config`], read from `MG_*` variables through a lookup
+//! function (process environment natively, `[vars]` on Workers), and the
+//! declarative model list ([`ModelSpec`]) a deployment can start from.
+
+use serde::Deserialize;
+
+use crate::auth;
+use crate::backend::BackendKind;
+use crate::resilience::Resilience;
+
+/// Gateway settings that every runtime shares.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+    /// Overall upstream timeout, ms (headers and the whole body).
+    pub timeout_ms: u64,
+    /// RPM for keys without their own.
+    pub default_rpm: u32,
+    /// Quota given to new keys unless the admin says otherwise (`None`:
+    /// unlimited).
+    pub default_quota: Option<i64>,
+    /// Completion tokens reserved (and set upstream as the cap) when a
+    /// request on a key with a quota sets no `max_tokens`.
+    pub default_max_tokens: u64,
+    /// Retries, backoff, circuit breaker.
+    pub resilience: Resilience,
+    /// SHA-256 (hex) of the bootstrap admin key (`MG_ADMIN_API_KEY`).
+    pub admin_key_hash: Option<String>,
+    /// Backends `POST /admin/api/models/sync` lists besides those of the
+    /// existing models.
+    pub sync_backends: Vec<SyncBackend>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 5 * 1024 * 1024,
+            timeout_ms: 300_000,
+            default_rpm: 60,
+            default_quota: Some(1_000_000),
+            default_max_tokens: 4096,
+            resilience: Resilience::default(),
+            admin_key_hash: None,
+            sync_backends: Vec::new(),
+        }
+    }
+}
+
+/// A backend to import models from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBackend {
+    /// Protocol.
+    pub backend: BackendKind,
+    /// Base URL.
+    pub base_url: String,
+    /// Upstream key.
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+/// A bad setting: names the variable, never echoes a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {why}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: String,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl Config {
+    /// Read `MG_*` settings through `get`; unset variables keep defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        let get = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        fn num<T: std::str::FromStr>(k: &str, v: Option<String>) -> Result<Option<T>, ConfigError> {
+            v.map(|v| {
+                v.parse::<T>().map_err(|_| ConfigError {
+                    var: k.into(),
+                    why: format!("'{v}' is not a valid number"),
+                })
+            })
+            .transpose()
+        }
+        if let Some(v) = num("MG_MAX_BODY_BYTES", get("MG_MAX_BODY_BYTES"))? {
+            c.max_body_bytes = v;
+        }
+        if let Some(v) = num::<u64>("MG_TIMEOUT_SECS", get("MG_TIMEOUT_SECS"))? {
+            c.timeout_ms = v.saturating_mul(1000);
+        }
+        if let Some(v) = num("MG_DEFAULT_RPM", get("MG_DEFAULT_RPM"))? {
+            c.default_rpm = v;
+        }
+        match get("MG_DEFAULT_QUOTA").as_deref() {
+            Some("unlimited") => c.default_quota = None,
+            other => {
+                if let Some(v) = num("MG_DEFAULT_QUOTA", other.map(str::to_owned))? {
+                    c.default_quota = Some(v);
+                }
+            }
+        }
+        if let Some(v) = num("MG_DEFAULT_MAX_TOKENS", get("MG_DEFAULT_MAX_TOKENS"))? {
+            c.default_max_tokens = v;
+        }
+        if let Some(v) = num("MG_RETRIES", get("MG_RETRIES"))? {
+            c.resilience.retries = v;
+        }
+        if let Some(v) = num("MG_RETRY_BACKOFF_MS", get("MG_RETRY_BACKOFF_MS"))? {
+            c.resilience.backoff_ms = v;
+        }
+        if let Some(v) = num("MG_BREAKER_THRESHOLD", get("MG_BREAKER_THRESHOLD"))? {
+            c.resilience.breaker_threshold = v;
+        }
+        if let Some(v) = num::<u64>("MG_BREAKER_COOLDOWN_SECS", get("MG_BREAKER_COOLDOWN_SECS"))? {
+            c.resilience.breaker_cooldown_ms = v.saturating_mul(1000);
+        }
+        if let Some(key) = get("MG_ADMIN_API_KEY") {
+            if key.len() < 16 {
+                return Err(ConfigError {
+                    var: "MG_ADMIN_API_KEY".into(),
+                    why: "must be at least 16 characters".into(),
+                });
+            }
+            c.admin_key_hash = Some(auth::hash_key(&key));
+        }
+        if c.default_rpm == 0 {
+            return Err(ConfigError {
+                var: "MG_DEFAULT_RPM".into(),
+                why: "must be at least 1".into(),
+            });
+        }
+        Ok(c)
+    }
+}
+
+/// One model in a declarative models file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Public name.
+    pub name: String,
+    /// Protocol.
+    pub backend: BackendKind,
+    /// Base URL.
+    pub base_url: String,
+    /// Upstream model name (default: `name`).
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+    /// Upstream key, resolved by the runtime (from `api_key_env` natively).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Fallback base URLs.
+    #[serde(default)]
+    pub fallback_urls: Vec<String>,
+    /// Enabled (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Ask for stream usage (default true).
+    #[serde(default)]
+    pub stream_usage: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_match_the_original() {
+        let c = Config::from_lookup(env(&[])).unwrap();
+        assert_eq!(
+            (c.max_body_bytes, c.timeout_ms, c.default_rpm),
+            (5 << 20, 300_000, 60)
+        );
+        assert_eq!(c.default_quota, Some(1_000_000));
+        assert_eq!(c.resilience, Resilience::default());
+        assert!(c.admin_key_hash.is_none());
+    }
+
+    #[test]
+    fn variables_override() {
+        let c = Config::from_lookup(env(&[
+            ("MG_TIMEOUT_SECS", "5"),
+            ("MG_DEFAULT_QUOTA", "unlimited"),
+            ("MG_ADMIN_API_KEY", "a-long-admin-key-123"),
+            ("MG_RETRIES", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(c.timeout_ms, 5000);
+        assert_eq!(c.default_quota, None);
+        assert_eq!(c.resilience.retries, 0);
+        assert_eq!(
+            c.admin_key_hash,
+            Some(auth::hash_key("a-long-admin-key-123"))
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_not_the_secret() {
+        let e = Config::from_lookup(env(&[("MG_DEFAULT_RPM", "many")])).unwrap_err();
+        assert_eq!(e.var, "MG_DEFAULT_RPM");
+        let e = Config::from_lookup(env(&[("MG_ADMIN_API_KEY", "short-secret")])).unwrap_err();
+        assert!(!e.to_string().contains("short-secret"));
+        assert!(Config::from_lookup(env(&[("MG_DEFAULT_RPM", "0")])).is_err());
+    }
+}

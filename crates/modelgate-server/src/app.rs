@@ -1,0 +1,178 @@
+//! The axum shell around the core: read the body within the limit, find
+//! the client IP, call [`Gateway::handle`], turn its answer into an axum
+//! response, and make sure a streamed answer is settled exactly once.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get};
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, Limited};
+use modelgate_core::error::RequestError;
+use modelgate_core::{Gateway, Peer, ResponseStream};
+
+use crate::native::NativePorts;
+
+/// What the handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    /// The gateway.
+    pub gateway: Gateway<NativePorts>,
+    /// Use the first `X-Forwarded-For` address as the client IP (only behind
+    /// a proxy that sets it).
+    pub trust_forwarded_for: bool,
+    /// Folder of the static admin panel.
+    pub admin_dir: PathBuf,
+}
+
+/// The router: `/admin/` static files, everything else to the core.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/admin/") }))
+        .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
+        .route("/admin/", get(admin_file))
+        .route("/admin/{*file}", get(admin_file))
+        .route("/admin/api/{*rest}", any(handle))
+        .fallback(handle)
+        .with_state(state)
+}
+
+fn client_ip(req: &Request, trust_xff: bool) -> Option<IpAddr> {
+    if trust_xff
+        && let Some(ip) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return Some(ip);
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+async fn handle(State(state): State<AppState>, req: Request) -> Response {
+    let gateway = &state.gateway;
+    let limit = gateway.config().max_body_bytes;
+    let too_large = || gateway.reject(&RequestError::BodyTooLarge { limit }.into());
+    // Refuse by the announced length before reading a byte of the body.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return into_axum(too_large());
+    }
+    let peer = Peer {
+        ip: client_ip(&req, state.trust_forwarded_for),
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return into_axum(too_large()),
+        Err(_) => {
+            let err = RequestError::invalid("The request body could not be read.", None);
+            return into_axum(gateway.reject(&err.into()));
+        }
+    };
+    let resp = gateway
+        .handle(http::Request::from_parts(parts, bytes), peer)
+        .await;
+    into_axum(resp)
+}
+
+/// Settles the stream when dropped early (client gone): the settlement runs
+/// on its own task so no cancellation can cut it short.
+struct SettleGuard(Box<ResponseStream<NativePorts>>);
+
+impl Drop for SettleGuard {
+    fn drop(&mut self) {
+        if let Some(settle) = self.0.take_settlement() {
+            tokio::spawn(settle);
+        }
+    }
+}
+
+fn into_axum(resp: modelgate_core::Response<NativePorts>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let body = match body {
+        modelgate_core::Body::Full(b) => Body::from(b),
+        modelgate_core::Body::Stream(s) => {
+            let chunks = stream::unfold(SettleGuard(s), |mut guard| async move {
+                match guard.0.next_chunk().await {
+                    Some(bytes) => Some((Ok::<Bytes, Infallible>(bytes), guard)),
+                    None => {
+                        // Finished: settle before the body ends, so usage is
+                        // recorded when the client sees the end of the stream.
+                        if let Some(settle) = guard.0.take_settlement() {
+                            let _ = tokio::spawn(settle).await;
+                        }
+                        None
+                    }
+                }
+            });
+            Body::from_stream(chunks)
+        }
+    };
+    Response::from_parts(parts, body)
+}
+
+/// Security headers for the admin panel.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+async fn admin_file(State(state): State<AppState>, req: Request) -> Response {
+    let rel = req
+        .uri()
+        .path()
+        .trim_start_matches("/admin")
+        .trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    // Only plain names below the folder: no '..', no absolute paths.
+    if rel
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == ".." || seg.starts_with('.'))
+    {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let path = state.admin_dir.join(rel);
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mime = match path.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    };
+    let mut resp = Body::from(bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}

@@ -1,0 +1,303 @@
+//! The admin CLI. Each command is sent through the core's admin API
+//! in-process (no server needed, same validation as over HTTP), against the
+//! local database, authenticated with a one-off random admin token.
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use modelgate_core::ports::Ports;
+use modelgate_core::{Gateway, Peer};
+use serde_json::{Map, Value, json};
+
+use crate::settings::Settings;
+
+/// ModelGate: an OpenAI-compatible LLM gateway.
+#[derive(Debug, Parser)]
+#[command(name = "modelgate", version, about)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Manage models.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// Usage per day, key and model.
+    Usage {
+        /// Start (YYYY-MM-DD or epoch ms).
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive (YYYY-MM-DD or epoch ms).
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this key id.
+        #[arg(long)]
+        key_id: Option<String>,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+    },
+}
+
+/// `modelgate keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key; prints it once.
+    Create {
+        /// Label.
+        #[arg(long)]
+        name: String,
+        /// Requests per minute (default: MG_DEFAULT_RPM).
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Token quota, or "unlimited" (default: MG_DEFAULT_QUOTA).
+        #[arg(long)]
+        quota: Option<String>,
+        /// Allowed models, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Allowed IPs/CIDRs, comma-separated (default: anywhere).
+        #[arg(long, value_delimiter = ',')]
+        ips: Vec<String>,
+        /// Expiry, epoch ms.
+        #[arg(long)]
+        expires_at: Option<i64>,
+        /// May use the admin API.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List keys (never the key or its hash).
+    List,
+    /// Show one key.
+    Get {
+        /// Key id.
+        id: String,
+    },
+    /// Change a key with a JSON patch, e.g. '{"rpm":120,"status":"disabled"}'.
+    Update {
+        /// Key id.
+        id: String,
+        /// JSON object of fields to change.
+        json: String,
+    },
+    /// Revoke a key for good.
+    Revoke {
+        /// Key id.
+        id: String,
+    },
+}
+
+/// `modelgate models ...`
+#[derive(Debug, Subcommand)]
+pub enum ModelsCmd {
+    /// Add a model.
+    Add {
+        /// Public name.
+        #[arg(long)]
+        name: String,
+        /// openai | api3 | vllm | llamacpp | ollama
+        #[arg(long)]
+        backend: String,
+        /// Upstream base URL.
+        #[arg(long)]
+        base_url: String,
+        /// Upstream model name (default: the public name).
+        #[arg(long)]
+        upstream_model: Option<String>,
+        /// Environment variable holding the upstream key.
+        #[arg(long)]
+        api_key_env: Option<String>,
+    },
+    /// List models (never their upstream keys).
+    List,
+    /// Change a model with a JSON patch.
+    Update {
+        /// Model id.
+        id: String,
+        /// JSON object of fields to change.
+        json: String,
+    },
+    /// Delete a model.
+    Delete {
+        /// Model id.
+        id: String,
+    },
+    /// Import the models the configured backends list.
+    Sync,
+}
+
+/// Run one admin command and print its JSON answer.
+pub async fn run(cmd: Command, mut settings: Settings) -> Result<(), String> {
+    let mut token = [0u8; 24];
+    getrandom::fill(&mut token).map_err(|e| e.to_string())?;
+    let token = format!(
+        "cli-{}",
+        token.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    settings.core.admin_key_hash = Some(modelgate_core::auth::hash_key(&token));
+    let gateway = crate::build(&settings).await?;
+    let (method, path, body) = request_for(cmd)?;
+    let (status, answer) = call(&gateway, &token, method, &path, body).await;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer).unwrap_or_default()
+    );
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the admin API answered {status}"))
+    }
+}
+
+fn patch_body(json: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(json) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err("the patch must be a JSON object".into()),
+    }
+}
+
+fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
+    use http::Method;
+    Ok(match cmd {
+        Command::Serve => return Err("serve is not an admin command".into()),
+        Command::Keys(k) => match k {
+            KeysCmd::Create {
+                name,
+                rpm,
+                quota,
+                models,
+                ips,
+                expires_at,
+                admin,
+            } => {
+                let mut b = Map::new();
+                b.insert("name".into(), name.into());
+                b.insert("allowed_models".into(), json!(models));
+                b.insert("allowed_ips".into(), json!(ips));
+                b.insert("admin".into(), admin.into());
+                if let Some(r) = rpm {
+                    b.insert("rpm".into(), r.into());
+                }
+                if let Some(q) = quota {
+                    let v = if q == "unlimited" {
+                        Value::Null
+                    } else {
+                        Value::from(
+                            q.parse::<i64>()
+                                .map_err(|_| "--quota takes a number or 'unlimited'")?,
+                        )
+                    };
+                    b.insert("quota".into(), v);
+                }
+                if let Some(e) = expires_at {
+                    b.insert("expires_at".into(), e.into());
+                }
+                (Method::POST, "/admin/api/keys".into(), Value::Object(b))
+            }
+            KeysCmd::List => (Method::GET, "/admin/api/keys".into(), Value::Null),
+            KeysCmd::Get { id } => (Method::GET, format!("/admin/api/keys/{id}"), Value::Null),
+            KeysCmd::Update { id, json } => (
+                Method::PATCH,
+                format!("/admin/api/keys/{id}"),
+                patch_body(&json)?,
+            ),
+            KeysCmd::Revoke { id } => {
+                (Method::DELETE, format!("/admin/api/keys/{id}"), Value::Null)
+            }
+        },
+        Command::Models(m) => match m {
+            ModelsCmd::Add {
+                name,
+                backend,
+                base_url,
+                upstream_model,
+                api_key_env,
+            } => {
+                let api_key = match api_key_env {
+                    Some(var) => Some(
+                        std::env::var(&var)
+                            .map_err(|_| format!("environment variable {var} is not set"))?,
+                    ),
+                    None => None,
+                };
+                let b = json!({"name": name, "backend": backend, "base_url": base_url,
+                    "upstream_model": upstream_model, "api_key": api_key});
+                (Method::POST, "/admin/api/models".into(), b)
+            }
+            ModelsCmd::List => (Method::GET, "/admin/api/models".into(), Value::Null),
+            ModelsCmd::Update { id, json } => (
+                Method::PATCH,
+                format!("/admin/api/models/{id}"),
+                patch_body(&json)?,
+            ),
+            ModelsCmd::Delete { id } => (
+                Method::DELETE,
+                format!("/admin/api/models/{id}"),
+                Value::Null,
+            ),
+            ModelsCmd::Sync => (Method::POST, "/admin/api/models/sync".into(), Value::Null),
+        },
+        Command::Usage {
+            from,
+            to,
+            key_id,
+            model,
+        } => {
+            let q: Vec<String> = [
+                ("from", from),
+                ("to", to),
+                ("key_id", key_id),
+                ("model", model),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| {
+                v.map(|v| format!("{k}={}", v.replace('&', "%26").replace(' ', "%20")))
+            })
+            .collect();
+            (
+                Method::GET,
+                format!("/admin/api/usage?{}", q.join("&")),
+                Value::Null,
+            )
+        }
+    })
+}
+
+async fn call<P: Ports>(
+    gateway: &Gateway<P>,
+    token: &str,
+    method: http::Method,
+    path: &str,
+    body: Value,
+) -> (http::StatusCode, Value) {
+    let bytes = if body.is_null() {
+        Bytes::new()
+    } else {
+        Bytes::from(body.to_string())
+    };
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(bytes);
+    let Ok(req) = req else {
+        return (http::StatusCode::BAD_REQUEST, json!({"error": "bad id"}));
+    };
+    let resp = gateway.handle(req, Peer::default()).await;
+    let status = resp.status();
+    let answer = resp
+        .body()
+        .as_full()
+        .and_then(|b| serde_json::from_slice(b).ok())
+        .unwrap_or(Value::Null);
+    (status, answer)
+}

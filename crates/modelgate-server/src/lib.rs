@@ -1,0 +1,122 @@
+//! ModelGate's native body: the `modelgate` server on an embedded default
+//! (SQLite file + in-process limiter) and its admin CLI.
+//!
+//! # Layout
+//! - `settings`: `MG_*` variables and the models file (file IO at start).
+//! - `native`: the ports: reqwest (network IO), SQLite (file IO), the
+//!   in-process limiter, the system clock and OS randomness.
+//! - `app`: the axum shell (socket IO) around [`modelgate_core::Gateway`].
+//! - `cli`: key/model/usage commands run against the local database
+//!   through the same admin API.
+
+pub mod app;
+pub mod cli;
+pub mod native;
+pub mod settings;
+
+use std::time::Duration;
+
+use modelgate_core::Gateway;
+use modelgate_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::native::{NativePorts, ReqwestHttp};
+use crate::settings::Settings;
+
+/// Open the store and build the gateway (applying the models file, if any).
+pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> {
+    let mut core = settings.core.clone();
+    let specs = match &settings.models_file {
+        Some(path) => {
+            let (specs, backends) = settings::load_models_file(path, |k| std::env::var(k).ok())?;
+            core.sync_backends.extend(backends);
+            specs
+        }
+        None => vec![],
+    };
+    let opts = modelgate_sqlite::Options {
+        journal: settings.journal,
+        ..Default::default()
+    };
+    let store = SqliteStore::open(&settings.db_path, opts)
+        .map_err(|e| format!("database {}: {e}", settings.db_path.display()))?;
+    let http = ReqwestHttp::new().map_err(|e| format!("HTTP client: {e}"))?;
+    let gateway = Gateway::new(NativePorts::new(http, store), core);
+    if !specs.is_empty() {
+        let (created, updated) = gateway
+            .apply_model_specs(specs)
+            .await
+            .map_err(|e| format!("models file: {e}"))?;
+        tracing::info!(
+            created = created.len(),
+            updated = updated.len(),
+            "models file applied"
+        );
+    }
+    Ok(gateway)
+}
+
+/// How long in-flight requests may run on after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Serve until SIGINT/SIGTERM, then drain in-flight requests for up to 30 s.
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    let gateway = build(&settings).await?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if settings.core.admin_key_hash.is_none() {
+        tracing::warn!(
+            "MG_ADMIN_API_KEY is not set: the admin API accepts only stored admin keys (create one with `modelgate keys create --admin`)"
+        );
+    }
+    tracing::info!(%addr, db = %settings.db_path.display(), "ModelGate listening");
+    println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
+    let app = app::router(app::AppState {
+        gateway,
+        trust_forwarded_for: settings.trust_forwarded_for,
+        admin_dir: settings.admin_dir.clone(),
+    });
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+    });
+    let server = tokio::spawn(async move { server.await });
+    let _ = stop_rx.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    match tokio::time::timeout(DRAIN, server).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            tracing::warn!("drain timed out; exiting with requests in flight");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

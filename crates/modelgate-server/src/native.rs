@@ -1,0 +1,143 @@
+//! The native ports: reqwest for upstream HTTP, SQLite for the store, the
+//! in-process GCRA limiter, the system clock and OS randomness.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use modelgate_core::limiter::MemoryLimiter;
+use modelgate_core::ports::{ByteStream, HttpClient, Ports, TransportError, TransportErrorKind};
+use modelgate_sqlite::SqliteStore;
+
+/// Upstream HTTP over a pooled reqwest client.
+#[derive(Debug, Clone)]
+pub struct ReqwestHttp {
+    client: reqwest::Client,
+}
+
+impl ReqwestHttp {
+    /// A pooled client with `TCP_NODELAY` and a connect timeout; the overall
+    /// timeout is the gateway's (it also covers the streamed body).
+    pub fn new() -> Result<Self, reqwest::Error> {
+        // rustls needs one crypto provider; `ring` builds with cc only.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Self { client })
+    }
+}
+
+fn transport(e: &reqwest::Error, during_body: bool) -> TransportError {
+    let kind = if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if during_body {
+        TransportErrorKind::Broken
+    } else {
+        TransportErrorKind::Connect
+    };
+    // `without_url`: the log line says what failed, the URL is in the span.
+    TransportError {
+        kind,
+        detail: format!("{e:#}"),
+    }
+}
+
+/// A streamed reqwest response body.
+#[derive(Debug)]
+pub struct ReqwestBody(reqwest::Response);
+
+impl ByteStream for ReqwestBody {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, TransportError>> {
+        self.0
+            .chunk()
+            .await
+            .map_err(|e| transport(&e, true))
+            .transpose()
+    }
+}
+
+impl HttpClient for ReqwestHttp {
+    type Body = ReqwestBody;
+
+    async fn send(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<ReqwestBody>, TransportError> {
+        let req = reqwest::Request::try_from(req).map_err(|e| TransportError {
+            kind: TransportErrorKind::Connect,
+            detail: format!("{e:#}"),
+        })?;
+        let resp = self
+            .client
+            .execute(req)
+            .await
+            .map_err(|e| transport(&e, false))?;
+        let mut out = http::Response::builder().status(resp.status());
+        if let Some(h) = out.headers_mut() {
+            h.extend(resp.headers().iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out.body(ReqwestBody(resp)).map_err(|e| TransportError {
+            kind: TransportErrorKind::Broken,
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Everything the core needs, natively.
+#[derive(Debug)]
+pub struct NativePorts {
+    http: ReqwestHttp,
+    store: SqliteStore,
+    limiter: MemoryLimiter,
+}
+
+impl NativePorts {
+    /// Bundle the ports.
+    pub fn new(http: ReqwestHttp, store: SqliteStore) -> Self {
+        Self {
+            http,
+            store,
+            limiter: MemoryLimiter::new(),
+        }
+    }
+}
+
+impl Ports for NativePorts {
+    type Http = ReqwestHttp;
+    type Store = SqliteStore;
+    type Limiter = MemoryLimiter;
+
+    fn http(&self) -> &ReqwestHttp {
+        &self.http
+    }
+
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    fn limiter(&self) -> &MemoryLimiter {
+        &self.limiter
+    }
+
+    fn now_ms(&self) -> i64 {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        // Without OS randomness no key may be issued: stop rather than
+        // hand out guessable keys.
+        if let Err(e) = getrandom::fill(buf) {
+            panic!("the operating system's random number generator failed: {e}");
+        }
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
