@@ -43,7 +43,7 @@ use tokio::net::TcpListener;
 /// Counters of what the mock served.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Stats {
-    /// Generation requests received.
+    /// Generation requests received (including those answered with a fault).
     pub requests: u64,
     /// Prompt tokens counted.
     pub prompt_tokens: u64,
@@ -238,6 +238,11 @@ async fn generate(
         .unwrap_or("mock")
         .to_owned();
     let plan = Plan::from_model(&model);
+    let prompt = count_prompt(&req, chat);
+    if let Ok(mut s) = shared.stats.lock() {
+        s.requests += 1;
+        s.prompt_tokens += prompt;
+    }
     if plan.fail_first > 0 {
         let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
         let c = counts.entry(model.clone()).or_insert(0);
@@ -285,11 +290,6 @@ async fn generate(
     } else {
         "stop"
     };
-    let prompt = count_prompt(&req, chat);
-    if let Ok(mut s) = shared.stats.lock() {
-        s.requests += 1;
-        s.prompt_tokens += prompt;
-    }
     let plan_out = Gen {
         shared,
         proto,

@@ -5,6 +5,8 @@
 //! enough to pick up usage, drop the usage chunk the gateway asked for on
 //! the client's behalf, and notice errors and the end of the stream.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -83,13 +85,43 @@ pub(super) fn parse(body: &[u8]) -> Result<(Bytes, Option<Usage>), UpstreamError
 /// The fields of a stream chunk the relay looks at; the rest is skipped
 /// without being built.
 #[derive(Deserialize)]
-struct Peek {
-    #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChoicePeek<'a>>>,
     #[serde(default)]
     usage: Option<Value>,
     #[serde(default)]
     error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct ChoicePeek<'a> {
+    #[serde(default, borrow)]
+    delta: Option<DeltaPeek<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaPeek<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+}
+
+impl ChoicePeek<'_> {
+    /// Whether this choice carries generated output (not just a role or a
+    /// finish reason).
+    fn has_output(&self) -> bool {
+        let some = |s: &Option<Cow<'_, str>>| s.as_deref().is_some_and(|s| !s.is_empty());
+        some(&self.text)
+            || self.delta.as_ref().is_some_and(|d| {
+                some(&d.content) || some(&d.reasoning_content) || d.tool_calls.is_some()
+            })
+    }
 }
 
 /// Relays an OpenAI-compatible SSE stream to the client.
@@ -187,14 +219,14 @@ impl SseRelay {
             self.state.outcome = Some(StreamOutcome::UpstreamError);
             return;
         }
-        let n_choices = peek.choices.as_ref().map_or(0, Vec::len);
+        let choices = peek.choices.as_deref().unwrap_or(&[]);
         if let Some(usage) = peek.usage.as_ref().and_then(Usage::from_json) {
             self.state.usage = Some(usage);
-            if n_choices == 0 && !self.client_include_usage {
+            if choices.is_empty() && !self.client_include_usage {
                 return;
             }
         }
-        if n_choices > 0 {
+        if choices.iter().any(ChoicePeek::has_output) {
             self.state.output_chunks += 1;
         }
         write_event(out, data);

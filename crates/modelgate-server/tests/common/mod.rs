@@ -1,0 +1,192 @@
+//! A gateway wired to real components for tests: the axum router, an
+//! in-memory SQLite store, the reqwest client and the mock upstream. Calls
+//! go through the router without a socket (`oneshot`).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
+use modelgate_core::domain::ApiKey;
+use modelgate_core::ports::{KeyStore, Ports};
+use modelgate_core::{Config, Gateway};
+use modelgate_server::app::{AppState, router};
+use modelgate_server::native::{NativePorts, ReqwestHttp};
+use modelgate_sqlite::SqliteStore;
+use modelgate_testkit::MockUpstream;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const ADMIN: &str = "test-admin-key-0123456789";
+
+pub struct Harness {
+    pub mock: MockUpstream,
+    pub gateway: Gateway<NativePorts>,
+    pub app: Router,
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `data:` payloads of an SSE body.
+    pub fn events(&self) -> Vec<String> {
+        self.text()
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let mock = MockUpstream::start().await.unwrap();
+        let mut config = Config {
+            admin_key_hash: Some(modelgate_core::auth::hash_key(ADMIN)),
+            ..Config::default()
+        };
+        config.resilience.backoff_ms = 1;
+        tweak(&mut config);
+        let ports = NativePorts::new(
+            ReqwestHttp::new().unwrap(),
+            SqliteStore::in_memory().unwrap(),
+        );
+        let gateway = Gateway::new(ports, config);
+        let app = router(AppState {
+            gateway: gateway.clone(),
+            trust_forwarded_for: false,
+            admin_dir: "../../admin".into(),
+        });
+        Self { mock, gateway, app }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut b = http::Request::builder().method(method).uri(path);
+        if let Some(t) = bearer {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let body = body.map_or_else(Body::empty, |v| Body::from(v.to_string()));
+        let mut req = b
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.request(method, path, Some(ADMIN), body).await
+    }
+
+    /// Create a key; returns (plaintext, id).
+    pub async fn key(&self, body: Value) -> (String, String) {
+        let a = self.admin("POST", "/admin/api/keys", Some(body)).await;
+        assert_eq!(a.status, 201, "{}", a.text());
+        let v = a.json();
+        (
+            v["key"].as_str().unwrap().to_owned(),
+            v["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Create a model on the mock; returns its id.
+    pub async fn model(&self, name: &str, backend: &str, upstream: &str) -> String {
+        self.model_at(name, backend, &self.mock.url(), upstream, json!({}))
+            .await
+    }
+
+    pub async fn model_at(
+        &self,
+        name: &str,
+        backend: &str,
+        base: &str,
+        upstream: &str,
+        extra: Value,
+    ) -> String {
+        let mut body =
+            json!({"name": name, "backend": backend, "base_url": base, "upstream_model": upstream});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let a = self.admin("POST", "/admin/api/models", Some(body)).await;
+        assert_eq!(a.status, 201, "{}", a.text());
+        a.json()["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn chat(&self, key: &str, body: Value) -> Answer {
+        self.request("POST", "/v1/chat/completions", Some(key), Some(body))
+            .await
+    }
+
+    pub async fn stored_key(&self, id: &str) -> ApiKey {
+        self.gateway
+            .ports()
+            .store()
+            .get_key(id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub async fn usage(&self) -> Value {
+        self.admin("GET", "/admin/api/usage", None).await.json()
+    }
+
+    /// Wait (bounded) until `cond` holds for the stored key.
+    pub async fn wait_key(&self, id: &str, cond: impl Fn(&ApiKey) -> bool) -> ApiKey {
+        for _ in 0..200 {
+            let k = self.stored_key(id).await;
+            if cond(&k) {
+                return k;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.stored_key(id).await
+    }
+}
+
+pub fn hello(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello there friend"}]})
+}

@@ -1,0 +1,210 @@
+//! Upstream faults: what the client gets, what is recorded, and that the
+//! gateway keeps serving.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use common::{Harness, hello};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_502_without_the_url() {
+    let h = Harness::new().await;
+    let (key, id) = h.key(json!({"name": "f", "quota": 1000})).await;
+    let url = closed_port();
+    h.model_at("m", "vllm", &url, "mock", json!({})).await;
+    let a = h.chat(&key, hello("m")).await;
+    assert_eq!(a.status, 502);
+    assert_eq!(a.json()["error"]["code"], "upstream_unavailable");
+    assert!(!a.text().contains(&url[7..]), "{}", a.text());
+    let k = h.stored_key(&id).await;
+    assert_eq!((k.quota_used, k.quota_reserved), (0, 0), "refunded");
+    let u = h.usage().await;
+    assert_eq!(
+        (
+            u["totals"]["requests"].clone(),
+            u["totals"]["errors"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn retries_and_fallbacks_happen_before_the_first_byte() {
+    let h = Harness::new().await;
+    let (key, _) = h.key(json!({"name": "f"})).await;
+    // Two 503s, then success: the default two retries absorb them.
+    h.model("flaky", "vllm", "mock?fail_first=2").await;
+    assert_eq!(h.chat(&key, hello("flaky")).await.status, 200);
+    // A dead primary falls back to the mock at once.
+    h.model_at(
+        "fb",
+        "vllm",
+        &closed_port(),
+        "mock",
+        json!({"fallback_urls": [h.mock.url()]}),
+    )
+    .await;
+    assert_eq!(h.chat(&key, hello("fb")).await.status, 200);
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_or_are_wrapped() {
+    let h = Harness::with(|c| c.resilience.retries = 0).await;
+    let (key, _) = h.key(json!({"name": "f"})).await;
+    h.model("e400", "vllm", "mock?status=400").await;
+    h.model("e429", "vllm", "mock?status=429").await;
+    h.model("html", "vllm", "mock?fault=html").await;
+    h.model("garbage", "vllm", "mock?fault=garbage").await;
+    let a = h.chat(&key, hello("e400")).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (400, json!("mock_400"))
+    );
+    assert_eq!(h.chat(&key, hello("e429")).await.status, 429);
+    let a = h.chat(&key, hello("html")).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (502, json!("upstream_error"))
+    );
+    assert!(!a.text().contains("exploded"));
+    let a = h.chat(&key, hello("garbage")).await;
+    assert_eq!(a.status, 502);
+    h.model("ok", "vllm", "mock").await;
+    assert_eq!(h.chat(&key, hello("ok")).await.status, 200, "still serving");
+}
+
+#[tokio::test]
+async fn hanging_upstream_times_out_with_504() {
+    let h = Harness::with(|c| c.timeout_ms = 300).await;
+    let (key, id) = h.key(json!({"name": "t", "quota": 1000})).await;
+    h.model("hang", "vllm", "mock?fault=hang").await;
+    let a = h.chat(&key, hello("hang")).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (504, json!("upstream_timeout"))
+    );
+    assert_eq!(h.stored_key(&id).await.quota_reserved, 0);
+}
+
+#[tokio::test]
+async fn failures_after_the_first_byte_end_the_stream_in_band() {
+    let h = Harness::with(|c| c.timeout_ms = 500).await;
+    let (key, id) = h.key(json!({"name": "s", "quota": 10_000})).await;
+    for (name, fault, code) in [
+        ("cut", "fault=cut&after=2", "upstream_stream_cut"),
+        ("bad", "fault=malformed&after=2", "upstream_malformed"),
+        ("slow", "fault=hang_body&after=2", "upstream_timeout"),
+    ] {
+        h.model(name, "vllm", &format!("mock?tokens=5&{fault}"))
+            .await;
+        let mut body = hello(name);
+        body["stream"] = json!(true);
+        let a = h.chat(&key, body).await;
+        assert_eq!(a.status, 200);
+        let ev = a.events();
+        assert_eq!(ev.last().unwrap(), "[DONE]", "{name}: {ev:?}");
+        let err: Value = serde_json::from_str(&ev[ev.len() - 2]).unwrap();
+        assert_eq!(err["error"]["code"], code, "{name}");
+        assert!(
+            ev.iter().any(|e| e.contains(" w1")),
+            "{name}: what was generated reached the client"
+        );
+    }
+    let k = h.wait_key(&id, |k| k.quota_reserved == 0).await;
+    assert_eq!(k.quota_reserved, 0);
+    assert_eq!(
+        k.quota_used,
+        3 * (2 + 9),
+        "2 chunks each + the prompt estimate"
+    );
+    let u = h.usage().await;
+    assert_eq!(u["totals"]["errors"], 3);
+}
+
+#[tokio::test]
+async fn circuit_breaker_opens_then_half_opens() {
+    let h = Harness::with(|c| {
+        c.resilience.retries = 0;
+        c.resilience.breaker_threshold = 2;
+        c.resilience.breaker_cooldown_ms = 200;
+    })
+    .await;
+    let (key, _) = h.key(json!({"name": "b", "rpm": 1000})).await;
+    h.model("down", "vllm", "mock?status=500").await;
+    for _ in 0..2 {
+        assert_eq!(h.chat(&key, hello("down")).await.status, 500);
+    }
+    let served = h.mock.stats().requests;
+    let a = h.chat(&key, hello("down")).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (503, json!("upstream_unavailable"))
+    );
+    assert_eq!(
+        h.mock.stats().requests,
+        served,
+        "an open circuit sends nothing"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        h.chat(&key, hello("down")).await.status,
+        500,
+        "one half-open trial goes through"
+    );
+    assert_eq!(h.mock.stats().requests, served + 1);
+}
+
+#[tokio::test]
+async fn client_disconnect_mid_stream_settles_once_and_frees_the_reservation() {
+    let h = Harness::new().await;
+    let (key, id) = h.key(json!({"name": "d", "quota": 10_000})).await;
+    h.model("slow", "vllm", "mock?tokens=50&itl_ms=20").await;
+    let mut body = hello("slow");
+    body["stream"] = json!(true);
+    let req = http::Request::post("/v1/chat/completions")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = h.app.clone().oneshot(req).await.unwrap();
+    let mut body = resp.into_body();
+    let mut got = 0;
+    while got < 3 {
+        if body.frame().await.unwrap().unwrap().data_ref().is_some() {
+            got += 1;
+        }
+    }
+    assert!(
+        h.stored_key(&id).await.quota_reserved > 0,
+        "reserved while streaming"
+    );
+    drop(body);
+    let k = h.wait_key(&id, |k| k.quota_reserved == 0).await;
+    assert_eq!(
+        k.quota_reserved, 0,
+        "reservation released after the disconnect"
+    );
+    assert!(
+        k.quota_used > 0 && k.quota_used < 50 + 9,
+        "charged what was generated: {}",
+        k.quota_used
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let u = h.usage().await;
+    assert_eq!(u["totals"]["requests"], 1, "settled exactly once");
+    assert!(
+        h.mock.stats().completion_tokens < 50,
+        "the upstream request was cancelled"
+    );
+}
