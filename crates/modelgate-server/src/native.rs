@@ -30,7 +30,7 @@ impl ReqwestHttp {
     }
 }
 
-fn transport(e: &reqwest::Error, during_body: bool) -> TransportError {
+fn transport(e: reqwest::Error, during_body: bool) -> TransportError {
     let kind = if e.is_timeout() {
         TransportErrorKind::Timeout
     } else if during_body {
@@ -54,7 +54,7 @@ impl ByteStream for ReqwestBody {
         self.0
             .chunk()
             .await
-            .map_err(|e| transport(&e, true))
+            .map_err(|e| transport(e, true))
             .transpose()
     }
 }
@@ -74,7 +74,7 @@ impl HttpClient for ReqwestHttp {
             .client
             .execute(req)
             .await
-            .map_err(|e| transport(&e, false))?;
+            .map_err(|e| transport(e, false))?;
         let mut out = http::Response::builder().status(resp.status());
         if let Some(h) = out.headers_mut() {
             h.extend(resp.headers().iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -386,9 +386,10 @@ pub(crate) fn upstream_error(status: u16, body: &[u8]) -> UpstreamError {
             status,
             error: json!({"message": msg, "type": "upstream_error", "param": null, "code": null}),
         },
+        // The body may name hosts or internals: only its size is kept.
         _ => UpstreamError::BadResponse {
             status,
-            detail: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            detail: format!("non-OpenAI error body of {} bytes", body.len()),
         },
     }
 }

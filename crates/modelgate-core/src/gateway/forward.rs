@@ -88,7 +88,7 @@ impl<P: Ports> Gateway<P> {
             {
                 return Err(UpstreamError::Timeout.into());
             }
-            for &base in &endpoints {
+            for (index, &base) in endpoints.iter().enumerate() {
                 if !self.inner.breakers.allow(base, self.now_ms()) {
                     last.get_or_insert(UpstreamError::CircuitOpen);
                     continue;
@@ -111,7 +111,9 @@ impl<P: Ports> Gateway<P> {
                     }
                     Some(Err(e)) => {
                         trial.record(false);
-                        tracing::warn!(request_id = %call.request_id, endpoint = base, error = %e, "upstream transport error");
+                        // Logs name the endpoint by model and position, never by URL.
+                        tracing::warn!(request_id = %call.request_id, model = %model.name, endpoint = index,
+                            kind = ?e.kind, error = %e.detail, "upstream transport error");
                         last = Some(match e.kind {
                             TransportErrorKind::Timeout => UpstreamError::Timeout,
                             _ => UpstreamError::Connect { detail: e.detail },
@@ -132,7 +134,8 @@ impl<P: Ports> Gateway<P> {
                     .await
                     .unwrap_or_default();
                 let err = upstream_error(status, &body);
-                tracing::warn!(request_id = %call.request_id, endpoint = base, status, error = %err, "upstream error status");
+                tracing::warn!(request_id = %call.request_id, model = %model.name, endpoint = index, status,
+                    "upstream error status");
                 if !retryable_status(status) {
                     return Err(err.into());
                 }

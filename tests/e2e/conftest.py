@@ -1,0 +1,167 @@
+"""End-to-end fixtures: a running gateway driven only over HTTP.
+
+Against a gateway you already run (the Worker under `wrangler dev`, the
+Lambda under `cargo lambda watch`), set:
+  MG_BASE_URL   the gateway root, e.g. http://127.0.0.1:8787
+  MG_ADMIN_KEY  its admin key
+  MG_MOCK_URL   the mock upstream the gateway can reach (modelgate-mock)
+  MG_LLAMA_URL  the llama.cpp server the gateway can reach
+Without MG_BASE_URL the suite starts all of them itself on free loopback
+ports (binaries from MG_BIN_DIR, default target/debug) and stops them.
+"""
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import json as jsonlib
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, env=None, ready_prefix="READY ", timeout=120, log=None):
+    """Start a process that prints `READY <url>` and return (proc, url)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log or subprocess.DEVNULL, text=True, env=env)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}")
+            continue
+        if line.startswith(ready_prefix):
+            return proc, line[len(ready_prefix):].strip()
+    proc.kill()
+    raise RuntimeError(f"{cmd[0]} did not become ready")
+
+
+class Answer:
+    """What the admin helper returns: status, text, JSON."""
+
+    def __init__(self, status_code, text, headers):
+        self.status_code = status_code
+        self.text = text
+        self.headers = headers
+
+    def json(self):
+        return jsonlib.loads(self.text)
+
+
+def http(method, url, body=None, headers=None, timeout=60):
+    data = None if body is None else jsonlib.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json",
+                                                                          **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Answer(r.status, r.read().decode(), dict(r.headers))
+    except urllib.error.HTTPError as e:
+        return Answer(e.code, e.read().decode(), dict(e.headers))
+
+
+def wait_health(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if http("GET", url + "/health", timeout=1).status_code == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become healthy")
+
+
+class Env:
+    def __init__(self, base_url, admin_key, mock_url, llama_url, log_path=None):
+        self.base_url = base_url
+        self.admin_key = admin_key
+        self.mock_url = mock_url
+        self.llama_url = llama_url
+        self.log_path = log_path
+        self.created_keys = []
+
+    def admin(self, method, path, json=None):
+        return http(method, self.base_url + "/admin/api" + path, json,
+                    headers={"authorization": f"Bearer {self.admin_key}"})
+
+    def make_key(self, **fields):
+        fields.setdefault("name", "e2e-" + uuid.uuid4().hex[:8])
+        r = self.admin("POST", "/keys", fields)
+        assert r.status_code == 201, r.text
+        self.created_keys.append(r.json()["key"])
+        return r.json()
+
+    def make_model(self, upstream="mock", backend="vllm", base_url=None, **extra):
+        name = "e2e-" + uuid.uuid4().hex[:10]
+        body = {"name": name, "backend": backend, "base_url": base_url or self.mock_url,
+                "upstream_model": upstream, **extra}
+        r = self.admin("POST", "/models", body)
+        assert r.status_code == 201, r.text
+        return name
+
+    def client(self, key):
+        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=key, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def env():
+    if os.environ.get("MG_BASE_URL"):
+        e = Env(os.environ["MG_BASE_URL"].rstrip("/"), os.environ["MG_ADMIN_KEY"],
+                os.environ["MG_MOCK_URL"], os.environ["MG_LLAMA_URL"])
+        wait_health(e.base_url)
+        yield e
+        return
+    bin_dir = pathlib.Path(os.environ.get("MG_BIN_DIR", ROOT / "target" / "debug"))
+    procs = []
+    tmp = tempfile.mkdtemp(prefix="mg-e2e-")
+    try:
+        mock, mock_url = start([str(bin_dir / "modelgate-mock")])
+        procs.append(mock)
+        llama, llama_url = start([sys.executable, str(ROOT / "scripts" / "llama_server.py"), "--threads", "1"],
+                                 timeout=300)
+        procs.append(llama)
+        port = free_port()
+        admin_key = "e2e-admin-" + uuid.uuid4().hex
+        log_path = pathlib.Path(tmp) / "gateway.log"
+        gw_env = {**os.environ, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
+                  "MG_ADMIN_API_KEY": admin_key, "MG_LOG_FORMAT": "json", "MG_TIMEOUT_SECS": "20",
+                  "MG_RETRY_BACKOFF_MS": "10", "MG_ADMIN_DIR": str(ROOT / "admin")}
+        with open(log_path, "w") as log:
+            gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL, stderr=log)
+        procs.append(gw)
+        base = f"http://127.0.0.1:{port}"
+        wait_health(base)
+        yield Env(base, admin_key, mock_url, llama_url, log_path)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.fixture
+def key(env):
+    return env.make_key()["key"]
+
+
+@pytest.fixture
+def client(env, key):
+    return env.client(key)

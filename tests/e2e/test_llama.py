@@ -1,0 +1,43 @@
+"""A real model: llama.cpp's server with SmolLM2-135M, through the gateway."""
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def llama_model(env):
+    return env.make_model("smollm2-135m", backend="llamacpp", base_url=env.llama_url)
+
+
+def test_real_chat_completion(env, client, llama_model):
+    r = client.chat.completions.create(model=llama_model, max_tokens=8, temperature=0,
+                                       messages=[{"role": "user", "content": "Say hi"}])
+    assert r.choices[0].message.content
+    assert r.usage.completion_tokens <= 8 and r.usage.prompt_tokens > 0
+
+
+def test_real_stream_counts_usage(env, llama_model):
+    created = env.make_key(quota=100_000)
+    client = env.client(created["key"])
+    chunks = list(client.chat.completions.create(
+        model=llama_model, max_tokens=6, temperature=0, stream=True,
+        messages=[{"role": "user", "content": "Count to three"}]))
+    assert all(c.choices for c in chunks), "usage chunk stripped for a client that did not ask"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text
+    # The gateway asked llama.cpp for usage and charged exactly that.
+    import time
+    for _ in range(100):
+        key = env.admin("GET", f"/keys/{created['id']}").json()
+        if key["quota_used"]:
+            break
+        time.sleep(0.02)
+    assert key["quota_reserved"] == 0
+    report = env.admin("GET", f"/usage?key_id={created['id']}").json()
+    assert report["totals"]["completion_tokens"] <= 6
+    assert key["quota_used"] == report["totals"]["total_tokens"] > 0
+
+
+def test_real_completion(env, client, llama_model):
+    r = client.completions.create(model=llama_model, prompt="The sky is", max_tokens=4, temperature=0)
+    assert r.choices[0].text
+    assert r.usage.completion_tokens <= 4
