@@ -34,6 +34,7 @@ pub struct AppState {
 
 /// The router: `/admin/` static files, everything else to the core.
 pub fn router(state: AppState) -> Router {
+    let ids = state.gateway.clone();
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/admin/") }))
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
@@ -42,6 +43,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/api/{*rest}", any(handle))
         .fallback(handle)
         .with_state(state)
+        // The core stamps its own answers; this covers static files and redirects.
+        .layer(axum::middleware::map_response(move |mut resp: Response| {
+            let ids = ids.clone();
+            async move {
+                if !resp.headers().contains_key("x-request-id")
+                    && let Ok(v) = HeaderValue::from_str(&ids.new_request_id())
+                {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                resp
+            }
+        }))
 }
 
 fn client_ip(req: &Request, trust_xff: bool) -> Option<IpAddr> {

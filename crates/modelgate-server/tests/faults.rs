@@ -105,7 +105,8 @@ async fn failures_after_the_first_byte_end_the_stream_in_band() {
     for (name, fault, code) in [
         ("cut", "fault=cut&after=2", "upstream_stream_cut"),
         ("bad", "fault=malformed&after=2", "upstream_malformed"),
-        ("slow", "fault=hang_body&after=2", "upstream_timeout"),
+        ("hung", "fault=hang_body&after=2", "upstream_timeout"),
+        ("drip", "itl_ms=150", "upstream_timeout"),
     ] {
         h.model(name, "vllm", &format!("mock?tokens=5&{fault}"))
             .await;
@@ -124,13 +125,12 @@ async fn failures_after_the_first_byte_end_the_stream_in_band() {
     }
     let k = h.wait_key(&id, |k| k.quota_reserved == 0).await;
     assert_eq!(k.quota_reserved, 0);
-    assert_eq!(
-        k.quota_used,
-        3 * (2 + 9),
-        "2 chunks each + the prompt estimate"
-    );
+    // 2 chunks + the prompt estimate (9) for three; the drip got 1 to 4
+    // chunks in before the 500 ms deadline, depending on machine load.
+    let expected = 3 * (2 + 9) + 9 + 1..=3 * (2 + 9) + 9 + 4;
+    assert!(expected.contains(&k.quota_used), "{}", k.quota_used);
     let u = h.usage().await;
-    assert_eq!(u["totals"]["errors"], 3);
+    assert_eq!(u["totals"]["errors"], 4);
 }
 
 #[tokio::test]

@@ -41,6 +41,34 @@ async fn buffered_chat_is_relayed_and_settled() {
     );
 }
 
+/// The native runtime needs `Send` futures; the core promises them (the
+/// MaybeSend ports) and this fails to compile if that ever breaks.
+#[tokio::test]
+async fn handle_is_send() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let h = Harness::new().await;
+    let req = http::Request::get("/health")
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let resp = assert_send(h.gateway.handle(req, modelgate_core::Peer::default())).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn static_answers_carry_a_request_id_too() {
+    let h = Harness::new().await;
+    let a = h.request("GET", "/", None, None).await;
+    assert_eq!(a.status, 307);
+    assert!(
+        a.headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+}
+
 #[tokio::test]
 async fn completions_endpoint_works() {
     let h = Harness::new().await;

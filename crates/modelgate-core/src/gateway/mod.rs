@@ -109,6 +109,12 @@ impl<P: Ports> Gateway<P> {
         self.inner.ports.now_ms()
     }
 
+    /// A fresh request id (`req_` + 24 hex digits), for responses the
+    /// runtime answers itself.
+    pub fn new_request_id(&self) -> String {
+        self.new_id("req_")
+    }
+
     /// A fresh random id, `prefix` + 24 hex digits.
     fn new_id(&self, prefix: &str) -> String {
         let mut b = [0u8; 12];
@@ -118,7 +124,7 @@ impl<P: Ports> Gateway<P> {
 
     /// Serve one request.
     pub async fn handle(&self, req: http::Request<Bytes>, peer: Peer) -> Response<P> {
-        let request_id = self.new_id("req_");
+        let request_id = self.new_request_id();
         let started = self.now_ms();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
@@ -140,7 +146,7 @@ impl<P: Ports> Gateway<P> {
     /// the limit while reading it).
     pub fn reject(&self, err: &GatewayError) -> Response<P> {
         let mut resp = error_response(err);
-        if let Ok(v) = HeaderValue::from_str(&self.new_id("req_")) {
+        if let Ok(v) = HeaderValue::from_str(&self.new_request_id()) {
             resp.headers_mut().insert("x-request-id", v);
         }
         resp
