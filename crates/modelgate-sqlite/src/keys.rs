@@ -65,14 +65,8 @@ fn finish_key((mut key, models, ips): (ApiKey, String, String)) -> Result<ApiKey
 
 impl SqliteStore {
     fn key_where(&self, clause: &str, arg: &str) -> Result<Option<ApiKey>, StoreError> {
-        let conn = self.conn()?;
         let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {clause} = ?1");
-        let row = conn
-            .prepare_cached(&sql)
-            .map_err(store_err)?
-            .query_row([arg], key_from_row)
-            .optional();
-        row.map_err(store_err)?.map(finish_key).transpose()
+        self.query_one(&sql, arg, key_from_row, finish_key)
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
-use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
 
 /// The migrations, in order (the files of the top-level `migrations/`).
 pub const MIGRATIONS: &[(&str, &str)] = &[(
@@ -129,6 +129,24 @@ impl SqliteStore {
         self.conn()?
             .execute(&sql, refs.as_slice())
             .map_err(store_err)
+    }
+
+    /// The one row `sql` (with one `?1` parameter) finds, built by `row`
+    /// and finished by `finish` (the fallible JSON columns).
+    pub(crate) fn query_one<R, T>(
+        &self,
+        sql: &str,
+        arg: &str,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        finish: impl FnOnce(R) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let conn = self.conn()?;
+        let found = conn
+            .prepare_cached(sql)
+            .map_err(store_err)?
+            .query_row([arg], row)
+            .optional();
+        found.map_err(store_err)?.map(finish).transpose()
     }
 
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {

@@ -4,7 +4,7 @@ use modelgate_core::BackendKind;
 use modelgate_core::domain::{Model, ModelPatch, NewModel, UsageQuery, UsageRow};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{ModelStore, UsageStore};
-use rusqlite::{OptionalExtension, Row, ToSql, params};
+use rusqlite::{Row, ToSql, params};
 
 use crate::{SqliteStore, list_from, list_to, store_err};
 
@@ -36,14 +36,8 @@ fn finish_model((mut m, backend, fallbacks): (Model, String, String)) -> Result<
 
 impl SqliteStore {
     fn model_where(&self, clause: &str, arg: &str) -> Result<Option<Model>, StoreError> {
-        let conn = self.conn()?;
         let sql = format!("SELECT {MODEL_COLUMNS} FROM models WHERE {clause} = ?1");
-        let row = conn
-            .prepare_cached(&sql)
-            .map_err(store_err)?
-            .query_row([arg], model_from_row)
-            .optional();
-        row.map_err(store_err)?.map(finish_model).transpose()
+        self.query_one(&sql, arg, model_from_row, finish_model)
     }
 }
 

@@ -107,22 +107,13 @@ impl<P: Ports> Gateway<P> {
         req: &http::Request<Bytes>,
         peer: Peer,
     ) -> Result<(), GatewayError> {
-        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION))
-            .ok_or(AuthError::Missing)?;
-        let hash = auth::hash_key(token);
+        let hash = super::proxy::bearer_hash(req)?;
         if let Some(admin) = &self.config().admin_key_hash
             && auth::ct_eq(admin, &hash)
         {
             return Ok(());
         }
-        let key = self
-            .ports()
-            .store()
-            .find_key_by_hash(&hash)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        auth::check_key(&key, &hash, self.now_ms(), peer.ip)?;
-        if key.admin {
+        if self.checked_key(&hash, peer).await?.admin {
             Ok(())
         } else {
             Err(AuthError::NotAdmin.into())

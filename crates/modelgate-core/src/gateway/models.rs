@@ -5,12 +5,12 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::admin::parse_body;
 use super::{Gateway, Peer, Response, json_response};
-use crate::backend::{BackendKind, Target};
+use crate::backend::Target;
 use crate::config::{ModelSpec, SyncBackend};
 use crate::domain::{Model, ModelPatch, NewModel};
 use crate::error::{GatewayError, RequestError, UpstreamError};
@@ -20,29 +20,6 @@ use crate::ports::{HttpClient, ModelStore, Ports};
 const SYNC_TIMEOUT_MS: i64 = 30_000;
 /// Largest model list read.
 const MAX_MODELS_BODY: usize = 16 * 1024 * 1024;
-
-/// Body of `POST /admin/api/models`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateModel {
-    name: String,
-    backend: BackendKind,
-    base_url: String,
-    #[serde(default)]
-    upstream_model: Option<String>,
-    #[serde(default)]
-    api_key: Option<String>,
-    #[serde(default)]
-    fallback_urls: Vec<String>,
-    #[serde(default = "yes")]
-    enabled: bool,
-    #[serde(default = "yes")]
-    stream_usage: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// A model as the admin API shows it: everything but the upstream key.
 #[derive(Serialize)]
@@ -152,23 +129,28 @@ impl<P: Ports> Gateway<P> {
         Ok(json_response(StatusCode::OK, &admin_view(&m)))
     }
 
-    pub(super) async fn create_model(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {
-        let c: CreateModel = parse_body(body)?;
+    /// A model record for `spec`, with a fresh id, checked like admin input.
+    fn model_from_spec(&self, spec: ModelSpec) -> Result<Model, GatewayError> {
         let now = self.now_ms();
         let model = Model {
             id: self.new_id("mdl_"),
-            upstream_model: c.upstream_model.unwrap_or_else(|| c.name.clone()),
-            name: c.name,
-            backend: c.backend,
-            base_url: c.base_url.trim_end_matches('/').to_owned(),
-            fallback_urls: c.fallback_urls,
-            api_key: c.api_key.filter(|k| !k.is_empty()),
-            enabled: c.enabled,
-            stream_usage: c.stream_usage,
+            upstream_model: spec.upstream_model.unwrap_or_else(|| spec.name.clone()),
+            name: spec.name,
+            backend: spec.backend,
+            base_url: spec.base_url.trim_end_matches('/').to_owned(),
+            fallback_urls: spec.fallback_urls,
+            api_key: spec.api_key.filter(|k| !k.is_empty()),
+            enabled: spec.enabled.unwrap_or(true),
+            stream_usage: spec.stream_usage.unwrap_or(true),
             created_at: now,
             updated_at: now,
         };
         check_model(&model)?;
+        Ok(model)
+    }
+
+    pub(super) async fn create_model(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {
+        let model = self.model_from_spec(parse_body(body)?)?;
         let m = self
             .ports()
             .store()
@@ -223,21 +205,7 @@ impl<P: Ports> Gateway<P> {
         let store = self.ports().store();
         let (mut created, mut updated) = (vec![], vec![]);
         for spec in specs {
-            let now = self.now_ms();
-            let model = Model {
-                id: self.new_id("mdl_"),
-                upstream_model: spec.upstream_model.unwrap_or_else(|| spec.name.clone()),
-                name: spec.name,
-                backend: spec.backend,
-                base_url: spec.base_url.trim_end_matches('/').to_owned(),
-                fallback_urls: spec.fallback_urls,
-                api_key: spec.api_key.filter(|k| !k.is_empty()),
-                enabled: spec.enabled.unwrap_or(true),
-                stream_usage: spec.stream_usage.unwrap_or(true),
-                created_at: now,
-                updated_at: now,
-            };
-            check_model(&model)?;
+            let model = self.model_from_spec(spec)?;
             match store.find_model(&model.name).await? {
                 None => created.push(store.insert_model(NewModel { model }).await?.name),
                 Some(current) => {
@@ -251,7 +219,9 @@ impl<P: Ports> Gateway<P> {
                         enabled: Some(model.enabled),
                         stream_usage: Some(model.stream_usage),
                     };
-                    store.update_model(&current.id, patch, now).await?;
+                    store
+                        .update_model(&current.id, patch, self.now_ms())
+                        .await?;
                     updated.push(model.name);
                 }
             }
@@ -309,20 +279,17 @@ impl<P: Ports> Gateway<P> {
                 {
                     continue;
                 }
-                let now = self.now_ms();
-                let model = Model {
-                    id: self.new_id("mdl_"),
+                let spec = ModelSpec {
                     name: upstream.clone(),
                     backend: b.backend,
-                    base_url: b.base_url.trim_end_matches('/').to_owned(),
+                    base_url: b.base_url.clone(),
+                    upstream_model: Some(upstream),
+                    api_key: b.api_key.clone(),
                     fallback_urls: vec![],
-                    upstream_model: upstream,
-                    api_key: b.api_key.clone().filter(|k| !k.is_empty()),
-                    enabled: true,
-                    stream_usage: true,
-                    created_at: now,
-                    updated_at: now,
+                    enabled: None,
+                    stream_usage: None,
                 };
+                let model = self.model_from_spec(spec)?;
                 let m = store.insert_model(NewModel { model }).await?;
                 created.push(m.name);
             }

@@ -79,16 +79,18 @@ impl<P: Ports> Gateway<P> {
         req: &http::Request<Bytes>,
         peer: Peer,
     ) -> Result<ApiKey, GatewayError> {
-        let token = auth::bearer(req.headers().get(http::header::AUTHORIZATION))
-            .ok_or(AuthError::Missing)?;
-        let hash = auth::hash_key(token);
+        self.checked_key(&bearer_hash(req)?, peer).await
+    }
+
+    /// The stored key with this hash, checked (status, expiry, IP).
+    pub(super) async fn checked_key(&self, hash: &str, peer: Peer) -> Result<ApiKey, GatewayError> {
         let key = self
             .ports()
             .store()
-            .find_key_by_hash(&hash)
+            .find_key_by_hash(hash)
             .await?
             .ok_or(AuthError::Invalid)?;
-        auth::check_key(&key, &hash, self.now_ms(), peer.ip)?;
+        auth::check_key(&key, hash, self.now_ms(), peer.ip)?;
         Ok(key)
     }
 
@@ -209,15 +211,7 @@ impl<P: Ports> Gateway<P> {
         let upstream = match self.forward(&model, &call, deadline_ms).await {
             Ok(u) => u,
             Err(e) => {
-                self.settle(ctx.settlement(
-                    None,
-                    0,
-                    e.status().as_u16(),
-                    Some(e.code()),
-                    self.now_ms(),
-                ))
-                .await;
-                return Err(e);
+                return Err(self.settle_failure(&ctx, e).await);
             }
         };
         let created_s = self.now_ms() / 1000;
@@ -247,15 +241,7 @@ impl<P: Ports> Gateway<P> {
             let (body, usage) = match result {
                 Ok(ok) => ok,
                 Err(e) => {
-                    self.settle(ctx.settlement(
-                        None,
-                        0,
-                        e.status().as_u16(),
-                        Some(e.code()),
-                        self.now_ms(),
-                    ))
-                    .await;
-                    return Err(e);
+                    return Err(self.settle_failure(&ctx, e).await);
                 }
             };
             self.settle(ctx.settlement(usage, 0, 200, None, self.now_ms()))
@@ -272,6 +258,15 @@ impl<P: Ports> Gateway<P> {
             &rate,
         );
         Ok(resp)
+    }
+
+    /// Settle a request that failed before anything reached the client
+    /// (nothing generated: nothing charged), and hand the error back.
+    async fn settle_failure(&self, ctx: &Ctx, e: GatewayError) -> GatewayError {
+        let status = e.status().as_u16();
+        self.settle(ctx.settlement(None, 0, status, Some(e.code()), self.now_ms()))
+            .await;
+        e
     }
 
     /// Write the settlement, retrying a failing store: a usage record must
@@ -295,6 +290,13 @@ impl<P: Ports> Gateway<P> {
         tracing::error!(request_id = %u.request_id, key_id = %u.key_id, tokens = u.total_tokens(),
             reserved = s.reserved, "settlement lost after retries");
     }
+}
+
+/// SHA-256 of the request's bearer token.
+pub(super) fn bearer_hash(req: &http::Request<Bytes>) -> Result<String, AuthError> {
+    let token =
+        auth::bearer(req.headers().get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+    Ok(auth::hash_key(token))
 }
 
 fn rate_headers(h: &mut http::HeaderMap, limit: u32, d: &RateDecision) {
