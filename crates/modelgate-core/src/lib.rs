@@ -19,6 +19,7 @@
 //!   GCRA, retries and circuit breakers: pure functions and small state
 //!   machines driven by the caller's clock.
 //! - [`config`]: `MG_*` settings and declarative model files.
+//! - [`sql`]: the statements of every SQLite-dialect store (SQLite, D1).
 //! - [`domain`], [`error`]: records and the one place errors become
 //!   OpenAI-shaped answers.
 
@@ -33,6 +34,7 @@ pub mod limiter;
 pub mod ports;
 pub mod request;
 pub mod resilience;
+pub mod sql;
 
 pub use backend::BackendKind;
 pub use config::{Config, ModelSpec, SyncBackend};

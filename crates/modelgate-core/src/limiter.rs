@@ -42,14 +42,53 @@ pub fn gcra(tat_us: Option<i64>, now_us: i64, rpm: u32) -> (RateDecision, Option
         };
         return (d, None);
     }
+    (allowed(new_tat, now_us, interval, window), Some(new_tat))
+}
+
+fn allowed(new_tat: i64, now_us: i64, interval: i64, window: i64) -> RateDecision {
+    let ahead = new_tat - now_us;
     let remaining = u32::try_from((window - ahead) / interval).unwrap_or(0);
-    let d = RateDecision {
+    RateDecision {
         allowed: true,
         remaining,
         reset_ms: us_to_ms_ceil(ahead),
         retry_after_ms: 0,
-    };
-    (d, Some(new_tat))
+    }
+}
+
+/// `(interval, window)` in µs for `rpm` (≥ 1): what a store's atomic GCRA
+/// statement needs ([`crate::sql::RATE_STEP`]).
+pub fn gcra_params(rpm: u32) -> (i64, i64) {
+    let interval = MINUTE_US / i64::from(rpm.max(1));
+    (interval, interval * i64::from(rpm.max(1)))
+}
+
+/// The decision for a store that ran the GCRA step itself: `new_tat` is
+/// what its statement stored when it allowed the request, else `None` with
+/// the TAT it found (`stored`), to tell when to come back.
+pub fn store_decision(
+    new_tat: Option<i64>,
+    stored: Option<i64>,
+    now_us: i64,
+    rpm: u32,
+) -> RateDecision {
+    let (interval, window) = gcra_params(rpm);
+    match new_tat {
+        Some(t) => allowed(t, now_us, interval, window),
+        None => {
+            let (mut d, _) = gcra(stored, now_us, rpm);
+            // The TAT moved between the two statements: refuse all the same.
+            if d.allowed {
+                d = RateDecision {
+                    allowed: false,
+                    remaining: 0,
+                    reset_ms: d.reset_ms,
+                    retry_after_ms: 1,
+                };
+            }
+            d
+        }
+    }
 }
 
 fn us_to_ms_ceil(us: i64) -> u64 {
@@ -170,6 +209,21 @@ mod tests {
         // Far later: everything old expired; the new key triggers the prune.
         l.step("new", 1, 10_000_000).unwrap();
         assert!(l.tats.lock().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn store_decisions_agree_with_the_in_memory_step() {
+        let (interval, window) = gcra_params(10);
+        assert_eq!((interval, window), (6_000_000, 60_000_000));
+        let (d, tat) = gcra(None, 0, 10);
+        assert_eq!(store_decision(tat, None, 0, 10), d);
+        let full = 60_000_000;
+        let (refused, _) = gcra(Some(full), 0, 10);
+        assert_eq!(store_decision(None, Some(full), 0, 10), refused);
+        assert!(
+            !store_decision(None, None, 0, 10).allowed,
+            "a refusal stays a refusal"
+        );
     }
 
     #[test]

@@ -20,13 +20,21 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, ToSql};
+use modelgate_core::sql::SqlValue;
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
 
 /// The migrations, in order (the files of the top-level `migrations/`).
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_rate_limits.sql",
+        include_str!("../../../migrations/0002_rate_limits.sql"),
+    ),
+];
 
 /// How the database file is journaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,22 +123,6 @@ impl SqliteStore {
         })
     }
 
-    /// `UPDATE table SET sets... WHERE id = ?`: rows changed.
-    pub(crate) fn update_row(
-        &self,
-        table: &str,
-        sets: &[&str],
-        mut args: Vec<Box<dyn ToSql>>,
-        id: &str,
-    ) -> Result<usize, StoreError> {
-        args.push(Box::new(id.to_owned()));
-        let sql = format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", "));
-        let refs: Vec<&dyn ToSql> = args.iter().map(AsRef::as_ref).collect();
-        self.conn()?
-            .execute(&sql, refs.as_slice())
-            .map_err(store_err)
-    }
-
     /// The one row `sql` (with one `?1` parameter) finds, built by `row`
     /// and finished by `finish` (the fallible JSON columns).
     pub(crate) fn query_one<R, T>(
@@ -147,6 +139,31 @@ impl SqliteStore {
             .query_row([arg], row)
             .optional();
         found.map_err(store_err)?.map(finish).transpose()
+    }
+
+    /// Every row `sql` finds with `args`.
+    pub(crate) fn query_all<R, T>(
+        &self,
+        sql: &str,
+        args: &[SqlValue],
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+        finish: impl Fn(R) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(sql).map_err(store_err)?;
+        let rows = stmt
+            .query_map(params_from_iter(bind(args).iter()), row)
+            .map_err(store_err)?;
+        rows.map(|r| r.map_err(store_err).and_then(&finish))
+            .collect()
+    }
+
+    /// Run one statement; rows changed.
+    pub(crate) fn execute(&self, sql: &str, args: &[SqlValue]) -> Result<usize, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(sql).map_err(store_err)?;
+        stmt.execute(params_from_iter(bind(args).iter()))
+            .map_err(store_err)
     }
 
     pub(crate) fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -187,14 +204,15 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// JSON array column to a list.
-pub(crate) fn list_from(col: String) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(&col).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
-}
-
-/// A list to its JSON array column.
-pub(crate) fn list_to(list: &[String]) -> String {
-    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+/// The core's parameter values as rusqlite's.
+pub(crate) fn bind(args: &[SqlValue]) -> Vec<Value> {
+    args.iter()
+        .map(|a| match a {
+            SqlValue::Null => Value::Null,
+            SqlValue::Int(i) => Value::Integer(*i),
+            SqlValue::Text(t) => Value::Text(t.clone()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

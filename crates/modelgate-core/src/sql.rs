@@ -1,0 +1,436 @@
+//! The statements every SQLite-dialect store runs (rusqlite natively and
+//! on EFS, D1 on Workers), over the schema in `migrations/`.
+//!
+//! Text and parameters only, no IO: each store binds [`SqlValue`]s its own
+//! way and executes. Keeping one copy is what keeps the stores' counters
+//! equally exact: reservation and rate limiting are single statements, and
+//! settlement is two statements run as one transaction (a D1 batch).
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::domain::{ApiKey, KeyPatch, KeyStatus, Model, ModelPatch, Settlement, UsageQuery};
+use crate::error::StoreError;
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// NULL.
+    Null,
+    /// INTEGER (booleans are 0/1).
+    Int(i64),
+    /// TEXT.
+    Text(String),
+}
+
+impl From<Option<i64>> for SqlValue {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Self::Null, Self::Int)
+    }
+}
+
+impl From<Option<String>> for SqlValue {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Self::Null, Self::Text)
+    }
+}
+
+fn text(s: &str) -> SqlValue {
+    SqlValue::Text(s.to_owned())
+}
+
+fn int(v: impl Into<i64>) -> SqlValue {
+    SqlValue::Int(v.into())
+}
+
+fn list(l: &[String]) -> SqlValue {
+    SqlValue::Text(serde_json::to_string(l).unwrap_or_else(|_| "[]".into()))
+}
+
+/// Columns of a key row, in [`KeyRow`] order.
+pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, quota, quota_used, quota_reserved, \
+     allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at";
+
+/// Columns of a model row, in [`ModelRow`] order.
+pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at";
+
+/// `SELECT` a key where `column = ?1`.
+pub fn select_key(column: &str) -> String {
+    format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE {column} = ?1")
+}
+
+/// All keys, newest first.
+pub fn list_keys() -> String {
+    format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, id")
+}
+
+/// `SELECT` a model where `column = ?1`.
+pub fn select_model(column: &str) -> String {
+    format!("SELECT {MODEL_COLUMNS} FROM models WHERE {column} = ?1")
+}
+
+/// All models by name.
+pub fn list_models() -> String {
+    format!("SELECT {MODEL_COLUMNS} FROM models ORDER BY name")
+}
+
+/// Insert a key: with [`insert_key_params`].
+pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, name, prefix, key_hash, status, admin, rpm, quota, \
+     quota_used, quota_reserved, allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13)";
+
+/// Parameters of [`INSERT_KEY`].
+pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
+    vec![
+        text(&k.id),
+        text(&k.name),
+        text(&k.prefix),
+        text(&k.hash),
+        text(k.status.as_str()),
+        int(k.admin),
+        k.rpm.map(i64::from).into(),
+        k.quota.into(),
+        list(&k.allowed_models),
+        list(&k.allowed_ips),
+        k.default_model.clone().into(),
+        k.expires_at.into(),
+        int(k.created_at),
+    ]
+}
+
+/// Insert a model: with [`insert_model_params`].
+pub const INSERT_MODEL: &str =
+    "INSERT INTO models (id, name, backend, base_url, fallback_urls, upstream_model, \
+     api_key, enabled, stream_usage, created_at, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)";
+
+/// Parameters of [`INSERT_MODEL`].
+pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
+    vec![
+        text(&m.id),
+        text(&m.name),
+        text(m.backend.as_str()),
+        text(&m.base_url),
+        list(&m.fallback_urls),
+        text(&m.upstream_model),
+        m.api_key.clone().into(),
+        int(m.enabled),
+        int(m.stream_usage),
+        int(m.created_at),
+    ]
+}
+
+/// Delete a model by id.
+pub const DELETE_MODEL: &str = "DELETE FROM models WHERE id = ?1";
+
+/// Reserve between ?2 (min) and ?3 (max) tokens of key ?1's quota in one
+/// statement. Every SET expression sees the old row, so
+/// `last_reservation` records exactly what this statement added and
+/// RETURNING hands it back; no row means not enough was left.
+pub const RESERVE: &str = "UPDATE api_keys SET
+        quota_reserved = quota_reserved + CASE WHEN quota IS NULL THEN ?3
+            ELSE MIN(?3, quota - quota_used - quota_reserved) END,
+        last_reservation = CASE WHEN quota IS NULL THEN ?3
+            ELSE MIN(?3, quota - quota_used - quota_reserved) END
+    WHERE id = ?1 AND (quota IS NULL OR quota - quota_used - quota_reserved >= ?2)
+    RETURNING last_reservation";
+
+/// Settlement, first statement: release the reservation and charge the
+/// usage, unless this request was settled before (idempotent).
+pub const CHARGE: &str = "UPDATE api_keys SET
+        quota_reserved = MAX(quota_reserved - ?2, 0),
+        quota_used = quota_used + ?3,
+        last_used_at = ?4
+    WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM usage_records WHERE request_id = ?5)";
+
+/// Settlement, second statement: the usage record (once per request id).
+pub const RECORD: &str = "INSERT OR IGNORE INTO usage_records (request_id, key_id, model, backend,
+        prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+/// Parameters of [`CHARGE`] and [`RECORD`], to run in that order in one
+/// transaction.
+pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
+    let u = &s.usage;
+    let charge = vec![
+        text(&s.key_id),
+        int(s.reserved),
+        int(u.total_tokens()),
+        int(u.created_at),
+        text(&u.request_id),
+    ];
+    let record = vec![
+        text(&u.request_id),
+        text(&u.key_id),
+        text(&u.model),
+        text(&u.backend),
+        int(u.prompt_tokens),
+        int(u.completion_tokens),
+        int(u.status),
+        int(u.usage_reported),
+        int(u.stream),
+        u.error.clone().into(),
+        int(u.latency_ms),
+        int(u.created_at),
+    ];
+    (charge, record)
+}
+
+/// Usage per UTC day, key and model: with [`usage_params`].
+pub const USAGE_BY_DAY: &str = "SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch') AS day, key_id, model,
+        COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+        SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors
+    FROM usage_records
+    WHERE created_at >= ?1 AND created_at < ?2
+      AND (?3 IS NULL OR key_id = ?3) AND (?4 IS NULL OR model = ?4)
+    GROUP BY day, key_id, model
+    ORDER BY day, key_id, model";
+
+/// Parameters of [`USAGE_BY_DAY`].
+pub fn usage_params(q: &UsageQuery) -> Vec<SqlValue> {
+    vec![
+        int(q.from_ms),
+        int(q.to_ms),
+        q.key_id.clone().into(),
+        q.model.clone().into(),
+    ]
+}
+
+/// One GCRA step for key ?1 at ?2 (now, µs) with ?3 (interval, µs) and ?4
+/// (window, µs), atomically: RETURNING the new TAT when allowed, no row
+/// when refused (see [`crate::limiter`]).
+pub const RATE_STEP: &str = "INSERT INTO rate_limits (key_id, tat) VALUES (?1, ?2 + ?3)
+    ON CONFLICT (key_id) DO UPDATE SET tat = MAX(tat, ?2) + ?3
+        WHERE MAX(tat, ?2) + ?3 - ?2 <= ?4
+    RETURNING tat";
+
+/// The stored TAT of key ?1 (to explain a refusal).
+pub const RATE_TAT: &str = "SELECT tat FROM rate_limits WHERE key_id = ?1";
+
+/// `UPDATE api_keys SET ... WHERE id = ?` for a patch; the id is the last
+/// parameter.
+pub fn key_patch(id: &str, p: KeyPatch, now_ms: i64) -> (String, Vec<SqlValue>) {
+    let mut u = Update::new(now_ms);
+    u.set("name", p.name.map(SqlValue::Text));
+    u.set("status", p.status.map(|s| text(s.as_str())));
+    u.set("rpm", p.rpm.map(|r| r.map(i64::from).into()));
+    u.set("quota", p.quota.map(SqlValue::from));
+    u.set("quota_used", p.quota_used.map(SqlValue::Int));
+    u.set("allowed_models", p.allowed_models.as_deref().map(list));
+    u.set("allowed_ips", p.allowed_ips.as_deref().map(list));
+    u.set("default_model", p.default_model.map(SqlValue::from));
+    u.set("expires_at", p.expires_at.map(SqlValue::from));
+    u.finish("api_keys", id)
+}
+
+/// `UPDATE models SET ... WHERE id = ?` for a patch.
+pub fn model_patch(id: &str, p: ModelPatch, now_ms: i64) -> (String, Vec<SqlValue>) {
+    let mut u = Update::new(now_ms);
+    u.set("name", p.name.map(SqlValue::Text));
+    u.set("backend", p.backend.map(|b| text(b.as_str())));
+    u.set(
+        "base_url",
+        p.base_url.map(|b| text(b.trim_end_matches('/'))),
+    );
+    u.set("fallback_urls", p.fallback_urls.as_deref().map(list));
+    u.set("upstream_model", p.upstream_model.map(SqlValue::Text));
+    u.set(
+        "api_key",
+        p.api_key.map(|k| k.filter(|k| !k.is_empty()).into()),
+    );
+    u.set("enabled", p.enabled.map(int));
+    u.set("stream_usage", p.stream_usage.map(int));
+    u.finish("models", id)
+}
+
+struct Update {
+    sets: Vec<&'static str>,
+    values: Vec<SqlValue>,
+}
+
+impl Update {
+    fn new(now_ms: i64) -> Self {
+        Self {
+            sets: vec!["updated_at"],
+            values: vec![int(now_ms)],
+        }
+    }
+
+    fn set(&mut self, column: &'static str, value: Option<SqlValue>) {
+        if let Some(v) = value {
+            self.sets.push(column);
+            self.values.push(v);
+        }
+    }
+
+    fn finish(mut self, table: &str, id: &str) -> (String, Vec<SqlValue>) {
+        let sets: Vec<String> = self.sets.iter().map(|c| format!("{c} = ?")).collect();
+        self.values.push(text(id));
+        (
+            format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", ")),
+            self.values,
+        )
+    }
+}
+
+fn parse_list(s: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
+}
+
+/// A key row as stored (also the KV cache's record of a key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub key_hash: String,
+    pub status: String,
+    pub admin: i64,
+    pub rpm: Option<i64>,
+    pub quota: Option<i64>,
+    pub quota_used: i64,
+    pub quota_reserved: i64,
+    pub allowed_models: String,
+    pub allowed_ips: String,
+    pub default_model: Option<String>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+impl KeyRow {
+    /// The domain record.
+    pub fn into_key(self) -> Result<ApiKey, StoreError> {
+        Ok(ApiKey {
+            status: KeyStatus::parse(&self.status).unwrap_or(KeyStatus::Disabled),
+            admin: self.admin != 0,
+            rpm: self.rpm.and_then(|r| u32::try_from(r).ok()),
+            allowed_models: parse_list(&self.allowed_models)?,
+            allowed_ips: parse_list(&self.allowed_ips)?,
+            id: self.id,
+            name: self.name,
+            prefix: self.prefix,
+            hash: self.key_hash,
+            quota: self.quota,
+            quota_used: self.quota_used,
+            quota_reserved: self.quota_reserved,
+            default_model: self.default_model,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_used_at: self.last_used_at,
+        })
+    }
+
+    /// The row of a domain record.
+    pub fn from_key(k: &ApiKey) -> Self {
+        let json = |l: &[String]| serde_json::to_string(l).unwrap_or_else(|_| "[]".into());
+        Self {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            key_hash: k.hash.clone(),
+            status: k.status.as_str().to_owned(),
+            admin: i64::from(k.admin),
+            rpm: k.rpm.map(i64::from),
+            quota: k.quota,
+            quota_used: k.quota_used,
+            quota_reserved: k.quota_reserved,
+            allowed_models: json(&k.allowed_models),
+            allowed_ips: json(&k.allowed_ips),
+            default_model: k.default_model.clone(),
+            expires_at: k.expires_at,
+            created_at: k.created_at,
+            updated_at: k.updated_at,
+            last_used_at: k.last_used_at,
+        }
+    }
+}
+
+/// A model row as stored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[allow(missing_docs)]
+pub struct ModelRow {
+    pub id: String,
+    pub name: String,
+    pub backend: String,
+    pub base_url: String,
+    pub fallback_urls: String,
+    pub upstream_model: String,
+    pub api_key: Option<String>,
+    pub enabled: i64,
+    pub stream_usage: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ModelRow {
+    /// The domain record.
+    pub fn into_model(self) -> Result<Model, StoreError> {
+        Ok(Model {
+            backend: BackendKind::parse(&self.backend)
+                .ok_or_else(|| StoreError::Corrupt(format!("backend {}", self.backend)))?,
+            fallback_urls: parse_list(&self.fallback_urls)?,
+            enabled: self.enabled != 0,
+            stream_usage: self.stream_usage != 0,
+            id: self.id,
+            name: self.name,
+            base_url: self.base_url,
+            upstream_model: self.upstream_model,
+            api_key: self.api_key,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patches_set_only_what_is_given() {
+        let p = KeyPatch {
+            rpm: Some(None),
+            name: Some("n".into()),
+            ..KeyPatch::default()
+        };
+        let (sql, v) = key_patch("key_1", p, 7);
+        assert_eq!(
+            sql,
+            "UPDATE api_keys SET updated_at = ?, name = ?, rpm = ? WHERE id = ?"
+        );
+        assert_eq!(
+            v,
+            vec![SqlValue::Int(7), text("n"), SqlValue::Null, text("key_1")]
+        );
+    }
+
+    #[test]
+    fn key_rows_round_trip() {
+        let row = KeyRow {
+            id: "key_1".into(),
+            name: "n".into(),
+            prefix: "mg-...".into(),
+            key_hash: "h".into(),
+            status: "active".into(),
+            admin: 1,
+            rpm: Some(5),
+            quota: None,
+            quota_used: 3,
+            quota_reserved: 0,
+            allowed_models: "[\"m\"]".into(),
+            allowed_ips: "[]".into(),
+            default_model: None,
+            expires_at: None,
+            created_at: 1,
+            updated_at: 2,
+            last_used_at: None,
+        };
+        let key = row.clone().into_key().unwrap();
+        assert!(key.admin && key.allowed_models == vec!["m"]);
+        assert_eq!(KeyRow::from_key(&key), row);
+    }
+}
