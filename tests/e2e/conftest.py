@@ -7,7 +7,9 @@ Lambda under `cargo lambda watch`), set:
   MG_MOCK_URL   the mock upstream the gateway can reach (modelgate-mock)
   MG_LLAMA_URL  the llama.cpp server the gateway can reach
 Without MG_BASE_URL the suite starts all of them itself on free loopback
-ports (binaries from MG_BIN_DIR, default target/debug) and stops them.
+ports (binaries from MG_BIN_DIR, default target/debug) and stops them: the
+native server, or with MG_RUNTIME=worker the Worker under `wrangler dev
+--local` (MG_WRANGLER: the wrangler command) on a fresh local D1.
 """
 
 import os
@@ -86,6 +88,18 @@ def wait_health(url, timeout=30):
     raise RuntimeError(f"{url} did not become healthy")
 
 
+def start_worker(port, settings, tmp, log):
+    """`wrangler dev --local` on a fresh local D1 (migrations/ applied) and KV."""
+    wrangler = os.environ["MG_WRANGLER"]
+    persist = f"{tmp}/wrangler-state"
+    subprocess.run(f"{wrangler} d1 migrations apply DB --local --persist-to {persist}", shell=True, cwd=ROOT,
+                   check=True, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    vars_ = " ".join(f"--var {k}:{v}" for k, v in settings.items())
+    cmd = (f"exec env {wrangler} dev --local --ip 127.0.0.1 --port {port} --inspector-ip 127.0.0.1 "
+           f"--inspector-port {free_port()} --show-interactive-dev-session=false --persist-to {persist} {vars_}")
+    return subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
 class Env:
     def __init__(self, base_url, admin_key, mock_url, llama_url, log_path=None):
         self.base_url = base_url
@@ -138,14 +152,18 @@ def env():
         port = free_port()
         admin_key = "e2e-admin-" + uuid.uuid4().hex
         log_path = pathlib.Path(tmp) / "gateway.log"
-        gw_env = {**os.environ, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
-                  "MG_ADMIN_API_KEY": admin_key, "MG_LOG_FORMAT": "json", "MG_TIMEOUT_SECS": "20",
-                  "MG_RETRY_BACKOFF_MS": "10", "MG_ADMIN_DIR": str(ROOT / "admin")}
+        settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10"}
         with open(log_path, "w") as log:
-            gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL, stderr=log)
+            if os.environ.get("MG_RUNTIME") == "worker":
+                gw = start_worker(port, settings, tmp, log)
+            else:
+                gw_env = {**os.environ, **settings, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
+                          "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin")}
+                gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL,
+                                      stderr=log)
         procs.append(gw)
         base = f"http://127.0.0.1:{port}"
-        wait_health(base)
+        wait_health(base, timeout=120)
         yield Env(base, admin_key, mock_url, llama_url, log_path)
     finally:
         for p in reversed(procs):

@@ -241,7 +241,7 @@ pub struct UsageQuery {
 }
 
 /// Usage summed for one day, key and model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRow {
     /// UTC day, `YYYY-MM-DD`.
     pub day: String,

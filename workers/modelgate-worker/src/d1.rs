@@ -1,0 +1,292 @@
+//! The D1 store (keys, models, usage) and the D1 rate limiter, running the
+//! shared statements of [`modelgate_core::sql`]; and the KV cache in front
+//! of key lookups.
+//!
+//! Counters are exact because every step is one D1 statement (reservation,
+//! GCRA) or one D1 batch (settlement), and D1 runs statements one at a time
+//! on its primary. KV only caches key records, for [`KEY_CACHE_TTL_S`]:
+//! never a counter, since KV is eventually consistent.
+
+use modelgate_core::domain::{
+    ApiKey, KeyPatch, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+};
+use modelgate_core::error::StoreError;
+use modelgate_core::limiter;
+use modelgate_core::ports::{KeyStore, ModelStore, RateDecision, RateLimiter, UsageStore};
+use modelgate_core::sql::{self, KeyRow, ModelRow, SqlValue};
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsValue;
+use worker::{D1Database, D1PreparedStatement, kv::KvStore};
+
+/// How long a key record stays in KV: the longest a revoked, disabled or
+/// changed key can still be accepted by another Worker location (KV's
+/// minimum TTL; the location that made the change drops its entry at once).
+pub(crate) const KEY_CACHE_TTL_S: u64 = 60;
+
+/// D1 + KV.
+pub(crate) struct D1Store {
+    db: D1Database,
+    cache: KvStore,
+}
+
+fn err(e: worker::Error) -> StoreError {
+    let msg = e.to_string();
+    if msg.contains("UNIQUE constraint failed") {
+        StoreError::Conflict("A record with that name".into())
+    } else {
+        StoreError::Unavailable(msg)
+    }
+}
+
+fn js(args: &[SqlValue]) -> Vec<JsValue> {
+    args.iter()
+        .map(|a| match a {
+            SqlValue::Null => JsValue::NULL,
+            // D1 numbers are doubles: every value here (ms, µs, tokens) is
+            // well below 2^53.
+            SqlValue::Int(i) => JsValue::from_f64(*i as f64),
+            SqlValue::Text(t) => JsValue::from_str(t),
+        })
+        .collect()
+}
+
+fn cache_key(hash: &str) -> String {
+    format!("key:{hash}")
+}
+
+impl D1Store {
+    pub(crate) fn new(db: D1Database, cache: KvStore) -> Self {
+        Self { db, cache }
+    }
+
+    fn stmt(&self, sql: &str, args: &[SqlValue]) -> Result<D1PreparedStatement, StoreError> {
+        self.db.prepare(sql).bind(&js(args)).map_err(err)
+    }
+
+    async fn rows<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        args: &[SqlValue],
+    ) -> Result<Vec<T>, StoreError> {
+        self.stmt(sql, args)?
+            .all()
+            .await
+            .map_err(err)?
+            .results()
+            .map_err(err)
+    }
+
+    async fn changes(&self, sql: &str, args: &[SqlValue]) -> Result<usize, StoreError> {
+        let result = self.stmt(sql, args)?.run().await.map_err(err)?;
+        Ok(result
+            .meta()
+            .map_err(err)?
+            .and_then(|m| m.changes)
+            .unwrap_or(0))
+    }
+
+    async fn key_where(&self, column: &str, arg: &str) -> Result<Option<ApiKey>, StoreError> {
+        let rows: Vec<KeyRow> = self
+            .rows(&sql::select_key(column), &[SqlValue::Text(arg.into())])
+            .await?;
+        rows.into_iter().next().map(KeyRow::into_key).transpose()
+    }
+
+    async fn model_where(&self, column: &str, arg: &str) -> Result<Option<Model>, StoreError> {
+        let rows: Vec<ModelRow> = self
+            .rows(&sql::select_model(column), &[SqlValue::Text(arg.into())])
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(ModelRow::into_model)
+            .transpose()
+    }
+
+    /// Drop a key's cache entry (after an admin change here).
+    async fn forget(&self, key: &ApiKey) {
+        let _ = self.cache.delete(&cache_key(&key.hash)).await;
+    }
+}
+
+impl KeyStore for D1Store {
+    async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let ck = cache_key(hash);
+        // A cache failure is not an outage: fall through to D1.
+        if let Ok(Some(row)) = self.cache.get(&ck).json::<KeyRow>().await {
+            return row.into_key().map(Some);
+        }
+        let key = self.key_where("key_hash", hash).await?;
+        if let Some(k) = &key
+            && let Ok(put) = self.cache.put(
+                &ck,
+                serde_json::to_string(&KeyRow::from_key(k)).unwrap_or_default(),
+            )
+        {
+            let _ = put.expiration_ttl(KEY_CACHE_TTL_S).execute().await;
+        }
+        Ok(key)
+    }
+
+    async fn insert_key(&self, new: NewKey) -> Result<ApiKey, StoreError> {
+        self.changes(sql::INSERT_KEY, &sql::insert_key_params(&new.key))
+            .await?;
+        self.key_where("id", &new.key.id)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("inserted key vanished".into()))
+    }
+
+    async fn get_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.key_where("id", id).await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows: Vec<KeyRow> = self.rows(&sql::list_keys(), &[]).await?;
+        rows.into_iter().map(KeyRow::into_key).collect()
+    }
+
+    async fn update_key(
+        &self,
+        id: &str,
+        patch: KeyPatch,
+        now_ms: i64,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let (stmt, args) = sql::key_patch(id, patch, now_ms);
+        if self.changes(&stmt, &args).await? == 0 {
+            return Ok(None);
+        }
+        let key = self.key_where("id", id).await?;
+        if let Some(k) = &key {
+            self.forget(k).await;
+        }
+        Ok(key)
+    }
+
+    async fn reserve_quota(
+        &self,
+        key_id: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let args = [
+            SqlValue::Text(key_id.into()),
+            SqlValue::Int(min),
+            SqlValue::Int(max),
+        ];
+        self.stmt(sql::RESERVE, &args)?
+            .first::<i64>(Some("last_reservation"))
+            .await
+            .map_err(err)
+    }
+
+    async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
+        let (charge, record) = sql::settle_params(s);
+        // A batch is one transaction: charged and recorded together or not at all.
+        let batch = vec![
+            self.stmt(sql::CHARGE, &charge)?,
+            self.stmt(sql::RECORD, &record)?,
+        ];
+        self.db.batch(batch).await.map_err(err)?;
+        Ok(())
+    }
+}
+
+impl ModelStore for D1Store {
+    async fn find_model(&self, name: &str) -> Result<Option<Model>, StoreError> {
+        self.model_where("name", name).await
+    }
+
+    async fn get_model(&self, id: &str) -> Result<Option<Model>, StoreError> {
+        self.model_where("id", id).await
+    }
+
+    async fn list_models(&self) -> Result<Vec<Model>, StoreError> {
+        let rows: Vec<ModelRow> = self.rows(&sql::list_models(), &[]).await?;
+        rows.into_iter().map(ModelRow::into_model).collect()
+    }
+
+    async fn insert_model(&self, new: NewModel) -> Result<Model, StoreError> {
+        let m = new.model;
+        self.changes(sql::INSERT_MODEL, &sql::insert_model_params(&m))
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("Model '{}'", m.name)),
+                other => other,
+            })?;
+        self.model_where("id", &m.id)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("inserted model vanished".into()))
+    }
+
+    async fn update_model(
+        &self,
+        id: &str,
+        patch: ModelPatch,
+        now_ms: i64,
+    ) -> Result<Option<Model>, StoreError> {
+        let (stmt, args) = sql::model_patch(id, patch, now_ms);
+        if self.changes(&stmt, &args).await? == 0 {
+            return Ok(None);
+        }
+        self.model_where("id", id).await
+    }
+
+    async fn delete_model(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .changes(sql::DELETE_MODEL, &[SqlValue::Text(id.into())])
+            .await?
+            > 0)
+    }
+}
+
+impl UsageStore for D1Store {
+    async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        self.rows(sql::USAGE_BY_DAY, &sql::usage_params(q)).await
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Tat {
+    tat: i64,
+}
+
+impl RateLimiter for D1Store {
+    async fn acquire(
+        &self,
+        key_id: &str,
+        rpm: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let now_us = now_ms.saturating_mul(1000);
+        if rpm == 0 {
+            return Ok(limiter::gcra(None, now_us, 0).0);
+        }
+        let (interval, window) = limiter::gcra_params(rpm);
+        let key = SqlValue::Text(key_id.into());
+        let args = [
+            key.clone(),
+            SqlValue::Int(now_us),
+            SqlValue::Int(interval),
+            SqlValue::Int(window),
+        ];
+        let stepped: Option<Tat> = self
+            .stmt(sql::RATE_STEP, &args)?
+            .first(None)
+            .await
+            .map_err(err)?;
+        let stored = match stepped {
+            Some(_) => None,
+            None => self
+                .rows::<Tat>(sql::RATE_TAT, &[key])
+                .await?
+                .into_iter()
+                .next()
+                .map(|t| t.tat),
+        };
+        Ok(limiter::store_decision(
+            stepped.map(|t| t.tat),
+            stored,
+            now_us,
+            rpm,
+        ))
+    }
+}

@@ -1,0 +1,199 @@
+//! ModelGate on Cloudflare Workers: the same core, with D1 for keys, models,
+//! usage and exact counters, KV as a short-lived key cache, and `fetch` to
+//! reach upstreams.
+//!
+//! # Layout
+//! - `lib.rs`: the `fetch` entry. It builds the gateway once per isolate
+//!   from the bindings, reads the request body within the limit, calls
+//!   [`Gateway::handle`], and streams the answer back; a stream's
+//!   settlement runs when it ends, or under `waitUntil` when the client
+//!   goes away first.
+//! - `d1.rs`: D1 store and rate limiter, KV key cache (**binding IO**).
+//! - `fetch.rs`: upstream HTTP on `fetch` (**network IO**).
+
+mod d1;
+mod fetch;
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+use modelgate_core::error::{GatewayError, RequestError};
+use modelgate_core::ports::Ports;
+use modelgate_core::{Body, Config, Gateway, Peer, ResponseStream};
+use worker::{Context, Env, Headers, Request, Response, event};
+
+use crate::d1::D1Store;
+use crate::fetch::FetchHttp;
+
+/// The Worker's ports.
+pub(crate) struct WorkerPorts {
+    http: FetchHttp,
+    store: D1Store,
+}
+
+impl Ports for WorkerPorts {
+    type Http = FetchHttp;
+    type Store = D1Store;
+    type Limiter = D1Store;
+
+    fn http(&self) -> &FetchHttp {
+        &self.http
+    }
+
+    fn store(&self) -> &D1Store {
+        &self.store
+    }
+
+    fn limiter(&self) -> &D1Store {
+        &self.store
+    }
+
+    fn now_ms(&self) -> i64 {
+        worker::Date::now().as_millis() as i64
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) {
+        // crypto.getRandomValues; without it no key may be issued.
+        if let Err(e) = getrandom::fill(buf) {
+            panic!("crypto.getRandomValues failed: {e}");
+        }
+    }
+
+    async fn sleep(&self, ms: u64) {
+        worker::Delay::from(Duration::from_millis(ms)).await;
+    }
+}
+
+thread_local! {
+    /// One gateway per isolate, so circuit breakers see every request.
+    static GATEWAY: OnceCell<Gateway<WorkerPorts>> = const { OnceCell::new() };
+}
+
+fn setting(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+}
+
+fn gateway(env: &Env) -> worker::Result<Gateway<WorkerPorts>> {
+    if let Some(g) = GATEWAY.with(|g| g.get().cloned()) {
+        return Ok(g);
+    }
+    let config = Config::from_lookup(|k| setting(env, k))
+        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let ports = WorkerPorts {
+        http: FetchHttp,
+        store: D1Store::new(env.d1("DB")?, env.kv("KEY_CACHE")?),
+    };
+    let g = Gateway::new(ports, config);
+    GATEWAY.with(|cell| {
+        let _ = cell.set(g.clone());
+    });
+    Ok(g)
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let gateway = gateway(&env)?;
+    let limit = gateway.config().max_body_bytes;
+    let too_large = || {
+        convert(
+            gateway.reject(&RequestError::BodyTooLarge { limit }.into()),
+            None,
+        )
+    };
+    let announced = req
+        .headers()
+        .get("content-length")?
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    // Read the body as it arrives and stop at the limit: never buffer more.
+    let mut body = Vec::new();
+    if let Ok(mut chunks) = req.stream() {
+        while let Some(chunk) = chunks.next().await {
+            let Ok(chunk) = chunk else {
+                let bad = RequestError::invalid("The request body could not be read.", None);
+                return convert(gateway.reject(&GatewayError::from(bad)), None);
+            };
+            if body.len() + chunk.len() > limit {
+                return too_large();
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+    let mut builder = http::Request::builder()
+        .method(req.method().as_ref())
+        .uri(req.url()?.as_str());
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let Ok(core_req) = builder.body(Bytes::from(body)) else {
+        let bad = RequestError::invalid("The request could not be read.", None);
+        return convert(gateway.reject(&GatewayError::from(bad)), None);
+    };
+    // Cloudflare sets the client address; nothing else is trusted.
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")?
+        .and_then(|v| v.parse().ok());
+    let resp = gateway.handle(core_req, Peer { ip }).await;
+    convert(resp, Some(Rc::new(ctx)))
+}
+
+/// Runs the settlement under `waitUntil` if the stream is dropped before it
+/// ended (the client went away).
+struct SettleGuard {
+    stream: Box<ResponseStream<WorkerPorts>>,
+    ctx: Option<Rc<Context>>,
+}
+
+impl Drop for SettleGuard {
+    fn drop(&mut self) {
+        if let Some(settle) = self.stream.take_settlement() {
+            match &self.ctx {
+                Some(ctx) => ctx.wait_until(settle),
+                None => worker::wasm_bindgen_futures::spawn_local(settle),
+            }
+        }
+    }
+}
+
+fn convert(
+    resp: modelgate_core::Response<WorkerPorts>,
+    ctx: Option<Rc<Context>>,
+) -> worker::Result<Response> {
+    let (parts, body) = resp.into_parts();
+    let headers = Headers::new();
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            headers.set(name.as_str(), v)?;
+        }
+    }
+    let out = match body {
+        Body::Full(bytes) => Response::from_bytes(bytes.to_vec())?,
+        Body::Stream(stream) => {
+            let guard = SettleGuard { stream, ctx };
+            let chunks = stream::unfold(guard, |mut g| async move {
+                match g.stream.next_chunk().await {
+                    Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes.to_vec()), g)),
+                    None => {
+                        // Finished: settle before the body ends, inside the
+                        // response's lifetime (no waitUntil window needed).
+                        if let Some(settle) = g.stream.take_settlement() {
+                            settle.await;
+                        }
+                        None
+                    }
+                }
+            });
+            Response::from_stream(chunks)?
+        }
+    };
+    Ok(out.with_status(parts.status.as_u16()).with_headers(headers))
+}
