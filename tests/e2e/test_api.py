@@ -54,6 +54,19 @@ def test_stream_with_include_usage(env, client):
     assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (3, 6)
 
 
+def test_stream_is_relayed_as_it_arrives(env, client):
+    """Each upstream chunk reaches the client before the next one is made."""
+    model = env.make_model("mock?tokens=5&itl_ms=150")
+    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], stream=True)
+    arrivals = []
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append(time.monotonic())
+    assert len(arrivals) == 5
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert min(gaps) > 0.1, f"chunks were held back and arrived together: {gaps}"
+
+
 def test_ollama_backend_streams_as_openai(env, client):
     model = env.make_model("mock?tokens=3", backend="ollama")
     chunks, text = _collect(client.chat.completions.create(

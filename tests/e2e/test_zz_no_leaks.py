@@ -1,7 +1,6 @@
 """Runs last: nothing secret reached the gateway's log during the whole run."""
 
 import hashlib
-import os
 
 import pytest
 
@@ -10,8 +9,7 @@ def test_log_holds_no_key_hash_or_upstream_url(env):
     if env.log_path is None:
         pytest.skip("the gateway's log is only captured when the suite starts it")
     log = env.log_path.read_text()
-    if os.environ.get("MG_RUNTIME") != "worker":
-        assert "completed" in log, "the log was captured"
+    assert "completed" in log, "the gateway's per-request log lines were captured"
     assert len(env.created_keys) > 10
     for key in env.created_keys + [env.admin_key]:
         assert key not in log

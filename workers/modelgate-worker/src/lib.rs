@@ -79,10 +79,43 @@ fn setting(env: &Env, name: &str) -> Option<String> {
         .ok()
 }
 
+/// One `console.log` line per event, written when the event is complete.
+struct ConsoleLine(Vec<u8>);
+
+impl std::io::Write for ConsoleLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ConsoleLine {
+    fn drop(&mut self) {
+        worker::console_log!("{}", String::from_utf8_lossy(&self.0).trim_end());
+    }
+}
+
+/// The core's structured log lines as JSON on the Worker's console (Workers
+/// Logs / `wrangler tail`). No timestamps: the platform stamps each line,
+/// and the system clock is not readable from wasm32.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .without_time()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(|| ConsoleLine(Vec::new()))
+        .try_init();
+}
+
 fn gateway(env: &Env) -> worker::Result<Gateway<WorkerPorts>> {
     if let Some(g) = GATEWAY.with(|g| g.get().cloned()) {
         return Ok(g);
     }
+    init_logging();
     let config = Config::from_lookup(|k| setting(env, k))
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
     let ports = WorkerPorts {
