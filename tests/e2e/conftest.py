@@ -108,6 +108,7 @@ class Env:
         self.llama_url = llama_url
         self.log_path = log_path
         self.created_keys = []
+        self.worker_state = None  # the local D1/KV folder when the suite runs wrangler dev
 
     def admin(self, method, path, json=None):
         return http(method, self.base_url + "/admin/api" + path, json,
@@ -164,7 +165,10 @@ def env():
         procs.append(gw)
         base = f"http://127.0.0.1:{port}"
         wait_health(base, timeout=120)
-        yield Env(base, admin_key, mock_url, llama_url, log_path)
+        e = Env(base, admin_key, mock_url, llama_url, log_path)
+        if os.environ.get("MG_RUNTIME") == "worker":
+            e.worker_state = f"{tmp}/wrangler-state"
+        yield e
     finally:
         for p in reversed(procs):
             p.terminate()

@@ -1,0 +1,59 @@
+"""The admin API over HTTP: every store operation, on whichever runtime."""
+
+import time
+
+
+def test_models_crud(env):
+    name = env.make_model("mock?tokens=1")
+    models = env.admin("GET", "/models").json()["data"]
+    m = next(m for m in models if m["name"] == name)
+    assert "api_key" not in m and m["has_api_key"] is False
+    r = env.admin("PATCH", f"/models/{m['id']}", {"api_key": "sk-secret-upstream", "enabled": False})
+    assert r.status_code == 200 and r.json()["has_api_key"] is True and r.json()["enabled"] is False
+    assert "sk-secret-upstream" not in r.text
+    assert env.admin("GET", f"/models/{m['id']}").json()["enabled"] is False
+    dup = env.admin("POST", "/models", {"name": name, "backend": "vllm", "base_url": env.mock_url})
+    assert dup.status_code == 409
+    assert env.admin("DELETE", f"/models/{m['id']}").status_code == 200
+    assert env.admin("GET", f"/models/{m['id']}").status_code == 404
+    assert env.admin("DELETE", f"/models/{m['id']}").status_code == 404
+
+
+def test_keys_patch_and_list(env):
+    created = env.make_key(rpm=5)
+    r = env.admin("PATCH", f"/keys/{created['id']}", {"rpm": 7, "quota": None, "allowed_models": ["a"]})
+    assert r.status_code == 200
+    assert (r.json()["rpm"], r.json()["quota"], r.json()["allowed_models"]) == (7, None, ["a"])
+    listed = env.admin("GET", "/keys").json()["data"]
+    assert any(k["id"] == created["id"] for k in listed)
+    assert created["key"] not in env.admin("GET", "/keys").text
+    assert env.admin("PATCH", f"/keys/{created['id']}", {"rpm": 0}).status_code == 400
+    assert env.admin("GET", "/keys/key_000000000000000000000000").status_code == 404
+
+
+def test_sync_imports_backend_models(env):
+    r = env.admin("POST", "/models/sync", {"backend": "ollama", "base_url": env.mock_url})
+    assert r.status_code == 200, r.text
+    names = {m["name"] for m in env.admin("GET", "/models").json()["data"]}
+    assert {"mock", "mock-2"} <= names
+
+
+def test_admin_needs_an_admin_key(env, key):
+    from conftest import http
+    assert http("GET", env.base_url + "/admin/api/keys").status_code == 401
+    assert http("GET", env.base_url + "/admin/api/keys", headers={"authorization": f"Bearer {key}"}).status_code == 403
+
+
+def test_usage_report_by_day(env):
+    created = env.make_key()
+    client = env.client(created["key"])
+    model = env.make_model("mock?tokens=2")
+    client.completions.create(model=model, prompt="a b")
+    for _ in range(100):
+        r = env.admin("GET", f"/usage?key_id={created['id']}&from=2020-01-01").json()
+        if r["data"]:
+            break
+        time.sleep(0.02)
+    assert r["data"][0]["model"] == model
+    assert r["data"][0]["requests"] == 1 and r["totals"]["total_tokens"] == 4
+    assert len(r["data"][0]["day"]) == 10
