@@ -29,6 +29,9 @@ import openai
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# A deployment secret the gateway is started with (env var / wrangler --var),
+# for models whose upstream key is "env:MG_E2E_UPSTREAM_KEY".
+UPSTREAM_SECRET = os.environ.get("MG_E2E_UPSTREAM_KEY", "sk-e2e-upstream-secret")
 
 
 def free_port() -> int:
@@ -153,7 +156,8 @@ def env():
         port = free_port()
         admin_key = "e2e-admin-" + uuid.uuid4().hex
         log_path = pathlib.Path(tmp) / "gateway.log"
-        settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10"}
+        settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10",
+                    "MG_E2E_UPSTREAM_KEY": UPSTREAM_SECRET}
         with open(log_path, "w") as log:
             if os.environ.get("MG_RUNTIME") == "worker":
                 gw = start_worker(port, settings, tmp, log)

@@ -57,3 +57,13 @@ def test_usage_report_by_day(env):
     assert r["data"][0]["model"] == model
     assert r["data"][0]["requests"] == 1 and r["totals"]["total_tokens"] == 4
     assert len(r["data"][0]["day"]) == 10
+
+
+def test_upstream_key_from_a_deployment_secret(env, client):
+    from conftest import UPSTREAM_SECRET, http
+    model = env.make_model("mock", backend="openai", base_url=env.mock_url + "/v1", api_key="env:MG_E2E_UPSTREAM_KEY")
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+    seen = http("GET", env.mock_url + "/_mock/last").json()
+    assert seen["authorization"] == f"Bearer {UPSTREAM_SECRET}"
+    listed = env.admin("GET", "/models").text
+    assert UPSTREAM_SECRET not in listed

@@ -56,7 +56,7 @@ def test_stream_with_include_usage(env, client):
 
 def test_stream_is_relayed_as_it_arrives(env, client):
     """Each upstream chunk reaches the client before the next one is made."""
-    model = env.make_model("mock?tokens=5&itl_ms=150")
+    model = env.make_model("mock?tokens=5&itl_ms=300")
     stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], stream=True)
     arrivals = []
     for chunk in stream:

@@ -11,6 +11,8 @@ def test_log_holds_no_key_hash_or_upstream_url(env):
     log = env.log_path.read_text()
     assert "completed" in log, "the gateway's per-request log lines were captured"
     assert len(env.created_keys) > 10
+    from conftest import UPSTREAM_SECRET
+    assert UPSTREAM_SECRET not in log
     for key in env.created_keys + [env.admin_key]:
         assert key not in log
         assert hashlib.sha256(key.encode()).hexdigest() not in log

@@ -209,4 +209,7 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     fn fill_random(&self, buf: &mut [u8]);
     /// Resolve after `ms` milliseconds.
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + MaybeSend;
+    /// A deployment secret by name (process environment natively, `wrangler
+    /// secret` on Workers): what a model's `api_key` of `env:NAME` refers to.
+    fn secret(&self, name: &str) -> Option<String>;
 }

@@ -140,4 +140,8 @@ impl Ports for NativePorts {
     async fn sleep(&self, ms: u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
 }

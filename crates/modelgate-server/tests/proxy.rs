@@ -223,6 +223,34 @@ async fn upstream_auth_per_backend() {
 }
 
 #[tokio::test]
+async fn upstream_keys_can_refer_to_deployment_secrets() {
+    let h = Harness::new().await;
+    let (key, _) = h.key(json!({"name": "a"})).await;
+    let base = format!("{}/v1", h.mock.url());
+    // Any variable of the gateway's environment: HOME is always set.
+    h.model_at("s", "openai", &base, "mock", json!({"api_key": "env:HOME"}))
+        .await;
+    h.model_at(
+        "missing",
+        "openai",
+        &base,
+        "mock",
+        json!({"api_key": "env:MG_NO_SUCH_SECRET_SET"}),
+    )
+    .await;
+    assert_eq!(h.chat(&key, hello("s")).await.status, 200);
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        h.mock.last_request()["authorization"],
+        format!("Bearer {home}")
+    );
+    let a = h.chat(&key, hello("missing")).await;
+    assert_eq!(a.status, 502);
+    assert!(!a.text().contains("MG_NO_SUCH_SECRET_SET"), "{}", a.text());
+    assert_eq!(h.mock.stats().requests, 1, "nothing sent without its key");
+}
+
+#[tokio::test]
 async fn models_listing_respects_the_key() {
     let h = Harness::new().await;
     h.model("a", "vllm", "mock").await;

@@ -32,6 +32,7 @@ use crate::fetch::FetchHttp;
 pub(crate) struct WorkerPorts {
     http: FetchHttp,
     store: D1Store,
+    env: Env,
 }
 
 impl Ports for WorkerPorts {
@@ -64,6 +65,10 @@ impl Ports for WorkerPorts {
 
     async fn sleep(&self, ms: u64) {
         worker::Delay::from(Duration::from_millis(ms)).await;
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        setting(&self.env, name)
     }
 }
 
@@ -118,9 +123,11 @@ fn gateway(env: &Env) -> worker::Result<Gateway<WorkerPorts>> {
     init_logging();
     let config = Config::from_lookup(|k| setting(env, k))
         .map_err(|e| worker::Error::RustError(e.to_string()))?;
+    let store = D1Store::new(env.d1("DB")?, env.kv("KEY_CACHE")?);
     let ports = WorkerPorts {
         http: FetchHttp,
-        store: D1Store::new(env.d1("DB")?, env.kv("KEY_CACHE")?),
+        store,
+        env: env.clone(),
     };
     let g = Gateway::new(ports, config);
     GATEWAY.with(|cell| {

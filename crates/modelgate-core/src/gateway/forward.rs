@@ -16,6 +16,9 @@ use crate::error::{GatewayError, UpstreamError};
 use crate::ports::{ByteStream, HttpClient, Ports, TransportErrorKind};
 use crate::resilience::retryable_status;
 
+/// A model `api_key` of `env:NAME` names a deployment secret.
+pub(super) const SECRET_REF: &str = "env:";
+
 /// Largest buffered upstream answer (or error body) read.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Error bodies are read only this far: enough for a message.
@@ -78,6 +81,7 @@ impl<P: Ports> Gateway<P> {
         let endpoints: Vec<&str> = std::iter::once(model.base_url.as_str())
             .chain(model.fallback_urls.iter().map(String::as_str))
             .collect();
+        let api_key = self.resolve_key(model.api_key.as_deref())?;
         let mut last: Option<UpstreamError> = None;
         for round in 0..=cfg.retries {
             if round > 0
@@ -100,7 +104,7 @@ impl<P: Ports> Gateway<P> {
                 };
                 let target = Target {
                     base_url: base,
-                    api_key: model.api_key.as_deref(),
+                    api_key: api_key.as_deref(),
                 };
                 let req = model.backend.build(&target, call)?;
                 let sent = self.until(deadline_ms, self.ports().http().send(req)).await;
@@ -143,6 +147,28 @@ impl<P: Ports> Gateway<P> {
             }
         }
         Err(last.unwrap_or(UpstreamError::CircuitOpen).into())
+    }
+
+    /// An upstream key as configured, resolving an `env:NAME` reference to
+    /// the deployment secret it names.
+    pub(super) fn resolve_key(&self, key: Option<&str>) -> Result<Option<String>, GatewayError> {
+        let Some(name) = key.and_then(|k| k.strip_prefix(SECRET_REF)) else {
+            return Ok(key.map(str::to_owned));
+        };
+        match self.ports().secret(name) {
+            Some(secret) => Ok(Some(secret)),
+            None => {
+                tracing::error!(
+                    secret = name,
+                    "an upstream key refers to a secret that is not set"
+                );
+                Err(UpstreamError::BadResponse {
+                    status: 0,
+                    detail: format!("secret {name} not set"),
+                }
+                .into())
+            }
+        }
     }
 
     /// Read a whole upstream body under the deadline.

@@ -301,9 +301,10 @@ impl<P: Ports> Gateway<P> {
     }
 
     async fn fetch_model_names(&self, b: &SyncBackend) -> Result<Vec<String>, GatewayError> {
+        let key = self.resolve_key(b.api_key.as_deref())?;
         let target = Target {
             base_url: b.base_url.trim_end_matches('/'),
-            api_key: b.api_key.as_deref(),
+            api_key: key.as_deref(),
         };
         let req = b.backend.models_request(&target)?;
         let deadline = self.now_ms() + SYNC_TIMEOUT_MS;
