@@ -7,12 +7,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO := cargo
 VENV = $(shell scripts/bootstrap.sh)
 
-.PHONY: run test lint wasm unit e2e build
+.PHONY: run test lint wasm unit e2e build test-browser
 
 run:
 	scripts/run.sh
 
-test: lint wasm unit e2e test-worker
+test: lint wasm unit e2e test-worker test-browser
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -35,6 +35,12 @@ build:
 # runtime: see tests/e2e/conftest.py).
 e2e: build
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q
+
+# The admin panel in headless Chromium (Debian's `chromium`; .ci/run installs
+# it), against the native server; refreshes the screenshots in docs/.
+test-browser: build
+	cd tests/browser && npm install --no-audit --no-fund --loglevel=error
+	cd tests/browser && MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug node --test
 
 # ---- Cloudflare Worker ------------------------------------------------------
 # Tools are pinned and installed once into $(CACHE_DIR)/tools (cargo) and

@@ -67,3 +67,15 @@ def test_upstream_key_from_a_deployment_secret(env, client):
     assert seen["authorization"] == f"Bearer {UPSTREAM_SECRET}"
     listed = env.admin("GET", "/models").text
     assert UPSTREAM_SECRET not in listed
+
+
+def test_the_admin_panel_is_served_with_security_headers(env):
+    from conftest import http
+    page = http("GET", env.base_url + "/admin/")
+    assert page.status_code == 200 and "<title>ModelGate admin</title>" in page.text
+    headers = {k.lower(): v for k, v in page.headers.items()}
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY"
+    script = http("GET", env.base_url + "/admin/app.js")
+    assert script.status_code == 200 and "javascript" in {k.lower(): v for k, v in script.headers.items()}["content-type"]
+    assert http("GET", env.base_url + "/admin/../Cargo.toml").status_code in (400, 404)

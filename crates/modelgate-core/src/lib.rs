@@ -38,4 +38,4 @@ pub mod sql;
 
 pub use backend::BackendKind;
 pub use config::{Config, ModelSpec, SyncBackend};
-pub use gateway::{Body, Gateway, Peer, Response, ResponseStream};
+pub use gateway::{ADMIN_PANEL_HEADERS, Body, Gateway, Peer, Response, ResponseStream};

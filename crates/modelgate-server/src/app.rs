@@ -139,10 +139,6 @@ fn into_axum(resp: modelgate_core::Response<NativePorts>) -> Response {
     Response::from_parts(parts, body)
 }
 
-/// Security headers for the admin panel.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
 async fn admin_file(State(state): State<AppState>, req: Request) -> Response {
     let rel = req
         .uri()
@@ -173,19 +169,8 @@ async fn admin_file(State(state): State<AppState>, req: Request) -> Response {
     let mut resp = Body::from(bytes).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    for (name, value) in modelgate_core::ADMIN_PANEL_HEADERS {
+        h.insert(*name, HeaderValue::from_static(value));
+    }
     resp
 }

@@ -136,8 +136,28 @@ fn gateway(env: &Env) -> worker::Result<Gateway<WorkerPorts>> {
     Ok(g)
 }
 
+/// The admin panel: static assets, served with the panel's security headers.
+async fn admin_asset(req: Request, env: &Env) -> worker::Result<Response> {
+    let resp = env.assets("ASSETS")?.fetch_request(req).await?;
+    let headers = Headers::new();
+    for (name, value) in resp.headers().entries() {
+        headers.set(&name, &value)?;
+    }
+    for (name, value) in modelgate_core::ADMIN_PANEL_HEADERS {
+        headers.set(name, value)?;
+    }
+    Ok(resp.with_headers(headers))
+}
+
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let path = req.path();
+    if path == "/" || path == "/admin" {
+        return Response::redirect_with_status(req.url()?.join("/admin/")?, 307);
+    }
+    if path.starts_with("/admin/") && !path.starts_with("/admin/api/") {
+        return admin_asset(req, &env).await;
+    }
     let gateway = gateway(&env)?;
     let limit = gateway.config().max_body_bytes;
     let too_large = || {

@@ -27,6 +27,20 @@ use crate::resilience::Breakers;
 
 pub use stream::ResponseStream;
 
+/// Security headers every runtime sets on the admin panel's static files:
+/// only same-origin scripts, styles and API calls, no framing, no sniffing.
+pub const ADMIN_PANEL_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-cache"),
+];
+
 /// A response body: whole, or streamed from the upstream.
 pub enum Body<P: Ports> {
     /// Complete bytes.

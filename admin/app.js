@@ -1,0 +1,286 @@
+// ModelGate admin panel: sign-in, keys, models. Usage lives in usage.js.
+import { api, attempt, date, dateTime, el, list, number, session, showError } from "./api.js";
+import { loadUsage, setupUsage } from "./usage.js";
+
+const $ = (id) => document.getElementById(id);
+const views = ["signin", "keys", "models", "usage"];
+
+function show(view) {
+  for (const v of views) $(v).hidden = v !== view;
+  $("nav").hidden = view === "signin";
+  for (const b of document.querySelectorAll("#nav [data-view]")) {
+    if (b.dataset.view === view) b.setAttribute("aria-current", "page");
+    else b.removeAttribute("aria-current");
+  }
+  if (view === "keys") attempt(loadKeys);
+  if (view === "models") attempt(loadModels);
+  if (view === "usage") attempt(loadUsage);
+}
+
+// ---- sign in ---------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  session.key = $("admin-key").value.trim();
+  try {
+    await api("GET", "/verify");
+  } catch (e) {
+    session.key = null;
+    const why = e.status === 401 || e.status === 403 ? "That is not an admin key." : e.message;
+    showError(`Sign-in failed: ${why}`);
+    return;
+  }
+  $("admin-key").value = "";
+  showError(null);
+  show("keys");
+}
+
+function signOut() {
+  session.key = null;
+  showError(null);
+  show("signin");
+}
+
+// ---- keys --------------------------------------------------------------------
+
+function quotaText(k) {
+  return `${number(k.quota_used)} / ${k.quota === null ? "unlimited" : number(k.quota)}`;
+}
+
+async function loadKeys() {
+  const { data } = await api("GET", "/keys");
+  const rows = data.map((k) =>
+    el("tr", {},
+      el("td", {}, k.name),
+      el("td", {}, el("code", {}, k.prefix)),
+      el("td", {}, el("span", { class: `status ${k.status}` }, k.status)),
+      el("td", {}, quotaText(k)),
+      el("td", {}, k.rpm ?? "default"),
+      el("td", {}, k.allowed_models.join(", ") || "all"),
+      el("td", {}, k.allowed_ips.join(", ") || "any"),
+      el("td", {}, date(k.expires_at) || "never"),
+      el("td", {}, dateTime(k.last_used_at)),
+      el("td", { class: "actions" }, ...keyActions(k)),
+    ),
+  );
+  $("keys-table").tBodies[0].replaceChildren(...rows);
+  // The usage filter lists the keys by name.
+  const select = document.querySelector("#usage-filter [name=key_id]");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "" }, "All keys"), ...data.map((k) => el("option", { value: k.id }, `${k.name} (${k.prefix})`)));
+  select.value = chosen;
+}
+
+function keyActions(k) {
+  const patch = (body) => attempt(async () => {
+    await api("PATCH", `/keys/${encodeURIComponent(k.id)}`, body);
+    await loadKeys();
+  });
+  if (k.status === "revoked") return [];
+  return [
+    el("button", { type: "button", onclick: () => editKey(k), "aria-label": `Edit ${k.name}` }, "Edit"),
+    k.status === "active"
+      ? el("button", { type: "button", onclick: () => patch({ status: "disabled" }), "aria-label": `Disable ${k.name}` }, "Disable")
+      : el("button", { type: "button", onclick: () => patch({ status: "active" }), "aria-label": `Enable ${k.name}` }, "Enable"),
+    el("button", {
+      type: "button",
+      class: "danger",
+      "aria-label": `Revoke ${k.name}`,
+      onclick: () => {
+        if (!confirm(`Revoke the key "${k.name}"? Clients using it are refused at once. This cannot be undone.`)) return;
+        attempt(async () => {
+          await api("DELETE", `/keys/${encodeURIComponent(k.id)}`);
+          await loadKeys();
+        });
+      },
+    }, "Revoke"),
+  ];
+}
+
+function optionalNumber(value) {
+  return value === "" ? undefined : Number(value);
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const f = event.target.elements;
+  const body = {
+    name: f.name.value.trim(),
+    rpm: optionalNumber(f.rpm.value),
+    allowed_models: list(f.allowed_models.value),
+    allowed_ips: list(f.allowed_ips.value),
+    expires_at: f.expires.value ? Date.parse(`${f.expires.value}T23:59:59Z`) : undefined,
+  };
+  if (f.unlimited.checked) body.quota = null;
+  else if (f.quota.value !== "") body.quota = Number(f.quota.value);
+  const created = await attempt(() => api("POST", "/keys", body));
+  if (!created) return;
+  event.target.reset();
+  $("new-key").textContent = created.key;
+  $("copy-status").textContent = "";
+  $("key-created").showModal();
+  await attempt(loadKeys);
+}
+
+function field(label, name, value, attrs = {}) {
+  return el("label", {}, label, el("input", { name, value: value ?? "", ...attrs }));
+}
+
+function openEditor(title, fields, submit) {
+  $("edit-title").textContent = title;
+  const form = $("edit-form");
+  form.replaceChildren(
+    ...fields,
+    el("div", { class: "buttons" },
+      el("button", { type: "submit" }, "Save"),
+      el("button", { type: "button", class: "secondary", onclick: () => $("edit-dialog").close() }, "Cancel")),
+  );
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const ok = await attempt(() => submit(form.elements));
+    if (ok !== undefined) $("edit-dialog").close();
+  };
+  $("edit-dialog").showModal();
+}
+
+function editKey(k) {
+  openEditor(`Edit key ${k.name}`, [
+    field("Name", "name", k.name, { required: true }),
+    field("Requests per minute (empty: default)", "rpm", k.rpm, { type: "number", min: 1 }),
+    field("Token quota (empty: unlimited)", "quota", k.quota, { type: "number", min: 0 }),
+    field("Allowed models", "allowed_models", k.allowed_models.join(", ")),
+    field("Allowed IPs", "allowed_ips", k.allowed_ips.join(", ")),
+    field("Expires", "expires", date(k.expires_at), { type: "date" }),
+  ], async (f) => {
+    await api("PATCH", `/keys/${encodeURIComponent(k.id)}`, {
+      name: f.name.value.trim(),
+      rpm: f.rpm.value === "" ? null : Number(f.rpm.value),
+      quota: f.quota.value === "" ? null : Number(f.quota.value),
+      allowed_models: list(f.allowed_models.value),
+      allowed_ips: list(f.allowed_ips.value),
+      expires_at: f.expires.value ? Date.parse(`${f.expires.value}T23:59:59Z`) : null,
+    });
+    await loadKeys();
+    return true;
+  });
+}
+
+// ---- models ------------------------------------------------------------------
+
+async function loadModels() {
+  const { data } = await api("GET", "/models");
+  const rows = data.map((m) =>
+    el("tr", {},
+      el("td", {}, m.name),
+      el("td", {}, m.backend),
+      el("td", {}, m.base_url),
+      el("td", {}, m.upstream_model),
+      el("td", {}, m.has_api_key ? "set" : "none"),
+      el("td", {}, m.enabled ? "yes" : "no"),
+      el("td", { class: "actions" },
+        el("button", { type: "button", onclick: () => editModel(m), "aria-label": `Edit ${m.name}` }, "Edit"),
+        el("button", {
+          type: "button",
+          "aria-label": `${m.enabled ? "Disable" : "Enable"} ${m.name}`,
+          onclick: () => attempt(async () => {
+            await api("PATCH", `/models/${encodeURIComponent(m.id)}`, { enabled: !m.enabled });
+            await loadModels();
+          }),
+        }, m.enabled ? "Disable" : "Enable"),
+        el("button", {
+          type: "button",
+          class: "danger",
+          "aria-label": `Delete ${m.name}`,
+          onclick: () => {
+            if (!confirm(`Delete the model "${m.name}"? Clients asking for it get 404.`)) return;
+            attempt(async () => {
+              await api("DELETE", `/models/${encodeURIComponent(m.id)}`);
+              await loadModels();
+            });
+          },
+        }, "Delete"),
+      ),
+    ),
+  );
+  $("models-table").tBodies[0].replaceChildren(...rows);
+}
+
+async function createModel(event) {
+  event.preventDefault();
+  const f = event.target.elements;
+  const body = {
+    name: f.name.value.trim(),
+    backend: f.backend.value,
+    base_url: f.base_url.value.trim(),
+    upstream_model: f.upstream_model.value.trim() || undefined,
+    api_key: f.api_key.value || undefined,
+    fallback_urls: list(f.fallback_urls.value),
+  };
+  const created = await attempt(() => api("POST", "/models", body));
+  if (!created) return;
+  event.target.reset();
+  await attempt(loadModels);
+}
+
+function editModel(m) {
+  openEditor(`Edit model ${m.name}`, [
+    field("Public name", "name", m.name, { required: true }),
+    field("Base URL", "base_url", m.base_url, { type: "url", required: true }),
+    field("Upstream model", "upstream_model", m.upstream_model, { required: true }),
+    field("Fallback URLs", "fallback_urls", m.fallback_urls.join(", ")),
+    field(`Upstream key (${m.has_api_key ? "set; empty keeps it" : "none"})`, "api_key", "", { type: "password", autocomplete: "off" }),
+  ], async (f) => {
+    const body = {
+      name: f.name.value.trim(),
+      base_url: f.base_url.value.trim(),
+      upstream_model: f.upstream_model.value.trim(),
+      fallback_urls: list(f.fallback_urls.value),
+    };
+    if (f.api_key.value) body.api_key = f.api_key.value;
+    await api("PATCH", `/models/${encodeURIComponent(m.id)}`, body);
+    await loadModels();
+    return true;
+  });
+}
+
+async function syncModels() {
+  $("sync-result").textContent = "Syncing...";
+  const result = await attempt(() => api("POST", "/models/sync"));
+  if (!result) {
+    $("sync-result").textContent = "";
+    return;
+  }
+  const failed = result.errors.map((e) => `${e.backend} ${e.base_url}: ${e.error}`);
+  $("sync-result").textContent = `Imported ${result.created.length}: ${result.created.join(", ") || "nothing new"}.`;
+  if (failed.length) showError(`Some backends could not be listed: ${failed.join("; ")}`);
+  await attempt(loadModels);
+}
+
+// ---- wiring --------------------------------------------------------------------
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("signin-form").addEventListener("submit", signIn);
+  $("sign-out").addEventListener("click", signOut);
+  for (const b of document.querySelectorAll("#nav [data-view]")) b.addEventListener("click", () => show(b.dataset.view));
+  $("key-create").addEventListener("submit", createKey);
+  $("model-create").addEventListener("submit", createModel);
+  $("sync-models").addEventListener("click", syncModels);
+  $("copy-key").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText($("new-key").textContent);
+      $("copy-status").textContent = "Copied.";
+    } catch {
+      // No clipboard permission (e.g. plain http): select it for a manual copy.
+      getSelection().selectAllChildren($("new-key"));
+      $("copy-status").textContent = "Selected: press Ctrl+C to copy.";
+    }
+  });
+  $("key-created").addEventListener("close", () => {
+    $("new-key").textContent = "";
+  });
+  setupUsage();
+  show(session.key ? "keys" : "signin");
+  if (!session.key) $("admin-key").focus();
+});
+
+window.addEventListener("unhandledrejection", (e) => showError(String(e.reason?.message ?? e.reason)));

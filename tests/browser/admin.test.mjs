@@ -1,0 +1,195 @@
+// The admin panel as a person uses it, in headless Chromium, against the
+// native server (binaries from MG_BIN_DIR) and the Rust mock upstream.
+// Screenshots of the main screens go to docs/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import OpenAI from "openai";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const BIN = process.env.MG_BIN_DIR ?? join(ROOT, "target/debug");
+const ADMIN_KEY = `browser-admin-${process.pid}-0123456789`;
+const procs = [];
+let base;
+let mockUrl;
+let browser;
+
+const freePort = () =>
+  new Promise((ok) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+
+function ready(proc) {
+  return new Promise((ok, fail) => {
+    createInterface({ input: proc.stdout }).on("line", (line) => {
+      if (line.startsWith("READY ")) ok(line.slice(6).trim());
+    });
+    proc.on("exit", (code) => fail(new Error(`exited with ${code}`)));
+  });
+}
+
+async function healthy(url) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${url} did not become healthy`);
+}
+
+before(async () => {
+  const mock = spawn(join(BIN, "modelgate-mock"), [], { stdio: ["ignore", "pipe", "inherit"] });
+  procs.push(mock);
+  mockUrl = await ready(mock);
+  const port = await freePort();
+  const gw = spawn(join(BIN, "modelgate"), [], {
+    stdio: ["ignore", "ignore", "ignore"],
+    env: {
+      ...process.env,
+      MG_PORT: String(port),
+      MG_DB_PATH: join(mkdtempSync(join(tmpdir(), "mg-browser-")), "db.sqlite"),
+      MG_ADMIN_API_KEY: ADMIN_KEY,
+      MG_ADMIN_DIR: join(ROOT, "admin"),
+    },
+  });
+  procs.push(gw);
+  base = `http://127.0.0.1:${port}`;
+  await healthy(base);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const p of procs) p.kill();
+});
+
+const shot = (page, name) => page.screenshot({ path: join(ROOT, "docs", `${name}.png`), fullPage: true });
+
+test("an admin manages keys, models and usage in the panel", async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const problems = [];
+  // Script errors and CSP refusals ("Refused to ..."); the one expected
+  // resource failure is the deliberate wrong-key sign-in (401).
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/status of 401/.test(m.text())) problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("dialog", (d) => d.accept());
+
+  const first = await page.goto(`${base}/admin/`);
+  const csp = first.headers()["content-security-policy"];
+  assert.match(csp, /script-src 'self'/);
+  assert.equal(first.headers()["x-frame-options"], "DENY");
+
+  // A wrong key gets a clear message; the right one signs in.
+  await page.getByLabel("Admin key").fill("not-the-admin-key");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "not an admin key" }).waitFor();
+  await shot(page, "admin-signin");
+  await page.getByLabel("Admin key").fill(ADMIN_KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "API keys" }).waitFor();
+  assert.equal(await page.evaluate(() => location.href.includes("browser-admin")), false, "never in the URL");
+
+  // Models: add one on the mock, then sync the rest from the backend.
+  await page.getByRole("button", { name: "Models" }).click();
+  await page.getByText("Add a model").click();
+  const mf = page.locator("#model-create");
+  await mf.getByLabel("Public name").fill("mock-chat");
+  await mf.getByLabel("Backend").selectOption("vllm");
+  await mf.getByLabel("Base URL").fill(mockUrl);
+  await mf.getByLabel("Upstream model").fill("mock?tokens=4");
+  await mf.getByLabel("Upstream key").fill("sk-upstream-write-only");
+  await mf.getByRole("button", { name: "Add model" }).click();
+  await page.locator("#models-table").getByRole("cell", { name: "mock-chat", exact: true }).waitFor();
+  assert.equal(await page.locator("#models-table").getByText("sk-upstream-write-only").count(), 0);
+  await page.getByRole("button", { name: "Sync from backends" }).click();
+  await page.getByText("Imported 2: mock, mock-2.").waitFor();
+  await shot(page, "admin-models");
+
+  // Keys: create one, read it once, escape what a hostile name holds.
+  await page.getByRole("button", { name: "Keys" }).click();
+  await page.getByText("Create a key").click();
+  const kf = page.locator("#key-create");
+  await kf.getByLabel("Name").fill("browser");
+  await kf.getByLabel("Token quota").fill("100000");
+  await kf.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "Your new API key" });
+  await dialog.waitFor();
+  await shot(page, "admin-key-created");
+  const apiKey = (await page.locator("#new-key").textContent()).trim();
+  assert.match(apiKey, /^mg-[0-9a-f]{48}$/);
+  await dialog.getByRole("button", { name: "Done" }).click();
+  assert.equal(await page.locator("#new-key").textContent(), "", "the key is gone from the page");
+  await kf.getByLabel("Name").fill("<img src=x onerror=alert(1)>");
+  await kf.getByRole("button", { name: "Create key" }).click();
+  await dialog.getByRole("button", { name: "Done" }).click();
+  await page.locator("#keys-table").getByText("<img src=x onerror=alert(1)>").waitFor();
+
+  // The key works with the official SDK, and its usage shows up.
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
+  const r = await client.chat.completions.create({ model: "mock-chat", messages: [{ role: "user", content: "hi there" }] });
+  assert.equal(r.choices[0].message.content, " w0 w1 w2 w3");
+  await page.getByRole("button", { name: "Usage" }).click();
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.locator("#usage-table").getByRole("cell", { name: "mock-chat" }).waitFor();
+  assert.match(await page.locator("#usage-totals").textContent(), /1 requests/);
+  assert.ok((await page.locator("#chart-tokens svg rect").count()) >= 1, "a chart of tokens per day");
+  await shot(page, "admin-usage");
+
+  // Edit its RPM: the limit applies to the next requests.
+  await page.getByRole("button", { name: "Keys" }).click();
+  await page.getByRole("button", { name: "Edit browser" }).click();
+  await page.locator("#edit-form").getByLabel("Requests per minute").fill("1");
+  await page.locator("#edit-form").getByRole("button", { name: "Save" }).click();
+  const row = page.locator("#keys-table tbody tr", { has: page.getByRole("cell", { name: "browser", exact: true }) });
+  await row.locator("td").nth(4).filter({ hasText: /^1$/ }).waitFor();
+  const ask = () => client.chat.completions.create({ model: "mock-chat", messages: [{ role: "user", content: "x" }] });
+  await assert.rejects(async () => {
+    await ask().catch(() => {});
+    await ask();
+  }, OpenAI.RateLimitError);
+  await shot(page, "admin-keys");
+
+  // Revoke it (with confirmation): the SDK is refused at once.
+  await page.getByRole("button", { name: "Revoke browser" }).click();
+  await page.locator("#keys-table .status.revoked").first().waitFor();
+  await assert.rejects(ask(), OpenAI.AuthenticationError);
+
+  // Readable on a phone.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, "admin-keys-phone");
+
+  // Sign out clears the key.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("mg-admin-key")), null);
+  assert.deepEqual(problems, [], "no console errors (CSP violations would show here)");
+});
+
+test("every API failure is shown, not swallowed", async () => {
+  const page = await browser.newPage();
+  await page.goto(`${base}/admin/`);
+  await page.getByLabel("Admin key").fill(ADMIN_KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Models" }).click();
+  await page.getByText("Add a model").click();
+  const mf = page.locator("#model-create");
+  await mf.getByLabel("Public name").fill("mock-chat");
+  await mf.getByLabel("Base URL").fill(mockUrl);
+  await mf.getByRole("button", { name: "Add model" }).click();
+  await page.getByRole("alert").filter({ hasText: "already exists" }).waitFor();
+});
