@@ -1,0 +1,119 @@
+//! A Redis rate limiter for ModelGate: GCRA as one Lua script, so every
+//! gateway instance sharing the Redis (Lambdas, several native servers)
+//! sees one exact limit.
+//!
+//! # Layout
+//! All of this crate's IO is the Redis connection: one
+//! `ConnectionManager` per process, made on first use (a Redis that is down
+//! at start does not stop the process) and reconnecting by itself. The
+//! script reads Redis's own clock (`TIME`), so skew between instances
+//! cannot loosen the limit. When Redis cannot be reached the limiter
+//! answers an error, which the gateway turns into a 503: never a silent
+//! unlimited gateway.
+
+use std::time::Duration;
+
+use modelgate_core::error::StoreError;
+use modelgate_core::limiter;
+use modelgate_core::ports::{RateDecision, RateLimiter};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use tokio::sync::OnceCell;
+
+/// One GCRA step on KEYS[1] with ARGV interval and window (µs), at Redis's
+/// own time. Returns {allowed (0/1), TAT stored or found (µs), now (µs)}.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+local base = now
+if tat and tat > now then base = tat end
+local new_tat = base + interval
+if new_tat - now > window then
+  return {0, tat or 0, now}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {1, new_tat, now}
+";
+
+/// How long a Redis call may take before the request is answered with 503.
+const TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// The Redis-backed [`RateLimiter`].
+pub struct RedisLimiter {
+    client: Client,
+    conn: OnceCell<ConnectionManager>,
+    script: Script,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisLimiter {
+    /// A limiter for the Redis at `url` (`redis://host:port`); connects on
+    /// first use.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        Ok(Self {
+            client,
+            conn: OnceCell::new(),
+            script: Script::new(GCRA),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let conn = self
+            .conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(TIMEOUT))
+                    .set_response_timeout(Some(TIMEOUT))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                self.client
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(conn.clone())
+    }
+}
+
+impl RateLimiter for RedisLimiter {
+    async fn acquire(
+        &self,
+        key_id: &str,
+        rpm: u32,
+        _now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        if rpm == 0 {
+            return Ok(limiter::gcra(None, 0, 0).0);
+        }
+        let (interval, window) = limiter::gcra_params(rpm);
+        let mut conn = self.connection().await?;
+        let (allowed, tat, now): (i64, i64, i64) = self
+            .script
+            .key(format!("mg:rl:{key_id}"))
+            .arg(interval)
+            .arg(window)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let (new_tat, stored) = if allowed == 1 {
+            (Some(tat), None)
+        } else {
+            (None, Some(tat))
+        };
+        Ok(limiter::store_decision(new_tat, stored, now, rpm))
+    }
+}
