@@ -3,15 +3,12 @@
 //!
 //! # Layout
 //! - `settings`: `MG_*` variables and the models file (file IO at start).
-//! - `native`: the ports: reqwest (network IO), SQLite (file IO), the
-//!   in-process limiter, the system clock and OS randomness.
-//! - `app`: the axum shell (socket IO) around [`modelgate_core::Gateway`].
+//! - `modelgate_native` (a crate shared with the Lambda): the ports and the
+//!   axum shell; here it gets the in-process limiter and a socket.
 //! - `cli`: key/model/usage commands run against the local database
 //!   through the same admin API.
 
-pub mod app;
 pub mod cli;
-pub mod native;
 pub mod settings;
 
 use std::time::Duration;
@@ -20,8 +17,9 @@ use modelgate_core::Gateway;
 use modelgate_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
-use crate::native::{NativePorts, ReqwestHttp};
 use crate::settings::Settings;
+use modelgate_native::app;
+use modelgate_native::ports::{NativePorts, ReqwestHttp};
 
 /// Open the store and build the gateway (applying the models file, if any).
 pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> {

@@ -18,13 +18,15 @@ use http_body_util::{BodyExt, Limited};
 use modelgate_core::error::RequestError;
 use modelgate_core::{Gateway, Peer, ResponseStream};
 
-use crate::native::NativePorts;
+use modelgate_core::ports::RateLimiter;
 
-/// What the handler needs.
-#[derive(Clone)]
-pub struct AppState {
+use crate::ports::NativePorts;
+use modelgate_core::limiter::MemoryLimiter;
+
+/// What the handler needs; `L` is the rate limiter.
+pub struct AppState<L: RateLimiter = MemoryLimiter> {
     /// The gateway.
-    pub gateway: Gateway<NativePorts>,
+    pub gateway: Gateway<NativePorts<L>>,
     /// Use the first `X-Forwarded-For` address as the client IP (only behind
     /// a proxy that sets it).
     pub trust_forwarded_for: bool,
@@ -32,16 +34,26 @@ pub struct AppState {
     pub admin_dir: PathBuf,
 }
 
+impl<L: RateLimiter> Clone for AppState<L> {
+    fn clone(&self) -> Self {
+        Self {
+            gateway: self.gateway.clone(),
+            trust_forwarded_for: self.trust_forwarded_for,
+            admin_dir: self.admin_dir.clone(),
+        }
+    }
+}
+
 /// The router: `/admin/` static files, everything else to the core.
-pub fn router(state: AppState) -> Router {
+pub fn router<L: RateLimiter>(state: AppState<L>) -> Router {
     let ids = state.gateway.clone();
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/admin/") }))
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
-        .route("/admin/", get(admin_file))
-        .route("/admin/{*file}", get(admin_file))
-        .route("/admin/api/{*rest}", any(handle))
-        .fallback(handle)
+        .route("/admin/", get(admin_file::<L>))
+        .route("/admin/{*file}", get(admin_file::<L>))
+        .route("/admin/api/{*rest}", any(handle::<L>))
+        .fallback(handle::<L>)
         .with_state(state)
         // The core stamps its own answers; this covers static files and redirects.
         .layer(axum::middleware::map_response(move |mut resp: Response| {
@@ -73,7 +85,7 @@ fn client_ip(req: &Request, trust_xff: bool) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-async fn handle(State(state): State<AppState>, req: Request) -> Response {
+async fn handle<L: RateLimiter>(State(state): State<AppState<L>>, req: Request) -> Response {
     let gateway = &state.gateway;
     let limit = gateway.config().max_body_bytes;
     let too_large = || gateway.reject(&RequestError::BodyTooLarge { limit }.into());
@@ -105,9 +117,9 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
 /// Settles the stream when dropped early (client gone): the settlement runs
 /// on its own task so no cancellation can cut it short.
-struct SettleGuard(Box<ResponseStream<NativePorts>>);
+struct SettleGuard<L: RateLimiter>(Box<ResponseStream<NativePorts<L>>>);
 
-impl Drop for SettleGuard {
+impl<L: RateLimiter> Drop for SettleGuard<L> {
     fn drop(&mut self) {
         if let Some(settle) = self.0.take_settlement() {
             tokio::spawn(settle);
@@ -115,7 +127,7 @@ impl Drop for SettleGuard {
     }
 }
 
-fn into_axum(resp: modelgate_core::Response<NativePorts>) -> Response {
+fn into_axum<L: RateLimiter>(resp: modelgate_core::Response<NativePorts<L>>) -> Response {
     let (parts, body) = resp.into_parts();
     let body = match body {
         modelgate_core::Body::Full(b) => Body::from(b),
@@ -139,7 +151,7 @@ fn into_axum(resp: modelgate_core::Response<NativePorts>) -> Response {
     Response::from_parts(parts, body)
 }
 
-async fn admin_file(State(state): State<AppState>, req: Request) -> Response {
+async fn admin_file<L: RateLimiter>(State(state): State<AppState<L>>, req: Request) -> Response {
     let rel = req
         .uri()
         .path()

@@ -1,11 +1,14 @@
-//! The native ports: reqwest for upstream HTTP, SQLite for the store, the
-//! in-process GCRA limiter, the system clock and OS randomness.
+//! The tokio ports: reqwest for upstream HTTP, SQLite for the store, a
+//! limiter of the caller's choice (in-process natively, Redis on Lambda),
+//! the system clock and OS randomness.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use modelgate_core::limiter::MemoryLimiter;
-use modelgate_core::ports::{ByteStream, HttpClient, Ports, TransportError, TransportErrorKind};
+use modelgate_core::ports::{
+    ByteStream, HttpClient, Ports, RateLimiter, TransportError, TransportErrorKind,
+};
 use modelgate_sqlite::SqliteStore;
 
 /// Upstream HTTP over a pooled reqwest client.
@@ -86,29 +89,36 @@ impl HttpClient for ReqwestHttp {
     }
 }
 
-/// Everything the core needs, natively.
+/// Everything the core needs on tokio; `L` is the rate limiter.
 #[derive(Debug)]
-pub struct NativePorts {
+pub struct NativePorts<L = MemoryLimiter> {
     http: ReqwestHttp,
     store: SqliteStore,
-    limiter: MemoryLimiter,
+    limiter: L,
 }
 
 impl NativePorts {
-    /// Bundle the ports.
+    /// The native server's ports: the in-process limiter.
     pub fn new(http: ReqwestHttp, store: SqliteStore) -> Self {
+        Self::with_limiter(http, store, MemoryLimiter::new())
+    }
+}
+
+impl<L: RateLimiter> NativePorts<L> {
+    /// Ports with another limiter (Redis, shared by many instances).
+    pub fn with_limiter(http: ReqwestHttp, store: SqliteStore, limiter: L) -> Self {
         Self {
             http,
             store,
-            limiter: MemoryLimiter::new(),
+            limiter,
         }
     }
 }
 
-impl Ports for NativePorts {
+impl<L: RateLimiter> Ports for NativePorts<L> {
     type Http = ReqwestHttp;
     type Store = SqliteStore;
-    type Limiter = MemoryLimiter;
+    type Limiter = L;
 
     fn http(&self) -> &ReqwestHttp {
         &self.http
@@ -118,7 +128,7 @@ impl Ports for NativePorts {
         &self.store
     }
 
-    fn limiter(&self) -> &MemoryLimiter {
+    fn limiter(&self) -> &L {
         &self.limiter
     }
 
