@@ -12,7 +12,7 @@ VENV = $(shell scripts/bootstrap.sh)
 run:
 	scripts/run.sh
 
-test: lint wasm unit e2e test-worker test-browser
+test: lint wasm unit e2e test-worker test-lambda test-browser
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -94,3 +94,17 @@ bench: worker-build
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
 		$(VENV)/bin/python scripts/bench.py
+
+# ---- AWS Lambda ---------------------------------------------------------------
+# cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.
+
+.PHONY: test-lambda dev-lambda
+
+# The same end-to-end suite against `cargo lambda watch` (the runtime
+# emulator), with a real Redis and a SQLite file.
+test-lambda: build
+	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \
+		$(VENV)/bin/python -m pytest tests/e2e -q
+
+dev-lambda:
+	cd lambda/modelgate-lambda && PATH=$(VENV)/bin:$$PATH cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000

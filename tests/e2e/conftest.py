@@ -8,8 +8,10 @@ Lambda under `cargo lambda watch`), set:
   MG_LLAMA_URL  the llama.cpp server the gateway can reach
 Without MG_BASE_URL the suite starts all of them itself on free loopback
 ports (binaries from MG_BIN_DIR, default target/debug) and stops them: the
-native server, or with MG_RUNTIME=worker the Worker under `wrangler dev
---local` (MG_WRANGLER: the wrangler command) on a fresh local D1.
+native server, with MG_RUNTIME=worker the Worker under `wrangler dev
+--local` (MG_WRANGLER: the wrangler command) on a fresh local D1, or with
+MG_RUNTIME=lambda the Lambda under `cargo lambda watch` with its own Redis
+and SQLite file.
 """
 
 import os
@@ -22,7 +24,7 @@ import uuid
 import openai
 import pytest
 
-from harness import ROOT, free_port, http, start, start_worker, wait_health
+from harness import ROOT, free_port, http, start, start_lambda, start_redis, start_worker, wait_health
 
 # A deployment secret the gateway is started with (env var / wrangler --var),
 # for models whose upstream key is "env:MG_E2E_UPSTREAM_KEY".
@@ -84,17 +86,25 @@ def env():
         log_path = pathlib.Path(tmp) / "gateway.log"
         settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10",
                     "MG_E2E_UPSTREAM_KEY": UPSTREAM_SECRET}
+        runtime = os.environ.get("MG_RUNTIME", "native")
+        base = f"http://127.0.0.1:{port}"
         with open(log_path, "w") as log:
-            if os.environ.get("MG_RUNTIME") == "worker":
+            if runtime == "worker":
                 gw = start_worker(port, settings, tmp, log)
+            elif runtime == "lambda":
+                redis_port = free_port()
+                procs.append(start_redis(redis_port))
+                settings.update({"MG_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "MG_DB_PATH": f"{tmp}/db.sqlite",
+                                 "MG_ADMIN_DIR": str(ROOT / "admin")})
+                gw = start_lambda(port, settings, tmp, log)
+                base += "/lambda-url/modelgate-lambda"
             else:
                 gw_env = {**os.environ, **settings, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
                           "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin")}
                 gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL,
                                       stderr=log)
         procs.append(gw)
-        base = f"http://127.0.0.1:{port}"
-        wait_health(base, timeout=120)
+        wait_health(base, timeout=300)
         e = Env(base, admin_key, mock_url, llama_url, log_path)
         if os.environ.get("MG_RUNTIME") == "worker":
             e.worker_state = f"{tmp}/wrangler-state"

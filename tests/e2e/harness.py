@@ -81,3 +81,26 @@ def start_worker(port, settings, tmp, log):
     cmd = (f"exec env {wrangler} dev --local --ip 127.0.0.1 --port {port} --inspector-ip 127.0.0.1 "
            f"--inspector-port {free_port()} --show-interactive-dev-session=false --persist-to {persist} {vars_}")
     return subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
+def start_redis(port):
+    """A throwaway redis-server on a loopback port."""
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def start_lambda(port, settings, tmp, log):
+    """The Lambda under `cargo lambda watch` (the runtime emulator); its
+    Function URL is http://127.0.0.1:PORT/lambda-url/modelgate-lambda."""
+    env = {**os.environ, **settings}
+    cmd = ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port)]
+    return subprocess.Popen(cmd, cwd=ROOT / "lambda" / "modelgate-lambda", env=env, stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL)
