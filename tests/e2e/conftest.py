@@ -40,6 +40,7 @@ class Env:
         self.log_path = log_path
         self.created_keys = []
         self.worker_state = None  # the local D1/KV folder when the suite runs wrangler dev
+        self.lambda_settings = None  # the Lambda's settings, to start more instances of it
 
     def admin(self, method, path, json=None):
         return http(method, self.base_url + "/admin/api" + path, json,
@@ -106,8 +107,10 @@ def env():
         procs.append(gw)
         wait_health(base, timeout=300)
         e = Env(base, admin_key, mock_url, llama_url, log_path)
-        if os.environ.get("MG_RUNTIME") == "worker":
+        if runtime == "worker":
             e.worker_state = f"{tmp}/wrangler-state"
+        if runtime == "lambda":
+            e.lambda_settings = (settings, tmp)
         yield e
     finally:
         for p in reversed(procs):
