@@ -1,0 +1,170 @@
+//! The `modelgate` admin CLI and the models file, run as the real binary on
+//! a temporary database.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+struct Db(PathBuf);
+
+impl Db {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mg-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Run `modelgate args...`; (success, JSON answer).
+fn run(db: &Db, models_file: Option<&Path>, args: &[&str]) -> (bool, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelgate"));
+    cmd.args(args)
+        .env("MG_DB_PATH", db.path("db.sqlite"))
+        .env("MG_LOG", "error")
+        .env_remove("MG_MODELS_FILE");
+    if let Some(f) = models_file {
+        cmd.env("MG_MODELS_FILE", f);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.success(),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn keys_lifecycle_from_the_command_line() {
+    let db = Db::new("keys");
+    let (ok, created) = run(
+        &db,
+        None,
+        &[
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--rpm",
+            "7",
+            "--quota",
+            "unlimited",
+        ],
+    );
+    assert!(ok, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("mg-"));
+    assert_eq!(
+        (created["rpm"].clone(), created["quota"].clone()),
+        (7.into(), Value::Null)
+    );
+
+    let (ok, listed) = run(&db, None, &["keys", "list"]);
+    assert!(ok);
+    let text = listed.to_string();
+    assert!(
+        text.contains(&id) && !text.contains(&key),
+        "the key is shown once, never listed"
+    );
+
+    let (ok, updated) = run(
+        &db,
+        None,
+        &["keys", "update", &id, r#"{"status":"disabled"}"#],
+    );
+    assert!(ok && updated["status"] == "disabled", "{updated}");
+    let (ok, revoked) = run(&db, None, &["keys", "revoke", &id]);
+    assert!(ok && revoked["status"] == "revoked");
+
+    let (ok, err) = run(&db, None, &["keys", "update", &id, r#"{"rpm":0}"#]);
+    assert!(!ok, "invalid input fails the command");
+    assert!(err["error"]["message"].is_string(), "{err}");
+    let (ok, _) = run(&db, None, &["keys", "get", "key_000000000000000000000000"]);
+    assert!(!ok);
+}
+
+#[test]
+fn models_and_usage_from_the_command_line() {
+    let db = Db::new("models");
+    let (ok, m) = run(
+        &db,
+        None,
+        &[
+            "models",
+            "add",
+            "--name",
+            "m1",
+            "--backend",
+            "vllm",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--upstream-model",
+            "up",
+        ],
+    );
+    assert!(ok, "{m}");
+    let (ok, bad) = run(
+        &db,
+        None,
+        &[
+            "models",
+            "add",
+            "--name",
+            "m2",
+            "--backend",
+            "nope",
+            "--base-url",
+            "http://x",
+        ],
+    );
+    assert!(!ok && bad["error"]["message"].is_string());
+    let (_, listed) = run(&db, None, &["models", "list"]);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let id = m["id"].as_str().unwrap();
+    let (ok, _) = run(&db, None, &["models", "delete", id]);
+    assert!(ok);
+    let (ok, usage) = run(&db, None, &["usage", "--from", "2026-01-01"]);
+    assert!(ok && usage["totals"]["requests"] == 0, "{usage}");
+}
+
+#[test]
+fn a_models_file_creates_then_updates_by_name() {
+    let db = Db::new("file");
+    let file = db.path("models.toml");
+    let write = |url: &str| {
+        std::fs::write(
+            &file,
+            format!("[[models]]\nname = \"filed\"\nbackend = \"llamacpp\"\nbase_url = \"{url}\"\nupstream_model = \"smol\"\n"),
+        )
+        .unwrap()
+    };
+    write("http://127.0.0.1:1");
+    let (ok, first) = run(&db, Some(&file), &["models", "list"]);
+    assert!(ok, "{first}");
+    assert_eq!(first["data"][0]["name"], "filed");
+    write("http://127.0.0.1:2");
+    let (_, second) = run(&db, Some(&file), &["models", "list"]);
+    let models = second["data"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "matched by name, not duplicated");
+    assert_eq!(models[0]["base_url"], "http://127.0.0.1:2");
+    assert_eq!(models[0]["id"], first["data"][0]["id"]);
+    std::fs::write(
+        &file,
+        "[[models]]\nname = \"x\"\nbackend = \"bogus\"\nbase_url = \"http://x\"\n",
+    )
+    .unwrap();
+    let (ok, _) = run(&db, Some(&file), &["models", "list"]);
+    assert!(!ok, "a bad models file stops the command with an error");
+}
