@@ -10,6 +10,7 @@ not what the edge will do.
 """
 
 import http.client
+import json
 import os
 import pathlib
 import platform
@@ -74,6 +75,21 @@ def setup(base, admin_key, mock_url):
     return name, r.json()["key"]
 
 
+def micro_benchmarks():
+    """Criterion's mean per iteration for the core's hot paths."""
+    subprocess.run("cargo bench -q -p modelgate-core --bench hot_path -- --warm-up-time 1 --measurement-time 3",
+                   shell=True, cwd=ROOT, check=True, capture_output=True)
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "criterion"
+    rows = []
+    for bench in sorted(target.glob("*/new/benchmark.json")):
+        meta = json.loads(bench.read_text())
+        est = json.loads((bench.parent / "estimates.json").read_text())
+        rows.append((meta["full_id"], est["mean"]["point_estimate"] / 1000,
+                     est["mean"]["confidence_interval"]["lower_bound"] / 1000,
+                     est["mean"]["confidence_interval"]["upper_bound"] / 1000))
+    return rows
+
+
 def bundle_size():
     out = subprocess.run(f"make -s worker-dry-run", shell=True, cwd=ROOT, capture_output=True, text=True)
     m = re.search(r"Total Upload: ([\d.]+ \w+) / gzip: ([\d.]+ \w+)", out.stdout)
@@ -123,10 +139,10 @@ def main():
             p.wait(timeout=10)
 
     raw, gz = bundle_size()
-    report(results, raw, gz)
+    report(results, raw, gz, micro_benchmarks())
 
 
-def report(results, raw, gz):
+def report(results, raw, gz, micro):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     lines = [
         "# Benchmarks",
@@ -158,6 +174,14 @@ def report(results, raw, gz):
         "",
         "`wrangler dev --local` runs the Worker in workerd with D1 and KV emulated on local SQLite files:",
         "it is not the edge, and its numbers are for comparing code, not for promising latency.",
+        "",
+        "## Hot paths in the core (Criterion)",
+        "",
+        "Mean time per iteration, with the 95% confidence interval; one core, no IO.",
+        "",
+        "| path | mean µs | interval µs |",
+        "|---|---|---|",
+        *[f"| {name} | {mean:.2f} | {lo:.2f}-{hi:.2f} |" for name, mean, lo, hi in micro],
         "",
         "## Worker bundle",
         "",
