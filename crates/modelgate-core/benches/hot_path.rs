@@ -35,7 +35,10 @@ fn admission(c: &mut Criterion) {
             let req = request::parse(Endpoint::Chat, black_box(BODY)).unwrap();
             let hash = auth::hash_key(black_box(key));
             let (decision, _) = limiter::gcra(Some(1_000_000), 1_000_500, 60);
-            let target = Target { base_url: "https://api.openai.com/v1", api_key: Some("sk-upstream") };
+            let target = Target {
+                base_url: "https://api.openai.com/v1",
+                api_key: Some("sk-upstream"),
+            };
             let upstream = BackendKind::Openai.build(&target, &call(&req)).unwrap();
             black_box((hash, decision, upstream));
         })
