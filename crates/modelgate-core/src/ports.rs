@@ -179,8 +179,9 @@ pub struct RateDecision {
 
 /// An exact per-key request limiter (GCRA; see [`crate::limiter`]).
 pub trait RateLimiter: MaybeSend + MaybeSync + 'static {
-    /// Count one request for `key_id` against `rpm` requests per minute,
-    /// atomically; a refused request is not counted.
+    /// Count one request for `key_id` against `rpm` (at least 1; the
+    /// gateway refuses 0 itself) requests per minute, atomically; a refused
+    /// request is not counted.
     fn acquire(
         &self,
         key_id: &str,

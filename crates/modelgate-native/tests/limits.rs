@@ -169,3 +169,29 @@ async fn bad_requests_get_openai_errors() {
         "nothing invalid reached the upstream"
     );
 }
+
+#[tokio::test]
+async fn a_key_at_zero_rpm_is_refused_before_any_limiter() {
+    use modelgate_core::domain::KeyPatch;
+    use modelgate_core::ports::{KeyStore, Ports};
+    let h = Harness::new().await;
+    let (key, id) = h.key(json!({"name": "z"})).await;
+    h.model("m", "vllm", "mock").await;
+    // Only a direct store edit can set 0: the admin API refuses it.
+    let patch = KeyPatch {
+        rpm: Some(Some(0)),
+        ..KeyPatch::default()
+    };
+    h.gateway
+        .ports()
+        .store()
+        .update_key(&id, patch, 0)
+        .await
+        .unwrap();
+    let a = h.chat(&key, hello("m")).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (429, json!("rate_limit_exceeded"))
+    );
+    assert_eq!(h.mock.stats().requests, 0);
+}

@@ -96,9 +96,6 @@ impl RateLimiter for RedisLimiter {
         rpm: u32,
         _now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        if rpm == 0 {
-            return Ok(limiter::gcra(None, 0, 0).0);
-        }
         let (interval, window) = limiter::gcra_params(rpm);
         let mut conn = self.connection().await?;
         let (allowed, tat, now): (i64, i64, i64) = self

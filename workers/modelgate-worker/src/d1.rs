@@ -257,9 +257,6 @@ impl RateLimiter for D1Store {
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
         let now_us = now_ms.saturating_mul(1000);
-        if rpm == 0 {
-            return Ok(limiter::gcra(None, now_us, 0).0);
-        }
         let (interval, window) = limiter::gcra_params(rpm);
         let key = SqlValue::Text(key_id.into());
         let args = [

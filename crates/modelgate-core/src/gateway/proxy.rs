@@ -112,11 +112,16 @@ impl<P: Ports> Gateway<P> {
 
     async fn admit_rate(&self, key: &ApiKey) -> Result<RateDecision, GatewayError> {
         let rpm = key.rpm.unwrap_or(self.config().default_rpm);
-        let d = self
-            .ports()
-            .limiter()
-            .acquire(&key.id, rpm, self.now_ms())
-            .await?;
+        // A key at 0 RPM (only possible by editing the store directly) is
+        // refused here, so no limiter has to special-case it.
+        let d = if rpm == 0 {
+            crate::limiter::gcra(None, 0, 0).0
+        } else {
+            self.ports()
+                .limiter()
+                .acquire(&key.id, rpm, self.now_ms())
+                .await?
+        };
         if !d.allowed {
             return Err(LimitError::RateLimited {
                 limit: rpm,
