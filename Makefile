@@ -24,8 +24,9 @@ lint:
 wasm:
 	$(CARGO) build -p modelgate-core --target wasm32-unknown-unknown --locked
 
+# Store tests need redis-server (apt) and moto_server (the virtualenv).
 unit:
-	$(CARGO) test --workspace --locked
+	PATH=$(VENV)/bin:$$PATH $(CARGO) test --workspace --locked
 
 build:
 	$(CARGO) build --workspace --bins --locked

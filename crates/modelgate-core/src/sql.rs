@@ -207,70 +207,82 @@ pub const RATE_STEP: &str = "INSERT INTO rate_limits (key_id, tat) VALUES (?1, ?
 /// The stored TAT of key ?1 (to explain a refusal).
 pub const RATE_TAT: &str = "SELECT tat FROM rate_limits WHERE key_id = ?1";
 
+/// The columns a key patch changes, with their new values (not
+/// `updated_at`). Shared by the SQL stores and DynamoDB.
+pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
+    let mut c = Changes::default();
+    c.set("name", p.name.map(SqlValue::Text));
+    c.set("status", p.status.map(|s| text(s.as_str())));
+    c.set("rpm", p.rpm.map(|r| r.map(i64::from).into()));
+    c.set("quota", p.quota.map(SqlValue::from));
+    c.set("quota_used", p.quota_used.map(SqlValue::Int));
+    c.set("allowed_models", p.allowed_models.as_deref().map(list));
+    c.set("allowed_ips", p.allowed_ips.as_deref().map(list));
+    c.set("default_model", p.default_model.map(SqlValue::from));
+    c.set("expires_at", p.expires_at.map(SqlValue::from));
+    c.0
+}
+
+/// The columns a model patch changes, with their new values (not
+/// `updated_at`).
+pub fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
+    let mut c = Changes::default();
+    c.set("name", p.name.map(SqlValue::Text));
+    c.set("backend", p.backend.map(|b| text(b.as_str())));
+    c.set(
+        "base_url",
+        p.base_url.map(|b| text(b.trim_end_matches('/'))),
+    );
+    c.set("fallback_urls", p.fallback_urls.as_deref().map(list));
+    c.set("upstream_model", p.upstream_model.map(SqlValue::Text));
+    c.set(
+        "api_key",
+        p.api_key.map(|k| k.filter(|k| !k.is_empty()).into()),
+    );
+    c.set("enabled", p.enabled.map(int));
+    c.set("stream_usage", p.stream_usage.map(int));
+    c.0
+}
+
 /// `UPDATE api_keys SET ... WHERE id = ?` for a patch; the id is the last
 /// parameter.
 pub fn key_patch(id: &str, p: KeyPatch, now_ms: i64) -> (String, Vec<SqlValue>) {
-    let mut u = Update::new(now_ms);
-    u.set("name", p.name.map(SqlValue::Text));
-    u.set("status", p.status.map(|s| text(s.as_str())));
-    u.set("rpm", p.rpm.map(|r| r.map(i64::from).into()));
-    u.set("quota", p.quota.map(SqlValue::from));
-    u.set("quota_used", p.quota_used.map(SqlValue::Int));
-    u.set("allowed_models", p.allowed_models.as_deref().map(list));
-    u.set("allowed_ips", p.allowed_ips.as_deref().map(list));
-    u.set("default_model", p.default_model.map(SqlValue::from));
-    u.set("expires_at", p.expires_at.map(SqlValue::from));
-    u.finish("api_keys", id)
+    update("api_keys", id, key_changes(p), now_ms)
 }
 
 /// `UPDATE models SET ... WHERE id = ?` for a patch.
 pub fn model_patch(id: &str, p: ModelPatch, now_ms: i64) -> (String, Vec<SqlValue>) {
-    let mut u = Update::new(now_ms);
-    u.set("name", p.name.map(SqlValue::Text));
-    u.set("backend", p.backend.map(|b| text(b.as_str())));
-    u.set(
-        "base_url",
-        p.base_url.map(|b| text(b.trim_end_matches('/'))),
-    );
-    u.set("fallback_urls", p.fallback_urls.as_deref().map(list));
-    u.set("upstream_model", p.upstream_model.map(SqlValue::Text));
-    u.set(
-        "api_key",
-        p.api_key.map(|k| k.filter(|k| !k.is_empty()).into()),
-    );
-    u.set("enabled", p.enabled.map(int));
-    u.set("stream_usage", p.stream_usage.map(int));
-    u.finish("models", id)
+    update("models", id, model_changes(p), now_ms)
 }
 
-struct Update {
-    sets: Vec<&'static str>,
-    values: Vec<SqlValue>,
-}
+#[derive(Default)]
+struct Changes(Vec<(&'static str, SqlValue)>);
 
-impl Update {
-    fn new(now_ms: i64) -> Self {
-        Self {
-            sets: vec!["updated_at"],
-            values: vec![int(now_ms)],
-        }
-    }
-
+impl Changes {
     fn set(&mut self, column: &'static str, value: Option<SqlValue>) {
         if let Some(v) = value {
-            self.sets.push(column);
-            self.values.push(v);
+            self.0.push((column, v));
         }
     }
+}
 
-    fn finish(mut self, table: &str, id: &str) -> (String, Vec<SqlValue>) {
-        let sets: Vec<String> = self.sets.iter().map(|c| format!("{c} = ?")).collect();
-        self.values.push(text(id));
-        (
-            format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", ")),
-            self.values,
-        )
+fn update(
+    table: &str,
+    id: &str,
+    changes: Vec<(&'static str, SqlValue)>,
+    now_ms: i64,
+) -> (String, Vec<SqlValue>) {
+    let mut sets = vec!["updated_at = ?".to_owned()];
+    let mut values = vec![int(now_ms)];
+    for (column, value) in changes {
+        sets.push(format!("{column} = ?"));
+        values.push(value);
     }
+    values.push(text(id));
+    (
+        format!("UPDATE {table} SET {} WHERE id = ?", sets.join(", ")),
+        values,
+    )
 }
 
 fn parse_list(s: &str) -> Result<Vec<String>, StoreError> {
@@ -350,7 +362,7 @@ impl KeyRow {
 }
 
 /// A model row as stored.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct ModelRow {
     pub id: String,
@@ -383,6 +395,23 @@ impl ModelRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
+    }
+
+    /// The row of a domain record.
+    pub fn from_model(m: &Model) -> Self {
+        Self {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            backend: m.backend.as_str().to_owned(),
+            base_url: m.base_url.clone(),
+            fallback_urls: serde_json::to_string(&m.fallback_urls).unwrap_or_else(|_| "[]".into()),
+            upstream_model: m.upstream_model.clone(),
+            api_key: m.api_key.clone(),
+            enabled: i64::from(m.enabled),
+            stream_usage: i64::from(m.stream_usage),
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
     }
 }
 

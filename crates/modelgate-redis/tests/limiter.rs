@@ -1,78 +1,20 @@
 //! The Redis limiter against a real redis-server (started per test on a
 //! free loopback port, stopped by the test).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::RateLimiter;
 use modelgate_redis::RedisLimiter;
-
-struct Redis {
-    port: u16,
-    child: Child,
-}
-
-impl Redis {
-    fn start_on(port: u16) -> Self {
-        let child =
-            Command::new(std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into()))
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (apt-get install redis-server)");
-        // Owned from here on: Drop stops it on every path, panics included.
-        let redis = Self { port, child };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start");
-    }
-
-    fn start() -> Self {
-        Self::start_on(free_port())
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use modelgate_testkit::service::{Service, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_sharing_redis_admit_exactly_rpm() {
-    let redis = Redis::start();
+    let redis = Service::redis();
     // Two limiters with their own connections: two gateway processes.
-    let a = Arc::new(RedisLimiter::new(&redis.url()).unwrap());
-    let b = Arc::new(RedisLimiter::new(&redis.url()).unwrap());
+    let a = Arc::new(RedisLimiter::new(&redis.url("redis")).unwrap());
+    let b = Arc::new(RedisLimiter::new(&redis.url("redis")).unwrap());
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let l = if i % 2 == 0 {
@@ -101,8 +43,8 @@ async fn two_instances_sharing_redis_admit_exactly_rpm() {
 
 #[tokio::test]
 async fn refusals_cost_nothing_and_headers_add_up() {
-    let redis = Redis::start();
-    let l = RedisLimiter::new(&redis.url()).unwrap();
+    let redis = Service::redis();
+    let l = RedisLimiter::new(&redis.url("redis")).unwrap();
     let first = l.acquire("k", 3, 0).await.unwrap();
     assert!(first.allowed);
     assert_eq!(first.remaining, 2);
@@ -133,15 +75,15 @@ async fn unreachable_redis_is_an_error_never_an_open_gate() {
 #[tokio::test]
 async fn recovers_when_redis_comes_back() {
     let port = free_port();
-    let redis = Redis::start_on(port);
-    let l = RedisLimiter::new(&redis.url()).unwrap();
+    let redis = Service::redis_on(port);
+    let l = RedisLimiter::new(&redis.url("redis")).unwrap();
     assert!(l.acquire("k", 100, 0).await.unwrap().allowed);
     drop(redis);
     assert!(matches!(
         l.acquire("k", 100, 0).await,
         Err(StoreError::Unavailable(_))
     ));
-    let _redis = Redis::start_on(port);
+    let _redis = Service::redis_on(port);
     let mut recovered = false;
     for _ in 0..50 {
         if let Ok(d) = l.acquire("k", 100, 0).await {

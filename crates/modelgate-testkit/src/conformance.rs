@@ -355,18 +355,24 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
 }
 
 /// Generate one `#[tokio::test]` per conformance case for a store.
-/// `$make` is an expression giving a fresh, empty store.
+/// `$make` is an expression giving a fresh, empty store; with `guarded`, it
+/// gives `(store, guard)`, the guard (e.g. the store's server process)
+/// living until the case ends.
 #[macro_export]
 macro_rules! store_conformance {
-    ($make:expr) => {
+    (guarded $make:expr) => {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
             concurrent_reservations_never_overspend, models_roundtrip, usage_report);
+    };
+    ($make:expr) => {
+        $crate::store_conformance!(guarded ($make, ()));
     };
     (@cases $make:expr; $($case:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                $crate::conformance::$case(::std::sync::Arc::new($make)).await;
+                let (store, _guard) = $make;
+                $crate::conformance::$case(::std::sync::Arc::new(store)).await;
             }
         )*
     };

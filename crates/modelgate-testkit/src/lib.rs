@@ -5,10 +5,13 @@
 //!   fault injection, on a loopback port. **Its IO is its own TCP server.**
 //! - `conformance`: the behaviours every store must have, as generic test
 //!   bodies, and [`store_conformance!`] to run them against one store.
+//! - `service`: real services (redis-server, moto) owned by a test.
 //! - `fixtures/`: recorded and transcribed upstream answers for the
 //!   adapter unit tests in the core.
 
 pub mod conformance;
 pub mod mock;
+pub mod service;
 
 pub use mock::MockUpstream;
+pub use service::Service;

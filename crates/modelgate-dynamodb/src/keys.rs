@@ -1,0 +1,248 @@
+//! Keys: unique hashes by transaction, quota reservation by a condition on
+//! `quota_left`, settlement as one idempotent transaction.
+
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
+use modelgate_core::domain::{ApiKey, KeyPatch, NewKey, Settlement};
+use modelgate_core::error::StoreError;
+use modelgate_core::ports::KeyStore;
+use modelgate_core::sql::{self, KeyRow, SqlValue};
+
+use crate::usage::{record_item, record_pk_sk};
+use crate::{
+    DynamoStore, Item, attr, cancelled_conditions, condition_failed, from_item, get_n, get_s, n, s,
+    to_item, unavailable,
+};
+
+const KEY: &str = "key";
+const KEY_HASH: &str = "key_hash";
+
+/// Optimistic rounds before a reservation or patch gives up (each lost
+/// round means another writer moved the same key's counters).
+const ROUNDS: usize = 64;
+
+/// `quota - used - reserved`; for unlimited keys it is kept all the same
+/// (from a quota of 0), so that setting a quota later starts right.
+fn quota_left(row: &KeyRow) -> i64 {
+    row.quota.unwrap_or(0) - row.quota_used - row.quota_reserved
+}
+
+fn key_item(row: &KeyRow) -> Result<Item, StoreError> {
+    let mut item = to_item(KEY, &row.id, row)?;
+    item.insert("quota_left".into(), n(quota_left(row)));
+    Ok(item)
+}
+
+impl DynamoStore {
+    async fn key_row(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
+        self.get(KEY, id).await?.map(from_item).transpose()
+    }
+}
+
+impl KeyStore for DynamoStore {
+    async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
+        let Some(link) = self.get(KEY_HASH, hash).await? else {
+            return Ok(None);
+        };
+        self.get_key(get_s(&link, "key_id")?).await
+    }
+
+    async fn insert_key(&self, new: NewKey) -> Result<ApiKey, StoreError> {
+        let row = KeyRow::from_key(&new.key);
+        let mut link = Item::new();
+        link.insert("pk".into(), s(KEY_HASH));
+        link.insert("sk".into(), s(&row.key_hash));
+        link.insert("key_id".into(), s(&row.id));
+        let absent = "attribute_not_exists(pk)";
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(key_item(&row)?, absent)?)
+            .transact_items(self.put(link, absent)?)
+            .send()
+            .await;
+        match written {
+            Ok(_) => row.into_key(),
+            Err(e) if cancelled_conditions(&e).is_some_and(|c| !c.is_empty()) => Err(
+                StoreError::Conflict(format!("key {} or its hash exists", new.key.id)),
+            ),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn get_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.key_row(id).await?.map(KeyRow::into_key).transpose()
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let mut rows: Vec<KeyRow> = self
+            .query_all(KEY, None)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        rows.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        rows.into_iter().map(KeyRow::into_key).collect()
+    }
+
+    async fn update_key(
+        &self,
+        id: &str,
+        patch: KeyPatch,
+        now_ms: i64,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let changes = sql::key_changes(patch);
+        for _ in 0..ROUNDS {
+            let Some(mut row) = self.key_row(id).await? else {
+                return Ok(None);
+            };
+            let (used0, reserved0) = (row.quota_used, row.quota_reserved);
+            let mut u = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(KEY))
+                .key("sk", s(id))
+                .condition_expression("quota_used = :used0 AND quota_reserved = :reserved0")
+                .expression_attribute_values(":used0", n(used0))
+                .expression_attribute_values(":reserved0", n(reserved0))
+                .return_values(ReturnValue::AllNew);
+            let mut sets = vec!["updated_at = :updated_at".to_owned()];
+            u = u.expression_attribute_values(":updated_at", n(now_ms));
+            for (i, (column, value)) in changes.iter().enumerate() {
+                match (*column, value) {
+                    ("quota", v) => row.quota = int_of(v),
+                    ("quota_used", v) => row.quota_used = int_of(v).unwrap_or(0),
+                    _ => {}
+                }
+                sets.push(format!("#c{i} = :c{i}"));
+                u = u
+                    .expression_attribute_names(format!("#c{i}"), *column)
+                    .expression_attribute_values(format!(":c{i}"), attr(value.clone()));
+            }
+            sets.push("quota_left = :left".into());
+            u = u
+                .expression_attribute_values(":left", n(quota_left(&row)))
+                .update_expression(format!("SET {}", sets.join(", ")));
+            match u.send().await {
+                Ok(out) => {
+                    let item = out.attributes.unwrap_or_default();
+                    return from_item::<KeyRow>(item)?.into_key().map(Some);
+                }
+                Err(e) if condition_failed(&e) => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "key update kept conflicting".into(),
+        ))
+    }
+
+    async fn reserve_quota(
+        &self,
+        key_id: &str,
+        min: i64,
+        max: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        for _ in 0..ROUNDS {
+            let Some(item) = self.get(KEY, key_id).await? else {
+                return Ok(None);
+            };
+            if get_n(&item, "quota")?.is_none() {
+                return Ok(Some(max));
+            }
+            let left = get_n(&item, "quota_left")?.unwrap_or(0);
+            let grant = max.min(left);
+            if grant < min {
+                return Ok(None);
+            }
+            // Safe against every concurrent writer: the condition holds the
+            // grant to what is left at the moment of the write.
+            let reserved = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(KEY))
+                .key("sk", s(key_id))
+                .update_expression("ADD quota_reserved :g, quota_left :neg")
+                .condition_expression("quota_left >= :g AND attribute_type(quota, :num)")
+                .expression_attribute_values(":g", n(grant))
+                .expression_attribute_values(":neg", n(-grant))
+                .expression_attribute_values(":num", s("N"))
+                .send()
+                .await;
+            match reserved {
+                Ok(_) => return Ok(Some(grant)),
+                Err(e) if condition_failed(&e) => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "quota reservation kept conflicting".into(),
+        ))
+    }
+
+    async fn settle(&self, st: &Settlement) -> Result<(), StoreError> {
+        let (pk, sk) = record_pk_sk(&st.usage);
+        let record = self.put(
+            record_item(&pk, &sk, &st.usage)?,
+            "attribute_not_exists(pk)",
+        )?;
+        let total = st.usage.total_tokens();
+        let charge = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(KEY))
+            .key("sk", s(&st.key_id))
+            .update_expression(
+                "ADD quota_used :t, quota_reserved :neg_r, quota_left :delta SET last_used_at = :at",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", n(total))
+            .expression_attribute_values(":neg_r", n(-st.reserved))
+            .expression_attribute_values(":delta", n(st.reserved - total))
+            .expression_attribute_values(":at", n(st.usage.created_at))
+            .build()
+            .map_err(unavailable)?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(record)
+            .transact_items(TransactWriteItem::builder().update(charge).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            // The record exists: this request was settled before.
+            Err(e) if cancelled_conditions(&e).is_some_and(|c| c.contains(&0)) => Ok(()),
+            // The key is gone: keep the usage record all the same.
+            Err(e) if cancelled_conditions(&e).is_some_and(|c| c == [1]) => {
+                self.record_only(&pk, &sk, st).await
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl DynamoStore {
+    async fn record_only(&self, pk: &str, sk: &str, st: &Settlement) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record_item(pk, sk, &st.usage)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn int_of(v: &SqlValue) -> Option<i64> {
+    match v {
+        SqlValue::Int(i) => Some(*i),
+        _ => None,
+    }
+}

@@ -1,0 +1,273 @@
+//! ModelGate's store on Amazon DynamoDB, for Lambda deployments that have
+//! outgrown one SQLite file on EFS.
+//!
+//! One table, keyed `pk` (string) + `sk` (string):
+//!
+//! | item | pk | sk | notes |
+//! | --- | --- | --- | --- |
+//! | key | `key` | key id | a [`KeyRow`](modelgate_core::sql::KeyRow) + `quota_left` |
+//! | key hash | `key_hash` | SHA-256 hex | `key_id`; makes hashes unique |
+//! | model | `model` | model id | a [`ModelRow`](modelgate_core::sql::ModelRow) |
+//! | model name | `model_name` | name | `model_id`; makes names unique |
+//! | usage | `usage#YYYY-MM-DD` | `<created_at, 13 digits>#<request id>` | one per request |
+//!
+//! Everything that must be atomic is a conditional write or a transaction:
+//! uniqueness (`attribute_not_exists`), quota reservation (a condition on
+//! `quota_left`, the quota minus used minus reserved, kept by every write
+//! that moves those counters), settlement (the usage record, written only if
+//! absent, and the charge in one transaction: a retried settlement is a
+//! no-op). Every read is strongly consistent.
+
+mod keys;
+mod models;
+mod usage;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem,
+};
+use aws_smithy_http_client::tls;
+use modelgate_core::error::StoreError;
+use modelgate_core::sql::SqlValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A DynamoDB item.
+type Item = HashMap<String, AttributeValue>;
+
+/// Keys, models and usage in one DynamoDB table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// The SDK configuration loader ModelGate uses: credentials and region
+    /// from the environment (a Lambda's role), TLS by rustls on ring, each
+    /// attempt timed out after 2 s and each operation after 5 s.
+    pub fn config_loader() -> ConfigLoader {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .timeout_config(timeouts)
+    }
+
+    /// A store on `table` with this SDK configuration.
+    pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {
+        Self {
+            client: Client::new(config),
+            table: table.into(),
+        }
+    }
+
+    /// A store on `table` configured from the environment, at `endpoint`
+    /// (a local DynamoDB, moto) when given.
+    pub async fn connect(table: impl Into<String>, endpoint: Option<&str>) -> Self {
+        let mut loader = Self::config_loader();
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self::new(&loader.load().await, table)
+    }
+
+    /// Create the table (on-demand billing) if it does not exist: for tests
+    /// and local runs; deployments create it with the SAM template.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(unavailable)
+        };
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(unavailable)
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// A transaction item: put `item` if `condition` holds.
+    pub(crate) fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The item at `pk`/`sk`, read consistently.
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
+
+    /// Every item under `pk`, read consistently, page by page.
+    async fn query_all(
+        &self,
+        pk: &str,
+        sk_between: Option<(String, String)>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take());
+            q = match &sk_between {
+                Some((lo, hi)) => q
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                    .expression_attribute_values(":lo", s(lo))
+                    .expression_attribute_values(":hi", s(hi)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.map_err(unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+/// A string attribute.
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number attribute.
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The attribute for a shared-SQL value.
+fn attr(v: SqlValue) -> AttributeValue {
+    match v {
+        SqlValue::Null => AttributeValue::Null(true),
+        SqlValue::Int(i) => n(i),
+        SqlValue::Text(t) => s(t),
+    }
+}
+
+/// `row` as an item at `pk`/`sk`.
+fn to_item(pk: &str, sk: &str, row: &impl Serialize) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(row).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.insert("pk".into(), s(pk));
+    item.insert("sk".into(), s(sk));
+    Ok(item)
+}
+
+/// The row stored in `item`.
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A string attribute of `item`.
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Corrupt(format!("attribute {name}"))),
+    }
+}
+
+/// A number attribute of `item` (absent or NULL: 0).
+fn get_n(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name}"))),
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        _ => Err(StoreError::Corrupt(format!("attribute {name}"))),
+    }
+}
+
+/// Whether a request failed on a condition, rather than on the service.
+fn condition_failed<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// The positions of a cancelled transaction's items whose condition failed,
+/// or `None` when the transaction failed for another reason.
+fn cancelled_conditions<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<usize>> {
+    match e.as_service_error()? {
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => Some(
+            t.cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// A DynamoDB failure: the store is unavailable (the gateway answers 503).
+/// The SDK's error text names the operation and the service's code, never
+/// our keys or the endpoint.
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("dynamodb: {e}"))
+}

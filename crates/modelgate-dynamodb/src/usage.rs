@@ -1,0 +1,156 @@
+//! Usage records: one item per request under its UTC day, summed per day,
+//! key and model when asked.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use modelgate_core::domain::{UsageQuery, UsageRecord, UsageRow};
+use modelgate_core::error::StoreError;
+use modelgate_core::ports::UsageStore;
+
+use crate::{DynamoStore, Item, get_n, get_s, n, s};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Ranges wider than this many days are read with one filtered scan
+/// instead of a query per day.
+const MAX_QUERIED_DAYS: i64 = 366;
+
+/// Days read at once.
+const PARALLEL_DAYS: usize = 8;
+
+/// `YYYY-MM-DD` (UTC) of a day number since the epoch (civil from days).
+fn day_name(day: i64) -> String {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn sort_key(created_at: i64, request_id: &str) -> String {
+    format!("{created_at:013}#{request_id}")
+}
+
+/// Where a usage record lives.
+pub(crate) fn record_pk_sk(u: &UsageRecord) -> (String, String) {
+    (
+        format!("usage#{}", day_name(u.created_at.div_euclid(DAY_MS))),
+        sort_key(u.created_at, &u.request_id),
+    )
+}
+
+/// The item of a usage record.
+pub(crate) fn record_item(pk: &str, sk: &str, u: &UsageRecord) -> Result<Item, StoreError> {
+    let mut item = crate::to_item(pk, sk, u)?;
+    // Numbers the report sums, whatever serde made of the rest.
+    item.insert("created_at".into(), n(u.created_at));
+    item.insert("day".into(), s(day_name(u.created_at.div_euclid(DAY_MS))));
+    Ok(item)
+}
+
+impl DynamoStore {
+    async fn records(&self, q: &UsageQuery) -> Result<Vec<Item>, StoreError> {
+        // The range is [from, to), like the SQL stores'.
+        let (from, to) = (q.from_ms.max(0), q.to_ms.max(0));
+        if to <= from {
+            return Ok(Vec::new());
+        }
+        let (first, last) = (from / DAY_MS, (to - 1) / DAY_MS);
+        if last - first >= MAX_QUERIED_DAYS {
+            return self.scan_records(from, to - 1).await;
+        }
+        // `~` sorts after every character of a request id.
+        let between = Some((sort_key(from, ""), sort_key(to - 1, "~")));
+        let days: Vec<Vec<Item>> = stream::iter(first..=last)
+            .map(|day| {
+                let between = between.clone();
+                async move {
+                    self.query_all(&format!("usage#{}", day_name(day)), between)
+                        .await
+                }
+            })
+            .buffered(PARALLEL_DAYS)
+            .try_collect()
+            .await?;
+        Ok(days.into_iter().flatten().collect())
+    }
+
+    async fn scan_records(&self, from: i64, to: i64) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("begins_with(pk, :usage) AND created_at BETWEEN :from AND :to")
+                .expression_attribute_values(":usage", s("usage#"))
+                .expression_attribute_values(":from", n(from))
+                .expression_attribute_values(":to", n(to))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(crate::unavailable)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+impl UsageStore for DynamoStore {
+    async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        let mut sums: BTreeMap<(String, String, String), UsageRow> = BTreeMap::new();
+        for item in self.records(q).await? {
+            let key_id = get_s(&item, "key_id")?;
+            let model = get_s(&item, "model")?;
+            if q.key_id.as_deref().is_some_and(|k| k != key_id)
+                || q.model.as_deref().is_some_and(|m| m != model)
+            {
+                continue;
+            }
+            let day = get_s(&item, "day")?.to_owned();
+            let row = sums
+                .entry((day.clone(), key_id.to_owned(), model.to_owned()))
+                .or_insert_with(|| UsageRow {
+                    day,
+                    key_id: key_id.to_owned(),
+                    model: model.to_owned(),
+                    requests: 0,
+                    prompt_tokens: 0,
+                    completion_tokens: 0,
+                    errors: 0,
+                });
+            row.requests += 1;
+            row.prompt_tokens += get_n(&item, "prompt_tokens")?.unwrap_or(0);
+            row.completion_tokens += get_n(&item, "completion_tokens")?.unwrap_or(0);
+            let failed = !matches!(item.get("error"), None | Some(AttributeValue::Null(_)));
+            row.errors += i64::from(failed);
+        }
+        Ok(sums.into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::day_name;
+
+    #[test]
+    fn day_names_are_utc_calendar_days() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(1), "1970-01-02");
+        assert_eq!(day_name(11_016), "2000-02-29");
+        assert_eq!(day_name(20_781), "2026-11-24");
+        assert_eq!(day_name(-1), "1969-12-31");
+    }
+}

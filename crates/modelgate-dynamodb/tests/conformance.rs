@@ -1,0 +1,82 @@
+//! The store conformance suite against DynamoDB as moto's server speaks it
+//! (one moto process per test, on a free loopback port, stopped by the
+//! test), plus what only DynamoDB needs checking.
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use modelgate_core::domain::{KeyPatch, NewKey};
+use modelgate_core::ports::KeyStore;
+use modelgate_dynamodb::DynamoStore;
+use modelgate_testkit::conformance::{key, settlement};
+use modelgate_testkit::service::Service;
+
+/// A store on a fresh table of its own moto server, which lives as long
+/// as the returned guard.
+async fn fresh() -> (DynamoStore, Service) {
+    let moto = Service::moto();
+    let config = DynamoStore::config_loader()
+        .endpoint_url(moto.url("http"))
+        .region(Region::new("us-east-1"))
+        // moto checks no signature; the SDK wants credentials to sign.
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        .load()
+        .await;
+    let store = DynamoStore::new(&config, "modelgate");
+    store.ensure_table().await.unwrap();
+    store.ensure_table().await.expect("creating twice is fine");
+    (store, moto)
+}
+
+modelgate_testkit::store_conformance!(guarded fresh().await);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_quota_set_later_counts_what_was_used_before() {
+    let (s, _moto) = fresh().await;
+    s.insert_key(NewKey {
+        key: key("key_l", None),
+    })
+    .await
+    .unwrap();
+    s.settle(&settlement("r1", "key_l", 0, 30, 10, 5))
+        .await
+        .unwrap();
+    let patch = KeyPatch {
+        quota: Some(Some(100)),
+        ..KeyPatch::default()
+    };
+    s.update_key("key_l", patch, 6).await.unwrap().unwrap();
+    assert_eq!(s.reserve_quota("key_l", 61, 61).await.unwrap(), None);
+    assert_eq!(s.reserve_quota("key_l", 60, 60).await.unwrap(), Some(60));
+    let reset = KeyPatch {
+        quota_used: Some(0),
+        ..KeyPatch::default()
+    };
+    let k = s.update_key("key_l", reset, 7).await.unwrap().unwrap();
+    assert_eq!((k.quota_used, k.quota_reserved), (0, 60));
+    assert_eq!(s.reserve_quota("key_l", 40, 40).await.unwrap(), Some(40));
+    assert_eq!(s.reserve_quota("key_l", 1, 1).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_settlement_for_a_missing_key_still_records_usage() {
+    use modelgate_core::domain::UsageQuery;
+    use modelgate_core::ports::UsageStore;
+    let (s, _moto) = fresh().await;
+    s.settle(&settlement("r9", "key_gone", 0, 1, 2, 5))
+        .await
+        .unwrap();
+    s.settle(&settlement("r9", "key_gone", 0, 1, 2, 5))
+        .await
+        .unwrap();
+    let rows = s
+        .usage_by_day(&UsageQuery {
+            from_ms: 0,
+            to_ms: 10,
+            ..UsageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (rows.len(), rows[0].requests, rows[0].completion_tokens),
+        (1, 1, 2)
+    );
+}

@@ -1,0 +1,101 @@
+//! Real services for tests (redis-server, moto's DynamoDB server), each
+//! started on a free loopback port and stopped when its guard drops, on
+//! every path, panics included.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A service process owned by a test.
+pub struct Service {
+    port: u16,
+    child: Child,
+}
+
+impl Service {
+    /// redis-server (`$REDIS_SERVER`, else on PATH), without persistence.
+    pub fn redis() -> Self {
+        Self::redis_on(free_port())
+    }
+
+    /// redis-server on `port` (to restart one where a client expects it).
+    pub fn redis_on(port: u16) -> Self {
+        let p = port.to_string();
+        let args = [
+            "--port",
+            &p,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        Self::spawn(
+            "REDIS_SERVER",
+            "redis-server",
+            &args,
+            port,
+            "apt-get install redis-server",
+        )
+    }
+
+    /// moto's server (`$MOTO_SERVER`, else `moto_server` on PATH: the
+    /// Makefile puts the pinned virtualenv there), speaking DynamoDB and
+    /// Secrets Manager.
+    pub fn moto() -> Self {
+        let port = free_port();
+        let p = port.to_string();
+        let args = ["-H", "127.0.0.1", "-p", &p];
+        Self::spawn(
+            "MOTO_SERVER",
+            "moto_server",
+            &args,
+            port,
+            "pip install 'moto[dynamodb,server]'",
+        )
+    }
+
+    fn spawn(var: &str, program: &str, args: &[&str], port: u16, install: &str) -> Self {
+        let program = std::env::var(var).unwrap_or_else(|_| program.into());
+        let child = Command::new(&program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} cannot start ({e}); install it: {install}"));
+        let service = Self { port, child };
+        for _ in 0..1_000 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return service;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{program} did not listen on port {port} within 10 s");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `scheme://127.0.0.1:port`.
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on the loopback interface right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
