@@ -102,9 +102,12 @@ bench: worker-build
 .PHONY: test-lambda dev-lambda
 
 # The same end-to-end suite against `cargo lambda watch` (the runtime
-# emulator), with a real Redis and a SQLite file.
+# emulator) with a real Redis: once on a SQLite file, once on DynamoDB with
+# secrets from Secrets Manager (moto's server).
 test-lambda: build
 	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \
+		$(VENV)/bin/python -m pytest tests/e2e -q
+	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_LAMBDA_STORE=dynamodb MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \
 		$(VENV)/bin/python -m pytest tests/e2e -q
 
 dev-lambda:

@@ -11,7 +11,8 @@ ports (binaries from MG_BIN_DIR, default target/debug) and stops them: the
 native server, with MG_RUNTIME=worker the Worker under `wrangler dev
 --local` (MG_WRANGLER: the wrangler command) on a fresh local D1, or with
 MG_RUNTIME=lambda the Lambda under `cargo lambda watch` with its own Redis
-and SQLite file.
+and SQLite file (with MG_LAMBDA_STORE=dynamodb: DynamoDB and its secrets in
+Secrets Manager, both on moto's server).
 """
 
 import os
@@ -24,7 +25,8 @@ import uuid
 import openai
 import pytest
 
-from harness import ROOT, free_port, http, start, start_lambda, start_redis, start_worker, wait_health
+from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_redis,
+                     start_worker, wait_health)
 
 # A deployment secret the gateway is started with (env var / wrangler --var),
 # for models whose upstream key is "env:MG_E2E_UPSTREAM_KEY".
@@ -97,6 +99,13 @@ def env():
                 procs.append(start_redis(redis_port))
                 settings.update({"MG_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "MG_DB_PATH": f"{tmp}/db.sqlite",
                                  "MG_ADMIN_DIR": str(ROOT / "admin")})
+                if os.environ.get("MG_LAMBDA_STORE") == "dynamodb":
+                    # DynamoDB, and the secrets from Secrets Manager only.
+                    moto_port = free_port()
+                    procs.append(start_moto(moto_port))
+                    secret_names = ("MG_ADMIN_API_KEY", "MG_E2E_UPSTREAM_KEY")
+                    secrets = {n: settings.pop(n) for n in secret_names}
+                    settings.update(aws_fixtures(f"http://127.0.0.1:{moto_port}", "modelgate-e2e", secrets))
                 gw = start_lambda(port, settings, tmp, log)
                 base += "/lambda-url/modelgate-lambda"
             else:

@@ -7,6 +7,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -83,18 +84,47 @@ def start_worker(port, settings, tmp, log):
     return subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
 
-def start_redis(port):
-    """A throwaway redis-server on a loopback port."""
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
+def start_service(cmd, port):
+    """A throwaway service process, once it listens on its loopback port."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc
         except OSError:
             time.sleep(0.02)
     proc.kill()
-    raise RuntimeError("redis-server did not start")
+    raise RuntimeError(f"{cmd[0]} did not start")
+
+
+def start_redis(port):
+    """A throwaway redis-server on a loopback port."""
+    return start_service(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                          "--appendonly", "no"], port)
+
+
+def start_moto(port):
+    """moto's server (DynamoDB, Secrets Manager) on a loopback port."""
+    return start_service([str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+                          "-p", str(port)], port)
+
+
+def aws_fixtures(moto_url, table, secrets):
+    """What a SAM deployment creates, on moto: the table and the secret.
+    Returns the settings that point the function at them."""
+    import boto3  # moto's dependency, in the same virtualenv
+
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": moto_url}
+    kw = {"endpoint_url": moto_url, "region_name": "us-east-1", "aws_access_key_id": "test",
+          "aws_secret_access_key": "test"}
+    boto3.client("dynamodb", **kw).create_table(
+        TableName=table, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    arn = boto3.client("secretsmanager", **kw).create_secret(
+        Name="modelgate/e2e", SecretString=jsonlib.dumps(secrets))["ARN"]
+    return {**aws, "MG_STORE": "dynamodb", "MG_DYNAMODB_TABLE": table, "MG_SECRETS_ARN": arn}
 
 
 def start_lambda(port, settings, tmp, log):

@@ -45,3 +45,24 @@ def test_two_processes_never_overspend_a_quota(env, second):
     both = clients(env, second, created["key"])
     charged = spent(both, env.make_model("mock?tokens=10&itl_ms=2"))
     assert_quota_held(env, created["id"], charged, 300)
+
+
+def test_keys_live_in_the_configured_store(env):
+    """The admin API writes to the store MG_STORE names, not elsewhere."""
+    created = env.make_key()
+    settings, _ = env.lambda_settings
+    if settings.get("MG_STORE") == "dynamodb":
+        import boto3
+
+        table = boto3.resource("dynamodb", endpoint_url=settings["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test").Table(
+            settings["MG_DYNAMODB_TABLE"])
+        item = table.get_item(Key={"pk": "key", "sk": created["id"]}, ConsistentRead=True).get("Item")
+        assert item and item["name"] == created["name"]
+        assert not os.path.exists(settings["MG_DB_PATH"])
+    else:
+        import sqlite3
+
+        with sqlite3.connect(settings["MG_DB_PATH"]) as db:
+            rows = db.execute("SELECT name FROM api_keys WHERE id = ?", (created["id"],)).fetchall()
+        assert rows == [(created["name"],)]

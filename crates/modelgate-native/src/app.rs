@@ -18,15 +18,14 @@ use http_body_util::{BodyExt, Limited};
 use modelgate_core::error::RequestError;
 use modelgate_core::{Gateway, Peer, ResponseStream};
 
-use modelgate_core::ports::RateLimiter;
+use modelgate_core::ports::Ports;
 
 use crate::ports::NativePorts;
-use modelgate_core::limiter::MemoryLimiter;
 
 /// What the handler needs; `L` is the rate limiter.
-pub struct AppState<L: RateLimiter = MemoryLimiter> {
+pub struct AppState<P: Ports = NativePorts> {
     /// The gateway.
-    pub gateway: Gateway<NativePorts<L>>,
+    pub gateway: Gateway<P>,
     /// Use the first `X-Forwarded-For` address as the client IP (only behind
     /// a proxy that sets it).
     pub trust_forwarded_for: bool,
@@ -34,7 +33,7 @@ pub struct AppState<L: RateLimiter = MemoryLimiter> {
     pub admin_dir: PathBuf,
 }
 
-impl<L: RateLimiter> Clone for AppState<L> {
+impl<P: Ports> Clone for AppState<P> {
     fn clone(&self) -> Self {
         Self {
             gateway: self.gateway.clone(),
@@ -45,15 +44,15 @@ impl<L: RateLimiter> Clone for AppState<L> {
 }
 
 /// The router: `/admin/` static files, everything else to the core.
-pub fn router<L: RateLimiter>(state: AppState<L>) -> Router {
+pub fn router<P: Ports>(state: AppState<P>) -> Router {
     let ids = state.gateway.clone();
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/admin/") }))
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
-        .route("/admin/", get(admin_file::<L>))
-        .route("/admin/{*file}", get(admin_file::<L>))
-        .route("/admin/api/{*rest}", any(handle::<L>))
-        .fallback(handle::<L>)
+        .route("/admin/", get(admin_file::<P>))
+        .route("/admin/{*file}", get(admin_file::<P>))
+        .route("/admin/api/{*rest}", any(handle::<P>))
+        .fallback(handle::<P>)
         .with_state(state)
         // The core stamps its own answers; this covers static files and redirects.
         .layer(axum::middleware::map_response(move |mut resp: Response| {
@@ -85,7 +84,7 @@ fn client_ip(req: &Request, trust_xff: bool) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-async fn handle<L: RateLimiter>(State(state): State<AppState<L>>, req: Request) -> Response {
+async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Response {
     let gateway = &state.gateway;
     let limit = gateway.config().max_body_bytes;
     let too_large = || gateway.reject(&RequestError::BodyTooLarge { limit }.into());
@@ -117,9 +116,9 @@ async fn handle<L: RateLimiter>(State(state): State<AppState<L>>, req: Request) 
 
 /// Settles the stream when dropped early (client gone): the settlement runs
 /// on its own task so no cancellation can cut it short.
-struct SettleGuard<L: RateLimiter>(Box<ResponseStream<NativePorts<L>>>);
+struct SettleGuard<P: Ports>(Box<ResponseStream<P>>);
 
-impl<L: RateLimiter> Drop for SettleGuard<L> {
+impl<P: Ports> Drop for SettleGuard<P> {
     fn drop(&mut self) {
         if let Some(settle) = self.0.take_settlement() {
             tokio::spawn(settle);
@@ -127,7 +126,7 @@ impl<L: RateLimiter> Drop for SettleGuard<L> {
     }
 }
 
-fn into_axum<L: RateLimiter>(resp: modelgate_core::Response<NativePorts<L>>) -> Response {
+fn into_axum<P: Ports>(resp: modelgate_core::Response<P>) -> Response {
     let (parts, body) = resp.into_parts();
     let body = match body {
         modelgate_core::Body::Full(b) => Body::from(b),
@@ -151,7 +150,7 @@ fn into_axum<L: RateLimiter>(resp: modelgate_core::Response<NativePorts<L>>) -> 
     Response::from_parts(parts, body)
 }
 
-async fn admin_file<L: RateLimiter>(State(state): State<AppState<L>>, req: Request) -> Response {
+async fn admin_file<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Response {
     let rel = req
         .uri()
         .path()

@@ -2,12 +2,13 @@
 //! limiter of the caller's choice (in-process natively, Redis on Lambda),
 //! the system clock and OS randomness.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use modelgate_core::limiter::MemoryLimiter;
 use modelgate_core::ports::{
-    ByteStream, HttpClient, Ports, RateLimiter, TransportError, TransportErrorKind,
+    ByteStream, HttpClient, Ports, RateLimiter, Store, TransportError, TransportErrorKind,
 };
 use modelgate_sqlite::SqliteStore;
 
@@ -91,10 +92,11 @@ impl HttpClient for ReqwestHttp {
 
 /// Everything the core needs on tokio; `L` is the rate limiter.
 #[derive(Debug)]
-pub struct NativePorts<L = MemoryLimiter> {
+pub struct NativePorts<S = SqliteStore, L = MemoryLimiter> {
     http: ReqwestHttp,
-    store: SqliteStore,
+    store: S,
     limiter: L,
+    secrets: HashMap<String, String>,
 }
 
 impl NativePorts {
@@ -104,27 +106,36 @@ impl NativePorts {
     }
 }
 
-impl<L: RateLimiter> NativePorts<L> {
-    /// Ports with another limiter (Redis, shared by many instances).
-    pub fn with_limiter(http: ReqwestHttp, store: SqliteStore, limiter: L) -> Self {
+impl<S: Store, L: RateLimiter> NativePorts<S, L> {
+    /// Ports with another store (DynamoDB, or counters in Redis) and
+    /// limiter (Redis, shared by many instances).
+    pub fn with_limiter(http: ReqwestHttp, store: S, limiter: L) -> Self {
         Self {
             http,
             store,
             limiter,
+            secrets: HashMap::new(),
         }
+    }
+
+    /// Secrets looked up before the environment (e.g. loaded from AWS
+    /// Secrets Manager at start).
+    pub fn with_secrets(mut self, secrets: HashMap<String, String>) -> Self {
+        self.secrets = secrets;
+        self
     }
 }
 
-impl<L: RateLimiter> Ports for NativePorts<L> {
+impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
     type Http = ReqwestHttp;
-    type Store = SqliteStore;
+    type Store = S;
     type Limiter = L;
 
     fn http(&self) -> &ReqwestHttp {
         &self.http
     }
 
-    fn store(&self) -> &SqliteStore {
+    fn store(&self) -> &S {
         &self.store
     }
 
@@ -152,6 +163,9 @@ impl<L: RateLimiter> Ports for NativePorts<L> {
     }
 
     fn secret(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        self.secrets
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
     }
 }

@@ -1,6 +1,7 @@
-//! A Redis rate limiter for ModelGate: GCRA as one Lua script, so every
-//! gateway instance sharing the Redis (Lambdas, several native servers)
-//! sees one exact limit.
+//! Redis counters for ModelGate, shared by every gateway instance (Lambdas,
+//! several native servers): the rate limiter (GCRA as one Lua script) and
+//! quota reservations ([`RedisQuota`], a store wrapper), each exact across
+//! instances because each step is one script.
 //!
 //! # Layout
 //! All of this crate's IO is the Redis connection: one
@@ -11,6 +12,8 @@
 //! answers an error, which the gateway turns into a 503: never a silent
 //! unlimited gateway.
 
+mod quota;
+
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
@@ -19,6 +22,8 @@ use modelgate_core::ports::{RateDecision, RateLimiter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 use tokio::sync::OnceCell;
+
+pub use quota::RedisQuota;
 
 /// One GCRA step on KEYS[1] with ARGV interval and window (µs), at Redis's
 /// own time. Returns {allowed (0/1), TAT stored or found (µs), now (µs)}.
@@ -41,36 +46,22 @@ return {1, new_tat, now}
 /// How long a Redis call may take before the request is answered with 503.
 const TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// The Redis-backed [`RateLimiter`].
-pub struct RedisLimiter {
+/// One Redis connection per process: made on first use, reconnecting by
+/// itself, every call bounded by [`TIMEOUT`].
+pub(crate) struct Connection {
     client: Client,
     conn: OnceCell<ConnectionManager>,
-    script: Script,
 }
 
-impl std::fmt::Debug for RedisLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisLimiter").finish_non_exhaustive()
-    }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("redis: {e}"))
-}
-
-impl RedisLimiter {
-    /// A limiter for the Redis at `url` (`redis://host:port`); connects on
-    /// first use.
-    pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(unavailable)?;
+impl Connection {
+    fn new(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            client,
+            client: Client::open(url).map_err(unavailable)?,
             conn: OnceCell::new(),
-            script: Script::new(GCRA),
         })
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+    async fn get(&self) -> Result<ConnectionManager, StoreError> {
         let conn = self
             .conn
             .get_or_try_init(|| async {
@@ -89,6 +80,33 @@ impl RedisLimiter {
     }
 }
 
+/// The Redis-backed [`RateLimiter`].
+pub struct RedisLimiter {
+    redis: Connection,
+    script: Script,
+}
+
+impl std::fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLimiter").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+impl RedisLimiter {
+    /// A limiter for the Redis at `url` (`redis://host:port`); connects on
+    /// first use.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            redis: Connection::new(url)?,
+            script: Script::new(GCRA),
+        })
+    }
+}
+
 impl RateLimiter for RedisLimiter {
     async fn acquire(
         &self,
@@ -97,7 +115,7 @@ impl RateLimiter for RedisLimiter {
         _now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
         let (interval, window) = limiter::gcra_params(rpm);
-        let mut conn = self.connection().await?;
+        let mut conn = self.redis.get().await?;
         let (allowed, tat, now): (i64, i64, i64) = self
             .script
             .key(format!("mg:rl:{key_id}"))

@@ -4,54 +4,95 @@
 //! chunk.
 //!
 //! # Layout
-//! One file: read `MG_*` settings, build the ports once per instance
-//! (reused by every invocation), run. The IO lives in the shared crates:
-//! SQLite on EFS (`modelgate-sqlite`, rollback journal, busy timeout),
-//! Redis for limits shared by every instance (`modelgate-redis`), reqwest
-//! upstream (`modelgate-native`).
+//! - `main.rs`: read `MG_*` settings, build the ports once per instance
+//!   (reused by every invocation), run.
+//! - `aws.rs`: the AWS clients (DynamoDB, Secrets Manager), configured once.
+//!
+//! The IO lives in the shared crates: the store is SQLite on EFS
+//! (`modelgate-sqlite`, rollback journal, busy timeout) or DynamoDB
+//! (`modelgate-dynamodb`), chosen by `MG_STORE`; rate limits and quota
+//! reservations are counters in Redis shared by every instance
+//! (`modelgate-redis`); the upstream client is reqwest (`modelgate-native`).
 //!
 //! Redis is required: without `MG_REDIS_URL` the function does not start,
 //! and when Redis is unreachable requests get a 503, never unlimited access.
 
+mod aws;
+
+use std::collections::HashMap;
 use std::time::Duration;
 
+use modelgate_core::ports::Store;
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
 use modelgate_native::ports::{NativePorts, ReqwestHttp};
-use modelgate_redis::RedisLimiter;
+use modelgate_redis::{RedisLimiter, RedisQuota};
 use modelgate_sqlite::{Journal, Options, SqliteStore};
+
+type Error = lambda_http::Error;
 
 fn setting(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MG_LOG").unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let config = Config::from_lookup(setting).map_err(|e| format!("bad setting {e}"))?;
+    let store = setting("MG_STORE").unwrap_or_else(|| "sqlite".into());
+    let secrets_arn = setting("MG_SECRETS_ARN");
+    // Only load the AWS configuration when it is used: it costs cold start.
+    let aws = if store == "dynamodb" || secrets_arn.is_some() {
+        Some(aws::Aws::from_env().await)
+    } else {
+        None
+    };
+    let secrets = match (&aws, secrets_arn) {
+        (Some(aws), Some(arn)) => aws.secrets(&arn).await?,
+        _ => HashMap::new(),
+    };
     let redis = setting("MG_REDIS_URL")
-        .ok_or("MG_REDIS_URL is required: limits are shared through Redis")?;
-    // EFS is NFS: no WAL (its shared memory is not safe there); writers from
-    // several instances wait for each other through the busy timeout.
-    let db = setting("MG_DB_PATH").unwrap_or_else(|| "/mnt/efs/modelgate.db".into());
-    let store = SqliteStore::open(
-        &db,
-        Options {
-            journal: Journal::Delete,
-            busy_timeout: Duration::from_secs(10),
-        },
-    )
-    .map_err(|e| format!("database {db}: {e}"))?;
-    let limiter = RedisLimiter::new(&redis).map_err(|e| e.to_string())?;
-    let http = ReqwestHttp::new()?;
-    let gateway = Gateway::new(NativePorts::with_limiter(http, store, limiter), config);
+        .ok_or("MG_REDIS_URL is required: limits and quotas are shared through Redis")?;
+    match (store.as_str(), aws) {
+        ("sqlite", _) => {
+            // EFS is NFS: no WAL (its shared memory is not safe there);
+            // writers from several instances wait for each other through
+            // the busy timeout.
+            let db = setting("MG_DB_PATH").unwrap_or_else(|| "/mnt/efs/modelgate.db".into());
+            let options = Options {
+                journal: Journal::Delete,
+                busy_timeout: Duration::from_secs(10),
+            };
+            let store =
+                SqliteStore::open(&db, options).map_err(|e| format!("database {db}: {e}"))?;
+            serve(store, &redis, secrets).await
+        }
+        ("dynamodb", Some(aws)) => {
+            let table = setting("MG_DYNAMODB_TABLE")
+                .ok_or("MG_DYNAMODB_TABLE is required with MG_STORE=dynamodb")?;
+            serve(aws.dynamodb(table), &redis, secrets).await
+        }
+        (other, _) => Err(format!("MG_STORE must be sqlite or dynamodb, not {other:?}").into()),
+    }
+}
+
+async fn serve<S: Store>(
+    store: S,
+    redis: &str,
+    secrets: HashMap<String, String>,
+) -> Result<(), Error> {
+    let lookup = |name: &str| secrets.get(name).cloned().or_else(|| setting(name));
+    let config = Config::from_lookup(lookup).map_err(|e| format!("bad setting {e}"))?;
+    let store = RedisQuota::new(store, redis).map_err(|e| e.to_string())?;
+    let limiter = RedisLimiter::new(redis).map_err(|e| e.to_string())?;
+    let ports =
+        NativePorts::with_limiter(ReqwestHttp::new()?, store, limiter).with_secrets(secrets);
     let app = router(AppState {
-        gateway,
+        gateway: Gateway::new(ports, config),
         // Function URLs put the caller's address in X-Forwarded-For.
         trust_forwarded_for: true,
         admin_dir: setting("MG_ADMIN_DIR")

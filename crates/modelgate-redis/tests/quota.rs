@@ -1,0 +1,128 @@
+//! Quota counters in a real redis-server (one per test, on a free loopback
+//! port, stopped by the test) in front of a SQLite store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use modelgate_core::domain::{KeyPatch, NewKey};
+use modelgate_core::error::StoreError;
+use modelgate_core::ports::KeyStore;
+use modelgate_redis::RedisQuota;
+use modelgate_sqlite::{Journal, Options, SqliteStore};
+use modelgate_testkit::conformance::{key, settlement};
+use modelgate_testkit::service::{Service, free_port};
+
+fn fresh() -> (RedisQuota<SqliteStore>, Service) {
+    let redis = Service::redis();
+    let store = RedisQuota::new(SqliteStore::in_memory().unwrap(), &redis.url("redis")).unwrap();
+    (store, redis)
+}
+
+modelgate_testkit::store_conformance!(guarded fresh());
+
+/// Two gateway instances, each with its own connection, sharing one Redis
+/// and one SQLite file (the Lambda on EFS): 14 reservations of 7 in 100,
+/// and what they charge adds up in both the counters and the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_sharing_redis_and_a_file_never_overspend() {
+    let redis = Service::redis();
+    let dir = std::env::temp_dir().join(format!("mg-quota-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = || Options {
+        journal: Journal::Delete,
+        busy_timeout: Duration::from_secs(10),
+    };
+    let db = dir.join("gw.db");
+    let a = Arc::new(
+        RedisQuota::new(SqliteStore::open(&db, opts()).unwrap(), &redis.url("redis")).unwrap(),
+    );
+    let b = Arc::new(
+        RedisQuota::new(SqliteStore::open(&db, opts()).unwrap(), &redis.url("redis")).unwrap(),
+    );
+    a.insert_key(NewKey {
+        key: key("key_m", Some(100)),
+    })
+    .await
+    .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let s = if i % 2 == 0 {
+                Arc::clone(&a)
+            } else {
+                Arc::clone(&b)
+            };
+            tokio::spawn(async move {
+                let got = s.reserve_quota("key_m", 7, 7).await.unwrap();
+                if got.is_some() {
+                    s.settle(&settlement(&format!("r{i}"), "key_m", 7, 2, 3, 5))
+                        .await
+                        .unwrap();
+                }
+                got.unwrap_or(0)
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        granted += t.await.unwrap();
+    }
+    // Reservations are released as requests settle, so more than 14 fit.
+    assert!(granted >= 98, "granted {granted}");
+    let k = a.get_key("key_m").await.unwrap().unwrap();
+    assert_eq!(k.quota_reserved, 0);
+    assert_eq!(k.quota_used, granted / 7 * 5, "every request charged once");
+    let stored = SqliteStore::open(&db, opts())
+        .unwrap()
+        .get_key("key_m")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.quota_used, k.quota_used,
+        "the store agrees with the counters"
+    );
+    assert!(k.quota_used <= 100);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Redis down: no reservation (the gateway answers 503), and the
+/// settlement reports the error so it is retried; when a new, empty Redis
+/// comes back, the counters are rebuilt from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_redis_refuses_then_rebuilds_from_the_store() {
+    let port = free_port();
+    let redis = Service::redis_on(port);
+    let s = RedisQuota::new(SqliteStore::in_memory().unwrap(), &redis.url("redis")).unwrap();
+    s.insert_key(NewKey {
+        key: key("key_r", Some(100)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.reserve_quota("key_r", 10, 10).await.unwrap(), Some(10));
+    s.settle(&settlement("r1", "key_r", 10, 20, 20, 5))
+        .await
+        .unwrap();
+    drop(redis);
+    assert!(matches!(
+        s.reserve_quota("key_r", 1, 1).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        s.settle(&settlement("r2", "key_r", 0, 1, 1, 6))
+            .await
+            .is_err()
+    );
+    let _redis = Service::redis_on(port);
+    // r2 reached the store before Redis failed: the rebuilt counters have it.
+    assert_eq!(s.reserve_quota("key_r", 1, 100).await.unwrap(), Some(58));
+    let k = s.get_key("key_r").await.unwrap().unwrap();
+    assert_eq!((k.quota_used, k.quota_reserved), (42, 58));
+    // An admin reset reaches the counters at once.
+    let reset = KeyPatch {
+        quota_used: Some(0),
+        ..KeyPatch::default()
+    };
+    s.update_key("key_r", reset, 7).await.unwrap();
+    assert_eq!(s.reserve_quota("key_r", 42, 42).await.unwrap(), Some(42));
+}
