@@ -91,20 +91,33 @@ test-worker: worker-dry-run build
 		$(VENV)/bin/python -m pytest tests/e2e -q
 
 # Numbers, not assertions: see BENCHMARKS.md.
-bench: worker-build
-	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
-	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
+bench: worker-build lambda-zip
+	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit -p modelgate-lambda --bins
+	PATH=$(VENV)/bin:$$PATH MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
 		$(VENV)/bin/python scripts/bench.py
 
 # ---- AWS Lambda ---------------------------------------------------------------
 # cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.
 
-.PHONY: test-lambda dev-lambda
+.PHONY: test-lambda dev-lambda lambda-template lambda-zip
+
+# template.yaml: both linters offline, `sam build` (cargo lambda, release,
+# arm64, plus the admin panel layer), then what the linters cannot check.
+lambda-template:
+	PATH=$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 sam validate --lint --region us-east-1
+	PATH=$(VENV)/bin:$$PATH cfn-lint template.yaml
+	PATH=$(VENV)/bin:$$PATH SAM_CLI_TELEMETRY=0 sam build --region us-east-1
+	$(VENV)/bin/python -m pytest tests/template -q
+
+# The deployable zip, as `sam deploy` would upload it (size in BENCHMARKS.md).
+lambda-zip:
+	cd lambda/modelgate-lambda && PATH=$(VENV)/bin:$$PATH cargo lambda build --release --arm64 \
+		--output-format zip --lambda-dir $(CARGO_TARGET_DIR)/lambda-arm64
 
 # The same end-to-end suite against `cargo lambda watch` (the runtime
 # emulator) with a real Redis: once on a SQLite file, once on DynamoDB with
 # secrets from Secrets Manager (moto's server).
-test-lambda: build
+test-lambda: build lambda-template
 	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \
 		$(VENV)/bin/python -m pytest tests/e2e -q
 	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_LAMBDA_STORE=dynamodb MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \

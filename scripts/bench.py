@@ -23,7 +23,8 @@ import time
 import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from harness import ROOT, free_port, http as call, start, start_worker, wait_health  # noqa: E402
+from harness import (ROOT, free_port, http as call, start, start_lambda, start_redis, start_worker,  # noqa: E402
+                     wait_health)
 
 WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
@@ -96,6 +97,37 @@ def bundle_size():
     return (m.group(1), m.group(2)) if m else ("?", "?")
 
 
+def bench_lambda(tmp, admin_key, mock_url, procs):
+    """The release Lambda under `cargo lambda watch --release`: per-request
+    latency, and its cold start: the first request's wall time (the
+    emulator spawns the function on demand) and the function's own init."""
+    redis_port = free_port()
+    procs.append(start_redis(redis_port))
+    port = free_port()
+    settings = {"MG_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "MG_DB_PATH": f"{tmp}/lambda.sqlite",
+                "MG_ADMIN_API_KEY": admin_key, "MG_LOG": "info"}
+    log_path = f"{tmp}/lambda.log"
+    with open(log_path, "w") as log:
+        proc = start_lambda(port, settings, tmp, log, release=True)
+    procs.append(proc)
+    base = f"http://127.0.0.1:{port}/lambda-url/modelgate-lambda"
+    t = time.perf_counter()
+    wait_health(base, timeout=600)
+    first_ms = (time.perf_counter() - t) * 1000
+    init = re.findall(r'"init_ms":([\d.]+)', pathlib.Path(log_path).read_text())
+    name, key = setup(base, admin_key, mock_url)
+    hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    result = median_of_rounds(lambda: measure(f"http://127.0.0.1:{port}",
+                                              "/lambda-url/modelgate-lambda/v1/chat/completions",
+                                              BODY % name.encode(), hdrs))
+    return result, {"first_ms": first_ms, "init_ms": float(init[0]) if init else None}
+
+
+def lambda_zip():
+    zips = list(pathlib.Path(os.environ["CARGO_TARGET_DIR"]).glob("lambda-arm64/modelgate-lambda/bootstrap.zip"))
+    return zips[0].stat().st_size if zips else None
+
+
 def main():
     bins = pathlib.Path(os.environ["MG_BIN_DIR"])
     tmp = tempfile.mkdtemp(prefix="mg-bench-")
@@ -132,6 +164,9 @@ def main():
         hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
         results["Worker under wrangler dev (D1, KV)"] = median_of_rounds(
             lambda: measure(wbase, "/v1/chat/completions", BODY % name.encode(), hdrs))
+
+        lambda_result, cold = bench_lambda(tmp, admin_key, mock_url, procs)
+        results["Lambda under cargo lambda watch (Redis, SQLite)"] = lambda_result
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -139,10 +174,10 @@ def main():
             p.wait(timeout=10)
 
     raw, gz = bundle_size()
-    report(results, raw, gz, micro_benchmarks())
+    report(results, raw, gz, micro_benchmarks(), cold, lambda_zip())
 
 
-def report(results, raw, gz, micro):
+def report(results, raw, gz, micro, cold, zip_size):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     lines = [
         "# Benchmarks",
@@ -174,6 +209,19 @@ def report(results, raw, gz, micro):
         "",
         "`wrangler dev --local` runs the Worker in workerd with D1 and KV emulated on local SQLite files:",
         "it is not the edge, and its numbers are for comparing code, not for promising latency.",
+        "",
+        "`cargo lambda watch` emulates the Lambda runtime API on this machine (the function is the release"
+        " build, x86_64): not AWS, where the Function URL and the network add their own latency.",
+        "",
+        "## Lambda",
+        "",
+        f"- Deployment zip (`make lambda-zip`: `cargo lambda build --release --arm64 --output-format zip`):"
+        f" **{zip_size / 1e6:.1f} MB**." if zip_size else "- Deployment zip: not built.",
+        f"- Cold start under `cargo lambda watch --release`, binary already built: first request"
+        f" {cold['first_ms']:.0f} ms wall (the emulator spawns the function on demand, then the request runs),"
+        f" of which the function's own init (process start to ready: settings, SQLite open and migrations,"
+        f" Redis client, TLS roots) is **{cold['init_ms']:.1f} ms**." if cold["init_ms"] is not None
+        else "- Cold start: the function logged no init time.",
         "",
         "## Hot paths in the core (Criterion)",
         "",

@@ -127,10 +127,12 @@ def aws_fixtures(moto_url, table, secrets):
     return {**aws, "MG_STORE": "dynamodb", "MG_DYNAMODB_TABLE": table, "MG_SECRETS_ARN": arn}
 
 
-def start_lambda(port, settings, tmp, log):
+def start_lambda(port, settings, tmp, log, release=False):
     """The Lambda under `cargo lambda watch` (the runtime emulator); its
     Function URL is http://127.0.0.1:PORT/lambda-url/modelgate-lambda."""
     env = {**os.environ, **settings}
     cmd = ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port)]
+    if release:
+        cmd.append("--release")
     return subprocess.Popen(cmd, cwd=ROOT / "lambda" / "modelgate-lambda", env=env, stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL)

@@ -62,9 +62,9 @@ impl KeyStore for DynamoStore {
             .await;
         match written {
             Ok(_) => row.into_key(),
-            Err(e) if cancelled_conditions(&e).is_some_and(|c| !c.is_empty()) => Err(
-                StoreError::Conflict(format!("key {} or its hash exists", new.key.id)),
-            ),
+            Err(e) if cancelled_conditions(&e).is_some_and(|c| !c.is_empty()) => {
+                Err(StoreError::Conflict("A record with that name".into()))
+            }
             Err(e) => Err(unavailable(e)),
         }
     }

@@ -91,8 +91,7 @@ impl ModelStore for DynamoStore {
             self.put(to_item(MODEL, &row.id, &row)?, absent)?,
             self.put(name_item(&row.name, &row.id), absent)?,
         ];
-        self.transact(items, &format!("model {} or its name exists", m.id))
-            .await?;
+        self.transact(items, &format!("Model '{}'", m.name)).await?;
         Ok(m)
     }
 
@@ -125,7 +124,7 @@ impl ModelStore for DynamoStore {
             items.push(self.delete(MODEL_NAME, &old.name)?);
             items.push(self.put(name_item(&row.name, id), "attribute_not_exists(pk)")?);
         }
-        let what = format!("model name {} exists, or the model changed", row.name);
+        let what = format!("Model '{}'", row.name);
         self.transact(items, &what).await?;
         Ok(Some(model))
     }

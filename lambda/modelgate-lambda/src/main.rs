@@ -37,6 +37,7 @@ fn setting(name: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let started = std::time::Instant::now();
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -69,12 +70,12 @@ async fn main() -> Result<(), Error> {
             };
             let store =
                 SqliteStore::open(&db, options).map_err(|e| format!("database {db}: {e}"))?;
-            serve(store, &redis, secrets).await
+            serve(store, &redis, secrets, started).await
         }
         ("dynamodb", Some(aws)) => {
             let table = setting("MG_DYNAMODB_TABLE")
                 .ok_or("MG_DYNAMODB_TABLE is required with MG_STORE=dynamodb")?;
-            serve(aws.dynamodb(table), &redis, secrets).await
+            serve(aws.dynamodb(table), &redis, secrets, started).await
         }
         (other, _) => Err(format!("MG_STORE must be sqlite or dynamodb, not {other:?}").into()),
     }
@@ -84,6 +85,7 @@ async fn serve<S: Store>(
     store: S,
     redis: &str,
     secrets: HashMap<String, String>,
+    started: std::time::Instant,
 ) -> Result<(), Error> {
     let lookup = |name: &str| secrets.get(name).cloned().or_else(|| setting(name));
     let config = Config::from_lookup(lookup).map_err(|e| format!("bad setting {e}"))?;
@@ -99,5 +101,8 @@ async fn serve<S: Store>(
             .unwrap_or_else(|| "admin".into())
             .into(),
     });
+    // The init part of a cold start (Lambda adds the process start).
+    let init_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(init_ms, "ready");
     lambda_http::run_with_streaming_response(app).await
 }
