@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod calendar;
 pub mod codec;
 pub mod config;
 pub mod domain;

@@ -265,9 +265,12 @@ fn cancelled_conditions<R>(
     }
 }
 
-/// A DynamoDB failure: the store is unavailable (the gateway answers 503).
-/// The SDK's error text names the operation and the service's code, never
-/// our keys or the endpoint.
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("dynamodb: {e}"))
+/// A DynamoDB failure: the store is unavailable (the gateway answers 503;
+/// the text is for the log only). With its sources, the SDK's error names
+/// the service's code and the cause, never our keys.
+fn unavailable(e: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(format!(
+        "dynamodb: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+    ))
 }

@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt, stream};
+use modelgate_core::calendar::{DAY_MS, day_name};
 use modelgate_core::domain::{UsageQuery, UsageRecord, UsageRow};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::UsageStore;
 
 use crate::{DynamoStore, Item, get_n, get_s, n, s};
-
-const DAY_MS: i64 = 86_400_000;
 
 /// Ranges wider than this many days are read with one filtered scan
 /// instead of a query per day.
@@ -20,18 +19,10 @@ const MAX_QUERIED_DAYS: i64 = 366;
 /// Days read at once.
 const PARALLEL_DAYS: usize = 8;
 
-/// `YYYY-MM-DD` (UTC) of a day number since the epoch (civil from days).
-fn day_name(day: i64) -> String {
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+const PREFIX: &str = "usage#";
+
+fn day_pk(ms: i64) -> String {
+    format!("{PREFIX}{}", day_name(ms))
 }
 
 fn sort_key(created_at: i64, request_id: &str) -> String {
@@ -40,19 +31,12 @@ fn sort_key(created_at: i64, request_id: &str) -> String {
 
 /// Where a usage record lives.
 pub(crate) fn record_pk_sk(u: &UsageRecord) -> (String, String) {
-    (
-        format!("usage#{}", day_name(u.created_at.div_euclid(DAY_MS))),
-        sort_key(u.created_at, &u.request_id),
-    )
+    (day_pk(u.created_at), sort_key(u.created_at, &u.request_id))
 }
 
 /// The item of a usage record.
 pub(crate) fn record_item(pk: &str, sk: &str, u: &UsageRecord) -> Result<Item, StoreError> {
-    let mut item = crate::to_item(pk, sk, u)?;
-    // Numbers the report sums, whatever serde made of the rest.
-    item.insert("created_at".into(), n(u.created_at));
-    item.insert("day".into(), s(day_name(u.created_at.div_euclid(DAY_MS))));
-    Ok(item)
+    crate::to_item(pk, sk, u)
 }
 
 impl DynamoStore {
@@ -71,10 +55,7 @@ impl DynamoStore {
         let days: Vec<Vec<Item>> = stream::iter(first..=last)
             .map(|day| {
                 let between = between.clone();
-                async move {
-                    self.query_all(&format!("usage#{}", day_name(day)), between)
-                        .await
-                }
+                async move { self.query_all(&day_pk(day * DAY_MS), between).await }
             })
             .buffered(PARALLEL_DAYS)
             .try_collect()
@@ -92,7 +73,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .consistent_read(true)
                 .filter_expression("begins_with(pk, :usage) AND created_at BETWEEN :from AND :to")
-                .expression_attribute_values(":usage", s("usage#"))
+                .expression_attribute_values(":usage", s(PREFIX))
                 .expression_attribute_values(":from", n(from))
                 .expression_attribute_values(":to", n(to))
                 .set_exclusive_start_key(start.take())
@@ -119,7 +100,7 @@ impl UsageStore for DynamoStore {
             {
                 continue;
             }
-            let day = get_s(&item, "day")?.to_owned();
+            let day = get_s(&item, "pk")?.trim_start_matches(PREFIX).to_owned();
             let row = sums
                 .entry((day.clone(), key_id.to_owned(), model.to_owned()))
                 .or_insert_with(|| UsageRow {
@@ -138,19 +119,5 @@ impl UsageStore for DynamoStore {
             row.errors += i64::from(failed);
         }
         Ok(sums.into_values().collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::day_name;
-
-    #[test]
-    fn day_names_are_utc_calendar_days() {
-        assert_eq!(day_name(0), "1970-01-01");
-        assert_eq!(day_name(1), "1970-01-02");
-        assert_eq!(day_name(11_016), "2000-02-29");
-        assert_eq!(day_name(20_781), "2026-11-24");
-        assert_eq!(day_name(-1), "1969-12-31");
     }
 }

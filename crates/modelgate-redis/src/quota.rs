@@ -120,28 +120,35 @@ impl<S: Store> RedisQuota<S> {
 }
 
 impl<S: Store> RedisQuota<S> {
-    /// `k` with the live counters (what the admin API shows); the store's
-    /// when Redis has none or cannot be reached.
-    async fn with_counters(&self, mut k: ApiKey) -> ApiKey {
+    /// `keys` with their live counters (what the admin API shows), read in
+    /// one pipelined round trip; the store's when Redis has none or cannot
+    /// be reached.
+    async fn with_counters(&self, mut keys: Vec<ApiKey>) -> Vec<ApiKey> {
         let read = async {
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("HMGET")
+                    .arg(counters(&k.id))
+                    .arg("used")
+                    .arg("reserved");
+            }
             let mut conn = self.redis.get().await?;
-            redis::cmd("HMGET")
-                .arg(counters(&k.id))
-                .arg("used")
-                .arg("reserved")
-                .query_async::<(Option<i64>, Option<i64>)>(&mut conn)
+            pipe.query_async::<Vec<(Option<i64>, Option<i64>)>>(&mut conn)
                 .await
                 .map_err(unavailable)
         };
         match read.await {
-            Ok((Some(used), Some(reserved))) => {
-                k.quota_used = used;
-                k.quota_reserved = reserved;
+            Ok(live) => {
+                for (k, counts) in keys.iter_mut().zip(live) {
+                    if let (Some(used), Some(reserved)) = counts {
+                        k.quota_used = used;
+                        k.quota_reserved = reserved;
+                    }
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(key_id = %k.id, error = %e, "quota counters not read"),
+            Err(e) => tracing::warn!(error = %e, "quota counters not read"),
         }
-        k
+        keys
     }
 }
 
@@ -161,17 +168,13 @@ impl<S: Store> KeyStore for RedisQuota<S> {
 
     async fn get_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
         match self.store.get_key(id).await? {
-            Some(k) => Ok(Some(self.with_counters(k).await)),
+            Some(k) => Ok(self.with_counters(vec![k]).await.pop()),
             None => Ok(None),
         }
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let mut keys = Vec::new();
-        for k in self.store.list_keys().await? {
-            keys.push(self.with_counters(k).await);
-        }
-        Ok(keys)
+        Ok(self.with_counters(self.store.list_keys().await?).await)
     }
 
     async fn update_key(

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Gateway, Peer, Response, json_response, percent_decode};
 use crate::auth;
+use crate::calendar::{DAY_MS, days_from_civil};
 use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey, UsageQuery};
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::ports::{KeyStore, Ports, UsageStore};
@@ -284,8 +285,6 @@ impl<P: Ports> Gateway<P> {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
-
 /// Milliseconds since the epoch, or a UTC date `YYYY-MM-DD` (its midnight).
 fn parse_time(v: &str, param: &str) -> Result<i64, GatewayError> {
     let bad = || {
@@ -306,17 +305,6 @@ fn parse_time(v: &str, param: &str) -> Result<i64, GatewayError> {
         }
         _ => Err(bad().into()),
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -1,0 +1,54 @@
+//! UTC calendar days, both ways (H. Hinnant's algorithms): the admin API
+//! parses dates, stores that group usage by day name them.
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD` of the UTC day holding `ms` (epoch milliseconds).
+pub fn day_name(ms: i64) -> String {
+    let z = ms.div_euclid(DAY_MS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_names_are_utc_calendar_days() {
+        assert_eq!(day_name(0), "1970-01-01");
+        assert_eq!(day_name(DAY_MS - 1), "1970-01-01");
+        assert_eq!(day_name(DAY_MS), "1970-01-02");
+        assert_eq!(day_name(11_016 * DAY_MS), "2000-02-29");
+        assert_eq!(day_name(20_781 * DAY_MS + 5), "2026-11-24");
+        assert_eq!(day_name(-1), "1969-12-31");
+    }
+
+    #[test]
+    fn both_ways_agree() {
+        for day in [-1_000, 0, 59, 60, 11_016, 20_781, 100_000] {
+            let name = day_name(day * DAY_MS);
+            let p: Vec<i64> = name.split('-').map(|x| x.parse().unwrap()).collect();
+            assert_eq!(days_from_civil(p[0], p[1], p[2]), day, "{name}");
+        }
+    }
+}
