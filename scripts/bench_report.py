@@ -1,0 +1,211 @@
+"""BENCHMARKS.md and its plot, from what scripts/bench.py measured."""
+
+import os
+import platform
+
+from bench_load import CONNECTIONS, GATEWAY_CPU, ITL_MS, RATES, REPEATS, SECS
+from harness import ROOT
+
+MOCK, GATEWAY, LITELLM = "mock upstream, direct", "ModelGate (native, SQLite)", "LiteLLM proxy"
+PLOT = "docs/bench-latency.svg"
+
+
+def cell(v, fmt="{:.2f}"):
+    return f"{fmt.format(v[0])} [{fmt.format(v[1])}-{fmt.format(v[2])}]"
+
+
+def plot(load):
+    import matplotlib
+    matplotlib.use("svg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    colors = {MOCK: "tab:gray", GATEWAY: "tab:blue", LITELLM: "tab:red"}
+    for name, color in colors.items():
+        if (name, RATES[0]) not in load:
+            continue
+        for q, style in (("p50", "-"), ("p99", "--")):
+            ax.plot(RATES, [load[(name, r)][q][0] for r in RATES], style, marker="o", color=color, label=f"{name} {q}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(RATES, [str(r) for r in RATES])
+    ax.set_xlabel("offered load (requests/s)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title("Non-streaming chat latency against request rate (median of repeats)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.metadata = None
+    fig.savefig(ROOT / PLOT, metadata={"Date": None})
+
+
+def load_section(load):
+    names = [n for n in (MOCK, GATEWAY, LITELLM) if (n, None) in load]
+    lines = [
+        "## Throughput and latency under load",
+        "",
+        f"oha ({CONNECTIONS} connections, {SECS} s per run, {REPEATS} repeats interleaved across the targets)"
+        " sends non-streaming chat (8 completion tokens) at fixed rates, with latency counted from when each request"
+        " was due (`--latency-correction`: no coordinated omission), then as fast as it can (saturation)."
+        " Cells: the median of the repeats [lowest-highest]."
+        + (f" The gateways run pinned to CPU {GATEWAY_CPU}; the mock and oha to the other CPU." if GATEWAY_CPU
+           else " Not pinned: this machine has one CPU."),
+        "",
+        "ModelGate runs with everything on: key auth (SHA-256 + SQLite lookup), RPM limit, quota reservation and"
+        " settlement, one usage record per request in SQLite (WAL). LiteLLM runs with only a master key (no"
+        " database: no virtual keys, budgets or spend records), its lightest configuration.",
+        "",
+        "| target | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        for rate in RATES + [None]:
+            r = load[(name, rate)]
+            lines.append(f"| {name} | {rate or 'saturation'} | {cell(r['rps'], '{:.0f}')} | {cell(r['p50'])} |"
+                         f" {cell(r['p90'])} | {cell(r['p99'])} | {cell(r['max'])} | {cell(r['errors'], '{:.0f}')} |")
+    lines += ["", f"![latency percentiles against request rate]({PLOT})", "",
+              "Added latency over the direct call (median p50 / p90 / p99 minus the mock's, ms):", "",
+              "| offered req/s | " + " | ".join(n for n in names if n != MOCK) + " |",
+              "|---|" + "---|" * (len(names) - 1)]
+    for rate in RATES:
+        base = load[(MOCK, rate)]
+        row = [" / ".join(f"{load[(n, rate)][q][0] - base[q][0]:+.2f}" for q in ("p50", "p90", "p99"))
+               for n in names if n != MOCK]
+        lines.append(f"| {rate} | " + " | ".join(row) + " |")
+    return lines, names
+
+
+def targets_section(load, stream, names):
+    """The issue's targets, each with the numbers that decide it."""
+    gw = lambda rate, q: load[(GATEWAY, rate)][q][0] - load[(MOCK, rate)][q][0]
+    sat = load[(GATEWAY, None)]
+    lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    row = lambda t, m, ok: lines.append(f"| {t} | {m} | {'yes' if ok else '**no**'} |")
+    row("p99 overhead <= 1 ms at 1,000 req/s", f"{gw(1000, 'p99'):+.2f} ms", gw(1000, "p99") <= 1)
+    ok5k = load[(GATEWAY, 5000)]
+    row(">= 5,000 req/s sustained, no errors", f"{ok5k['rps'][0]:.0f} req/s at 5,000 offered,"
+        f" {ok5k['errors'][0]:.0f} errors; saturation {sat['rps'][0]:.0f} req/s",
+        ok5k["rps"][0] >= 4900 and ok5k["errors"][2] == 0)
+    if LITELLM in names:
+        ll = load[(LITELLM, None)]["rps"][0]
+        ratio = sat["rps"][0] / ll if ll else float("inf")
+        row(">= 20x LiteLLM's sustained throughput", f"{sat['rps'][0]:.0f} / {ll:.0f} req/s = {ratio:.1f}x",
+            ratio >= 20)
+        ll_p50 = load[(LITELLM, 500)]["p50"][0] - load[(MOCK, 500)]["p50"][0]
+        row("<= 1/20 of LiteLLM's p50 overhead (at 500 req/s)", f"{gw(500, 'p50'):+.2f} ms vs {ll_p50:+.2f} ms",
+            gw(500, "p50") * 20 <= ll_p50)
+    for n, (direct, through) in stream.items():
+        added = through["ttfb_ms.p99"][0] - direct["ttfb_ms.p99"][0]
+        row(f"streaming, {n} streams: <= 1 ms added to TTFB p99", f"{added:+.2f} ms", added <= 1)
+        row(f"streaming, {n} streams: no chunk held back (every delay < {ITL_MS} ms)",
+            f"max delay {through['delay_ms.max'][2]:.2f} ms", through["delay_ms.max"][2] < ITL_MS)
+    top = max(stream)
+    row(f"RSS <= 100 MB at {top} streams", f"{stream[top][1]['rss'][2] / 2**20:.1f} MB",
+        stream[top][1]["rss"][2] <= 100 * 2**20)
+    return lines
+
+
+def stream_section(stream):
+    lines = [
+        "## Streaming",
+        "",
+        f"modelgate-streamload keeps N streams in flight (each: 20 ms to the first token, then a chunk every"
+        f" {ITL_MS} ms, 50 chunks), ramped over the first quarter of each run; streams started after the ramp are"
+        " measured. The mock stamps each chunk with its send time, so *delay* is how long a chunk took from the"
+        " mock's write to the client's read; *gap* is the time between chunks at the client. Peak RSS is the"
+        " gateway's resident memory sampled every 50 ms during the run.",
+        "",
+        "| streams | path | streams done | TTFB p50 / p99 ms | chunk delay p50 / p99 / max ms | gap p50 / p99 ms"
+        " | errors | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, (direct, through) in stream.items():
+        for label, r in (("direct", direct), ("ModelGate", through)):
+            rss = f"{r['rss'][0] / 2**20:.1f} [{r['rss'][1] / 2**20:.1f}-{r['rss'][2] / 2**20:.1f}]" \
+                if "rss" in r else "-"
+            lines.append(f"| {n} | {label} | {r['streams'][0]:.0f} | {r['ttfb_ms.p50'][0]:.2f} /"
+                         f" {cell(r['ttfb_ms.p99'])} | {r['delay_ms.p50'][0]:.2f} / {r['delay_ms.p99'][0]:.2f} /"
+                         f" {cell(r['delay_ms.max'])} | {r['gap_ms.p50'][0]:.2f} / {r['gap_ms.p99'][0]:.2f} |"
+                         f" {r['errors'][0]:.0f} | {rss} |")
+    return lines
+
+
+def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup):
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    load_lines, names = load_section(load)
+    plot(load)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `make bench` (scripts/bench.py) in one run on one machine, everything on loopback:",
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}.",
+        "Tools: oha 1.10.0 (load), modelgate-streamload (streams, in crates/modelgate-testkit), LiteLLM"
+        " `litellm[proxy]==1.106.2`, Criterion. Upstream: the Rust mock (`modelgate-mock`, TCP_NODELAY).",
+        "",
+        *targets_section(load, stream, names),
+        "",
+        *load_lines,
+        "",
+        *stream_section(stream),
+        "",
+        "## Per-request latency, one client",
+        "",
+        f"Non-streaming chat (8 completion tokens) from the Rust mock upstream; one keep-alive Python client,"
+        f" {sequential} sequential requests after {warmup} warm-up, 3 rounds: the median of the rounds,"
+        " with the lowest and highest round in brackets.",
+        "",
+        "| path | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(f"| {name} | " + " | ".join(cell(r[k]) for k in ("p50", "p90", "p99", "max")) + " |")
+    base = results[MOCK]
+    lines += ["", "Added by the gateway (median p50 / p99 minus the direct call's):"]
+    for name, r in results.items():
+        if name != MOCK:
+            lines.append(f"- {name}: +{r['p50'][0] - base['p50'][0]:.2f} ms p50,"
+                         f" +{r['p99'][0] - base['p99'][0]:.2f} ms p99")
+    lines += [
+        "",
+        "`wrangler dev --local` runs the Worker in workerd with D1 and KV emulated on local SQLite files:",
+        "it is not the edge, and its numbers are for comparing code, not for promising latency.",
+        "",
+        "`cargo lambda watch` emulates the Lambda runtime API on this machine (the function is the release"
+        " build, x86_64): not AWS, where the Function URL and the network add their own latency.",
+        "",
+        "## Lambda",
+        "",
+        f"- Per request, the function's own log (`latency_ms`, upstream included, whole milliseconds) has a"
+        f" median of **{cold['own_p50_ms']:.0f} ms**: the rest of the latency above is the emulator's."
+        if cold.get("own_p50_ms") is not None else "- The function logged no latencies.",
+        f"- Deployment zip (`make lambda-zip`: `cargo lambda build --release --arm64 --output-format zip`):"
+        f" **{zip_size / 1e6:.1f} MB**." if zip_size else "- Deployment zip: not built.",
+        f"- Cold start under `cargo lambda watch --release`, binary already built: first request"
+        f" {cold['first_ms']:.0f} ms wall (the emulator spawns the function on demand, then the request runs),"
+        f" of which the function's own init (process start to ready: settings, SQLite open and migrations,"
+        f" Redis client, TLS roots) is **{cold['init_ms']:.1f} ms**." if cold["init_ms"] is not None
+        else "- Cold start: the function logged no init time.",
+        "",
+        "## Hot paths in the core (Criterion)",
+        "",
+        "Mean time per iteration, with the 95% confidence interval; one core, no IO.",
+        "",
+        "| path | mean µs | interval µs |",
+        "|---|---|---|",
+        *[f"| {name} | {mean:.2f} | {lo:.2f}-{hi:.2f} |" for name, mean, lo, hi in micro],
+        "",
+        "## Worker bundle",
+        "",
+        f"`wrangler deploy --dry-run` (offline): **{raw}** raw, **{gz}** gzip (limit on the free plan: 3 MiB"
+        " gzip; target here: under 1 MB gzip).",
+        "",
+        "## Reproduce",
+        "",
+        "`make bench` (installs oha into the tools cache and LiteLLM + matplotlib into their own virtualenv on"
+        " first use, builds release binaries, runs everything above, rewrites this file and the plot)."
+        " `MG_BENCH_SECS` (default 10) and `MG_BENCH_REPEATS` (default 3) shorten or lengthen the load runs.",
+        "",
+    ]
+    text = "\n".join(lines)
+    (ROOT / "BENCHMARKS.md").write_text(text)
+    print(text)
