@@ -7,12 +7,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO := cargo
 VENV = $(shell scripts/bootstrap.sh)
 
-.PHONY: run test lint wasm unit e2e build test-browser
+.PHONY: run test lint wasm unit fuzz e2e build test-browser
 
 run:
 	scripts/run.sh
 
-test: lint wasm unit e2e test-worker test-lambda test-browser
+test: lint wasm unit fuzz e2e test-worker test-lambda test-browser
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -30,6 +30,24 @@ unit:
 
 build:
 	$(CARGO) build --workspace --bins --locked
+
+# Fuzz the request parser and the SSE / NDJSON relays for a bounded time each:
+# cargo-fuzz (pinned, in the tools cache) with libFuzzer and AddressSanitizer
+# on the pinned stable toolchain (RUSTC_BOOTSTRAP allows its -Z flags). The
+# committed corpus (fuzz/corpus) seeds a scratch one, so runs never dirty the
+# tree; a crash leaves its input in fuzz/artifacts and fails the build.
+FUZZ_SECS ?= 20
+FUZZ_TARGETS := request sse ndjson
+
+fuzz:
+	test -x $(TOOLS)/bin/cargo-fuzz || cargo install cargo-fuzz --locked --version =0.13.1 --root $(TOOLS)
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		scratch=$$(mktemp -d); \
+		RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz $(TOOLS)/bin/cargo-fuzz run --release $$t \
+			$$scratch corpus/$$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=1024 -max_len=65536 -timeout=10 \
+			> $$scratch.log 2>&1; rc=$$?; \
+		echo "fuzz $$t: $$(grep -E '^Done' $$scratch.log)"; \
+		if [ $$rc -ne 0 ]; then tail -40 $$scratch.log; exit 1; fi; rm -rf $$scratch $$scratch.log; done
 
 # The OpenAI-SDK suite against the native server, the Rust mock upstream and
 # the real llama.cpp model (set MG_BASE_URL etc. to run it against another

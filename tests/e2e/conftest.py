@@ -22,6 +22,7 @@ import sys
 import tempfile
 import uuid
 
+import httpx
 import openai
 import pytest
 
@@ -33,6 +34,31 @@ from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, s
 UPSTREAM_SECRET = os.environ.get("MG_E2E_UPSTREAM_KEY", "sk-e2e-upstream-secret")
 
 
+class Tee(httpx.BaseTransport):
+    """Keeps a copy of every response (headers and body, streamed or not) an
+    OpenAI client receives, for the final no-leak check."""
+
+    def __init__(self, sink):
+        self.inner = httpx.HTTPTransport()
+        self.sink = sink
+
+    def handle_request(self, request):
+        resp = self.inner.handle_request(request)
+        self.sink.append(str(resp.headers).encode())
+        sink, body = self.sink, resp.stream
+
+        class Copy(httpx.SyncByteStream):
+            def __iter__(self):
+                for chunk in body:
+                    sink.append(chunk)
+                    yield chunk
+
+            def close(self):
+                body.close()
+
+        return httpx.Response(resp.status_code, headers=resp.headers, stream=Copy(), extensions=resp.extensions)
+
+
 class Env:
     def __init__(self, base_url, admin_key, mock_url, llama_url, log_path=None):
         self.base_url = base_url
@@ -41,12 +67,17 @@ class Env:
         self.llama_url = llama_url
         self.log_path = log_path
         self.created_keys = []
+        self.client_seen = []  # every response an SDK client received
+        self.admin_seen = []  # every admin answer but the one showing a new key
         self.worker_state = None  # the local D1/KV folder when the suite runs wrangler dev
         self.lambda_settings = None  # the Lambda's settings, to start more instances of it
 
     def admin(self, method, path, json=None):
-        return http(method, self.base_url + "/admin/api" + path, json,
-                    headers={"authorization": f"Bearer {self.admin_key}"})
+        r = http(method, self.base_url + "/admin/api" + path, json,
+                 headers={"authorization": f"Bearer {self.admin_key}"})
+        if not (method == "POST" and path == "/keys"):
+            self.admin_seen.append(r.text)
+        return r
 
     def make_key(self, **fields):
         fields.setdefault("name", "e2e-" + uuid.uuid4().hex[:8])
@@ -64,7 +95,8 @@ class Env:
         return name
 
     def client(self, key):
-        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=key, max_retries=0, timeout=120)
+        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=key, max_retries=0, timeout=120,
+                             http_client=httpx.Client(transport=Tee(self.client_seen), timeout=120))
 
 
 @pytest.fixture(scope="session")

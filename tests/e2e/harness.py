@@ -84,6 +84,12 @@ def start_worker(port, settings, tmp, log):
     return subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
 
+def d1_execute(persist, sql):
+    """Run SQL on the local D1 of a running `wrangler dev` (behind its back)."""
+    cmd = f"{os.environ['MG_WRANGLER']} d1 execute DB --local --persist-to {persist} --command \"{sql}\""
+    subprocess.run(cmd, shell=True, cwd=ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+
 def start_service(cmd, port):
     """A throwaway service process, once it listens on its loopback port."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

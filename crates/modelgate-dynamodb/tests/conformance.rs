@@ -80,3 +80,33 @@ async fn a_settlement_for_a_missing_key_still_records_usage() {
         (1, 1, 2)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_dynamodb_is_unavailable_then_the_same_store_recovers() {
+    use modelgate_core::error::StoreError;
+    let (s, moto) = fresh().await;
+    let port = moto.port();
+    drop(moto);
+    let t = std::time::Instant::now();
+    let down = s.find_key_by_hash("abc").await;
+    assert!(matches!(down, Err(StoreError::Unavailable(_))), "{down:?}");
+    let settled = s.settle(&settlement("r1", "key_x", 0, 1, 1, 0)).await;
+    assert!(
+        matches!(settled, Err(StoreError::Unavailable(_))),
+        "{settled:?}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "fails within the SDK's timeouts"
+    );
+    // The dependency comes back (empty: moto keeps nothing): the same
+    // client, without a restart, serves again.
+    let _moto = Service::moto_on(port);
+    s.ensure_table().await.unwrap();
+    s.insert_key(NewKey {
+        key: key("key_b", Some(100)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.reserve_quota("key_b", 1, 10).await.unwrap(), Some(10));
+}

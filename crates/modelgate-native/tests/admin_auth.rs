@@ -268,3 +268,59 @@ async fn usage_report_groups_and_filters() {
         400
     );
 }
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_when_trusted() {
+    use modelgate_sqlite::SqliteStore;
+    for trusted in [false, true] {
+        let h = Harness::build(|_| {}, SqliteStore::in_memory().unwrap(), trusted).await;
+        h.model("m", "vllm", "mock").await;
+        let (key, _) = h
+            .key(json!({"name": "ip", "allowed_ips": ["10.0.0.0/8"]}))
+            .await;
+        let body = hello("m").to_string().into_bytes();
+        let auth = format!("Bearer {key}");
+        let spoofed = [
+            ("authorization", auth.as_str()),
+            ("x-forwarded-for", "10.1.2.3, 127.0.0.1"),
+        ];
+        let a = h.raw("POST", "/v1/chat/completions", &spoofed, body).await;
+        let want = if trusted { 200 } else { 403 };
+        assert_eq!(a.status, want, "trusted={trusted}: {}", a.text());
+    }
+}
+
+#[tokio::test]
+async fn one_key_never_spends_or_sees_another_keys_quota() {
+    let h = Harness::new().await;
+    h.model("m", "vllm", "mock?tokens=4").await;
+    let (a_key, a_id) = h.key(json!({"name": "a", "quota": 20})).await;
+    let (b_key, b_id) = h.key(json!({"name": "b", "quota": 1000})).await;
+    let body =
+        || json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4});
+    while h.chat(&a_key, body()).await.status == 200 {}
+    assert_eq!(h.chat(&a_key, body()).await.status, 429);
+    assert_eq!(
+        h.chat(&b_key, body()).await.status,
+        200,
+        "b is untouched by a's exhaustion"
+    );
+    let (a, b) = (h.stored_key(&a_id).await, h.stored_key(&b_id).await);
+    assert!(a.quota_used <= 20, "{a:?}");
+    assert_eq!(
+        b.quota_used, 5,
+        "b pays only for its own request (1 prompt + 4)"
+    );
+    // A key is no admin: it cannot read anyone's usage or keys.
+    for path in [
+        "/admin/api/usage",
+        "/admin/api/keys",
+        &format!("/admin/api/keys/{b_id}"),
+    ] {
+        assert_eq!(
+            h.request("GET", path, Some(&a_key), None).await.status,
+            403,
+            "{path}"
+        );
+    }
+}

@@ -43,7 +43,7 @@ async fn refused_connection_is_a_502_without_the_url() {
 #[tokio::test]
 async fn retries_and_fallbacks_happen_before_the_first_byte() {
     let h = Harness::new().await;
-    let (key, _) = h.key(json!({"name": "f"})).await;
+    let (key, _) = h.key(json!({"name": "f", "quota": null})).await;
     // Two 503s, then success: the default two retries absorb them.
     h.model("flaky", "vllm", "mock?fail_first=2").await;
     assert_eq!(h.chat(&key, hello("flaky")).await.status, 200);
@@ -62,7 +62,7 @@ async fn retries_and_fallbacks_happen_before_the_first_byte() {
 #[tokio::test]
 async fn upstream_errors_pass_through_or_are_wrapped() {
     let h = Harness::with(|c| c.resilience.retries = 0).await;
-    let (key, _) = h.key(json!({"name": "f"})).await;
+    let (key, _) = h.key(json!({"name": "f", "quota": null})).await;
     h.model("e400", "vllm", "mock?status=400").await;
     h.model("e429", "vllm", "mock?status=429").await;
     h.model("html", "vllm", "mock?fault=html").await;
@@ -207,4 +207,91 @@ async fn client_disconnect_mid_stream_settles_once_and_frees_the_reservation() {
         h.mock.stats().completion_tokens < 50,
         "the upstream request was cancelled"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_closing_the_connection_at_once_is_a_502() {
+    let h = Harness::new().await;
+    let (key, _) = h.key(json!({"name": "r"})).await;
+    // Accepts, then closes without a byte: a reset as the client sees it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let closer = tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            drop(sock);
+        }
+    });
+    h.model_at("closer", "vllm", &url, "m", json!({})).await;
+    let a = h.chat(&key, hello("closer")).await;
+    assert_eq!(a.status, 502, "{}", a.text());
+    assert!(
+        !a.text().contains(&url[7..]),
+        "no upstream address: {}",
+        a.text()
+    );
+    closer.abort();
+    h.model("fine", "vllm", "mock").await;
+    assert_eq!(
+        h.chat(&key, hello("fine")).await.status,
+        200,
+        "keeps serving"
+    );
+}
+
+/// SQLite locked by another process (the CLI, a second Lambda on EFS):
+/// a reservation that cannot get the lock is a 503 before any upstream
+/// call; a settlement waiting on it retries and lands; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_is_a_503_then_recovers_and_loses_no_record() {
+    use modelgate_sqlite::{Options, SqliteStore};
+    let dir = std::env::temp_dir().join(format!("mg-busy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("db.sqlite");
+    let opts = Options {
+        busy_timeout: Duration::from_millis(100),
+        ..Options::default()
+    };
+    let h = Harness::build(|_| {}, SqliteStore::open(&path, opts).unwrap(), false).await;
+    h.model("m", "vllm", "mock?tokens=3").await;
+    let (quota_key, quota_id) = h.key(json!({"name": "q", "quota": 1000})).await;
+    let (free_key, _) = h.key(json!({"name": "f", "quota": null})).await;
+
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let a = h.chat(&quota_key, hello("m")).await;
+    assert_eq!(a.status, 503, "{}", a.text());
+    assert_eq!(a.json()["error"]["code"], "service_unavailable");
+    assert_eq!(
+        h.mock.stats().requests,
+        0,
+        "no upstream call without a reservation"
+    );
+
+    // A key without a quota reserves nothing: its request runs, and its
+    // settlement waits out the lock (released after 300 ms) by retrying.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.execute_batch("COMMIT").unwrap();
+    });
+    let a = h.chat(&free_key, hello("m")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    release.await.unwrap();
+
+    assert_eq!(
+        h.chat(&quota_key, hello("m")).await.status,
+        200,
+        "recovered"
+    );
+    let u = h.usage().await;
+    // The refused request spent nothing and has no record; the other two
+    // have one each.
+    assert_eq!(
+        u["totals"]["requests"], 2,
+        "every served request recorded once: {u}"
+    );
+    assert_eq!(u["totals"]["completion_tokens"], 6);
+    let k = h.stored_key(&quota_id).await;
+    assert_eq!((k.quota_reserved, k.quota_used), (0, 3 + 3));
+    drop(h);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -44,7 +44,11 @@ impl Service {
     /// Makefile puts the pinned virtualenv there), speaking DynamoDB and
     /// Secrets Manager.
     pub fn moto() -> Self {
-        let port = free_port();
+        Self::moto_on(free_port())
+    }
+
+    /// moto's server on `port` (to bring one back where a client expects it).
+    pub fn moto_on(port: u16) -> Self {
         let p = port.to_string();
         let args = ["-H", "127.0.0.1", "-p", &p];
         Self::spawn(

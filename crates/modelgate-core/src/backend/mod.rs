@@ -359,9 +359,15 @@ pub(crate) fn write_error_event(out: &mut Vec<u8>, code: &str, message: &str) {
 
 /// Write one SSE data event.
 pub(crate) fn write_event(out: &mut Vec<u8>, data: &str) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"\n\n");
+    // An upstream event may carry its JSON over several `data:` lines (the
+    // decoder joins them with `\n`): each line needs its own field name, or
+    // the client would read only the first (found by the `sse` fuzz target).
+    for line in data.split('\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
 }
 
 /// Map a non-2xx upstream answer to an error the client may see.

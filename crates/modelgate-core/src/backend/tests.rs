@@ -484,3 +484,15 @@ fn ollama_refuses_what_it_cannot_do() {
     assert!(BackendKind::Ollama.supports(&req).is_err());
     assert!(BackendKind::Vllm.supports(&req).is_ok());
 }
+
+#[test]
+fn sse_relay_keeps_multi_line_data_whole_for_the_client() {
+    let c = chat_call(true, false);
+    let input = b"data: {\"choices\":[\ndata: {\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\ndata: [DONE]\n\n";
+    let (out, relay) = relay_with_cuts(BackendKind::Vllm.relay(&c, 0), input, &[]);
+    let ev = events(&out);
+    assert_eq!(ev.len(), 2, "{}", String::from_utf8_lossy(&out));
+    let chunk: Value = serde_json::from_str(&ev[0]).unwrap();
+    assert_eq!(chunk["choices"][0]["delta"]["content"], "a");
+    assert_eq!(relay.state().outcome, Some(StreamOutcome::Complete));
+}

@@ -195,7 +195,13 @@ impl<P: Ports> Gateway<P> {
                 self.get_model(&req, peer, &id).await
             }
             (["admin", "api", rest @ ..], _) => self.admin(req, peer, rest).await,
-            (["health"] | ["v1", ..], _) => Err(RequestError::MethodNotAllowed.into()),
+            (
+                ["health"]
+                | ["v1", "chat", "completions"]
+                | ["v1", "completions"]
+                | ["v1", "models", ..],
+                _,
+            ) => Err(RequestError::MethodNotAllowed.into()),
             _ => Err(RequestError::NotFound(format!("Route {}", req.uri().path())).into()),
         }
     }

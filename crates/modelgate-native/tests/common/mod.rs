@@ -61,6 +61,15 @@ impl Harness {
     }
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::build(tweak, SqliteStore::in_memory().unwrap(), false).await
+    }
+
+    /// A gateway on `store`, trusting `X-Forwarded-For` or not.
+    pub async fn build(
+        tweak: impl FnOnce(&mut Config),
+        store: SqliteStore,
+        trust_forwarded_for: bool,
+    ) -> Self {
         let mock = MockUpstream::start().await.unwrap();
         let mut config = Config {
             admin_key_hash: Some(modelgate_core::auth::hash_key(ADMIN)),
@@ -68,14 +77,11 @@ impl Harness {
         };
         config.resilience.backoff_ms = 1;
         tweak(&mut config);
-        let ports = NativePorts::new(
-            ReqwestHttp::new().unwrap(),
-            SqliteStore::in_memory().unwrap(),
-        );
+        let ports = NativePorts::new(ReqwestHttp::new().unwrap(), store);
         let gateway = Gateway::new(ports, config);
         let app = router(AppState {
             gateway: gateway.clone(),
-            trust_forwarded_for: false,
+            trust_forwarded_for,
             admin_dir: "../../admin".into(),
         });
         Self { mock, gateway, app }
@@ -88,14 +94,28 @@ impl Harness {
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
+        self.raw(method, path, &headers, body).await
+    }
+
+    /// Any bytes as the body, with the given headers (and a JSON content type).
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
         let mut b = http::Request::builder().method(method).uri(path);
-        if let Some(t) = bearer {
-            b = b.header("authorization", format!("Bearer {t}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
         }
-        let body = body.map_or_else(Body::empty, |v| Body::from(v.to_string()));
         let mut req = b
             .header("content-type", "application/json")
-            .body(body)
+            .body(Body::from(body))
             .unwrap();
         req.extensions_mut()
             .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
