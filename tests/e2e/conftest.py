@@ -22,7 +22,7 @@ import sys
 import tempfile
 import uuid
 
-import httpx
+import httpx2 as httpx  # the HTTP client openai 3.x is built on
 import openai
 import pytest
 
