@@ -166,13 +166,15 @@ def main():
 
         targets = {MOCK: (mock_url + "/v1/chat/completions", direct_hdrs, BODY % b"mock?tokens=8"),
                    GATEWAY: (base + "/v1/chat/completions", hdrs, BODY % name.encode())}
+        load_results = load(targets)
         with open(f"{tmp}/litellm.log", "w") as log:
             litellm, ll_base, ll_key = start_litellm(os.environ["MG_BENCH_VENV"], mock_url, tmp, log)
         procs.append(litellm)
-        targets[LITELLM] = (ll_base + "/v1/chat/completions",
-                            {"content-type": "application/json", "authorization": f"Bearer {ll_key}"}, BODY % b"bench")
-        load_results = load(targets)
+        ll_hdrs = {"content-type": "application/json", "authorization": f"Bearer {ll_key}"}
+        results[LITELLM] = median_of_rounds(lambda: measure(ll_base, "/v1/chat/completions", BODY % b"bench", ll_hdrs))
+        load_results.update(load({LITELLM: (ll_base + "/v1/chat/completions", ll_hdrs, BODY % b"bench")}))
         litellm.terminate()
+        litellm.wait(timeout=30)
 
         upstream = f"mock?tokens=50&ttft_ms=20&itl_ms={ITL_MS}&stamp=1"
         stream_name, _ = setup(base, admin_key, mock_url, upstream)

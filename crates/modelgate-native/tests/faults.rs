@@ -73,6 +73,25 @@ async fn upstream_errors_pass_through_or_are_wrapped() {
         (400, json!("mock_400"))
     );
     assert_eq!(h.chat(&key, hello("e429")).await.status, 429);
+    for status in [500, 502, 503] {
+        h.model(
+            &format!("e{status}"),
+            "vllm",
+            &format!("mock?status={status}"),
+        )
+        .await;
+        let a = h.chat(&key, hello(&format!("e{status}"))).await;
+        assert_eq!(a.status, status, "{}", a.text());
+        assert_eq!(
+            a.json()["error"]["code"],
+            format!("mock_{status}"),
+            "the upstream's own error body"
+        );
+        assert!(
+            !a.text().contains(&h.mock.url()[7..]),
+            "no upstream address"
+        );
+    }
     let a = h.chat(&key, hello("html")).await;
     assert_eq!(
         (a.status, a.json()["error"]["code"].clone()),
