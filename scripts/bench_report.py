@@ -28,12 +28,14 @@ PROFILE = [
     " client ~20%, the writer thread ~20%, key and model lookups ~8%, the core's own work (parse, hash, GCRA,"
     " relay) under 5%. 5,000 req/s with every request persisted needs either a second core for the gateway or"
     " fewer syscalls (HTTP/2 or pipelining to the upstream); neither is in this change.",
-    "- **Tail latency**: the gateway's p99 under fixed load is 10-20 ms above the mock's. Turning off SQLite's"
-    " automatic WAL checkpoint did not change it (tried). With the gateway pinned to one core, its tokio worker"
-    " and the SQLite writer thread preempt each other; unpinned, streams meet the TTFB and chunk-delay targets"
-    " at 100 streams (measured once: TTFB p99 25.1 ms vs 27.7 ms direct, max chunk delay 4.5 ms), which is why"
-    " the default run shares both cores. Not yet explained: the non-streaming p99 at 1,000 req/s; the next"
-    " step is `perf sched` / off-CPU profiling of the writer thread's wake-ups.",
+    "- **Tail latency**: the gateway's p99 under fixed load is 10-20 ms above the mock's, and streams see"
+    " occasional chunks delayed by 20-50 ms. Turning off SQLite's automatic WAL checkpoint did not change it"
+    " (tried). Pinned alone to one core (MG_BENCH_PIN=1), the gateway's tokio worker and the SQLite writer"
+    " thread preempt each other and the tail is worse; sharing both cores, one short run met the streaming"
+    " targets at 100 streams (TTFB p99 25.1 ms vs 27.7 ms direct, max chunk delay 4.5 ms) but the full run"
+    " above did not: the tail is noisy and not explained yet. The next step is `perf sched` / off-CPU"
+    " profiling of the stalls (the writer thread's wake-ups, the reader connection's mutex on the tokio"
+    " worker).",
     "- **1,000 streams** at a chunk every 20 ms are 50,000 chunks/s in and out: the direct run already shows"
     " the mock and the client saturating their core (gaps of 29 ms instead of 20); through the gateway every"
     " chunk is also read, checked and written again, and the machine runs out of CPU.",
