@@ -119,36 +119,38 @@ fn run(conn: WriterConn, jobs: Receiver<Job>) {
 }
 
 /// Run every job in one transaction; the per-job results once committed.
-/// A job that fails takes the batch down with it, and then each job runs
-/// again in a transaction of its own, so one bad job fails alone (rare:
-/// the statements cannot fail on valid input, only on a broken database).
+/// Not getting the write lock (busy past the timeout) or failing to commit
+/// fails the whole batch at once. A job whose own statement fails rolls the
+/// batch back, and then each job runs again in a transaction of its own, so
+/// the failure stays with that job (rare: the statements cannot fail on
+/// valid input, only on a broken database).
 fn commit(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Done>, StoreError> {
-    let mut together = || {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(store_err)?;
-        let results = batch
-            .iter()
-            .map(|job| apply(&tx, &job.work).map(Ok))
-            .collect::<Result<Vec<_>, _>>()?;
+    let tx = begin(conn)?;
+    let results: Vec<Done> = batch.iter().map(|job| apply(&tx, &job.work)).collect();
+    if results.iter().all(Result::is_ok) {
         tx.commit().map_err(store_err)?;
-        Ok(results)
-    };
-    match together() {
-        Ok(results) => Ok(results),
-        Err(_) if batch.len() > 1 => Ok(batch
-            .iter()
-            .map(|job| {
-                let tx = conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(store_err)?;
-                let done = apply(&tx, &job.work)?;
-                tx.commit().map_err(store_err)?;
-                Ok(done)
-            })
-            .collect()),
-        Err(e) => Err(e),
+        return Ok(results);
     }
+    drop(tx); // rolls back: a failed settlement may have half-run
+    if batch.len() == 1 {
+        return Ok(results);
+    }
+    Ok(batch
+        .iter()
+        .map(|job| {
+            let tx = begin(conn)?;
+            let done = apply(&tx, &job.work)?;
+            tx.commit().map_err(store_err)?;
+            Ok(done)
+        })
+        .collect())
+}
+
+/// A write transaction, taking the write lock now (or waiting the busy
+/// timeout for it).
+fn begin(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_err)
 }
 
 /// One job's statements inside the caller's transaction.
