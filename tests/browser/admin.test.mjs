@@ -134,6 +134,11 @@ test("an admin manages keys, models and usage in the panel", async () => {
   const apiKey = (await page.locator("#new-key").textContent()).trim();
   assert.match(apiKey, /^mg-[0-9a-f]{48}$/);
   await dialog.getByRole("button", { name: "Done" }).click();
+  // The dialog's `close` event (which clears the key) is dispatched as a task
+  // after the click: wait for it, bounded, rather than race it.
+  await page
+    .waitForFunction(() => document.getElementById("new-key").textContent === "", null, { timeout: 5000 })
+    .catch(() => {});
   assert.equal(await page.locator("#new-key").textContent(), "", "the key is gone from the page");
   await kf.getByLabel("Name").fill("<img src=x onerror=alert(1)>");
   await kf.getByRole("button", { name: "Create key" }).click();
