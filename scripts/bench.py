@@ -27,7 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from harness import (ROOT, free_port, http as call, start, start_lambda, start_redis, start_worker,  # noqa: E402
                      wait_health)
-from bench_load import GATEWAY_CPU, ITL_MS, LOAD_CPU, load, pinned, start_litellm, streams  # noqa: E402
+from bench_load import GATEWAY_CPU, ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm, streams  # noqa: E402
 from bench_report import GATEWAY, LITELLM, MOCK, report  # noqa: E402
 
 WARMUP = 100
@@ -61,12 +61,7 @@ def measure(base, path, body, headers):
 
 
 def median_of_rounds(fn):
-    rounds = [fn() for _ in range(ROUNDS)]
-    out = {}
-    for k in rounds[0]:
-        vals = [r[k] for r in rounds]
-        out[k] = (statistics.median(vals), min(vals), max(vals))
-    return out
+    return spread([fn() for _ in range(ROUNDS)])
 
 
 def setup(base, admin_key, mock_url, upstream="mock?tokens=8"):

@@ -67,7 +67,6 @@ def plot(load):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.metadata = None
     fig.savefig(ROOT / PLOT, metadata={"Date": None})
 
 

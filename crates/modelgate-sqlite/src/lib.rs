@@ -109,7 +109,7 @@ impl SqliteStore {
         };
         let reads = open()?;
         migrate(&reads)?;
-        Self::with(reads, |_| Ok(WriterConn::Own(open()?)))
+        Self::with(Arc::new(Mutex::new(reads)), WriterConn::Own(open()?))
     }
 
     /// A private in-memory database (tests).
@@ -117,16 +117,16 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(store_err)?;
         configure(&conn, Options::default())?;
         migrate(&conn)?;
-        Self::with(conn, |shared| Ok(WriterConn::Shared(Arc::clone(shared))))
+        let conn = Arc::new(Mutex::new(conn));
+        let writer = WriterConn::Shared(Arc::clone(&conn));
+        Self::with(conn, writer)
     }
 
-    fn with(
-        conn: Connection,
-        writer: impl FnOnce(&Arc<Mutex<Connection>>) -> Result<WriterConn, StoreError>,
-    ) -> Result<Self, StoreError> {
-        let conn = Arc::new(Mutex::new(conn));
-        let writer = Writer::start(writer(&conn)?)?;
-        Ok(Self { conn, writer })
+    fn with(conn: Arc<Mutex<Connection>>, writer: WriterConn) -> Result<Self, StoreError> {
+        Ok(Self {
+            conn,
+            writer: Writer::start(writer)?,
+        })
     }
 }
 
