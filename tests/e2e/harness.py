@@ -110,8 +110,9 @@ def start_redis(port):
 
 
 def start_moto(port):
-    """moto's server (DynamoDB, Secrets Manager) on a loopback port."""
-    return start_service([str(pathlib.Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1",
+    """moto's server (DynamoDB, Secrets Manager) on a loopback port, one
+    request at a time (tests/support/moto_serial.py)."""
+    return start_service([sys.executable, str(ROOT / "tests" / "support" / "moto_serial.py"), "-H", "127.0.0.1",
                           "-p", str(port)], port)
 
 

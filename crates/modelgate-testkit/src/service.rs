@@ -40,9 +40,9 @@ impl Service {
         )
     }
 
-    /// moto's server (`$MOTO_SERVER`, else `moto_server` on PATH: the
-    /// Makefile puts the pinned virtualenv there), speaking DynamoDB and
-    /// Secrets Manager.
+    /// moto's server speaking DynamoDB and Secrets Manager, one request at
+    /// a time (`tests/support/moto_serial.py`, run by `$MOTO_PYTHON`, else
+    /// `python3` on PATH: the Makefile puts the pinned virtualenv there).
     pub fn moto() -> Self {
         Self::moto_on(free_port())
     }
@@ -50,10 +50,14 @@ impl Service {
     /// moto's server on `port` (to bring one back where a client expects it).
     pub fn moto_on(port: u16) -> Self {
         let p = port.to_string();
-        let args = ["-H", "127.0.0.1", "-p", &p];
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/support/moto_serial.py"
+        );
+        let args = [script, "-H", "127.0.0.1", "-p", &p];
         Self::spawn(
-            "MOTO_SERVER",
-            "moto_server",
+            "MOTO_PYTHON",
+            "python3",
             &args,
             port,
             "pip install 'moto[dynamodb,server]'",
