@@ -69,6 +69,37 @@ async fn static_answers_carry_a_request_id_too() {
     );
 }
 
+/// Request ids sort by time (usage records append to the request-id
+/// index) and stay unique: 12 hex digits of milliseconds, 24 random.
+#[tokio::test]
+async fn request_ids_sort_by_time_and_are_unique() {
+    let h = Harness::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.extend((0..200).map(|_| h.gateway.new_request_id()));
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    for id in &ids {
+        let hex = id.strip_prefix("req_").unwrap();
+        assert_eq!(hex.len(), 36, "{id}");
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let stamp = u128::from_str_radix(&ids[0][4..16], 16).unwrap();
+    assert!(
+        now - stamp < 60_000,
+        "the prefix is the time: {stamp} vs {now}"
+    );
+    let stamps: Vec<&str> = ids.iter().map(|id| &id[..16]).collect();
+    assert!(stamps.is_sorted(), "ids sort by time");
+    assert!(stamps.first() < stamps.last());
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len());
+}
+
 #[tokio::test]
 async fn completions_endpoint_works() {
     let h = Harness::new().await;
