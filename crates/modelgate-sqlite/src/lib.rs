@@ -5,9 +5,11 @@
 //! - `lib.rs`: opening, pragmas, migrations. **All IO of this crate is
 //!   SQLite file IO**: reads and admin writes synchronously under one
 //!   connection mutex (statements take microseconds).
-//! - `writer.rs`: the hot-path writes (quota reservations, settlements) on a
-//!   writer thread with its own connection, group-committed: many requests,
-//!   one transaction, each answered once committed.
+//! - `writer.rs`: the hot-path writes (quota reservations, settlements) on
+//!   their own connection: committed by the caller when nobody else writes,
+//!   else group-committed by a writer thread (many requests, one
+//!   transaction), each answered once committed.
+//! - `checkpoint.rs`: WAL checkpoints beside the writes, not inside them.
 //! - `keys.rs`: keys, atomic quota reservation, settlement.
 //! - `models.rs`: models and usage reports.
 //!
@@ -15,6 +17,7 @@
 //! file, or the CLI beside the server): each change is one statement or one
 //! `BEGIN IMMEDIATE` transaction, never a read followed by a write.
 
+mod checkpoint;
 mod keys;
 mod models;
 mod writer;
@@ -27,7 +30,7 @@ use modelgate_core::error::StoreError;
 use modelgate_core::sql::SqlValue;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
-use writer::{Writer, WriterConn};
+use writer::Writer;
 
 /// The migrations, in order (the files of the top-level `migrations/`).
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -109,7 +112,15 @@ impl SqliteStore {
         };
         let reads = open()?;
         migrate(&reads)?;
-        Self::with(Arc::new(Mutex::new(reads)), WriterConn::Own(open()?))
+        let checkpoints = match opts.journal {
+            Journal::Wal => Some(open()?),
+            Journal::Delete => None,
+        };
+        let writes = Arc::new(Mutex::new(open()?));
+        Self::with(
+            reads,
+            Writer::start(writes, checkpoints, opts.busy_timeout)?,
+        )
     }
 
     /// A private in-memory database (tests).
@@ -117,15 +128,17 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(store_err)?;
         configure(&conn, Options::default())?;
         migrate(&conn)?;
+        // Nothing else can open a private in-memory database: the writer
+        // shares the store's connection.
         let conn = Arc::new(Mutex::new(conn));
-        let writer = WriterConn::Shared(Arc::clone(&conn));
-        Self::with(conn, writer)
+        let writer = Writer::start(Arc::clone(&conn), None, Duration::ZERO)?;
+        Ok(Self { conn, writer })
     }
 
-    fn with(conn: Arc<Mutex<Connection>>, writer: WriterConn) -> Result<Self, StoreError> {
+    fn with(reads: Connection, writer: Writer) -> Result<Self, StoreError> {
         Ok(Self {
-            conn,
-            writer: Writer::start(writer)?,
+            conn: Arc::new(Mutex::new(reads)),
+            writer,
         })
     }
 }

@@ -8,17 +8,21 @@
 //! `BEGIN IMMEDIATE` transaction, commits once, and only then answers each
 //! caller. Nothing is answered before it is committed, so a reservation or a
 //! settlement is exactly as durable as before; a batch that fails to commit
-//! fails every job in it (and changes nothing).
+//! fails every job in it (and changes nothing). On a WAL file, a caller that
+//! finds nobody writing commits its own job at once instead (see
+//! [`Writer::submit`]).
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use modelgate_core::error::StoreError;
 use modelgate_core::sql::{self, SqlValue};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use tokio::sync::oneshot;
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::{bind, store_err};
 
 /// Jobs taken into one transaction at most.
@@ -30,46 +34,84 @@ pub(crate) enum Work {
     Reserve(String, i64, i64),
     /// [`sql::CHARGE`] then [`sql::RECORD`], together or not at all.
     Settle(Vec<SqlValue>, Vec<SqlValue>),
+    /// Copy the WAL's last frames back, between two batches (see
+    /// `checkpoint.rs`).
+    Checkpoint,
 }
 
 /// What a job produced: the reserved amount for a reservation.
 pub(crate) type Done = Result<Option<i64>, StoreError>;
 
-struct Job {
-    work: Work,
-    reply: oneshot::Sender<Done>,
-}
-
-/// The connection the writer uses: its own for a file, or the store's one
-/// connection for a private in-memory database (which nothing else can open).
-pub(crate) enum WriterConn {
-    Own(Connection),
-    Shared(Arc<Mutex<Connection>>),
+pub(crate) struct Job {
+    pub(crate) work: Work,
+    pub(crate) reply: oneshot::Sender<Done>,
 }
 
 /// The handle to the writer thread; dropping it drains the queue, then
 /// stops the thread.
 #[derive(Debug)]
 pub(crate) struct Writer {
+    /// Stopped first: it holds a sender of the queue.
+    checkpointer: Option<Checkpointer>,
     queue: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// The writer's connection (for a private in-memory database, the
+    /// store's only one).
+    conn: Arc<Mutex<Connection>>,
+    /// Whether a caller that finds the connection free commits its own job
+    /// at once (see [`Writer::submit`]), with the busy timeout to restore.
+    inline: Option<Duration>,
 }
 
 impl Writer {
-    pub(crate) fn start(conn: WriterConn) -> Result<Self, StoreError> {
+    /// Start the writer on `conn`. With `checkpoints` (a connection of its
+    /// own to a WAL file on a local disk), also the checkpoint thread, and
+    /// callers may commit inline.
+    pub(crate) fn start(
+        conn: Arc<Mutex<Connection>>,
+        checkpoints: Option<Connection>,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let (queue, jobs) = mpsc::channel();
+        let checkpointer = match checkpoints {
+            Some(c) => {
+                lock(&conn)?
+                    .pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(store_err)?;
+                Some(Checkpointer::start(c, queue.clone())?)
+            }
+            None => None,
+        };
+        let inline = checkpointer.as_ref().map(|_| busy_timeout);
+        let shared = Arc::clone(&conn);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, jobs))
+            .spawn(move || run(&shared, jobs))
             .map_err(|e| StoreError::Unavailable(format!("writer thread: {e}")))?;
         Ok(Self {
+            checkpointer,
             queue: Some(queue),
             thread: Some(thread),
+            conn,
+            inline,
         })
     }
 
-    /// Queue `work` and wait until it is committed.
+    /// Commit `work`; answers once it is committed.
+    ///
+    /// When the connection is free, the caller commits its own job at once
+    /// on its own thread: a WAL commit is a few page writes (tens of
+    /// microseconds, no `fsync`), less than handing the job to the writer
+    /// thread and back costs in wake-ups, which under CPU contention were
+    /// most of the gateway's tail. Otherwise (the writer is busy, or another
+    /// process holds the database's write lock) the job queues for the
+    /// writer thread, which batches and waits out locks: a caller's thread
+    /// never waits for a lock.
     pub(crate) async fn submit(&self, work: Work) -> Done {
+        let work = match self.try_inline(work) {
+            Ok(done) => return done,
+            Err(work) => work,
+        };
         let (reply, answer) = oneshot::channel();
         let stopped = || StoreError::Unavailable("database writer stopped".into());
         self.queue
@@ -79,10 +121,38 @@ impl Writer {
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+
+    /// Commit `work` here if nobody else is writing; `work` back otherwise.
+    fn try_inline(&self, work: Work) -> Result<Done, Work> {
+        let Some(busy_timeout) = self.inline else {
+            return Err(work);
+        };
+        let Ok(mut conn) = self.conn.try_lock() else {
+            return Err(work);
+        };
+        // Fail at once rather than wait for another process's lock.
+        if conn.busy_timeout(Duration::ZERO).is_err() {
+            return Err(work);
+        }
+        let done = begin(&mut conn).ok().and_then(|tx| {
+            let done = apply(&tx, &work);
+            // A failed job rolls back (on drop) and fails alone, as in a
+            // batch; a failed commit rolls back and goes to the writer.
+            match done {
+                Ok(_) => tx.commit().ok().map(|()| done),
+                Err(_) => Some(done),
+            }
+        });
+        if let Err(e) = conn.busy_timeout(busy_timeout) {
+            tracing::warn!(error = %e, "restoring the busy timeout failed");
+        }
+        done.ok_or(work)
+    }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        drop(self.checkpointer.take());
         drop(self.queue.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -90,19 +160,27 @@ impl Drop for Writer {
     }
 }
 
-fn run(conn: WriterConn, jobs: Receiver<Job>) {
-    let mut conn = conn;
+fn lock(conn: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    conn.lock()
+        .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))
+}
+
+fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
-        let results = match &mut conn {
-            WriterConn::Own(c) => commit(c, &batch),
-            WriterConn::Shared(shared) => match shared.lock() {
-                Ok(mut c) => commit(&mut c, &batch),
-                Err(_) => Err(StoreError::Unavailable("connection lock poisoned".into())),
-            },
-        };
+        let checkpoint = batch.iter().any(|j| matches!(j.work, Work::Checkpoint));
+        batch.retain(|j| !matches!(j.work, Work::Checkpoint));
+        let results = lock(conn).and_then(|mut c| {
+            if checkpoint && let Err(e) = checkpoint::passive(&c) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+            if batch.is_empty() {
+                return Ok(Vec::new());
+            }
+            commit(&mut c, &batch)
+        });
         match results {
             Ok(results) => {
                 for (job, done) in batch.drain(..).zip(results) {
@@ -171,5 +249,84 @@ fn apply(tx: &rusqlite::Transaction<'_>, work: &Work) -> Done {
             }
             Ok(None)
         }
+        Work::Checkpoint => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use modelgate_core::domain::NewKey;
+    use modelgate_core::ports::KeyStore;
+    use modelgate_testkit::conformance::key;
+
+    use super::Work;
+    use crate::{Journal, Options, SqliteStore};
+
+    async fn store(name: &str, journal: Journal) -> (SqliteStore, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("mg-inline-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("db.sqlite");
+        let opts = Options {
+            journal,
+            ..Options::default()
+        };
+        let s = SqliteStore::open(&path, opts).unwrap();
+        s.insert_key(NewKey {
+            key: key("key_i", Some(100)),
+        })
+        .await
+        .unwrap();
+        (s, dir)
+    }
+
+    fn reserve(n: i64) -> Work {
+        Work::Reserve("key_i".into(), n, n)
+    }
+
+    #[tokio::test]
+    async fn a_free_wal_writer_commits_on_the_callers_thread() {
+        let (s, dir) = store("free", Journal::Wal).await;
+        let done = s.writer.try_inline(reserve(10));
+        assert!(matches!(done, Ok(Ok(Some(10)))), "committed inline");
+        let k = s.get_key("key_i").await.unwrap().unwrap();
+        assert_eq!(k.quota_reserved, 10, "and it is in the database");
+        // A rollback journal (EFS) always goes through the writer thread.
+        let (d, dir2) = store("delete", Journal::Delete).await;
+        assert!(d.writer.try_inline(reserve(10)).is_err());
+        drop((s, d));
+        for dir in [dir, dir2] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_never_waits_for_another_process_lock() {
+        let (s, dir) = store("locked", Journal::Wal).await;
+        let other = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let t = Instant::now();
+        let back = s.writer.try_inline(reserve(10));
+        assert!(back.is_err(), "handed back for the writer thread");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "without waiting out the 5 s busy timeout: {:?}",
+            t.elapsed()
+        );
+        // The writer thread waits for the lock; the job lands once it is free.
+        let s = std::sync::Arc::new(s);
+        let queued = tokio::spawn({
+            let s = s.clone();
+            async move { s.writer.submit(reserve(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!queued.is_finished(), "waits while the lock is held");
+        other.execute_batch("COMMIT").unwrap();
+        assert_eq!(queued.await.unwrap().unwrap(), Some(10));
+        let k = s.get_key("key_i").await.unwrap().unwrap();
+        assert_eq!(k.quota_reserved, 10);
+        drop(s);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,17 +1,28 @@
 //! The group-commit writer: a job that fails inside a batch fails alone,
-//! and leaves nothing half-done.
+//! and leaves nothing half-done. On a rollback journal every job goes through
+//! the writer thread's batches; on WAL, callers also commit inline.
 
 use modelgate_core::domain::NewKey;
 use modelgate_core::ports::KeyStore;
-use modelgate_sqlite::{Options, SqliteStore};
+use modelgate_sqlite::{Journal, Options, SqliteStore};
 use modelgate_testkit::conformance::{key, settlement};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_job_fails_alone_and_half_of_it_is_rolled_back() {
-    let dir = std::env::temp_dir().join(format!("mg-writer-{}", std::process::id()));
+    for journal in [Journal::Delete, Journal::Wal] {
+        fails_alone(journal).await;
+    }
+}
+
+async fn fails_alone(journal: Journal) {
+    let dir = std::env::temp_dir().join(format!("mg-writer-{journal:?}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("db.sqlite");
-    let store = std::sync::Arc::new(SqliteStore::open(&path, Options::default()).unwrap());
+    let opts = Options {
+        journal,
+        ..Options::default()
+    };
+    let store = std::sync::Arc::new(SqliteStore::open(&path, opts).unwrap());
     store
         .insert_key(NewKey {
             key: key("key_w", None),
@@ -58,6 +69,50 @@ async fn a_failing_job_fails_alone_and_half_of_it_is_rolled_back() {
         k.quota_used,
         39 * 3,
         "the bad job's charge was rolled back, every other one landed"
+    );
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The writer's connection never checkpoints by itself; the checkpoint
+/// thread and the writer together keep the WAL from growing under writes
+/// that never pause (else every settlement here would stay in it: well
+/// over 100 MB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_nonstop_writes() {
+    let dir = std::env::temp_dir().join(format!("mg-wal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("db.sqlite");
+    let store = std::sync::Arc::new(SqliteStore::open(&path, Options::default()).unwrap());
+    store
+        .insert_key(NewKey {
+            key: key("key_w", None),
+        })
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..4000 {
+                    let id = format!("r{t}-{i:05}");
+                    store
+                        .settle(&settlement(&id, "key_w", 0, 1, 2, 0))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let k = store.get_key("key_w").await.unwrap().unwrap();
+    assert_eq!(k.quota_used, 16_000 * 3, "every settlement landed");
+    let wal = std::fs::metadata(dir.join("db.sqlite-wal")).unwrap().len();
+    assert!(
+        wal < 32 << 20,
+        "the WAL was reused from its start: {wal} bytes"
     );
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
