@@ -36,6 +36,19 @@ def pinned(cpu, cmd):
     return ["taskset", "-c", cpu, *cmd] if cpu else list(cmd)
 
 
+def cpu_times():
+    """(stolen, total) jiffies over all CPUs so far: stolen is the time the
+    hypervisor ran other guests while this one wanted the CPU."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def stolen_since(start):
+    """Percent of the CPU time since `start` (a cpu_times()) that was stolen."""
+    (s0, t0), (s1, t1) = start, cpu_times()
+    return 100 * (s1 - s0) / max(t1 - t0, 1)
+
+
 def oha(url, headers, body, rate=None, secs=SECS):
     """One oha run; latencies in ms, with coordinated omission corrected
     for fixed rates (a request's latency counts from when it was due)."""
@@ -45,14 +58,16 @@ def oha(url, headers, body, rate=None, secs=SECS):
         cmd += ["-H", f"{k}: {v}"]
     if rate:
         cmd += ["-q", str(rate), "--latency-correction"]
+    start = cpu_times()
     out = subprocess.run(pinned(LOAD_CPU, cmd + [url]), capture_output=True, text=True, check=True).stdout
+    stolen = stolen_since(start)
     r = json.loads(out)
     pct = r["latencyPercentiles"]
     ok = r["statusCodeDistribution"].get("200", 0)
     total = sum(r["statusCodeDistribution"].values()) + sum(r["errorDistribution"].values())
     ms = lambda v: (v or 0) * 1000
     return {"rps": ok / r["summary"]["total"], "p50": ms(pct["p50"]), "p90": ms(pct["p90"]), "p99": ms(pct["p99"]),
-            "max": ms(r["summary"]["slowest"]), "errors": total - ok}
+            "max": ms(r["summary"]["slowest"]), "errors": total - ok, "stolen": stolen}
 
 
 def spread(runs):
@@ -129,8 +144,9 @@ def streams(bins, direct_url, gateway_url, model, gateway_model, key, gateway_pi
                "--secs", str(secs)]
         if k:
             cmd += ["--key", k]
+        start = cpu_times()
         r = json.loads(subprocess.run(pinned(LOAD_CPU, cmd), capture_output=True, text=True, check=True).stdout)
-        flat = {"streams": r["streams"], "errors": r["errors"]}
+        flat = {"streams": r["streams"], "errors": r["errors"], "stolen": stolen_since(start)}
         for metric in ("ttfb_ms", "delay_ms", "gap_ms"):
             for q in ("p50", "p99", "max"):
                 flat[f"{metric}.{q}"] = (r[metric] or {}).get(q, float("nan"))

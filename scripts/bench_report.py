@@ -42,6 +42,14 @@ PROFILE = [
 ]
 
 
+STOLEN_NOTE = (
+    "**CPU stolen %**: the share of the machine's CPU time the hypervisor gave to other guests during the run"
+    " (`steal` in /proc/stat). This machine is a virtual one on a shared host: when another guest is busy, up"
+    " to a third of the CPU goes missing and every process here waits, so the tail latencies of runs with more"
+    " than a few percent stolen measure the host, not the code. Compare runs with little stolen."
+)
+
+
 def cell(v, fmt="{:.2f}"):
     return f"{fmt.format(v[0])} [{fmt.format(v[1])}-{fmt.format(v[2])}]"
 
@@ -88,14 +96,17 @@ def load_section(load):
         " settlement, one usage record per request in SQLite (WAL). LiteLLM runs with only a master key (no"
         " database: no virtual keys, budgets or spend records), its lightest configuration.",
         "",
-        "| target | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        STOLEN_NOTE,
+        "",
+        "| target | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU stolen % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         for rate in RATES + [None]:
             r = load[(name, rate)]
             lines.append(f"| {name} | {rate or 'saturation'} | {cell(r['rps'], '{:.0f}')} | {cell(r['p50'])} |"
-                         f" {cell(r['p90'])} | {cell(r['p99'])} | {cell(r['max'])} | {cell(r['errors'], '{:.0f}')} |")
+                         f" {cell(r['p90'])} | {cell(r['p99'])} | {cell(r['max'])} | {cell(r['errors'], '{:.0f}')} |"
+                         f" {cell(r['stolen'], '{:.0f}')} |")
     lines += ["", f"![latency percentiles against request rate]({PLOT})", "",
               "Added latency over the direct call (median p50 / p90 / p99 minus the mock's, ms):", "",
               "| offered req/s | " + " | ".join(n for n in names if n != MOCK) + " |",
@@ -151,8 +162,8 @@ def stream_section(stream):
         " gateway's resident memory sampled every 50 ms during the run.",
         "",
         "| streams | path | streams done | TTFB p50 / p99 ms | chunk delay p50 / p99 / max ms | gap p50 / p99 ms"
-        " | errors | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
+        " | errors | peak RSS MB | CPU stolen % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n, (direct, through) in stream.items():
         for label, r in (("direct", direct), ("ModelGate", through)):
@@ -161,7 +172,7 @@ def stream_section(stream):
             lines.append(f"| {n} | {label} | {r['streams'][0]:.0f} | {r['ttfb_ms.p50'][0]:.2f} /"
                          f" {cell(r['ttfb_ms.p99'])} | {r['delay_ms.p50'][0]:.2f} / {r['delay_ms.p99'][0]:.2f} /"
                          f" {cell(r['delay_ms.max'])} | {r['gap_ms.p50'][0]:.2f} / {r['gap_ms.p99'][0]:.2f} |"
-                         f" {r['errors'][0]:.0f} | {rss} |")
+                         f" {r['errors'][0]:.0f} | {rss} | {cell(r['stolen'], '{:.0f}')} |")
     return lines
 
 
