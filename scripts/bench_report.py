@@ -16,29 +16,56 @@ PLOT = "docs/bench-latency.svg"
 PROFILE = [
     "## Where the time goes",
     "",
-    "`perf record -g` on the gateway at saturation, pinned to one core (2026-11-24):",
+    "Two profiles of the gateway (2026-11-24); what each showed, what was fixed, what remains.",
     "",
-    "- **Before**: SQLite was 41% of the gateway's CPU, most of it the two write transactions per request"
-    " (quota reservation 8%, settlement 25%: WAL frames, locks and the commit). Throughput 2,600 req/s.",
-    "- **Fixed**: a writer thread now group-commits the reservations and settlements of all waiting requests in"
-    " one transaction and answers each caller only after the commit (as durable as before). Throughput 2,600 ->"
-    " ~4,000 req/s on the same core.",
-    "- **Remains**: the kernel's loopback TCP is ~40% of the gateway's core (on loopback the sender's core also"
-    " runs the receiver's softirq: the gateway pays for the mock's and oha's packets), hyper server + reqwest"
-    " client ~20%, the writer thread ~20%, key and model lookups ~8%, the core's own work (parse, hash, GCRA,"
-    " relay) under 5%. 5,000 req/s with every request persisted needs either a second core for the gateway or"
-    " fewer syscalls (HTTP/2 or pipelining to the upstream); neither is in this change.",
-    "- **Tail latency**: the gateway's p99 under fixed load is 10-20 ms above the mock's, and streams see"
-    " occasional chunks delayed by 20-50 ms. Turning off SQLite's automatic WAL checkpoint did not change it"
-    " (tried). Pinned alone to one core (MG_BENCH_PIN=1), the gateway's tokio worker and the SQLite writer"
-    " thread preempt each other and the tail is worse; sharing both cores, one short run met the streaming"
-    " targets at 100 streams (TTFB p99 25.1 ms vs 27.7 ms direct, max chunk delay 4.5 ms) but the full run"
-    " above did not: the tail is noisy and not explained yet. The next step is `perf sched` / off-CPU"
-    " profiling of the stalls (the writer thread's wake-ups, the reader connection's mutex on the tokio"
-    " worker).",
-    "- **1,000 streams** at a chunk every 20 ms are 50,000 chunks/s in and out: the direct run already shows"
-    " the mock and the client saturating their core (gaps of 29 ms instead of 20); through the gateway every"
-    " chunk is also read, checked and written again, and the machine runs out of CPU.",
+    "**1. `perf record -g` at saturation, pinned to one core.**",
+    "- SQLite was 41% of the gateway's CPU, most of it the two write transactions per request (quota"
+    " reservation 8%, settlement 25%: WAL frames, locks, the commit). Fixed: a writer thread group-commits the"
+    " reservations and settlements of all waiting requests in one transaction and answers each caller only"
+    " after the commit (as durable as before). Throughput on that core: 2,600 -> ~4,000 req/s.",
+    "- What remains at saturation: the kernel's loopback TCP ~40% of the gateway's core (on loopback the"
+    " sender's core also runs the receiver's softirq: the gateway pays for the mock's and oha's packets),"
+    " hyper server + reqwest client ~20%, SQLite writes ~20%, key and model lookups ~8%, the core's own work"
+    " (parse, hash, GCRA, relay) under 5%.",
+    "",
+    "**2. The tail at 1,000 req/s: `perf sched`, `perf trace -s`, and timers around each phase of a request"
+    " (temporary instrumentation).** The gateway used ~540 µs of CPU per request (half of it in the kernel)."
+    " Per phase, p50 / p99 in µs, with little CPU stolen: key lookup 30 / 150, quota reservation 104 / 700,"
+    " upstream call 1,390 / 2,500, settlement 140 / 800, whole request 1,700 / 3,700; the writer's commits"
+    " themselves took 54 / 350. Found and fixed:",
+    "- *The mock's floor was 1.2 ms too high*: it slept for a zero delay before every buffered answer, which"
+    " tokio rounds up to its next 1 ms timer tick. Direct p50 at 1,000 req/s: 1.4 -> 0.2 ms. (The upstream"
+    " phase above includes it.)",
+    "- *Checkpoint stalls*: every ~0.5 s a commit ran SQLite's automatic WAL checkpoint (copy ~1,000 pages"
+    " back, two `fsync`s) while every request queued behind it: 5-20 ms stalls, enough to be the p99. Now a"
+    " checkpoint thread copies the bulk beside the writes (`PASSIVE`, every 100 ms) and the writer only copies"
+    " the last few frames between batches, so the WAL still starts over: the writer's longest commit went from"
+    " 5-20 ms to 1.3-1.6 ms.",
+    "- *Thread hops*: each write waited for the writer thread to wake and then for the answer to wake the"
+    " request's task; under CPU contention those wake-ups, not the commits, made the p99 of reservation and"
+    " settlement (2.5-4 ms). Now a request that finds nobody writing commits its own write at once (a WAL"
+    " commit is a few page writes, no `fsync`; it never waits for another process's lock, then the writer"
+    " thread takes the job as before). Reservation p50 104 -> 55 µs, settlement 140 -> 75 µs.",
+    "- *Random index pages*: random request ids put every usage record on a random page of the request-id"
+    " index. Ids now start with the time, so records append, and checkpoints copy a third as many pages.",
+    "",
+    "**What remains, and why.**",
+    "- **p99 overhead <= 1 ms at 1,000 req/s**: three processes (oha, mock, gateway) with 7+ busy threads share"
+    " two virtual CPUs, and a request through the gateway crosses two sockets, a SQLite commit or two, and"
+    " five or more thread wake-ups; each wake-up waits for a CPU when the others hold both. The best runs"
+    " (little CPU stolen) give +0.5 ms p50 and +2-3 ms p99 over the direct call; runs with CPU stolen by the"
+    " host give far more (see the CPU stolen column). Getting to 1 ms at p99 needs the gateway on cores of"
+    " its own, which this machine does not have.",
+    "- **5,000 req/s with every request persisted**: the gateway alone uses ~500 µs of CPU per request, half"
+    " in the kernel (loopback TCP both ways, `futex`, `fcntl` locks of SQLite); two cores shared with the"
+    " mock and oha top out below that. Further steps, not done: HTTP/2 or connection pipelining to the"
+    " upstream (fewer syscalls per request), a short in-process cache of keys and models (the lookups take"
+    " the reader connection's lock and SQLite's file locks each time), and mimalloc (glibc's allocator"
+    " trims the writer's heap with `madvise` about once per request, and each one interrupts the other"
+    " threads' CPUs to flush their TLBs).",
+    "- **Streams**: at 1,000 streams with a chunk every 20 ms (50,000 chunks/s in and out) the direct run"
+    " already saturates the mock and the client (gaps of 29 ms instead of 20); through the gateway every chunk"
+    " is also read, checked and written again, and the machine runs out of CPU.",
 ]
 
 
