@@ -64,7 +64,7 @@ PROFILE = [
     " trims the writer's heap with `madvise` about once per request, and each one interrupts the other"
     " threads' CPUs to flush their TLBs).",
     "- **Streams**: at 1,000 streams with a chunk every 20 ms (50,000 chunks/s in and out) the direct run"
-    " already saturates the mock and the client (gaps of 29 ms instead of 20); through the gateway every chunk"
+    " already strains the mock and the client (chunk gaps p99 29-35 ms instead of 20); through the gateway every chunk"
     " is also read, checked and written again, and the machine runs out of CPU.",
 ]
 
