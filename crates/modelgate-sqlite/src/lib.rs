@@ -117,10 +117,10 @@ impl SqliteStore {
             Journal::Delete => None,
         };
         let writes = Arc::new(Mutex::new(open()?));
-        Self::with(
-            reads,
-            Writer::start(writes, checkpoints, opts.busy_timeout)?,
-        )
+        Ok(Self {
+            conn: Arc::new(Mutex::new(reads)),
+            writer: Writer::start(writes, checkpoints, opts.busy_timeout)?,
+        })
     }
 
     /// A private in-memory database (tests).
@@ -133,13 +133,6 @@ impl SqliteStore {
         let conn = Arc::new(Mutex::new(conn));
         let writer = Writer::start(Arc::clone(&conn), None, Duration::ZERO)?;
         Ok(Self { conn, writer })
-    }
-
-    fn with(reads: Connection, writer: Writer) -> Result<Self, StoreError> {
-        Ok(Self {
-            conn: Arc::new(Mutex::new(reads)),
-            writer,
-        })
     }
 }
 

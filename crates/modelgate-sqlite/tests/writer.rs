@@ -2,6 +2,9 @@
 //! and leaves nothing half-done. On a rollback journal every job goes through
 //! the writer thread's batches; on WAL, callers also commit inline.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use modelgate_core::domain::NewKey;
 use modelgate_core::ports::KeyStore;
 use modelgate_sqlite::{Journal, Options, SqliteStore};
@@ -14,21 +17,27 @@ async fn a_failing_job_fails_alone_and_half_of_it_is_rolled_back() {
     }
 }
 
-async fn fails_alone(journal: Journal) {
-    let dir = std::env::temp_dir().join(format!("mg-writer-{journal:?}-{}", std::process::id()));
+/// A fresh store file in its own folder, with the unlimited key `key_w`.
+async fn store(name: &str, journal: Journal) -> (Arc<SqliteStore>, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mg-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("db.sqlite");
     let opts = Options {
         journal,
         ..Options::default()
     };
-    let store = std::sync::Arc::new(SqliteStore::open(&path, opts).unwrap());
+    let store = Arc::new(SqliteStore::open(dir.join("db.sqlite"), opts).unwrap());
     store
         .insert_key(NewKey {
             key: key("key_w", None),
         })
         .await
         .unwrap();
+    (store, dir)
+}
+
+async fn fails_alone(journal: Journal) {
+    let (store, dir) = store(&format!("writer-{journal:?}"), journal).await;
+    let path = dir.join("db.sqlite");
     // Settlement is CHARGE then RECORD: make RECORD fail for one request id,
     // after its CHARGE ran, from a second connection (as a broken database
     // would).
@@ -80,16 +89,7 @@ async fn fails_alone(journal: Journal) {
 /// over 100 MB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_over_under_nonstop_writes() {
-    let dir = std::env::temp_dir().join(format!("mg-wal-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("db.sqlite");
-    let store = std::sync::Arc::new(SqliteStore::open(&path, Options::default()).unwrap());
-    store
-        .insert_key(NewKey {
-            key: key("key_w", None),
-        })
-        .await
-        .unwrap();
+    let (store, dir) = store("wal", Journal::Wal).await;
     let tasks: Vec<_> = (0..4)
         .map(|t| {
             let store = store.clone();
