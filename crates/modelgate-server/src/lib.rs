@@ -34,6 +34,7 @@ pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> 
     };
     let opts = modelgate_sqlite::Options {
         journal: settings.journal,
+        wal_max_bytes: settings.wal_max_bytes,
         ..Default::default()
     };
     let store = SqliteStore::open(&settings.db_path, opts)

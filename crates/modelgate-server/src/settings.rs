@@ -17,6 +17,8 @@ pub struct Settings {
     pub db_path: PathBuf,
     /// `MG_SQLITE_JOURNAL`: `wal` (default) or `delete` (network disks).
     pub journal: modelgate_sqlite::Journal,
+    /// `MG_SQLITE_WAL_MAX_MB`: the WAL's hard bound (default 64).
+    pub wal_max_bytes: u64,
     /// `MG_MODELS_FILE`: a TOML file of models applied at start.
     pub models_file: Option<PathBuf>,
     /// `MG_TRUST_FORWARDED_FOR`: take the client IP from X-Forwarded-For.
@@ -53,6 +55,19 @@ impl Settings {
             Some("delete") => modelgate_sqlite::Journal::Delete,
             Some(_) => return Err(bad("MG_SQLITE_JOURNAL", "must be 'wal' or 'delete'")),
         };
+        let wal_max_mb = match val("MG_SQLITE_WAL_MAX_MB") {
+            None => 64,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=1 << 20).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "MG_SQLITE_WAL_MAX_MB",
+                        "must be a whole number of MiB, 1 or more",
+                    )
+                })?,
+        };
         let flag = |k: &str| -> Result<bool, ConfigError> {
             match val(k).as_deref() {
                 None | Some("0" | "false" | "no") => Ok(false),
@@ -66,6 +81,7 @@ impl Settings {
                 .unwrap_or_else(|| "./data/modelgate.db".into())
                 .into(),
             journal,
+            wal_max_bytes: wal_max_mb << 20,
             models_file: val("MG_MODELS_FILE").map(PathBuf::from),
             trust_forwarded_for: flag("MG_TRUST_FORWARDED_FOR")?,
             admin_dir: val("MG_ADMIN_DIR")

@@ -39,6 +39,21 @@ pub(crate) fn passive(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>>
     })
 }
 
+/// Copy the whole WAL back and truncate it, waiting (the busy timeout) for
+/// readers of older snapshots: the writer's hard bound on the WAL, for when
+/// the checkpoint thread cannot keep up. Called between two commits.
+pub(crate) fn truncate(conn: &Connection) {
+    let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match done {
+        Ok(0) => {}
+        // Tried again before the next commit.
+        Ok(_) => tracing::warn!("WAL over its bound: a reader held it past the busy timeout"),
+        Err(e) => tracing::warn!(error = %e, "WAL truncation failed"),
+    }
+}
+
 /// The handle to the checkpoint thread; dropping it stops the thread.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {

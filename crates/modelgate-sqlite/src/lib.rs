@@ -30,7 +30,7 @@ use modelgate_core::error::StoreError;
 use modelgate_core::sql::SqlValue;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
-use writer::Writer;
+use writer::{WalFile, Writer};
 
 /// The migrations, in order (the files of the top-level `migrations/`).
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -61,6 +61,9 @@ pub struct Options {
     pub journal: Journal,
     /// How long a statement waits for another process's lock.
     pub busy_timeout: Duration,
+    /// The WAL's hard bound: past it the writer empties the WAL itself
+    /// before its next commit, however far the checkpoint thread is behind.
+    pub wal_max_bytes: u64,
 }
 
 impl Default for Options {
@@ -68,6 +71,7 @@ impl Default for Options {
         Self {
             journal: Journal::Wal,
             busy_timeout: Duration::from_secs(5),
+            wal_max_bytes: 64 << 20,
         }
     }
 }
@@ -112,14 +116,18 @@ impl SqliteStore {
         };
         let reads = open()?;
         migrate(&reads)?;
-        let checkpoints = match opts.journal {
-            Journal::Wal => Some(open()?),
+        let wal = match opts.journal {
+            Journal::Wal => Some(WalFile {
+                checkpoints: open()?,
+                path: wal_path(path),
+                max_bytes: opts.wal_max_bytes,
+            }),
             Journal::Delete => None,
         };
         let writes = Arc::new(Mutex::new(open()?));
         Ok(Self {
             conn: Arc::new(Mutex::new(reads)),
-            writer: Writer::start(writes, checkpoints, opts.busy_timeout)?,
+            writer: Writer::start(writes, wal, opts.busy_timeout)?,
         })
     }
 
@@ -134,6 +142,13 @@ impl SqliteStore {
         let writer = Writer::start(Arc::clone(&conn), None, Duration::ZERO)?;
         Ok(Self { conn, writer })
     }
+}
+
+/// Where SQLite keeps the WAL of the database at `db`.
+fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
 }
 
 /// Pragmas every connection gets.

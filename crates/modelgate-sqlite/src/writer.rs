@@ -12,6 +12,7 @@
 //! finds nobody writing commits its own job at once instead (see
 //! [`Writer::submit`]).
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -47,6 +48,26 @@ pub(crate) struct Job {
     pub(crate) reply: oneshot::Sender<Done>,
 }
 
+/// A WAL file on a local disk, for the writer to keep bounded.
+#[derive(Debug)]
+pub(crate) struct WalFile {
+    /// A connection of the checkpoint thread's own.
+    pub(crate) checkpoints: Connection,
+    /// The `-wal` file.
+    pub(crate) path: PathBuf,
+    /// The hard bound.
+    pub(crate) max_bytes: u64,
+}
+
+impl WalFile {
+    /// Whether the WAL has grown past its bound since it was last emptied.
+    /// The file only grows when the log is that long (SQLite reuses it from
+    /// its start otherwise), and emptying it truncates it.
+    fn over(path: &Path, max_bytes: u64) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.len() > max_bytes)
+    }
+}
+
 /// The handle to the writer thread; dropping it drains the queue, then
 /// stops the thread.
 #[derive(Debug)]
@@ -61,32 +82,35 @@ pub(crate) struct Writer {
     /// Whether a caller that finds the connection free commits its own job
     /// at once (see [`Writer::submit`]), with the busy timeout to restore.
     inline: Option<Duration>,
+    /// The WAL file and its bound, when there is one.
+    wal: Option<(PathBuf, u64)>,
 }
 
 impl Writer {
-    /// Start the writer on `conn`. With `checkpoints` (a connection of its
-    /// own to a WAL file on a local disk), also the checkpoint thread, and
-    /// callers may commit inline.
+    /// Start the writer on `conn`. With a `wal` file on a local disk, also
+    /// the checkpoint thread, and callers may commit inline.
     pub(crate) fn start(
         conn: Arc<Mutex<Connection>>,
-        checkpoints: Option<Connection>,
+        wal: Option<WalFile>,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let (queue, jobs) = mpsc::channel();
-        let checkpointer = match checkpoints {
-            Some(c) => {
+        let (checkpointer, wal) = match wal {
+            Some(w) => {
                 lock(&conn)?
                     .pragma_update(None, "wal_autocheckpoint", 0)
                     .map_err(store_err)?;
-                Some(Checkpointer::start(c, queue.clone())?)
+                let c = Checkpointer::start(w.checkpoints, queue.clone())?;
+                (Some(c), Some((w.path, w.max_bytes)))
             }
-            None => None,
+            None => (None, None),
         };
         let inline = checkpointer.as_ref().map(|_| busy_timeout);
         let shared = Arc::clone(&conn);
+        let bound = wal.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&shared, jobs))
+            .spawn(move || run(&shared, jobs, bound.as_ref()))
             .map_err(|e| StoreError::Unavailable(format!("writer thread: {e}")))?;
         Ok(Self {
             checkpointer,
@@ -94,6 +118,7 @@ impl Writer {
             thread: Some(thread),
             conn,
             inline,
+            wal,
         })
     }
 
@@ -130,6 +155,15 @@ impl Writer {
         let Ok(mut conn) = self.conn.try_lock() else {
             return Err(work);
         };
+        // Emptying an overgrown WAL waits for readers: the writer thread's
+        // work, never a caller's.
+        if self
+            .wal
+            .as_ref()
+            .is_some_and(|(p, max)| WalFile::over(p, *max))
+        {
+            return Err(work);
+        }
         // Fail at once rather than wait for another process's lock.
         if conn.busy_timeout(Duration::ZERO).is_err() {
             return Err(work);
@@ -165,7 +199,7 @@ fn lock(conn: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, StoreErr
         .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))
 }
 
-fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>) {
+fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>, wal: Option<&(PathBuf, u64)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
@@ -173,7 +207,11 @@ fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>) {
         let checkpoint = batch.iter().any(|j| matches!(j.work, Work::Checkpoint));
         batch.retain(|j| !matches!(j.work, Work::Checkpoint));
         let results = lock(conn).and_then(|mut c| {
-            if checkpoint && let Err(e) = checkpoint::passive(&c) {
+            if let Some((path, max)) = wal
+                && WalFile::over(path, *max)
+            {
+                checkpoint::truncate(&c);
+            } else if checkpoint && let Err(e) = checkpoint::passive(&c) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
             if batch.is_empty() {
