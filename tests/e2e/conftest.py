@@ -29,9 +29,11 @@ import pytest
 from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_redis,
                      start_worker, wait_health)
 
-# A deployment secret the gateway is started with (env var / wrangler --var),
-# for models whose upstream key is "env:MG_E2E_UPSTREAM_KEY".
-UPSTREAM_SECRET = os.environ.get("MG_E2E_UPSTREAM_KEY", "sk-e2e-upstream-secret")
+# A deployment secret the gateway is started with (env var / wrangler --var,
+# declared in MG_UPSTREAM_SECRETS; on Lambda with DynamoDB, a name in the
+# Secrets Manager secret), for models whose upstream key is
+# "env:E2E_UPSTREAM_KEY".
+UPSTREAM_SECRET = os.environ.get("E2E_UPSTREAM_KEY", "sk-e2e-upstream-secret")
 
 
 class Tee(httpx.BaseTransport):
@@ -120,7 +122,7 @@ def env():
         admin_key = "e2e-admin-" + uuid.uuid4().hex
         log_path = pathlib.Path(tmp) / "gateway.log"
         settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10",
-                    "MG_E2E_UPSTREAM_KEY": UPSTREAM_SECRET}
+                    "E2E_UPSTREAM_KEY": UPSTREAM_SECRET, "MG_UPSTREAM_SECRETS": "E2E_UPSTREAM_KEY"}
         runtime = os.environ.get("MG_RUNTIME", "native")
         base = f"http://127.0.0.1:{port}"
         with open(log_path, "w") as log:
@@ -135,7 +137,9 @@ def env():
                     # DynamoDB, and the secrets from Secrets Manager only.
                     moto_port = free_port()
                     procs.append(start_moto(moto_port))
-                    secret_names = ("MG_ADMIN_API_KEY", "MG_E2E_UPSTREAM_KEY")
+                    # The secret's names are declared by being there.
+                    settings.pop("MG_UPSTREAM_SECRETS")
+                    secret_names = ("MG_ADMIN_API_KEY", "E2E_UPSTREAM_KEY")
                     secrets = {n: settings.pop(n) for n in secret_names}
                     settings.update(aws_fixtures(f"http://127.0.0.1:{moto_port}", "modelgate-e2e", secrets))
                 gw = start_lambda(port, settings, tmp, log)

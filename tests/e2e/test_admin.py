@@ -61,12 +61,27 @@ def test_usage_report_by_day(env):
 
 def test_upstream_key_from_a_deployment_secret(env, client):
     from conftest import UPSTREAM_SECRET, http
-    model = env.make_model("mock", backend="openai", base_url=env.mock_url + "/v1", api_key="env:MG_E2E_UPSTREAM_KEY")
+    model = env.make_model("mock", backend="openai", base_url=env.mock_url + "/v1", api_key="env:E2E_UPSTREAM_KEY")
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
     seen = http("GET", env.mock_url + "/_mock/last").json()
     assert seen["authorization"] == f"Bearer {UPSTREAM_SECRET}"
     listed = env.admin("GET", "/models").text
     assert UPSTREAM_SECRET not in listed
+
+
+def test_an_admin_cannot_point_an_upstream_key_at_other_deployment_secrets(env):
+    """Only declared upstream secrets resolve: the bootstrap admin key, the
+    platform's credentials and anything else undeclared are refused with a
+    400 when written, so no upstream an admin controls can receive them."""
+    for name in ("MG_ADMIN_API_KEY", "AWS_SECRET_ACCESS_KEY", "HOME", "PATH"):
+        body = {"name": "e2e-secret-" + name.lower(), "backend": "openai", "base_url": env.mock_url + "/v1",
+                "api_key": "env:" + name}
+        for method, path, b in (("POST", "/models", body),
+                                ("POST", "/models/sync", {"backend": "openai", "base_url": env.mock_url + "/v1",
+                                                          "api_key": "env:" + name})):
+            r = env.admin(method, path, b)
+            assert r.status_code == 400, (name, path, r.text)
+            assert r.json()["error"]["param"] == "api_key"
 
 
 def test_the_admin_panel_is_served_with_security_headers(env):

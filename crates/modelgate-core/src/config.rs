@@ -2,6 +2,8 @@
 //! function (process environment natively, `[vars]` on Workers), and the
 //! declarative model list ([`ModelSpec`]) a deployment can start from.
 
+use std::collections::BTreeSet;
+
 use serde::Deserialize;
 
 use crate::auth;
@@ -30,6 +32,10 @@ pub struct Config {
     /// Backends `POST /admin/api/models/sync` lists besides those of the
     /// existing models.
     pub sync_backends: Vec<SyncBackend>,
+    /// The deployment secrets a model's `api_key` may name as `env:NAME`
+    /// (`MG_UPSTREAM_SECRETS`, plus the names a runtime declares itself):
+    /// nothing else of the deployment is readable through the admin API.
+    pub upstream_secrets: BTreeSet<String>,
 }
 
 impl Default for Config {
@@ -43,6 +49,7 @@ impl Default for Config {
             resilience: Resilience::default(),
             admin_key_hash: None,
             sync_backends: Vec::new(),
+            upstream_secrets: BTreeSet::new(),
         }
     }
 }
@@ -129,6 +136,16 @@ impl Config {
             }
             c.admin_key_hash = Some(auth::hash_key(&key));
         }
+        for name in get("MG_UPSTREAM_SECRETS")
+            .unwrap_or_default()
+            .split(|ch: char| ch == ',' || ch.is_whitespace())
+            .filter(|n| !n.is_empty())
+        {
+            c.declare_secret(name).map_err(|why| ConfigError {
+                var: "MG_UPSTREAM_SECRETS".into(),
+                why,
+            })?;
+        }
         if c.default_rpm == 0 {
             return Err(ConfigError {
                 var: "MG_DEFAULT_RPM".into(),
@@ -136,6 +153,37 @@ impl Config {
             });
         }
         Ok(c)
+    }
+}
+
+/// Prefixes of the gateway's own settings and the platform's credentials:
+/// never an upstream secret, whoever declares them.
+const RESERVED_SECRET_PREFIXES: [&str; 2] = ["MG_", "AWS_"];
+
+impl Config {
+    /// Let models name the deployment secret `name` as `env:NAME`. Refuses
+    /// names that are not `[A-Za-z0-9_]+` and the reserved prefixes
+    /// (`MG_*`: the bootstrap admin key among them; `AWS_*`).
+    pub fn declare_secret(&mut self, name: &str) -> Result<(), String> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("'{name}' is not a variable name"));
+        }
+        let upper = name.to_ascii_uppercase();
+        if RESERVED_SECRET_PREFIXES
+            .iter()
+            .any(|p| upper.starts_with(p))
+        {
+            return Err(format!(
+                "'{name}' is reserved: MG_* and AWS_* are never upstream secrets"
+            ));
+        }
+        self.upstream_secrets.insert(name.to_owned());
+        Ok(())
+    }
+
+    /// Whether `name` is a declared upstream secret.
+    pub fn secret_declared(&self, name: &str) -> bool {
+        self.upstream_secrets.contains(name)
     }
 }
 
@@ -188,6 +236,23 @@ mod tests {
         assert_eq!(c.default_quota, Some(1_000_000));
         assert_eq!(c.resilience, Resilience::default());
         assert!(c.admin_key_hash.is_none());
+    }
+
+    #[test]
+    fn only_declared_non_reserved_names_are_upstream_secrets() {
+        let c =
+            Config::from_lookup(env(&[("MG_UPSTREAM_SECRETS", "OPENAI_KEY, groq_key")])).unwrap();
+        assert!(c.secret_declared("OPENAI_KEY") && c.secret_declared("groq_key"));
+        assert!(!c.secret_declared("HOME"));
+        for bad in [
+            "MG_ADMIN_API_KEY",
+            "mg_admin_api_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "A-B",
+        ] {
+            let e = Config::from_lookup(env(&[("MG_UPSTREAM_SECRETS", bad)])).unwrap_err();
+            assert_eq!(e.var, "MG_UPSTREAM_SECRETS", "{bad}");
+        }
     }
 
     #[test]

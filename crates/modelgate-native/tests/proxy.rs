@@ -254,11 +254,15 @@ async fn upstream_auth_per_backend() {
 }
 
 #[tokio::test]
-async fn upstream_keys_can_refer_to_deployment_secrets() {
-    let h = Harness::new().await;
+async fn upstream_keys_can_refer_to_declared_deployment_secrets_only() {
+    let h = Harness::with(|c| {
+        // HOME is always set; the other is declared but not set.
+        c.declare_secret("HOME").unwrap();
+        c.declare_secret("NO_SUCH_SECRET_SET_HERE").unwrap();
+    })
+    .await;
     let (key, _) = h.key(json!({"name": "a"})).await;
     let base = format!("{}/v1", h.mock.url());
-    // Any variable of the gateway's environment: HOME is always set.
     h.model_at("s", "openai", &base, "mock", json!({"api_key": "env:HOME"}))
         .await;
     h.model_at(
@@ -266,7 +270,7 @@ async fn upstream_keys_can_refer_to_deployment_secrets() {
         "openai",
         &base,
         "mock",
-        json!({"api_key": "env:MG_NO_SUCH_SECRET_SET"}),
+        json!({"api_key": "env:NO_SUCH_SECRET_SET_HERE"}),
     )
     .await;
     assert_eq!(h.chat(&key, hello("s")).await.status, 200);
@@ -277,8 +281,36 @@ async fn upstream_keys_can_refer_to_deployment_secrets() {
     );
     let a = h.chat(&key, hello("missing")).await;
     assert_eq!(a.status, 502);
-    assert!(!a.text().contains("MG_NO_SUCH_SECRET_SET"), "{}", a.text());
+    assert!(!a.text().contains("NO_SUCH_SECRET"), "{}", a.text());
     assert_eq!(h.mock.stats().requests, 1, "nothing sent without its key");
+
+    // Anything undeclared, the gateway's own settings above all, is refused
+    // when written (create, patch, sync), so it never reaches an upstream.
+    let id = h.model("plain", "openai", "mock").await;
+    for name in ["PATH", "MG_ADMIN_API_KEY", "AWS_SECRET_ACCESS_KEY"] {
+        let body = json!({"name": "x", "backend": "openai", "base_url": base,
+            "api_key": format!("env:{name}")});
+        let created = h.admin("POST", "/admin/api/models", Some(body)).await;
+        let patched = h
+            .admin(
+                "PATCH",
+                &format!("/admin/api/models/{id}"),
+                Some(json!({"api_key": format!("env:{name}")})),
+            )
+            .await;
+        let synced = h
+            .admin(
+                "POST",
+                "/admin/api/models/sync",
+                Some(json!({"backend": "openai", "base_url": base, "api_key": format!("env:{name}")})),
+            )
+            .await;
+        for a in [created, patched, synced] {
+            assert_eq!(a.status, 400, "{name}: {}", a.text());
+            assert_eq!(a.json()["error"]["param"], "api_key");
+        }
+    }
+    assert_eq!(h.mock.stats().requests, 1, "no upstream saw any of them");
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ async fn instances_sharing_redis_and_a_file_never_overspend() {
     let opts = || Options {
         journal: Journal::Delete,
         busy_timeout: Duration::from_secs(10),
+        ..Options::default()
     };
     let db = dir.join("gw.db");
     let a = Arc::new(

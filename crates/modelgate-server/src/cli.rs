@@ -221,13 +221,9 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 upstream_model,
                 api_key_env,
             } => {
-                let api_key = match api_key_env {
-                    Some(var) => Some(
-                        std::env::var(&var)
-                            .map_err(|_| format!("environment variable {var} is not set"))?,
-                    ),
-                    None => None,
-                };
+                // The reference, never the plaintext: the server reads the
+                // variable (declared in MG_UPSTREAM_SECRETS) when it calls.
+                let api_key = api_key_env.map(|var| format!("env:{var}"));
                 let b = json!({"name": name, "backend": backend, "base_url": base_url,
                     "upstream_model": upstream_model, "api_key": api_key});
                 (Method::POST, "/admin/api/models".into(), b)

@@ -25,11 +25,7 @@ use modelgate_native::ports::{NativePorts, ReqwestHttp};
 pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> {
     let mut core = settings.core.clone();
     let specs = match &settings.models_file {
-        Some(path) => {
-            let (specs, backends) = settings::load_models_file(path, |k| std::env::var(k).ok())?;
-            core.sync_backends.extend(backends);
-            specs
-        }
+        Some(path) => settings::load_models_file(path, |k| std::env::var(k).ok(), &mut core)?,
         None => vec![],
     };
     let opts = modelgate_sqlite::Options {

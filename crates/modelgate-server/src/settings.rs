@@ -132,19 +132,28 @@ struct FileBackend {
     api_key_env: Option<String>,
 }
 
-/// Read a models file, resolving `api_key_env` through `get`.
+/// Read a models file into specs. An `api_key_env` is stored as the
+/// reference `env:NAME` (never the plaintext) and declared as an upstream
+/// secret in `core` (the file is the operator's); it must be set now, in
+/// `get`. The file's sync backends join `core`'s.
 pub fn load_models_file(
     path: &Path,
     get: impl Fn(&str) -> Option<String>,
-) -> Result<(Vec<ModelSpec>, Vec<SyncBackend>), String> {
+    core: &mut Config,
+) -> Result<Vec<ModelSpec>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: ModelsFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let key = |env: Option<String>| -> Result<Option<String>, String> {
-        env.map(|var| {
-            get(&var)
-                .ok_or_else(|| format!("{}: environment variable {var} is not set", path.display()))
-        })
-        .transpose()
+    let mut key = |env: Option<String>| -> Result<Option<String>, String> {
+        let Some(var) = env else { return Ok(None) };
+        core.declare_secret(&var)
+            .map_err(|why| format!("{}: api_key_env: {why}", path.display()))?;
+        if get(&var).is_none() {
+            return Err(format!(
+                "{}: environment variable {var} is not set",
+                path.display()
+            ));
+        }
+        Ok(Some(format!("env:{var}")))
     };
     let mut specs = vec![];
     for m in file.models {
@@ -167,7 +176,8 @@ pub fn load_models_file(
             base_url: b.base_url,
         });
     }
-    Ok((specs, backends))
+    core.sync_backends.extend(backends);
+    Ok(specs)
 }
 
 #[cfg(test)]
@@ -204,12 +214,21 @@ base_url = "http://127.0.0.1:11434"
         )
         .unwrap();
         let env = |k: &str| (k == "TEST_UPSTREAM_KEY").then(|| "sk-x".to_owned());
-        let (specs, backends) = load_models_file(&path, env).unwrap();
-        assert_eq!(specs[0].api_key.as_deref(), Some("sk-x"));
+        let mut core = Config::default();
+        let specs = load_models_file(&path, env, &mut core).unwrap();
+        // The reference is stored, never the plaintext, and it is declared.
+        assert_eq!(specs[0].api_key.as_deref(), Some("env:TEST_UPSTREAM_KEY"));
+        assert!(core.secret_declared("TEST_UPSTREAM_KEY"));
         assert_eq!(specs[0].upstream_model.as_deref(), Some("gpt-4o-mini"));
-        assert_eq!(backends[0].backend, BackendKind::Ollama);
-        let err = load_models_file(&path, |_| None).unwrap_err();
+        assert_eq!(core.sync_backends[0].backend, BackendKind::Ollama);
+        let err = load_models_file(&path, |_| None, &mut Config::default()).unwrap_err();
         assert!(err.contains("TEST_UPSTREAM_KEY"));
+        // The gateway's own settings are never an upstream key.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("TEST_UPSTREAM_KEY", "MG_ADMIN_API_KEY")).unwrap();
+        let any = |_: &str| Some("x".to_owned());
+        let err = load_models_file(&path, any, &mut Config::default()).unwrap_err();
+        assert!(err.contains("reserved"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

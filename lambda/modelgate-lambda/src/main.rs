@@ -67,6 +67,7 @@ async fn main() -> Result<(), Error> {
             let options = Options {
                 journal: Journal::Delete,
                 busy_timeout: Duration::from_secs(10),
+                ..Options::default()
             };
             let store =
                 SqliteStore::open(&db, options).map_err(|e| format!("database {db}: {e}"))?;
@@ -88,7 +89,13 @@ async fn serve<S: Store>(
     started: std::time::Instant,
 ) -> Result<(), Error> {
     let lookup = |name: &str| secrets.get(name).cloned().or_else(|| setting(name));
-    let config = Config::from_lookup(lookup).map_err(|e| format!("bad setting {e}"))?;
+    let mut config = Config::from_lookup(lookup).map_err(|e| format!("bad setting {e}"))?;
+    // Every name in the Secrets Manager secret is declared for models to
+    // use, but for the gateway's own settings kept there too (MG_*), which
+    // `declare_secret` refuses.
+    for name in secrets.keys() {
+        let _ = config.declare_secret(name);
+    }
     let store = RedisQuota::new(store, redis).map_err(|e| e.to_string())?;
     let limiter = RedisLimiter::new(redis).map_err(|e| e.to_string())?;
     let ports =

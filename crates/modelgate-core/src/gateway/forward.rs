@@ -155,11 +155,14 @@ impl<P: Ports> Gateway<P> {
         let Some(name) = key.and_then(|k| k.strip_prefix(SECRET_REF)) else {
             return Ok(key.map(str::to_owned));
         };
-        match self.ports().secret(name) {
+        // A model stored before its secret was undeclared resolves nothing.
+        let declared = self.config().secret_declared(name);
+        match declared.then(|| self.ports().secret(name)).flatten() {
             Some(secret) => Ok(Some(secret)),
             None => {
                 tracing::error!(
                     secret = name,
+                    declared,
                     "an upstream key refers to a secret that is not set"
                 );
                 Err(UpstreamError::BadResponse {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::admin::parse_body;
+use super::forward::SECRET_REF;
 use super::{Gateway, Peer, Response, json_response};
 use crate::backend::Target;
 use crate::config::{ModelSpec, SyncBackend};
@@ -52,7 +53,8 @@ fn check_url(url: &str, param: &str) -> Result<(), GatewayError> {
     }
 }
 
-/// Check a model's fields the way both create and patch need.
+/// Check a model's fields the way both create and patch need (the upstream
+/// key: [`Gateway::check_api_key`]).
 fn check_model(m: &Model) -> Result<(), GatewayError> {
     crate::request::valid_model(&m.name)?;
     crate::request::valid_model(&m.upstream_model).map_err(|_| {
@@ -65,20 +67,35 @@ fn check_model(m: &Model) -> Result<(), GatewayError> {
     for u in &m.fallback_urls {
         check_url(u, "fallback_urls")?;
     }
-    if m.api_key
-        .as_deref()
-        .is_some_and(|k| k.chars().any(char::is_control))
-    {
-        return Err(RequestError::invalid(
-            "'api_key' must not contain control characters.",
-            Some("api_key"),
-        )
-        .into());
-    }
     Ok(())
 }
 
 impl<P: Ports> Gateway<P> {
+    /// An upstream key as an admin may write it: no control characters, and
+    /// an `env:NAME` reference only to a declared upstream secret, so that
+    /// an admin key cannot read the deployment's other secrets through an
+    /// upstream it controls. Refused when written, not when used.
+    fn check_api_key(&self, key: Option<&str>) -> Result<(), GatewayError> {
+        let Some(key) = key else { return Ok(()) };
+        if key.chars().any(char::is_control) {
+            return Err(RequestError::invalid(
+                "'api_key' must not contain control characters.",
+                Some("api_key"),
+            )
+            .into());
+        }
+        match key.strip_prefix(SECRET_REF) {
+            Some(name) if !self.config().secret_declared(name) => Err(RequestError::invalid(
+                format!(
+                    "'api_key' refers to {SECRET_REF}{name}, which is not a declared upstream secret (MG_UPSTREAM_SECRETS)."
+                ),
+                Some("api_key"),
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn list_models(
         &self,
         req: &http::Request<Bytes>,
@@ -146,6 +163,7 @@ impl<P: Ports> Gateway<P> {
             updated_at: now,
         };
         check_model(&model)?;
+        self.check_api_key(model.api_key.as_deref())?;
         Ok(model)
     }
 
@@ -188,6 +206,9 @@ impl<P: Ports> Gateway<P> {
             after.api_key.clone_from(k);
         }
         check_model(&after)?;
+        if let Some(k) = &patch.api_key {
+            self.check_api_key(k.as_deref())?;
+        }
         let m = store
             .update_model(id, patch, self.now_ms())
             .await?
@@ -248,6 +269,7 @@ impl<P: Ports> Gateway<P> {
         let backends: Vec<SyncBackend> = if body.iter().any(|b| !b.is_ascii_whitespace()) {
             let b: SyncBackend = parse_body(body)?;
             check_url(&b.base_url, "base_url")?;
+            self.check_api_key(b.api_key.as_deref())?;
             vec![b]
         } else {
             let mut seen = BTreeSet::new();
