@@ -36,6 +36,10 @@ pub struct Config {
     /// (`MG_UPSTREAM_SECRETS`, plus the names a runtime declares itself):
     /// nothing else of the deployment is readable through the admin API.
     pub upstream_secrets: BTreeSet<String>,
+    /// Proxies of the operator's own in front of the gateway, each
+    /// appending to `X-Forwarded-For` (`MG_TRUSTED_PROXY_HOPS`; see
+    /// [`crate::edge`]). 0: the platform's peer address is the client's.
+    pub trusted_proxy_hops: u8,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             admin_key_hash: None,
             sync_backends: Vec::new(),
             upstream_secrets: BTreeSet::new(),
+            trusted_proxy_hops: 0,
         }
     }
 }
@@ -135,6 +140,20 @@ impl Config {
                 });
             }
             c.admin_key_hash = Some(auth::hash_key(&key));
+        }
+        // The older switch, MG_TRUST_FORWARDED_FOR, means one proxy in front.
+        c.trusted_proxy_hops = match get("MG_TRUST_FORWARDED_FOR").as_deref() {
+            None | Some("0" | "false" | "no") => 0,
+            Some("1" | "true" | "yes") => 1,
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "MG_TRUST_FORWARDED_FOR".into(),
+                    why: "must be true or false".into(),
+                });
+            }
+        };
+        if let Some(v) = num("MG_TRUSTED_PROXY_HOPS", get("MG_TRUSTED_PROXY_HOPS"))? {
+            c.trusted_proxy_hops = v;
         }
         for name in get("MG_UPSTREAM_SECRETS")
             .unwrap_or_default()

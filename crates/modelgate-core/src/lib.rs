@@ -19,6 +19,7 @@
 //!   GCRA, retries and circuit breakers: pure functions and small state
 //!   machines driven by the caller's clock.
 //! - [`config`]: `MG_*` settings and declarative model files.
+//! - [`edge`]: the client-address policy every shell applies.
 //! - [`sql`]: the statements of every SQLite-dialect store (SQLite, D1).
 //! - [`domain`], [`error`]: records and the one place errors become
 //!   OpenAI-shaped answers.
@@ -29,6 +30,7 @@ pub mod calendar;
 pub mod codec;
 pub mod config;
 pub mod domain;
+pub mod edge;
 pub mod error;
 pub mod gateway;
 pub mod limiter;

@@ -26,9 +26,9 @@ use crate::ports::NativePorts;
 pub struct AppState<P: Ports = NativePorts> {
     /// The gateway.
     pub gateway: Gateway<P>,
-    /// Use the first `X-Forwarded-For` address as the client IP (only behind
-    /// a proxy that sets it).
-    pub trust_forwarded_for: bool,
+    /// The address the platform vouches for ([`socket_peer`] natively);
+    /// the core applies its proxy policy to it.
+    pub peer_ip: fn(&http::Extensions) -> Option<IpAddr>,
     /// Folder of the static admin panel.
     pub admin_dir: PathBuf,
 }
@@ -37,7 +37,7 @@ impl<P: Ports> Clone for AppState<P> {
     fn clone(&self) -> Self {
         Self {
             gateway: self.gateway.clone(),
-            trust_forwarded_for: self.trust_forwarded_for,
+            peer_ip: self.peer_ip,
             admin_dir: self.admin_dir.clone(),
         }
     }
@@ -68,18 +68,9 @@ pub fn router<P: Ports>(state: AppState<P>) -> Router {
         }))
 }
 
-fn client_ip(req: &Request, trust_xff: bool) -> Option<IpAddr> {
-    if trust_xff
-        && let Some(ip) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(ip);
-    }
-    req.extensions()
+/// The TCP peer's address (served with `ConnectInfo<SocketAddr>`).
+pub fn socket_peer(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
 }
@@ -97,7 +88,7 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
         return into_axum(too_large());
     }
     let peer = Peer {
-        ip: client_ip(&req, state.trust_forwarded_for),
+        ip: (state.peer_ip)(req.extensions()),
     };
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, limit).collect().await {

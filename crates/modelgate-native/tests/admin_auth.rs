@@ -269,24 +269,32 @@ async fn usage_report_groups_and_filters() {
     );
 }
 
+/// The client writes `X-Forwarded-For` itself: only the entries our own
+/// proxies appended count (the harness's socket peer is 127.0.0.1).
 #[tokio::test]
-async fn x_forwarded_for_counts_only_when_trusted() {
-    use modelgate_sqlite::SqliteStore;
-    for trusted in [false, true] {
-        let h = Harness::build(|_| {}, SqliteStore::in_memory().unwrap(), trusted).await;
+async fn x_forwarded_for_counts_only_as_far_as_trusted_proxies_wrote_it() {
+    let cases = [
+        // No proxy trusted: the header is ignored.
+        (0, "10.1.2.3", 403),
+        // One proxy: it appended 127.0.0.1; the client forged 10.1.2.3.
+        (1, "10.1.2.3, 127.0.0.1", 403),
+        // One proxy, which saw the client at 10.1.2.3.
+        (1, "203.0.113.5, 10.1.2.3", 200),
+        // Two proxies: the client is second from the right.
+        (2, "10.9.9.9, 203.0.113.5, 10.1.2.3", 403),
+        (2, "203.0.113.5, 10.1.2.3, 192.0.2.7", 200),
+    ];
+    for (hops, xff, want) in cases {
+        let h = Harness::with(|c| c.trusted_proxy_hops = hops).await;
         h.model("m", "vllm", "mock").await;
         let (key, _) = h
             .key(json!({"name": "ip", "allowed_ips": ["10.0.0.0/8"]}))
             .await;
         let body = hello("m").to_string().into_bytes();
         let auth = format!("Bearer {key}");
-        let spoofed = [
-            ("authorization", auth.as_str()),
-            ("x-forwarded-for", "10.1.2.3, 127.0.0.1"),
-        ];
-        let a = h.raw("POST", "/v1/chat/completions", &spoofed, body).await;
-        let want = if trusted { 200 } else { 403 };
-        assert_eq!(a.status, want, "trusted={trusted}: {}", a.text());
+        let headers = [("authorization", auth.as_str()), ("x-forwarded-for", xff)];
+        let a = h.raw("POST", "/v1/chat/completions", &headers, body).await;
+        assert_eq!(a.status, want, "hops={hops} xff={xff}: {}", a.text());
     }
 }
 

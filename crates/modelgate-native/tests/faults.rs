@@ -270,7 +270,7 @@ async fn a_locked_sqlite_is_a_503_then_recovers_and_loses_no_record() {
         busy_timeout: Duration::from_millis(100),
         ..Options::default()
     };
-    let h = Harness::build(|_| {}, SqliteStore::open(&path, opts).unwrap(), false).await;
+    let h = Harness::build(|_| {}, SqliteStore::open(&path, opts).unwrap()).await;
     h.model("m", "vllm", "mock?tokens=3").await;
     let (quota_key, quota_id) = h.key(json!({"name": "q", "quota": 1000})).await;
     let (free_key, _) = h.key(json!({"name": "f", "quota": null})).await;

@@ -70,7 +70,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
     let app = app::router(app::AppState {
         gateway,
-        trust_forwarded_for: settings.trust_forwarded_for,
+        peer_ip: app::socket_peer,
         admin_dir: settings.admin_dir.clone(),
     });
     use axum::serve::ListenerExt;

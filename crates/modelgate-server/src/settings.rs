@@ -21,8 +21,6 @@ pub struct Settings {
     pub wal_max_bytes: u64,
     /// `MG_MODELS_FILE`: a TOML file of models applied at start.
     pub models_file: Option<PathBuf>,
-    /// `MG_TRUST_FORWARDED_FOR`: take the client IP from X-Forwarded-For.
-    pub trust_forwarded_for: bool,
     /// `MG_ADMIN_DIR`: the admin panel's folder (default ./admin).
     pub admin_dir: PathBuf,
     /// `MG_LOG_FORMAT`: `text` (default) or `json`.
@@ -68,13 +66,6 @@ impl Settings {
                     )
                 })?,
         };
-        let flag = |k: &str| -> Result<bool, ConfigError> {
-            match val(k).as_deref() {
-                None | Some("0" | "false" | "no") => Ok(false),
-                Some("1" | "true" | "yes") => Ok(true),
-                Some(_) => Err(bad(k, "must be true or false")),
-            }
-        };
         Ok(Self {
             listen,
             db_path: val("MG_DB_PATH")
@@ -83,7 +74,6 @@ impl Settings {
             journal,
             wal_max_bytes: wal_max_mb << 20,
             models_file: val("MG_MODELS_FILE").map(PathBuf::from),
-            trust_forwarded_for: flag("MG_TRUST_FORWARDED_FOR")?,
             admin_dir: val("MG_ADMIN_DIR")
                 .unwrap_or_else(|| "./admin".into())
                 .into(),
@@ -189,7 +179,7 @@ mod tests {
         let s = Settings::from_lookup(|_| None).unwrap();
         assert_eq!(s.listen, "127.0.0.1:18080".parse().unwrap());
         assert_eq!(s.db_path, PathBuf::from("./data/modelgate.db"));
-        assert!(!s.trust_forwarded_for);
+        assert_eq!(s.core.trusted_proxy_hops, 0);
     }
 
     #[test]

@@ -20,8 +20,11 @@
 mod aws;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
 use modelgate_core::ports::Store;
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
@@ -33,6 +36,16 @@ type Error = lambda_http::Error;
 
 fn setting(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The caller's address as the Function URL saw it (`requestContext.http.
+/// sourceIp`): `X-Forwarded-For` there starts with whatever the client
+/// wrote, so it counts only through `MG_TRUSTED_PROXY_HOPS`, as anywhere.
+fn source_ip(extensions: &lambda_http::http::Extensions) -> Option<IpAddr> {
+    match extensions.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        _ => None,
+    }
 }
 
 #[tokio::main]
@@ -102,8 +115,7 @@ async fn serve<S: Store>(
         NativePorts::with_limiter(ReqwestHttp::new()?, store, limiter).with_secrets(secrets);
     let app = router(AppState {
         gateway: Gateway::new(ports, config),
-        // Function URLs put the caller's address in X-Forwarded-For.
-        trust_forwarded_for: true,
+        peer_ip: source_ip,
         admin_dir: setting("MG_ADMIN_DIR")
             .unwrap_or_else(|| "admin".into())
             .into(),

@@ -93,7 +93,9 @@ impl<P: Ports> Clone for Gateway<P> {
 /// What the runtime knows about the caller.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Peer {
-    /// The client's IP (after any trusted proxy header).
+    /// The address the platform vouches for (socket peer, Lambda
+    /// `sourceIp`, `cf-connecting-ip`); the gateway applies
+    /// [`crate::edge::client_ip`] to it.
     pub ip: Option<IpAddr>,
 }
 
@@ -146,6 +148,9 @@ impl<P: Ports> Gateway<P> {
         let started = self.now_ms();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        let peer = Peer {
+            ip: crate::edge::client_ip(self.config().trusted_proxy_hops, req.headers(), peer.ip),
+        };
         let mut resp = match self.route(req, peer, &request_id).await {
             Ok(r) => r,
             Err(e) => error_response(&e),

@@ -61,15 +61,11 @@ impl Harness {
     }
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::build(tweak, SqliteStore::in_memory().unwrap(), false).await
+        Self::build(tweak, SqliteStore::in_memory().unwrap()).await
     }
 
-    /// A gateway on `store`, trusting `X-Forwarded-For` or not.
-    pub async fn build(
-        tweak: impl FnOnce(&mut Config),
-        store: SqliteStore,
-        trust_forwarded_for: bool,
-    ) -> Self {
+    /// A gateway on `store`.
+    pub async fn build(tweak: impl FnOnce(&mut Config), store: SqliteStore) -> Self {
         let mock = MockUpstream::start().await.unwrap();
         let mut config = Config {
             admin_key_hash: Some(modelgate_core::auth::hash_key(ADMIN)),
@@ -81,7 +77,7 @@ impl Harness {
         let gateway = Gateway::new(ports, config);
         let app = router(AppState {
             gateway: gateway.clone(),
-            trust_forwarded_for,
+            peer_ip: modelgate_native::app::socket_peer,
             admin_dir: "../../admin".into(),
         });
         Self { mock, gateway, app }

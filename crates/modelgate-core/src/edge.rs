@@ -1,0 +1,108 @@
+//! The edge policy every shell applies the same way: which address is the
+//! client's.
+//!
+//! A shell reports the address the platform vouches for (the socket's peer
+//! natively, the Function URL's `requestContext.http.sourceIp` on Lambda,
+//! `cf-connecting-ip` on Workers, which Cloudflare overwrites). Behind
+//! `trusted_proxy_hops` proxies of the operator's own, each appending the
+//! address it saw to `X-Forwarded-For`, the client is the entry that many
+//! places from the right: every entry to its left was written by the client
+//! and proves nothing.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+
+/// The client's address for a request from `peer` with `headers`, behind
+/// `trusted_proxy_hops` proxies (0: the peer itself).
+pub fn client_ip(
+    trusted_proxy_hops: u8,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> Option<IpAddr> {
+    if trusted_proxy_hops == 0 {
+        return peer;
+    }
+    // Several header lines form one list, in order (RFC 9110 5.3).
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    // Fewer entries than hops: every one was appended by a trusted proxy,
+    // and the leftmost is the address the first of them saw.
+    let at = entries
+        .len()
+        .saturating_sub(usize::from(trusted_proxy_hops));
+    match entries.get(at) {
+        Some(entry) => parse(entry),
+        // No header at all: the request did not come through the proxies.
+        None => peer,
+    }
+}
+
+/// An address as proxies write it: bare, or with a port (`1.2.3.4:5`,
+/// `[::1]:5`). Anything else is no address (and passes no allowlist).
+fn parse(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(lines: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append("x-forwarded-for", l.parse().unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn without_trusted_proxies_only_the_peer_counts() {
+        let h = headers(&["10.1.2.3"]);
+        assert_eq!(client_ip(0, &h, ip("203.0.113.9")), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn a_client_written_entry_never_wins() {
+        // The client wrote 10.1.2.3; our one proxy appended what it saw.
+        let h = headers(&["10.1.2.3, 203.0.113.9"]);
+        assert_eq!(client_ip(1, &h, ip("127.0.0.1")), ip("203.0.113.9"));
+        // Two proxies of ours: the client is second from the right.
+        let h = headers(&["10.1.2.3, 203.0.113.9, 192.0.2.1"]);
+        assert_eq!(client_ip(2, &h, ip("127.0.0.1")), ip("203.0.113.9"));
+        // Split over several header lines: the same list.
+        let h = headers(&["10.1.2.3", "203.0.113.9, 192.0.2.1"]);
+        assert_eq!(client_ip(2, &h, ip("127.0.0.1")), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn short_missing_or_garbled_headers() {
+        let peer = ip("127.0.0.1");
+        assert_eq!(
+            client_ip(2, &headers(&["198.51.100.7"]), peer),
+            ip("198.51.100.7")
+        );
+        assert_eq!(client_ip(1, &HeaderMap::new(), peer), peer);
+        assert_eq!(client_ip(1, &headers(&["10.0.0.1, nonsense"]), peer), None);
+        assert_eq!(
+            client_ip(1, &headers(&["[2001:db8::1]:443"]), peer),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            client_ip(1, &headers(&["198.51.100.7:80"]), peer),
+            ip("198.51.100.7")
+        );
+    }
+}

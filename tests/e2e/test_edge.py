@@ -1,0 +1,19 @@
+"""The edge on every runtime: which address is the client's, and what
+reaches an upstream."""
+import openai
+import pytest
+
+
+def test_a_forged_x_forwarded_for_passes_no_ip_allowlist(env):
+    """The platform's peer address counts (socket, Lambda sourceIp,
+    cf-connecting-ip), not what the client writes in X-Forwarded-For."""
+    model = env.make_model("mock")
+    forged = env.client(env.make_key(allowed_ips=["10.0.0.0/8"])["key"])
+    with pytest.raises(openai.PermissionDeniedError):
+        forged.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}],
+                                       extra_headers={"X-Forwarded-For": "10.1.2.3"})
+    # The same allowlist with this machine's own address in it lets it in.
+    local = env.client(env.make_key(allowed_ips=["127.0.0.0/8", "::1"])["key"])
+    r = local.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}],
+                                      extra_headers={"X-Forwarded-For": "10.1.2.3"})
+    assert r.choices[0].message.content
