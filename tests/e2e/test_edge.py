@@ -17,3 +17,16 @@ def test_a_forged_x_forwarded_for_passes_no_ip_allowlist(env):
     r = local.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}],
                                       extra_headers={"X-Forwarded-For": "10.1.2.3"})
     assert r.choices[0].message.content
+
+
+def test_a_redirecting_upstream_is_not_followed(env):
+    """A 307 to another host is an upstream error, on every runtime: the
+    api3 key (x-api-key) never travels with it."""
+    port = env.mock_url.rsplit(":", 1)[1]
+    model = env.make_model(f"mock?redirect_port={port}", backend="api3", base_url=env.mock_url + "/v1",
+                           api_key="env:E2E_UPSTREAM_KEY")
+    client = env.client(env.make_key()["key"])
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+    assert e.value.status_code == 502, e.value
+    assert "localhost" not in str(e.value.body)

@@ -40,6 +40,9 @@ pub struct Config {
     /// appending to `X-Forwarded-For` (`MG_TRUSTED_PROXY_HOPS`; see
     /// [`crate::edge`]). 0: the platform's peer address is the client's.
     pub trusted_proxy_hops: u8,
+    /// Let upstreams be link-local or cloud metadata addresses
+    /// (`MG_ALLOW_LINK_LOCAL_UPSTREAMS`; see [`crate::edge`]).
+    pub allow_link_local_upstreams: bool,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             sync_backends: Vec::new(),
             upstream_secrets: BTreeSet::new(),
             trusted_proxy_hops: 0,
+            allow_link_local_upstreams: false,
         }
     }
 }
@@ -141,17 +145,17 @@ impl Config {
             }
             c.admin_key_hash = Some(auth::hash_key(&key));
         }
-        // The older switch, MG_TRUST_FORWARDED_FOR, means one proxy in front.
-        c.trusted_proxy_hops = match get("MG_TRUST_FORWARDED_FOR").as_deref() {
-            None | Some("0" | "false" | "no") => 0,
-            Some("1" | "true" | "yes") => 1,
-            Some(_) => {
-                return Err(ConfigError {
-                    var: "MG_TRUST_FORWARDED_FOR".into(),
-                    why: "must be true or false".into(),
-                });
-            }
+        let flag = |k: &str| match get(k).as_deref() {
+            None | Some("0" | "false" | "no") => Ok(false),
+            Some("1" | "true" | "yes") => Ok(true),
+            Some(_) => Err(ConfigError {
+                var: k.into(),
+                why: "must be true or false".into(),
+            }),
         };
+        // The older switch, MG_TRUST_FORWARDED_FOR, means one proxy in front.
+        c.trusted_proxy_hops = u8::from(flag("MG_TRUST_FORWARDED_FOR")?);
+        c.allow_link_local_upstreams = flag("MG_ALLOW_LINK_LOCAL_UPSTREAMS")?;
         if let Some(v) = num("MG_TRUSTED_PROXY_HOPS", get("MG_TRUSTED_PROXY_HOPS"))? {
             c.trusted_proxy_hops = v;
         }

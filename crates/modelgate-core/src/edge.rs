@@ -1,5 +1,5 @@
 //! The edge policy every shell applies the same way: which address is the
-//! client's.
+//! client's, and which upstream addresses the gateway may call.
 //!
 //! A shell reports the address the platform vouches for (the socket's peer
 //! natively, the Function URL's `requestContext.http.sourceIp` on Lambda,
@@ -9,9 +9,64 @@
 //! places from the right: every entry to its left was written by the client
 //! and proves nothing.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use http::HeaderMap;
+
+/// Cloud metadata services by name (GCP, AWS's legacy name): never an
+/// upstream unless link-local upstreams are allowed.
+const METADATA_HOSTS: [&str; 4] = [
+    "metadata.google.internal",
+    "metadata.goog",
+    "instance-data",
+    "instance-data.ec2.internal",
+];
+
+/// Whether the gateway may call `ip`: link-local addresses (where cloud
+/// metadata services answer, with the instance's credentials) and the
+/// known metadata addresses only when the operator allows them. Loopback
+/// and private LANs stay allowed: local backends live there.
+pub fn upstream_ip_allowed(ip: IpAddr, allow_link_local: bool) -> bool {
+    if allow_link_local {
+        return true;
+    }
+    let v4 = |v4: Ipv4Addr| {
+        // 169.254.0.0/16 (AWS, GCP, Azure: .169.254) and Alibaba's address.
+        !(v4.is_link_local() || v4 == Ipv4Addr::new(100, 100, 100, 200))
+    };
+    match ip {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(mapped) => v4(mapped),
+            // fe80::/10, and AWS's IPv6 metadata address.
+            None => {
+                (a.segments()[0] & 0xffc0) != 0xfe80
+                    && a != Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+            }
+        },
+    }
+}
+
+/// Whether an upstream URL's host may be called, as far as the URL alone
+/// tells (an IP literal or a metadata name); names are checked again once
+/// resolved, by the runtime's resolver where it has one.
+pub fn upstream_url_allowed(url: &str, allow_link_local: bool) -> bool {
+    let Some(host) = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+    else {
+        return false;
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => upstream_ip_allowed(ip, allow_link_local),
+        Err(_) => allow_link_local || !METADATA_HOSTS.iter().any(|m| host.eq_ignore_ascii_case(m)),
+    }
+}
 
 /// The client's address for a request from `peer` with `headers`, behind
 /// `trusted_proxy_hops` proxies (0: the peer itself).
@@ -66,6 +121,34 @@ mod tests {
 
     fn ip(s: &str) -> Option<IpAddr> {
         Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn metadata_and_link_local_upstreams_are_refused_unless_allowed() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://169.254.1.1:8080",
+            "http://100.100.100.200/",
+            "http://[fe80::1]:80/",
+            "http://[fd00:ec2::254]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://metadata.google.internal/computeMetadata/v1",
+            "http://METADATA.google.internal./",
+        ] {
+            assert!(!upstream_url_allowed(url, false), "{url}");
+            assert!(upstream_url_allowed(url, true), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1:11434",
+            "http://[::1]:8000/v1",
+            "http://10.0.0.5:8000",
+            "http://192.168.1.20:11434",
+            "https://api.openai.com/v1",
+            "http://localhost:8080",
+        ] {
+            assert!(upstream_url_allowed(url, false), "{url}");
+        }
+        assert!(!upstream_url_allowed("not a url", false));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the system clock and OS randomness.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -18,13 +19,43 @@ pub struct ReqwestHttp {
     client: reqwest::Client,
 }
 
+/// The system resolver, keeping only addresses the edge policy allows: a
+/// name that resolves to a metadata service (or is rebound to one) is never
+/// called, whatever the model's URL said.
+#[derive(Debug, Clone, Copy)]
+struct EgressResolver {
+    allow_link_local: bool,
+}
+
+impl reqwest::dns::Resolve for EgressResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_link_local;
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let kept: Vec<SocketAddr> = found
+                .filter(|a| modelgate_core::edge::upstream_ip_allowed(a.ip(), allow))
+                .collect();
+            if kept.is_empty() {
+                return Err("no address the egress policy allows".into());
+            }
+            Ok(Box::new(kept.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 impl ReqwestHttp {
     /// A pooled client with `TCP_NODELAY` and a connect timeout; the overall
-    /// timeout is the gateway's (it also covers the streamed body).
-    pub fn new() -> Result<Self, reqwest::Error> {
+    /// timeout is the gateway's (it also covers the streamed body). It
+    /// follows no redirect: reqwest would carry `x-api-key` (not
+    /// `Authorization`) to another host, and the core treats a 3xx as an
+    /// upstream error. Names resolve only to addresses
+    /// [`modelgate_core::edge::upstream_ip_allowed`] lets through.
+    pub fn new(allow_link_local: bool) -> Result<Self, reqwest::Error> {
         // rustls needs one crypto provider; `ring` builds with cc only.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(EgressResolver { allow_link_local }))
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -167,5 +198,27 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
             .get(name)
             .cloned()
             .or_else(|| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::dns::Resolve;
+
+    use super::EgressResolver;
+
+    #[tokio::test]
+    async fn the_resolver_drops_addresses_the_edge_policy_refuses() {
+        let strict = EgressResolver {
+            allow_link_local: false,
+        };
+        let name = |s: &str| s.parse().unwrap();
+        assert!(strict.resolve(name("169.254.169.254")).await.is_err());
+        let local: Vec<_> = strict.resolve(name("localhost")).await.unwrap().collect();
+        assert!(local.iter().all(|a| a.ip().is_loopback()) && !local.is_empty());
+        let open = EgressResolver {
+            allow_link_local: true,
+        };
+        assert!(open.resolve(name("169.254.169.254")).await.is_ok());
     }
 }

@@ -35,7 +35,8 @@ pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> 
     };
     let store = SqliteStore::open(&settings.db_path, opts)
         .map_err(|e| format!("database {}: {e}", settings.db_path.display()))?;
-    let http = ReqwestHttp::new().map_err(|e| format!("HTTP client: {e}"))?;
+    let http = ReqwestHttp::new(core.allow_link_local_upstreams)
+        .map_err(|e| format!("HTTP client: {e}"))?;
     let gateway = Gateway::new(NativePorts::new(http, store), core);
     if !specs.is_empty() {
         let (created, updated) = gateway

@@ -17,6 +17,8 @@
 //! | `fault=cut` | stream `after` tokens, then close without finishing |
 //! | `fault=malformed` | stream `after` tokens, then a malformed event |
 //! | `fault=error_event` | stream `after` tokens, then an in-band error event |
+//! | `fault=foreign_json` | answer 200 with JSON that is no completion (a metadata service's credentials) |
+//! | `redirect_port=N` | answer 307 to the same path on `localhost:N` (another host, to a client) |
 //! | `fail_first=N` | the first N requests for this model name get a 503 |
 //! | `no_usage=1` | never report usage |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
@@ -156,6 +158,7 @@ struct Plan {
     fail_first: u64,
     usage: bool,
     stamp: bool,
+    redirect_port: Option<u16>,
 }
 
 impl Plan {
@@ -175,6 +178,7 @@ impl Plan {
             fail_first: n("fail_first", 0),
             usage: n("no_usage", 0) == 0,
             stamp: n("stamp", 0) == 1,
+            redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -262,7 +266,21 @@ async fn generate(
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (code, Json(error_body(proto, status))).into_response();
     }
+    if let Some(port) = plan.redirect_port {
+        let path = if chat {
+            "/v1/chat/completions"
+        } else {
+            "/v1/completions"
+        };
+        let to = format!("http://localhost:{port}{path}");
+        return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response();
+    }
     match plan.fault.as_str() {
+        "foreign_json" => {
+            let creds = json!({"Code": "Success", "AccessKeyId": "ASIAMOCKMOCKMOCK",
+                "SecretAccessKey": "mock-metadata-secret", "Token": "mock-token"});
+            return Json(creds).into_response();
+        }
         "html" => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -111,8 +111,12 @@ async fn serve<S: Store>(
     }
     let store = RedisQuota::new(store, redis).map_err(|e| e.to_string())?;
     let limiter = RedisLimiter::new(redis).map_err(|e| e.to_string())?;
-    let ports =
-        NativePorts::with_limiter(ReqwestHttp::new()?, store, limiter).with_secrets(secrets);
+    let ports = NativePorts::with_limiter(
+        ReqwestHttp::new(config.allow_link_local_upstreams)?,
+        store,
+        limiter,
+    )
+    .with_secrets(secrets);
     let app = router(AppState {
         gateway: Gateway::new(ports, config),
         peer_ip: source_ip,

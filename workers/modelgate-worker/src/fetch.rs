@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use futures_util::StreamExt;
 use modelgate_core::ports::{ByteStream, HttpClient, TransportError, TransportErrorKind};
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::{Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
 
 /// `fetch` as an [`HttpClient`].
 #[derive(Debug, Default)]
@@ -49,8 +49,11 @@ impl HttpClient for FetchHttp {
             }
         }
         let mut init = RequestInit::new();
+        // Never follow a redirect (the upstream key would go along): the
+        // core answers a 3xx as an upstream error.
         init.with_method(Method::from(parts.method.as_str().to_owned()))
-            .with_headers(headers);
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
         if !body.is_empty() {
             init.with_body(Some(js_sys_bytes(&body)));
         }

@@ -70,13 +70,22 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
 }
 
 /// A 2xx buffered answer: passed through as it came, usage read from it.
+/// Only an answer of the endpoint's shape (an object with a `choices`
+/// array) is relayed: any other JSON (a captive portal's, a metadata
+/// service's, another API's) could carry what the client must not see.
 pub(super) fn parse(body: &[u8]) -> Result<(Bytes, Option<Usage>), UpstreamError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
         status: 0,
         detail: format!("non-JSON 2xx body: {e}"),
     })?;
-    if !v.is_object() || (v.get("choices").is_none() && v.get("error").is_some()) {
-        return Err(super::upstream_error(502, body));
+    if !v.get("choices").is_some_and(Value::is_array) {
+        return Err(match v.get("error") {
+            Some(_) => super::upstream_error(502, body),
+            None => UpstreamError::BadResponse {
+                status: 0,
+                detail: format!("2xx body of {} bytes without 'choices'", body.len()),
+            },
+        });
     }
     let usage = v.get("usage").and_then(Usage::from_json);
     Ok((Bytes::copy_from_slice(body), usage))

@@ -380,6 +380,14 @@ pub(crate) fn upstream_error(status: u16, body: &[u8]) -> UpstreamError {
             detail: "upstream refused the gateway's credentials".into(),
         };
     }
+    // Redirects are never followed (an upstream key must not follow one to
+    // another host), nor shown.
+    if (300..400).contains(&status) {
+        return UpstreamError::BadResponse {
+            status,
+            detail: "upstream answered with a redirect (not followed)".into(),
+        };
+    }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     match parsed.as_ref().and_then(|v| v.get("error")) {
         Some(Value::Object(e)) if e.get("message").is_some_and(Value::is_string) => {

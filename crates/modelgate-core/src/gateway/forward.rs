@@ -13,7 +13,7 @@ use super::Gateway;
 use crate::backend::{Target, UpstreamCall, upstream_error};
 use crate::domain::Model;
 use crate::error::{GatewayError, UpstreamError};
-use crate::ports::{ByteStream, HttpClient, Ports, TransportErrorKind};
+use crate::ports::{ByteStream, HttpClient, Ports, TransportError, TransportErrorKind};
 use crate::resilience::retryable_status;
 
 /// A model `api_key` of `env:NAME` names a deployment secret.
@@ -107,7 +107,7 @@ impl<P: Ports> Gateway<P> {
                     api_key: api_key.as_deref(),
                 };
                 let req = model.backend.build(&target, call)?;
-                let sent = self.until(deadline_ms, self.ports().http().send(req)).await;
+                let sent = self.until(deadline_ms, self.send_upstream(req)).await;
                 let resp = match sent {
                     None => {
                         trial.record(false);
@@ -147,6 +147,22 @@ impl<P: Ports> Gateway<P> {
             }
         }
         Err(last.unwrap_or(UpstreamError::CircuitOpen).into())
+    }
+
+    /// Send `req` if the edge policy allows its address (checked when a
+    /// model is written too; this covers models stored before the policy).
+    pub(super) async fn send_upstream(
+        &self,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<UpstreamBody<P>>, TransportError> {
+        let allow = self.config().allow_link_local_upstreams;
+        if !crate::edge::upstream_url_allowed(&req.uri().to_string(), allow) {
+            return Err(TransportError {
+                kind: TransportErrorKind::Connect,
+                detail: "upstream address not allowed (link-local or cloud metadata)".into(),
+            });
+        }
+        self.ports().http().send(req).await
     }
 
     /// An upstream key as configured, resolving an `env:NAME` reference to

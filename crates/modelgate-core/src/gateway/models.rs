@@ -15,7 +15,7 @@ use crate::backend::Target;
 use crate::config::{ModelSpec, SyncBackend};
 use crate::domain::{Model, ModelPatch, NewModel};
 use crate::error::{GatewayError, RequestError, UpstreamError};
-use crate::ports::{HttpClient, ModelStore, Ports};
+use crate::ports::{ModelStore, Ports};
 
 /// Time allowed for one backend's model list during a sync.
 const SYNC_TIMEOUT_MS: i64 = 30_000;
@@ -42,20 +42,30 @@ fn client_view(m: &Model) -> Value {
     json!({"id": m.name, "object": "model", "created": m.created_at / 1000, "owned_by": "modelgate"})
 }
 
-fn check_url(url: &str, param: &str) -> Result<(), GatewayError> {
+fn check_url(url: &str, param: &str, allow_link_local: bool) -> Result<(), GatewayError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 2048
         && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
-    if ok {
-        Ok(())
-    } else {
-        Err(RequestError::invalid(format!("'{param}' must be an http(s) URL."), Some(param)).into())
+    if !ok {
+        return Err(RequestError::invalid(
+            format!("'{param}' must be an http(s) URL."),
+            Some(param),
+        )
+        .into());
     }
+    if !crate::edge::upstream_url_allowed(url, allow_link_local) {
+        return Err(RequestError::invalid(
+            format!("'{param}' is a link-local or cloud metadata address (MG_ALLOW_LINK_LOCAL_UPSTREAMS)."),
+            Some(param),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Check a model's fields the way both create and patch need (the upstream
 /// key: [`Gateway::check_api_key`]).
-fn check_model(m: &Model) -> Result<(), GatewayError> {
+fn check_model(m: &Model, allow_link_local: bool) -> Result<(), GatewayError> {
     crate::request::valid_model(&m.name)?;
     crate::request::valid_model(&m.upstream_model).map_err(|_| {
         RequestError::invalid(
@@ -63,9 +73,9 @@ fn check_model(m: &Model) -> Result<(), GatewayError> {
             Some("upstream_model"),
         )
     })?;
-    check_url(&m.base_url, "base_url")?;
+    check_url(&m.base_url, "base_url", allow_link_local)?;
     for u in &m.fallback_urls {
-        check_url(u, "fallback_urls")?;
+        check_url(u, "fallback_urls", allow_link_local)?;
     }
     Ok(())
 }
@@ -162,7 +172,7 @@ impl<P: Ports> Gateway<P> {
             created_at: now,
             updated_at: now,
         };
-        check_model(&model)?;
+        check_model(&model, self.config().allow_link_local_upstreams)?;
         self.check_api_key(model.api_key.as_deref())?;
         Ok(model)
     }
@@ -205,7 +215,7 @@ impl<P: Ports> Gateway<P> {
         if let Some(k) = &patch.api_key {
             after.api_key.clone_from(k);
         }
-        check_model(&after)?;
+        check_model(&after, self.config().allow_link_local_upstreams)?;
         if let Some(k) = &patch.api_key {
             self.check_api_key(k.as_deref())?;
         }
@@ -268,7 +278,11 @@ impl<P: Ports> Gateway<P> {
         let existing = store.list_models().await?;
         let backends: Vec<SyncBackend> = if body.iter().any(|b| !b.is_ascii_whitespace()) {
             let b: SyncBackend = parse_body(body)?;
-            check_url(&b.base_url, "base_url")?;
+            check_url(
+                &b.base_url,
+                "base_url",
+                self.config().allow_link_local_upstreams,
+            )?;
             self.check_api_key(b.api_key.as_deref())?;
             vec![b]
         } else {
@@ -330,7 +344,7 @@ impl<P: Ports> Gateway<P> {
         };
         let req = b.backend.models_request(&target)?;
         let deadline = self.now_ms() + SYNC_TIMEOUT_MS;
-        let resp = match self.until(deadline, self.ports().http().send(req)).await {
+        let resp = match self.until(deadline, self.send_upstream(req)).await {
             None => return Err(UpstreamError::Timeout.into()),
             Some(Err(e)) => return Err(UpstreamError::Connect { detail: e.detail }.into()),
             Some(Ok(r)) => r,

@@ -73,7 +73,8 @@ impl Harness {
         };
         config.resilience.backoff_ms = 1;
         tweak(&mut config);
-        let ports = NativePorts::new(ReqwestHttp::new().unwrap(), store);
+        let http = ReqwestHttp::new(config.allow_link_local_upstreams).unwrap();
+        let ports = NativePorts::new(http, store);
         let gateway = Gateway::new(ports, config);
         let app = router(AppState {
             gateway: gateway.clone(),
