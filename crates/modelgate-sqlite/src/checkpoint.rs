@@ -39,18 +39,36 @@ pub(crate) fn passive(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>>
     })
 }
 
-/// Copy the whole WAL back and truncate it, waiting (the busy timeout) for
-/// readers of older snapshots: the writer's hard bound on the WAL, for when
-/// the checkpoint thread cannot keep up. Called between two commits.
-pub(crate) fn truncate(conn: &Connection) {
-    let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-        r.get::<_, i64>(0)
-    });
-    match done {
-        Ok(0) => {}
-        // Tried again before the next commit.
-        Ok(_) => tracing::warn!("WAL over its bound: a reader held it past the busy timeout"),
-        Err(e) => tracing::warn!(error = %e, "WAL truncation failed"),
+/// Copy the whole WAL back and truncate it: the writer's hard bound on the
+/// WAL, for when the checkpoint thread cannot keep up. Called between two
+/// commits, so nothing commits until it is done or `patience` runs out.
+///
+/// SQLite answers busy at once, without its busy handler, while another
+/// connection checkpoints (our checkpoint thread, a `PASSIVE` pass that
+/// takes longer the further behind it is): so ask again until then. Readers
+/// of older snapshots are waited for by the busy handler itself. Past
+/// `patience` (a reader in another process holding its snapshot) the
+/// commits go on rather than fail, and the next one tries again.
+pub(crate) fn truncate(conn: &Connection, patience: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let busy = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        match busy {
+            Ok(0) => return,
+            Ok(_) | Err(_) if started.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(_) => {
+                tracing::warn!("WAL over its bound: still busy after the busy timeout");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL truncation failed");
+                return;
+            }
+        }
     }
 }
 

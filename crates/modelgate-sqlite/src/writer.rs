@@ -107,7 +107,7 @@ impl Writer {
         };
         let inline = checkpointer.as_ref().map(|_| busy_timeout);
         let shared = Arc::clone(&conn);
-        let bound = wal.clone();
+        let bound = wal.clone().map(|(path, max)| (path, max, busy_timeout));
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run(&shared, jobs, bound.as_ref()))
@@ -199,7 +199,9 @@ fn lock(conn: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, StoreErr
         .map_err(|_| StoreError::Unavailable("connection lock poisoned".into()))
 }
 
-fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>, wal: Option<&(PathBuf, u64)>) {
+/// Serve `jobs`; with a WAL `(path, bound, patience)`, empty it first
+/// whenever it is over its bound.
+fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>, wal: Option<&(PathBuf, u64, Duration)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
@@ -207,10 +209,10 @@ fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>, wal: Option<&(PathBuf, u64
         let checkpoint = batch.iter().any(|j| matches!(j.work, Work::Checkpoint));
         batch.retain(|j| !matches!(j.work, Work::Checkpoint));
         let results = lock(conn).and_then(|mut c| {
-            if let Some((path, max)) = wal
+            if let Some((path, max, patience)) = wal
                 && WalFile::over(path, *max)
             {
-                checkpoint::truncate(&c);
+                checkpoint::truncate(&c, *patience);
             } else if checkpoint && let Err(e) = checkpoint::passive(&c) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }

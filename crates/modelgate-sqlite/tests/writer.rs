@@ -138,8 +138,8 @@ async fn the_wal_stays_within_its_bound_under_nonstop_writes() {
     let largest = watcher.join().unwrap();
     let k = store.get_key("key_w").await.unwrap().unwrap();
     assert_eq!(k.quota_used, 16_000 * 3, "every settlement landed");
-    // One transaction (a batch of at most 512 settlements) writes a few
-    // dozen pages: far less than this slack.
+    // The file passes the bound by one transaction at most: here at most
+    // four settlements (one per task), a few pages, far less than this slack.
     let last = std::fs::metadata(&wal).unwrap().len();
     assert!(
         largest.max(last) < MAX + (512 << 10),
