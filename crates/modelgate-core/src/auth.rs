@@ -65,7 +65,7 @@ pub fn check_key(
     now_ms: i64,
     client_ip: Option<IpAddr>,
 ) -> Result<(), AuthError> {
-    if !ct_eq(&stored.hash, hash) {
+    if !ct_eq(stored.hash.expose(), hash) {
         return Err(AuthError::Invalid);
     }
     match stored.status {
@@ -144,7 +144,7 @@ mod tests {
             id: "key_1".into(),
             name: "t".into(),
             prefix: "mg-...".into(),
-            hash: hash_key("mg-secret"),
+            hash: hash_key("mg-secret").into(),
             status,
             admin: false,
             rpm: None,

@@ -2,8 +2,8 @@
 //!
 //! Both are fed byte chunks cut anywhere (mid-line, mid-UTF-8, between `\r`
 //! and `\n`) and yield whole events, like mini-redis's `Frame::check`. Memory
-//! is bounded: a line longer than [`MAX_LINE`] is an error, not a growing
-//! buffer.
+//! is bounded: a line longer than [`MAX_LINE`], or an SSE event whose
+//! `data:` lines add up to more, is an error, not a growing buffer.
 
 /// The longest line either decoder accepts (bytes).
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
@@ -14,6 +14,9 @@ pub enum DecodeError {
     /// A line went past [`MAX_LINE`].
     #[error("line longer than {MAX_LINE} bytes")]
     LineTooLong,
+    /// One SSE event's data went past [`MAX_LINE`].
+    #[error("event longer than {MAX_LINE} bytes")]
+    EventTooLong,
 }
 
 /// Splits bytes into lines ending in `\n`, `\r\n` or `\r`.
@@ -115,7 +118,7 @@ impl SseDecoder {
                 }
                 continue;
             }
-            self.field(&line);
+            self.field(&line)?;
         }
         Ok(None)
     }
@@ -124,14 +127,15 @@ impl SseDecoder {
     /// (The spec drops it; upstreams that forget the last blank line exist.)
     pub fn finish(&mut self) -> Option<SseEvent> {
         if let Some(line) = self.lines.take_rest() {
-            self.field(&line);
+            // Too long: no event (the stream then ends incomplete).
+            self.field(&line).ok()?;
         }
         self.dispatch()
     }
 
-    fn field(&mut self, line: &str) {
+    fn field(&mut self, line: &str) -> Result<(), DecodeError> {
         if line.starts_with(':') {
-            return;
+            return Ok(());
         }
         let (name, value) = match line.split_once(':') {
             Some((n, v)) => (n, v.strip_prefix(' ').unwrap_or(v)),
@@ -139,6 +143,11 @@ impl SseDecoder {
         };
         match name {
             "data" => match &mut self.data {
+                Some(d) if d.len() + 1 + value.len() > MAX_LINE => {
+                    self.data = None;
+                    self.event = None;
+                    return Err(DecodeError::EventTooLong);
+                }
                 Some(d) => {
                     d.push('\n');
                     d.push_str(value);
@@ -148,6 +157,7 @@ impl SseDecoder {
             "event" => self.event = Some(value.to_owned()),
             _ => {}
         }
+        Ok(())
     }
 
     fn dispatch(&mut self) -> Option<SseEvent> {
@@ -244,6 +254,26 @@ mod tests {
         d.push(b"data: ");
         d.push(&big);
         assert_eq!(d.next_event(), Err(DecodeError::LineTooLong));
+    }
+
+    #[test]
+    fn sse_event_of_many_short_lines_is_bounded_too() {
+        let mut d = SseDecoder::new();
+        // 1 KiB data lines, never a blank line: no single line is long.
+        let line = format!("data: {}\n", "a".repeat(1024));
+        let mut pushed = 0;
+        let err = loop {
+            d.push(line.as_bytes());
+            pushed += line.len();
+            match d.next_event() {
+                Ok(None) => assert!(pushed < 2 * MAX_LINE, "never refused"),
+                other => break other,
+            }
+        };
+        assert_eq!(err, Err(DecodeError::EventTooLong));
+        // The data held is each line's 1 KiB plus a joining newline.
+        let lines = pushed / line.len();
+        assert_eq!(lines, MAX_LINE / 1025 + 1, "refused at the bound");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::auth;
 use crate::backend::BackendKind;
 use crate::resilience::Resilience;
+use crate::secret::Secret;
 
 /// Gateway settings that every runtime shares.
 #[derive(Debug, Clone)]
@@ -28,7 +29,7 @@ pub struct Config {
     /// Retries, backoff, circuit breaker.
     pub resilience: Resilience,
     /// SHA-256 (hex) of the bootstrap admin key (`MG_ADMIN_API_KEY`).
-    pub admin_key_hash: Option<String>,
+    pub admin_key_hash: Option<Secret>,
     /// Backends `POST /admin/api/models/sync` lists besides those of the
     /// existing models.
     pub sync_backends: Vec<SyncBackend>,
@@ -73,7 +74,7 @@ pub struct SyncBackend {
     pub base_url: String,
     /// Upstream key.
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
 }
 
 /// A bad setting: names the variable, never echoes a secret.
@@ -143,7 +144,7 @@ impl Config {
                     why: "must be at least 16 characters".into(),
                 });
             }
-            c.admin_key_hash = Some(auth::hash_key(&key));
+            c.admin_key_hash = Some(auth::hash_key(&key).into());
         }
         let flag = |k: &str| match get(k).as_deref() {
             None | Some("0" | "false" | "no") => Ok(false),
@@ -223,9 +224,9 @@ pub struct ModelSpec {
     /// Upstream model name (default: `name`).
     #[serde(default)]
     pub upstream_model: Option<String>,
-    /// Upstream key, resolved by the runtime (from `api_key_env` natively).
+    /// Upstream key, or `env:NAME` (from `api_key_env` natively).
     #[serde(default)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Fallback base URLs.
     #[serde(default)]
     pub fallback_urls: Vec<String>,
@@ -292,7 +293,7 @@ mod tests {
         assert_eq!(c.resilience.retries, 0);
         assert_eq!(
             c.admin_key_hash,
-            Some(auth::hash_key("a-long-admin-key-123"))
+            Some(auth::hash_key("a-long-admin-key-123").into())
         );
     }
 

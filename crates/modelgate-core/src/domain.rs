@@ -6,6 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::backend::BackendKind;
+use crate::secret::Secret;
 
 /// Lifecycle of an API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +52,7 @@ pub struct ApiKey {
     pub prefix: String,
     /// SHA-256 of the key, hex. Never serialized.
     #[serde(skip_serializing)]
-    pub hash: String,
+    pub hash: Secret,
     /// Lifecycle.
     pub status: KeyStatus,
     /// May use the admin API.
@@ -132,7 +133,7 @@ pub struct Model {
     pub upstream_model: String,
     /// The upstream's key. Never serialized.
     #[serde(skip_serializing)]
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Whether clients may use it.
     pub enabled: bool,
     /// Ask OpenAI-compatible upstreams for usage on streams.
@@ -146,7 +147,9 @@ pub struct Model {
 impl Model {
     /// Whether an upstream key is set (what the admin API shows instead of it).
     pub fn has_api_key(&self) -> bool {
-        self.api_key.as_deref().is_some_and(|k| !k.is_empty())
+        self.api_key
+            .as_ref()
+            .is_some_and(|k| !k.expose().is_empty())
     }
 }
 
@@ -173,7 +176,7 @@ pub struct ModelPatch {
     pub upstream_model: Option<String>,
     /// New upstream key (`null` or "" clears).
     #[serde(default, deserialize_with = "double_option")]
-    pub api_key: Option<Option<String>>,
+    pub api_key: Option<Option<Secret>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
     /// Stream usage opt-in.
@@ -189,6 +192,21 @@ pub struct Settlement {
     pub reserved: i64,
     /// The usage record.
     pub usage: UsageRecord,
+}
+
+impl Settlement {
+    /// Tokens charged to the key's quota: the recorded usage, but on a key
+    /// with a quota (something reserved) never more than the reservation,
+    /// which was the worst case the request was admitted for; an upstream
+    /// reporting more is not believed past it (the record keeps its figure).
+    pub fn charge(&self) -> i64 {
+        let used = self.usage.total_tokens();
+        if self.reserved > 0 {
+            used.min(self.reserved)
+        } else {
+            used
+        }
+    }
 }
 
 /// One usage record: exactly one per proxied request.
@@ -223,7 +241,7 @@ pub struct UsageRecord {
 impl UsageRecord {
     /// Prompt plus completion tokens.
     pub fn total_tokens(&self) -> i64 {
-        self.prompt_tokens + self.completion_tokens
+        self.prompt_tokens.saturating_add(self.completion_tokens)
     }
 }
 

@@ -37,6 +37,7 @@ pub mod limiter;
 pub mod ports;
 pub mod request;
 pub mod resilience;
+pub mod secret;
 pub mod sql;
 
 pub use backend::BackendKind;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::BackendKind;
 use crate::domain::{ApiKey, KeyPatch, KeyStatus, Model, ModelPatch, Settlement, UsageQuery};
 use crate::error::StoreError;
+use crate::secret::Secret;
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +86,7 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
         text(&k.id),
         text(&k.name),
         text(&k.prefix),
-        text(&k.hash),
+        text(k.hash.expose()),
         text(k.status.as_str()),
         int(k.admin),
         k.rpm.map(i64::from).into(),
@@ -113,7 +114,7 @@ pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
         text(&m.base_url),
         list(&m.fallback_urls),
         text(&m.upstream_model),
-        m.api_key.clone().into(),
+        m.api_key.as_ref().map(|k| k.expose().to_owned()).into(),
         int(m.enabled),
         int(m.stream_usage),
         int(m.created_at),
@@ -155,7 +156,7 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
     let charge = vec![
         text(&s.key_id),
         int(s.reserved),
-        int(u.total_tokens()),
+        int(s.charge()),
         int(u.created_at),
         text(&u.request_id),
     ];
@@ -237,7 +238,11 @@ pub fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
     c.set("upstream_model", p.upstream_model.map(SqlValue::Text));
     c.set(
         "api_key",
-        p.api_key.map(|k| k.filter(|k| !k.is_empty()).into()),
+        p.api_key.map(|k| {
+            k.map(|k| k.expose().to_owned())
+                .filter(|k| !k.is_empty())
+                .into()
+        }),
     );
     c.set("enabled", p.enabled.map(int));
     c.set("stream_usage", p.stream_usage.map(int));
@@ -296,7 +301,7 @@ pub struct KeyRow {
     pub id: String,
     pub name: String,
     pub prefix: String,
-    pub key_hash: String,
+    pub key_hash: Secret,
     pub status: String,
     pub admin: i64,
     pub rpm: Option<i64>,
@@ -371,7 +376,7 @@ pub struct ModelRow {
     pub base_url: String,
     pub fallback_urls: String,
     pub upstream_model: String,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub enabled: i64,
     pub stream_usage: i64,
     pub created_at: i64,

@@ -50,7 +50,7 @@ impl KeyStore for DynamoStore {
         let row = KeyRow::from_key(&new.key);
         let mut link = Item::new();
         link.insert("pk".into(), s(KEY_HASH));
-        link.insert("sk".into(), s(&row.key_hash));
+        link.insert("sk".into(), s(row.key_hash.expose()));
         link.insert("key_id".into(), s(&row.id));
         let absent = "attribute_not_exists(pk)";
         let written = self
@@ -187,7 +187,7 @@ impl KeyStore for DynamoStore {
             record_item(&pk, &sk, &st.usage)?,
             "attribute_not_exists(pk)",
         )?;
-        let total = st.usage.total_tokens();
+        let total = st.charge();
         let charge = Update::builder()
             .table_name(&self.table)
             .key("pk", s(KEY))

@@ -113,8 +113,11 @@ impl UsageStore for DynamoStore {
                     errors: 0,
                 });
             row.requests += 1;
-            row.prompt_tokens += get_n(&item, "prompt_tokens")?.unwrap_or(0);
-            row.completion_tokens += get_n(&item, "completion_tokens")?.unwrap_or(0);
+            let n = |k: &str| get_n(&item, k).map(Option::unwrap_or_default);
+            row.prompt_tokens = row.prompt_tokens.saturating_add(n("prompt_tokens")?);
+            row.completion_tokens = row
+                .completion_tokens
+                .saturating_add(n("completion_tokens")?);
             let failed = !matches!(item.get("error"), None | Some(AttributeValue::Null(_)));
             row.errors += i64::from(failed);
         }

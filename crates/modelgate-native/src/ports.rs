@@ -11,6 +11,7 @@ use modelgate_core::limiter::MemoryLimiter;
 use modelgate_core::ports::{
     ByteStream, HttpClient, Ports, RateLimiter, Store, TransportError, TransportErrorKind,
 };
+use modelgate_core::secret::Secret;
 use modelgate_sqlite::SqliteStore;
 
 /// Upstream HTTP over a pooled reqwest client.
@@ -73,10 +74,12 @@ fn transport(e: reqwest::Error, during_body: bool) -> TransportError {
     } else {
         TransportErrorKind::Connect
     };
-    // `without_url`: the log line says what failed, the URL is in the span.
+    // The detail is logged: it says what failed, never where (reqwest's
+    // `Display` names the URL unless told not to). The log line names the
+    // endpoint by model and position instead.
     TransportError {
         kind,
-        detail: format!("{e:#}"),
+        detail: format!("{:#}", e.without_url()),
     }
 }
 
@@ -127,7 +130,7 @@ pub struct NativePorts<S = SqliteStore, L = MemoryLimiter> {
     http: ReqwestHttp,
     store: S,
     limiter: L,
-    secrets: HashMap<String, String>,
+    secrets: HashMap<String, Secret>,
 }
 
 impl NativePorts {
@@ -152,7 +155,7 @@ impl<S: Store, L: RateLimiter> NativePorts<S, L> {
     /// Secrets looked up before the environment (e.g. loaded from AWS
     /// Secrets Manager at start).
     pub fn with_secrets(mut self, secrets: HashMap<String, String>) -> Self {
-        self.secrets = secrets;
+        self.secrets = secrets.into_iter().map(|(k, v)| (k, v.into())).collect();
         self
     }
 }
@@ -196,7 +199,7 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
     fn secret(&self, name: &str) -> Option<String> {
         self.secrets
             .get(name)
-            .cloned()
+            .map(|s| s.expose().to_owned())
             .or_else(|| std::env::var(name).ok())
     }
 }
@@ -220,5 +223,27 @@ mod tests {
             allow_link_local: true,
         };
         assert!(open.resolve(name("169.254.169.254")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn transport_errors_name_no_address() {
+        let http = super::ReqwestHttp::new(false).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let req = |url: String| http::Request::post(url).body(bytes::Bytes::new()).unwrap();
+        for url in [
+            format!("http://127.0.0.1:{port}/v1/chat/completions"),
+            "http://metadata.google.internal:8080/v1/x".to_owned(),
+        ] {
+            let e = modelgate_core::ports::HttpClient::send(&http, req(url.clone()))
+                .await
+                .unwrap_err();
+            for part in [port.to_string().as_str(), "127.0.0.1", "metadata", "/v1/"] {
+                assert!(!e.detail.contains(part), "{url}: {}", e.detail);
+            }
+        }
     }
 }

@@ -195,3 +195,42 @@ async fn a_key_at_zero_rpm_is_refused_before_any_limiter() {
     );
     assert_eq!(h.mock.stats().requests, 0);
 }
+
+/// An upstream that reports absurd usage: a key with a quota is charged
+/// its reservation at most (the record keeps the reported figure, bounded),
+/// a key without one the bounded figure, and the usage API still adds up.
+#[tokio::test]
+async fn a_lying_upstream_is_never_charged_past_the_reservation() {
+    use modelgate_core::backend::MAX_REPORTED_TOKENS;
+    let h = Harness::new().await;
+    h.model("liar", "vllm", "mock?report_tokens=99999999999999999999999")
+        .await;
+    h.model("i64", "vllm", "mock?report_tokens=9223372036854775807")
+        .await;
+    let (limited, limited_id) = h.key(json!({"name": "q", "quota": 10_000})).await;
+    let (open, open_id) = h.key(json!({"name": "u", "quota": null})).await;
+    for model in ["liar", "i64"] {
+        let body = json!({"model": model, "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 16});
+        let before = h.stored_key(&limited_id).await.quota_used;
+        let a = h.chat(&limited, body.clone()).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let k = h.stored_key(&limited_id).await;
+        let charged = k.quota_used - before;
+        assert!(
+            (17..=64).contains(&charged),
+            "{model}: charged {charged}, the reservation (prompt bound + 16) at most"
+        );
+        assert_eq!(k.quota_reserved, 0);
+        assert_eq!(h.chat(&open, body).await.status, 200);
+    }
+    let k = h.stored_key(&open_id).await;
+    assert!(k.quota_used >= 2 * MAX_REPORTED_TOKENS, "{}", k.quota_used);
+    let u = h.admin("GET", "/admin/api/usage", None).await;
+    assert_eq!(u.status, 200, "{}", u.text());
+    assert_eq!(
+        u.json()["totals"]["completion_tokens"],
+        json!(4 * MAX_REPORTED_TOKENS),
+        "every record keeps the reported figure, bounded"
+    );
+}

@@ -236,7 +236,7 @@ impl<S: Store> KeyStore for RedisQuota<S> {
             .key(counters(&s.key_id))
             .key(format!("mg:qs:{}", s.usage.request_id))
             .arg(-s.reserved)
-            .arg(s.usage.total_tokens())
+            .arg(s.charge())
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;

@@ -142,7 +142,7 @@ pub async fn run(cmd: Command, mut settings: Settings) -> Result<(), String> {
         "cli-{}",
         token.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
-    settings.core.admin_key_hash = Some(modelgate_core::auth::hash_key(&token));
+    settings.core.admin_key_hash = Some(modelgate_core::auth::hash_key(&token).into());
     let gateway = crate::build(&settings).await?;
     let (method, path, body) = request_for(cmd)?;
     let (status, answer) = call(&gateway, &token, method, &path, body).await;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use modelgate_core::config::{ConfigError, ModelSpec, SyncBackend};
+use modelgate_core::secret::Secret;
 use modelgate_core::{BackendKind, Config};
 use serde::Deserialize;
 
@@ -133,7 +134,7 @@ pub fn load_models_file(
 ) -> Result<Vec<ModelSpec>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: ModelsFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut key = |env: Option<String>| -> Result<Option<String>, String> {
+    let mut key = |env: Option<String>| -> Result<Option<Secret>, String> {
         let Some(var) = env else { return Ok(None) };
         core.declare_secret(&var)
             .map_err(|why| format!("{}: api_key_env: {why}", path.display()))?;
@@ -143,7 +144,7 @@ pub fn load_models_file(
                 path.display()
             ));
         }
-        Ok(Some(format!("env:{var}")))
+        Ok(Some(format!("env:{var}").into()))
     };
     let mut specs = vec![];
     for m in file.models {
@@ -207,7 +208,7 @@ base_url = "http://127.0.0.1:11434"
         let mut core = Config::default();
         let specs = load_models_file(&path, env, &mut core).unwrap();
         // The reference is stored, never the plaintext, and it is declared.
-        assert_eq!(specs[0].api_key.as_deref(), Some("env:TEST_UPSTREAM_KEY"));
+        assert_eq!(specs[0].api_key, Some("env:TEST_UPSTREAM_KEY".into()));
         assert!(core.secret_declared("TEST_UPSTREAM_KEY"));
         assert_eq!(specs[0].upstream_model.as_deref(), Some("gpt-4o-mini"));
         assert_eq!(core.sync_backends[0].backend, BackendKind::Ollama);

@@ -16,7 +16,7 @@ pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         id: r.get(0)?,
         name: r.get(1)?,
         prefix: r.get(2)?,
-        key_hash: r.get(3)?,
+        key_hash: r.get::<_, String>(3)?.into(),
         status: r.get(4)?,
         admin: r.get(5)?,
         rpm: r.get(6)?,

@@ -17,7 +17,7 @@ fn model_row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
         base_url: r.get(3)?,
         fallback_urls: r.get(4)?,
         upstream_model: r.get(5)?,
-        api_key: r.get(6)?,
+        api_key: r.get::<_, Option<String>>(6)?.map(Into::into),
         enabled: r.get(7)?,
         stream_usage: r.get(8)?,
         created_at: r.get(9)?,

@@ -18,7 +18,7 @@ pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
         id: id.into(),
         name: format!("key {id}"),
         prefix: "mg-test...".into(),
-        hash: auth::hash_key(id),
+        hash: auth::hash_key(id).into(),
         status: KeyStatus::Active,
         admin: false,
         rpm: Some(60),

@@ -21,6 +21,7 @@
 //! | `redirect_port=N` | answer 307 to the same path on `localhost:N` (another host, to a client) |
 //! | `fail_first=N` | the first N requests for this model name get a 503 |
 //! | `no_usage=1` | never report usage |
+//! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
 //!
 //! `GET /_mock/stats` reports what was served; `GET /_mock/last` the last
@@ -157,6 +158,7 @@ struct Plan {
     after: u64,
     fail_first: u64,
     usage: bool,
+    report_tokens: Option<String>,
     stamp: bool,
     redirect_port: Option<u16>,
 }
@@ -177,6 +179,7 @@ impl Plan {
             after: n("after", 2),
             fail_first: n("fail_first", 0),
             usage: n("no_usage", 0) == 0,
+            report_tokens: opts.get("report_tokens").map(|s| s.to_string()),
             stamp: n("stamp", 0) == 1,
             redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
         }
@@ -362,6 +365,11 @@ impl Gen {
     }
 
     fn usage(&self) -> Value {
+        if let Some(n) = &self.plan.report_tokens {
+            // Kept as written: a number too big for any integer type too.
+            let n: Value = serde_json::from_str(n).unwrap_or(Value::Null);
+            return json!({"prompt_tokens": self.prompt, "completion_tokens": n, "total_tokens": n});
+        }
         json!({"prompt_tokens": self.prompt, "completion_tokens": self.n, "total_tokens": self.prompt + self.n})
     }
 

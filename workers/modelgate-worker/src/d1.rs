@@ -104,7 +104,7 @@ impl D1Store {
 
     /// Drop a key's cache entry (after an admin change here).
     async fn forget(&self, key: &ApiKey) {
-        let _ = self.cache.delete(&cache_key(&key.hash)).await;
+        let _ = self.cache.delete(&cache_key(key.hash.expose())).await;
     }
 }
 

@@ -247,27 +247,44 @@ pub struct Usage {
     pub completion_tokens: i64,
 }
 
+/// The largest token count taken from an upstream: a figure past it is
+/// read as this (no request comes near; sums over ten million records of it
+/// still fit the stores' 64-bit columns).
+pub const MAX_REPORTED_TOKENS: i64 = 1_000_000_000_000;
+
 impl Usage {
+    /// A usage of the counts an upstream reported: negative ones as 0,
+    /// absurd ones as [`MAX_REPORTED_TOKENS`].
+    pub fn reported(prompt_tokens: i64, completion_tokens: i64) -> Self {
+        let bound = |n: i64| n.clamp(0, MAX_REPORTED_TOKENS);
+        Self {
+            prompt_tokens: bound(prompt_tokens),
+            completion_tokens: bound(completion_tokens),
+        }
+    }
+
     /// The OpenAI `usage` object.
     pub fn to_json(self) -> Value {
         json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
+            "total_tokens": self.prompt_tokens.saturating_add(self.completion_tokens),
         })
     }
 
     /// Read an OpenAI `usage` object.
     pub fn from_json(v: &Value) -> Option<Self> {
-        let n = |k: &str| v.get(k).and_then(Value::as_i64).filter(|n| *n >= 0);
+        // A count past i64 (a u64 or a float) is read as the bound.
+        let n = |k: &str| {
+            v.get(k)
+                .and_then(|n| n.as_i64().or_else(|| n.is_number().then_some(i64::MAX)))
+                .filter(|n| *n >= 0)
+        };
         let prompt_tokens = n("prompt_tokens")?;
         let completion_tokens = n("completion_tokens")
-            .or_else(|| n("total_tokens").map(|t| (t - prompt_tokens).max(0)))
+            .or_else(|| n("total_tokens").map(|t| t.saturating_sub(prompt_tokens)))
             .unwrap_or(0);
-        Some(Self {
-            prompt_tokens,
-            completion_tokens,
-        })
+        Some(Self::reported(prompt_tokens, completion_tokens))
     }
 }
 

@@ -189,10 +189,7 @@ fn finish_reason(line: &Value, had_tool_calls: bool) -> &'static str {
 fn usage(line: &Value) -> Option<Usage> {
     let p = line.get("prompt_eval_count").and_then(Value::as_i64);
     let c = line.get("eval_count").and_then(Value::as_i64);
-    (p.is_some() || c.is_some()).then(|| Usage {
-        prompt_tokens: p.unwrap_or(0).max(0),
-        completion_tokens: c.unwrap_or(0).max(0),
-    })
+    (p.is_some() || c.is_some()).then(|| Usage::reported(p.unwrap_or(0), c.unwrap_or(0)))
 }
 
 /// Ollama tool calls -> OpenAI tool calls (arguments as a JSON string).

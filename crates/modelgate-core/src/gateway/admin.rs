@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Gateway, Peer, Response, json_response, percent_decode};
 use crate::auth;
-use crate::calendar::{DAY_MS, days_from_civil};
+use crate::calendar::{DAY_MS, day_name, days_from_civil};
 use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey, UsageQuery};
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::ports::{KeyStore, Ports, UsageStore};
@@ -110,7 +110,7 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<(), GatewayError> {
         let hash = super::proxy::bearer_hash(req)?;
         if let Some(admin) = &self.config().admin_key_hash
-            && auth::ct_eq(admin, &hash)
+            && auth::ct_eq(admin.expose(), &hash)
         {
             return Ok(());
         }
@@ -201,7 +201,7 @@ impl<P: Ports> Gateway<P> {
             id: self.new_id("key_"),
             name: c.name.trim().to_owned(),
             prefix,
-            hash,
+            hash: hash.into(),
             status: KeyStatus::Active,
             admin: c.admin,
             rpm: c.rpm,
@@ -299,9 +299,16 @@ fn parse_time(v: &str, param: &str) -> Result<i64, GatewayError> {
     let mut parts = v.splitn(3, '-').map(str::parse::<i64>);
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Ok(y)), Some(Ok(m)), Some(Ok(d)))
-            if (1..=12).contains(&m) && (1..=31).contains(&d) && y > 1969 =>
+            if (1..=12).contains(&m) && (1..=31).contains(&d) && (1970..=9999).contains(&y) =>
         {
-            Ok(days_from_civil(y, m, d) * DAY_MS)
+            // A day the month does not have (2026-02-31) would otherwise
+            // count on into the next month.
+            let ms = days_from_civil(y, m, d) * DAY_MS;
+            if day_name(ms) == format!("{y:04}-{m:02}-{d:02}") {
+                Ok(ms)
+            } else {
+                Err(bad().into())
+            }
         }
         _ => Err(bad().into()),
     }
@@ -317,6 +324,13 @@ mod tests {
         assert_eq!(parse_time("2026-11-23", "from").unwrap(), 1_795_392_000_000);
         assert_eq!(parse_time("1234", "from").unwrap(), 1234);
         assert!(parse_time("2026-13-01", "from").is_err());
+        for impossible in ["2026-02-31", "2026-02-29", "2026-04-31", "2100-02-29"] {
+            assert!(parse_time(impossible, "from").is_err(), "{impossible}");
+        }
+        assert_eq!(
+            parse_time("2028-02-29", "from").unwrap(),
+            days_from_civil(2028, 2, 29) * DAY_MS
+        );
         assert!(parse_time("yesterday", "from").is_err());
     }
 

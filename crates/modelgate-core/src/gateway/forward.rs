@@ -15,6 +15,7 @@ use crate::domain::Model;
 use crate::error::{GatewayError, UpstreamError};
 use crate::ports::{ByteStream, HttpClient, Ports, TransportError, TransportErrorKind};
 use crate::resilience::retryable_status;
+use crate::secret::Secret;
 
 /// A model `api_key` of `env:NAME` names a deployment secret.
 pub(super) const SECRET_REF: &str = "env:";
@@ -81,7 +82,7 @@ impl<P: Ports> Gateway<P> {
         let endpoints: Vec<&str> = std::iter::once(model.base_url.as_str())
             .chain(model.fallback_urls.iter().map(String::as_str))
             .collect();
-        let api_key = self.resolve_key(model.api_key.as_deref())?;
+        let api_key = self.resolve_key(model.api_key.as_ref())?;
         let mut last: Option<UpstreamError> = None;
         for round in 0..=cfg.retries {
             if round > 0
@@ -167,7 +168,8 @@ impl<P: Ports> Gateway<P> {
 
     /// An upstream key as configured, resolving an `env:NAME` reference to
     /// the deployment secret it names.
-    pub(super) fn resolve_key(&self, key: Option<&str>) -> Result<Option<String>, GatewayError> {
+    pub(super) fn resolve_key(&self, key: Option<&Secret>) -> Result<Option<String>, GatewayError> {
+        let key = key.map(Secret::expose);
         let Some(name) = key.and_then(|k| k.strip_prefix(SECRET_REF)) else {
             return Ok(key.map(str::to_owned));
         };

@@ -16,6 +16,7 @@ use crate::config::{ModelSpec, SyncBackend};
 use crate::domain::{Model, ModelPatch, NewModel};
 use crate::error::{GatewayError, RequestError, UpstreamError};
 use crate::ports::{ModelStore, Ports};
+use crate::secret::Secret;
 
 /// Time allowed for one backend's model list during a sync.
 const SYNC_TIMEOUT_MS: i64 = 30_000;
@@ -85,8 +86,10 @@ impl<P: Ports> Gateway<P> {
     /// an `env:NAME` reference only to a declared upstream secret, so that
     /// an admin key cannot read the deployment's other secrets through an
     /// upstream it controls. Refused when written, not when used.
-    fn check_api_key(&self, key: Option<&str>) -> Result<(), GatewayError> {
-        let Some(key) = key else { return Ok(()) };
+    fn check_api_key(&self, key: Option<&Secret>) -> Result<(), GatewayError> {
+        let Some(key) = key.map(Secret::expose) else {
+            return Ok(());
+        };
         if key.chars().any(char::is_control) {
             return Err(RequestError::invalid(
                 "'api_key' must not contain control characters.",
@@ -166,14 +169,14 @@ impl<P: Ports> Gateway<P> {
             backend: spec.backend,
             base_url: spec.base_url.trim_end_matches('/').to_owned(),
             fallback_urls: spec.fallback_urls,
-            api_key: spec.api_key.filter(|k| !k.is_empty()),
+            api_key: spec.api_key.filter(|k| !k.expose().is_empty()),
             enabled: spec.enabled.unwrap_or(true),
             stream_usage: spec.stream_usage.unwrap_or(true),
             created_at: now,
             updated_at: now,
         };
         check_model(&model, self.config().allow_link_local_upstreams)?;
-        self.check_api_key(model.api_key.as_deref())?;
+        self.check_api_key(model.api_key.as_ref())?;
         Ok(model)
     }
 
@@ -217,7 +220,7 @@ impl<P: Ports> Gateway<P> {
         }
         check_model(&after, self.config().allow_link_local_upstreams)?;
         if let Some(k) = &patch.api_key {
-            self.check_api_key(k.as_deref())?;
+            self.check_api_key(k.as_ref())?;
         }
         let m = store
             .update_model(id, patch, self.now_ms())
@@ -283,7 +286,7 @@ impl<P: Ports> Gateway<P> {
                 "base_url",
                 self.config().allow_link_local_upstreams,
             )?;
-            self.check_api_key(b.api_key.as_deref())?;
+            self.check_api_key(b.api_key.as_ref())?;
             vec![b]
         } else {
             let mut seen = BTreeSet::new();
@@ -337,7 +340,7 @@ impl<P: Ports> Gateway<P> {
     }
 
     async fn fetch_model_names(&self, b: &SyncBackend) -> Result<Vec<String>, GatewayError> {
-        let key = self.resolve_key(b.api_key.as_deref())?;
+        let key = self.resolve_key(b.api_key.as_ref())?;
         let target = Target {
             base_url: b.base_url.trim_end_matches('/'),
             api_key: key.as_deref(),

@@ -278,6 +278,11 @@ impl<P: Ports> Gateway<P> {
     /// not be lost. Settling is idempotent per request id.
     pub(super) async fn settle(&self, s: Settlement) {
         let u = &s.usage;
+        if s.charge() < u.total_tokens() {
+            tracing::warn!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model,
+                reported = u.total_tokens(), reserved = s.reserved,
+                "upstream reported more tokens than were reserved: charged the reservation");
+        }
         tracing::info!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model, backend = %u.backend,
             status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
             completion_tokens = u.completion_tokens, usage_reported = u.usage_reported, stream = u.stream,

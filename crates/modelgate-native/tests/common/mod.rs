@@ -68,7 +68,7 @@ impl Harness {
     pub async fn build(tweak: impl FnOnce(&mut Config), store: SqliteStore) -> Self {
         let mock = MockUpstream::start().await.unwrap();
         let mut config = Config {
-            admin_key_hash: Some(modelgate_core::auth::hash_key(ADMIN)),
+            admin_key_hash: Some(modelgate_core::auth::hash_key(ADMIN).into()),
             ..Config::default()
         };
         config.resilience.backoff_ms = 1;
