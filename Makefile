@@ -24,9 +24,10 @@ lint:
 wasm:
 	$(CARGO) build -p modelgate-core --target wasm32-unknown-unknown --locked
 
-# Store tests need redis-server (apt) and moto_server (the virtualenv).
+# Store tests need redis-server (apt) and moto (the virtualenv); a bare
+# `cargo test` skips them where they are missing, here they are required.
 unit:
-	PATH=$(VENV)/bin:$$PATH $(CARGO) test --workspace --locked
+	PATH=$(VENV)/bin:$$PATH MG_REQUIRE_SERVICES=1 $(CARGO) test --workspace --locked
 
 build:
 	$(CARGO) build --workspace --bins --locked
