@@ -16,6 +16,9 @@ use crate::secret::Secret;
 pub struct Config {
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive once its head has, ms
+    /// (`MG_BODY_TIMEOUT_SECS`).
+    pub body_timeout_ms: u64,
     /// Overall upstream timeout, ms (headers and the whole body).
     pub timeout_ms: u64,
     /// RPM for keys without their own.
@@ -50,6 +53,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_body_bytes: 5 * 1024 * 1024,
+            body_timeout_ms: 30_000,
             timeout_ms: 300_000,
             default_rpm: 60,
             default_quota: Some(1_000_000),
@@ -107,6 +111,9 @@ impl Config {
         }
         if let Some(v) = num("MG_MAX_BODY_BYTES", get("MG_MAX_BODY_BYTES"))? {
             c.max_body_bytes = v;
+        }
+        if let Some(v) = num::<u64>("MG_BODY_TIMEOUT_SECS", get("MG_BODY_TIMEOUT_SECS"))? {
+            c.body_timeout_ms = v.max(1).saturating_mul(1000);
         }
         if let Some(v) = num::<u64>("MG_TIMEOUT_SECS", get("MG_TIMEOUT_SECS"))? {
             c.timeout_ms = v.saturating_mul(1000);

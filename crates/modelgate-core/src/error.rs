@@ -61,6 +61,12 @@ pub enum RequestError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive within the configured time.
+    #[error("body too slow")]
+    BodyTimeout {
+        /// The deadline in seconds.
+        secs: u64,
+    },
     /// A parameter is missing, of the wrong type or out of range.
     #[error("{message}")]
     Invalid {
@@ -253,6 +259,12 @@ impl GatewayError {
                     Some("request_too_large"),
                     format!("Request body exceeds the limit of {limit} bytes."),
                 ),
+                RequestError::BodyTimeout { secs } => s(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    Some("request_timeout"),
+                    format!("The request body did not arrive within {secs} s."),
+                ),
                 RequestError::Invalid { message, param } => Shape {
                     status: StatusCode::BAD_REQUEST,
                     kind: "invalid_request_error",
@@ -417,6 +429,7 @@ mod tests {
             }
             .into(),
             RequestError::BodyTooLarge { limit: 10 }.into(),
+            RequestError::BodyTimeout { secs: 30 }.into(),
             RequestError::ModelNotFound("x\r\nInjected: 1".into()).into(),
             UpstreamError::Connect {
                 detail: "http://10.0.0.1:1234".into(),

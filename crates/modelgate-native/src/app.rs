@@ -1,10 +1,12 @@
-//! The axum shell around the core: read the body within the limit, find
-//! the client IP, call [`Gateway::handle`], turn its answer into an axum
-//! response, and make sure a streamed answer is settled exactly once.
+//! The axum shell around the core: find the client IP, check the key from
+//! the head, read the body within its limit and deadline, call
+//! [`Gateway::handle`], turn its answer into an axum response, and make
+//! sure a streamed answer is settled exactly once.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,6 +19,7 @@ use futures_util::stream;
 use http_body_util::{BodyExt, Limited};
 use modelgate_core::error::RequestError;
 use modelgate_core::{Gateway, Peer, ResponseStream};
+use tokio::time::Instant;
 
 use modelgate_core::ports::Ports;
 
@@ -78,30 +81,66 @@ pub fn socket_peer(extensions: &http::Extensions) -> Option<IpAddr> {
 async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Response {
     let gateway = &state.gateway;
     let limit = gateway.config().max_body_bytes;
+    let deadline = Instant::now() + Duration::from_millis(gateway.config().body_timeout_ms);
     let too_large = || gateway.reject(&RequestError::BodyTooLarge { limit }.into());
-    // Refuse by the announced length before reading a byte of the body.
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return into_axum(too_large());
-    }
     let peer = Peer {
         ip: (state.peer_ip)(req.extensions()),
     };
-    let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return into_axum(too_large()),
-        Err(_) => {
+    let (mut parts, body) = req.into_parts();
+    // Refuse a missing or bad key, then a body announced over the limit,
+    // before buffering a byte of the body.
+    if let Err(refused) = gateway.check_head(&mut parts, peer).await {
+        return refuse(refused, body, limit, deadline);
+    }
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return refuse(too_large(), body, limit, deadline);
+    }
+    let read = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return into_axum(too_large()),
+        Ok(Err(_)) => {
             let err = RequestError::invalid("The request body could not be read.", None);
             return into_axum(gateway.reject(&err.into()));
+        }
+        Err(_) => {
+            let secs = gateway.config().body_timeout_ms / 1000;
+            return into_axum(gateway.reject(&RequestError::BodyTimeout { secs }.into()));
         }
     };
     let resp = gateway
         .handle(http::Request::from_parts(parts, bytes), peer)
         .await;
+    into_axum(resp)
+}
+
+/// Answer a request refused before its body was read, at once. A client
+/// that sends its whole body before it reads (Python's urllib does) would
+/// find the connection reset, not the answer, if the body were left unread:
+/// so the body is read and discarded beside the answer, up to twice the
+/// body limit (plus 1 MiB) and the body deadline, never kept.
+fn refuse<P: Ports>(
+    resp: modelgate_core::Response<P>,
+    body: Body,
+    limit: usize,
+    deadline: Instant,
+) -> Response {
+    let drain = async move {
+        let mut body = body;
+        let mut left = limit.saturating_mul(2).saturating_add(1 << 20);
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, Bytes::len);
+            match left.checked_sub(n) {
+                Some(l) => left = l,
+                None => break,
+            }
+        }
+    };
+    tokio::spawn(tokio::time::timeout_at(deadline, drain));
     into_axum(resp)
 }
 

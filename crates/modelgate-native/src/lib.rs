@@ -2,12 +2,16 @@
 //! core and the tokio ports.
 //!
 //! # Layout
-//! - `app`: the axum router (socket IO is the caller's: `axum::serve`
-//!   natively, the Lambda runtime on Lambda): body limit while reading,
-//!   client IP, core call, streamed answers settled exactly once, the
-//!   static admin panel (file IO).
+//! - `app`: the axum router (socket IO is the caller's: `listener`
+//!   natively, the Lambda runtime on Lambda): client IP, the key checked
+//!   from the head, body limit and deadline while reading, core call,
+//!   streamed answers settled exactly once, the static admin panel (file
+//!   IO).
+//! - `listener`: the native server's sockets (network IO): connection cap,
+//!   header and idle deadlines, graceful shutdown.
 //! - `ports`: reqwest upstream client (network IO), SQLite store (file IO),
 //!   a limiter of the caller's choice, system clock, OS randomness.
 
 pub mod app;
+pub mod listener;
 pub mod ports;

@@ -11,8 +11,6 @@
 pub mod cli;
 pub mod settings;
 
-use std::time::Duration;
-
 use modelgate_core::Gateway;
 use modelgate_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -52,9 +50,6 @@ pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> 
     Ok(gateway)
 }
 
-/// How long in-flight requests may run on after a shutdown signal.
-const DRAIN: Duration = Duration::from_secs(30);
-
 /// Serve until SIGINT/SIGTERM, then drain in-flight requests for up to 30 s.
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let gateway = build(&settings).await?;
@@ -74,31 +69,14 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         peer_ip: app::socket_peer,
         admin_dir: settings.admin_dir.clone(),
     });
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let stopping = async {
         shutdown_signal().await;
-        let _ = stop_tx.send(());
-    });
-    let server = tokio::spawn(async move { server.await });
-    let _ = stop_rx.await;
-    tracing::info!("shutting down: draining in-flight requests");
-    match tokio::time::timeout(DRAIN, server).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(e))) => Err(e.to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => {
-            tracing::warn!("drain timed out; exiting with requests in flight");
-            Ok(())
-        }
+        tracing::info!("shutting down: draining in-flight requests");
+    };
+    if !modelgate_native::listener::serve(listener, app, settings.listener, stopping).await {
+        tracing::warn!("drain timed out; exiting with requests in flight");
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {

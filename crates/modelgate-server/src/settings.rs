@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use modelgate_core::config::{ConfigError, ModelSpec, SyncBackend};
 use modelgate_core::secret::Secret;
@@ -22,6 +23,9 @@ pub struct Settings {
     pub wal_max_bytes: u64,
     /// `MG_MODELS_FILE`: a TOML file of models applied at start.
     pub models_file: Option<PathBuf>,
+    /// `MG_HEADER_TIMEOUT_SECS` (default 30) and `MG_MAX_CONNECTIONS`
+    /// (default 4096): the listener's bounds.
+    pub listener: modelgate_native::listener::Limits,
     /// `MG_ADMIN_DIR`: the admin panel's folder (default ./admin).
     pub admin_dir: PathBuf,
     /// `MG_LOG_FORMAT`: `text` (default) or `json`.
@@ -67,8 +71,23 @@ impl Settings {
                     )
                 })?,
         };
+        let count = |k: &str, default: u64| -> Result<u64, ConfigError> {
+            val(k).map_or(Ok(default), |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| bad(k, "must be a whole number, 1 or more"))
+            })
+        };
+        let listener = modelgate_native::listener::Limits {
+            header_timeout: Duration::from_secs(count("MG_HEADER_TIMEOUT_SECS", 30)?),
+            max_connections: usize::try_from(count("MG_MAX_CONNECTIONS", 4096)?)
+                .unwrap_or(usize::MAX),
+            drain: Duration::from_secs(30),
+        };
         Ok(Self {
             listen,
+            listener,
             db_path: val("MG_DB_PATH")
                 .unwrap_or_else(|| "./data/modelgate.db".into())
                 .into(),

@@ -166,6 +166,29 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             None,
         )
     };
+    let mut builder = http::Request::builder()
+        .method(req.method().as_ref())
+        .uri(req.url()?.as_str());
+    for (name, value) in req.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let Ok(head) = builder.body(()) else {
+        let bad = RequestError::invalid("The request could not be read.", None);
+        return convert(gateway.reject(&GatewayError::from(bad)), None);
+    };
+    let (mut head, ()) = head.into_parts();
+    // Cloudflare sets the client address; the core's edge policy decides
+    // what else counts.
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")?
+        .and_then(|v| v.parse().ok());
+    let peer = Peer { ip };
+    // A missing or bad key, then a body announced over the limit, are
+    // refused before a byte of the body is read.
+    if let Err(refused) = gateway.check_head(&mut head, peer).await {
+        return convert(refused, None);
+    }
     let announced = req
         .headers()
         .get("content-length")?
@@ -187,22 +210,8 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             body.extend_from_slice(&chunk);
         }
     }
-    let mut builder = http::Request::builder()
-        .method(req.method().as_ref())
-        .uri(req.url()?.as_str());
-    for (name, value) in req.headers().entries() {
-        builder = builder.header(name, value);
-    }
-    let Ok(core_req) = builder.body(Bytes::from(body)) else {
-        let bad = RequestError::invalid("The request could not be read.", None);
-        return convert(gateway.reject(&GatewayError::from(bad)), None);
-    };
-    // Cloudflare sets the client address; nothing else is trusted.
-    let ip = req
-        .headers()
-        .get("cf-connecting-ip")?
-        .and_then(|v| v.parse().ok());
-    let resp = gateway.handle(core_req, Peer { ip }).await;
+    let core_req = http::Request::from_parts(head, Bytes::from(body));
+    let resp = gateway.handle(core_req, peer).await;
     convert(resp, Some(Rc::new(ctx)))
 }
 

@@ -12,7 +12,7 @@ use super::{Gateway, Peer, Response, json_response, percent_decode};
 use crate::auth;
 use crate::calendar::{DAY_MS, day_name, days_from_civil};
 use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey, UsageQuery};
-use crate::error::{AuthError, GatewayError, RequestError};
+use crate::error::{GatewayError, RequestError};
 use crate::ports::{KeyStore, Ports, UsageStore};
 
 /// Body of `POST /admin/api/keys`.
@@ -103,31 +103,13 @@ fn check_limits(
 }
 
 impl<P: Ports> Gateway<P> {
-    async fn authenticate_admin(
-        &self,
-        req: &http::Request<Bytes>,
-        peer: Peer,
-    ) -> Result<(), GatewayError> {
-        let hash = super::proxy::bearer_hash(req)?;
-        if let Some(admin) = &self.config().admin_key_hash
-            && auth::ct_eq(admin.expose(), &hash)
-        {
-            return Ok(());
-        }
-        if self.checked_key(&hash, peer).await?.admin {
-            Ok(())
-        } else {
-            Err(AuthError::NotAdmin.into())
-        }
-    }
-
     pub(super) async fn admin(
         &self,
         req: http::Request<Bytes>,
         peer: Peer,
         rest: &[&str],
     ) -> Result<Response<P>, GatewayError> {
-        self.authenticate_admin(&req, peer).await?;
+        self.admin_of(&req, peer).await?;
         let method = req.method().clone();
         let body = req.body();
         match (rest, &method) {

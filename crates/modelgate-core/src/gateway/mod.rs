@@ -8,6 +8,7 @@
 
 mod admin;
 mod forward;
+mod head;
 mod models;
 mod proxy;
 mod stream;
@@ -148,9 +149,7 @@ impl<P: Ports> Gateway<P> {
         let started = self.now_ms();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        let peer = Peer {
-            ip: crate::edge::client_ip(self.config().trusted_proxy_hops, req.headers(), peer.ip),
-        };
+        let peer = self.client_peer(req.headers(), peer);
         let mut resp = match self.route(req, peer, &request_id).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
@@ -163,6 +162,13 @@ impl<P: Ports> Gateway<P> {
                 latency_ms = self.now_ms() - started, "request");
         }
         resp
+    }
+
+    /// The client's address under the edge policy (see [`crate::edge`]).
+    fn client_peer(&self, headers: &http::HeaderMap, peer: Peer) -> Peer {
+        Peer {
+            ip: crate::edge::client_ip(self.config().trusted_proxy_hops, headers, peer.ip),
+        }
     }
 
     /// The answer for an error the runtime found itself (e.g. a body over

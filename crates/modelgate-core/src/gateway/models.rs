@@ -114,7 +114,7 @@ impl<P: Ports> Gateway<P> {
         req: &http::Request<Bytes>,
         peer: Peer,
     ) -> Result<Response<P>, GatewayError> {
-        let key = self.authenticate(req, peer).await?;
+        let key = self.key_of(req, peer).await?;
         let models = self.ports().store().list_models().await?;
         let data: Vec<Value> = models
             .iter()
@@ -135,7 +135,7 @@ impl<P: Ports> Gateway<P> {
         peer: Peer,
         name: &str,
     ) -> Result<Response<P>, GatewayError> {
-        let key = self.authenticate(req, peer).await?;
+        let key = self.key_of(req, peer).await?;
         let m = self.resolve_model(&key, name).await?;
         Ok(json_response(StatusCode::OK, &client_view(&m)))
     }

@@ -73,15 +73,6 @@ impl Ctx {
 }
 
 impl<P: Ports> Gateway<P> {
-    /// Find and check the bearer key.
-    pub(super) async fn authenticate(
-        &self,
-        req: &http::Request<Bytes>,
-        peer: Peer,
-    ) -> Result<ApiKey, GatewayError> {
-        self.checked_key(&bearer_hash(req)?, peer).await
-    }
-
     /// The stored key with this hash, checked (status, expiry, IP).
     pub(super) async fn checked_key(&self, hash: &str, peer: Peer) -> Result<ApiKey, GatewayError> {
         let key = self
@@ -178,7 +169,7 @@ impl<P: Ports> Gateway<P> {
         endpoint: Endpoint,
     ) -> Result<Response<P>, GatewayError> {
         let started_ms = self.now_ms();
-        let key = self.authenticate(&req, peer).await?;
+        let key = self.key_of(&req, peer).await?;
         let parsed = request::parse(endpoint, req.body())?;
         let model_name = parsed
             .model
@@ -303,9 +294,8 @@ impl<P: Ports> Gateway<P> {
 }
 
 /// SHA-256 of the request's bearer token.
-pub(super) fn bearer_hash(req: &http::Request<Bytes>) -> Result<String, AuthError> {
-    let token =
-        auth::bearer(req.headers().get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+pub(super) fn bearer_hash(headers: &http::HeaderMap) -> Result<String, AuthError> {
+    let token = auth::bearer(headers.get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
     Ok(auth::hash_key(token))
 }
 
