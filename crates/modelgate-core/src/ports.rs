@@ -210,6 +210,11 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     fn fill_random(&self, buf: &mut [u8]);
     /// Resolve after `ms` milliseconds.
     fn sleep(&self, ms: u64) -> impl Future<Output = ()> + MaybeSend;
+    /// Run `task` detached from the request that started it, to completion
+    /// as far as the runtime allows (a tokio task natively, `spawn_local` on
+    /// Workers): how an admitted request is settled when whatever was
+    /// serving it is dropped first (the client went away).
+    fn spawn(&self, task: impl Future<Output = ()> + MaybeSend + 'static);
     /// A deployment secret by name (process environment natively, `wrangler
     /// secret` on Workers): what a model's `api_key` of `env:NAME` refers to.
     fn secret(&self, name: &str) -> Option<String>;

@@ -144,31 +144,20 @@ fn refuse<P: Ports>(
     into_axum(resp)
 }
 
-/// Settles the stream when dropped early (client gone): the settlement runs
-/// on its own task so no cancellation can cut it short.
-struct SettleGuard<P: Ports>(Box<ResponseStream<P>>);
-
-impl<P: Ports> Drop for SettleGuard<P> {
-    fn drop(&mut self) {
-        if let Some(settle) = self.0.take_settlement() {
-            tokio::spawn(settle);
-        }
-    }
-}
-
 fn into_axum<P: Ports>(resp: modelgate_core::Response<P>) -> Response {
     let (parts, body) = resp.into_parts();
     let body = match body {
         modelgate_core::Body::Full(b) => Body::from(b),
+        // A stream dropped early (client gone) settles itself (the core's
+        // obligation); one that ends settles before the body ends, so usage
+        // is recorded when the client sees the end of the stream.
         modelgate_core::Body::Stream(s) => {
-            let chunks = stream::unfold(SettleGuard(s), |mut guard| async move {
-                match guard.0.next_chunk().await {
-                    Some(bytes) => Some((Ok::<Bytes, Infallible>(bytes), guard)),
+            let chunks = stream::unfold(s, |mut s: Box<ResponseStream<P>>| async move {
+                match s.next_chunk().await {
+                    Some(bytes) => Some((Ok::<Bytes, Infallible>(bytes), s)),
                     None => {
-                        // Finished: settle before the body ends, so usage is
-                        // recorded when the client sees the end of the stream.
-                        if let Some(settle) = guard.0.take_settlement() {
-                            let _ = tokio::spawn(settle).await;
+                        if let Some(settle) = s.take_settlement() {
+                            settle.await;
                         }
                         None
                     }

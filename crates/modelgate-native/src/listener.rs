@@ -20,6 +20,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 /// The listener's bounds.
@@ -36,7 +37,8 @@ pub struct Limits {
 
 /// Serve `app` on `listener` until `shutdown` resolves, then let in-flight
 /// requests finish for up to `limits.drain`; `false` when the drain timed
-/// out with requests still in flight.
+/// out, and the connections still open were dropped (their requests settle
+/// as abandoned, on the ports' detached work).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -45,8 +47,10 @@ pub async fn serve(
 ) -> bool {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         // Backpressure: wait for a free place before accepting.
         let permit = tokio::select! {
             p = Arc::clone(&permits).acquire_owned() => match p {
@@ -88,13 +92,19 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(tcp), service)
             .into_owned();
         let conn = graceful.watch(conn);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _ = conn.await;
             drop(permit);
         });
     }
     drop(listener);
-    tokio::time::timeout(limits.drain, graceful.shutdown())
+    if tokio::time::timeout(limits.drain, graceful.shutdown())
         .await
         .is_ok()
+    {
+        return true;
+    }
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    false
 }

@@ -3,6 +3,7 @@
 //! the system clock and OS randomness.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +14,7 @@ use modelgate_core::ports::{
 };
 use modelgate_core::secret::Secret;
 use modelgate_sqlite::SqliteStore;
+use tokio_util::task::TaskTracker;
 
 /// Upstream HTTP over a pooled reqwest client.
 #[derive(Debug, Clone)]
@@ -131,6 +133,7 @@ pub struct NativePorts<S = SqliteStore, L = MemoryLimiter> {
     store: S,
     limiter: L,
     secrets: HashMap<String, Secret>,
+    detached: TaskTracker,
 }
 
 impl NativePorts {
@@ -149,7 +152,14 @@ impl<S: Store, L: RateLimiter> NativePorts<S, L> {
             store,
             limiter,
             secrets: HashMap::new(),
+            detached: TaskTracker::new(),
         }
+    }
+
+    /// Detached work (settlements of abandoned requests): a server waits
+    /// for it before it exits.
+    pub fn detached(&self) -> &TaskTracker {
+        &self.detached
     }
 
     /// Secrets looked up before the environment (e.g. loaded from AWS
@@ -194,6 +204,10 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
 
     async fn sleep(&self, ms: u64) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.detached.spawn(task);
     }
 
     fn secret(&self, name: &str) -> Option<String> {

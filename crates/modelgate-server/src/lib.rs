@@ -64,6 +64,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     }
     tracing::info!(%addr, db = %settings.db_path.display(), "ModelGate listening");
     println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
+    let detached = gateway.ports().detached().clone();
     let app = app::router(app::AppState {
         gateway,
         peer_ip: app::socket_peer,
@@ -74,7 +75,15 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         tracing::info!("shutting down: draining in-flight requests");
     };
     if !modelgate_native::listener::serve(listener, app, settings.listener, stopping).await {
-        tracing::warn!("drain timed out; exiting with requests in flight");
+        tracing::warn!("drain timed out: requests still in flight were settled as abandoned");
+    }
+    // Settlements of abandoned requests run detached: let them land.
+    detached.close();
+    if tokio::time::timeout(std::time::Duration::from_secs(10), detached.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!("settlements still pending at exit: their leases will release them");
     }
     Ok(())
 }

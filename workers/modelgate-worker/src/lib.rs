@@ -67,6 +67,10 @@ impl Ports for WorkerPorts {
         worker::Delay::from(Duration::from_millis(ms)).await;
     }
 
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + 'static) {
+        worker::wasm_bindgen_futures::spawn_local(task);
+    }
+
     fn secret(&self, name: &str) -> Option<String> {
         setting(&self.env, name)
     }

@@ -7,6 +7,7 @@
 //! runtime runs exactly once: see [`ResponseStream::take_settlement`].
 
 mod admin;
+mod admission;
 mod forward;
 mod head;
 mod models;

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 
+use super::admission::Admission;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
 use crate::backend::{BackendKind, UpstreamCall, Usage};
@@ -182,16 +183,20 @@ impl<P: Ports> Gateway<P> {
         model.backend.supports(&parsed)?;
         let rate = self.admit_rate(&key).await?;
         let (reserved, injected_max_tokens) = self.reserve(&key, &parsed).await?;
-        let ctx = Ctx {
-            request_id: request_id.to_owned(),
-            key_id: key.id.clone(),
-            model: model.name.clone(),
-            backend: model.backend,
-            started_ms,
-            reserved,
-            prompt_bound: parsed.prompt_bound,
-            stream: parsed.stream,
-        };
+        // From here on the request must be settled, whatever happens.
+        let admission = Admission::new(
+            self.clone(),
+            Ctx {
+                request_id: request_id.to_owned(),
+                key_id: key.id.clone(),
+                model: model.name.clone(),
+                backend: model.backend,
+                started_ms,
+                reserved,
+                prompt_bound: parsed.prompt_bound,
+                stream: parsed.stream,
+            },
+        );
         let call = UpstreamCall {
             endpoint,
             stream: parsed.stream,
@@ -206,9 +211,7 @@ impl<P: Ports> Gateway<P> {
         let deadline_ms = started_ms.saturating_add_unsigned(self.config().timeout_ms);
         let upstream = match self.forward(&model, &call, deadline_ms).await {
             Ok(u) => u,
-            Err(e) => {
-                return Err(self.settle_failure(&ctx, e).await);
-            }
+            Err(e) => return Err(settle_failure(admission, e).await),
         };
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
@@ -217,7 +220,7 @@ impl<P: Ports> Gateway<P> {
                 self.clone(),
                 upstream.into_body(),
                 relay,
-                ctx,
+                admission,
                 deadline_ms,
             );
             let mut r = http::Response::new(Body::Stream(Box::new(stream)));
@@ -236,12 +239,9 @@ impl<P: Ports> Gateway<P> {
             };
             let (body, usage) = match result {
                 Ok(ok) => ok,
-                Err(e) => {
-                    return Err(self.settle_failure(&ctx, e).await);
-                }
+                Err(e) => return Err(settle_failure(admission, e).await),
             };
-            self.settle(ctx.settlement(usage, 0, 200, None, self.now_ms()))
-                .await;
+            admission.settle(usage, 0, 200, None).await;
             let mut r = http::Response::new(Body::Full(body));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -254,15 +254,6 @@ impl<P: Ports> Gateway<P> {
             &rate,
         );
         Ok(resp)
-    }
-
-    /// Settle a request that failed before anything reached the client
-    /// (nothing generated: nothing charged), and hand the error back.
-    async fn settle_failure(&self, ctx: &Ctx, e: GatewayError) -> GatewayError {
-        let status = e.status().as_u16();
-        self.settle(ctx.settlement(None, 0, status, Some(e.code()), self.now_ms()))
-            .await;
-        e
     }
 
     /// Write the settlement, retrying a failing store: a usage record must
@@ -291,6 +282,14 @@ impl<P: Ports> Gateway<P> {
         tracing::error!(request_id = %u.request_id, key_id = %u.key_id, tokens = u.total_tokens(),
             reserved = s.reserved, "settlement lost after retries");
     }
+}
+
+/// Settle a request that failed before anything reached the client
+/// (nothing generated: nothing charged), and hand the error back.
+async fn settle_failure<P: Ports>(admission: Admission<P>, e: GatewayError) -> GatewayError {
+    let status = e.status().as_u16();
+    admission.settle(None, 0, status, Some(e.code())).await;
+    e
 }
 
 /// SHA-256 of the request's bearer token.

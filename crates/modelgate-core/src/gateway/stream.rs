@@ -6,22 +6,23 @@ use std::future::Future;
 use bytes::Bytes;
 
 use super::Gateway;
-use super::proxy::Ctx;
+use super::admission::Admission;
 use crate::backend::{Relay, StreamOutcome};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 
 /// The client side of a streamed response.
 ///
-/// The runtime pulls [`next_chunk`](Self::next_chunk) until `None`, and
-/// then, or when the client goes away first, calls
-/// [`take_settlement`](Self::take_settlement) and runs the future it returns
-/// to completion (a spawned task, `waitUntil`, ...). Dropping the stream
-/// drops the upstream body, which cancels the upstream request.
+/// The runtime pulls [`next_chunk`](Self::next_chunk) until `None`, then
+/// calls [`take_settlement`](Self::take_settlement) and awaits the future it
+/// returns, so usage is recorded when the client sees the end. A stream
+/// dropped before that (the client went away) settles what it relayed on
+/// the runtime's detached work ([`Ports::spawn`]); dropping it also drops
+/// the upstream body, which cancels the upstream request.
 pub struct ResponseStream<P: Ports> {
     gateway: Gateway<P>,
     upstream: Option<<P::Http as HttpClient>::Body>,
     relay: Relay,
-    ctx: Option<Ctx>,
+    admission: Option<Admission<P>>,
     deadline_ms: i64,
 }
 
@@ -30,14 +31,14 @@ impl<P: Ports> ResponseStream<P> {
         gateway: Gateway<P>,
         upstream: <P::Http as HttpClient>::Body,
         relay: Relay,
-        ctx: Ctx,
+        admission: Admission<P>,
         deadline_ms: i64,
     ) -> Self {
         Self {
             gateway,
             upstream: Some(upstream),
             relay,
-            ctx: Some(ctx),
+            admission: Some(admission),
             deadline_ms,
         }
     }
@@ -80,14 +81,16 @@ impl<P: Ports> ResponseStream<P> {
     }
 
     fn request_id(&self) -> &str {
-        self.ctx.as_ref().map_or("", |c| c.request_id.as_str())
+        self.admission
+            .as_ref()
+            .map_or("", |a| a.ctx().request_id.as_str())
     }
 
     /// The settlement to run, the first time this is called; `None` after.
     /// A stream that is not finished counts as a client disconnect: what was
     /// generated so far is charged and the reservation released.
     pub fn take_settlement(&mut self) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
-        let ctx = self.ctx.take()?;
+        let admission = self.admission.take()?;
         self.upstream = None;
         let state = self.relay.state();
         let error = match &state.outcome {
@@ -96,14 +99,16 @@ impl<P: Ports> ResponseStream<P> {
             Some(StreamOutcome::Failed(code)) => Some((*code).to_owned()),
             None => Some("client_disconnected".to_owned()),
         };
-        let gateway = self.gateway.clone();
-        let settlement = ctx.settlement(
-            state.usage,
-            state.output_chunks,
-            200,
-            error,
-            gateway.now_ms(),
-        );
-        Some(async move { gateway.settle(settlement).await })
+        let (usage, chunks) = (state.usage, state.output_chunks);
+        // Dropped unfinished, the future's admission still settles.
+        Some(async move { admission.settle(usage, chunks, 200, error).await })
+    }
+}
+
+impl<P: Ports> Drop for ResponseStream<P> {
+    fn drop(&mut self) {
+        if let Some(settle) = self.take_settlement() {
+            self.gateway.ports().spawn(settle);
+        }
     }
 }

@@ -1,0 +1,86 @@
+//! The obligation to settle: every admitted request is settled exactly once,
+//! whatever happens to the client or to the future serving it.
+//!
+//! [`Admission`] is made when quota is reserved and must be consumed by a
+//! settlement. If it is dropped first (the client hung up and the runtime
+//! dropped the handler, a drain timed out), its `Drop` hands a settlement
+//! to the runtime's detached work ([`Ports::spawn`]): a request abandoned
+//! before any answer is recorded as `client_disconnected`, charged nothing,
+//! and its reservation released; one dropped while its settlement was being
+//! written writes that settlement again (settling is idempotent per request
+//! id). The runtimes no longer need guards of their own.
+
+use super::Gateway;
+use super::proxy::Ctx;
+use crate::backend::Usage;
+use crate::domain::Settlement;
+use crate::ports::Ports;
+
+/// The status recorded for a request whose client went away before any
+/// answer (nginx's "client closed request").
+const CLIENT_CLOSED: u16 = 499;
+
+enum State {
+    /// Nothing settled yet.
+    Open,
+    /// This settlement is being written.
+    Settling(Settlement),
+    /// Settled.
+    Done,
+}
+
+/// An admitted request's settlement, owed (see the module docs).
+pub(super) struct Admission<P: Ports> {
+    gateway: Gateway<P>,
+    ctx: Ctx,
+    state: State,
+}
+
+impl<P: Ports> Admission<P> {
+    pub(super) fn new(gateway: Gateway<P>, ctx: Ctx) -> Self {
+        Self {
+            gateway,
+            ctx,
+            state: State::Open,
+        }
+    }
+
+    pub(super) fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// Settle with what is known now (see [`Ctx::settlement`]).
+    pub(super) async fn settle(
+        mut self,
+        usage: Option<Usage>,
+        output_chunks: i64,
+        status: u16,
+        error: Option<String>,
+    ) {
+        let now = self.gateway.now_ms();
+        let s = self
+            .ctx
+            .settlement(usage, output_chunks, status, error, now);
+        self.state = State::Settling(s.clone());
+        self.gateway.settle(s).await;
+        self.state = State::Done;
+    }
+}
+
+impl<P: Ports> Drop for Admission<P> {
+    fn drop(&mut self) {
+        let s = match std::mem::replace(&mut self.state, State::Done) {
+            State::Done => return,
+            State::Settling(s) => s,
+            State::Open => {
+                let error = Some("client_disconnected".to_owned());
+                let now = self.gateway.now_ms();
+                self.ctx.settlement(None, 0, CLIENT_CLOSED, error, now)
+            }
+        };
+        let gateway = self.gateway.clone();
+        self.gateway
+            .ports()
+            .spawn(async move { gateway.settle(s).await });
+    }
+}

@@ -1,0 +1,132 @@
+//! Requests abandoned before their answer began: the client hangs up while
+//! the upstream has not answered yet, or the server's drain runs out. Each
+//! is still settled exactly once (a `client_disconnected` record, nothing
+//! charged) and its reservation released. Over real loopback sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Harness;
+use modelgate_native::listener::{Limits, serve};
+use serde_json::json;
+
+/// Far longer than settling should take.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn limits(drain: Duration) -> Limits {
+    Limits {
+        header_timeout: Duration::from_secs(30),
+        max_connections: 64,
+        drain,
+    }
+}
+
+/// Wait (bounded) until the key holds nothing reserved and the usage API
+/// shows `records` records, all failed; the key's quota used then.
+async fn settled(h: &Harness, key_id: &str, records: u64) -> i64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let k = h.stored_key(key_id).await;
+        let usage = h.usage().await;
+        let errors = usage["totals"]["errors"].as_u64().unwrap_or(0);
+        if k.quota_reserved == 0 && errors == records {
+            assert_eq!(usage["totals"]["requests"], json!(records), "{usage}");
+            assert_eq!(usage["totals"]["total_tokens"], json!(0), "{usage}");
+            return k.quota_used;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not settled: reserved {}, {errors} error records",
+            k.quota_reserved
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_before_the_answer_is_settled() {
+    let h = Harness::with(|c| c.timeout_ms = 60_000).await;
+    let (key, id) = h.key(json!({"name": "gone", "quota": 100_000})).await;
+    h.model("slow", "vllm", "mock?fault=hang").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/v1/chat/completions",
+        listener.local_addr().unwrap()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        h.app.clone(),
+        limits(Duration::from_secs(5)),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    for stream in [false, true] {
+        let body = json!({"model": "slow", "stream": stream, "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hello"}]});
+        let sent = client
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        assert!(sent.is_err_and(|e| e.is_timeout()), "the client gave up");
+    }
+    assert_eq!(settled(&h, &id, 2).await, 0, "nothing charged");
+    let _ = stop.send(());
+    assert!(server.await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_that_runs_out_settles_what_is_still_in_flight() {
+    let h = Harness::with(|c| c.timeout_ms = 60_000).await;
+    let (key, id) = h.key(json!({"name": "late", "quota": 100_000})).await;
+    h.model("slow", "vllm", "mock?fault=hang").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/v1/chat/completions",
+        listener.local_addr().unwrap()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        h.app.clone(),
+        limits(Duration::from_millis(200)),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let in_flight = tokio::spawn(async move {
+        let body = json!({"model": "slow", "messages": [{"role": "user", "content": "hi"}]});
+        reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+    });
+    // Admitted: the reservation is there.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while h.stored_key(&id).await.quota_reserved == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never admitted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    assert!(!server.await.unwrap(), "the drain ran out");
+    let detached = h.gateway.ports().detached().clone();
+    detached.close();
+    tokio::time::timeout(PATIENCE, detached.wait())
+        .await
+        .unwrap();
+    assert_eq!(settled(&h, &id, 1).await, 0);
+    let answer = in_flight.await.unwrap();
+    assert!(answer.is_err(), "the connection was closed: {answer:?}");
+}
