@@ -30,3 +30,28 @@ def test_a_redirecting_upstream_is_not_followed(env):
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
     assert e.value.status_code == 502, e.value
     assert "localhost" not in str(e.value.body)
+
+
+def test_a_client_that_hangs_up_before_the_answer_leaves_nothing_reserved(env):
+    """A client that gives up (0.3 s) while the upstream has not answered
+    yet (1.5 s buffered; a stream whose upstream never sends its head): each
+    request is still settled exactly once and its reservation released.
+    Natively the gateway notices the hang-up; a runtime that does not lets
+    the request run to its end and settles it then."""
+    import time
+    from test_soak import settled
+    created = env.make_key(quota=1_000_000)
+    slow = env.make_model("mock?ttft_ms=1500")
+    never = env.make_model("mock?fault=hang")
+    impatient = openai.OpenAI(base_url=env.base_url + "/v1", api_key=created["key"], max_retries=0, timeout=0.3)
+    for model, stream in ((slow, False), (never, True)):
+        with pytest.raises(openai.APITimeoutError):
+            r = impatient.chat.completions.create(model=model, stream=stream, max_tokens=50,
+                                                  messages=[{"role": "user", "content": "hello"}])
+            if stream:
+                list(r)
+    time.sleep(0.5)
+    totals, key = settled(env, created, 2, deadline_s=90)
+    assert totals["requests"] == 2, totals
+    assert key["quota_reserved"] == 0, key
+    assert key["quota_used"] == totals["total_tokens"], (key, totals)
