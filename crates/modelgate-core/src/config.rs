@@ -21,6 +21,10 @@ pub struct Config {
     pub body_timeout_ms: u64,
     /// Overall upstream timeout, ms (headers and the whole body).
     pub timeout_ms: u64,
+    /// How long past `timeout_ms` a reservation's lease lasts, ms
+    /// (`MG_LEASE_GRACE_SECS`): then a request whose process died is
+    /// settled as abandoned.
+    pub lease_grace_ms: u64,
     /// RPM for keys without their own.
     pub default_rpm: u32,
     /// Quota given to new keys unless the admin says otherwise (`None`:
@@ -55,6 +59,7 @@ impl Default for Config {
             max_body_bytes: 5 * 1024 * 1024,
             body_timeout_ms: 30_000,
             timeout_ms: 300_000,
+            lease_grace_ms: 60_000,
             default_rpm: 60,
             default_quota: Some(1_000_000),
             default_max_tokens: 4096,
@@ -114,6 +119,9 @@ impl Config {
         }
         if let Some(v) = num::<u64>("MG_BODY_TIMEOUT_SECS", get("MG_BODY_TIMEOUT_SECS"))? {
             c.body_timeout_ms = v.max(1).saturating_mul(1000);
+        }
+        if let Some(v) = num::<u64>("MG_LEASE_GRACE_SECS", get("MG_LEASE_GRACE_SECS"))? {
+            c.lease_grace_ms = v.saturating_mul(1000);
         }
         if let Some(v) = num::<u64>("MG_TIMEOUT_SECS", get("MG_TIMEOUT_SECS"))? {
             c.timeout_ms = v.saturating_mul(1000);

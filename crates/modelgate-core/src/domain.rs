@@ -183,6 +183,28 @@ pub struct ModelPatch {
     pub stream_usage: Option<bool>,
 }
 
+/// A reservation's lease: the quota a request in flight holds, and until
+/// when. Written with the reservation and ended by the settlement; one that
+/// outlives `expires_at` belonged to a process that died, and is settled as
+/// abandoned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The request holding it.
+    pub request_id: String,
+    /// Key whose quota is held.
+    pub key_id: String,
+    /// Public model name (for the record written if it expires).
+    pub model: String,
+    /// Backend type (likewise).
+    pub backend: String,
+    /// Tokens held (set by the store when it reserves).
+    pub amount: i64,
+    /// When it was taken, ms since the epoch.
+    pub created_at: i64,
+    /// When it ends unless settled, ms since the epoch.
+    pub expires_at: i64,
+}
+
 /// One finished request: what to write and what to charge, atomically.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Settlement {

@@ -11,7 +11,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::domain::{
-    ApiKey, KeyPatch, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
 };
 use crate::error::StoreError;
 
@@ -103,22 +103,31 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
         patch: KeyPatch,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
-    /// Atomically reserve between `min` and `max` tokens of the key's quota:
-    /// as many as are left, up to `max`, provided at least `min` are.
-    /// Returns the amount reserved, or `None` when fewer than `min` are left.
-    /// Keys without a quota always get `max`.
+    /// Atomically reserve between `min` and `max` tokens of the quota of
+    /// `lease.key_id`: as many as are left, up to `max`, provided at least
+    /// `min` are. Returns the amount reserved, or `None` when fewer than
+    /// `min` are left. Keys without a quota always get `max`. A store that
+    /// keeps leases writes `lease` (with the amount) in the same
+    /// transaction.
     fn reserve_quota(
         &self,
-        key_id: &str,
+        lease: &Lease,
         min: i64,
         max: i64,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + MaybeSend;
     /// In one transaction: release the reservation, charge the real usage,
-    /// write the usage record, touch `last_used_at`.
+    /// write the usage record, touch `last_used_at`, end the lease.
     fn settle(
         &self,
         settlement: &Settlement,
     ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
+    /// Outstanding leases, oldest first; with `expired_by` (epoch ms) only
+    /// those expired by then. The SQL stores keep leases; the DynamoDB
+    /// store and the Redis ledger do not yet, and answer none.
+    fn leases(
+        &self,
+        expired_by: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + MaybeSend;
 }
 
 /// Models: the public name to backend mapping.

@@ -9,7 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::domain::{ApiKey, KeyPatch, KeyStatus, Model, ModelPatch, Settlement, UsageQuery};
+use crate::domain::{
+    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, UsageQuery,
+};
 use crate::error::StoreError;
 use crate::secret::Secret;
 
@@ -135,6 +137,37 @@ pub const RESERVE: &str = "UPDATE api_keys SET
             ELSE MIN(?3, quota - quota_used - quota_reserved) END
     WHERE id = ?1 AND (quota IS NULL OR quota - quota_used - quota_reserved >= ?2)
     RETURNING last_reservation";
+
+/// Right after [`RESERVE`], in its transaction: the reservation's lease,
+/// for the amount RESERVE granted, if it granted any (`changes()`: rows
+/// the previous statement changed). With [`lease_params`].
+pub const LEASE: &str = "INSERT OR IGNORE INTO leases (request_id, key_id, model, backend, amount,
+        created_at, expires_at)
+    SELECT ?1, ?2, ?3, ?4, last_reservation, ?5, ?6 FROM api_keys WHERE id = ?2 AND changes() = 1";
+
+/// Parameters of [`LEASE`].
+pub fn lease_params(l: &Lease) -> Vec<SqlValue> {
+    vec![
+        text(&l.request_id),
+        text(&l.key_id),
+        text(&l.model),
+        text(&l.backend),
+        int(l.created_at),
+        int(l.expires_at),
+    ]
+}
+
+/// Settlement, third statement: the lease ends (?1: the request id).
+pub const END_LEASE: &str = "DELETE FROM leases WHERE request_id = ?1";
+
+/// Outstanding leases, oldest first.
+pub const LEASES: &str = "SELECT request_id, key_id, model, backend, amount, created_at, expires_at
+    FROM leases ORDER BY created_at";
+
+/// Leases expired by ?1 (epoch ms), oldest first.
+pub const EXPIRED_LEASES: &str =
+    "SELECT request_id, key_id, model, backend, amount, created_at, expires_at
+    FROM leases WHERE expires_at <= ?1 ORDER BY expires_at";
 
 /// Settlement, first statement: release the reservation and charge the
 /// usage, unless this request was settled before (idempotent).

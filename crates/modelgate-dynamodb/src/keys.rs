@@ -2,7 +2,7 @@
 //! `quota_left`, settlement as one idempotent transaction.
 
 use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
-use modelgate_core::domain::{ApiKey, KeyPatch, NewKey, Settlement};
+use modelgate_core::domain::{ApiKey, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
 use modelgate_core::sql::{self, KeyRow, SqlValue};
@@ -139,10 +139,11 @@ impl KeyStore for DynamoStore {
 
     async fn reserve_quota(
         &self,
-        key_id: &str,
+        lease: &Lease,
         min: i64,
         max: i64,
     ) -> Result<Option<i64>, StoreError> {
+        let key_id = lease.key_id.as_str();
         for _ in 0..ROUNDS {
             let Some(item) = self.get(KEY, key_id).await? else {
                 return Ok(None);
@@ -219,6 +220,12 @@ impl KeyStore for DynamoStore {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    /// No leases in this store yet: a request whose process dies holds its
+    /// reservation until an admin resets the key's counters.
+    async fn leases(&self, _expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

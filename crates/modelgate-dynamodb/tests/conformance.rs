@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use modelgate_core::domain::{KeyPatch, NewKey};
 use modelgate_core::ports::KeyStore;
 use modelgate_dynamodb::DynamoStore;
-use modelgate_testkit::conformance::{key, settlement};
+use modelgate_testkit::conformance::{key, lease, settlement};
 use modelgate_testkit::service::Service;
 
 /// A store on a fresh table of its own moto server, which lives as long
@@ -46,16 +46,25 @@ async fn a_quota_set_later_counts_what_was_used_before() {
         ..KeyPatch::default()
     };
     s.update_key("key_l", patch, 6).await.unwrap().unwrap();
-    assert_eq!(s.reserve_quota("key_l", 61, 61).await.unwrap(), None);
-    assert_eq!(s.reserve_quota("key_l", 60, 60).await.unwrap(), Some(60));
+    assert_eq!(
+        s.reserve_quota(&lease("key_l"), 61, 61).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.reserve_quota(&lease("key_l"), 60, 60).await.unwrap(),
+        Some(60)
+    );
     let reset = KeyPatch {
         quota_used: Some(0),
         ..KeyPatch::default()
     };
     let k = s.update_key("key_l", reset, 7).await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (0, 60));
-    assert_eq!(s.reserve_quota("key_l", 40, 40).await.unwrap(), Some(40));
-    assert_eq!(s.reserve_quota("key_l", 1, 1).await.unwrap(), None);
+    assert_eq!(
+        s.reserve_quota(&lease("key_l"), 40, 40).await.unwrap(),
+        Some(40)
+    );
+    assert_eq!(s.reserve_quota(&lease("key_l"), 1, 1).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -114,5 +123,8 @@ async fn an_unreachable_dynamodb_is_unavailable_then_the_same_store_recovers() {
     })
     .await
     .unwrap();
-    assert_eq!(s.reserve_quota("key_b", 1, 10).await.unwrap(), Some(10));
+    assert_eq!(
+        s.reserve_quota(&lease("key_b"), 1, 10).await.unwrap(),
+        Some(10)
+    );
 }

@@ -17,7 +17,7 @@
 //!   unlimited gateway.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{KeyStore, ModelStore, Store, UsageStore};
@@ -195,10 +195,11 @@ impl<S: Store> KeyStore for RedisQuota<S> {
 
     async fn reserve_quota(
         &self,
-        key_id: &str,
+        lease: &Lease,
         min: i64,
         max: i64,
     ) -> Result<Option<i64>, StoreError> {
+        let key_id = lease.key_id.as_str();
         for _ in 0..2 {
             let mut conn = self.redis.get().await?;
             let got: i64 = self
@@ -241,6 +242,13 @@ impl<S: Store> KeyStore for RedisQuota<S> {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Reservations live in Redis counters here, without leases yet: a
+    /// request whose process dies holds its reservation until an admin
+    /// resets the key's counters.
+    async fn leases(&self, _expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
+        Ok(Vec::new())
     }
 }
 

@@ -9,7 +9,7 @@ use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
 use modelgate_redis::RedisQuota;
 use modelgate_sqlite::{Journal, Options, SqliteStore};
-use modelgate_testkit::conformance::{key, settlement};
+use modelgate_testkit::conformance::{key, lease, settlement};
 use modelgate_testkit::service::{Service, free_port};
 
 fn fresh() -> Option<(RedisQuota<SqliteStore>, Service)> {
@@ -55,7 +55,7 @@ async fn instances_sharing_redis_and_a_file_never_overspend() {
                 Arc::clone(&b)
             };
             tokio::spawn(async move {
-                let got = s.reserve_quota("key_m", 7, 7).await.unwrap();
+                let got = s.reserve_quota(&lease("key_m"), 7, 7).await.unwrap();
                 if got.is_some() {
                     s.settle(&settlement(&format!("r{i}"), "key_m", 7, 2, 3, 5))
                         .await
@@ -104,13 +104,16 @@ async fn a_lost_redis_refuses_then_rebuilds_from_the_store() {
     })
     .await
     .unwrap();
-    assert_eq!(s.reserve_quota("key_r", 10, 10).await.unwrap(), Some(10));
+    assert_eq!(
+        s.reserve_quota(&lease("key_r"), 10, 10).await.unwrap(),
+        Some(10)
+    );
     s.settle(&settlement("r1", "key_r", 10, 20, 20, 5))
         .await
         .unwrap();
     drop(redis);
     assert!(matches!(
-        s.reserve_quota("key_r", 1, 1).await,
+        s.reserve_quota(&lease("key_r"), 1, 1).await,
         Err(StoreError::Unavailable(_))
     ));
     assert!(
@@ -120,7 +123,10 @@ async fn a_lost_redis_refuses_then_rebuilds_from_the_store() {
     );
     let _redis = Service::redis_on(port);
     // r2 reached the store before Redis failed: the rebuilt counters have it.
-    assert_eq!(s.reserve_quota("key_r", 1, 100).await.unwrap(), Some(58));
+    assert_eq!(
+        s.reserve_quota(&lease("key_r"), 1, 100).await.unwrap(),
+        Some(58)
+    );
     let k = s.get_key("key_r").await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (42, 58));
     // An admin reset reaches the counters at once.
@@ -129,5 +135,8 @@ async fn a_lost_redis_refuses_then_rebuilds_from_the_store() {
         ..KeyPatch::default()
     };
     s.update_key("key_r", reset, 7).await.unwrap();
-    assert_eq!(s.reserve_quota("key_r", 42, 42).await.unwrap(), Some(42));
+    assert_eq!(
+        s.reserve_quota(&lease("key_r"), 42, 42).await.unwrap(),
+        Some(42)
+    );
 }

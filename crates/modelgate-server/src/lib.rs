@@ -53,6 +53,13 @@ pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> 
 /// Serve until SIGINT/SIGTERM, then drain in-flight requests for up to 30 s.
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let gateway = build(&settings).await?;
+    // Requests a previous process left behind (killed mid-request): their
+    // leases may have run out while nothing was running.
+    match gateway.expire_leases().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(settled = n, "settled requests whose leases expired"),
+        Err(e) => tracing::warn!(error = %e, "looking for expired leases failed"),
+    }
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", settings.listen))?;

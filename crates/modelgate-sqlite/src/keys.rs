@@ -1,10 +1,10 @@
 //! Keys: lookup, admin changes, atomic quota reservation and settlement,
 //! with the shared statements of [`modelgate_core::sql`].
 
-use modelgate_core::domain::{ApiKey, KeyPatch, NewKey, Settlement};
+use modelgate_core::domain::{ApiKey, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
-use modelgate_core::sql::{self, KeyRow};
+use modelgate_core::sql::{self, KeyRow, SqlValue};
 use rusqlite::Row;
 
 use crate::SqliteStore;
@@ -73,20 +73,43 @@ impl KeyStore for SqliteStore {
 
     async fn reserve_quota(
         &self,
-        key_id: &str,
+        lease: &Lease,
         min: i64,
         max: i64,
     ) -> Result<Option<i64>, StoreError> {
-        self.writer
-            .submit(Work::Reserve(key_id.to_owned(), min, max))
-            .await
+        let work = Work::Reserve(lease.key_id.clone(), min, max, sql::lease_params(lease));
+        self.writer.submit(work).await
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
         let (charge, record) = sql::settle_params(s);
+        let request_id = s.usage.request_id.clone();
         self.writer
-            .submit(Work::Settle(charge, record))
+            .submit(Work::Settle(charge, record, request_id))
             .await
             .map(drop)
+    }
+
+    async fn leases(&self, expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
+        let (stmt, args) = match expired_by {
+            Some(t) => (sql::EXPIRED_LEASES, vec![SqlValue::Int(t)]),
+            None => (sql::LEASES, vec![]),
+        };
+        self.query_all(
+            stmt,
+            &args,
+            |r| {
+                Ok(Lease {
+                    request_id: r.get(0)?,
+                    key_id: r.get(1)?,
+                    model: r.get(2)?,
+                    backend: r.get(3)?,
+                    amount: r.get(4)?,
+                    created_at: r.get(5)?,
+                    expires_at: r.get(6)?,
+                })
+            },
+            Ok,
+        )
     }
 }

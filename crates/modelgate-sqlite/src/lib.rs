@@ -42,6 +42,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_rate_limits.sql",
         include_str!("../../../migrations/0002_rate_limits.sql"),
     ),
+    (
+        "0003_leases.sql",
+        include_str!("../../../migrations/0003_leases.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

@@ -31,10 +31,12 @@ const MAX_BATCH: usize = 512;
 
 /// A write the gateway waits for.
 pub(crate) enum Work {
-    /// [`sql::RESERVE`]: key id, minimum, maximum.
-    Reserve(String, i64, i64),
-    /// [`sql::CHARGE`] then [`sql::RECORD`], together or not at all.
-    Settle(Vec<SqlValue>, Vec<SqlValue>),
+    /// [`sql::RESERVE`] (key id, minimum, maximum), then [`sql::LEASE`]
+    /// with these parameters.
+    Reserve(String, i64, i64, Vec<SqlValue>),
+    /// [`sql::CHARGE`], [`sql::RECORD`] and [`sql::END_LEASE`] (the
+    /// request id), together or not at all.
+    Settle(Vec<SqlValue>, Vec<SqlValue>, String),
     /// Copy the WAL's last frames back, between two batches (see
     /// `checkpoint.rs`).
     Checkpoint,
@@ -274,19 +276,30 @@ fn begin(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError>
 /// One job's statements inside the caller's transaction.
 fn apply(tx: &rusqlite::Transaction<'_>, work: &Work) -> Done {
     match work {
-        Work::Reserve(key_id, min, max) => tx
-            .prepare_cached(sql::RESERVE)
-            .and_then(|mut s| {
-                s.query_row(params![key_id, min, max], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(store_err),
-        Work::Settle(charge, record) => {
+        Work::Reserve(key_id, min, max, lease) => {
+            let got: Option<i64> = tx
+                .prepare_cached(sql::RESERVE)
+                .and_then(|mut s| {
+                    s.query_row(params![key_id, min, max], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(store_err)?;
+            if got.is_some() {
+                tx.prepare_cached(sql::LEASE)
+                    .and_then(|mut s| s.execute(params_from_iter(bind(lease).iter())))
+                    .map_err(store_err)?;
+            }
+            Ok(got)
+        }
+        Work::Settle(charge, record, request_id) => {
             for (stmt, args) in [(sql::CHARGE, charge), (sql::RECORD, record)] {
                 tx.prepare_cached(stmt)
                     .and_then(|mut s| s.execute(params_from_iter(bind(args).iter())))
                     .map_err(store_err)?;
             }
+            tx.prepare_cached(sql::END_LEASE)
+                .and_then(|mut s| s.execute([request_id]))
+                .map_err(store_err)?;
             Ok(None)
         }
         Work::Checkpoint => Ok(None),
@@ -322,7 +335,21 @@ mod tests {
     }
 
     fn reserve(n: i64) -> Work {
-        Work::Reserve("key_i".into(), n, n)
+        let lease = modelgate_core::domain::Lease {
+            request_id: format!("req_{n}"),
+            key_id: "key_i".into(),
+            model: "m".into(),
+            backend: "vllm".into(),
+            amount: 0,
+            created_at: 0,
+            expires_at: 1,
+        };
+        Work::Reserve(
+            "key_i".into(),
+            n,
+            n,
+            modelgate_core::sql::lease_params(&lease),
+        )
     }
 
     #[tokio::test]

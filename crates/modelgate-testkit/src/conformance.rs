@@ -6,11 +6,27 @@ use std::sync::Arc;
 use modelgate_core::BackendKind;
 use modelgate_core::auth;
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, KeyStatus, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery,
-    UsageRecord,
+    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, Settlement,
+    UsageQuery, UsageRecord,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::Store;
+
+/// A lease on `key_id`'s quota for a request of its own (a fresh request
+/// id each time), expiring in the far future.
+pub fn lease(key_id: &str) -> Lease {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Lease {
+        request_id: format!("req_t{n}"),
+        key_id: key_id.to_owned(),
+        model: "m".into(),
+        backend: "vllm".into(),
+        amount: 0,
+        created_at: 0,
+        expires_at: i64::MAX / 2,
+    }
+}
 
 /// A key record for tests.
 pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
@@ -147,13 +163,16 @@ pub async fn quota_reservation<S: Store>(s: Arc<S>) {
     })
     .await
     .unwrap();
-    assert_eq!(s.reserve_quota("key_q", 10, 10).await.unwrap(), Some(10));
     assert_eq!(
-        s.reserve_quota("key_q", 50, 200).await.unwrap(),
+        s.reserve_quota(&lease("key_q"), 10, 10).await.unwrap(),
+        Some(10)
+    );
+    assert_eq!(
+        s.reserve_quota(&lease("key_q"), 50, 200).await.unwrap(),
         Some(90),
         "as much as is left"
     );
-    assert_eq!(s.reserve_quota("key_q", 1, 1).await.unwrap(), None);
+    assert_eq!(s.reserve_quota(&lease("key_q"), 1, 1).await.unwrap(), None);
     let k = s.get_key("key_q").await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (0, 100));
     // Settling releases the reservation and charges the real usage.
@@ -162,18 +181,26 @@ pub async fn quota_reservation<S: Store>(s: Arc<S>) {
         .unwrap();
     let k = s.get_key("key_q").await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (7, 90));
-    assert_eq!(s.reserve_quota("key_q", 3, 3).await.unwrap(), Some(3));
-    assert_eq!(s.reserve_quota("key_q", 1, 1).await.unwrap(), None);
+    assert_eq!(
+        s.reserve_quota(&lease("key_q"), 3, 3).await.unwrap(),
+        Some(3)
+    );
+    assert_eq!(s.reserve_quota(&lease("key_q"), 1, 1).await.unwrap(), None);
     s.insert_key(NewKey {
         key: key("key_u", None),
     })
     .await
     .unwrap();
     assert_eq!(
-        s.reserve_quota("key_u", 1, 1_000_000).await.unwrap(),
+        s.reserve_quota(&lease("key_u"), 1, 1_000_000)
+            .await
+            .unwrap(),
         Some(1_000_000)
     );
-    assert_eq!(s.reserve_quota("key_none", 1, 1).await.unwrap(), None);
+    assert_eq!(
+        s.reserve_quota(&lease("key_none"), 1, 1).await.unwrap(),
+        None
+    );
 }
 
 /// Settling twice (a retried write) charges once and records once.
@@ -183,7 +210,10 @@ pub async fn settle_is_idempotent<S: Store>(s: Arc<S>) {
     })
     .await
     .unwrap();
-    assert_eq!(s.reserve_quota("key_i", 50, 50).await.unwrap(), Some(50));
+    assert_eq!(
+        s.reserve_quota(&lease("key_i"), 50, 50).await.unwrap(),
+        Some(50)
+    );
     let st = settlement("req_same", "key_i", 50, 10, 20, 86_400_000);
     s.settle(&st).await.unwrap();
     s.settle(&st).await.unwrap();
@@ -214,7 +244,7 @@ pub async fn concurrent_reservations_never_overspend<S: Store>(s: Arc<S>) {
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = Arc::clone(&s);
-            tokio::spawn(async move { s.reserve_quota("key_c", 7, 7).await.unwrap() })
+            tokio::spawn(async move { s.reserve_quota(&lease("key_c"), 7, 7).await.unwrap() })
         })
         .collect();
     let mut granted = 0;

@@ -8,7 +8,7 @@
 //! never a counter, since KV is eventually consistent.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
@@ -163,30 +163,51 @@ impl KeyStore for D1Store {
 
     async fn reserve_quota(
         &self,
-        key_id: &str,
+        lease: &Lease,
         min: i64,
         max: i64,
     ) -> Result<Option<i64>, StoreError> {
         let args = [
-            SqlValue::Text(key_id.into()),
+            SqlValue::Text(lease.key_id.clone()),
             SqlValue::Int(min),
             SqlValue::Int(max),
         ];
-        self.stmt(sql::RESERVE, &args)?
-            .first::<i64>(Some("last_reservation"))
-            .await
-            .map_err(err)
+        // One batch, one transaction: the reservation and its lease.
+        let batch = vec![
+            self.stmt(sql::RESERVE, &args)?,
+            self.stmt(sql::LEASE, &sql::lease_params(lease))?,
+        ];
+        let results = self.db.batch(batch).await.map_err(err)?;
+        #[derive(serde::Deserialize)]
+        struct Granted {
+            last_reservation: i64,
+        }
+        let granted: Vec<Granted> = match results.first() {
+            Some(r) => r.results().map_err(err)?,
+            None => Vec::new(),
+        };
+        Ok(granted.first().map(|g| g.last_reservation))
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
         let (charge, record) = sql::settle_params(s);
-        // A batch is one transaction: charged and recorded together or not at all.
+        let request_id = [SqlValue::Text(s.usage.request_id.clone())];
+        // A batch is one transaction: charged, recorded and the lease ended
+        // together or not at all.
         let batch = vec![
             self.stmt(sql::CHARGE, &charge)?,
             self.stmt(sql::RECORD, &record)?,
+            self.stmt(sql::END_LEASE, &request_id)?,
         ];
         self.db.batch(batch).await.map_err(err)?;
         Ok(())
+    }
+
+    async fn leases(&self, expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
+        match expired_by {
+            Some(t) => self.rows(sql::EXPIRED_LEASES, &[SqlValue::Int(t)]).await,
+            None => self.rows(sql::LEASES, &[]).await,
+        }
     }
 }
 

@@ -155,7 +155,27 @@ impl<P: Ports> Gateway<P> {
                 }
             }
             (["usage"], &Method::GET) => self.usage(req.uri().query().unwrap_or("")).await,
-            (["keys" | "models" | "usage" | "verify", ..], _) => {
+            (["reservations"], &Method::GET) => {
+                let leases = self.admin_leases().await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"object": "list", "data": leases}),
+                ))
+            }
+            (["reservations", id], &Method::DELETE) => {
+                let found = id
+                    .strip_prefix("req_")
+                    .is_some_and(|h| h.len() <= 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    && self.admin_release(id).await?;
+                if !found {
+                    return Err(RequestError::NotFound("Reservation".to_owned()).into());
+                }
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"request_id": id, "released": true}),
+                ))
+            }
+            (["keys" | "models" | "usage" | "verify" | "reservations", ..], _) => {
                 Err(RequestError::MethodNotAllowed.into())
             }
             _ => Err(RequestError::NotFound("Admin route".to_owned()).into()),

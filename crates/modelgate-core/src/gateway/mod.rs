@@ -10,12 +10,14 @@ mod admin;
 mod admission;
 mod forward;
 mod head;
+mod leases;
 mod models;
 mod proxy;
 mod stream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -77,6 +79,8 @@ struct Inner<P: Ports> {
     ports: P,
     config: Config,
     breakers: Breakers,
+    /// When this instance last looked for expired leases (epoch ms).
+    last_sweep_ms: AtomicI64,
 }
 
 /// The gateway, generic over the runtime's ports. Cheap to clone.
@@ -109,6 +113,7 @@ impl<P: Ports> Gateway<P> {
                 ports,
                 config,
                 breakers: Breakers::new(),
+                last_sweep_ms: AtomicI64::new(0),
             }),
         }
     }

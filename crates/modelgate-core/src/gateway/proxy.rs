@@ -9,7 +9,7 @@ use super::admission::Admission;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
 use crate::backend::{BackendKind, UpstreamCall, Usage};
-use crate::domain::{ApiKey, Model, Settlement, UsageRecord};
+use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, LimitError, RequestError};
 use crate::ports::{KeyStore, ModelStore, Ports, RateDecision, RateLimiter};
 use crate::request::{self, Endpoint, ProxyRequest};
@@ -132,6 +132,7 @@ impl<P: Ports> Gateway<P> {
         &self,
         key: &ApiKey,
         req: &ProxyRequest,
+        lease: &Lease,
     ) -> Result<(i64, Option<u64>), GatewayError> {
         if key.quota.is_none() {
             return Ok((0, None));
@@ -146,7 +147,7 @@ impl<P: Ports> Gateway<P> {
                     .saturating_mul(choices),
             );
             let got = store
-                .reserve_quota(&key.id, need, need)
+                .reserve_quota(lease, need, need)
                 .await?
                 .ok_or(LimitError::QuotaExceeded)?;
             return Ok((got, None));
@@ -155,7 +156,7 @@ impl<P: Ports> Gateway<P> {
         let min = prompt.saturating_add(choices);
         let max = prompt.saturating_add(cap.saturating_mul(choices));
         let got = store
-            .reserve_quota(&key.id, min, max)
+            .reserve_quota(lease, min, max)
             .await?
             .ok_or(LimitError::QuotaExceeded)?;
         let per_choice = u64::try_from((got - prompt) / choices).unwrap_or(1).max(1);
@@ -182,7 +183,17 @@ impl<P: Ports> Gateway<P> {
         let model = self.resolve_model(&key, &model_name).await?;
         model.backend.supports(&parsed)?;
         let rate = self.admit_rate(&key).await?;
-        let (reserved, injected_max_tokens) = self.reserve(&key, &parsed).await?;
+        let lease = Lease {
+            request_id: request_id.to_owned(),
+            key_id: key.id.clone(),
+            model: model.name.clone(),
+            backend: model.backend.as_str().to_owned(),
+            amount: 0,
+            created_at: started_ms,
+            expires_at: self.lease_expiry(started_ms),
+        };
+        let (reserved, injected_max_tokens) = self.reserve(&key, &parsed, &lease).await?;
+        self.sweep_leases_if_due();
         // From here on the request must be settled, whatever happens.
         let admission = Admission::new(
             self.clone(),

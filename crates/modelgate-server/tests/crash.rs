@@ -1,0 +1,157 @@
+//! A server killed mid-request (`kill -9`) cannot hold quota past the
+//! reservation's lease: the next server on the same database settles the
+//! request as abandoned. The real binary, a real SQLite file.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use modelgate_testkit::MockUpstream;
+use modelgate_testkit::service::free_port;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "crash-test-admin-key-0123456789";
+/// Far longer than anything here should take.
+const PATIENCE: Duration = Duration::from_secs(30);
+/// The servers' upstream timeout: a lease lasts this long (no grace here),
+/// and the first server must be killed before it ends (it is killed as
+/// soon as the request is admitted, a few milliseconds in).
+const TIMEOUT_SECS: u64 = 5;
+
+/// A server process, killed (SIGKILL) when dropped, on every path.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(db: &Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_modelgate"))
+        .env("MG_DB_PATH", db)
+        .env("MG_PORT", port.to_string())
+        .env("MG_ADMIN_API_KEY", ADMIN)
+        .env("MG_TIMEOUT_SECS", TIMEOUT_SECS.to_string())
+        .env("MG_LEASE_GRACE_SECS", "0")
+        .env("MG_LOG", "error")
+        .env_remove("MG_MODELS_FILE")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = Server(child);
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{base}/admin/api{path}"))
+        .bearer_auth(ADMIN);
+    if let Some(b) = body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let text = req.send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_holds_no_quota_past_the_lease() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mock = MockUpstream::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("mg-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("db.sqlite");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let first = start(&db, port);
+    let key = admin(
+        &base,
+        reqwest::Method::POST,
+        "/keys",
+        Some(json!({"name": "k", "quota": 100_000})),
+    )
+    .await;
+    let model = json!({"name": "hang", "backend": "vllm", "base_url": mock.url(), "upstream_model": "mock?fault=hang"});
+    admin(&base, reqwest::Method::POST, "/models", Some(model)).await;
+    let (plaintext, id) = (
+        key["key"].as_str().unwrap().to_owned(),
+        key["id"].as_str().unwrap().to_owned(),
+    );
+    let url = format!("{base}/v1/chat/completions");
+    tokio::spawn(async move {
+        let body = json!({"model": "hang", "messages": [{"role": "user", "content": "hi"}]});
+        let _ = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(plaintext)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+    });
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let leases = admin(&base, reqwest::Method::GET, "/reservations", None).await;
+        if leases["data"].as_array().is_some_and(|l| l.len() == 1) {
+            assert_eq!(leases["data"][0]["key_id"], json!(id));
+            break;
+        }
+        assert!(Instant::now() < deadline, "never admitted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(first);
+    // Killed with the request in flight: its reservation and lease remain.
+    let (reserved, leases): (i64, i64) = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let r = c
+            .query_row(
+                "SELECT quota_reserved FROM api_keys WHERE id = ?1",
+                [&id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (
+            r,
+            c.query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0))
+                .unwrap(),
+        )
+    };
+    assert!(
+        reserved > 0 && leases == 1,
+        "killed mid-request: {reserved} reserved, {leases} leases"
+    );
+    // The lease runs out while no server runs; the next one settles it.
+    tokio::time::sleep(Duration::from_secs(TIMEOUT_SECS + 1)).await;
+    let second = start(&db, port);
+    let deadline = Instant::now() + PATIENCE;
+    let k = loop {
+        let k = admin(&base, reqwest::Method::GET, &format!("/keys/{id}"), None).await;
+        if k["quota_reserved"] == json!(0) {
+            break k;
+        }
+        assert!(Instant::now() < deadline, "still reserved: {k}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(k["quota_used"], json!(0), "nothing charged");
+    let leases = admin(&base, reqwest::Method::GET, "/reservations", None).await;
+    assert_eq!(leases["data"], json!([]));
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let error: String = c
+        .query_row(
+            "SELECT error FROM usage_records WHERE key_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(error, "lease_expired", "one record, written by the expiry");
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
