@@ -1,5 +1,7 @@
-"""The edge on every runtime: which address is the client's, and what
-reaches an upstream."""
+"""The edge on every runtime: which address is the client's, what reaches
+an upstream, and what happens to a request whose client goes away."""
+import os
+
 import openai
 import pytest
 
@@ -55,3 +57,35 @@ def test_a_client_that_hangs_up_before_the_answer_leaves_nothing_reserved(env):
     assert totals["requests"] == 2, totals
     assert key["quota_reserved"] == 0, key
     assert key["quota_used"] == totals["total_tokens"], (key, totals)
+
+
+@pytest.mark.skipif(os.environ.get("MG_RUNTIME") == "lambda",
+                    reason="the Lambda's Redis ledger keeps no leases yet (RELIABILITY.md)")
+def test_admins_see_a_reservation_in_flight_and_release_it(env):
+    """A request in flight holds a listed lease; an admin releases it at
+    once; the request's own end later counts nothing more."""
+    import threading
+    import time
+    from test_soak import settled
+    created = env.make_key(quota=1_000_000)
+    model = env.make_model("mock?ttft_ms=3000")
+    client = env.client(created["key"])
+    answers = []
+    t = threading.Thread(target=lambda: answers.append(client.chat.completions.create(
+        model=model, max_tokens=20, messages=[{"role": "user", "content": "hello"}])))
+    t.start()
+    deadline = time.time() + 30
+    while True:
+        held = [l for l in env.admin("GET", "/reservations").json()["data"] if l["key_id"] == created["id"]]
+        if held or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(held) == 1 and held[0]["amount"] > 0 and held[0]["expires_at"] > held[0]["created_at"], held
+    r = env.admin("DELETE", f"/reservations/{held[0]['request_id']}")
+    assert r.status_code == 200, r.text
+    assert env.admin("GET", f"/keys/{created['id']}").json()["quota_reserved"] == 0
+    t.join(60)
+    assert answers and answers[0].choices[0].message.content
+    totals, key = settled(env, created, 1)
+    assert totals["requests"] == 1 and totals["errors"] == 1, totals
+    assert key["quota_reserved"] == 0 and key["quota_used"] == 0, key
