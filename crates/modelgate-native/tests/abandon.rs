@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::Harness;
-use modelgate_native::listener::{Limits, serve};
+use common::{Harness, Server, post};
+use modelgate_native::listener::Limits;
 use serde_json::json;
 
 /// Far longer than settling should take.
@@ -50,20 +50,8 @@ async fn a_client_that_hangs_up_before_the_answer_is_settled() {
     let h = Harness::with(|c| c.timeout_ms = 60_000).await;
     let (key, id) = h.key(json!({"name": "gone", "quota": 100_000})).await;
     h.model("slow", "vllm", "mock?fault=hang").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/v1/chat/completions",
-        listener.local_addr().unwrap()
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        listener,
-        h.app.clone(),
-        limits(Duration::from_secs(5)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = Server::start(&h, limits(Duration::from_secs(5))).await;
+    let url = server.url("/v1/chat/completions");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(300))
         .build()
@@ -71,18 +59,11 @@ async fn a_client_that_hangs_up_before_the_answer_is_settled() {
     for stream in [false, true] {
         let body = json!({"model": "slow", "stream": stream, "max_tokens": 50,
             "messages": [{"role": "user", "content": "hello"}]});
-        let sent = client
-            .post(&url)
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
+        let sent = post(&client, &url, &key, &body).await;
         assert!(sent.is_err_and(|e| e.is_timeout()), "the client gave up");
     }
     assert_eq!(settled(&h, &id, 2).await, 0, "nothing charged");
-    let _ = stop.send(());
-    assert!(server.await.unwrap());
+    assert!(server.stop().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,29 +71,11 @@ async fn a_drain_that_runs_out_settles_what_is_still_in_flight() {
     let h = Harness::with(|c| c.timeout_ms = 60_000).await;
     let (key, id) = h.key(json!({"name": "late", "quota": 100_000})).await;
     h.model("slow", "vllm", "mock?fault=hang").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/v1/chat/completions",
-        listener.local_addr().unwrap()
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        listener,
-        h.app.clone(),
-        limits(Duration::from_millis(200)),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let server = Server::start(&h, limits(Duration::from_millis(200))).await;
+    let url = server.url("/v1/chat/completions");
     let in_flight = tokio::spawn(async move {
         let body = json!({"model": "slow", "messages": [{"role": "user", "content": "hi"}]});
-        reqwest::Client::new()
-            .post(&url)
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
+        post(&reqwest::Client::new(), &url, &key, &body).await
     });
     // Admitted: the reservation is there.
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -120,8 +83,7 @@ async fn a_drain_that_runs_out_settles_what_is_still_in_flight() {
         assert!(tokio::time::Instant::now() < deadline, "never admitted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = stop.send(());
-    assert!(!server.await.unwrap(), "the drain ran out");
+    assert!(!server.stop().await, "the drain ran out");
     let detached = h.gateway.ports().detached().clone();
     detached.close();
     tokio::time::timeout(PATIENCE, detached.wait())

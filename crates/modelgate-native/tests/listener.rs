@@ -8,46 +8,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::Harness;
-use modelgate_native::listener::{Limits, serve};
+use common::{Harness, Server};
+use modelgate_native::listener::Limits;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Far longer than anything here should take.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<bool>,
-}
-
-impl Server {
-    async fn start(h: &Harness, limits: Limits) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = h.app.clone();
-        let task = tokio::spawn(serve(listener, app, limits, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn connect(&self) -> TcpStream {
-        TcpStream::connect(self.addr).await.unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        assert!(self.task.await.unwrap(), "drained in time");
-    }
-}
 
 fn limits(header_timeout: Duration, max_connections: usize) -> Limits {
     Limits {
@@ -98,19 +66,19 @@ async fn read_response(s: &mut TcpStream) -> String {
 async fn a_half_sent_head_and_an_idle_connection_are_closed() {
     let h = Harness::new().await;
     let server = Server::start(&h, limits(Duration::from_millis(500), 64)).await;
-    let mut half = server.connect().await;
+    let mut half = TcpStream::connect(server.addr).await.unwrap();
     half.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
     read_to_close(&mut half).await;
     // A kept-alive connection after its answer: closed once idle too.
-    let mut idle = server.connect().await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
     idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let answer = read_to_close(&mut idle).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    server.stop().await;
+    assert!(server.stop().await, "drained in time");
 }
 
 #[tokio::test]
@@ -119,7 +87,7 @@ async fn past_the_cap_connections_wait_until_one_closes() {
     let server = Server::start(&h, limits(Duration::from_secs(60), 4)).await;
     let mut held = Vec::new();
     for _ in 0..4 {
-        let mut s = server.connect().await;
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
         s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
@@ -127,7 +95,7 @@ async fn past_the_cap_connections_wait_until_one_closes() {
         held.push(s);
     }
     // The fifth connects (the kernel's backlog) but is not served...
-    let mut fifth = server.connect().await;
+    let mut fifth = TcpStream::connect(server.addr).await.unwrap();
     fifth
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -140,14 +108,14 @@ async fn past_the_cap_connections_wait_until_one_closes() {
     let answer = read_response(&mut fifth).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(held);
-    server.stop().await;
+    assert!(server.stop().await, "drained in time");
 }
 
 #[tokio::test]
 async fn a_bad_key_is_refused_from_the_head_before_any_body() {
     let h = Harness::new().await;
     let server = Server::start(&h, limits(Duration::from_secs(30), 64)).await;
-    let mut s = server.connect().await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
     // A large body announced, not one byte of it sent.
     s.write_all(
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer mg-wrong\r\n\
@@ -161,7 +129,7 @@ async fn a_bad_key_is_refused_from_the_head_before_any_body() {
     assert_eq!(h.mock.stats().requests, 0);
     // (The server waits for the announced body until the body deadline.)
     drop(s);
-    server.stop().await;
+    assert!(server.stop().await, "drained in time");
 }
 
 /// Python's urllib writes the whole body, then reads: it must get the
@@ -176,7 +144,7 @@ async fn a_client_that_writes_its_whole_body_first_still_gets_the_answer() {
     let server = Server::start(&h, limits(Duration::from_secs(30), 64)).await;
     let body = vec![b' '; 48 << 20];
     for (auth, status) in [(key.as_str(), "413"), ("mg-wrong", "401")] {
-        let mut s = server.connect().await;
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
         let head = format!(
             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -193,7 +161,7 @@ async fn a_client_that_writes_its_whole_body_first_still_gets_the_answer() {
             "{answer}"
         );
     }
-    server.stop().await;
+    assert!(server.stop().await, "drained in time");
 }
 
 #[tokio::test]
@@ -201,7 +169,7 @@ async fn a_body_that_never_comes_is_a_408() {
     let h = Harness::with(|c| c.body_timeout_ms = 500).await;
     let (key, _) = h.key(json!({"name": "t"})).await;
     let server = Server::start(&h, limits(Duration::from_secs(30), 64)).await;
-    let mut s = server.connect().await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"model\""
@@ -210,5 +178,5 @@ async fn a_body_that_never_comes_is_a_408() {
     let answer = read_response(&mut s).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
-    server.stop().await;
+    assert!(server.stop().await, "drained in time");
 }

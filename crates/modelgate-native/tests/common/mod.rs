@@ -204,6 +204,62 @@ impl Harness {
     }
 }
 
+/// The harness's router behind the native listener on a loopback port,
+/// until [`Server::stop`].
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<bool>,
+}
+
+impl Server {
+    pub async fn start(h: &Harness, limits: modelgate_native::listener::Limits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = h.app.clone();
+        let task = tokio::spawn(modelgate_native::listener::serve(
+            listener,
+            app,
+            limits,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Shut down; whether the drain finished in time.
+    pub async fn stop(mut self) -> bool {
+        let _ = self.stop.take().map(|s| s.send(()));
+        (&mut self.task).await.unwrap()
+    }
+}
+
+/// POST `body` as JSON to `url` with `key`.
+pub async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(url)
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+}
+
 pub fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there friend"}]})
 }
