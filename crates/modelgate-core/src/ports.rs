@@ -106,9 +106,8 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
     /// Atomically reserve between `min` and `max` tokens of the quota of
     /// `lease.key_id`: as many as are left, up to `max`, provided at least
     /// `min` are. Returns the amount reserved, or `None` when fewer than
-    /// `min` are left. Keys without a quota always get `max`. A store that
-    /// keeps leases writes `lease` (with the amount) in the same
-    /// transaction.
+    /// `min` are left. Keys without a quota always get `max`. `lease` (with
+    /// the amount) is written in the same transaction.
     fn reserve_quota(
         &self,
         lease: &Lease,
@@ -122,8 +121,7 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
         settlement: &Settlement,
     ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
     /// Outstanding leases, oldest first; with `expired_by` (epoch ms) only
-    /// those expired by then. The SQL stores keep leases; the DynamoDB
-    /// store and the Redis ledger do not yet, and answer none.
+    /// those expired by then.
     fn leases(
         &self,
         expired_by: Option<i64>,

@@ -1,7 +1,7 @@
 //! Keys: unique hashes by transaction, quota reservation by a condition on
 //! `quota_left`, settlement as one idempotent transaction.
 
-use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem, Update};
 use modelgate_core::domain::{ApiKey, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
@@ -15,6 +15,7 @@ use crate::{
 
 const KEY: &str = "key";
 const KEY_HASH: &str = "key_hash";
+const LEASE: &str = "lease";
 
 /// Optimistic rounds before a reservation or patch gives up (each lost
 /// round means another writer moved the same key's counters).
@@ -157,10 +158,9 @@ impl KeyStore for DynamoStore {
                 return Ok(None);
             }
             // Safe against every concurrent writer: the condition holds the
-            // grant to what is left at the moment of the write.
-            let reserved = self
-                .client
-                .update_item()
+            // grant to what is left at the moment of the write. The lease
+            // is written in the same transaction.
+            let update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(KEY))
                 .key("sk", s(key_id))
@@ -169,11 +169,28 @@ impl KeyStore for DynamoStore {
                 .expression_attribute_values(":g", n(grant))
                 .expression_attribute_values(":neg", n(-grant))
                 .expression_attribute_values(":num", s("N"))
+                .build()
+                .map_err(unavailable)?;
+            let held = Lease {
+                amount: grant,
+                ..lease.clone()
+            };
+            let put = self.put(
+                to_item(LEASE, &lease.request_id, &held)?,
+                "attribute_not_exists(pk)",
+            )?;
+            let reserved = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(put)
                 .send()
                 .await;
             match reserved {
                 Ok(_) => return Ok(Some(grant)),
-                Err(e) if condition_failed(&e) => continue,
+                // Another writer moved the counters first (or the
+                // transaction conflicted with one): another round.
+                Err(e) if cancelled_conditions(&e).is_some() => continue,
                 Err(e) => return Err(unavailable(e)),
             }
         }
@@ -208,6 +225,7 @@ impl KeyStore for DynamoStore {
             .transact_write_items()
             .transact_items(record)
             .transact_items(TransactWriteItem::builder().update(charge).build())
+            .transact_items(self.end_lease(&st.usage.request_id)?)
             .send()
             .await;
         match written {
@@ -222,15 +240,41 @@ impl KeyStore for DynamoStore {
         }
     }
 
-    /// No leases in this store yet: a request whose process dies holds its
-    /// reservation until an admin resets the key's counters.
-    async fn leases(&self, _expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
-        Ok(Vec::new())
+    async fn leases(&self, expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
+        let mut leases = self
+            .query_all(LEASE, None)
+            .await?
+            .into_iter()
+            .map(from_item::<Lease>)
+            .collect::<Result<Vec<_>, _>>()?;
+        leases.retain(|l| expired_by.is_none_or(|t| l.expires_at <= t));
+        leases.sort_by_key(|l| (l.created_at, l.expires_at));
+        Ok(leases)
     }
 }
 
 impl DynamoStore {
+    /// A transaction item ending the lease of `request_id` (if any).
+    fn end_lease(&self, request_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", s(LEASE))
+            .key("sk", s(request_id))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// The key is gone: the usage record alone, and the lease ended.
     async fn record_only(&self, pk: &str, sk: &str, st: &Settlement) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(LEASE))
+            .key("sk", s(&st.usage.request_id))
+            .send()
+            .await
+            .map_err(unavailable)?;
         let put = self
             .client
             .put_item()

@@ -10,6 +10,7 @@
 //! | model | `model` | model id | a [`ModelRow`](modelgate_core::sql::ModelRow) |
 //! | model name | `model_name` | name | `model_id`; makes names unique |
 //! | usage | `usage#YYYY-MM-DD` | `<created_at, 13 digits>#<request id>` | one per request |
+//! | lease | `lease` | request id | a [`Lease`](modelgate_core::domain::Lease): written with its reservation, deleted with its settlement |
 //!
 //! Everything that must be atomic is a conditional write or a transaction:
 //! uniqueness (`attribute_not_exists`), quota reservation (a condition on

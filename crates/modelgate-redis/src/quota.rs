@@ -12,6 +12,9 @@
 //!   missing (a new Redis, or one that lost its data).
 //! - Settlement writes the store first (idempotent per request id), then
 //!   moves the counters once per request id (a marker with a day's expiry).
+//! - Every reservation holds a lease (`mg:lease:<request id>`, a hash, and
+//!   its end in the sorted set `mg:leases`), written by the reservation's
+//!   script and removed by the settlement's.
 //! - Redis unreachable: reservations fail (the gateway answers 503) and
 //!   settlement reports the error so the gateway retries it; never an
 //!   unlimited gateway.
@@ -25,9 +28,12 @@ use redis::Script;
 
 use crate::{Connection, unavailable};
 
-/// Reserve between ARGV[1] (min) and ARGV[2] (max) tokens of KEYS[1].
-/// Returns -1 when the hash is missing (rebuild it, then retry), else the
-/// tokens reserved (0: fewer than min were left).
+/// Reserve between ARGV[1] (min) and ARGV[2] (max) tokens of KEYS[1], and
+/// write the lease: hash KEYS[3] (request id ARGV[3], key id ARGV[4], model
+/// ARGV[5], backend ARGV[6], created ARGV[7], expires ARGV[8], and the
+/// amount) and its end in the sorted set KEYS[2]. Returns -1 when the
+/// counters are missing (rebuild them, then retry), else the tokens
+/// reserved (0: fewer than min were left).
 const RESERVE: &str = r"
 local quota = redis.call('HGET', KEYS[1], 'quota')
 if not quota then return -1 end
@@ -40,6 +46,9 @@ if quota ~= 'none' then
   if grant < min then return 0 end
 end
 redis.call('HINCRBY', KEYS[1], 'reserved', grant)
+redis.call('HSET', KEYS[3], 'request_id', ARGV[3], 'key_id', ARGV[4], 'model', ARGV[5],
+  'backend', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'amount', grant)
+redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
 return grant
 ";
 
@@ -57,9 +66,12 @@ end
 return 1
 ";
 
-/// Once per request id (marker KEYS[2]): release -ARGV[1] reserved tokens
-/// and charge ARGV[2] used ones on KEYS[1], when it exists.
+/// End the lease of request ARGV[3] (KEYS[3], KEYS[4]); once per request
+/// id (marker KEYS[2]): release -ARGV[1] reserved tokens and charge ARGV[2]
+/// used ones on KEYS[1], when it exists.
 const SETTLE: &str = r"
+redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[4])
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', 86400) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local left = redis.call('HINCRBY', KEYS[1], 'reserved', ARGV[1])
@@ -86,6 +98,13 @@ impl<S> std::fmt::Debug for RedisQuota<S> {
 
 fn counters(key_id: &str) -> String {
     format!("mg:q:{key_id}")
+}
+
+/// The sorted set of leases by their end.
+const LEASES: &str = "mg:leases";
+
+fn lease_hash(request_id: &str) -> String {
+    format!("mg:lease:{request_id}")
 }
 
 impl<S: Store> RedisQuota<S> {
@@ -205,8 +224,16 @@ impl<S: Store> KeyStore for RedisQuota<S> {
             let got: i64 = self
                 .reserve
                 .key(counters(key_id))
+                .key(LEASES)
+                .key(lease_hash(&lease.request_id))
                 .arg(min)
                 .arg(max)
+                .arg(&lease.request_id)
+                .arg(key_id)
+                .arg(&lease.model)
+                .arg(&lease.backend)
+                .arg(lease.created_at)
+                .arg(lease.expires_at)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
@@ -236,19 +263,54 @@ impl<S: Store> KeyStore for RedisQuota<S> {
             .settle
             .key(counters(&s.key_id))
             .key(format!("mg:qs:{}", s.usage.request_id))
+            .key(LEASES)
+            .key(lease_hash(&s.usage.request_id))
             .arg(-s.reserved)
             .arg(s.charge())
+            .arg(&s.usage.request_id)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(())
     }
 
-    /// Reservations live in Redis counters here, without leases yet: a
-    /// request whose process dies holds its reservation until an admin
-    /// resets the key's counters.
-    async fn leases(&self, _expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
-        Ok(Vec::new())
+    async fn leases(&self, expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {
+        let mut conn = self.redis.get().await?;
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(LEASES)
+            .arg("-inf")
+            .arg(expired_by.map_or_else(|| "+inf".to_owned(), |t| t.to_string()))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.cmd("HGETALL").arg(lease_hash(id));
+        }
+        let rows: Vec<std::collections::HashMap<String, String>> =
+            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let num = |row: &std::collections::HashMap<String, String>, k: &str| {
+            row.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
+        };
+        let mut leases: Vec<Lease> = rows
+            .into_iter()
+            // A lease settled between the two reads is gone: skip it.
+            .filter(|row| row.contains_key("request_id"))
+            .map(|row| Lease {
+                amount: num(&row, "amount"),
+                created_at: num(&row, "created_at"),
+                expires_at: num(&row, "expires_at"),
+                request_id: row.get("request_id").cloned().unwrap_or_default(),
+                key_id: row.get("key_id").cloned().unwrap_or_default(),
+                model: row.get("model").cloned().unwrap_or_default(),
+                backend: row.get("backend").cloned().unwrap_or_default(),
+            })
+            .collect();
+        leases.sort_by_key(|l| (l.created_at, l.expires_at));
+        Ok(leases)
     }
 }
 

@@ -28,6 +28,51 @@ pub fn lease(key_id: &str) -> Lease {
     }
 }
 
+/// Every reservation holds a lease (with the amount reserved) until its
+/// settlement ends it; leases are listed oldest first, or only those
+/// expired by a time.
+pub async fn leases_live_until_settled<S: Store>(s: Arc<S>) {
+    s.insert_key(NewKey {
+        key: key("key_le", Some(1000)),
+    })
+    .await
+    .unwrap();
+    let at = |created_at, expires_at| Lease {
+        created_at,
+        expires_at,
+        ..lease("key_le")
+    };
+    let (early, late) = (at(1, 100), at(2, 10_000));
+    assert_eq!(s.reserve_quota(&early, 50, 50).await.unwrap(), Some(50));
+    assert_eq!(s.reserve_quota(&late, 10, 30).await.unwrap(), Some(30));
+    let all = s.leases(None).await.unwrap();
+    let held: Vec<(&str, i64)> = all
+        .iter()
+        .map(|l| (l.request_id.as_str(), l.amount))
+        .collect();
+    assert_eq!(
+        held,
+        [
+            (early.request_id.as_str(), 50),
+            (late.request_id.as_str(), 30)
+        ]
+    );
+    assert_eq!(all[0].key_id, "key_le");
+    assert_eq!((all[0].model.as_str(), all[0].expires_at), ("m", 100));
+    let expired = s.leases(Some(500)).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].request_id, early.request_id);
+    for _ in 0..2 {
+        let done = settlement(&early.request_id, "key_le", 50, 1, 2, 3);
+        s.settle(&done).await.unwrap();
+    }
+    let left = s.leases(None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].request_id, late.request_id);
+    let k = s.get_key("key_le").await.unwrap().unwrap();
+    assert_eq!((k.quota_used, k.quota_reserved), (3, 30), "settled once");
+}
+
 /// A key record for tests.
 pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
     ApiKey {
@@ -392,7 +437,7 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
 macro_rules! store_conformance {
     (guarded $make:expr) => {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
-            concurrent_reservations_never_overspend, models_roundtrip, usage_report);
+            concurrent_reservations_never_overspend, models_roundtrip, usage_report, leases_live_until_settled);
     };
     ($make:expr) => {
         $crate::store_conformance!(guarded Some(($make, ())));
