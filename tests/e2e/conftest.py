@@ -175,3 +175,23 @@ def key(env):
 @pytest.fixture
 def client(env, key):
     return env.client(key)
+
+
+@pytest.fixture(scope="module")
+def second(env):
+    """Lambda only: a second function process sharing the first one's Redis
+    and database, as a second instance would; its base URL."""
+    settings, tmp = env.lambda_settings
+    port = free_port()
+    with open(f"{tmp}/lambda-2.log", "w") as log:
+        proc = start_lambda(port, settings, tmp, log)
+    base = f"http://127.0.0.1:{port}/lambda-url/modelgate-lambda"
+    try:
+        wait_health(base, timeout=300)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -57,12 +57,23 @@ def test_a_client_that_hangs_up_before_the_answer_leaves_nothing_reserved(env):
     assert key["quota_used"] == totals["total_tokens"], (key, totals)
 
 
-def test_admins_see_a_reservation_in_flight_and_release_it(env):
+def test_admins_see_a_reservation_in_flight_and_release_it(env, request):
     """A request in flight holds a listed lease; an admin releases it at
-    once; the request's own end later counts nothing more."""
+    once; the request's own end later counts nothing more. On Lambda the
+    admin asks a second instance (cargo lambda's emulator answers one
+    invocation at a time per process), so this also shows a lease is seen
+    by every instance."""
+    import os
     import threading
     import time
+    from conftest import http
     from test_soak import settled
+    base = env.base_url
+    if os.environ.get("MG_RUNTIME") == "lambda":
+        base = request.getfixturevalue("second")
+
+    def admin(method, path):
+        return http(method, base + "/admin/api" + path, headers={"authorization": f"Bearer {env.admin_key}"})
     created = env.make_key(quota=1_000_000)
     model = env.make_model("mock?ttft_ms=3000")
     client = env.client(created["key"])
@@ -72,14 +83,14 @@ def test_admins_see_a_reservation_in_flight_and_release_it(env):
     t.start()
     deadline = time.time() + 30
     while True:
-        held = [l for l in env.admin("GET", "/reservations").json()["data"] if l["key_id"] == created["id"]]
+        held = [l for l in admin("GET", "/reservations").json()["data"] if l["key_id"] == created["id"]]
         if held or time.time() > deadline:
             break
         time.sleep(0.05)
     assert len(held) == 1 and held[0]["amount"] > 0 and held[0]["expires_at"] > held[0]["created_at"], held
-    r = env.admin("DELETE", f"/reservations/{held[0]['request_id']}")
+    r = admin("DELETE", f"/reservations/{held[0]['request_id']}")
     assert r.status_code == 200, r.text
-    assert env.admin("GET", f"/keys/{created['id']}").json()["quota_reserved"] == 0
+    assert admin("GET", f"/keys/{created['id']}").json()["quota_reserved"] == 0
     t.join(60)
     assert answers and answers[0].choices[0].message.content
     totals, key = settled(env, created, 1)

@@ -2,32 +2,12 @@
 file (EFS) keep limits exact."""
 
 import os
-import subprocess
 import openai
 import pytest
 
 from exactness import admitted, assert_quota_held, spent
-from harness import free_port, start_lambda, wait_health
 
 pytestmark = pytest.mark.skipif(os.environ.get("MG_RUNTIME") != "lambda", reason="the Lambda's instances")
-
-
-@pytest.fixture(scope="module")
-def second(env):
-    settings, tmp = env.lambda_settings
-    port = free_port()
-    with open(f"{tmp}/lambda-2.log", "w") as log:
-        proc = start_lambda(port, settings, tmp, log)
-    base = f"http://127.0.0.1:{port}/lambda-url/modelgate-lambda"
-    try:
-        wait_health(base, timeout=300)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def clients(env, second, key):
