@@ -126,10 +126,15 @@ async fn admins_see_outstanding_reservations_and_release_them() {
         .admin("DELETE", &format!("/admin/api/reservations/{rid}"), None)
         .await;
     assert_eq!(again.status, 404, "{}", again.text());
-    // The request itself ends later (here: its client goes): settled once.
+    // The request itself ends later (here: its client goes), and its own
+    // settlement runs on detached work: wait for that, then look.
     in_flight.abort();
     let _ = in_flight.await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let detached = h.gateway.ports().detached().clone();
+    detached.close();
+    tokio::time::timeout(PATIENCE, detached.wait())
+        .await
+        .unwrap();
     assert_eq!(settled(&h, &id, 1).await, 0, "one record, nothing charged");
     assert_eq!(
         h.stored_key(&id).await.quota_reserved,
