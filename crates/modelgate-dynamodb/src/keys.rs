@@ -16,6 +16,10 @@ use crate::{
 const KEY: &str = "key";
 const KEY_HASH: &str = "key_hash";
 const LEASE: &str = "lease";
+/// One item per settled request id: what makes settling idempotent per
+/// request id (the usage record's key holds its time, which a second
+/// settlement of the same request, e.g. after an admin release, differs in).
+const SETTLED: &str = "settled";
 
 /// Optimistic rounds before a reservation or patch gives up (each lost
 /// round means another writer moved the same key's counters).
@@ -223,6 +227,7 @@ impl KeyStore for DynamoStore {
         let written = self
             .client
             .transact_write_items()
+            .transact_items(self.settled_marker(&st.usage.request_id)?)
             .transact_items(record)
             .transact_items(TransactWriteItem::builder().update(charge).build())
             .transact_items(self.end_lease(&st.usage.request_id)?)
@@ -230,10 +235,14 @@ impl KeyStore for DynamoStore {
             .await;
         match written {
             Ok(_) => Ok(()),
-            // The record exists: this request was settled before.
-            Err(e) if cancelled_conditions(&e).is_some_and(|c| c.contains(&0)) => Ok(()),
+            // The marker or the record exists: this request was settled.
+            Err(e)
+                if cancelled_conditions(&e).is_some_and(|c| c.contains(&0) || c.contains(&1)) =>
+            {
+                Ok(())
+            }
             // The key is gone: keep the usage record all the same.
-            Err(e) if cancelled_conditions(&e).is_some_and(|c| c == [1]) => {
+            Err(e) if cancelled_conditions(&e).is_some_and(|c| c == [2]) => {
                 self.record_only(&pk, &sk, st).await
             }
             Err(e) => Err(unavailable(e)),
@@ -254,6 +263,14 @@ impl KeyStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A transaction item marking `request_id` settled, if it is not yet.
+    fn settled_marker(&self, request_id: &str) -> Result<TransactWriteItem, StoreError> {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(SETTLED));
+        item.insert("sk".into(), s(request_id));
+        self.put(item, "attribute_not_exists(pk)")
+    }
+
     /// A transaction item ending the lease of `request_id` (if any).
     fn end_lease(&self, request_id: &str) -> Result<TransactWriteItem, StoreError> {
         let delete = Delete::builder()
@@ -265,27 +282,25 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    /// The key is gone: the usage record alone, and the lease ended.
+    /// The key is gone: the usage record alone (once), and the lease ended.
     async fn record_only(&self, pk: &str, sk: &str, st: &Settlement) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(LEASE))
-            .key("sk", s(&st.usage.request_id))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let put = self
+        let rid = &st.usage.request_id;
+        let written = self
             .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(record_item(pk, sk, &st.usage)?))
-            .condition_expression("attribute_not_exists(pk)")
+            .transact_write_items()
+            .transact_items(self.settled_marker(rid)?)
+            .transact_items(self.put(record_item(pk, sk, &st.usage)?, "attribute_not_exists(pk)")?)
+            .transact_items(self.end_lease(rid)?)
             .send()
             .await;
-        match put {
+        match written {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Ok(()),
+            // Settled before: the marker or the record exists.
+            Err(e)
+                if cancelled_conditions(&e).is_some_and(|c| c.contains(&0) || c.contains(&1)) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(unavailable(e)),
         }
     }

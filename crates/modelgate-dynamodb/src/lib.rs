@@ -11,13 +11,16 @@
 //! | model name | `model_name` | name | `model_id`; makes names unique |
 //! | usage | `usage#YYYY-MM-DD` | `<created_at, 13 digits>#<request id>` | one per request |
 //! | lease | `lease` | request id | a [`Lease`](modelgate_core::domain::Lease): written with its reservation, deleted with its settlement |
+//! | settled | `settled` | request id | written by the first settlement of a request: the others find it and change nothing |
 //!
 //! Everything that must be atomic is a conditional write or a transaction:
 //! uniqueness (`attribute_not_exists`), quota reservation (a condition on
 //! `quota_left`, the quota minus used minus reserved, kept by every write
-//! that moves those counters), settlement (the usage record, written only if
-//! absent, and the charge in one transaction: a retried settlement is a
-//! no-op). Every read is strongly consistent.
+//! that moves those counters), settlement (the `settled` marker and the
+//! usage record, written only if absent, the charge and the lease's end in
+//! one transaction: any later settlement of the same request, a retry or
+//! one made at another time, is a no-op). Every read is strongly
+//! consistent.
 
 mod keys;
 mod models;

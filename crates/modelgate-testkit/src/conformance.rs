@@ -62,8 +62,10 @@ pub async fn leases_live_until_settled<S: Store>(s: Arc<S>) {
     let expired = s.leases(Some(500)).await.unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].request_id, early.request_id);
-    for _ in 0..2 {
-        let done = settlement(&early.request_id, "key_le", 50, 1, 2, 3);
+    // Settled twice, the second time days later (an admin released it,
+    // then the request itself ended): it counts once.
+    for at in [3, 3 * 86_400_000] {
+        let done = settlement(&early.request_id, "key_le", 50, 1, 2, at);
         s.settle(&done).await.unwrap();
     }
     let left = s.leases(None).await.unwrap();
@@ -71,6 +73,18 @@ pub async fn leases_live_until_settled<S: Store>(s: Arc<S>) {
     assert_eq!(left[0].request_id, late.request_id);
     let k = s.get_key("key_le").await.unwrap().unwrap();
     assert_eq!((k.quota_used, k.quota_reserved), (3, 30), "settled once");
+    let q = UsageQuery {
+        from_ms: 0,
+        to_ms: 10 * 86_400_000,
+        key_id: Some("key_le".into()),
+        model: None,
+    };
+    let rows = s.usage_by_day(&q).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.requests).sum::<i64>(),
+        1,
+        "one record: {rows:?}"
+    );
 }
 
 /// A key record for tests.
