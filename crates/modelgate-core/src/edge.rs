@@ -51,11 +51,13 @@ pub fn upstream_ip_allowed(ip: IpAddr, allow_link_local: bool) -> bool {
 /// tells (an IP literal or a metadata name); names are checked again once
 /// resolved, by the runtime's resolver where it has one.
 pub fn upstream_url_allowed(url: &str, allow_link_local: bool) -> bool {
-    let Some(host) = url
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_owned))
-    else {
+    url.parse::<http::Uri>()
+        .is_ok_and(|u| upstream_uri_allowed(&u, allow_link_local))
+}
+
+/// [`upstream_url_allowed`] for a parsed URI (a request about to be sent).
+pub fn upstream_uri_allowed(uri: &http::Uri, allow_link_local: bool) -> bool {
+    let Some(host) = uri.host() else {
         return false;
     };
     let host = host

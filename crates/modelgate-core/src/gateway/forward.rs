@@ -157,7 +157,7 @@ impl<P: Ports> Gateway<P> {
         req: http::Request<Bytes>,
     ) -> Result<http::Response<UpstreamBody<P>>, TransportError> {
         let allow = self.config().allow_link_local_upstreams;
-        if !crate::edge::upstream_url_allowed(&req.uri().to_string(), allow) {
+        if !crate::edge::upstream_uri_allowed(req.uri(), allow) {
             return Err(TransportError {
                 kind: TransportErrorKind::Connect,
                 detail: "upstream address not allowed (link-local or cloud metadata)".into(),
