@@ -33,16 +33,17 @@ def test_a_redirecting_upstream_is_not_followed(env):
 
 
 def test_a_client_that_hangs_up_before_the_answer_leaves_nothing_reserved(env):
-    """A client that gives up (0.3 s) while the upstream has not answered
-    yet (1.5 s buffered; a stream whose upstream never sends its head): each
+    """A client that gives up (2 s, far past admission) while the upstream
+    has not answered yet (10 s buffered; a stream whose upstream never sends
+    its head): each
     request is still settled exactly once and its reservation released.
     Natively the gateway notices the hang-up; a runtime that does not lets
     the request run to its end and settles it then."""
     from test_soak import settled
     created = env.make_key(quota=1_000_000)
-    slow = env.make_model("mock?ttft_ms=1500")
+    slow = env.make_model("mock?ttft_ms=10000")
     never = env.make_model("mock?fault=hang")
-    impatient = openai.OpenAI(base_url=env.base_url + "/v1", api_key=created["key"], max_retries=0, timeout=0.3)
+    impatient = openai.OpenAI(base_url=env.base_url + "/v1", api_key=created["key"], max_retries=0, timeout=2)
     for model, stream in ((slow, False), (never, True)):
         with pytest.raises(openai.APITimeoutError):
             r = impatient.chat.completions.create(model=model, stream=stream, max_tokens=50,
@@ -73,7 +74,8 @@ def test_admins_see_a_reservation_in_flight_and_release_it(env, request):
     def admin(method, path):
         return http(method, base + "/admin/api" + path, headers={"authorization": f"Bearer {env.admin_key}"})
     created = env.make_key(quota=1_000_000)
-    model = env.make_model("mock?ttft_ms=3000")
+    # In flight for 10 s: far longer than listing takes on any machine.
+    model = env.make_model("mock?ttft_ms=10000")
     client = env.client(created["key"])
     answers = []
     t = threading.Thread(target=lambda: answers.append(client.chat.completions.create(
