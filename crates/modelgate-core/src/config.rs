@@ -251,6 +251,9 @@ pub struct ModelSpec {
     /// Ask for stream usage (default true).
     #[serde(default)]
     pub stream_usage: Option<bool>,
+    /// How `/v1/responses` is served (default: the backend's).
+    #[serde(default)]
+    pub responses_api: Option<crate::backend::ResponsesApi>,
 }
 
 #[cfg(test)]

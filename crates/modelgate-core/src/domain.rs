@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, ResponsesApi};
 use crate::secret::Secret;
 
 /// Lifecycle of an API key.
@@ -138,6 +138,9 @@ pub struct Model {
     pub enabled: bool,
     /// Ask OpenAI-compatible upstreams for usage on streams.
     pub stream_usage: bool,
+    /// How `/v1/responses` is served (`None`: the backend's default, see
+    /// [`BackendKind::default_responses_api`]).
+    pub responses_api: Option<ResponsesApi>,
     /// Created, ms since the epoch.
     pub created_at: i64,
     /// Last changed, ms since the epoch.
@@ -145,6 +148,12 @@ pub struct Model {
 }
 
 impl Model {
+    /// How this model serves `/v1/responses`.
+    pub fn responses_api(&self) -> ResponsesApi {
+        self.responses_api
+            .unwrap_or_else(|| self.backend.default_responses_api())
+    }
+
     /// Whether an upstream key is set (what the admin API shows instead of it).
     pub fn has_api_key(&self) -> bool {
         self.api_key
@@ -181,6 +190,9 @@ pub struct ModelPatch {
     pub enabled: Option<bool>,
     /// Stream usage opt-in.
     pub stream_usage: Option<bool>,
+    /// How `/v1/responses` is served (`null`: the backend's default).
+    #[serde(default, deserialize_with = "double_option")]
+    pub responses_api: Option<Option<ResponsesApi>>,
 }
 
 /// A reservation's lease: the quota a request in flight holds, and until
@@ -252,6 +264,10 @@ pub struct UsageRecord {
     pub usage_reported: bool,
     /// Whether it was a stream.
     pub stream: bool,
+    /// Which API: `chat`, `completions`, `embeddings` or `responses`
+    /// (`None` on records written before it was kept, and on abandoned
+    /// requests settled from their lease).
+    pub endpoint: Option<String>,
     /// Error code when the request failed, e.g. `upstream_timeout`.
     pub error: Option<String>,
     /// Milliseconds from admission to the end of the response.
@@ -289,6 +305,8 @@ pub struct UsageRow {
     pub key_id: String,
     /// Model name.
     pub model: String,
+    /// Which API (see [`UsageRecord::endpoint`]).
+    pub endpoint: Option<String>,
     /// Requests.
     pub requests: i64,
     /// Prompt tokens.

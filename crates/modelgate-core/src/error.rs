@@ -84,6 +84,9 @@ pub enum RequestError {
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A `Content-Encoding` the gateway cannot decode.
+    #[error("unsupported content encoding")]
+    UnsupportedEncoding(String),
     /// A unique name or id already exists.
     #[error("conflict")]
     Conflict(String),
@@ -288,6 +291,16 @@ impl GatewayError {
                     Some("not_found"),
                     format!("{} not found.", printable(what)),
                 ),
+                RequestError::UnsupportedEncoding(e) => Shape {
+                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    kind: "invalid_request_error",
+                    code: Some("unsupported_content_encoding"),
+                    message: format!(
+                        "Content-Encoding '{}' is not supported: send gzip, deflate, zstd or an uncompressed body.",
+                        printable(e)
+                    ),
+                    param: None,
+                },
                 RequestError::MethodNotAllowed => s(
                     StatusCode::METHOD_NOT_ALLOWED,
                     "invalid_request_error",

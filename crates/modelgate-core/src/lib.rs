@@ -31,12 +31,14 @@ pub mod codec;
 pub mod config;
 pub mod domain;
 pub mod edge;
+pub mod encoding;
 pub mod error;
 pub mod gateway;
 pub mod limiter;
 pub mod ports;
 pub mod request;
 pub mod resilience;
+pub mod responses;
 pub mod secret;
 pub mod sql;
 

@@ -1,5 +1,6 @@
 //! Parsing and validating client requests for `/v1/chat/completions` and
-//! `/v1/completions`.
+//! `/v1/completions` (and the shared checks that [`crate::embeddings`] and
+//! [`crate::responses`] use for theirs).
 //!
 //! The body stays a JSON map so that fields the gateway does not know
 //! (vLLM's extras, new OpenAI parameters) reach the upstream untouched; the
@@ -9,6 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::error::RequestError;
 
+mod embeddings;
+mod responses;
+
 /// Which OpenAI endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -16,15 +20,36 @@ pub enum Endpoint {
     Chat,
     /// `/v1/completions`
     Completion,
+    /// `/v1/embeddings`
+    Embeddings,
+    /// `/v1/responses`
+    Responses,
 }
 
 impl Endpoint {
-    /// The `object` of a buffered response.
+    /// The name usage records keep.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Completion => "completions",
+            Self::Embeddings => "embeddings",
+            Self::Responses => "responses",
+        }
+    }
+
+    /// The `object` of a buffered chat or completion answer.
     pub fn object(self) -> &'static str {
         match self {
-            Self::Chat => "chat.completion",
             Self::Completion => "text_completion",
+            Self::Embeddings => "list",
+            Self::Responses => "response",
+            Self::Chat => "chat.completion",
         }
+    }
+
+    /// Whether the answer has generated output (everything but embeddings).
+    pub fn generates(self) -> bool {
+        self != Self::Embeddings
     }
 }
 
@@ -35,9 +60,9 @@ pub const MAX_N: u64 = 128;
 /// Longest model name accepted.
 const MAX_MODEL_LEN: usize = 256;
 /// Prompt tokens assumed for one image part (a high-detail image is ~1,100).
-const IMAGE_TOKENS: u64 = 2_000;
+pub(crate) const IMAGE_TOKENS: u64 = 2_000;
 /// Per-message template tokens (role markers, separators).
-const MESSAGE_OVERHEAD: u64 = 8;
+pub(crate) const MESSAGE_OVERHEAD: u64 = 8;
 
 /// A validated request.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +88,16 @@ pub struct ProxyRequest {
 
 /// Parse and validate `raw` for `endpoint`.
 pub fn parse(endpoint: Endpoint, raw: &[u8]) -> Result<ProxyRequest, RequestError> {
+    let body = json_object(raw)?;
+    match endpoint {
+        Endpoint::Chat | Endpoint::Completion => parse_completion(endpoint, body),
+        Endpoint::Embeddings => embeddings::parse(body),
+        Endpoint::Responses => responses::parse(body),
+    }
+}
+
+/// The body as a JSON object.
+fn json_object(raw: &[u8]) -> Result<Map<String, Value>, RequestError> {
     let value: Value = serde_json::from_slice(raw).map_err(|e| {
         RequestError::invalid(
             format!("We could not parse the JSON body of your request: {e}"),
@@ -75,11 +110,23 @@ pub fn parse(endpoint: Endpoint, raw: &[u8]) -> Result<ProxyRequest, RequestErro
             None,
         ));
     };
-    let model = match body.get("model") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(m)) => Some(valid_model(m)?.to_owned()),
-        Some(_) => return Err(wrong_type("model", "a string")),
-    };
+    Ok(body)
+}
+
+/// The `model` field, checked (`None`: the key's default).
+pub(crate) fn opt_model(body: &Map<String, Value>) -> Result<Option<String>, RequestError> {
+    match body.get("model") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(m)) => Ok(Some(valid_model(m)?.to_owned())),
+        Some(_) => Err(wrong_type("model", "a string")),
+    }
+}
+
+fn parse_completion(
+    endpoint: Endpoint,
+    body: Map<String, Value>,
+) -> Result<ProxyRequest, RequestError> {
+    let model = opt_model(&body)?;
     let stream = opt_bool(&body, "stream")?.unwrap_or(false);
     let include_usage = match body.get("stream_options") {
         None | Some(Value::Null) => false,
@@ -102,9 +149,10 @@ pub fn parse(endpoint: Endpoint, raw: &[u8]) -> Result<ProxyRequest, RequestErro
     opt_num(&body, "frequency_penalty", -2.0, 2.0)?;
     opt_int(&body, "top_logprobs", 0, 20)?;
     check_stop(&body)?;
-    let prompt_bound = match endpoint {
-        Endpoint::Chat => chat_prompt_bound(&body)?,
-        Endpoint::Completion => completion_prompt_bound(&body)?,
+    let prompt_bound = if endpoint == Endpoint::Chat {
+        chat_prompt_bound(&body)?
+    } else {
+        completion_prompt_bound(&body)?
     } + tools_bound(&body);
     Ok(ProxyRequest {
         endpoint,
@@ -129,11 +177,11 @@ pub fn valid_model(m: &str) -> Result<&str, RequestError> {
     Ok(m)
 }
 
-fn wrong_type(param: &str, what: &str) -> RequestError {
+pub(crate) fn wrong_type(param: &str, what: &str) -> RequestError {
     RequestError::invalid(format!("'{param}' must be {what}."), Some(param))
 }
 
-fn opt_bool(body: &Map<String, Value>, k: &str) -> Result<Option<bool>, RequestError> {
+pub(crate) fn opt_bool(body: &Map<String, Value>, k: &str) -> Result<Option<bool>, RequestError> {
     match body.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -141,7 +189,7 @@ fn opt_bool(body: &Map<String, Value>, k: &str) -> Result<Option<bool>, RequestE
     }
 }
 
-fn opt_int(
+pub(crate) fn opt_int(
     body: &Map<String, Value>,
     k: &str,
     min: u64,
@@ -159,7 +207,12 @@ fn opt_int(
     }
 }
 
-fn opt_num(body: &Map<String, Value>, k: &str, min: f64, max: f64) -> Result<(), RequestError> {
+pub(crate) fn opt_num(
+    body: &Map<String, Value>,
+    k: &str,
+    min: f64,
+    max: f64,
+) -> Result<(), RequestError> {
     match body.get(k) {
         None | Some(Value::Null) => Ok(()),
         Some(v) => match v.as_f64() {
@@ -192,7 +245,7 @@ const ROLES: &[&str] = &[
     "function",
 ];
 
-fn chat_prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestError> {
+pub(crate) fn chat_prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestError> {
     let messages = match body.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) => {
@@ -303,7 +356,7 @@ fn tools_bound(body: &Map<String, Value>) -> u64 {
         .sum()
 }
 
-fn json_len(v: &Value) -> u64 {
+pub(crate) fn json_len(v: &Value) -> u64 {
     serde_json::to_string(v).map_or(0, |s| s.len() as u64)
 }
 

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, ResponsesApi};
 use crate::domain::{
     ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, UsageQuery,
 };
@@ -55,7 +55,7 @@ pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, q
      allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at";
 
 /// Columns of a model row, in [`ModelRow`] order.
-pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at";
+pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api";
 
 /// `SELECT` a key where `column = ?1`.
 pub fn select_key(column: &str) -> String {
@@ -104,8 +104,8 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
 /// Insert a model: with [`insert_model_params`].
 pub const INSERT_MODEL: &str =
     "INSERT INTO models (id, name, backend, base_url, fallback_urls, upstream_model, \
-     api_key, enabled, stream_usage, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)";
+     api_key, enabled, stream_usage, created_at, updated_at, responses_api)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)";
 
 /// Parameters of [`INSERT_MODEL`].
 pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
@@ -120,6 +120,7 @@ pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
         int(m.enabled),
         int(m.stream_usage),
         int(m.created_at),
+        m.responses_api.map(|r| r.as_str().to_owned()).into(),
     ]
 }
 
@@ -179,8 +180,8 @@ pub const CHARGE: &str = "UPDATE api_keys SET
 
 /// Settlement, second statement: the usage record (once per request id).
 pub const RECORD: &str = "INSERT OR IGNORE INTO usage_records (request_id, key_id, model, backend,
-        prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+        prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at, endpoint)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// Parameters of [`CHARGE`] and [`RECORD`], to run in that order in one
 /// transaction.
@@ -206,19 +207,20 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
         u.error.clone().into(),
         int(u.latency_ms),
         int(u.created_at),
+        u.endpoint.clone().into(),
     ];
     (charge, record)
 }
 
-/// Usage per UTC day, key and model: with [`usage_params`].
+/// Usage per UTC day, key, model and endpoint: with [`usage_params`].
 pub const USAGE_BY_DAY: &str = "SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch') AS day, key_id, model,
-        COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+        endpoint, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
         SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors
     FROM usage_records
     WHERE created_at >= ?1 AND created_at < ?2
       AND (?3 IS NULL OR key_id = ?3) AND (?4 IS NULL OR model = ?4)
-    GROUP BY day, key_id, model
-    ORDER BY day, key_id, model";
+    GROUP BY day, key_id, model, endpoint
+    ORDER BY day, key_id, model, endpoint";
 
 /// Parameters of [`USAGE_BY_DAY`].
 pub fn usage_params(q: &UsageQuery) -> Vec<SqlValue> {
@@ -279,6 +281,11 @@ pub fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
     );
     c.set("enabled", p.enabled.map(int));
     c.set("stream_usage", p.stream_usage.map(int));
+    c.set(
+        "responses_api",
+        p.responses_api
+            .map(|r| r.map(|r| r.as_str().to_owned()).into()),
+    );
     c.0
 }
 
@@ -414,6 +421,8 @@ pub struct ModelRow {
     pub stream_usage: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    #[serde(default)]
+    pub responses_api: Option<String>,
 }
 
 impl ModelRow {
@@ -425,6 +434,13 @@ impl ModelRow {
             fallback_urls: parse_list(&self.fallback_urls)?,
             enabled: self.enabled != 0,
             stream_usage: self.stream_usage != 0,
+            responses_api: match self.responses_api.as_deref() {
+                None => None,
+                Some(r) => Some(
+                    ResponsesApi::parse(r)
+                        .ok_or_else(|| StoreError::Corrupt(format!("responses_api {r}")))?,
+                ),
+            },
             id: self.id,
             name: self.name,
             base_url: self.base_url,
@@ -449,6 +465,7 @@ impl ModelRow {
             stream_usage: i64::from(m.stream_usage),
             created_at: m.created_at,
             updated_at: m.updated_at,
+            responses_api: m.responses_api.map(|r| r.as_str().to_owned()),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Usage records: one item per request under its UTC day, summed per day,
-//! key and model when asked.
+//! key, model and endpoint when asked.
 
 use std::collections::BTreeMap;
 
@@ -91,7 +91,8 @@ impl DynamoStore {
 
 impl UsageStore for DynamoStore {
     async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-        let mut sums: BTreeMap<(String, String, String), UsageRow> = BTreeMap::new();
+        type Group = (String, String, String, Option<String>);
+        let mut sums: BTreeMap<Group, UsageRow> = BTreeMap::new();
         for item in self.records(q).await? {
             let key_id = get_s(&item, "key_id")?;
             let model = get_s(&item, "model")?;
@@ -101,17 +102,21 @@ impl UsageStore for DynamoStore {
                 continue;
             }
             let day = get_s(&item, "pk")?.trim_start_matches(PREFIX).to_owned();
-            let row = sums
-                .entry((day.clone(), key_id.to_owned(), model.to_owned()))
-                .or_insert_with(|| UsageRow {
-                    day,
-                    key_id: key_id.to_owned(),
-                    model: model.to_owned(),
-                    requests: 0,
-                    prompt_tokens: 0,
-                    completion_tokens: 0,
-                    errors: 0,
-                });
+            let endpoint = match item.get("endpoint") {
+                Some(AttributeValue::S(e)) => Some(e.clone()),
+                _ => None,
+            };
+            let group = (day.clone(), key_id.to_owned(), model.to_owned(), endpoint);
+            let row = sums.entry(group.clone()).or_insert_with(|| UsageRow {
+                day,
+                key_id: key_id.to_owned(),
+                model: model.to_owned(),
+                endpoint: group.3,
+                requests: 0,
+                prompt_tokens: 0,
+                completion_tokens: 0,
+                errors: 0,
+            });
             row.requests += 1;
             let n = |k: &str| get_n(&item, k).map(Option::unwrap_or_default);
             row.prompt_tokens = row.prompt_tokens.saturating_add(n("prompt_tokens")?);

@@ -85,6 +85,7 @@ async fn metadata_and_link_local_upstreams_are_refused_unless_allowed() {
         api_key: None,
         enabled: true,
         stream_usage: true,
+        responses_api: None,
         created_at: 0,
         updated_at: 0,
     };

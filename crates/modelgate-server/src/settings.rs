@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use modelgate_core::backend::ResponsesApi;
 use modelgate_core::config::{ConfigError, ModelSpec, SyncBackend};
 use modelgate_core::secret::Secret;
 use modelgate_core::{BackendKind, Config};
@@ -131,6 +132,8 @@ struct FileModel {
     enabled: Option<bool>,
     #[serde(default)]
     stream_usage: Option<bool>,
+    #[serde(default)]
+    responses_api: Option<ResponsesApi>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +179,7 @@ pub fn load_models_file(
             fallback_urls: m.fallback_urls,
             enabled: m.enabled,
             stream_usage: m.stream_usage,
+            responses_api: m.responses_api,
         });
     }
     let mut backends = vec![];

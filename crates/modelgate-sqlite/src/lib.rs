@@ -46,6 +46,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_leases.sql",
         include_str!("../../../migrations/0003_leases.sql"),
     ),
+    (
+        "0004_endpoints.sql",
+        include_str!("../../../migrations/0004_endpoints.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

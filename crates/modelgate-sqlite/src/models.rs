@@ -22,6 +22,7 @@ fn model_row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
         stream_usage: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        responses_api: r.get(11)?,
     })
 }
 
@@ -30,10 +31,11 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
         day: r.get(0)?,
         key_id: r.get(1)?,
         model: r.get(2)?,
-        requests: r.get(3)?,
-        prompt_tokens: r.get(4)?,
-        completion_tokens: r.get(5)?,
-        errors: r.get(6)?,
+        endpoint: r.get(3)?,
+        requests: r.get(4)?,
+        prompt_tokens: r.get(5)?,
+        completion_tokens: r.get(6)?,
+        errors: r.get(7)?,
     })
 }
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use modelgate_core::BackendKind;
 use modelgate_core::auth;
+use modelgate_core::backend::{BackendKind, ResponsesApi};
 use modelgate_core::domain::{
     ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, Settlement,
     UsageQuery, UsageRecord,
@@ -122,6 +122,7 @@ pub fn model(id: &str, name: &str) -> Model {
         api_key: Some("sk-upstream".into()),
         enabled: true,
         stream_usage: true,
+        responses_api: Some(ResponsesApi::Bridge),
         created_at: 1_000,
         updated_at: 1_000,
     }
@@ -149,6 +150,7 @@ pub fn settlement(
             status: 200,
             usage_reported: true,
             stream: false,
+            endpoint: Some("chat".into()),
             error: None,
             latency_ms: 5,
             created_at: at,
@@ -352,13 +354,26 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
         api_key: Some(None),
         backend: Some(BackendKind::Ollama),
         fallback_urls: Some(vec![]),
+        responses_api: Some(None),
         ..ModelPatch::default()
     };
     let p = s.update_model("mdl_1", patch, 9).await.unwrap().unwrap();
     assert_eq!(
-        (p.enabled, p.api_key, p.backend, p.updated_at),
-        (false, None, BackendKind::Ollama, 9)
+        (
+            p.enabled,
+            p.api_key,
+            p.backend,
+            p.updated_at,
+            p.responses_api
+        ),
+        (false, None, BackendKind::Ollama, 9, None)
     );
+    let native = ModelPatch {
+        responses_api: Some(Some(ResponsesApi::Native)),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_1", native, 9).await.unwrap().unwrap();
+    assert_eq!(p.responses_api, Some(ResponsesApi::Native));
     assert!(p.fallback_urls.is_empty());
     let rename = ModelPatch {
         name: Some("a-first".into()),
@@ -379,12 +394,16 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
     assert_eq!(s.find_model("m1").await.unwrap(), None);
 }
 
-/// Usage: grouped by UTC day, key and model; filtered by range, key, model.
+/// Usage: grouped by UTC day, key, model and endpoint; filtered by range,
+/// key, model.
 pub async fn usage_report<S: Store>(s: Arc<S>) {
     const DAY: i64 = 86_400_000;
     for k in ["key_x", "key_y"] {
         s.insert_key(NewKey { key: key(k, None) }).await.unwrap();
     }
+    let mut embed = settlement("u0", "key_y", 0, 7, 0, DAY + 7);
+    embed.usage.endpoint = Some("embeddings".into());
+    s.settle(&embed).await.unwrap();
     s.settle(&settlement("u1", "key_x", 0, 1, 2, DAY))
         .await
         .unwrap();
@@ -406,10 +425,21 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
         })
         .await
         .unwrap();
-    assert_eq!(all.len(), 3);
+    assert_eq!(all.len(), 4, "{all:?}");
     assert_eq!(
         (all[0].day.as_str(), all[0].key_id.as_str()),
         ("1970-01-02", "key_x")
+    );
+    let by_endpoint: Vec<(&str, Option<&str>, i64)> = all[1..3]
+        .iter()
+        .map(|r| (r.key_id.as_str(), r.endpoint.as_deref(), r.prompt_tokens))
+        .collect();
+    assert_eq!(
+        by_endpoint,
+        [
+            ("key_y", Some("chat"), 100),
+            ("key_y", Some("embeddings"), 7)
+        ]
     );
     assert_eq!(
         (
@@ -420,14 +450,14 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
         ),
         (2, 11, 22, 0)
     );
-    assert_eq!((all[2].day.as_str(), all[2].errors), ("1970-01-03", 1));
+    assert_eq!((all[3].day.as_str(), all[3].errors), ("1970-01-03", 1));
     let q = UsageQuery {
         from_ms: 0,
         to_ms: 3 * DAY,
         key_id: Some("key_y".into()),
         model: None,
     };
-    assert_eq!(s.usage_by_day(&q).await.unwrap().len(), 1);
+    assert_eq!(s.usage_by_day(&q).await.unwrap().len(), 2);
     let q = UsageQuery {
         from_ms: 2 * DAY,
         to_ms: 3 * DAY,

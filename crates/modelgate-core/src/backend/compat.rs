@@ -23,6 +23,8 @@ fn path(endpoint: Option<Endpoint>) -> &'static str {
     match endpoint {
         Some(Endpoint::Chat) => "/chat/completions",
         Some(Endpoint::Completion) => "/completions",
+        Some(Endpoint::Embeddings) => "/embeddings",
+        Some(Endpoint::Responses) => "/responses",
         None => "/models",
     }
 }
@@ -46,7 +48,8 @@ pub(super) fn root_url(base: &str, endpoint: Option<Endpoint>) -> String {
 pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
     let mut body = call.body.clone();
     body.insert("model".into(), Value::String(call.upstream_model.clone()));
-    if call.stream && call.upstream_include_usage {
+    let chat_like = matches!(call.endpoint, Endpoint::Chat | Endpoint::Completion);
+    if call.stream && call.upstream_include_usage && chat_like {
         let opts = body
             .entry("stream_options")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -59,10 +62,10 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
     }
     if let Some(cap) = call.injected_max_tokens {
         // OpenAI's newer models refuse `max_tokens` on chat.
-        let field = if kind == BackendKind::Openai && call.endpoint == Endpoint::Chat {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
+        let field = match call.endpoint {
+            Endpoint::Responses => "max_output_tokens",
+            Endpoint::Chat if kind == BackendKind::Openai => "max_completion_tokens",
+            _ => "max_tokens",
         };
         body.insert(field.into(), Value::from(cap));
     }
@@ -71,23 +74,36 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
 
 /// A 2xx buffered answer: passed through as it came, usage read from it.
 /// Only an answer of the endpoint's shape (an object with a `choices`
-/// array) is relayed: any other JSON (a captive portal's, a metadata
-/// service's, another API's) could carry what the client must not see.
-pub(super) fn parse(body: &[u8]) -> Result<(Bytes, Option<Usage>), UpstreamError> {
+/// array, or `data` for embeddings) is relayed: any other JSON (a captive
+/// portal's, a metadata service's, another API's) could carry what the
+/// client must not see. Embeddings usage of 0 (older llama.cpp builds
+/// report no counts) is no usage: it is estimated.
+pub(super) fn parse(
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Result<(Bytes, Option<Usage>), UpstreamError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
         status: 0,
         detail: format!("non-JSON 2xx body: {e}"),
     })?;
-    if !v.get("choices").is_some_and(Value::is_array) {
+    let list = if endpoint == Endpoint::Embeddings {
+        "data"
+    } else {
+        "choices"
+    };
+    if !v.get(list).is_some_and(Value::is_array) {
         return Err(match v.get("error") {
             Some(_) => super::upstream_error(502, body),
             None => UpstreamError::BadResponse {
                 status: 0,
-                detail: format!("2xx body of {} bytes without 'choices'", body.len()),
+                detail: format!("2xx body of {} bytes without '{list}'", body.len()),
             },
         });
     }
-    let usage = v.get("usage").and_then(Usage::from_json);
+    let usage = v
+        .get("usage")
+        .and_then(Usage::from_json)
+        .filter(|u| endpoint.generates() || u.prompt_tokens > 0);
     Ok((Bytes::copy_from_slice(body), usage))
 }
 

@@ -10,7 +10,9 @@
 mod api3;
 mod compat;
 mod llamacpp;
+mod native_responses;
 mod ollama;
+mod ollama_embed;
 mod openai;
 mod vllm;
 
@@ -24,6 +26,8 @@ use crate::error::{RequestError, UpstreamError};
 use crate::request::{Endpoint, ProxyRequest};
 
 pub use compat::SseRelay;
+pub use native_responses::NativeResponsesRelay;
+pub(crate) use native_responses::write_typed_event;
 pub use ollama::NdjsonRelay;
 
 /// The upstream protocols ModelGate speaks.
@@ -70,6 +74,17 @@ impl BackendKind {
         Self::ALL.into_iter().find(|b| b.as_str() == s)
     }
 
+    /// How `/v1/responses` is served when the model does not say: OpenAI
+    /// natively; the others through the chat bridge, which works on every
+    /// build of them (vLLM, llama.cpp and Ollama added native Responses
+    /// late, each with gaps).
+    pub fn default_responses_api(self) -> ResponsesApi {
+        match self {
+            Self::Openai => ResponsesApi::Native,
+            Self::Api3 | Self::Vllm | Self::Llamacpp | Self::Ollama => ResponsesApi::Bridge,
+        }
+    }
+
     /// Whether the upstream speaks the OpenAI protocol.
     fn is_compat(self) -> bool {
         self != Self::Ollama
@@ -102,10 +117,10 @@ impl BackendKind {
         target: &Target<'_>,
         call: &UpstreamCall,
     ) -> Result<http::Request<Bytes>, RequestError> {
-        let body = if self.is_compat() {
-            compat::body(self, call)
-        } else {
-            ollama::body(call)?
+        let body = match (self, call.endpoint) {
+            (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_body(call),
+            (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => ollama::body(call)?,
+            _ => compat::body(self, call),
         };
         let bytes =
             serde_json::to_vec(&body).map_err(|e| RequestError::invalid(e.to_string(), None))?;
@@ -181,16 +196,20 @@ impl BackendKind {
         if !(200..300).contains(&status) {
             return Err(upstream_error(status, body));
         }
-        if self.is_compat() {
-            compat::parse(body)
-        } else {
-            ollama::parse(call, body, created_s)
+        match (self, call.endpoint) {
+            (_, Endpoint::Responses) => native_responses::parse(body),
+            (Self::Ollama, Endpoint::Embeddings) => ollama_embed::from_ollama(call, body),
+            (Self::Ollama, _) => ollama::parse(call, body, created_s),
+            (_, endpoint) => compat::parse(endpoint, body),
         }
     }
 
     /// The per-chunk hook for a streamed answer.
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
-        if self.is_compat() {
+        if call.endpoint == Endpoint::Responses {
+            let id = format!("resp_{}", call.request_id.trim_start_matches("req_"));
+            Relay::Responses(NativeResponsesRelay::new(id))
+        } else if self.is_compat() {
             Relay::Sse(SseRelay::new(call.client_include_usage))
         } else {
             Relay::Ndjson(NdjsonRelay::new(call, created_s))
@@ -199,10 +218,38 @@ impl BackendKind {
 
     /// Whether this backend can serve the request at all.
     pub fn supports(self, req: &ProxyRequest) -> Result<(), RequestError> {
-        if self == Self::Ollama {
-            return ollama::supports(req);
+        match (self, req.endpoint) {
+            (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_supports(req),
+            (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => ollama::supports(req),
+            _ => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// How a model serves `/v1/responses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponsesApi {
+    /// Forward to the upstream's own `/v1/responses`.
+    Native,
+    /// Translate to chat completions and back (see [`crate::responses`]).
+    Bridge,
+}
+
+impl ResponsesApi {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Bridge => "bridge",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Native, Self::Bridge]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 
@@ -280,8 +327,10 @@ impl Usage {
                 .and_then(|n| n.as_i64().or_else(|| n.is_number().then_some(i64::MAX)))
                 .filter(|n| *n >= 0)
         };
-        let prompt_tokens = n("prompt_tokens")?;
+        // Chat's names, or the Responses API's.
+        let prompt_tokens = n("prompt_tokens").or_else(|| n("input_tokens"))?;
         let completion_tokens = n("completion_tokens")
+            .or_else(|| n("output_tokens"))
             .or_else(|| n("total_tokens").map(|t| t.saturating_sub(prompt_tokens)))
             .unwrap_or(0);
         Some(Self::reported(prompt_tokens, completion_tokens))
@@ -295,6 +344,8 @@ pub enum Relay {
     Sse(SseRelay),
     /// Ollama NDJSON, transcoded to OpenAI SSE.
     Ndjson(NdjsonRelay),
+    /// An upstream's own Responses events, relayed event by event.
+    Responses(NativeResponsesRelay),
 }
 
 /// How a relayed stream ended.
@@ -314,6 +365,7 @@ impl Relay {
         match self {
             Self::Sse(r) => r.feed(chunk, out),
             Self::Ndjson(r) => r.feed(chunk, out),
+            Self::Responses(r) => r.feed(chunk, out),
         }
     }
 
@@ -322,11 +374,16 @@ impl Relay {
         match self {
             Self::Sse(r) => r.finish(out),
             Self::Ndjson(r) => r.finish(out),
+            Self::Responses(r) => r.finish(out),
         }
     }
 
-    /// End the stream now with an in-band error event and `[DONE]`.
+    /// End the stream now with an in-band error event (and `[DONE]` on
+    /// chat streams).
     pub fn fail(&mut self, code: &'static str, message: &str, out: &mut Vec<u8>) {
+        if let Self::Responses(r) = self {
+            return r.fail(code, message, out);
+        }
         let state = self.state_mut();
         if state.outcome.is_none() {
             write_error_event(out, code, message);
@@ -344,6 +401,7 @@ impl Relay {
         match self {
             Self::Sse(r) => &r.state,
             Self::Ndjson(r) => &r.state,
+            Self::Responses(r) => &r.state,
         }
     }
 
@@ -351,6 +409,7 @@ impl Relay {
         match self {
             Self::Sse(r) => &mut r.state,
             Self::Ndjson(r) => &mut r.state,
+            Self::Responses(r) => &mut r.state,
         }
     }
 }

@@ -18,6 +18,9 @@ pub(super) fn url(base: &str, endpoint: Option<Endpoint>) -> String {
     let path = match endpoint {
         Some(Endpoint::Chat) => "/api/chat",
         Some(Endpoint::Completion) => "/api/generate",
+        Some(Endpoint::Embeddings) => "/api/embed",
+        // Ollama >= 0.13.3 serves the Responses API beside its own.
+        Some(Endpoint::Responses) => "/v1/responses",
         None => "/api/tags",
     };
     format!("{base}{path}")
@@ -101,7 +104,7 @@ pub(super) fn body(call: &UpstreamCall) -> Result<Value, RequestError> {
         }
     }
     match call.endpoint {
-        Endpoint::Chat => {
+        Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
             let messages = src
                 .get("messages")
                 .and_then(Value::as_array)
@@ -240,7 +243,7 @@ pub(super) fn parse(
     }
     let usage = usage(&v);
     let choice = match call.endpoint {
-        Endpoint::Chat => {
+        Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
             let msg = v.get("message").cloned().unwrap_or(Value::Null);
             let calls = msg
                 .get("tool_calls")
@@ -357,7 +360,7 @@ impl NdjsonRelay {
 
     fn chunk(&self, choices: Value, usage: Option<Value>) -> String {
         let object = match self.endpoint {
-            Endpoint::Chat => "chat.completion.chunk",
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => "chat.completion.chunk",
             Endpoint::Completion => "text_completion",
         };
         let mut c = json!({
@@ -372,7 +375,7 @@ impl NdjsonRelay {
 
     fn choice(&self, delta: Value, finish: Option<&str>) -> Value {
         match self.endpoint {
-            Endpoint::Chat => {
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
                 json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}])
             }
             Endpoint::Completion => json!([{
@@ -399,7 +402,9 @@ impl NdjsonRelay {
             return;
         }
         let text = match self.endpoint {
-            Endpoint::Chat => v.pointer("/message/content"),
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
+                v.pointer("/message/content")
+            }
             Endpoint::Completion => v.get("response"),
         }
         .and_then(Value::as_str)

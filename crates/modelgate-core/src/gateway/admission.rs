@@ -24,7 +24,7 @@ enum State {
     /// Nothing settled yet.
     Open,
     /// This settlement is being written.
-    Settling(Settlement),
+    Settling(Box<Settlement>),
     /// Settled.
     Done,
 }
@@ -61,7 +61,7 @@ impl<P: Ports> Admission<P> {
         let s = self
             .ctx
             .settlement(usage, output_chunks, status, error, now);
-        self.state = State::Settling(s.clone());
+        self.state = State::Settling(Box::new(s.clone()));
         self.gateway.settle(s).await;
         self.state = State::Done;
     }
@@ -71,7 +71,7 @@ impl<P: Ports> Drop for Admission<P> {
     fn drop(&mut self) {
         let s = match std::mem::replace(&mut self.state, State::Done) {
             State::Done => return,
-            State::Settling(s) => s,
+            State::Settling(s) => *s,
             State::Open => {
                 let error = Some("client_disconnected".to_owned());
                 let now = self.gateway.now_ms();

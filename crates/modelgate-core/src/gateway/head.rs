@@ -32,7 +32,12 @@ fn needs(method: &Method, path: &str) -> Needs {
     let path = path.trim_end_matches('/');
     if path == "/admin/api" || path.starts_with("/admin/api/") {
         Needs::Admin
-    } else if method == Method::POST && matches!(path, "/v1/chat/completions" | "/v1/completions") {
+    } else if method == Method::POST
+        && matches!(
+            path,
+            "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/responses"
+        )
+    {
         Needs::Key
     } else {
         Needs::Nothing

@@ -36,6 +36,7 @@ fn abandoned(lease: &Lease, error: &str, now_ms: i64) -> Settlement {
             completion_tokens: 0,
             status: 0,
             usage_reported: false,
+            endpoint: None,
             stream: false,
             error: Some(error.to_owned()),
             latency_ms: now_ms - lease.created_at,

@@ -209,6 +209,14 @@ impl<P: Ports> Gateway<P> {
                 self.proxy(req, peer, request_id, crate::request::Endpoint::Completion)
                     .await
             }
+            (["v1", "embeddings"], &Method::POST) => {
+                self.proxy(req, peer, request_id, crate::request::Endpoint::Embeddings)
+                    .await
+            }
+            (["v1", "responses"], &Method::POST) => {
+                self.proxy(req, peer, request_id, crate::request::Endpoint::Responses)
+                    .await
+            }
             (["v1", "models"], &Method::GET) => self.list_models(&req, peer).await,
             (["v1", "models", id @ ..], &Method::GET) if !id.is_empty() => {
                 // Model names may contain '/', e.g. "Qwen/Qwen2.5-0.5B".
@@ -220,6 +228,8 @@ impl<P: Ports> Gateway<P> {
                 ["health"]
                 | ["v1", "chat", "completions"]
                 | ["v1", "completions"]
+                | ["v1", "embeddings"]
+                | ["v1", "responses"]
                 | ["v1", "models", ..],
                 _,
             ) => Err(RequestError::MethodNotAllowed.into()),

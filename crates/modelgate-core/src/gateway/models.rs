@@ -172,6 +172,7 @@ impl<P: Ports> Gateway<P> {
             api_key: spec.api_key.filter(|k| !k.expose().is_empty()),
             enabled: spec.enabled.unwrap_or(true),
             stream_usage: spec.stream_usage.unwrap_or(true),
+            responses_api: spec.responses_api,
             created_at: now,
             updated_at: now,
         };
@@ -252,6 +253,7 @@ impl<P: Ports> Gateway<P> {
                         api_key: Some(model.api_key),
                         enabled: Some(model.enabled),
                         stream_usage: Some(model.stream_usage),
+                        responses_api: Some(model.responses_api),
                     };
                     store
                         .update_model(&current.id, patch, self.now_ms())
@@ -327,6 +329,7 @@ impl<P: Ports> Gateway<P> {
                     fallback_urls: vec![],
                     enabled: None,
                     stream_usage: None,
+                    responses_api: None,
                 };
                 let model = self.model_from_spec(spec)?;
                 let m = store.insert_model(NewModel { model }).await?;

@@ -6,13 +6,15 @@ use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 
 use super::admission::Admission;
+use super::stream::ClientRelay;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
-use crate::backend::{BackendKind, UpstreamCall, Usage};
+use crate::backend::{BackendKind, ResponsesApi, UpstreamCall, Usage};
 use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, LimitError, RequestError};
 use crate::ports::{KeyStore, ModelStore, Ports, RateDecision, RateLimiter};
 use crate::request::{self, Endpoint, ProxyRequest};
+use crate::responses::{self, BridgeRelay, Echo};
 
 /// Per-request state carried from admission to settlement.
 #[derive(Debug, Clone)]
@@ -21,6 +23,7 @@ pub(super) struct Ctx {
     pub(super) key_id: String,
     pub(super) model: String,
     pub(super) backend: BackendKind,
+    pub(super) endpoint: Endpoint,
     pub(super) started_ms: i64,
     pub(super) reserved: i64,
     pub(super) prompt_bound: u64,
@@ -65,6 +68,7 @@ impl Ctx {
                 status,
                 usage_reported: reported,
                 stream: self.stream,
+                endpoint: Some(self.endpoint.as_str().to_owned()),
                 error,
                 latency_ms: now_ms - self.started_ms,
                 created_at: now_ms,
@@ -140,6 +144,13 @@ impl<P: Ports> Gateway<P> {
         let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
         let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
         let store = self.ports().store();
+        if !req.endpoint.generates() {
+            let got = store
+                .reserve_quota(lease, prompt, prompt)
+                .await?
+                .ok_or(LimitError::QuotaExceeded)?;
+            return Ok((got, None));
+        }
         if let Some(max) = req.max_tokens {
             let need = prompt.saturating_add(
                 i64::try_from(max)
@@ -172,7 +183,9 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let started_ms = self.now_ms();
         let key = self.key_of(&req, peer).await?;
-        let parsed = request::parse(endpoint, req.body())?;
+        let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
+        let parsed = request::parse(endpoint, &raw)?;
+        drop(raw);
         let model_name = parsed
             .model
             .clone()
@@ -182,6 +195,13 @@ impl<P: Ports> Gateway<P> {
             })?;
         let model = self.resolve_model(&key, &model_name).await?;
         model.backend.supports(&parsed)?;
+        let bridge =
+            if endpoint == Endpoint::Responses && model.responses_api() == ResponsesApi::Bridge {
+                let echo = Echo::new(&parsed.body, request_id, &model.name, started_ms / 1000);
+                Some((echo, responses::to_chat(&parsed.body)?))
+            } else {
+                None
+            };
         let rate = self.admit_rate(&key).await?;
         let lease = Lease {
             request_id: request_id.to_owned(),
@@ -202,22 +222,29 @@ impl<P: Ports> Gateway<P> {
                 key_id: key.id.clone(),
                 model: model.name.clone(),
                 backend: model.backend,
+                endpoint,
                 started_ms,
                 reserved,
                 prompt_bound: parsed.prompt_bound,
                 stream: parsed.stream,
             },
         );
+        // Bridged, the upstream call is a chat completion whose usage chunk
+        // the bridge reads.
+        let (echo, upstream_endpoint, body, client_include_usage) = match bridge {
+            Some((echo, chat)) => (Some(echo), Endpoint::Chat, chat, true),
+            None => (None, endpoint, parsed.body, parsed.include_usage),
+        };
         let call = UpstreamCall {
-            endpoint,
+            endpoint: upstream_endpoint,
             stream: parsed.stream,
-            client_include_usage: parsed.include_usage,
+            client_include_usage,
             upstream_include_usage: model.stream_usage,
             injected_max_tokens,
             upstream_model: model.upstream_model.clone(),
             public_model: model.name.clone(),
             request_id: request_id.to_owned(),
-            body: parsed.body,
+            body,
         };
         let deadline_ms = started_ms.saturating_add_unsigned(self.config().timeout_ms);
         let upstream = match self.forward(&model, &call, deadline_ms).await {
@@ -227,6 +254,10 @@ impl<P: Ports> Gateway<P> {
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
             let relay = model.backend.relay(&call, created_s);
+            let relay = match echo {
+                Some(echo) => ClientRelay::Bridge(Box::new(BridgeRelay::new(relay, echo))),
+                None => ClientRelay::Upstream(relay),
+            };
             let stream = super::ResponseStream::new(
                 self.clone(),
                 upstream.into_body(),
@@ -245,6 +276,10 @@ impl<P: Ports> Gateway<P> {
                 Ok(bytes) => model
                     .backend
                     .parse_response(&call, 200, &bytes, created_s)
+                    .and_then(|(body, usage)| match &echo {
+                        Some(echo) => Ok((responses::from_chat(echo, &body)?, usage)),
+                        None => Ok((body, usage)),
+                    })
                     .map_err(GatewayError::from),
                 Err(e) => Err(e),
             };

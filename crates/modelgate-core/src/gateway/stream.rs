@@ -7,8 +7,56 @@ use bytes::Bytes;
 
 use super::Gateway;
 use super::admission::Admission;
-use crate::backend::{Relay, StreamOutcome};
+use crate::backend::{Relay, StreamOutcome, StreamState};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
+use crate::responses::BridgeRelay;
+
+/// What turns upstream bytes into client bytes: the backend's relay, or
+/// the Responses bridge over it.
+#[derive(Debug)]
+pub(super) enum ClientRelay {
+    /// The client gets the backend's relay's output.
+    Upstream(Relay),
+    /// The client gets Responses events made from it.
+    Bridge(Box<BridgeRelay>),
+}
+
+impl ClientRelay {
+    fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Self::Upstream(r) => r.feed(chunk, out),
+            Self::Bridge(r) => r.feed(chunk, out),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Self::Upstream(r) => r.finish(out),
+            Self::Bridge(r) => r.finish(out),
+        }
+    }
+
+    fn fail(&mut self, code: &'static str, message: &str, out: &mut Vec<u8>) {
+        match self {
+            Self::Upstream(r) => r.fail(code, message, out),
+            Self::Bridge(r) => r.fail(code, message, out),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Self::Upstream(r) => r.is_done(),
+            Self::Bridge(r) => r.is_done(),
+        }
+    }
+
+    fn state(&self) -> &StreamState {
+        match self {
+            Self::Upstream(r) => r.state(),
+            Self::Bridge(r) => r.state(),
+        }
+    }
+}
 
 /// The client side of a streamed response.
 ///
@@ -21,7 +69,7 @@ use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 pub struct ResponseStream<P: Ports> {
     gateway: Gateway<P>,
     upstream: Option<<P::Http as HttpClient>::Body>,
-    relay: Relay,
+    relay: ClientRelay,
     admission: Option<Admission<P>>,
     deadline_ms: i64,
 }
@@ -30,7 +78,7 @@ impl<P: Ports> ResponseStream<P> {
     pub(super) fn new(
         gateway: Gateway<P>,
         upstream: <P::Http as HttpClient>::Body,
-        relay: Relay,
+        relay: ClientRelay,
         admission: Admission<P>,
         deadline_ms: i64,
     ) -> Self {
