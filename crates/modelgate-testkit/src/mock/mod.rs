@@ -1,5 +1,10 @@
-//! A mock upstream that speaks OpenAI-compatible HTTP (`/v1/...`) and
-//! Ollama's native API (`/api/...`), with fault injection.
+//! A mock upstream that speaks OpenAI-compatible HTTP (`/v1/...`: chat,
+//! completions, embeddings and the Responses API) and Ollama's native API
+//! (`/api/...`: chat, generate, embed), with fault injection.
+//!
+//! A chat or Responses request that offers function tools, and whose last
+//! input is not a tool result, is answered with one call of the first tool
+//! (arguments filled from its schema); otherwise with text.
 //!
 //! Behaviour is chosen per request by the upstream model name, so each test
 //! configures its own gateway model and needs no shared state:
@@ -24,6 +29,9 @@
 //! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
 //!
+//! Embeddings (`embed.rs`) honour `status`, `fail_first`, `fault=hang`,
+//! `fault=garbage` and `no_usage=1` (counts of 0, as older llama.cpp).
+//!
 //! `GET /_mock/stats` reports what was served; `GET /_mock/last` the last
 //! request body and auth headers seen.
 
@@ -43,6 +51,10 @@ use axum::{Json, Router};
 use futures_util::stream;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+
+mod embed;
+pub use embed::vector;
+mod responses;
 
 /// Counters of what the mock served.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -133,6 +145,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/completions", post(|s, h, b| generate(s, h, b, Proto::OpenAi, false)))
         .route("/api/chat", post(|s, h, b| generate(s, h, b, Proto::Ollama, true)))
         .route("/api/generate", post(|s, h, b| generate(s, h, b, Proto::Ollama, false)))
+        .route("/v1/responses", post(|s, h, b| generate(s, h, b, Proto::Responses, true)))
+        .route("/v1/embeddings", post(|s, b| embed::embed(s, b, Proto::OpenAi)))
+        .route("/api/embed", post(|s, b| embed::embed(s, b, Proto::Ollama)))
         .route("/_mock/stats", get(|State(s): State<Arc<Shared>>| async move {
             Json(s.stats.lock().map(|s| s.clone()).unwrap_or_default())
         }))
@@ -146,6 +161,8 @@ fn router(shared: Arc<Shared>) -> Router {
 enum Proto {
     OpenAi,
     Ollama,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 /// Options parsed from the model name.
@@ -186,24 +203,31 @@ impl Plan {
     }
 }
 
-/// Prompt tokens: whitespace-separated words of every text in the prompt.
-fn count_prompt(body: &Value, chat: bool) -> u64 {
+/// Words of every text in `content` (a string or parts).
+fn content_words(content: Option<&Value>) -> u64 {
     let words = |s: &str| s.split_whitespace().count() as u64;
+    match content {
+        Some(Value::String(s)) => words(s),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p.get("text")?.as_str())
+            .map(words)
+            .sum(),
+        _ => 0,
+    }
+}
+
+/// Prompt tokens: whitespace-separated words of every text in the prompt.
+fn count_prompt(body: &Value, proto: Proto, chat: bool) -> u64 {
+    let words = |s: &str| s.split_whitespace().count() as u64;
+    if proto == Proto::Responses {
+        return responses::count_input(body);
+    }
     if chat {
         body.get("messages")
             .and_then(Value::as_array)
             .map_or(0, |ms| {
-                ms.iter()
-                    .map(|m| match m.get("content") {
-                        Some(Value::String(s)) => words(s),
-                        Some(Value::Array(parts)) => parts
-                            .iter()
-                            .filter_map(|p| p.get("text")?.as_str())
-                            .map(words)
-                            .sum(),
-                        _ => 0,
-                    })
-                    .sum()
+                ms.iter().map(|m| content_words(m.get("content"))).sum()
             })
     } else {
         match body.get("prompt") {
@@ -214,9 +238,45 @@ fn count_prompt(body: &Value, chat: bool) -> u64 {
     }
 }
 
+/// The tool call to answer with: the first function tool, called with
+/// arguments filled from its schema, unless the last input is a tool
+/// result (then the model answers in text).
+fn tool_call(req: &Value, proto: Proto) -> Option<(String, String)> {
+    let tool = req.get("tools")?.as_array()?.first()?;
+    let (name, params) = match proto {
+        Proto::Responses => (tool.get("name")?, tool.get("parameters")),
+        Proto::OpenAi | Proto::Ollama => (
+            tool.pointer("/function/name")?,
+            tool.pointer("/function/parameters"),
+        ),
+    };
+    let last = match proto {
+        Proto::Responses => req.get("input")?.as_array()?.last()?.get("type"),
+        Proto::OpenAi | Proto::Ollama => req.get("messages")?.as_array()?.last()?.get("role"),
+    };
+    if matches!(
+        last.and_then(Value::as_str),
+        Some("tool" | "function_call_output")
+    ) {
+        return None;
+    }
+    let mut args = serde_json::Map::new();
+    if let Some(Value::Object(props)) = params.and_then(|p| p.get("properties")) {
+        for (k, schema) in props {
+            let v = match schema.get("type").and_then(Value::as_str) {
+                Some("integer" | "number") => json!(1),
+                Some("boolean") => json!(true),
+                _ => json!("mock"),
+            };
+            args.insert(k.clone(), v);
+        }
+    }
+    Some((name.as_str()?.to_owned(), Value::Object(args).to_string()))
+}
+
 fn error_body(proto: Proto, status: u16) -> Value {
     match proto {
-        Proto::OpenAi => {
+        Proto::OpenAi | Proto::Responses => {
             json!({"error": {"message": format!("mock upstream error {status}"), "type": "server_error", "param": null, "code": format!("mock_{status}")}})
         }
         Proto::Ollama => json!({"error": format!("mock upstream error {status}")}),
@@ -248,7 +308,7 @@ async fn generate(
         .unwrap_or("mock")
         .to_owned();
     let plan = Plan::from_model(&model);
-    let prompt = count_prompt(&req, chat);
+    let prompt = count_prompt(&req, proto, chat);
     if let Ok(mut s) = shared.stats.lock() {
         s.requests += 1;
         s.prompt_tokens += prompt;
@@ -298,19 +358,27 @@ async fn generate(
         _ => {}
     }
     let stream = match proto {
-        Proto::OpenAi => req.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        Proto::OpenAi | Proto::Responses => {
+            req.get("stream").and_then(Value::as_bool).unwrap_or(false)
+        }
         Proto::Ollama => req.get("stream").and_then(Value::as_bool).unwrap_or(true),
     };
     let max = match proto {
         Proto::OpenAi => req
             .get("max_completion_tokens")
             .or_else(|| req.get("max_tokens")),
+        Proto::Responses => req.get("max_output_tokens"),
         Proto::Ollama => req.pointer("/options/num_predict"),
     }
     .and_then(Value::as_u64);
-    let n = plan.tokens.min(max.unwrap_or(u64::MAX));
-    let finish = if max.is_some_and(|m| m < plan.tokens) {
+    let tool_call = if chat { tool_call(&req, proto) } else { None };
+    // A tool call is one step (and one token) of output.
+    let planned = if tool_call.is_some() { 1 } else { plan.tokens };
+    let n = planned.min(max.unwrap_or(u64::MAX));
+    let finish = if max.is_some_and(|m| m < planned) {
         "length"
+    } else if tool_call.is_some() && proto == Proto::OpenAi {
+        "tool_calls"
     } else {
         "stop"
     };
@@ -323,6 +391,7 @@ async fn generate(
         n,
         finish,
         plan,
+        tool_call,
     };
     if !stream {
         return plan_out.buffered().await;
@@ -344,6 +413,8 @@ struct Gen {
     n: u64,
     finish: &'static str,
     plan: Plan,
+    /// Answer with this call (name, JSON arguments) instead of text.
+    tool_call: Option<(String, String)>,
 }
 
 /// Wall-clock microseconds, comparable across processes on one machine.
@@ -391,8 +462,12 @@ impl Gen {
         let text: String = (0..self.n).map(word).collect();
         self.served(self.n);
         let body = match (self.proto, self.chat) {
+            (Proto::Responses, _) => self.response_body(&text),
             (Proto::OpenAi, chat) => {
-                let choice = if chat {
+                let choice = if let Some((name, args)) = &self.tool_call {
+                    let call = json!({"id": "call_mock1", "type": "function", "function": {"name": name, "arguments": args}});
+                    json!({"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [call]}, "logprobs": null, "finish_reason": self.finish})
+                } else if chat {
                     json!({"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "logprobs": null, "finish_reason": self.finish})
                 } else {
                     json!({"index": 0, "text": text, "logprobs": null, "finish_reason": self.finish})
@@ -407,7 +482,7 @@ impl Gen {
             (Proto::Ollama, chat) => {
                 let mut b = json!({"model": self.model, "created_at": "2025-01-01T00:00:00Z", "done": true, "done_reason": self.finish});
                 if chat {
-                    b["message"] = json!({"role": "assistant", "content": text});
+                    b["message"] = self.ollama_message(&text);
                 } else {
                     b["response"] = Value::from(text);
                 }
@@ -421,15 +496,29 @@ impl Gen {
         Json(body).into_response()
     }
 
+    fn ollama_message(&self, text: &str) -> Value {
+        match &self.tool_call {
+            Some((name, args)) => {
+                let args: Value = serde_json::from_str(args).unwrap_or(Value::Null);
+                json!({"role": "assistant", "content": "", "tool_calls": [{"function": {"name": name, "arguments": args}}]})
+            }
+            None => json!({"role": "assistant", "content": text}),
+        }
+    }
+
     fn event(&self, i: Option<u64>, finish: Option<&str>) -> String {
         let text = i.map(word).unwrap_or_default();
         match self.proto {
+            Proto::Responses => self.response_event(i),
             Proto::OpenAi => {
                 let choice = if self.chat {
-                    let delta = if i.is_some() {
-                        json!({"content": text})
-                    } else {
-                        json!({})
+                    let delta = match (&self.tool_call, i) {
+                        (Some((name, args)), Some(_)) => {
+                            json!({"tool_calls": [{"index": 0, "id": "call_mock1",
+                            "type": "function", "function": {"name": name, "arguments": args}}]})
+                        }
+                        (None, Some(_)) => json!({"content": text}),
+                        (_, None) => json!({}),
                     };
                     json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
                 } else {
@@ -448,8 +537,10 @@ impl Gen {
             }
             Proto::Ollama => {
                 let mut c = json!({"model": self.model, "created_at": "2025-01-01T00:00:00Z", "done": finish.is_some()});
-                if self.chat {
-                    c["message"] = json!({"role": "assistant", "content": text});
+                if self.chat && i.is_some() {
+                    c["message"] = self.ollama_message(&text);
+                } else if self.chat {
+                    c["message"] = json!({"role": "assistant", "content": ""});
                 } else {
                     c["response"] = Value::from(text);
                 }
@@ -467,7 +558,7 @@ impl Gen {
 
     fn streamed(self, include_usage: bool) -> Response {
         let content_type = match self.proto {
-            Proto::OpenAi => "text/event-stream",
+            Proto::OpenAi | Proto::Responses => "text/event-stream",
             Proto::Ollama => "application/x-ndjson",
         };
         // Each step yields one piece; `None` ends the body (a cut when early).
@@ -494,19 +585,19 @@ impl Gen {
                             return None;
                         }
                         "malformed" => {
-                            let bad = if g.proto == Proto::OpenAi {
-                                "data: {\"choices\": [\n\n"
-                            } else {
+                            let bad = if g.proto == Proto::Ollama {
                                 "{\"message\": \n"
+                            } else {
+                                "data: {\"choices\": [\n\n"
                             };
                             return Some((Ok(bad.to_string()), (g, step + 1, usage, true)));
                         }
                         "error_event" => {
                             let e = error_body(g.proto, 500);
-                            let s = if g.proto == Proto::OpenAi {
-                                format!("data: {e}\n\ndata: [DONE]\n\n")
-                            } else {
-                                format!("{e}\n")
+                            let s = match g.proto {
+                                Proto::OpenAi => format!("data: {e}\n\ndata: [DONE]\n\n"),
+                                Proto::Responses => g.response_failed(),
+                                Proto::Ollama => format!("{e}\n"),
                             };
                             return Some((Ok(s), (g, step + 1, usage, true)));
                         }
@@ -517,6 +608,9 @@ impl Gen {
                     g.served(1);
                     let e = g.event(Some(step), None);
                     return Some((Ok(e), (g, step + 1, usage, false)));
+                }
+                if g.proto == Proto::Responses {
+                    return Some((Ok(g.response_tail()), (g, step + 1, usage, true)));
                 }
                 let mut tail = g.event(None, Some(g.finish));
                 if g.proto == Proto::OpenAi {
