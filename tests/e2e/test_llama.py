@@ -1,6 +1,11 @@
 """A real model: llama.cpp's server with SmolLM2-135M, through the gateway."""
 
+import sys
+import time
+
 import pytest
+
+from harness import ROOT, start
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,6 @@ def test_real_stream_counts_usage(env, llama_model):
     # reservation: SmolLM2's chat template adds a default system prompt the
     # gateway's prompt bound does not see, so llama.cpp may report a few
     # tokens more than were reserved; the record keeps what it reported.
-    import time
     for _ in range(100):
         key = env.admin("GET", f"/keys/{created['id']}").json()
         if key["quota_used"]:
@@ -44,3 +48,45 @@ def test_real_completion(env, client, llama_model):
     r = client.completions.create(model=llama_model, prompt="The sky is", max_tokens=4, temperature=0)
     assert r.choices[0].text
     assert r.usage.completion_tokens <= 4
+
+
+def test_real_responses_bridged_and_native(env, client, llama_model):
+    # The default for llama.cpp is the bridge; its own /v1/responses too.
+    r = client.responses.create(model=llama_model, input="Say hi", max_output_tokens=8, temperature=0)
+    assert r.output_text and r.usage.output_tokens <= 8
+    events = list(client.responses.create(model=llama_model, input="Say hi", max_output_tokens=6, stream=True))
+    assert events[0].type == "response.created"
+    assert events[-1].type in ("response.completed", "response.incomplete")
+    assert events[-1].response.output_text
+    native = env.make_model("smollm2-135m", backend="llamacpp", base_url=env.llama_url, responses_api="native")
+    r = client.responses.create(model=native, input="Say hi", max_output_tokens=8, temperature=0)
+    assert r.output_text and r.usage.input_tokens > 0
+
+
+@pytest.fixture(scope="module")
+def llama_embeddings(env):
+    """A second llama.cpp server, with embeddings on (llama-server
+    --embeddings --pooling mean), on the same real model."""
+    proc, url = start([sys.executable, str(ROOT / "scripts" / "llama_server.py"), "--threads", "1",
+                       "--embeddings"], timeout=300)
+    try:
+        yield env.make_model("smollm2-135m", backend="llamacpp", base_url=url)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_real_embeddings(env, llama_embeddings):
+    created = env.make_key(quota=10_000)
+    client = env.client(created["key"])
+    r = client.embeddings.create(model=llama_embeddings, input=["hello world", "the sky is blue"])
+    assert len(r.data) == 2 and len(r.data[0].embedding) == 576  # SmolLM2-135M's width
+    floats = client.embeddings.create(model=llama_embeddings, input=["hello world"], encoding_format="float")
+    assert floats.data[0].embedding == pytest.approx(r.data[0].embedding, abs=1e-6)
+    assert r.usage.prompt_tokens > 0
+    for _ in range(100):
+        key = env.admin("GET", f"/keys/{created['id']}").json()
+        if key["quota_used"]:
+            break
+        time.sleep(0.05)
+    assert key["quota_used"] == r.usage.prompt_tokens + floats.usage.prompt_tokens

@@ -372,8 +372,8 @@ async fn unsupported_responses_features_are_clear_400s() {
             "input[0]",
         ),
         (
-            json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
-            "tools[0].type",
+            json!({"model": "m", "input": [{"type": "web_search_call", "id": "ws_1"}]}),
+            "input[0].type",
         ),
     ] {
         let a = respond(&h, &key, body).await;
@@ -422,4 +422,24 @@ async fn compressed_bodies_are_decoded_within_the_limit() {
         .await;
     assert_eq!(a.status, 415);
     assert_eq!(a.json()["error"]["code"], "unsupported_content_encoding");
+}
+
+#[tokio::test]
+async fn hosted_tools_are_left_out_of_the_bridge_and_named() {
+    let h = Harness::new().await;
+    let (key, _) = h.key(json!({"name": "r"})).await;
+    h.model("m", "vllm", "mock?tokens=1").await;
+    let tools = json!([{"type": "web_search", "external_web_access": false},
+        {"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "f", "parameters": {}}]}]);
+    let a = respond(
+        &h,
+        &key,
+        json!({"model": "m", "input": "x", "tools": tools}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.headers["x-modelgate-ignored-tools"], "web_search");
+    let up = h.mock.last_request()["body"].clone();
+    assert_eq!(up["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(up["tools"][0]["function"]["name"], "f");
 }

@@ -202,6 +202,10 @@ impl<P: Ports> Gateway<P> {
             } else {
                 None
             };
+        let ignored_tools = bridge
+            .as_ref()
+            .map(|(_, b)| b.ignored_tools.join(", "))
+            .unwrap_or_default();
         let rate = self.admit_rate(&key).await?;
         let lease = Lease {
             request_id: request_id.to_owned(),
@@ -232,7 +236,7 @@ impl<P: Ports> Gateway<P> {
         // Bridged, the upstream call is a chat completion whose usage chunk
         // the bridge reads.
         let (echo, upstream_endpoint, body, client_include_usage) = match bridge {
-            Some((echo, chat)) => (Some(echo), Endpoint::Chat, chat, true),
+            Some((echo, bridged)) => (Some(echo), Endpoint::Chat, bridged.chat, true),
             None => (None, endpoint, parsed.body, parsed.include_usage),
         };
         let call = UpstreamCall {
@@ -299,6 +303,11 @@ impl<P: Ports> Gateway<P> {
             key.rpm.unwrap_or(self.config().default_rpm),
             &rate,
         );
+        if let Ok(v) = HeaderValue::from_str(&ignored_tools)
+            && !ignored_tools.is_empty()
+        {
+            resp.headers_mut().insert("x-modelgate-ignored-tools", v);
+        }
         Ok(resp)
     }
 

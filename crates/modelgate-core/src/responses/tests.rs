@@ -85,7 +85,8 @@ fn a_conversation_with_tools_becomes_chat() {
         "store": true,
         "stream": true,
     })))
-    .unwrap();
+    .unwrap()
+    .chat;
     let messages = chat["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages
         .iter()
@@ -118,13 +119,39 @@ fn a_conversation_with_tools_becomes_chat() {
 }
 
 #[test]
+fn namespaced_tools_join_and_hosted_tools_are_left_out() {
+    let fun =
+        |name: &str| json!({"type": "function", "name": name, "parameters": {"type": "object"}});
+    let b = to_chat(&body(json!({"input": "x", "tools": [
+        fun("a"),
+        {"type": "namespace", "name": "ns", "tools": [fun("b"), {"type": "web_search"}]},
+        {"type": "web_search", "external_web_access": false},
+        {"type": "file_search"},
+    ]})))
+    .unwrap();
+    let names: Vec<&str> = b.chat["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(b.ignored_tools, ["web_search", "file_search"]);
+    let only_hosted = to_chat(&body(
+        json!({"input": "x", "tools": [{"type": "web_search"}]}),
+    ))
+    .unwrap();
+    assert!(only_hosted.chat.get("tools").is_none());
+}
+
+#[test]
 fn what_chat_cannot_say_is_refused_by_name() {
     let err = |v: Value| match to_chat(&body(v)) {
         Err(RequestError::Invalid { param, .. }) => param.unwrap_or_default(),
         other => panic!("{other:?}"),
     };
     assert_eq!(
-        err(json!({"input": "x", "tools": [{"type": "web_search"}]})),
+        err(json!({"input": "x", "tools": [{"name": "untyped"}]})),
         "tools[0].type"
     );
     assert_eq!(

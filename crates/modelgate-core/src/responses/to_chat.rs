@@ -4,8 +4,13 @@
 //! messages (consecutive `function_call` items join one assistant message,
 //! as parallel tool calls); function tools, `tool_choice`, `text.format`
 //! and the sampling settings map to their chat spelling. Reasoning items
-//! from earlier turns are dropped: chat has no place for them. What chat
-//! cannot express (hosted tools, file inputs) is a 400 naming it.
+//! from earlier turns are dropped: chat has no place for them. Function
+//! tools grouped in a `namespace` (as Codex sends them) join the others.
+//! Hosted tools (`web_search`, `file_search`, ...) run at the provider,
+//! which a chat backend is not: they are left out and named in the
+//! answer's `x-modelgate-ignored-tools` header, so that clients which
+//! merely offer them (Codex offers web search) still work. Inputs chat
+//! cannot express (file inputs, hosted tools' items) are a 400 naming them.
 
 use serde_json::{Map, Value, json};
 
@@ -23,8 +28,17 @@ const SAME: &[&str] = &[
     "stop",
 ];
 
+/// A Responses request as chat.
+#[derive(Debug)]
+pub(crate) struct Bridged {
+    /// The chat request.
+    pub(crate) chat: Map<String, Value>,
+    /// Types of the tools left out (see the module docs).
+    pub(crate) ignored_tools: Vec<String>,
+}
+
 /// The chat request for Responses request `body`.
-pub(crate) fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, RequestError> {
+pub(crate) fn to_chat(body: &Map<String, Value>) -> Result<Bridged, RequestError> {
     let mut chat = Map::new();
     for k in SAME {
         if let Some(v) = body.get(*k).filter(|v| !v.is_null()) {
@@ -54,8 +68,13 @@ pub(crate) fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, R
         ));
     }
     chat.insert("messages".into(), Value::Array(messages));
-    if let Some(tools) = tools(body.get("tools"))? {
-        chat.insert("tools".into(), tools);
+    let mut ignored_tools = Vec::new();
+    if let Some(Value::Array(offered)) = body.get("tools") {
+        let mut out = Vec::new();
+        tools(offered, "tools", &mut out, &mut ignored_tools)?;
+        if !out.is_empty() {
+            chat.insert("tools".into(), Value::Array(out));
+        }
     }
     if let Some(choice) = tool_choice(body.get("tool_choice"))? {
         chat.insert("tool_choice".into(), choice);
@@ -63,7 +82,10 @@ pub(crate) fn to_chat(body: &Map<String, Value>) -> Result<Map<String, Value>, R
     if let Some(format) = response_format(body.get("text"))? {
         chat.insert("response_format".into(), format);
     }
-    Ok(chat)
+    Ok(Bridged {
+        chat,
+        ignored_tools,
+    })
 }
 
 fn add_item(messages: &mut Vec<Value>, item: &Value, param: &str) -> Result<(), RequestError> {
@@ -200,28 +222,33 @@ fn str_field<'a>(v: &'a Value, k: &str, param: &str) -> Result<&'a str, RequestE
         .ok_or_else(|| wrong_type(&format!("{param}.{k}"), "a string"))
 }
 
-/// Function tools in chat's shape; any other tool type is refused.
-fn tools(tools: Option<&Value>) -> Result<Option<Value>, RequestError> {
-    let Some(Value::Array(tools)) = tools else {
-        return Ok(None);
-    };
-    if tools.is_empty() {
-        return Ok(None);
-    }
-    let mut out = Vec::with_capacity(tools.len());
-    for (i, t) in tools.iter().enumerate() {
-        let param = format!("tools[{i}]");
+/// Function tools in chat's shape (into `out`); the types of hosted tools
+/// into `ignored`.
+fn tools(
+    offered: &[Value],
+    param: &str,
+    out: &mut Vec<Value>,
+    ignored: &mut Vec<String>,
+) -> Result<(), RequestError> {
+    for (i, t) in offered.iter().enumerate() {
+        let param = format!("{param}[{i}]");
         match t.get("type").and_then(Value::as_str) {
             Some("function") => {}
-            other => {
-                return Err(RequestError::invalid(
-                    format!(
-                        "'{param}' is a '{}' tool: this model's backend takes function tools only.",
-                        other.unwrap_or("untyped")
-                    ),
-                    Some(&format!("{param}.type")),
-                ));
+            Some("namespace") => {
+                let inner = t
+                    .get("tools")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| wrong_type(&format!("{param}.tools"), "an array"))?;
+                tools(inner, &format!("{param}.tools"), out, ignored)?;
+                continue;
             }
+            Some(other) => {
+                if !ignored.iter().any(|k| k == other) {
+                    ignored.push(other.to_owned());
+                }
+                continue;
+            }
+            None => return Err(wrong_type(&format!("{param}.type"), "a string")),
         }
         let mut f = Map::new();
         f.insert("name".into(), json!(str_field(t, "name", &param)?));
@@ -232,7 +259,7 @@ fn tools(tools: Option<&Value>) -> Result<Option<Value>, RequestError> {
         }
         out.push(json!({"type": "function", "function": f}));
     }
-    Ok(Some(Value::Array(out)))
+    Ok(())
 }
 
 fn tool_choice(choice: Option<&Value>) -> Result<Option<Value>, RequestError> {

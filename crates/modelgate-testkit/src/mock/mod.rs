@@ -26,6 +26,7 @@
 //! | `redirect_port=N` | answer 307 to the same path on `localhost:N` (another host, to a client) |
 //! | `fail_first=N` | the first N requests for this model name get a 503 |
 //! | `no_usage=1` | never report usage |
+//! | `no_tools=1` | answer in text even when tools are offered |
 //! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
 //!
@@ -178,6 +179,7 @@ struct Plan {
     report_tokens: Option<String>,
     stamp: bool,
     redirect_port: Option<u16>,
+    tools: bool,
 }
 
 impl Plan {
@@ -199,6 +201,7 @@ impl Plan {
             report_tokens: opts.get("report_tokens").map(|s| s.to_string()),
             stamp: n("stamp", 0) == 1,
             redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
+            tools: n("no_tools", 0) == 0,
         }
     }
 }
@@ -371,7 +374,11 @@ async fn generate(
         Proto::Ollama => req.pointer("/options/num_predict"),
     }
     .and_then(Value::as_u64);
-    let tool_call = if chat { tool_call(&req, proto) } else { None };
+    let tool_call = if chat && plan.tools {
+        tool_call(&req, proto)
+    } else {
+        None
+    };
     // A tool call is one step (and one token) of output.
     let planned = if tool_call.is_some() { 1 } else { plan.tokens };
     let n = planned.min(max.unwrap_or(u64::MAX));

@@ -1,0 +1,121 @@
+"""The Responses API through the official OpenAI SDK: bridged to chat (the
+default for self-hosted backends) and native, buffered and streamed, with
+a function tool round trip."""
+
+import time
+
+import openai
+import pytest
+
+TOOLS = [{"type": "function", "name": "get_weather", "description": "The weather in a city.",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                         "required": ["city"], "additionalProperties": False}}]
+
+
+def native_model(env, upstream):
+    # The mock serves /v1/responses like OpenAI (base URL with /v1).
+    return env.make_model(upstream, backend="openai", base_url=env.mock_url + "/v1")
+
+
+def usage_rows(env, key_id, endpoint):
+    for _ in range(100):
+        rows = [r for r in env.admin("GET", f"/usage?key_id={key_id}").json()["data"] if r["endpoint"] == endpoint]
+        if rows:
+            return rows
+        time.sleep(0.05)
+    return []
+
+
+@pytest.mark.parametrize("backend", ["vllm", "ollama"])
+def test_create_through_the_bridge(env, backend):
+    created = env.make_key(quota=10_000)
+    client = env.client(created["key"])
+    model = env.make_model("mock?tokens=3", backend=backend)
+    r = client.responses.create(model=model, instructions="be brief", input="hello there",
+                                metadata={"run": "e2e"})
+    assert r.status == "completed"
+    assert r.output_text == " w0 w1 w2"
+    assert r.model == model and r.store is False and r.metadata == {"run": "e2e"}
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.total_tokens) == (4, 3, 7)
+    rows = usage_rows(env, created["id"], "responses")
+    assert sum(row["prompt_tokens"] + row["completion_tokens"] for row in rows) == 7
+
+
+def test_streams_follow_the_event_grammar(env, client):
+    model = env.make_model("mock?tokens=4")
+    events = list(client.responses.create(model=model, input="hi", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:4] == ["response.created", "response.in_progress", "response.output_item.added",
+                         "response.content_part.added"]
+    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done",
+                          "response.output_item.done", "response.completed"]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == " w0 w1 w2 w3"
+    assert events[-1].response.usage.output_tokens == 4
+
+
+def test_the_stream_helper(env, client):
+    model = env.make_model("mock?tokens=3")
+    with client.responses.stream(model=model, input="x") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert deltas == [" w0", " w1", " w2"]
+    assert final.output_text == " w0 w1 w2"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_cut_by_max_output_tokens_is_incomplete(env, client, stream):
+    model = env.make_model("mock?tokens=9")
+    if stream:
+        events = list(client.responses.create(model=model, input="x", max_output_tokens=2, stream=True))
+        assert events[-1].type == "response.incomplete"
+        r = events[-1].response
+    else:
+        r = client.responses.create(model=model, input="x", max_output_tokens=2)
+    assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens"
+    assert r.output_text == " w0 w1"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_function_tool_round_trip(env, client, stream):
+    model = env.make_model("mock?tokens=2")
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    if stream:
+        with client.responses.stream(model=model, input=[question], tools=TOOLS) as s:
+            first = s.get_final_response()
+    else:
+        first = client.responses.create(model=model, input=[question], tools=TOOLS)
+    calls = [o for o in first.output if o.type == "function_call"]
+    assert len(calls) == 1 and calls[0].name == "get_weather"
+    assert calls[0].arguments == '{"city":"mock"}'
+    follow = [question, calls[0].model_dump(exclude_none=True),
+              {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}]
+    second = client.responses.create(model=model, input=follow, tools=TOOLS)
+    assert second.output[0].type == "message" and second.output_text == " w0 w1"
+
+
+def test_native_responses_pass_through(env, client):
+    model = native_model(env, "mock?tokens=3")
+    r = client.responses.create(model=model, input="one two")
+    assert r.id == "resp_mock1" and r.output_text == " w0 w1 w2"
+    events = list(client.responses.create(model=model, input="one two", stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.usage.output_tokens == 3
+
+
+def test_a_native_stream_that_breaks_ends_with_response_failed(env, client):
+    model = native_model(env, "mock?tokens=6&fault=cut&after=2")
+    events = list(client.responses.create(model=model, input="x", stream=True))
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "upstream_stream_cut"
+    assert [e.type for e in events].count("response.failed") == 1
+
+
+def test_state_is_refused_until_stored_responses_exist(env, client):
+    model = env.make_model()
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=model, input="x", previous_response_id="resp_123")
+    assert e.value.body["param"] == "previous_response_id"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.responses.create(model=model, input=[{"type": "item_reference", "id": "msg_1"}])
+    assert e.value.body["param"] == "input[0]"
