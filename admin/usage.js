@@ -46,6 +46,13 @@ function daysBetween(from, to) {
   return out;
 }
 
+// Requests per API (chat, completions, embeddings, responses), busiest first.
+function byEndpoint(rows) {
+  const counts = new Map();
+  for (const r of rows) counts.set(r.endpoint ?? "other", (counts.get(r.endpoint ?? "other") ?? 0) + r.requests);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([e, n]) => `${e}: ${number(n)}`).join(" · ");
+}
+
 export async function loadUsage() {
   const form = $("usage-filter");
   const f = form.elements;
@@ -63,11 +70,13 @@ export async function loadUsage() {
     el("span", {}, el("strong", {}, number(t.total_tokens)), " tokens"),
     el("span", {}, number(t.prompt_tokens), " prompt / ", number(t.completion_tokens), " completion"),
     el("span", {}, el("strong", {}, number(t.errors)), " errors"),
+    el("span", { id: "usage-by-endpoint" }, byEndpoint(report.data)),
   );
   $("usage-table").tBodies[0].replaceChildren(
     ...report.data.map((r) =>
       el("tr", {},
-        el("td", {}, r.day), el("td", {}, keyNames.get(r.key_id) ?? r.key_id), el("td", {}, r.model), el("td", {}, number(r.requests)),
+        el("td", {}, r.day), el("td", {}, keyNames.get(r.key_id) ?? r.key_id), el("td", {}, r.model),
+        el("td", {}, r.endpoint ?? "—"), el("td", {}, number(r.requests)),
         el("td", {}, number(r.prompt_tokens)), el("td", {}, number(r.completion_tokens)), el("td", {}, number(r.errors)),
       ),
     ),

@@ -1,6 +1,8 @@
 """`make bench`: the mock upstream called directly, through the native
 gateway and through LiteLLM's proxy at fixed rates and at saturation
-(bench_load.py); streams through the gateway with its memory; per-request
+(bench_load.py); streams through the gateway with its memory; the
+Responses API (bridged and native) and embeddings against their direct
+calls; per-request
 latency of one sequential client for the native server, the Worker under
 `wrangler dev` and the Lambda under `cargo lambda watch`; sizes, cold start
 and the core's Criterion micro-benchmarks. Writes BENCHMARKS.md and the plot
@@ -34,6 +36,8 @@ WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
 ROUNDS = 3
 BODY = b'{"model":"%s","messages":[{"role":"user","content":"hello there"}],"max_tokens":8}'
+RESPONSES_BODY = b'{"model":"%s","input":"hello there","max_output_tokens":8}'
+EMBED_BODY = b'{"model":"%s","input":["hello there","general kenobi"],"encoding_format":"float"}'
 
 
 def percentiles(samples_ms):
@@ -64,17 +68,36 @@ def median_of_rounds(fn):
     return spread([fn() for _ in range(ROUNDS)])
 
 
-def setup(base, admin_key, mock_url, upstream="mock?tokens=8"):
+def setup(base, admin_key, mock_url, upstream="mock?tokens=8", **model):
     """A model on the mock and a key for it (one key per gateway is enough:
     the limits are far above the load)."""
     auth = {"authorization": f"Bearer {admin_key}"}
     name = "bench-" + uuid.uuid4().hex[:6]
     r = call("POST", base + "/admin/api/models", {"name": name, "backend": "vllm", "base_url": mock_url,
-                                                  "upstream_model": upstream}, auth)
+                                                  "upstream_model": upstream, **model}, auth)
     assert r.status_code == 201, r.text
     r = call("POST", base + "/admin/api/keys", {"name": "bench", "rpm": 1_000_000, "quota": 10**12}, auth)
     assert r.status_code == 201, r.text
     return name, r.json()["key"]
+
+
+def bench_endpoints(base, admin_key, mock_url):
+    """/v1/responses (bridged to the mock's chat, and native to its
+    /v1/responses) and /v1/embeddings: each through the gateway and called
+    directly, one sequential client."""
+    direct_hdrs = {"content-type": "application/json"}
+    pairs = {}
+    cases = [("Responses, bridged to chat", "/v1/chat/completions", BODY, "/v1/responses", RESPONSES_BODY, "bridge"),
+             ("Responses, native", "/v1/responses", RESPONSES_BODY, "/v1/responses", RESPONSES_BODY, "native"),
+             ("Embeddings (2 inputs)", "/v1/embeddings", EMBED_BODY, "/v1/embeddings", EMBED_BODY, None)]
+    for label, direct_path, direct_body, path, body, mode in cases:
+        extra = {"responses_api": mode} if mode else {}
+        name, key = setup(base, admin_key, mock_url, **extra)
+        hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        direct = median_of_rounds(lambda: measure(mock_url, direct_path, direct_body % b"mock?tokens=8", direct_hdrs))
+        through = median_of_rounds(lambda: measure(base, path, body % name.encode(), hdrs))
+        pairs[label] = (direct, through)
+    return pairs
 
 
 def micro_benchmarks():
@@ -161,6 +184,7 @@ def main():
 
         targets = {MOCK: (mock_url + "/v1/chat/completions", direct_hdrs, BODY % b"mock?tokens=8"),
                    GATEWAY: (base + "/v1/chat/completions", hdrs, BODY % name.encode())}
+        endpoint_results = bench_endpoints(base, admin_key, mock_url)
         load_results = load(targets)
         with open(f"{tmp}/litellm.log", "w") as log:
             litellm, ll_base, ll_key = start_litellm(os.environ["MG_BENCH_VENV"], mock_url, tmp, log)
@@ -196,7 +220,7 @@ def main():
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
-           WARMUP)
+           WARMUP, endpoint_results)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,21 @@ def stream_section(stream):
     return lines
 
 
-def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup):
+def endpoints_section(pairs):
+    """Each API through the gateway against the same call made directly."""
+    lines = ["## Responses and embeddings, one client", "",
+             "The same sequential client; the direct call is the mock's own endpoint (for the bridge: its chat"
+             " completions, which the bridge calls). Median of 3 rounds, lowest and highest in brackets.", "",
+             "| API | direct p50 / p99 ms | through the gateway p50 / p99 ms | added p50 / p99 ms |",
+             "|---|---|---|---|"]
+    for label, (direct, through) in pairs.items():
+        added = " / ".join(f"{through[q][0] - direct[q][0]:+.2f}" for q in ("p50", "p99"))
+        lines.append(f"| {label} | {cell(direct['p50'])} / {cell(direct['p99'])} | {cell(through['p50'])} /"
+                     f" {cell(through['p99'])} | {added} |")
+    return lines
+
+
+def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load_lines, names = load_section(load)
     plot(load)
@@ -220,6 +234,8 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         *load_lines,
         "",
         *stream_section(stream),
+        "",
+        *endpoints_section(endpoints),
         "",
         *PROFILE,
         "",

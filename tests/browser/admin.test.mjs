@@ -149,10 +149,14 @@ test("an admin manages keys, models and usage in the panel", async () => {
   const client = new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
   const r = await client.chat.completions.create({ model: "mock-chat", messages: [{ role: "user", content: "hi there" }] });
   assert.equal(r.choices[0].message.content, " w0 w1 w2 w3");
+  const e = await client.embeddings.create({ model: "mock-chat", input: "hi there" });
+  assert.equal(e.data.length, 1);
   await page.getByRole("button", { name: "Usage" }).click();
   await page.getByRole("button", { name: "Show" }).click();
-  await page.locator("#usage-table").getByRole("cell", { name: "mock-chat" }).waitFor();
-  assert.match(await page.locator("#usage-totals").textContent(), /1 requests/);
+  await page.locator("#usage-table").getByRole("cell", { name: "embeddings" }).waitFor();
+  await page.locator("#usage-table").getByRole("cell", { name: "chat", exact: true }).waitFor();
+  assert.match(await page.locator("#usage-totals").textContent(), /2 requests/);
+  assert.match(await page.locator("#usage-by-endpoint").textContent(), /chat: 1 · embeddings: 1|embeddings: 1 · chat: 1/);
   assert.ok((await page.locator("#chart-tokens svg rect").count()) >= 1, "a chart of tokens per day");
   await shot(page, "admin-usage");
 
