@@ -2,10 +2,14 @@
 default for self-hosted backends) and native, buffered and streamed, with
 a function tool round trip."""
 
+import gzip
+import json
 import time
 
+import httpx2 as httpx
 import openai
 import pytest
+import zstandard
 
 TOOLS = [{"type": "function", "name": "get_weather", "description": "The weather in a city.",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
@@ -119,3 +123,21 @@ def test_state_is_refused_until_stored_responses_exist(env, client):
     with pytest.raises(openai.BadRequestError) as e:
         client.responses.create(model=model, input=[{"type": "item_reference", "id": "msg_1"}])
     assert e.value.body["param"] == "input[0]"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_compressed_request_bodies(env, key, encoding):
+    model = env.make_model("mock?tokens=2")
+    body = json.dumps({"model": model, "input": "hello"}).encode()
+    packed = gzip.compress(body) if encoding == "gzip" else zstandard.ZstdCompressor().compress(body)
+    headers = {"authorization": f"Bearer {key}", "content-encoding": encoding, "content-type": "application/json"}
+    r = httpx.post(env.base_url + "/v1/responses", content=packed, headers=headers, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["output"][0]["content"][0]["text"] == " w0 w1"
+    # A bomb: 8 MiB of spaces in a few KB is refused on its decoded size.
+    bomb = b" " * (8 << 20)
+    packed = gzip.compress(bomb, 9) if encoding == "gzip" else zstandard.ZstdCompressor(level=19).compress(bomb)
+    assert len(packed) < 1 << 20
+    r = httpx.post(env.base_url + "/v1/responses", content=packed, headers=headers, timeout=60)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "request_too_large"

@@ -292,6 +292,41 @@ async fn a_function_tool_round_trip_through_the_bridge() {
 }
 
 #[tokio::test]
+async fn native_responses_reach_every_backend_kind_at_its_path() {
+    let h = Harness::new().await;
+    let (key, _) = h.key(json!({"name": "r"})).await;
+    let root = h.mock.url();
+    let v1 = format!("{root}/v1");
+    for (backend, base) in [
+        ("openai", &v1),
+        ("api3", &v1),
+        ("vllm", &root),
+        ("llamacpp", &root),
+        ("ollama", &root),
+    ] {
+        let name = format!("n-{backend}");
+        h.model_at(
+            &name,
+            backend,
+            base,
+            "mock?tokens=2",
+            json!({"responses_api": "native"}),
+        )
+        .await;
+        let a = respond(&h, &key, json!({"model": name, "input": "x"})).await;
+        assert_eq!(a.status, 200, "{backend}: {}", a.text());
+        assert_eq!(a.json()["id"], "resp_mock1", "{backend}");
+        // And embeddings at theirs.
+        let a = embed(&h, &key, json!({"model": name, "input": "x"})).await;
+        assert_eq!(a.status, 200, "{backend}: {}", a.text());
+        assert_eq!(
+            a.json()["data"][0]["embedding"].as_array().unwrap().len(),
+            8
+        );
+    }
+}
+
+#[tokio::test]
 async fn native_responses_pass_through_and_settle_from_the_terminal_event() {
     let h = Harness::new().await;
     let (key, id) = h.key(json!({"name": "r", "quota": 1000})).await;
