@@ -215,6 +215,7 @@ async function createModel(event) {
     upstream_model: f.upstream_model.value.trim() || undefined,
     api_key: f.api_key.value || undefined,
     fallback_urls: list(f.fallback_urls.value),
+    responses_api: f.responses_api.value || null,
   };
   const created = await attempt(() => api("POST", "/models", body));
   if (!created) return;
