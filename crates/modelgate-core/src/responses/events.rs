@@ -201,15 +201,25 @@ impl BridgeRelay {
                 text: String::new(),
             });
         }
-        let Some(Open::Reasoning { id, text }) = &mut self.open else {
-            return;
+        self.text_event(out, "response.reasoning_text.delta", delta);
+    }
+
+    /// Append `delta` to the open item's text, and tell the client.
+    fn text_event(&mut self, out: &mut Vec<u8>, kind: &str, delta: &str) {
+        let id = match &mut self.open {
+            Some(Open::Reasoning { id, text } | Open::Message { id, text }) => {
+                text.push_str(delta);
+                id.clone()
+            }
+            _ => return,
         };
-        text.push_str(delta);
-        let id = id.clone();
         let mut f = self.index_fields(&id);
         f.insert("content_index".into(), json!(0));
         f.insert("delta".into(), json!(delta));
-        self.emit(out, "response.reasoning_text.delta", f);
+        if matches!(self.open, Some(Open::Message { .. })) {
+            f.insert("logprobs".into(), json!([]));
+        }
+        self.emit(out, kind, f);
     }
 
     fn open_message(&mut self, out: &mut Vec<u8>) {
@@ -230,16 +240,7 @@ impl BridgeRelay {
         if !matches!(self.open, Some(Open::Message { .. })) {
             self.open_message(out);
         }
-        let Some(Open::Message { id, text }) = &mut self.open else {
-            return;
-        };
-        text.push_str(delta);
-        let id = id.clone();
-        let mut f = self.index_fields(&id);
-        f.insert("content_index".into(), json!(0));
-        f.insert("delta".into(), json!(delta));
-        f.insert("logprobs".into(), json!([]));
-        self.emit(out, "response.output_text.delta", f);
+        self.text_event(out, "response.output_text.delta", delta);
     }
 
     fn call_delta(&mut self, out: &mut Vec<u8>, call: &Value) {

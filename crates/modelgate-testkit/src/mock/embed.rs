@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Plan, Proto, Shared, error_body};
+use super::{Plan, Proto, Shared, count_or_refuse, error_body};
 
 /// The vector for `text`: `dims` floats from a hash of it, in [-1, 1).
 pub fn vector(text: &str, dims: usize) -> Vec<f32> {
@@ -72,25 +72,8 @@ pub(super) async fn embed(
         .iter()
         .map(|t| t.split_whitespace().count() as u64)
         .sum();
-    if let Ok(mut s) = shared.stats.lock() {
-        s.requests += 1;
-        s.prompt_tokens += words;
-    }
-    if plan.fail_first > 0 {
-        let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
-        let c = counts.entry(model.clone()).or_insert(0);
-        *c += 1;
-        if *c <= plan.fail_first {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(error_body(proto, 503)),
-            )
-                .into_response();
-        }
-    }
-    if let Some(status) = plan.status {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (code, Json(error_body(proto, status))).into_response();
+    if let Some(refusal) = count_or_refuse(&shared, &model, &plan, proto, words) {
+        return refusal;
     }
     match plan.fault.as_str() {
         "hang" => {

@@ -286,6 +286,33 @@ fn error_body(proto: Proto, status: u16) -> Value {
     }
 }
 
+/// Count a request, and the error answer its plan asks for, if any
+/// (`fail_first`, `status`).
+fn count_or_refuse(
+    shared: &Shared,
+    model: &str,
+    plan: &Plan,
+    proto: Proto,
+    prompt: u64,
+) -> Option<Response> {
+    if let Ok(mut s) = shared.stats.lock() {
+        s.requests += 1;
+        s.prompt_tokens += prompt;
+    }
+    if plan.fail_first > 0 {
+        let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
+        let c = counts.entry(model.to_owned()).or_insert(0);
+        *c += 1;
+        if *c <= plan.fail_first {
+            let body = Json(error_body(proto, 503));
+            return Some((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
+        }
+    }
+    let status = plan.status?;
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    Some((code, Json(error_body(proto, status))).into_response())
+}
+
 async fn generate(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -312,25 +339,8 @@ async fn generate(
         .to_owned();
     let plan = Plan::from_model(&model);
     let prompt = count_prompt(&req, proto, chat);
-    if let Ok(mut s) = shared.stats.lock() {
-        s.requests += 1;
-        s.prompt_tokens += prompt;
-    }
-    if plan.fail_first > 0 {
-        let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
-        let c = counts.entry(model.clone()).or_insert(0);
-        *c += 1;
-        if *c <= plan.fail_first {
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(error_body(proto, 503)),
-            )
-                .into_response();
-        }
-    }
-    if let Some(status) = plan.status {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return (code, Json(error_body(proto, status))).into_response();
+    if let Some(refusal) = count_or_refuse(&shared, &model, &plan, proto, prompt) {
+        return refusal;
     }
     if let Some(port) = plan.redirect_port {
         let path = if chat {
