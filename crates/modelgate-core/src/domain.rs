@@ -317,6 +317,30 @@ pub struct UsageRow {
     pub errors: i64,
 }
 
+/// A stored Response: what `previous_response_id`, `item_reference` and
+/// `GET /v1/responses/{id}` read back. The JSON columns are kept as text,
+/// as the client sent and was answered, so every store keeps them alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// `resp_...`.
+    pub id: String,
+    /// The key that made it: only that key (or an admin) reads it.
+    pub key_id: String,
+    /// Public model name.
+    pub model: String,
+    /// The response it continued, if any.
+    pub previous_response_id: Option<String>,
+    /// The request's input items, a JSON array (a string input as one
+    /// user message item).
+    pub input: String,
+    /// The Response object as answered, JSON.
+    pub response: String,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Gone for every read from this time on (ms since the epoch).
+    pub expires_at: i64,
+}
+
 /// Distinguish an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -11,7 +11,8 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, StoredResponse,
+    UsageQuery, UsageRow,
 };
 use crate::error::StoreError;
 
@@ -167,9 +168,37 @@ pub trait UsageStore: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<Vec<UsageRow>, StoreError>> + MaybeSend;
 }
 
+/// Stored Responses (conversation state), each under its id.
+pub trait ResponseStore: MaybeSend + MaybeSync + 'static {
+    /// Keep `response` (replacing one with the same id).
+    fn put_response(
+        &self,
+        response: &StoredResponse,
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
+    /// The response with this id, unless it expired by `now_ms`.
+    fn get_response(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<StoredResponse>, StoreError>> + MaybeSend;
+    /// Delete; `false` when there was no such response.
+    fn delete_response(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + MaybeSend;
+    /// Delete up to `limit` responses expired by `now_ms`, by an index of
+    /// expiry (never a scan); how many went. Stores whose engine expires
+    /// items itself (DynamoDB's TTL) may delete none.
+    fn purge_responses(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<u64, StoreError>> + MaybeSend;
+}
+
 /// A store that keeps everything the gateway persists.
-pub trait Store: KeyStore + ModelStore + UsageStore {}
-impl<T: KeyStore + ModelStore + UsageStore> Store for T {}
+pub trait Store: KeyStore + ModelStore + UsageStore + ResponseStore {}
+impl<T: KeyStore + ModelStore + UsageStore + ResponseStore> Store for T {}
 
 /// What a rate limiter answers for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
 use crate::domain::{
-    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, UsageQuery,
+    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, StoredResponse, UsageQuery,
 };
 use crate::error::StoreError;
 use crate::secret::Secret;
@@ -231,6 +231,35 @@ pub fn usage_params(q: &UsageQuery) -> Vec<SqlValue> {
         q.model.clone().into(),
     ]
 }
+
+/// Keep a response: with [`response_params`].
+pub const PUT_RESPONSE: &str = "INSERT OR REPLACE INTO responses (id, key_id, model, previous_response_id, \
+     input, response, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Parameters of [`PUT_RESPONSE`].
+pub fn response_params(r: &StoredResponse) -> Vec<SqlValue> {
+    vec![
+        text(&r.id),
+        text(&r.key_id),
+        text(&r.model),
+        r.previous_response_id.clone().into(),
+        text(&r.input),
+        text(&r.response),
+        int(r.created_at),
+        int(r.expires_at),
+    ]
+}
+
+/// The response ?1, unless expired by ?2.
+pub const GET_RESPONSE: &str = "SELECT id, key_id, model, previous_response_id, input, response, created_at, \
+     expires_at FROM responses WHERE id = ?1 AND expires_at > ?2";
+
+/// Delete the response ?1.
+pub const DELETE_RESPONSE: &str = "DELETE FROM responses WHERE id = ?1";
+
+/// Delete up to ?2 responses expired by ?1, found by the expiry index.
+pub const PURGE_RESPONSES: &str = "DELETE FROM responses WHERE id IN \
+     (SELECT id FROM responses WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
 
 /// One GCRA step for key ?1 at ?2 (now, µs) with ?3 (interval, µs) and ?4
 /// (window, µs), atomically: RETURNING the new TAT when allowed, no row

@@ -24,6 +24,7 @@
 
 mod keys;
 mod models;
+mod responses;
 mod usage;
 
 use std::collections::HashMap;
@@ -120,7 +121,7 @@ impl DynamoStore {
             .send()
             .await;
         match created {
-            Ok(_) => Ok(()),
+            Ok(_) => self.enable_ttl().await,
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_resource_in_use_exception()) =>

@@ -20,10 +20,11 @@
 //!   unlimited gateway.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, StoredResponse,
+    UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{KeyStore, ModelStore, Store, UsageStore};
+use modelgate_core::ports::{KeyStore, ModelStore, ResponseStore, Store, UsageStore};
 use redis::Script;
 
 use crate::{Connection, unavailable};
@@ -342,6 +343,28 @@ impl<S: Store> ModelStore for RedisQuota<S> {
 
     async fn delete_model(&self, id: &str) -> Result<bool, StoreError> {
         self.store.delete_model(id).await
+    }
+}
+
+impl<S: Store> ResponseStore for RedisQuota<S> {
+    async fn put_response(&self, response: &StoredResponse) -> Result<(), StoreError> {
+        self.store.put_response(response).await
+    }
+
+    async fn get_response(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        self.store.get_response(id, now_ms).await
+    }
+
+    async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+        self.store.delete_response(id).await
+    }
+
+    async fn purge_responses(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        self.store.purge_responses(now_ms, limit).await
     }
 }
 

@@ -20,6 +20,7 @@
 mod checkpoint;
 mod keys;
 mod models;
+mod responses;
 mod writer;
 
 use std::path::Path;
@@ -49,6 +50,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_endpoints.sql",
         include_str!("../../../migrations/0004_endpoints.sql"),
+    ),
+    (
+        "0005_responses.sql",
+        include_str!("../../../migrations/0005_responses.sql"),
     ),
 ];
 

@@ -8,11 +8,14 @@
 //! never a counter, since KV is eventually consistent.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, StoredResponse,
+    UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
-use modelgate_core::ports::{KeyStore, ModelStore, RateDecision, RateLimiter, UsageStore};
+use modelgate_core::ports::{
+    KeyStore, ModelStore, RateDecision, RateLimiter, ResponseStore, UsageStore,
+};
 use modelgate_core::sql::{self, KeyRow, ModelRow, SqlValue};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
@@ -256,6 +259,34 @@ impl ModelStore for D1Store {
             .changes(sql::DELETE_MODEL, &[SqlValue::Text(id.into())])
             .await?
             > 0)
+    }
+}
+
+impl ResponseStore for D1Store {
+    async fn put_response(&self, response: &StoredResponse) -> Result<(), StoreError> {
+        self.changes(sql::PUT_RESPONSE, &sql::response_params(response))
+            .await
+            .map(drop)
+    }
+
+    async fn get_response(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let args = [SqlValue::Text(id.into()), SqlValue::Int(now_ms)];
+        Ok(self.rows(sql::GET_RESPONSE, &args).await?.pop())
+    }
+
+    async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+        let args = [SqlValue::Text(id.into())];
+        Ok(self.changes(sql::DELETE_RESPONSE, &args).await? > 0)
+    }
+
+    async fn purge_responses(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let args = [SqlValue::Int(now_ms), SqlValue::Int(i64::from(limit))];
+        let gone = self.changes(sql::PURGE_RESPONSES, &args).await?;
+        Ok(u64::try_from(gone).unwrap_or(0))
     }
 }
 

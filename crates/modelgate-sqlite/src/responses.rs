@@ -1,0 +1,49 @@
+//! Stored Responses, with the shared statements of [`modelgate_core::sql`].
+
+use modelgate_core::domain::StoredResponse;
+use modelgate_core::error::StoreError;
+use modelgate_core::ports::ResponseStore;
+use modelgate_core::sql::{self, SqlValue};
+use rusqlite::Row;
+
+use crate::SqliteStore;
+
+fn response_row(r: &Row<'_>) -> rusqlite::Result<StoredResponse> {
+    Ok(StoredResponse {
+        id: r.get(0)?,
+        key_id: r.get(1)?,
+        model: r.get(2)?,
+        previous_response_id: r.get(3)?,
+        input: r.get(4)?,
+        response: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+    })
+}
+
+impl ResponseStore for SqliteStore {
+    async fn put_response(&self, response: &StoredResponse) -> Result<(), StoreError> {
+        self.execute(sql::PUT_RESPONSE, &sql::response_params(response))
+            .map(drop)
+    }
+
+    async fn get_response(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let args = [SqlValue::Text(id.to_owned()), SqlValue::Int(now_ms)];
+        let mut found = self.query_all(sql::GET_RESPONSE, &args, response_row, Ok)?;
+        Ok(found.pop())
+    }
+
+    async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.execute(sql::DELETE_RESPONSE, &[SqlValue::Text(id.to_owned())])? > 0)
+    }
+
+    async fn purge_responses(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let args = [SqlValue::Int(now_ms), SqlValue::Int(i64::from(limit))];
+        let gone = self.execute(sql::PURGE_RESPONSES, &args)?;
+        Ok(u64::try_from(gone).unwrap_or(0))
+    }
+}
