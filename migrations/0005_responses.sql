@@ -14,3 +14,4 @@ CREATE TABLE IF NOT EXISTS responses (
 );
 
 CREATE INDEX IF NOT EXISTS responses_by_expiry ON responses (expires_at);
+CREATE INDEX IF NOT EXISTS responses_by_key ON responses (key_id, created_at);

@@ -46,3 +46,13 @@ def test_keys_live_in_the_configured_store(env):
         with sqlite3.connect(settings["MG_DB_PATH"]) as db:
             rows = db.execute("SELECT name FROM api_keys WHERE id = ?", (created["id"],)).fetchall()
         assert rows == [(created["name"],)]
+
+
+def test_a_conversation_continues_on_another_process(env, second):
+    key = env.make_key()["key"]
+    one, two = clients(env, second, key)
+    model = env.make_model("mock?tokens=1")
+    first = one.responses.create(model=model, input="started on one")
+    follow = two.responses.create(model=model, input="continued on two", previous_response_id=first.id)
+    assert follow.previous_response_id == first.id
+    assert two.responses.retrieve(first.id).id == first.id

@@ -90,3 +90,18 @@ def test_real_embeddings(env, llama_embeddings):
             break
         time.sleep(0.05)
     assert key["quota_used"] == r.usage.prompt_tokens + floats.usage.prompt_tokens
+
+
+def test_real_three_turn_conversation(env, client, llama_model):
+    turns = []
+    previous = None
+    for text in ("My name is Ada.", "I live in Paris.", "What is my name?"):
+        r = client.responses.create(model=llama_model, input=text, max_output_tokens=8, temperature=0,
+                                    previous_response_id=previous)
+        assert r.previous_response_id == previous and r.output_text
+        turns.append(r)
+        previous = r.id
+    # The model saw the earlier turns: each prompt holds the one before,
+    # its answer, and more.
+    for before, after in zip(turns, turns[1:]):
+        assert after.usage.input_tokens > before.usage.input_tokens + before.usage.output_tokens

@@ -51,6 +51,32 @@ pub struct Config {
     /// Let upstreams be link-local or cloud metadata addresses
     /// (`MG_ALLOW_LINK_LOCAL_UPSTREAMS`; see [`crate::edge`]).
     pub allow_link_local_upstreams: bool,
+    /// Stored responses (`/v1/responses` with `store`).
+    pub responses: ResponsesSettings,
+}
+
+/// How responses are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponsesSettings {
+    /// Keep responses asked to be stored (`MG_RESPONSES_STORE`; off: none
+    /// is, and chains are refused).
+    pub store: bool,
+    /// How long a stored response lives, ms (`MG_RESPONSES_RETENTION_DAYS`).
+    pub retention_ms: u64,
+    /// The largest response kept (its input and answer as JSON), bytes
+    /// (`MG_RESPONSES_MAX_BYTES`); a larger one is answered but not kept.
+    pub max_bytes: usize,
+}
+
+impl Default for ResponsesSettings {
+    fn default() -> Self {
+        Self {
+            store: true,
+            retention_ms: 30 * 86_400_000,
+            // DynamoDB's items end at 400 KB.
+            max_bytes: 350_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -69,6 +95,7 @@ impl Default for Config {
             upstream_secrets: BTreeSet::new(),
             trusted_proxy_hops: 0,
             allow_link_local_upstreams: false,
+            responses: ResponsesSettings::default(),
         }
     }
 }
@@ -184,6 +211,16 @@ impl Config {
                 var: "MG_UPSTREAM_SECRETS".into(),
                 why,
             })?;
+        }
+        c.responses.store = get("MG_RESPONSES_STORE").is_none() || flag("MG_RESPONSES_STORE")?;
+        if let Some(v) = num::<u64>(
+            "MG_RESPONSES_RETENTION_DAYS",
+            get("MG_RESPONSES_RETENTION_DAYS"),
+        )? {
+            c.responses.retention_ms = v.max(1).saturating_mul(86_400_000);
+        }
+        if let Some(v) = num("MG_RESPONSES_MAX_BYTES", get("MG_RESPONSES_MAX_BYTES"))? {
+            c.responses.max_bytes = v;
         }
         if c.default_rpm == 0 {
             return Err(ConfigError {

@@ -341,6 +341,37 @@ pub struct StoredResponse {
     pub expires_at: i64,
 }
 
+/// What the admin's list of a key's stored responses shows of each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseSummary {
+    /// `resp_...`.
+    pub id: String,
+    /// The key that made it.
+    pub key_id: String,
+    /// Public model name.
+    pub model: String,
+    /// The response it continued, if any.
+    pub previous_response_id: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Gone from this time on, ms since the epoch.
+    pub expires_at: i64,
+}
+
+impl StoredResponse {
+    /// Its summary.
+    pub fn summary(&self) -> ResponseSummary {
+        ResponseSummary {
+            id: self.id.clone(),
+            key_id: self.key_id.clone(),
+            model: self.model.clone(),
+            previous_response_id: self.previous_response_id.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// Distinguish an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -81,6 +81,14 @@ pub enum RequestError {
     /// No such route or resource.
     #[error("not found")]
     NotFound(String),
+    /// A resource a parameter names does not exist (or is not this key's).
+    #[error("{message}")]
+    Missing {
+        /// What is missing, for the client.
+        message: String,
+        /// The parameter that named it.
+        param: Option<String>,
+    },
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -300,6 +308,13 @@ impl GatewayError {
                         printable(e)
                     ),
                     param: None,
+                },
+                RequestError::Missing { message, param } => Shape {
+                    status: StatusCode::NOT_FOUND,
+                    kind: "invalid_request_error",
+                    code: Some("not_found"),
+                    message: message.clone(),
+                    param: param.clone(),
                 },
                 RequestError::MethodNotAllowed => s(
                     StatusCode::METHOD_NOT_ALLOWED,

@@ -11,8 +11,8 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, StoredResponse,
-    UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary, Settlement,
+    StoredResponse, UsageQuery, UsageRow,
 };
 use crate::error::StoreError;
 
@@ -181,6 +181,14 @@ pub trait ResponseStore: MaybeSend + MaybeSync + 'static {
         id: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<StoredResponse>, StoreError>> + MaybeSend;
+    /// Key `key_id`'s responses not expired by `now_ms`, newest first, at
+    /// most `limit`.
+    fn list_responses(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ResponseSummary>, StoreError>> + MaybeSend;
     /// Delete; `false` when there was no such response.
     fn delete_response(
         &self,

@@ -13,6 +13,9 @@ use crate::error::RequestError;
 mod embeddings;
 mod responses;
 
+pub(crate) use responses::prompt_bound as responses_prompt_bound;
+pub use responses::valid_id;
+
 /// Which OpenAI endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {

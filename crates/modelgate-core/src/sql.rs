@@ -254,6 +254,10 @@ pub fn response_params(r: &StoredResponse) -> Vec<SqlValue> {
 pub const GET_RESPONSE: &str = "SELECT id, key_id, model, previous_response_id, input, response, created_at, \
      expires_at FROM responses WHERE id = ?1 AND expires_at > ?2";
 
+/// Key ?1's responses not expired by ?2, newest first, at most ?3.
+pub const LIST_RESPONSES: &str = "SELECT id, key_id, model, previous_response_id, created_at, expires_at \
+     FROM responses WHERE key_id = ?1 AND expires_at > ?2 ORDER BY created_at DESC, id LIMIT ?3";
+
 /// Delete the response ?1.
 pub const DELETE_RESPONSE: &str = "DELETE FROM responses WHERE id = ?1";
 

@@ -163,7 +163,7 @@ async fn bridged_responses_translate_both_ways_and_settle() {
     assert_eq!(v["object"], "response");
     assert_eq!(v["status"], "completed");
     assert_eq!(v["model"], "m");
-    assert_eq!(v["store"], false);
+    assert_eq!(v["store"], true);
     assert_eq!(v["metadata"]["trace"], "t1");
     assert_eq!(v["output"][0]["content"][0]["text"], " w0 w1 w2");
     assert_eq!(v["usage"]["input_tokens"], 4);
@@ -399,12 +399,12 @@ async fn unsupported_responses_features_are_clear_400s() {
     h.model("m", "vllm", "mock").await;
     for (body, param) in [
         (
-            json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
-            "previous_response_id",
+            json!({"model": "m", "input": "x", "conversation": "conv_1"}),
+            "conversation",
         ),
         (
-            json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
-            "input[0]",
+            json!({"model": "m", "input": "x", "background": true}),
+            "background",
         ),
         (
             json!({"model": "m", "input": [{"type": "web_search_call", "id": "ws_1"}]}),

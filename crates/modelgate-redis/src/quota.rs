@@ -20,8 +20,8 @@
 //!   unlimited gateway.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, StoredResponse,
-    UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary, Settlement,
+    StoredResponse, UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{KeyStore, ModelStore, ResponseStore, Store, UsageStore};
@@ -357,6 +357,15 @@ impl<S: Store> ResponseStore for RedisQuota<S> {
         now_ms: i64,
     ) -> Result<Option<StoredResponse>, StoreError> {
         self.store.get_response(id, now_ms).await
+    }
+
+    async fn list_responses(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ResponseSummary>, StoreError> {
+        self.store.list_responses(key_id, now_ms, limit).await
     }
 
     async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {

@@ -1,6 +1,6 @@
 //! Stored Responses, with the shared statements of [`modelgate_core::sql`].
 
-use modelgate_core::domain::StoredResponse;
+use modelgate_core::domain::{ResponseSummary, StoredResponse};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::ResponseStore;
 use modelgate_core::sql::{self, SqlValue};
@@ -35,6 +35,30 @@ impl ResponseStore for SqliteStore {
         let args = [SqlValue::Text(id.to_owned()), SqlValue::Int(now_ms)];
         let mut found = self.query_all(sql::GET_RESPONSE, &args, response_row, Ok)?;
         Ok(found.pop())
+    }
+
+    async fn list_responses(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ResponseSummary>, StoreError> {
+        let args = [
+            SqlValue::Text(key_id.to_owned()),
+            SqlValue::Int(now_ms),
+            SqlValue::Int(i64::from(limit)),
+        ];
+        let row = |r: &Row<'_>| {
+            Ok(ResponseSummary {
+                id: r.get(0)?,
+                key_id: r.get(1)?,
+                model: r.get(2)?,
+                previous_response_id: r.get(3)?,
+                created_at: r.get(4)?,
+                expires_at: r.get(5)?,
+            })
+        };
+        self.query_all(sql::LIST_RESPONSES, &args, row, Ok)
     }
 
     async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use modelgate_core::auth;
 use modelgate_core::backend::{BackendKind, ResponsesApi};
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, Settlement,
-    StoredResponse, UsageQuery, UsageRecord,
+    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
+    Settlement, StoredResponse, UsageQuery, UsageRecord,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::Store;
@@ -488,7 +488,8 @@ pub fn stored_response(id: &str, key_id: &str, created_at: i64, expires_at: i64)
 }
 
 /// Stored responses: put, get verbatim, replace, expire for reads at
-/// once, delete, and purge only what expired, in bounded batches.
+/// once, list a key's newest first, delete, and purge only what expired,
+/// in bounded batches.
 pub async fn responses_roundtrip<S: Store>(s: Arc<S>) {
     let r = stored_response("resp_1", "key_a", 1_000, 10_000);
     s.put_response(&r).await.unwrap();
@@ -543,6 +544,23 @@ pub async fn responses_roundtrip<S: Store>(s: Arc<S>) {
         s.get_response("resp_live", 10_000).await.unwrap(),
         Some(live)
     );
+
+    s.put_response(&stored_response("resp_newer", "key_b", 2, 1_000_000))
+        .await
+        .unwrap();
+    let ids = |l: Vec<ResponseSummary>| l.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let listed = s.list_responses("key_b", 10_000, 10).await.unwrap();
+    assert_eq!(ids(listed), ["resp_newer", "resp_live"]);
+    let one = s.list_responses("key_b", 10_000, 1).await.unwrap();
+    assert_eq!(
+        one,
+        [stored_response("resp_newer", "key_b", 2, 1_000_000).summary()]
+    );
+    let expired = s.list_responses("key_a", 10_000, 10).await.unwrap();
+    assert!(expired.is_empty(), "{expired:?}");
+    assert!(s.delete_response("resp_live").await.unwrap());
+    let left = s.list_responses("key_b", 10_000, 10).await.unwrap();
+    assert_eq!(ids(left), ["resp_newer"]);
 }
 
 /// Generate one `#[tokio::test]` per conformance case for a store.

@@ -8,8 +8,8 @@
 //! never a counter, since KV is eventually consistent.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, Settlement, StoredResponse,
-    UsageQuery, UsageRow,
+    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary, Settlement,
+    StoredResponse, UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
@@ -276,6 +276,20 @@ impl ResponseStore for D1Store {
     ) -> Result<Option<StoredResponse>, StoreError> {
         let args = [SqlValue::Text(id.into()), SqlValue::Int(now_ms)];
         Ok(self.rows(sql::GET_RESPONSE, &args).await?.pop())
+    }
+
+    async fn list_responses(
+        &self,
+        key_id: &str,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ResponseSummary>, StoreError> {
+        let args = [
+            SqlValue::Text(key_id.into()),
+            SqlValue::Int(now_ms),
+            SqlValue::Int(i64::from(limit)),
+        ];
+        self.rows(sql::LIST_RESPONSES, &args).await
     }
 
     async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {

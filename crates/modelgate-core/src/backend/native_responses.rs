@@ -63,6 +63,8 @@ pub struct NativeResponsesRelay {
     /// The response id, from `response.created`.
     id: String,
     next_sequence: u64,
+    /// The Response the upstream's terminal event carried, JSON.
+    final_response: Option<String>,
     pub(super) state: StreamState,
 }
 
@@ -73,8 +75,14 @@ impl NativeResponsesRelay {
             decoder: SseDecoder::new(),
             id: fallback_id,
             next_sequence: 0,
+            final_response: None,
             state: StreamState::default(),
         }
+    }
+
+    /// The Response the upstream's stream ended with (JSON), if it did.
+    pub fn final_response(&self) -> Option<&str> {
+        self.final_response.as_deref()
     }
 
     pub(super) fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
@@ -161,6 +169,10 @@ impl NativeResponsesRelay {
             .and_then(|r| r.usage)
             .as_ref()
             .and_then(Usage::from_json);
+        self.final_response = serde_json::from_str::<Value>(data)
+            .ok()
+            .and_then(|mut v| v.get_mut("response").map(Value::take))
+            .map(|r| r.to_string());
         self.state.outcome = Some(outcome);
     }
 }

@@ -175,9 +175,21 @@ impl<P: Ports> Gateway<P> {
                     &json!({"request_id": id, "released": true}),
                 ))
             }
-            (["keys" | "models" | "usage" | "verify" | "reservations", ..], _) => {
-                Err(RequestError::MethodNotAllowed.into())
+            (["responses"], &Method::GET) => {
+                self.admin_list_responses(req.uri().query().unwrap_or(""))
+                    .await
             }
+            (["responses", "purge"], &Method::POST) => self.admin_purge_responses().await,
+            (["responses", id], &Method::GET | &Method::DELETE) => {
+                self.admin_response(req.method(), id).await
+            }
+            (
+                [
+                    "keys" | "models" | "usage" | "verify" | "reservations" | "responses",
+                    ..,
+                ],
+                _,
+            ) => Err(RequestError::MethodNotAllowed.into()),
             _ => Err(RequestError::NotFound("Admin route".to_owned()).into()),
         }
     }

@@ -8,6 +8,7 @@
 
 mod admin;
 mod admission;
+mod conversation;
 mod forward;
 mod head;
 mod leases;
@@ -81,6 +82,8 @@ struct Inner<P: Ports> {
     breakers: Breakers,
     /// When this instance last looked for expired leases (epoch ms).
     last_sweep_ms: AtomicI64,
+    /// When this instance last deleted expired responses (epoch ms).
+    last_purge_ms: AtomicI64,
 }
 
 /// The gateway, generic over the runtime's ports. Cheap to clone.
@@ -114,6 +117,7 @@ impl<P: Ports> Gateway<P> {
                 config,
                 breakers: Breakers::new(),
                 last_sweep_ms: AtomicI64::new(0),
+                last_purge_ms: AtomicI64::new(0),
             }),
         }
     }
@@ -217,6 +221,14 @@ impl<P: Ports> Gateway<P> {
                 self.proxy(req, peer, request_id, crate::request::Endpoint::Responses)
                     .await
             }
+            (["v1", "responses", id], &Method::GET | &Method::DELETE) => {
+                let id = percent_decode(id);
+                self.stored_route(&req, peer, &id, false).await
+            }
+            (["v1", "responses", id, "input_items"], &Method::GET) => {
+                let id = percent_decode(id);
+                self.stored_route(&req, peer, &id, true).await
+            }
             (["v1", "models"], &Method::GET) => self.list_models(&req, peer).await,
             (["v1", "models", id @ ..], &Method::GET) if !id.is_empty() => {
                 // Model names may contain '/', e.g. "Qwen/Qwen2.5-0.5B".
@@ -229,7 +241,7 @@ impl<P: Ports> Gateway<P> {
                 | ["v1", "chat", "completions"]
                 | ["v1", "completions"]
                 | ["v1", "embeddings"]
-                | ["v1", "responses"]
+                | ["v1", "responses", ..]
                 | ["v1", "models", ..],
                 _,
             ) => Err(RequestError::MethodNotAllowed.into()),

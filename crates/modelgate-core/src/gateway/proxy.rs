@@ -6,6 +6,7 @@ use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 
 use super::admission::Admission;
+use super::conversation::Conversation;
 use super::stream::ClientRelay;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
@@ -184,7 +185,7 @@ impl<P: Ports> Gateway<P> {
         let started_ms = self.now_ms();
         let key = self.key_of(&req, peer).await?;
         let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
-        let parsed = request::parse(endpoint, &raw)?;
+        let mut parsed = request::parse(endpoint, &raw)?;
         drop(raw);
         let model_name = parsed
             .model
@@ -195,9 +196,19 @@ impl<P: Ports> Gateway<P> {
             })?;
         let model = self.resolve_model(&key, &model_name).await?;
         model.backend.supports(&parsed)?;
+        let conversation = if endpoint == Endpoint::Responses {
+            self.continue_conversation(&key, &model, &mut parsed, request_id)
+                .await?
+        } else {
+            Conversation::default()
+        };
         let bridge =
             if endpoint == Endpoint::Responses && model.responses_api() == ResponsesApi::Bridge {
-                let echo = Echo::new(&parsed.body, request_id, &model.name, started_ms / 1000);
+                let echo = Echo::new(&parsed.body, request_id, &model.name, started_ms / 1000)
+                    .with_state(
+                        conversation.keep.is_some(),
+                        conversation.previous_response_id.clone(),
+                    );
                 Some((echo, responses::to_chat(&parsed.body)?))
             } else {
                 None
@@ -268,7 +279,8 @@ impl<P: Ports> Gateway<P> {
                 relay,
                 admission,
                 deadline_ms,
-            );
+            )
+            .keeping(conversation.keep);
             let mut r = http::Response::new(Body::Stream(Box::new(stream)));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -287,10 +299,15 @@ impl<P: Ports> Gateway<P> {
                     .map_err(GatewayError::from),
                 Err(e) => Err(e),
             };
-            let (body, usage) = match result {
+            let (mut body, usage) = match result {
                 Ok(ok) => ok,
                 Err(e) => return Err(settle_failure(admission, e).await),
             };
+            if let Some(keep) = conversation.keep
+                && !self.keep_response(keep, &body).await
+            {
+                body = not_stored(body);
+            }
             admission.settle(usage, 0, 200, None).await;
             let mut r = http::Response::new(Body::Full(body));
             r.headers_mut()
@@ -345,6 +362,17 @@ async fn settle_failure<P: Ports>(admission: Admission<P>, e: GatewayError) -> G
     let status = e.status().as_u16();
     admission.settle(None, 0, status, Some(e.code())).await;
     e
+}
+
+/// A Response that could not be kept says so (`store: false`).
+fn not_stored(body: Bytes) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut v) if v.get("store").is_some() => {
+            v["store"] = serde_json::Value::Bool(false);
+            Bytes::from(v.to_string())
+        }
+        _ => body,
+    }
 }
 
 /// SHA-256 of the request's bearer token.

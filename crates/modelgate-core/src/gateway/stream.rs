@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::Gateway;
 use super::admission::Admission;
+use super::conversation::Keep;
 use crate::backend::{Relay, StreamOutcome, StreamState};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 use crate::responses::BridgeRelay;
@@ -56,6 +57,15 @@ impl ClientRelay {
             Self::Bridge(r) => r.state(),
         }
     }
+
+    /// The Response a Responses stream ended with, JSON.
+    fn final_response(&self) -> Option<&str> {
+        match self {
+            Self::Upstream(Relay::Responses(r)) => r.final_response(),
+            Self::Upstream(_) => None,
+            Self::Bridge(r) => r.final_response(),
+        }
+    }
 }
 
 /// The client side of a streamed response.
@@ -72,6 +82,8 @@ pub struct ResponseStream<P: Ports> {
     relay: ClientRelay,
     admission: Option<Admission<P>>,
     deadline_ms: i64,
+    /// Keep the Response the stream ends with.
+    keep: Option<Keep>,
 }
 
 impl<P: Ports> ResponseStream<P> {
@@ -88,7 +100,14 @@ impl<P: Ports> ResponseStream<P> {
             relay,
             admission: Some(admission),
             deadline_ms,
+            keep: None,
         }
+    }
+
+    /// Keep the Response this stream ends with, as `keep` says.
+    pub(super) fn keeping(mut self, keep: Option<Keep>) -> Self {
+        self.keep = keep;
+        self
     }
 
     /// The next bytes for the client, `None` once the stream is over.
@@ -148,8 +167,20 @@ impl<P: Ports> ResponseStream<P> {
             None => Some("client_disconnected".to_owned()),
         };
         let (usage, chunks) = (state.usage, state.output_chunks);
+        // A stream that ended with a Response is kept before the client
+        // sees the end, so a follow-up can continue it at once.
+        let keep = self
+            .keep
+            .take()
+            .zip(self.relay.final_response().map(str::to_owned));
+        let gateway = self.gateway.clone();
         // Dropped unfinished, the future's admission still settles.
-        Some(async move { admission.settle(usage, chunks, 200, error).await })
+        Some(async move {
+            if let Some((keep, answer)) = keep {
+                gateway.keep_response(keep, answer.as_bytes()).await;
+            }
+            admission.settle(usage, chunks, 200, error).await;
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! `/v1/responses`: the request's checks and its input bound (how it is
-//! served is [`crate::responses`]).
+//! served is [`crate::responses`]; stored state, `previous_response_id` and
+//! `item_reference`, is resolved by the gateway before admission).
 
 use serde_json::{Map, Value};
 
@@ -21,24 +22,20 @@ pub(super) fn parse(body: Map<String, Value>) -> Result<ProxyRequest, RequestErr
             Some("background"),
         ));
     }
-    for k in ["previous_response_id", "conversation"] {
-        if body.get(k).is_some_and(|v| !v.is_null()) {
-            return Err(RequestError::invalid(
-                format!(
-                    "'{k}' is not supported yet: ModelGate keeps no responses, so send the whole conversation in 'input'."
-                ),
-                Some(k),
-            ));
-        }
+    if body.get("conversation").is_some_and(|v| !v.is_null()) {
+        return Err(RequestError::invalid(
+            "'conversation' is not supported: continue with 'previous_response_id', or send the whole conversation in 'input'.",
+            Some("conversation"),
+        ));
+    }
+    match body.get("previous_response_id") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(id)) if valid_id(id) => {}
+        Some(_) => return Err(wrong_type("previous_response_id", "a response id")),
     }
     let max_tokens = opt_int(&body, "max_output_tokens", 1, MAX_TOKENS_LIMIT)?;
     opt_num(&body, "temperature", 0.0, 2.0)?;
     opt_num(&body, "top_p", 0.0, 1.0)?;
-    let instructions = match body.get("instructions") {
-        None | Some(Value::Null) => 0,
-        Some(Value::String(s)) => s.len() as u64 + MESSAGE_OVERHEAD,
-        Some(_) => return Err(wrong_type("instructions", "a string")),
-    };
     match body.get("tools") {
         None | Some(Value::Null | Value::Array(_)) => {}
         Some(_) => return Err(wrong_type("tools", "an array")),
@@ -47,14 +44,7 @@ pub(super) fn parse(body: Map<String, Value>) -> Result<ProxyRequest, RequestErr
         None | Some(Value::Null | Value::Object(_)) => {}
         Some(_) => return Err(wrong_type("metadata", "an object")),
     }
-    let prompt_bound = MESSAGE_OVERHEAD
-        + instructions
-        + input_bound(body.get("input"))?
-        + ["tools", "text"]
-            .iter()
-            .filter_map(|k| body.get(*k))
-            .map(json_len)
-            .sum::<u64>();
+    let prompt_bound = prompt_bound(&body)?;
     Ok(ProxyRequest {
         endpoint: Endpoint::Responses,
         body,
@@ -67,8 +57,31 @@ pub(super) fn parse(body: Map<String, Value>) -> Result<ProxyRequest, RequestErr
     })
 }
 
-/// An upper bound of the input's tokens, and the items' shape checked as
-/// far as every upstream needs it.
+/// Whether `id` may be a response or item id: short and printable ASCII.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// An upper bound of the prompt's tokens: instructions, input (with any
+/// stored conversation already in it), tools and the text format.
+pub(crate) fn prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestError> {
+    let instructions = match body.get("instructions") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) => s.len() as u64 + MESSAGE_OVERHEAD,
+        Some(_) => return Err(wrong_type("instructions", "a string")),
+    };
+    Ok(MESSAGE_OVERHEAD
+        + instructions
+        + input_bound(body.get("input"))?
+        + ["tools", "text"]
+            .iter()
+            .filter_map(|k| body.get(*k))
+            .map(json_len)
+            .sum::<u64>())
+}
+
+/// The input's bound, and the items' shape checked as far as every
+/// upstream needs it.
 fn input_bound(input: Option<&Value>) -> Result<u64, RequestError> {
     let items = match input {
         None | Some(Value::Null) => {
@@ -87,13 +100,10 @@ fn input_bound(input: Option<&Value>) -> Result<u64, RequestError> {
         let Value::Object(item) = item else {
             return Err(wrong_type(&param, "an object"));
         };
-        if item.get("type").and_then(Value::as_str) == Some("item_reference") {
-            return Err(RequestError::invalid(
-                format!(
-                    "'{param}' is an item_reference: ModelGate keeps no responses yet, so send the item itself (with the Vercel AI SDK, set store: false)."
-                ),
-                Some(&param),
-            ));
+        if item.get("type").and_then(Value::as_str) == Some("item_reference")
+            && !item.get("id").and_then(Value::as_str).is_some_and(valid_id)
+        {
+            return Err(wrong_type(&format!("{param}.id"), "an item id"));
         }
         bound += MESSAGE_OVERHEAD;
         bound += match item.get("content") {

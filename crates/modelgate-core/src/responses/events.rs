@@ -52,6 +52,8 @@ pub struct BridgeRelay {
     open: Option<Open>,
     finish_reason: Option<String>,
     usage: Option<Value>,
+    /// The Response the terminal event carried, JSON.
+    final_response: Option<String>,
 }
 
 impl BridgeRelay {
@@ -69,7 +71,13 @@ impl BridgeRelay {
             open: None,
             finish_reason: None,
             usage: None,
+            final_response: None,
         }
+    }
+
+    /// The Response the stream ended with (JSON), once it has.
+    pub fn final_response(&self) -> Option<&str> {
+        self.final_response.as_deref()
     }
 
     /// Feed upstream bytes; client bytes are appended to `out`.
@@ -348,6 +356,7 @@ impl BridgeRelay {
         } else {
             "response.incomplete"
         };
+        self.final_response = Some(Value::Object(r.clone()).to_string());
         self.emit_response(out, kind, r);
     }
 
@@ -365,6 +374,7 @@ impl BridgeRelay {
             usage(self.usage.as_ref()),
         );
         r.insert("error".into(), error);
+        self.final_response = Some(Value::Object(r.clone()).to_string());
         self.emit_response(out, "response.failed", r);
     }
 }

@@ -8,12 +8,13 @@
 //!   the chat answer becomes a Response ([`from_chat`]) or, streamed, the
 //!   Responses event grammar ([`events`]).
 //!
-//! Stateless for now: nothing is stored, answers say `store: false`, and
-//! `previous_response_id` or `item_reference` inputs are refused (the
-//! request's checks are in `request::responses`).
+//! Stored state (`previous_response_id`, `item_reference`, the `GET`
+//! routes) is the gateway's (`gateway::conversation`, over [`state`]); the
+//! request's checks are in `request::responses`.
 
 mod events;
 mod from_chat;
+pub mod state;
 mod to_chat;
 
 use serde_json::{Map, Value, json};
@@ -33,6 +34,8 @@ pub struct Echo {
     created_at: i64,
     model: String,
     settings: Map<String, Value>,
+    store: bool,
+    previous_response_id: Option<String>,
 }
 
 /// Request fields a Response repeats.
@@ -81,7 +84,16 @@ impl Echo {
             created_at,
             model: model.to_owned(),
             settings,
+            store: false,
+            previous_response_id: None,
         }
+    }
+
+    /// Say whether the response is kept and which one it continued.
+    pub fn with_state(mut self, store: bool, previous_response_id: Option<String>) -> Self {
+        self.store = store;
+        self.previous_response_id = previous_response_id;
+        self
     }
 
     /// The id of output item `n` of kind `prefix` (`msg`, `fc`, `rs`).
@@ -101,9 +113,12 @@ impl Echo {
         r.insert("incomplete_details".into(), Value::Null);
         r.insert("model".into(), json!(self.model));
         r.insert("output".into(), Value::Array(output));
-        r.insert("previous_response_id".into(), Value::Null);
+        r.insert(
+            "previous_response_id".into(),
+            json!(self.previous_response_id),
+        );
         r.insert("reasoning".into(), json!({"effort": null, "summary": null}));
-        r.insert("store".into(), json!(false));
+        r.insert("store".into(), json!(self.store));
         r.insert("truncation".into(), json!("disabled"));
         r.insert("usage".into(), usage);
         for (k, v) in &self.settings {

@@ -32,7 +32,7 @@ fn requests_are_checked_and_bounded() {
         (json!({"model": "m"}), "input"),
         (json!({"input": 5}), "input"),
         (
-            json!({"input": "x", "previous_response_id": "resp_1"}),
+            json!({"input": "x", "previous_response_id": 5}),
             "previous_response_id",
         ),
         (
@@ -41,8 +41,8 @@ fn requests_are_checked_and_bounded() {
         ),
         (json!({"input": "x", "background": true}), "background"),
         (
-            json!({"input": [{"type": "item_reference", "id": "msg_1"}]}),
-            "input[0]",
+            json!({"input": [{"type": "item_reference"}]}),
+            "input[0].id",
         ),
         (json!({"input": ["x"]}), "input[0]"),
         (
