@@ -258,6 +258,21 @@ pub const GET_RESPONSE: &str = "SELECT id, key_id, model, previous_response_id, 
 pub const LIST_RESPONSES: &str = "SELECT id, key_id, model, previous_response_id, created_at, expires_at \
      FROM responses WHERE key_id = ?1 AND expires_at > ?2 ORDER BY created_at DESC, id LIMIT ?3";
 
+/// Parameters of [`LIST_RESPONSES`].
+pub fn list_responses_params(key_id: &str, now_ms: i64, limit: u32) -> Vec<SqlValue> {
+    vec![text(key_id), int(now_ms), int(i64::from(limit))]
+}
+
+/// Parameters of [`GET_RESPONSE`].
+pub fn get_response_params(id: &str, now_ms: i64) -> Vec<SqlValue> {
+    vec![text(id), int(now_ms)]
+}
+
+/// Parameters of [`PURGE_RESPONSES`].
+pub fn purge_responses_params(now_ms: i64, limit: u32) -> Vec<SqlValue> {
+    vec![int(now_ms), int(i64::from(limit))]
+}
+
 /// Delete the response ?1.
 pub const DELETE_RESPONSE: &str = "DELETE FROM responses WHERE id = ?1";
 

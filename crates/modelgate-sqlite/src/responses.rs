@@ -32,7 +32,7 @@ impl ResponseStore for SqliteStore {
         id: &str,
         now_ms: i64,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        let args = [SqlValue::Text(id.to_owned()), SqlValue::Int(now_ms)];
+        let args = sql::get_response_params(id, now_ms);
         let mut found = self.query_all(sql::GET_RESPONSE, &args, response_row, Ok)?;
         Ok(found.pop())
     }
@@ -43,11 +43,7 @@ impl ResponseStore for SqliteStore {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<ResponseSummary>, StoreError> {
-        let args = [
-            SqlValue::Text(key_id.to_owned()),
-            SqlValue::Int(now_ms),
-            SqlValue::Int(i64::from(limit)),
-        ];
+        let args = sql::list_responses_params(key_id, now_ms, limit);
         let row = |r: &Row<'_>| {
             Ok(ResponseSummary {
                 id: r.get(0)?,
@@ -66,7 +62,7 @@ impl ResponseStore for SqliteStore {
     }
 
     async fn purge_responses(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
-        let args = [SqlValue::Int(now_ms), SqlValue::Int(i64::from(limit))];
+        let args = sql::purge_responses_params(now_ms, limit);
         let gone = self.execute(sql::PURGE_RESPONSES, &args)?;
         Ok(u64::try_from(gone).unwrap_or(0))
     }

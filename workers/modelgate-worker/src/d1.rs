@@ -274,7 +274,7 @@ impl ResponseStore for D1Store {
         id: &str,
         now_ms: i64,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        let args = [SqlValue::Text(id.into()), SqlValue::Int(now_ms)];
+        let args = sql::get_response_params(id, now_ms);
         Ok(self.rows(sql::GET_RESPONSE, &args).await?.pop())
     }
 
@@ -284,11 +284,7 @@ impl ResponseStore for D1Store {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<ResponseSummary>, StoreError> {
-        let args = [
-            SqlValue::Text(key_id.into()),
-            SqlValue::Int(now_ms),
-            SqlValue::Int(i64::from(limit)),
-        ];
+        let args = sql::list_responses_params(key_id, now_ms, limit);
         self.rows(sql::LIST_RESPONSES, &args).await
     }
 
@@ -298,7 +294,7 @@ impl ResponseStore for D1Store {
     }
 
     async fn purge_responses(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
-        let args = [SqlValue::Int(now_ms), SqlValue::Int(i64::from(limit))];
+        let args = sql::purge_responses_params(now_ms, limit);
         let gone = self.changes(sql::PURGE_RESPONSES, &args).await?;
         Ok(u64::try_from(gone).unwrap_or(0))
     }

@@ -7,8 +7,6 @@
 //! unreadable at once and deleted in bounded batches by the expiry index,
 //! on detached work after a response is kept.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -221,13 +219,7 @@ impl<P: Ports> Gateway<P> {
 
     fn purge_responses_if_due(&self) {
         let now = self.now_ms();
-        let last = &self.inner.last_purge_ms;
-        let seen = last.load(Ordering::Relaxed);
-        if now - seen < PURGE_EVERY_MS
-            || last
-                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !super::claim_due(&self.inner.last_purge_ms, now, PURGE_EVERY_MS) {
             return;
         }
         let gateway = self.clone();

@@ -12,8 +12,6 @@
 //! native server also looks when it starts. Admins list the leases and can
 //! release one at once.
 
-use std::sync::atomic::Ordering;
-
 use super::Gateway;
 use crate::domain::{Lease, Settlement, UsageRecord};
 use crate::error::GatewayError;
@@ -68,14 +66,7 @@ impl<P: Ports> Gateway<P> {
     /// Look for expired leases on detached work, if this instance has not
     /// looked for [`SWEEP_EVERY_MS`].
     pub(super) fn sweep_leases_if_due(&self) {
-        let now = self.now_ms();
-        let last = &self.inner.last_sweep_ms;
-        let seen = last.load(Ordering::Relaxed);
-        if now - seen < SWEEP_EVERY_MS
-            || last
-                .compare_exchange(seen, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
+        if !super::claim_due(&self.inner.last_sweep_ms, self.now_ms(), SWEEP_EVERY_MS) {
             return;
         }
         let gateway = self.clone();

@@ -250,6 +250,21 @@ impl<P: Ports> Gateway<P> {
     }
 }
 
+/// Whether periodic work last done at `last` is due again at `now_ms`
+/// (every `every_ms`), claiming it if so: one caller wins per period.
+fn claim_due(last: &AtomicI64, now_ms: i64, every_ms: i64) -> bool {
+    let seen = last.load(std::sync::atomic::Ordering::Relaxed);
+    now_ms - seen >= every_ms
+        && last
+            .compare_exchange(
+                seen,
+                now_ms,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+}
+
 /// A JSON answer.
 fn json_response<P: Ports, T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<P> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
