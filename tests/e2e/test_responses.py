@@ -4,6 +4,7 @@ a function tool round trip."""
 
 import gzip
 import json
+import os
 import time
 
 import httpx2 as httpx
@@ -120,7 +121,13 @@ def test_compressed_request_bodies(env, key, encoding):
     model = env.make_model("mock?tokens=2")
     body = json.dumps({"model": model, "input": "hello"}).encode()
     packed = gzip.compress(body) if encoding == "gzip" else zstandard.ZstdCompressor().compress(body)
-    headers = {"authorization": f"Bearer {key}", "content-encoding": encoding, "content-type": "application/json"}
+    # cargo lambda's emulator answers 500, without invoking the function,
+    # for a body that is not UTF-8 text under a JSON content type; as binary
+    # it reaches the function (base64 in the event), as through a Function
+    # URL. Codex's own headers (JSON + zstd) are proven on the other runtimes.
+    binary = os.environ.get("MG_RUNTIME") == "lambda"
+    content_type = "application/octet-stream" if binary else "application/json"
+    headers = {"authorization": f"Bearer {key}", "content-encoding": encoding, "content-type": content_type}
     r = httpx.post(env.base_url + "/v1/responses", content=packed, headers=headers, timeout=60)
     assert r.status_code == 200, r.text
     assert r.json()["output"][0]["content"][0]["text"] == " w0 w1"

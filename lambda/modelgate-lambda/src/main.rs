@@ -48,6 +48,9 @@ fn source_ip(extensions: &lambda_http::http::Extensions) -> Option<IpAddr> {
     }
 }
 
+/// Pause before polling the Runtime API again after it failed.
+const RUNTIME_RETRY: Duration = Duration::from_millis(100);
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let started = std::time::Instant::now();
@@ -127,5 +130,18 @@ async fn serve<S: Store>(
     // The init part of a cold start (Lambda adds the process start).
     let init_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(init_ms, "ready");
-    lambda_http::run_with_streaming_response(app).await
+    // A failed exchange with the Runtime API (a response the platform would
+    // not take because its client went away, a dropped connection) ends
+    // `run`: poll for the next invocation again rather than exit, which
+    // would throw away the warm instance (and, under `cargo lambda watch`,
+    // the only one).
+    loop {
+        match lambda_http::run_with_streaming_response(app.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "runtime API exchange failed: polling again");
+                tokio::time::sleep(RUNTIME_RETRY).await;
+            }
+        }
+    }
 }
