@@ -72,6 +72,7 @@ class Env:
         self.client_seen = []  # every response an SDK client received
         self.admin_seen = []  # every admin answer but the one showing a new key
         self.worker_state = None  # the local D1/KV folder when the suite runs wrangler dev
+        self.db_path = None  # the native server's SQLite file when the suite runs it
         self.lambda_settings = None  # the Lambda's settings, to start more instances of it
 
     def admin(self, method, path, json=None):
@@ -154,6 +155,8 @@ def env():
         e = Env(base, admin_key, mock_url, llama_url, log_path)
         if runtime == "worker":
             e.worker_state = f"{tmp}/wrangler-state"
+        if runtime == "native":
+            e.db_path = f"{tmp}/db.sqlite"
         if runtime == "lambda":
             e.lambda_settings = (settings, tmp)
         yield e

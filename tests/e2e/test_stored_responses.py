@@ -3,10 +3,12 @@ a three-turn conversation with previous_response_id on a stateless
 backend (the upstream request shows the earlier turns), key isolation, and
 the same on the real llama.cpp model."""
 
+import sqlite3
+
 import openai
 import pytest
 
-from harness import http
+from harness import d1_execute, http
 
 
 def upstream_messages(env):
@@ -74,3 +76,39 @@ def test_unknown_ids_are_404s(env, client):
     with pytest.raises(openai.NotFoundError) as e:
         client.responses.create(model=model, input=[{"type": "item_reference", "id": "msg_nope"}])
     assert e.value.body["param"] == "input[0].id"
+
+
+def expire_in_store(env, response_id):
+    """Move a stored response's end into the past, in the runtime's own
+    store: its time passes."""
+    past = "UPDATE responses SET expires_at = 1 WHERE id = '%s'" % response_id
+    if env.worker_state:
+        d1_execute(env.worker_state, past)
+    elif env.lambda_settings and env.lambda_settings[0].get("MG_STORE") == "dynamodb":
+        import boto3
+
+        settings = env.lambda_settings[0]
+        table = boto3.resource("dynamodb", endpoint_url=settings["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test").Table(
+            settings["MG_DYNAMODB_TABLE"])
+        table.update_item(Key={"pk": f"response#{response_id}", "sk": "response"},
+                          UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": 1})
+    else:
+        path = env.db_path or (env.lambda_settings and env.lambda_settings[0]["MG_DB_PATH"])
+        if not path:
+            pytest.skip("the gateway's store is not reachable from the suite (MG_BASE_URL)")
+        with sqlite3.connect(path) as db:
+            assert db.execute(past).rowcount == 1
+
+
+def test_an_expired_response_is_gone_for_every_read(env, client):
+    model = env.make_model("mock?tokens=1")
+    r = client.responses.create(model=model, input="short-lived")
+    assert client.responses.retrieve(r.id).id == r.id
+    expire_in_store(env, r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list(r.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=model, input="x", previous_response_id=r.id)
