@@ -67,8 +67,15 @@ impl KeyStore for DynamoStore {
             .await;
         match written {
             Ok(_) => row.into_key(),
+            // A retried attempt finding the first one's items (see
+            // `insert_model`): a key under this fresh id can only be this one.
             Err(e) if cancelled_conditions(&e).is_some_and(|c| !c.is_empty()) => {
-                Err(StoreError::Conflict("A record with that name".into()))
+                match self.key_row(&row.id).await? {
+                    Some(found) if found.key_hash.expose() == row.key_hash.expose() => {
+                        row.into_key()
+                    }
+                    _ => Err(StoreError::Conflict("A record with that name".into())),
+                }
             }
             Err(e) => Err(unavailable(e)),
         }

@@ -91,8 +91,18 @@ impl ModelStore for DynamoStore {
             self.put(to_item(MODEL, &row.id, &row)?, absent)?,
             self.put(name_item(&row.name, &row.id), absent)?,
         ];
-        self.transact(items, &format!("Model '{}'", m.name)).await?;
-        Ok(m)
+        match self.transact(items, &format!("Model '{}'", m.name)).await {
+            Ok(()) => Ok(m),
+            // The SDK retries a transaction whose attempt timed out, and a
+            // retry finds the first attempt's items (DynamoDB itself would
+            // honour the idempotency token; moto does not): a model under
+            // this fresh id can only be this one.
+            Err(StoreError::Conflict(what)) => match self.model_row(&row.id).await? {
+                Some(found) if found == row => Ok(m),
+                _ => Err(StoreError::Conflict(what)),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     async fn update_model(

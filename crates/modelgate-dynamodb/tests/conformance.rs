@@ -3,10 +3,11 @@
 //! test), plus what only DynamoDB needs checking.
 
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use modelgate_core::domain::{KeyPatch, NewKey};
-use modelgate_core::ports::KeyStore;
+use modelgate_core::domain::{KeyPatch, NewKey, NewModel};
+use modelgate_core::error::StoreError;
+use modelgate_core::ports::{KeyStore, ModelStore};
 use modelgate_dynamodb::DynamoStore;
-use modelgate_testkit::conformance::{key, lease, settlement};
+use modelgate_testkit::conformance::{key, lease, model, settlement};
 use modelgate_testkit::service::Service;
 
 /// A store on a fresh table of its own moto server, which lives as long
@@ -127,4 +128,37 @@ async fn an_unreachable_dynamodb_is_unavailable_then_the_same_store_recovers() {
         s.reserve_quota(&lease("key_b"), 1, 10).await.unwrap(),
         Some(10)
     );
+}
+
+/// The SDK retries a transaction whose attempt timed out; moto ignores the
+/// idempotency token that makes that safe on DynamoDB, so a retry finds the
+/// first attempt's items. Writing the same new record again is therefore
+/// success, while another record under a taken name or hash is a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_insert_is_not_a_conflict() {
+    let Some((s, _moto)) = fresh().await else {
+        return;
+    };
+    let k = key("key_r", None);
+    for _ in 0..2 {
+        let got = s.insert_key(NewKey { key: k.clone() }).await.unwrap();
+        assert_eq!(got.id, "key_r");
+    }
+    let mut other = key("key_s", None);
+    other.hash = k.hash.clone();
+    assert!(matches!(
+        s.insert_key(NewKey { key: other }).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let m = model("mdl_r", "m-retried");
+    for _ in 0..2 {
+        s.insert_model(NewModel { model: m.clone() }).await.unwrap();
+    }
+    assert!(matches!(
+        s.insert_model(NewModel {
+            model: model("mdl_s", "m-retried")
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
 }
