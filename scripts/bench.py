@@ -37,6 +37,7 @@ REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
 ROUNDS = 3
 BODY = b'{"model":"%s","messages":[{"role":"user","content":"hello there"}],"max_tokens":8}'
 RESPONSES_BODY = b'{"model":"%s","input":"hello there","max_output_tokens":8}'
+UNSTORED_BODY = b'{"model":"%s","input":"hello there","max_output_tokens":8,"store":false}'
 EMBED_BODY = b'{"model":"%s","input":["hello there","general kenobi"],"encoding_format":"float"}'
 
 
@@ -87,7 +88,10 @@ def bench_endpoints(base, admin_key, mock_url):
     directly, one sequential client."""
     direct_hdrs = {"content-type": "application/json"}
     pairs = {}
-    cases = [("Responses, bridged to chat", "/v1/chat/completions", BODY, "/v1/responses", RESPONSES_BODY, "bridge"),
+    cases = [("Responses, bridged to chat (kept: the default)", "/v1/chat/completions", BODY, "/v1/responses",
+              RESPONSES_BODY, "bridge"),
+             ("Responses, bridged to chat, `store: false`", "/v1/chat/completions", BODY, "/v1/responses",
+              UNSTORED_BODY, "bridge"),
              ("Responses, native", "/v1/responses", RESPONSES_BODY, "/v1/responses", RESPONSES_BODY, "native"),
              ("Embeddings (2 inputs)", "/v1/embeddings", EMBED_BODY, "/v1/embeddings", EMBED_BODY, None)]
     for label, direct_path, direct_body, path, body, mode in cases:
