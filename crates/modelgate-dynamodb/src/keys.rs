@@ -199,9 +199,17 @@ impl KeyStore for DynamoStore {
                 .await;
             match reserved {
                 Ok(_) => return Ok(Some(grant)),
+                // The lease is there already: a retried attempt (see
+                // `insert_key`) found the first one's reservation, which
+                // holds; it is this request's, whatever this round's grant.
+                Err(e) if cancelled_conditions(&e).is_some_and(|c| c.contains(&1)) => {
+                    if let Some(item) = self.get(LEASE, &lease.request_id).await? {
+                        return Ok(Some(from_item::<Lease>(item)?.amount));
+                    }
+                }
                 // Another writer moved the counters first (or the
                 // transaction conflicted with one): another round.
-                Err(e) if cancelled_conditions(&e).is_some() => continue,
+                Err(e) if cancelled_conditions(&e).is_some() => {}
                 Err(e) => return Err(unavailable(e)),
             }
         }

@@ -133,9 +133,10 @@ async fn an_unreachable_dynamodb_is_unavailable_then_the_same_store_recovers() {
 /// The SDK retries a transaction whose attempt timed out; moto ignores the
 /// idempotency token that makes that safe on DynamoDB, so a retry finds the
 /// first attempt's items. Writing the same new record again is therefore
-/// success, while another record under a taken name or hash is a conflict.
+/// success (and a reservation holds once), while another record under a
+/// taken name or hash is a conflict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_retried_insert_is_not_a_conflict() {
+async fn a_retried_write_finds_its_first_attempt() {
     let Some((s, _moto)) = fresh().await else {
         return;
     };
@@ -150,6 +151,17 @@ async fn a_retried_insert_is_not_a_conflict() {
         s.insert_key(NewKey { key: other }).await,
         Err(StoreError::Conflict(_))
     ));
+    // A reservation retried after its first attempt landed holds once.
+    s.insert_key(NewKey {
+        key: key("key_q", Some(100)),
+    })
+    .await
+    .unwrap();
+    let l = lease("key_q");
+    assert_eq!(s.reserve_quota(&l, 30, 30).await.unwrap(), Some(30));
+    assert_eq!(s.reserve_quota(&l, 50, 50).await.unwrap(), Some(30));
+    let k = s.get_key("key_q").await.unwrap().unwrap();
+    assert_eq!(k.quota_reserved, 30, "held once");
     let m = model("mdl_r", "m-retried");
     for _ in 0..2 {
         s.insert_model(NewModel { model: m.clone() }).await.unwrap();
