@@ -103,20 +103,17 @@ impl<P: Ports> Gateway<P> {
         };
         // The upstream resolves its own ids only for the responses it made.
         let forward = stateful && chain.last().is_none_or(|r| r.model == model.name);
-        if !forward {
+        // A request with no stored state keeps its input and its bound.
+        if !forward && (previous.is_some() || has_refs) {
             for (i, item) in items.iter_mut().enumerate() {
                 if is_reference(item) {
                     *item = self.referenced(key, item, i).await?;
                 }
             }
-            if previous.is_some() {
-                let mut all = state::chain_items(&chain);
-                all.extend(items.iter().cloned());
-                body.insert("input".into(), Value::Array(all));
-                body.remove("previous_response_id");
-            } else if has_refs {
-                body.insert("input".into(), Value::Array(items.clone()));
-            }
+            let mut all = state::chain_items(&chain);
+            all.extend(items.iter().cloned());
+            body.insert("input".into(), Value::Array(all));
+            body.remove("previous_response_id");
             req.prompt_bound = responses_prompt_bound(body)?;
         }
         let wants = body.get("store").and_then(Value::as_bool).unwrap_or(true);
