@@ -13,7 +13,6 @@ fuzz_target!(|data: &[u8]| {
     let call = UpstreamCall {
         endpoint: if data.len() % 2 == 0 { Endpoint::Chat } else { Endpoint::Completion },
         body: serde_json::Map::new(),
-        upstream_model: "llama3".into(),
         public_model: "local".into(),
         request_id: "req-fuzz".into(),
         stream: true,

@@ -18,7 +18,6 @@ fn call(req: &request::ProxyRequest) -> UpstreamCall {
     UpstreamCall {
         endpoint: Endpoint::Chat,
         body: req.body.clone(),
-        upstream_model: "gpt-4o-mini-2024".into(),
         public_model: "gpt-4o-mini".into(),
         request_id: "req_0123456789abcdef01234567".into(),
         stream: req.stream,
@@ -37,6 +36,7 @@ fn admission(c: &mut Criterion) {
             let (decision, _) = limiter::gcra(Some(1_000_000), 1_000_500, 60);
             let target = Target {
                 base_url: "https://api.openai.com/v1",
+                model: "up-model",
                 api_key: Some("sk-upstream"),
             };
             let upstream = BackendKind::Openai.build(&target, &call(&req)).unwrap();

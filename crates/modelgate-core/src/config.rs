@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::auth;
 use crate::backend::BackendKind;
 use crate::resilience::Resilience;
+use crate::routing::Strategy;
 use crate::secret::Secret;
 
 /// Gateway settings that every runtime shares.
@@ -176,9 +177,40 @@ impl Config {
         if let Some(v) = num("MG_BREAKER_THRESHOLD", get("MG_BREAKER_THRESHOLD"))? {
             c.resilience.breaker_threshold = v;
         }
-        if let Some(v) = num::<u64>("MG_BREAKER_COOLDOWN_SECS", get("MG_BREAKER_COOLDOWN_SECS"))? {
-            c.resilience.breaker_cooldown_ms = v.saturating_mul(1000);
+        let r = &mut c.resilience;
+        for (var, ms) in [
+            ("MG_BREAKER_COOLDOWN_SECS", &mut r.breaker_cooldown_ms),
+            ("MG_EJECT_WINDOW_SECS", &mut r.eject_window_ms),
+            ("MG_RATE_LIMIT_COOLDOWN_SECS", &mut r.rate_limit_cooldown_ms),
+            ("MG_LATENCY_DECAY_SECS", &mut r.latency_decay_ms),
+            (
+                "MG_HEALTH_CHECK_INTERVAL_SECS",
+                &mut r.health_check_interval_ms,
+            ),
+        ] {
+            if let Some(v) = num::<u64>(var, get(var))? {
+                *ms = v.saturating_mul(1000).max(1);
+            }
         }
+        if let Some(v) = num::<f64>("MG_EJECT_FAILURE_RATIO", get("MG_EJECT_FAILURE_RATIO"))? {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(ConfigError {
+                    var: "MG_EJECT_FAILURE_RATIO".into(),
+                    why: "must be above 0 and at most 1".into(),
+                });
+            }
+            r.eject_ratio = v;
+        }
+        r.strategy = match get("MG_ROUTING").as_deref() {
+            None | Some("latency") => Strategy::Latency,
+            Some("weighted") => Strategy::Weighted,
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "MG_ROUTING".into(),
+                    why: "must be latency or weighted".into(),
+                });
+            }
+        };
         if let Some(key) = get("MG_ADMIN_API_KEY") {
             if key.len() < 16 {
                 return Err(ConfigError {
@@ -269,10 +301,12 @@ impl Config {
 pub struct ModelSpec {
     /// Public name.
     pub name: String,
-    /// Protocol.
-    pub backend: BackendKind,
-    /// Base URL.
-    pub base_url: String,
+    /// Protocol (or `deployments`).
+    #[serde(default)]
+    pub backend: Option<BackendKind>,
+    /// Base URL (or `deployments`).
+    #[serde(default)]
+    pub base_url: Option<String>,
     /// Upstream model name (default: `name`).
     #[serde(default)]
     pub upstream_model: Option<String>,
@@ -291,6 +325,9 @@ pub struct ModelSpec {
     /// How `/v1/responses` is served (default: the backend's).
     #[serde(default)]
     pub responses_api: Option<crate::backend::ResponsesApi>,
+    /// Deployments, instead of `backend` and `base_url`.
+    #[serde(default)]
+    pub deployments: Vec<crate::deployment::Deployment>,
 }
 
 #[cfg(test)]

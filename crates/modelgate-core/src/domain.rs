@@ -6,6 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
+use crate::deployment::Deployment;
 use crate::secret::Secret;
 
 /// Lifecycle of an API key.
@@ -141,6 +142,11 @@ pub struct Model {
     /// How `/v1/responses` is served (`None`: the backend's default, see
     /// [`BackendKind::default_responses_api`]).
     pub responses_api: Option<ResponsesApi>,
+    /// Explicit deployments (empty: the backend fields and fallback URLs
+    /// are its deployments; see [`Model::deployments`]). The admin API
+    /// shows them without their keys.
+    #[serde(skip_serializing)]
+    pub deployments: Vec<Deployment>,
     /// Created, ms since the epoch.
     pub created_at: i64,
     /// Last changed, ms since the epoch.
@@ -148,12 +154,6 @@ pub struct Model {
 }
 
 impl Model {
-    /// How this model serves `/v1/responses`.
-    pub fn responses_api(&self) -> ResponsesApi {
-        self.responses_api
-            .unwrap_or_else(|| self.backend.default_responses_api())
-    }
-
     /// Whether an upstream key is set (what the admin API shows instead of it).
     pub fn has_api_key(&self) -> bool {
         self.api_key
@@ -193,6 +193,9 @@ pub struct ModelPatch {
     /// How `/v1/responses` is served (`null`: the backend's default).
     #[serde(default, deserialize_with = "double_option")]
     pub responses_api: Option<Option<ResponsesApi>>,
+    /// New deployments (`[]`: back to the backend fields). A deployment
+    /// without `api_key` keeps the key of the current one of its name.
+    pub deployments: Option<Vec<Deployment>>,
 }
 
 /// A reservation's lease: the quota a request in flight holds, and until
@@ -268,6 +271,9 @@ pub struct UsageRecord {
     /// (`None` on records written before it was kept, and on abandoned
     /// requests settled from their lease).
     pub endpoint: Option<String>,
+    /// The deployment that served it (`None`: none was reached, or a
+    /// record from before deployments).
+    pub deployment: Option<String>,
     /// Error code when the request failed, e.g. `upstream_timeout`.
     pub error: Option<String>,
     /// Milliseconds from admission to the end of the response.
@@ -307,6 +313,9 @@ pub struct UsageRow {
     pub model: String,
     /// Which API (see [`UsageRecord::endpoint`]).
     pub endpoint: Option<String>,
+    /// Which deployment (see [`UsageRecord::deployment`]).
+    #[serde(default)]
+    pub deployment: Option<String>,
     /// Requests.
     pub requests: i64,
     /// Prompt tokens.

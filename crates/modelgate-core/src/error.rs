@@ -122,7 +122,7 @@ pub enum UpstreamError {
     /// The overall timeout passed.
     #[error("upstream timeout")]
     Timeout,
-    /// Every endpoint's circuit breaker is open.
+    /// No deployment could be tried.
     #[error("circuit open")]
     CircuitOpen,
     /// The upstream answered with an OpenAI-shaped error: passed through.

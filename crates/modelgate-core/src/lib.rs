@@ -16,8 +16,9 @@
 //! - [`backend`]: one module per upstream protocol behind [`BackendKind`].
 //! - [`codec`]: incremental SSE and NDJSON decoders.
 //! - [`request`], [`auth`], [`limiter`], [`resilience`]: validation, keys,
-//!   GCRA, retries and circuit breakers: pure functions and small state
-//!   machines driven by the caller's clock.
+//!   GCRA, retry settings: pure functions driven by the caller's clock.
+//! - [`deployment`], [`routing`]: the upstreams serving a model, and which
+//!   one serves a request (tiers, load and latency, ejection).
 //! - [`config`]: `MG_*` settings and declarative model files.
 //! - [`edge`]: the client-address policy every shell applies.
 //! - [`sql`]: the statements of every SQLite-dialect store (SQLite, D1).
@@ -29,6 +30,7 @@ pub mod backend;
 pub mod calendar;
 pub mod codec;
 pub mod config;
+pub mod deployment;
 pub mod domain;
 pub mod edge;
 pub mod encoding;
@@ -39,6 +41,7 @@ pub mod ports;
 pub mod request;
 pub mod resilience;
 pub mod responses;
+pub mod routing;
 pub mod secret;
 pub mod sql;
 

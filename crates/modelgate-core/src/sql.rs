@@ -55,7 +55,7 @@ pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, q
      allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at";
 
 /// Columns of a model row, in [`ModelRow`] order.
-pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api";
+pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments";
 
 /// `SELECT` a key where `column = ?1`.
 pub fn select_key(column: &str) -> String {
@@ -104,8 +104,8 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
 /// Insert a model: with [`insert_model_params`].
 pub const INSERT_MODEL: &str =
     "INSERT INTO models (id, name, backend, base_url, fallback_urls, upstream_model, \
-     api_key, enabled, stream_usage, created_at, updated_at, responses_api)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11)";
+     api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)";
 
 /// Parameters of [`INSERT_MODEL`].
 pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
@@ -121,6 +121,7 @@ pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
         int(m.stream_usage),
         int(m.created_at),
         m.responses_api.map(|r| r.as_str().to_owned()).into(),
+        crate::deployment::to_stored(&m.deployments).into(),
     ]
 }
 
@@ -180,8 +181,9 @@ pub const CHARGE: &str = "UPDATE api_keys SET
 
 /// Settlement, second statement: the usage record (once per request id).
 pub const RECORD: &str = "INSERT OR IGNORE INTO usage_records (request_id, key_id, model, backend,
-        prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at, endpoint)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+        prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at, endpoint,
+        deployment)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// Parameters of [`CHARGE`] and [`RECORD`], to run in that order in one
 /// transaction.
@@ -208,19 +210,21 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
         int(u.latency_ms),
         int(u.created_at),
         u.endpoint.clone().into(),
+        u.deployment.clone().into(),
     ];
     (charge, record)
 }
 
-/// Usage per UTC day, key, model and endpoint: with [`usage_params`].
+/// Usage per UTC day, key, model, endpoint and deployment: with
+/// [`usage_params`].
 pub const USAGE_BY_DAY: &str = "SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch') AS day, key_id, model,
-        endpoint, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+        endpoint, deployment, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
         SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors
     FROM usage_records
     WHERE created_at >= ?1 AND created_at < ?2
       AND (?3 IS NULL OR key_id = ?3) AND (?4 IS NULL OR model = ?4)
-    GROUP BY day, key_id, model, endpoint
-    ORDER BY day, key_id, model, endpoint";
+    GROUP BY day, key_id, model, endpoint, deployment
+    ORDER BY day, key_id, model, endpoint, deployment";
 
 /// Parameters of [`USAGE_BY_DAY`].
 pub fn usage_params(q: &UsageQuery) -> Vec<SqlValue> {
@@ -333,6 +337,11 @@ pub fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
         "responses_api",
         p.responses_api
             .map(|r| r.map(|r| r.as_str().to_owned()).into()),
+    );
+    c.set(
+        "deployments",
+        p.deployments
+            .map(|d| crate::deployment::to_stored(&d).into()),
     );
     c.0
 }
@@ -471,6 +480,9 @@ pub struct ModelRow {
     pub updated_at: i64,
     #[serde(default)]
     pub responses_api: Option<String>,
+    /// Explicit deployments, as [`crate::deployment::to_stored`] writes them.
+    #[serde(default)]
+    pub deployments: Option<Secret>,
 }
 
 impl ModelRow {
@@ -489,6 +501,10 @@ impl ModelRow {
                         .ok_or_else(|| StoreError::Corrupt(format!("responses_api {r}")))?,
                 ),
             },
+            deployments: crate::deployment::from_stored(
+                self.deployments.as_ref().map(Secret::expose),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("deployments: {e}")))?,
             id: self.id,
             name: self.name,
             base_url: self.base_url,
@@ -514,6 +530,7 @@ impl ModelRow {
             created_at: m.created_at,
             updated_at: m.updated_at,
             responses_api: m.responses_api.map(|r| r.as_str().to_owned()),
+            deployments: crate::deployment::to_stored(&m.deployments).map(Secret::from),
         }
     }
 }

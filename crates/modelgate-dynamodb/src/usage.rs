@@ -91,7 +91,7 @@ impl DynamoStore {
 
 impl UsageStore for DynamoStore {
     async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-        type Group = (String, String, String, Option<String>);
+        type Group = (String, String, String, Option<String>, Option<String>);
         let mut sums: BTreeMap<Group, UsageRow> = BTreeMap::new();
         for item in self.records(q).await? {
             let key_id = get_s(&item, "key_id")?;
@@ -102,16 +102,23 @@ impl UsageStore for DynamoStore {
                 continue;
             }
             let day = get_s(&item, "pk")?.trim_start_matches(PREFIX).to_owned();
-            let endpoint = match item.get("endpoint") {
+            let text = |k: &str| match item.get(k) {
                 Some(AttributeValue::S(e)) => Some(e.clone()),
                 _ => None,
             };
-            let group = (day.clone(), key_id.to_owned(), model.to_owned(), endpoint);
+            let group = (
+                day.clone(),
+                key_id.to_owned(),
+                model.to_owned(),
+                text("endpoint"),
+                text("deployment"),
+            );
             let row = sums.entry(group.clone()).or_insert_with(|| UsageRow {
                 day,
                 key_id: key_id.to_owned(),
                 model: model.to_owned(),
                 endpoint: group.3,
+                deployment: group.4,
                 requests: 0,
                 prompt_tokens: 0,
                 completion_tokens: 0,

@@ -72,6 +72,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(%addr, db = %settings.db_path.display(), "ModelGate listening");
     println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
     let detached = gateway.ports().detached().clone();
+    let checks = tokio::spawn(readiness_checks(gateway.clone()));
     let app = app::router(app::AppState {
         gateway,
         peer_ip: app::socket_peer,
@@ -84,6 +85,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     if !modelgate_native::listener::serve(listener, app, settings.listener, stopping).await {
         tracing::warn!("drain timed out: requests still in flight were settled as abandoned");
     }
+    checks.abort();
     // Settlements of abandoned requests run detached: let them land.
     detached.close();
     if tokio::time::timeout(std::time::Duration::from_secs(10), detached.wait())
@@ -93,6 +95,20 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         tracing::error!("settlements still pending at exit: their leases will release them");
     }
     Ok(())
+}
+
+/// Check the deployments that ask for it, every
+/// `MG_HEALTH_CHECK_INTERVAL_SECS`, for as long as the server runs.
+async fn readiness_checks(gateway: Gateway<NativePorts>) {
+    let every = gateway.config().resilience.health_check_interval_ms;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = gateway.check_deployments().await {
+            tracing::warn!(error = %e, "readiness checks could not list the models");
+        }
+    }
 }
 
 async fn shutdown_signal() {

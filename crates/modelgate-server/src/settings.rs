@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use modelgate_core::backend::ResponsesApi;
 use modelgate_core::config::{ConfigError, ModelSpec, SyncBackend};
+use modelgate_core::deployment::Deployment;
 use modelgate_core::secret::Secret;
 use modelgate_core::{BackendKind, Config};
 use serde::Deserialize;
@@ -120,8 +121,10 @@ struct ModelsFile {
 #[serde(deny_unknown_fields)]
 struct FileModel {
     name: String,
-    backend: BackendKind,
-    base_url: String,
+    #[serde(default)]
+    backend: Option<BackendKind>,
+    #[serde(default)]
+    base_url: Option<String>,
     #[serde(default)]
     upstream_model: Option<String>,
     #[serde(default)]
@@ -134,6 +137,27 @@ struct FileModel {
     stream_usage: Option<bool>,
     #[serde(default)]
     responses_api: Option<ResponsesApi>,
+    #[serde(default)]
+    deployments: Vec<FileDeployment>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDeployment {
+    #[serde(default)]
+    name: String,
+    backend: BackendKind,
+    base_url: String,
+    #[serde(default)]
+    upstream_model: String,
+    #[serde(default)]
+    api_key_env: Option<String>,
+    #[serde(default)]
+    weight: Option<u32>,
+    #[serde(default)]
+    priority: u32,
+    #[serde(default)]
+    health_check: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +194,21 @@ pub fn load_models_file(
     };
     let mut specs = vec![];
     for m in file.models {
+        let mut deployments = vec![];
+        for d in m.deployments {
+            deployments.push(Deployment {
+                api_key: key(d.api_key_env)?,
+                name: d.name,
+                backend: d.backend,
+                base_url: d.base_url,
+                upstream_model: d.upstream_model,
+                weight: d.weight.unwrap_or(1),
+                priority: d.priority,
+                health_check: d.health_check,
+            });
+        }
         specs.push(ModelSpec {
+            deployments,
             api_key: key(m.api_key_env)?,
             name: m.name,
             backend: m.backend,

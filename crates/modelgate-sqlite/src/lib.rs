@@ -55,6 +55,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_responses.sql",
         include_str!("../../../migrations/0005_responses.sql"),
     ),
+    (
+        "0006_deployments.sql",
+        include_str!("../../../migrations/0006_deployments.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

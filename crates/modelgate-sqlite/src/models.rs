@@ -23,6 +23,7 @@ fn model_row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
         responses_api: r.get(11)?,
+        deployments: r.get::<_, Option<String>>(12)?.map(Into::into),
     })
 }
 
@@ -32,10 +33,11 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
         key_id: r.get(1)?,
         model: r.get(2)?,
         endpoint: r.get(3)?,
-        requests: r.get(4)?,
-        prompt_tokens: r.get(5)?,
-        completion_tokens: r.get(6)?,
-        errors: r.get(7)?,
+        deployment: r.get(4)?,
+        requests: r.get(5)?,
+        prompt_tokens: r.get(6)?,
+        completion_tokens: r.get(7)?,
+        errors: r.get(8)?,
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use modelgate_core::auth;
 use modelgate_core::backend::{BackendKind, ResponsesApi};
+use modelgate_core::deployment::Deployment;
 use modelgate_core::domain::{
     ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
     Settlement, StoredResponse, UsageQuery, UsageRecord,
@@ -123,8 +124,23 @@ pub fn model(id: &str, name: &str) -> Model {
         enabled: true,
         stream_usage: true,
         responses_api: Some(ResponsesApi::Bridge),
+        deployments: vec![],
         created_at: 1_000,
         updated_at: 1_000,
+    }
+}
+
+/// A deployment record for tests.
+pub fn deployment(name: &str, backend: BackendKind, weight: u32, priority: u32) -> Deployment {
+    Deployment {
+        name: name.into(),
+        backend,
+        base_url: format!("http://127.0.0.1:9/{name}"),
+        upstream_model: format!("up-{name}"),
+        api_key: Some(format!("sk-{name}").into()),
+        weight,
+        priority,
+        health_check: priority == 0,
     }
 }
 
@@ -151,6 +167,7 @@ pub fn settlement(
             usage_reported: true,
             stream: false,
             endpoint: Some("chat".into()),
+            deployment: Some("primary".into()),
             error: None,
             latency_ms: 5,
             created_at: at,
@@ -375,6 +392,34 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
     let p = s.update_model("mdl_1", native, 9).await.unwrap().unwrap();
     assert_eq!(p.responses_api, Some(ResponsesApi::Native));
     assert!(p.fallback_urls.is_empty());
+    // Deployments round-trip with their keys, and a patch replaces them.
+    let mut many = model("mdl_3", "many");
+    many.deployments = vec![
+        deployment("a", BackendKind::Vllm, 3, 0),
+        deployment("b", BackendKind::Openai, 1, 1),
+    ];
+    let inserted = s
+        .insert_model(NewModel {
+            model: many.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(inserted, many);
+    assert_eq!(s.find_model("many").await.unwrap(), Some(many.clone()));
+    let one = vec![deployment("c", BackendKind::Ollama, 2, 0)];
+    let patch = ModelPatch {
+        deployments: Some(one.clone()),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_3", patch, 11).await.unwrap().unwrap();
+    assert_eq!(p.deployments, one);
+    let patch = ModelPatch {
+        deployments: Some(vec![]),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_3", patch, 12).await.unwrap().unwrap();
+    assert!(p.deployments.is_empty());
+    assert!(s.delete_model("mdl_3").await.unwrap());
     let rename = ModelPatch {
         name: Some("a-first".into()),
         ..ModelPatch::default()
@@ -394,8 +439,8 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
     assert_eq!(s.find_model("m1").await.unwrap(), None);
 }
 
-/// Usage: grouped by UTC day, key, model and endpoint; filtered by range,
-/// key, model.
+/// Usage: grouped by UTC day, key, model, endpoint and deployment;
+/// filtered by range, key, model.
 pub async fn usage_report<S: Store>(s: Arc<S>) {
     const DAY: i64 = 86_400_000;
     for k in ["key_x", "key_y"] {
@@ -413,6 +458,9 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
     s.settle(&settlement("u3", "key_y", 0, 100, 200, DAY + 6))
         .await
         .unwrap();
+    let mut second = settlement("u5", "key_y", 0, 50, 0, DAY + 8);
+    second.usage.deployment = Some("z-second".into());
+    s.settle(&second).await.unwrap();
     let mut failed = settlement("u4", "key_x", 0, 0, 0, 2 * DAY);
     failed.usage.error = Some("upstream_timeout".into());
     failed.usage.status = 504;
@@ -425,20 +473,24 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
         })
         .await
         .unwrap();
-    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all.len(), 5, "{all:?}");
     assert_eq!(
         (all[0].day.as_str(), all[0].key_id.as_str()),
         ("1970-01-02", "key_x")
     );
-    let by_endpoint: Vec<(&str, Option<&str>, i64)> = all[1..3]
+    let by_endpoint: Vec<(&str, Option<&str>, Option<&str>, i64)> = all[1..4]
         .iter()
-        .map(|r| (r.key_id.as_str(), r.endpoint.as_deref(), r.prompt_tokens))
+        .map(|r| {
+            let (e, d) = (r.endpoint.as_deref(), r.deployment.as_deref());
+            (r.key_id.as_str(), e, d, r.prompt_tokens)
+        })
         .collect();
     assert_eq!(
         by_endpoint,
         [
-            ("key_y", Some("chat"), 100),
-            ("key_y", Some("embeddings"), 7)
+            ("key_y", Some("chat"), Some("primary"), 100),
+            ("key_y", Some("chat"), Some("z-second"), 50),
+            ("key_y", Some("embeddings"), Some("primary"), 7)
         ]
     );
     assert_eq!(
@@ -450,14 +502,14 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
         ),
         (2, 11, 22, 0)
     );
-    assert_eq!((all[3].day.as_str(), all[3].errors), ("1970-01-03", 1));
+    assert_eq!((all[4].day.as_str(), all[4].errors), ("1970-01-03", 1));
     let q = UsageQuery {
         from_ms: 0,
         to_ms: 3 * DAY,
         key_id: Some("key_y".into()),
         model: None,
     };
-    assert_eq!(s.usage_by_day(&q).await.unwrap().len(), 2);
+    assert_eq!(s.usage_by_day(&q).await.unwrap().len(), 3);
     let q = UsageQuery {
         from_ms: 2 * DAY,
         to_ms: 3 * DAY,

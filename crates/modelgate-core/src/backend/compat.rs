@@ -45,9 +45,9 @@ pub(super) fn root_url(base: &str, endpoint: Option<Endpoint>) -> String {
 
 /// The upstream body: the client's, with the upstream model name, the
 /// usage request on streams, and the gateway's completion cap.
-pub(super) fn body(kind: BackendKind, call: &UpstreamCall) -> Value {
+pub(super) fn body(kind: BackendKind, call: &UpstreamCall, model: &str) -> Value {
     let mut body = call.body.clone();
-    body.insert("model".into(), Value::String(call.upstream_model.clone()));
+    body.insert("model".into(), Value::String(model.to_owned()));
     let chat_like = matches!(call.endpoint, Endpoint::Chat | Endpoint::Completion);
     if call.stream && call.upstream_include_usage && chat_like {
         let opts = body

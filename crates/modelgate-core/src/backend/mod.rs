@@ -118,9 +118,11 @@ impl BackendKind {
         call: &UpstreamCall,
     ) -> Result<http::Request<Bytes>, RequestError> {
         let body = match (self, call.endpoint) {
-            (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_body(call),
-            (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => ollama::body(call)?,
-            _ => compat::body(self, call),
+            (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_body(call, target.model),
+            (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => {
+                ollama::body(call, target.model)?
+            }
+            _ => compat::body(self, call, target.model),
         };
         let bytes =
             serde_json::to_vec(&body).map_err(|e| RequestError::invalid(e.to_string(), None))?;
@@ -137,6 +139,20 @@ impl BackendKind {
         self.request(Method::GET, target, None, Bytes::new())
     }
 
+    /// Build the request for the upstream's cheap readiness signal, never a
+    /// generation: llama.cpp's and vLLM's `/health` (503 while loading or
+    /// dead), Ollama's `/api/version`, and the model list of the OpenAI
+    /// protocol's APIs.
+    pub fn health_request(self, target: &Target<'_>) -> Result<http::Request<Bytes>, RequestError> {
+        let base = target.base_url.trim_end_matches('/');
+        let url = match self {
+            Self::Vllm | Self::Llamacpp => format!("{base}/health"),
+            Self::Ollama => format!("{base}/api/version"),
+            Self::Openai | Self::Api3 => self.url(base, None),
+        };
+        self.request_to(Method::GET, target, url, Bytes::new())
+    }
+
     fn request(
         self,
         method: Method,
@@ -144,9 +160,18 @@ impl BackendKind {
         endpoint: Option<Endpoint>,
         body: Bytes,
     ) -> Result<http::Request<Bytes>, RequestError> {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(self.url(target.base_url, endpoint));
+        let url = self.url(target.base_url, endpoint);
+        self.request_to(method, target, url, body)
+    }
+
+    fn request_to(
+        self,
+        method: Method,
+        target: &Target<'_>,
+        url: String,
+        body: Bytes,
+    ) -> Result<http::Request<Bytes>, RequestError> {
+        let mut b = http::Request::builder().method(method).uri(url);
         if !body.is_empty() {
             b = b.header(CONTENT_TYPE, "application/json");
         }
@@ -253,11 +278,13 @@ impl ResponsesApi {
     }
 }
 
-/// Where to send: one endpoint's base URL and the upstream key.
+/// Where to send: one deployment's base URL, model name and key.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
-    /// Base URL (primary or a fallback).
+    /// Base URL.
     pub base_url: &'a str,
+    /// The model name the upstream knows.
+    pub model: &'a str,
     /// Upstream key, if any.
     pub api_key: Option<&'a str>,
 }
@@ -269,8 +296,6 @@ pub struct UpstreamCall {
     pub endpoint: Endpoint,
     /// The client's body.
     pub body: Map<String, Value>,
-    /// The model name the upstream knows.
-    pub upstream_model: String,
     /// The public model name (for answers the gateway writes itself).
     pub public_model: String,
     /// Request id, for generated response ids.

@@ -54,10 +54,10 @@ const OPTIONS: &[(&str, &str)] = &[
     ("max_completion_tokens", "num_predict"),
 ];
 
-pub(super) fn body(call: &UpstreamCall) -> Result<Value, RequestError> {
+pub(super) fn body(call: &UpstreamCall, model: &str) -> Result<Value, RequestError> {
     let src = &call.body;
     let mut out = Map::new();
-    out.insert("model".into(), Value::String(call.upstream_model.clone()));
+    out.insert("model".into(), Value::String(model.to_owned()));
     out.insert("stream".into(), Value::Bool(call.stream));
     let mut options = Map::new();
     for (from, to) in OPTIONS {

@@ -28,9 +28,9 @@ pub(crate) fn ollama_supports(req: &ProxyRequest) -> Result<(), RequestError> {
 }
 
 /// The body for Ollama's `/api/embed`.
-pub(crate) fn ollama_body(call: &UpstreamCall) -> Value {
+pub(crate) fn ollama_body(call: &UpstreamCall, model: &str) -> Value {
     let mut out = Map::new();
-    out.insert("model".into(), Value::String(call.upstream_model.clone()));
+    out.insert("model".into(), Value::String(model.to_owned()));
     for k in ["input", "dimensions"] {
         if let Some(v) = call.body.get(k).filter(|v| !v.is_null()) {
             out.insert(k.into(), v.clone());
@@ -116,7 +116,6 @@ mod tests {
         UpstreamCall {
             endpoint: Endpoint::Embeddings,
             body,
-            upstream_model: "nomic".into(),
             public_model: "emb".into(),
             request_id: "req_1".into(),
             stream: false,

@@ -23,7 +23,6 @@ fn call(endpoint: Endpoint, body: Value, client_usage: bool) -> UpstreamCall {
         endpoint,
         stream: req.stream,
         body: req.body,
-        upstream_model: "up-model".into(),
         public_model: "public".into(),
         request_id: "req1".into(),
         client_include_usage: client_usage,
@@ -67,6 +66,7 @@ fn urls_and_auth_per_backend() {
     let c = chat_call(false, false);
     let t = |base| Target {
         base_url: base,
+        model: "up-model",
         api_key: Some("sk-up"),
     };
     let r = BackendKind::Openai
@@ -85,6 +85,7 @@ fn urls_and_auth_per_backend() {
         .build(
             &Target {
                 base_url: "http://h:8080/v1",
+                model: "up-model",
                 api_key: None,
             },
             &c,
@@ -103,6 +104,7 @@ fn urls_and_auth_per_backend() {
             .build(
                 &Target {
                     base_url: "http://h",
+                    model: "up-model",
                     api_key: Some("a\nb")
                 },
                 &c
@@ -119,6 +121,7 @@ fn compat_body_asks_for_usage_and_sets_the_cap() {
         .build(
             &Target {
                 base_url: "http://h",
+                model: "up-model",
                 api_key: None,
             },
             &c,
@@ -132,6 +135,7 @@ fn compat_body_asks_for_usage_and_sets_the_cap() {
         .build(
             &Target {
                 base_url: "http://h",
+                model: "up-model",
                 api_key: None,
             },
             &c,
@@ -144,6 +148,7 @@ fn compat_body_asks_for_usage_and_sets_the_cap() {
         .build(
             &Target {
                 base_url: "http://h",
+                model: "up-model",
                 api_key: None,
             },
             &c,
@@ -169,6 +174,7 @@ fn ollama_body_puts_sampling_under_options() {
         .build(
             &Target {
                 base_url: "http://h",
+                model: "up-model",
                 api_key: None,
             },
             &c,

@@ -144,6 +144,7 @@ impl<P: Ports> Gateway<P> {
             }
             (["models"], &Method::POST) => self.create_model(body).await,
             (["models"], &Method::GET) => self.admin_list_models().await,
+            (["deployments"], &Method::GET) => self.admin_deployments().await,
             (["models", "sync"], &Method::POST) => self.sync_models(body).await,
             (["models", id], m) => {
                 let id = check_id(id, "mdl_", "Model")?;

@@ -12,7 +12,7 @@
 
 use super::Gateway;
 use super::proxy::Ctx;
-use crate::backend::Usage;
+use crate::backend::{BackendKind, Usage};
 use crate::domain::Settlement;
 use crate::ports::Ports;
 
@@ -47,6 +47,15 @@ impl<P: Ports> Admission<P> {
 
     pub(super) fn ctx(&self) -> &Ctx {
         &self.ctx
+    }
+
+    /// Name the deployment that served the request (or was tried last)
+    /// and, if one answered, its backend.
+    pub(super) fn served_by(&mut self, backend: Option<BackendKind>, deployment: Option<String>) {
+        if let Some(b) = backend {
+            self.ctx.backend = b;
+        }
+        self.ctx.deployment = deployment;
     }
 
     /// Settle with what is known now (see [`Ctx::settlement`]).

@@ -95,8 +95,10 @@ impl<P: Ports> Gateway<P> {
             )
             .into());
         }
-        let stateful =
-            model.backend == BackendKind::Openai && model.responses_api() == ResponsesApi::Native;
+        // Only a model served by one OpenAI deployment can leave the chain
+        // to the upstream: another deployment would not know its ids.
+        let stateful = matches!(&*model.deployments(), [d]
+            if d.backend == BackendKind::Openai && model.responses_api_of(d) == ResponsesApi::Native);
         let chain = match &previous {
             Some(id) => self.chain(key, id).await?,
             None => Vec::new(),

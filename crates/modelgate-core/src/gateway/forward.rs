@@ -1,7 +1,7 @@
-//! Forwarding: endpoints (primary, then fallbacks) in rounds with backoff,
-//! each endpoint behind its circuit breaker, all under one deadline. Only
-//! the response head is awaited here, so every retry happens before a byte
-//! reaches the client.
+//! Forwarding: deployments chosen by [`crate::routing`], failing over to
+//! another on a failure (a 429 included) in rounds with backoff, all under
+//! one deadline. Only the response head is awaited here, so every retry
+//! happens before a byte reaches the client.
 
 use std::future::Future;
 use std::pin::pin;
@@ -10,11 +10,13 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
 
 use super::Gateway;
-use crate::backend::{Target, UpstreamCall, upstream_error};
+use crate::backend::{ResponsesApi, Target, UpstreamCall, upstream_error};
+use crate::deployment::Deployment;
 use crate::domain::Model;
 use crate::error::{GatewayError, UpstreamError};
 use crate::ports::{ByteStream, HttpClient, Ports, TransportError, TransportErrorKind};
 use crate::resilience::retryable_status;
+use crate::routing::{Outcome, Pick};
 use crate::secret::Secret;
 
 /// A model `api_key` of `env:NAME` names a deployment secret.
@@ -24,32 +26,34 @@ pub(super) const SECRET_REF: &str = "env:";
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Error bodies are read only this far: enough for a message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Longest wait a 429's `Retry-After` may impose on a deployment.
+const MAX_RETRY_AFTER_MS: u64 = 3_600_000;
 
 type UpstreamBody<P> = <<P as Ports>::Http as HttpClient>::Body;
 
-/// Lets a half-open trial go if the request is dropped before its outcome.
-struct Trial<'a, P: Ports> {
-    gateway: &'a Gateway<P>,
-    endpoint: &'a str,
-    recorded: bool,
+/// What a request sends: the call for the client's own endpoint and, for a
+/// Responses request, its chat translation for deployments that bridge.
+pub(super) struct Calls {
+    pub(super) direct: UpstreamCall,
+    pub(super) bridged: Option<UpstreamCall>,
 }
 
-impl<P: Ports> Trial<'_, P> {
-    fn record(mut self, ok: bool) {
-        let g = self.gateway;
-        g.inner
-            .breakers
-            .record(self.endpoint, ok, g.now_ms(), &g.config().resilience);
-        self.recorded = true;
-    }
+/// The upstream answer that will be relayed, and who gave it.
+pub(super) struct Forwarded<P: Ports> {
+    pub(super) response: http::Response<UpstreamBody<P>>,
+    /// The request's share of the deployment's load, until it ends.
+    pub(super) pick: Pick,
+    pub(super) deployment: Deployment,
+    /// Whether the call sent was the bridged one.
+    pub(super) bridged: bool,
 }
 
-impl<P: Ports> Drop for Trial<'_, P> {
-    fn drop(&mut self) {
-        if !self.recorded {
-            self.gateway.inner.breakers.release(self.endpoint);
-        }
-    }
+/// How long a 429 asked to wait: `retry-after-ms`, else `retry-after` in
+/// seconds (an HTTP date is not read: the default applies).
+fn retry_after_ms(h: &http::HeaderMap) -> Option<u64> {
+    let num = |name: &str| h.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let ms = num("retry-after-ms").or_else(|| num("retry-after").map(|s| s * 1000.0))?;
+    (ms.is_finite() && ms >= 0.0).then(|| (ms as u64).min(MAX_RETRY_AFTER_MS))
 }
 
 impl<P: Ports> Gateway<P> {
@@ -70,20 +74,21 @@ impl<P: Ports> Gateway<P> {
         }
     }
 
-    /// Send `call` to the model's endpoints until one answers 2xx, a
-    /// non-retryable error comes back, or rounds and time run out.
+    /// Send the call to the model's deployments, as the router chooses,
+    /// until one answers 2xx, a non-retryable error comes back, or rounds
+    /// and time run out. `unable` marks deployments that cannot serve this
+    /// request; `served` names the last deployment tried.
     pub(super) async fn forward(
         &self,
         model: &Model,
-        call: &UpstreamCall,
+        deployments: &[Deployment],
+        unable: &[bool],
+        calls: &Calls,
         deadline_ms: i64,
-    ) -> Result<http::Response<UpstreamBody<P>>, GatewayError> {
+        served: &mut Option<String>,
+    ) -> Result<Forwarded<P>, GatewayError> {
         let cfg = self.config().resilience;
-        let endpoints: Vec<&str> = std::iter::once(model.base_url.as_str())
-            .chain(model.fallback_urls.iter().map(String::as_str))
-            .collect();
-        let api_key = self.resolve_key(model.api_key.as_ref())?;
-        let mut last: Option<UpstreamError> = None;
+        let mut last: Option<GatewayError> = None;
         for round in 0..=cfg.retries {
             if round > 0
                 && self
@@ -93,61 +98,97 @@ impl<P: Ports> Gateway<P> {
             {
                 return Err(UpstreamError::Timeout.into());
             }
-            for (index, &base) in endpoints.iter().enumerate() {
-                if !self.inner.breakers.allow(base, self.now_ms()) {
-                    last.get_or_insert(UpstreamError::CircuitOpen);
-                    continue;
-                }
-                let trial = Trial {
-                    gateway: self,
-                    endpoint: base,
-                    recorded: false,
+            let mut skip = unable.to_vec();
+            while let Some(mut pick) = self.inner.router.choose(
+                &model.name,
+                deployments,
+                &skip,
+                cfg.strategy,
+                self.now_ms(),
+            ) {
+                let d = &deployments[pick.index];
+                skip[pick.index] = true;
+                *served = Some(d.name.clone());
+                let bridged =
+                    calls.bridged.is_some() && model.responses_api_of(d) == ResponsesApi::Bridge;
+                let call = match (&calls.bridged, bridged) {
+                    (Some(b), true) => b,
+                    _ => &calls.direct,
+                };
+                // A deployment this gateway cannot address (its secret
+                // unset, a key that is no header) is skipped, not blamed.
+                let api_key = match self.resolve_key(d.api_key.as_ref()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
                 };
                 let target = Target {
-                    base_url: base,
+                    base_url: &d.base_url,
+                    model: &d.upstream_model,
                     api_key: api_key.as_deref(),
                 };
-                let req = model.backend.build(&target, call)?;
+                let req = match d.backend.build(&target, call) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last = Some(e.into());
+                        continue;
+                    }
+                };
                 let sent = self.until(deadline_ms, self.send_upstream(req)).await;
                 let resp = match sent {
                     None => {
-                        trial.record(false);
+                        pick.record(Outcome::Failed, self.now_ms(), &cfg);
                         return Err(UpstreamError::Timeout.into());
                     }
                     Some(Err(e)) => {
-                        trial.record(false);
-                        // Logs name the endpoint by model and position, never by URL.
-                        tracing::warn!(request_id = %call.request_id, model = %model.name, endpoint = index,
+                        pick.record(Outcome::Failed, self.now_ms(), &cfg);
+                        // Logs name the deployment, never its URL.
+                        tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
                             kind = ?e.kind, error = %e.detail, "upstream transport error");
-                        last = Some(match e.kind {
-                            TransportErrorKind::Timeout => UpstreamError::Timeout,
-                            _ => UpstreamError::Connect { detail: e.detail },
-                        });
+                        last = Some(
+                            match e.kind {
+                                TransportErrorKind::Timeout => UpstreamError::Timeout,
+                                _ => UpstreamError::Connect { detail: e.detail },
+                            }
+                            .into(),
+                        );
                         continue;
                     }
                     Some(Ok(resp)) => resp,
                 };
                 let status = resp.status().as_u16();
+                let outcome = match status {
+                    429 => Outcome::RateLimited {
+                        retry_after_ms: retry_after_ms(resp.headers()),
+                    },
+                    500.. => Outcome::Failed,
+                    _ => Outcome::Ok,
+                };
+                pick.record(outcome, self.now_ms(), &cfg);
                 if (200..300).contains(&status) {
-                    trial.record(true);
-                    return Ok(resp);
+                    return Ok(Forwarded {
+                        response: resp,
+                        pick,
+                        deployment: d.clone(),
+                        bridged,
+                    });
                 }
-                // A 429 says "slow down", not "broken": it does not trip the breaker.
-                trial.record(status < 500);
                 let body = self
                     .read_limited(resp.into_body(), deadline_ms, MAX_ERROR_BODY)
                     .await
                     .unwrap_or_default();
                 let err = upstream_error(status, &body);
-                tracing::warn!(request_id = %call.request_id, model = %model.name, endpoint = index, status,
+                tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name, status,
                     "upstream error status");
                 if !retryable_status(status) {
                     return Err(err.into());
                 }
-                last = Some(err);
+                last = Some(err.into());
             }
         }
-        Err(last.unwrap_or(UpstreamError::CircuitOpen).into())
+        Err(last.unwrap_or_else(|| UpstreamError::CircuitOpen.into()))
     }
 
     /// Send `req` if the edge policy allows its address (checked when a

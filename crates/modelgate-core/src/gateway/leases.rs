@@ -35,6 +35,7 @@ fn abandoned(lease: &Lease, error: &str, now_ms: i64) -> Settlement {
             status: 0,
             usage_reported: false,
             endpoint: None,
+            deployment: None,
             stream: false,
             error: Some(error.to_owned()),
             latency_ms: now_ms - lease.created_at,

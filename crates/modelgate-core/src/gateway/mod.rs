@@ -9,6 +9,7 @@
 mod admin;
 mod admission;
 mod conversation;
+mod deployments;
 mod forward;
 mod head;
 mod leases;
@@ -28,7 +29,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{GatewayError, RequestError};
 use crate::ports::Ports;
-use crate::resilience::Breakers;
+use crate::routing::Router;
 
 pub use stream::ResponseStream;
 
@@ -79,7 +80,7 @@ pub type Response<P> = http::Response<Body<P>>;
 struct Inner<P: Ports> {
     ports: P,
     config: Config,
-    breakers: Breakers,
+    router: Arc<Router>,
     /// When this instance last looked for expired leases (epoch ms).
     last_sweep_ms: AtomicI64,
     /// When this instance last deleted expired responses (epoch ms).
@@ -111,11 +112,13 @@ pub struct Peer {
 impl<P: Ports> Gateway<P> {
     /// A gateway over `ports` with `config`.
     pub fn new(ports: P, config: Config) -> Self {
+        let mut seed = [0u8; 8];
+        ports.fill_random(&mut seed);
         Self {
             inner: Arc::new(Inner {
                 ports,
                 config,
-                breakers: Breakers::new(),
+                router: Router::new(u64::from_le_bytes(seed)),
                 last_sweep_ms: AtomicI64::new(0),
                 last_purge_ms: AtomicI64::new(0),
             }),

@@ -13,6 +13,7 @@ use super::forward::SECRET_REF;
 use super::{Gateway, Peer, Response, json_response};
 use crate::backend::Target;
 use crate::config::{ModelSpec, SyncBackend};
+use crate::deployment::Deployment;
 use crate::domain::{Model, ModelPatch, NewModel};
 use crate::error::{GatewayError, RequestError, UpstreamError};
 use crate::ports::{ModelStore, Ports};
@@ -23,11 +24,19 @@ const SYNC_TIMEOUT_MS: i64 = 30_000;
 /// Largest model list read.
 const MAX_MODELS_BODY: usize = 16 * 1024 * 1024;
 
-/// A model as the admin API shows it: everything but the upstream key.
+/// A model as the admin API shows it: everything but the upstream keys.
 #[derive(Serialize)]
 struct AdminModel<'a> {
     #[serde(flatten)]
     model: &'a Model,
+    has_api_key: bool,
+    deployments: Vec<AdminDeployment<'a>>,
+}
+
+#[derive(Serialize)]
+struct AdminDeployment<'a> {
+    #[serde(flatten)]
+    deployment: &'a Deployment,
     has_api_key: bool,
 }
 
@@ -35,6 +44,14 @@ fn admin_view(m: &Model) -> AdminModel<'_> {
     AdminModel {
         model: m,
         has_api_key: m.has_api_key(),
+        deployments: m
+            .deployments
+            .iter()
+            .map(|d| AdminDeployment {
+                deployment: d,
+                has_api_key: d.has_api_key(),
+            })
+            .collect(),
     }
 }
 
@@ -78,7 +95,19 @@ fn check_model(m: &Model, allow_link_local: bool) -> Result<(), GatewayError> {
     for u in &m.fallback_urls {
         check_url(u, "fallback_urls", allow_link_local)?;
     }
+    for d in &m.deployments {
+        check_url(&d.base_url, "deployments", allow_link_local)?;
+    }
     Ok(())
+}
+
+/// The fields a model's explicit deployments own.
+fn touches_backend_fields(p: &ModelPatch) -> bool {
+    p.backend.is_some()
+        || p.base_url.is_some()
+        || p.fallback_urls.as_ref().is_some_and(|f| !f.is_empty())
+        || p.upstream_model.is_some()
+        || p.api_key.is_some()
 }
 
 impl<P: Ports> Gateway<P> {
@@ -162,22 +191,38 @@ impl<P: Ports> Gateway<P> {
     /// A model record for `spec`, with a fresh id, checked like admin input.
     fn model_from_spec(&self, spec: ModelSpec) -> Result<Model, GatewayError> {
         let now = self.now_ms();
-        let model = Model {
+        let either = || {
+            RequestError::invalid(
+                "A model needs 'backend' and 'base_url', or 'deployments' (not both).",
+                Some("deployments"),
+            )
+        };
+        let (backend, base_url) = match (spec.backend, spec.base_url, spec.deployments.first()) {
+            (Some(b), Some(u), None) => (b, u),
+            (None, None, Some(d)) => (d.backend, d.base_url.clone()),
+            _ => return Err(either().into()),
+        };
+        let mut model = Model {
             id: self.new_id("mdl_"),
             upstream_model: spec.upstream_model.unwrap_or_else(|| spec.name.clone()),
             name: spec.name,
-            backend: spec.backend,
-            base_url: spec.base_url.trim_end_matches('/').to_owned(),
+            backend,
+            base_url: base_url.trim_end_matches('/').to_owned(),
             fallback_urls: spec.fallback_urls,
             api_key: spec.api_key.filter(|k| !k.expose().is_empty()),
             enabled: spec.enabled.unwrap_or(true),
             stream_usage: spec.stream_usage.unwrap_or(true),
             responses_api: spec.responses_api,
+            deployments: spec.deployments,
             created_at: now,
             updated_at: now,
         };
+        model.normalize_deployments()?;
         check_model(&model, self.config().allow_link_local_upstreams)?;
         self.check_api_key(model.api_key.as_ref())?;
+        for d in &model.deployments {
+            self.check_api_key(d.api_key.as_ref())?;
+        }
         Ok(model)
     }
 
@@ -196,14 +241,25 @@ impl<P: Ports> Gateway<P> {
         id: &str,
         body: &[u8],
     ) -> Result<Response<P>, GatewayError> {
-        let patch: ModelPatch = parse_body(body)?;
+        let mut patch: ModelPatch = parse_body(body)?;
         let store = self.ports().store();
         let current = store
             .get_model(id)
             .await?
             .ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        let explicit = patch
+            .deployments
+            .as_ref()
+            .map_or(!current.deployments.is_empty(), |d| !d.is_empty());
+        if explicit && touches_backend_fields(&patch) {
+            return Err(RequestError::invalid(
+                "This model is served by 'deployments': change them there.",
+                Some("deployments"),
+            )
+            .into());
+        }
         // Check the model as it would be after the patch.
-        let mut after = current;
+        let mut after = current.clone();
         if let Some(n) = &patch.name {
             after.name.clone_from(n);
         }
@@ -218,6 +274,27 @@ impl<P: Ports> Gateway<P> {
         }
         if let Some(k) = &patch.api_key {
             after.api_key.clone_from(k);
+        }
+        if let Some(list) = &patch.deployments {
+            after.deployments.clone_from(list);
+            for d in after.deployments.iter_mut().filter(|d| d.api_key.is_none()) {
+                let same = current.deployments.iter().find(|c| c.name == d.name);
+                d.api_key = same.and_then(|c| c.api_key.clone());
+            }
+            if explicit {
+                after.fallback_urls.clear();
+            }
+            after.normalize_deployments()?;
+            for d in &after.deployments {
+                self.check_api_key(d.api_key.as_ref())?;
+            }
+            // The first deployment is mirrored into the backend fields.
+            patch.deployments = Some(after.deployments.clone());
+            patch.backend = Some(after.backend);
+            patch.base_url = Some(after.base_url.clone());
+            patch.upstream_model = Some(after.upstream_model.clone());
+            patch.api_key = Some(after.api_key.clone());
+            patch.fallback_urls = Some(after.fallback_urls.clone());
         }
         check_model(&after, self.config().allow_link_local_upstreams)?;
         if let Some(k) = &patch.api_key {
@@ -254,6 +331,7 @@ impl<P: Ports> Gateway<P> {
                         enabled: Some(model.enabled),
                         stream_usage: Some(model.stream_usage),
                         responses_api: Some(model.responses_api),
+                        deployments: Some(model.deployments),
                     };
                     store
                         .update_model(&current.id, patch, self.now_ms())
@@ -296,10 +374,15 @@ impl<P: Ports> Gateway<P> {
                 .sync_backends
                 .iter()
                 .cloned()
-                .chain(existing.iter().map(|m| SyncBackend {
-                    backend: m.backend,
-                    base_url: m.base_url.clone(),
-                    api_key: m.api_key.clone(),
+                .chain(existing.iter().flat_map(|m| {
+                    m.deployments()
+                        .iter()
+                        .map(|d| SyncBackend {
+                            backend: d.backend,
+                            base_url: d.base_url.clone(),
+                            api_key: d.api_key.clone(),
+                        })
+                        .collect::<Vec<_>>()
                 }))
                 .filter(|b| seen.insert((b.backend.as_str(), b.base_url.clone())))
                 .collect()
@@ -322,14 +405,15 @@ impl<P: Ports> Gateway<P> {
                 }
                 let spec = ModelSpec {
                     name: upstream.clone(),
-                    backend: b.backend,
-                    base_url: b.base_url.clone(),
+                    backend: Some(b.backend),
+                    base_url: Some(b.base_url.clone()),
                     upstream_model: Some(upstream),
                     api_key: b.api_key.clone(),
                     fallback_urls: vec![],
                     enabled: None,
                     stream_usage: None,
                     responses_api: None,
+                    deployments: vec![],
                 };
                 let model = self.model_from_spec(spec)?;
                 let m = store.insert_model(NewModel { model }).await?;
@@ -346,6 +430,7 @@ impl<P: Ports> Gateway<P> {
         let key = self.resolve_key(b.api_key.as_ref())?;
         let target = Target {
             base_url: b.base_url.trim_end_matches('/'),
+            model: "",
             api_key: key.as_deref(),
         };
         let req = b.backend.models_request(&target)?;

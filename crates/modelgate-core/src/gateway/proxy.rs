@@ -7,6 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 
 use super::admission::Admission;
 use super::conversation::Conversation;
+use super::forward::{Calls, Forwarded};
 use super::stream::ClientRelay;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
@@ -24,6 +25,8 @@ pub(super) struct Ctx {
     pub(super) key_id: String,
     pub(super) model: String,
     pub(super) backend: BackendKind,
+    /// The deployment that served it (or was tried last).
+    pub(super) deployment: Option<String>,
     pub(super) endpoint: Endpoint,
     pub(super) started_ms: i64,
     pub(super) reserved: i64,
@@ -70,6 +73,7 @@ impl Ctx {
                 usage_reported: reported,
                 stream: self.stream,
                 endpoint: Some(self.endpoint.as_str().to_owned()),
+                deployment: self.deployment.clone(),
                 error,
                 latency_ms: now_ms - self.started_ms,
                 created_at: now_ms,
@@ -195,28 +199,36 @@ impl<P: Ports> Gateway<P> {
                 RequestError::invalid("You must provide a model parameter.", Some("model"))
             })?;
         let model = self.resolve_model(&key, &model_name).await?;
-        model.backend.supports(&parsed)?;
+        let deployments = model.deployments();
+        // Deployments whose backend cannot serve this request are left out;
+        // if none can, the first one's refusal is the answer.
+        let unable: Vec<bool> = deployments
+            .iter()
+            .map(|d| d.backend.supports(&parsed).is_err())
+            .collect();
+        if unable.iter().all(|&u| u) {
+            deployments[0].backend.supports(&parsed)?;
+        }
         let conversation = if endpoint == Endpoint::Responses {
             self.continue_conversation(&key, &model, &mut parsed, request_id)
                 .await?
         } else {
             Conversation::default()
         };
-        let bridge =
-            if endpoint == Endpoint::Responses && model.responses_api() == ResponsesApi::Bridge {
-                let echo = Echo::new(&parsed.body, request_id, &model.name, started_ms / 1000)
-                    .with_state(
-                        conversation.keep.is_some(),
-                        conversation.previous_response_id.clone(),
-                    );
-                Some((echo, responses::to_chat(&parsed.body)?))
-            } else {
-                None
-            };
-        let ignored_tools = bridge
-            .as_ref()
-            .map(|(_, b)| b.ignored_tools.join(", "))
-            .unwrap_or_default();
+        let bridges = endpoint == Endpoint::Responses
+            && deployments
+                .iter()
+                .any(|d| model.responses_api_of(d) == ResponsesApi::Bridge);
+        let bridge = if bridges {
+            let echo = Echo::new(&parsed.body, request_id, &model.name, started_ms / 1000)
+                .with_state(
+                    conversation.keep.is_some(),
+                    conversation.previous_response_id.clone(),
+                );
+            Some((echo, responses::to_chat(&parsed.body)?))
+        } else {
+            None
+        };
         let rate = self.admit_rate(&key).await?;
         let lease = Lease {
             request_id: request_id.to_owned(),
@@ -230,13 +242,14 @@ impl<P: Ports> Gateway<P> {
         let (reserved, injected_max_tokens) = self.reserve(&key, &parsed, &lease).await?;
         self.sweep_leases_if_due();
         // From here on the request must be settled, whatever happens.
-        let admission = Admission::new(
+        let mut admission = Admission::new(
             self.clone(),
             Ctx {
                 request_id: request_id.to_owned(),
                 key_id: key.id.clone(),
                 model: model.name.clone(),
                 backend: model.backend,
+                deployment: None,
                 endpoint,
                 started_ms,
                 reserved,
@@ -244,31 +257,68 @@ impl<P: Ports> Gateway<P> {
                 stream: parsed.stream,
             },
         );
-        // Bridged, the upstream call is a chat completion whose usage chunk
-        // the bridge reads.
-        let (echo, upstream_endpoint, body, client_include_usage) = match bridge {
-            Some((echo, bridged)) => (Some(echo), Endpoint::Chat, bridged.chat, true),
-            None => (None, endpoint, parsed.body, parsed.include_usage),
-        };
-        let call = UpstreamCall {
-            endpoint: upstream_endpoint,
+        let call = |endpoint, body, client_include_usage| UpstreamCall {
+            endpoint,
             stream: parsed.stream,
             client_include_usage,
             upstream_include_usage: model.stream_usage,
             injected_max_tokens,
-            upstream_model: model.upstream_model.clone(),
             public_model: model.name.clone(),
             request_id: request_id.to_owned(),
             body,
         };
+        // Bridged, the upstream call is a chat completion whose usage chunk
+        // the bridge reads.
+        let (echo, bridged, ignored_tools) = match bridge {
+            Some((echo, b)) => (
+                Some(echo),
+                Some(call(Endpoint::Chat, b.chat, true)),
+                b.ignored_tools.join(", "),
+            ),
+            None => (None, None, String::new()),
+        };
+        let calls = Calls {
+            direct: call(endpoint, parsed.body, parsed.include_usage),
+            bridged,
+        };
         let deadline_ms = started_ms.saturating_add_unsigned(self.config().timeout_ms);
-        let upstream = match self.forward(&model, &call, deadline_ms).await {
-            Ok(u) => u,
+        let mut served = None;
+        let forwarded = self
+            .forward(
+                &model,
+                &deployments,
+                &unable,
+                &calls,
+                deadline_ms,
+                &mut served,
+            )
+            .await;
+        admission.served_by(
+            forwarded.as_ref().map(|f| f.deployment.backend).ok(),
+            served,
+        );
+        let Forwarded {
+            response: upstream,
+            mut pick,
+            deployment,
+            bridged,
+        } = match forwarded {
+            Ok(f) => f,
             Err(e) => return Err(settle_failure(admission, e).await),
+        };
+        let call = match (&calls.bridged, bridged) {
+            (Some(b), true) => b,
+            _ => &calls.direct,
+        };
+        let echo = echo.filter(|_| bridged);
+        let ignored_tools = if bridged {
+            ignored_tools
+        } else {
+            String::new()
         };
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
-            let relay = model.backend.relay(&call, created_s);
+            let relay = deployment.backend.relay(call, created_s);
             let relay = match echo {
                 Some(echo) => ClientRelay::Bridge(Box::new(BridgeRelay::new(relay, echo))),
                 None => ClientRelay::Upstream(relay),
@@ -280,7 +330,8 @@ impl<P: Ports> Gateway<P> {
                 admission,
                 deadline_ms,
             )
-            .keeping(conversation.keep);
+            .keeping(conversation.keep)
+            .timing(pick);
             let mut r = http::Response::new(Body::Stream(Box::new(stream)));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -288,10 +339,13 @@ impl<P: Ports> Gateway<P> {
                 .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r
         } else {
-            let result = match self.read_body(upstream.into_body(), deadline_ms).await {
-                Ok(bytes) => model
+            let read = self.read_body(upstream.into_body(), deadline_ms).await;
+            pick.observe_latency(self.now_ms(), &self.config().resilience);
+            drop(pick);
+            let result = match read {
+                Ok(bytes) => deployment
                     .backend
-                    .parse_response(&call, 200, &bytes, created_s)
+                    .parse_response(call, 200, &bytes, created_s)
                     .and_then(|(body, usage)| match &echo {
                         Some(echo) => Ok((responses::from_chat(echo, &body)?, usage)),
                         None => Ok((body, usage)),
@@ -338,7 +392,7 @@ impl<P: Ports> Gateway<P> {
                 "upstream reported more tokens than were reserved: charged the reservation");
         }
         tracing::info!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model, backend = %u.backend,
-            status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
+            deployment = u.deployment.as_deref().unwrap_or(""), status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
             completion_tokens = u.completion_tokens, usage_reported = u.usage_reported, stream = u.stream,
             error = u.error.as_deref().unwrap_or(""), "completed");
         let store = self.ports().store();

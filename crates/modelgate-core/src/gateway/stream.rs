@@ -11,6 +11,7 @@ use super::conversation::Keep;
 use crate::backend::{Relay, StreamOutcome, StreamState};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 use crate::responses::BridgeRelay;
+use crate::routing::Pick;
 
 /// What turns upstream bytes into client bytes: the backend's relay, or
 /// the Responses bridge over it.
@@ -84,6 +85,9 @@ pub struct ResponseStream<P: Ports> {
     deadline_ms: i64,
     /// Keep the Response the stream ends with.
     keep: Option<Keep>,
+    /// The deployment's load share, until the upstream is done; its
+    /// latency sample is the time to the first chunk.
+    pick: Option<Pick>,
 }
 
 impl<P: Ports> ResponseStream<P> {
@@ -101,7 +105,14 @@ impl<P: Ports> ResponseStream<P> {
             admission: Some(admission),
             deadline_ms,
             keep: None,
+            pick: None,
         }
+    }
+
+    /// Time the first chunk, and hold `pick` until the upstream is done.
+    pub(super) fn timing(mut self, pick: Pick) -> Self {
+        self.pick = Some(pick);
+        self
     }
 
     /// Keep the Response this stream ends with, as `keep` says.
@@ -117,6 +128,7 @@ impl<P: Ports> ResponseStream<P> {
             if self.relay.is_done() {
                 // Nothing more will be relayed: let the upstream go now.
                 self.upstream = None;
+                self.pick = None;
                 return None;
             }
             let upstream = self.upstream.as_mut()?;
@@ -125,7 +137,13 @@ impl<P: Ports> ResponseStream<P> {
                 .until(self.deadline_ms, upstream.next_chunk())
                 .await
             {
-                Some(Some(Ok(chunk))) => self.relay.feed(&chunk, &mut out),
+                Some(Some(Ok(chunk))) => {
+                    if let Some(pick) = &mut self.pick {
+                        let g = &self.gateway;
+                        pick.observe_latency(g.now_ms(), &g.config().resilience);
+                    }
+                    self.relay.feed(&chunk, &mut out);
+                }
                 Some(None) => self.relay.finish(&mut out),
                 Some(Some(Err(e))) => {
                     tracing::warn!(request_id = %self.request_id(), error = %e, "upstream stream broke");
@@ -159,6 +177,7 @@ impl<P: Ports> ResponseStream<P> {
     pub fn take_settlement(&mut self) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
         let admission = self.admission.take()?;
         self.upstream = None;
+        self.pick = None;
         let state = self.relay.state();
         let error = match &state.outcome {
             Some(StreamOutcome::Complete) => None,

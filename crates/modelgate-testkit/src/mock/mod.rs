@@ -24,7 +24,9 @@
 //! | `fault=error_event` | stream `after` tokens, then an in-band error event |
 //! | `fault=foreign_json` | answer 200 with JSON that is no completion (a metadata service's credentials) |
 //! | `redirect_port=N` | answer 307 to the same path on `localhost:N` (another host, to a client) |
-//! | `fail_first=N` | the first N requests for this model name get a 503 |
+//! | `fail_first=N` | the first N requests for this model name get a 503 (or `fail_status`) |
+//! | `fail_status=N` | the status `fail_first` answers with |
+//! | `retry_after=N` | error answers carry `Retry-After: N` |
 //! | `no_usage=1` | never report usage |
 //! | `no_tools=1` | answer in text even when tools are offered |
 //! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
@@ -34,7 +36,9 @@
 //! `fault=garbage` and `no_usage=1` (counts of 0, as older llama.cpp).
 //!
 //! `GET /_mock/stats` reports what was served; `GET /_mock/last` the last
-//! request body and auth headers seen.
+//! request body and auth headers seen. `GET /health` answers like
+//! llama.cpp's: 200, or 503 "Loading model" while
+//! [`MockUpstream::set_ready`] says it is not ready.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -73,6 +77,7 @@ struct Shared {
     stats: Mutex<Stats>,
     fail_counts: Mutex<HashMap<String, u64>>,
     last: Mutex<Value>,
+    loading: std::sync::atomic::AtomicBool,
 }
 
 /// A running mock upstream. Dropping it stops the server.
@@ -132,6 +137,13 @@ impl MockUpstream {
             .unwrap_or(Value::Null)
     }
 
+    /// Make `GET /health` answer 200 (ready) or 503 (loading).
+    pub fn set_ready(&self, ready: bool) {
+        self.shared
+            .loading
+            .store(!ready, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Run until the task ends (for the binary).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
@@ -149,6 +161,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/responses", post(|s, h, b| generate(s, h, b, Proto::Responses, true)))
         .route("/v1/embeddings", post(|s, b| embed::embed(s, b, Proto::OpenAi)))
         .route("/api/embed", post(|s, b| embed::embed(s, b, Proto::Ollama)))
+        .route("/health", get(|State(s): State<Arc<Shared>>| async move {
+            if s.loading.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = json!({"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}});
+                (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+            } else {
+                (StatusCode::OK, Json(json!({"status": "ok"})))
+            }
+        }))
         .route("/_mock/stats", get(|State(s): State<Arc<Shared>>| async move {
             Json(s.stats.lock().map(|s| s.clone()).unwrap_or_default())
         }))
@@ -175,6 +195,8 @@ struct Plan {
     fault: String,
     after: u64,
     fail_first: u64,
+    fail_status: u16,
+    retry_after: Option<u64>,
     usage: bool,
     report_tokens: Option<String>,
     stamp: bool,
@@ -197,6 +219,11 @@ impl Plan {
             fault: opts.get("fault").map(|s| s.to_string()).unwrap_or_default(),
             after: n("after", 2),
             fail_first: n("fail_first", 0),
+            fail_status: opts
+                .get("fail_status")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(503),
+            retry_after: opts.get("retry_after").and_then(|v| v.parse().ok()),
             usage: n("no_usage", 0) == 0,
             report_tokens: opts.get("report_tokens").map(|s| s.to_string()),
             stamp: n("stamp", 0) == 1,
@@ -304,13 +331,20 @@ fn count_or_refuse(
         let c = counts.entry(model.to_owned()).or_insert(0);
         *c += 1;
         if *c <= plan.fail_first {
-            let body = Json(error_body(proto, 503));
-            return Some((StatusCode::SERVICE_UNAVAILABLE, body).into_response());
+            return Some(refusal(plan, proto, plan.fail_status));
         }
     }
-    let status = plan.status?;
+    Some(refusal(plan, proto, plan.status?))
+}
+
+fn refusal(plan: &Plan, proto: Proto, status: u16) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Some((code, Json(error_body(proto, status))).into_response())
+    let mut resp = (code, Json(error_body(proto, status))).into_response();
+    if let Some(secs) = plan.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    }
+    resp
 }
 
 async fn generate(
