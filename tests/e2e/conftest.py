@@ -91,8 +91,9 @@ class Env:
 
     def make_model(self, upstream="mock", backend="vllm", base_url=None, **extra):
         name = "e2e-" + uuid.uuid4().hex[:10]
-        body = {"name": name, "backend": backend, "base_url": base_url or self.mock_url,
-                "upstream_model": upstream, **extra}
+        body = {"name": name, "upstream_model": upstream, **extra}
+        if "deployments" not in extra:
+            body |= {"backend": backend, "base_url": base_url or self.mock_url}
         r = self.admin("POST", "/models", body)
         assert r.status_code == 201, r.text
         return name
