@@ -104,11 +104,16 @@ pub enum ModelsCmd {
         #[arg(long)]
         name: String,
         /// openai | api3 | vllm | llamacpp | ollama
-        #[arg(long)]
-        backend: String,
+        #[arg(long, required_unless_present = "deployments")]
+        backend: Option<String>,
         /// Upstream base URL.
-        #[arg(long)]
-        base_url: String,
+        #[arg(long, required_unless_present = "deployments")]
+        base_url: Option<String>,
+        /// Deployments instead of one backend: a JSON array of
+        /// `{"name", "backend", "base_url", "upstream_model", "api_key",
+        /// "weight", "priority", "health_check"}`.
+        #[arg(long, conflicts_with_all = ["backend", "base_url", "api_key_env"])]
+        deployments: Option<String>,
         /// Upstream model name (default: the public name).
         #[arg(long)]
         upstream_model: Option<String>,
@@ -220,12 +225,24 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 base_url,
                 upstream_model,
                 api_key_env,
+                deployments,
             } => {
                 // The reference, never the plaintext: the server reads the
                 // variable (declared in MG_UPSTREAM_SECRETS) when it calls.
                 let api_key = api_key_env.map(|var| format!("env:{var}"));
-                let b = json!({"name": name, "backend": backend, "base_url": base_url,
-                    "upstream_model": upstream_model, "api_key": api_key});
+                let mut b = json!({"name": name, "upstream_model": upstream_model});
+                match deployments {
+                    Some(list) => {
+                        let list: Value = serde_json::from_str(&list)
+                            .map_err(|e| format!("--deployments: {e}"))?;
+                        b["deployments"] = list;
+                    }
+                    None => {
+                        b["backend"] = json!(backend);
+                        b["base_url"] = json!(base_url);
+                        b["api_key"] = json!(api_key);
+                    }
+                }
                 (Method::POST, "/admin/api/models".into(), b)
             }
             ModelsCmd::List => (Method::GET, "/admin/api/models".into(), Value::Null),

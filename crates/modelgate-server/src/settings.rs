@@ -259,6 +259,21 @@ base_url = "https://api.openai.com/v1"
 upstream_model = "gpt-4o-mini"
 api_key_env = "TEST_UPSTREAM_KEY"
 
+[[models]]
+name = "llama"
+[[models.deployments]]
+name = "gpu-a"
+backend = "vllm"
+base_url = "http://10.0.0.11:8000"
+weight = 2
+health_check = true
+[[models.deployments]]
+backend = "openai"
+base_url = "https://api.openai.com/v1"
+upstream_model = "gpt-4o-mini"
+api_key_env = "TEST_UPSTREAM_KEY"
+priority = 1
+
 [[sync_backends]]
 backend = "ollama"
 base_url = "http://127.0.0.1:11434"
@@ -273,6 +288,14 @@ base_url = "http://127.0.0.1:11434"
         assert!(core.secret_declared("TEST_UPSTREAM_KEY"));
         assert_eq!(specs[0].upstream_model.as_deref(), Some("gpt-4o-mini"));
         assert_eq!(core.sync_backends[0].backend, BackendKind::Ollama);
+        let d = &specs[1].deployments;
+        assert_eq!((specs[1].backend, d.len()), (None, 2));
+        assert_eq!(
+            (d[0].name.as_str(), d[0].weight, d[0].health_check),
+            ("gpu-a", 2, true)
+        );
+        assert_eq!((d[1].priority, d[1].weight), (1, 1));
+        assert_eq!(d[1].api_key, Some("env:TEST_UPSTREAM_KEY".into()));
         let err = load_models_file(&path, |_| None, &mut Config::default()).unwrap_err();
         assert!(err.contains("TEST_UPSTREAM_KEY"));
         // The gateway's own settings are never an upstream key.

@@ -130,8 +130,25 @@ fn models_and_usage_from_the_command_line() {
         ],
     );
     assert!(!ok && bad["error"]["message"].is_string());
+    let deployments = r#"[{"name": "a", "backend": "vllm", "base_url": "http://127.0.0.1:9"},
+        {"name": "b", "backend": "ollama", "base_url": "http://127.0.0.1:10", "priority": 1}]"#;
+    let (ok, many) = run(
+        &db,
+        None,
+        &[
+            "models",
+            "add",
+            "--name",
+            "m3",
+            "--deployments",
+            deployments,
+        ],
+    );
+    assert!(ok, "{many}");
+    assert_eq!(many["deployments"][1]["priority"], 1);
+    assert_eq!(many["backend"], "vllm", "the first is mirrored");
     let (_, listed) = run(&db, None, &["models", "list"]);
-    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 2);
     let id = m["id"].as_str().unwrap();
     let (ok, _) = run(&db, None, &["models", "delete", id]);
     assert!(ok);
