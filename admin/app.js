@@ -1,5 +1,6 @@
 // ModelGate admin panel: sign-in, keys, models. Usage lives in usage.js.
 import { api, attempt, date, dateTime, el, list, number, session, showError } from "./api.js";
+import { loadDeployments } from "./deployments.js";
 import { loadUsage, setupUsage } from "./usage.js";
 
 const $ = (id) => document.getElementById(id);
@@ -173,7 +174,7 @@ async function loadModels() {
     el("tr", {},
       el("td", {}, m.name),
       el("td", {}, m.backend),
-      el("td", {}, m.base_url),
+      el("td", {}, m.deployments.length ? `${m.deployments.length} deployments` : m.base_url),
       el("td", {}, m.upstream_model),
       el("td", {}, m.has_api_key ? "set" : "none"),
       el("td", {}, m.enabled ? "yes" : "no"),
@@ -203,6 +204,7 @@ async function loadModels() {
     ),
   );
   $("models-table").tBodies[0].replaceChildren(...rows);
+  await loadDeployments();
 }
 
 async function createModel(event) {

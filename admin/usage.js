@@ -76,7 +76,7 @@ export async function loadUsage() {
     ...report.data.map((r) =>
       el("tr", {},
         el("td", {}, r.day), el("td", {}, keyNames.get(r.key_id) ?? r.key_id), el("td", {}, r.model),
-        el("td", {}, r.endpoint ?? "—"), el("td", {}, number(r.requests)),
+        el("td", {}, r.endpoint ?? "—"), el("td", {}, r.deployment ?? "—"), el("td", {}, number(r.requests)),
         el("td", {}, number(r.prompt_tokens)), el("td", {}, number(r.completion_tokens)), el("td", {}, number(r.errors)),
       ),
     ),

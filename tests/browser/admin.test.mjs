@@ -119,6 +119,11 @@ test("an admin manages keys, models and usage in the panel", async () => {
   assert.equal(await page.locator("#models-table").getByText("sk-upstream-write-only").count(), 0);
   await page.getByRole("button", { name: "Sync from backends" }).click();
   await page.getByText("Imported 2: mock, mock-2.").waitFor();
+  // Each model's deployments and their state; never a URL.
+  const deployments = page.locator("#deployments-table");
+  await deployments.getByRole("row").filter({ hasText: "mock-chat" }).getByRole("cell", { name: "primary" }).waitFor();
+  await deployments.getByRole("row").filter({ hasText: "mock-chat" }).getByText("available").waitFor();
+  assert.equal(await deployments.getByText(mockUrl).count(), 0);
   await shot(page, "admin-models");
 
   // Keys: create one, read it once, escape what a hostile name holds.
@@ -155,6 +160,7 @@ test("an admin manages keys, models and usage in the panel", async () => {
   await page.getByRole("button", { name: "Show" }).click();
   await page.locator("#usage-table").getByRole("cell", { name: "embeddings" }).waitFor();
   await page.locator("#usage-table").getByRole("cell", { name: "chat", exact: true }).waitFor();
+  await page.locator("#usage-table").getByRole("cell", { name: "primary" }).first().waitFor();
   assert.match(await page.locator("#usage-totals").textContent(), /2 requests/);
   assert.match(await page.locator("#usage-by-endpoint").textContent(), /chat: 1 · embeddings: 1|embeddings: 1 · chat: 1/);
   assert.ok((await page.locator("#chart-tokens svg rect").count()) >= 1, "a chart of tokens per day");
