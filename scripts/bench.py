@@ -2,7 +2,7 @@
 gateway and through LiteLLM's proxy at fixed rates and at saturation
 (bench_load.py); streams through the gateway with its memory; the
 Responses API (bridged and native) and embeddings against their direct
-calls; per-request
+calls; one slow replica of three (bench_replicas.py); per-request
 latency of one sequential client for the native server, the Worker under
 `wrangler dev` and the Lambda under `cargo lambda watch`; sizes, cold start
 and the core's Criterion micro-benchmarks. Writes BENCHMARKS.md and the plot
@@ -29,7 +29,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from harness import (ROOT, free_port, http as call, start, start_lambda, start_redis, start_worker,  # noqa: E402
                      wait_health)
-from bench_load import GATEWAY_CPU, ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm, streams  # noqa: E402
+from bench_load import (ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm, start_native,  # noqa: E402
+                        streams)
+from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import GATEWAY, LITELLM, MOCK, report  # noqa: E402
 
 WARMUP = 100
@@ -173,14 +175,8 @@ def main():
         direct = lambda: measure(mock_url, "/v1/chat/completions", BODY % b"mock?tokens=8", direct_hdrs)
         results[MOCK] = median_of_rounds(direct)
 
-        port = free_port()
-        env = {**os.environ, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite", "MG_ADMIN_API_KEY": admin_key,
-               "MG_LOG": "warn"}
-        native = subprocess.Popen(pinned(GATEWAY_CPU, [str(bins / "modelgate")]), env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        native, base = start_native(bins, tmp, admin_key)
         procs.append(native)
-        base = f"http://127.0.0.1:{port}"
-        wait_health(base)
         name, key = setup(base, admin_key, mock_url)
         hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
         results[GATEWAY] = median_of_rounds(
@@ -198,6 +194,11 @@ def main():
         load_results.update(load({LITELLM: (ll_base + "/v1/chat/completions", ll_hdrs, BODY % b"bench")}))
         litellm.terminate()
         litellm.wait(timeout=30)
+
+        weighted, weighted_base = start_native(bins, tmp, admin_key, MG_ROUTING="weighted")
+        procs.append(weighted)
+        replica_results = bench_replicas(bins, os.environ["MG_BENCH_VENV"], tmp, procs, base, weighted_base, admin_key)
+        weighted.terminate()
 
         upstream = f"mock?tokens=50&ttft_ms=20&itl_ms={ITL_MS}&stamp=1"
         stream_name, _ = setup(base, admin_key, mock_url, upstream)
@@ -224,7 +225,7 @@ def main():
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
-           WARMUP, endpoint_results)
+           WARMUP, endpoint_results, replica_results)
 
 
 if __name__ == "__main__":

@@ -89,20 +89,19 @@ def load(targets):
     return {key: spread(r) for key, r in runs.items()}
 
 
-def start_litellm(venv, mock_url, tmp, log):
+def start_litellm(venv, mock_url, tmp, log, models=None):
     """LiteLLM's proxy (on the gateway's core when pinned), offline, one
-    model on the mock, a master key (its cheapest auth: no database, no
-    virtual keys). Started only for its own runs: idle, it still keeps
-    background tasks busy that would slow whatever shares its core."""
+    model on the mock (or `models`: (model_name, model, api_base) entries,
+    several of one name being deployments its router chooses among), a
+    master key (its cheapest auth: no database, no virtual keys). Started
+    only for its own runs: idle, it still keeps background tasks busy that
+    would slow whatever shares its core."""
     port = free_port()
-    cfg = pathlib.Path(tmp) / "litellm.yaml"
-    cfg.write_text(f"""model_list:
-  - model_name: bench
-    litellm_params:
-      model: openai/mock?tokens=8
-      api_base: {mock_url}/v1
-      api_key: unused
-""")
+    cfg = pathlib.Path(tmp) / f"litellm-{port}.yaml"
+    models = models or [("bench", "openai/mock?tokens=8", f"{mock_url}/v1")]
+    cfg.write_text("model_list:\n" + "".join(
+        f"  - model_name: {name}\n    litellm_params:\n      model: {model}\n      api_base: {base}\n"
+        "      api_key: unused\n" for name, model, base in models))
     key = "sk-bench-" + os.urandom(16).hex()
     env = {**os.environ, "LITELLM_MASTER_KEY": key, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
            "LITELLM_TELEMETRY": "False"}
@@ -112,6 +111,19 @@ def start_litellm(venv, mock_url, tmp, log):
     base = f"http://127.0.0.1:{port}"
     wait_health(base, timeout=180, path="/health/liveliness")
     return proc, base, key
+
+
+def start_native(bins, tmp, admin_key, **env):
+    """The release `modelgate` on a fresh database (on the gateway's core
+    when pinned); its process and base URL."""
+    port = free_port()
+    env = {**os.environ, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db-{port}.sqlite",
+           "MG_ADMIN_API_KEY": admin_key, "MG_LOG": "warn", **env}
+    proc = subprocess.Popen(pinned(GATEWAY_CPU, [str(bins / "modelgate")]), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_health(base)
+    return proc, base
 
 
 class RssSampler:

@@ -5,6 +5,7 @@ import platform
 
 from bench_load import CONNECTIONS, GATEWAY_CPU, ITL_MS, RATES, REPEATS, SECS
 from harness import ROOT
+from bench_replicas import replicas_section
 
 MOCK, GATEWAY, LITELLM = "mock upstream, direct", "ModelGate (native, SQLite)", "LiteLLM proxy"
 PLOT = "docs/bench-latency.svg"
@@ -217,7 +218,7 @@ def endpoints_section(pairs):
     return lines
 
 
-def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints):
+def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load_lines, names = load_section(load)
     plot(load)
@@ -236,6 +237,8 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         *stream_section(stream),
         "",
         *endpoints_section(endpoints),
+        "",
+        *replicas_section(replicas),
         "",
         *PROFILE,
         "",
