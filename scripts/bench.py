@@ -32,7 +32,7 @@ from harness import (ROOT, free_port, http as call, start, start_lambda, start_r
 from bench_load import (ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm, start_native,  # noqa: E402
                         streams)
 from bench_replicas import bench_replicas  # noqa: E402
-from bench_report import GATEWAY, LITELLM, MOCK, report  # noqa: E402
+from bench_report import GATEWAY, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
 
 WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
@@ -90,10 +90,8 @@ def bench_endpoints(base, admin_key, mock_url):
     directly, one sequential client."""
     direct_hdrs = {"content-type": "application/json"}
     pairs = {}
-    cases = [("Responses, bridged to chat (kept: the default)", "/v1/chat/completions", BODY, "/v1/responses",
-              RESPONSES_BODY, "bridge"),
-             ("Responses, bridged to chat, `store: false`", "/v1/chat/completions", BODY, "/v1/responses",
-              UNSTORED_BODY, "bridge"),
+    cases = [(KEPT, "/v1/chat/completions", BODY, "/v1/responses", RESPONSES_BODY, "bridge"),
+             (UNKEPT, "/v1/chat/completions", BODY, "/v1/responses", UNSTORED_BODY, "bridge"),
              ("Responses, native", "/v1/responses", RESPONSES_BODY, "/v1/responses", RESPONSES_BODY, "native"),
              ("Embeddings (2 inputs)", "/v1/embeddings", EMBED_BODY, "/v1/embeddings", EMBED_BODY, None)]
     for label, direct_path, direct_body, path, body, mode in cases:

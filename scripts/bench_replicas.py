@@ -144,4 +144,13 @@ def replicas_section(results):
     ]
     for name, r in results.items():
         lines.append(f"| {name} | {cell(r['p50'], ms)} | {cell(r['p99'], ms)} | {cell(r['slow'], pct)} |")
+    if P2C in results and ROUND_ROBIN in results:
+        p2c, rr = results[P2C], results[ROUND_ROBIN]
+        lines += ["", f"Blind to latency, round-robin and weighted random send the slow replica its third of the"
+                  f" traffic, so their p99 is its {REPLICA_MS[2]} ms ({ms(rr['p99'][0])} ms round-robin). ModelGate's"
+                  f" choice learns each replica's latency from its answers and sends the slow one"
+                  f" {pct(p2c['slow'][0])} (its first requests, before it was measured, and whatever overflow"
+                  f" would cost more on the fast ones): its p99 is {ms(p2c['p99'][0])} ms, the fast replicas' plus"
+                  " the gateway. LiteLLM's default shuffles by weight like the second row, with its own overhead"
+                  " on top at this concurrency."]
     return lines

@@ -6,17 +6,10 @@ mod common;
 use std::time::Duration;
 
 use axum::body::Body;
-use common::{Harness, hello};
+use common::{Harness, closed_port, hello};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
-    url
-}
 
 #[tokio::test]
 async fn refused_connection_is_a_502_without_the_url() {

@@ -7,17 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Harness, hello};
+use common::{Harness, closed_port, hello};
 use futures_util::{StreamExt, stream};
 use modelgate_testkit::MockUpstream;
 use serde_json::{Value, json};
-
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    drop(l);
-    url
-}
 
 fn deployment(name: &str, url: &str, upstream: &str, weight: u32, priority: u32) -> Value {
     json!({"name": name, "backend": "vllm", "base_url": url, "upstream_model": upstream,

@@ -260,6 +260,14 @@ pub async fn post(
         .await
 }
 
+/// The URL of a port nothing listens on (connections are refused).
+pub fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    url
+}
+
 pub fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there friend"}]})
 }
