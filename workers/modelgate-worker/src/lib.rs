@@ -77,7 +77,8 @@ impl Ports for WorkerPorts {
 }
 
 thread_local! {
-    /// One gateway per isolate, so circuit breakers see every request.
+    /// One gateway per isolate, so its routing state (load, latency,
+    /// ejections) sees every request the isolate serves.
     static GATEWAY: OnceCell<Gateway<WorkerPorts>> = const { OnceCell::new() };
 }
 
