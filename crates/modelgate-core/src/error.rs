@@ -52,6 +52,16 @@ pub enum LimitError {
     QuotaExceeded,
 }
 
+impl LimitError {
+    /// Which limit refused, for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::RateLimited { .. } => "rate_limit",
+            Self::QuotaExceeded => "quota",
+        }
+    }
+}
+
 /// Problems with what the client sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {

@@ -37,6 +37,7 @@ pub mod encoding;
 pub mod error;
 pub mod gateway;
 pub mod limiter;
+pub mod observe;
 pub mod ports;
 pub mod request;
 pub mod resilience;

@@ -262,4 +262,9 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     /// A deployment secret by name (process environment natively, `wrangler
     /// secret` on Workers): what a model's `api_key` of `env:NAME` refers to.
     fn secret(&self, name: &str) -> Option<String>;
+    /// The metrics in the Prometheus text format, where the runtime keeps
+    /// them (see [`crate::observe`]); `None`: `GET /metrics` is a 404.
+    fn metrics(&self) -> Option<String> {
+        None
+    }
 }

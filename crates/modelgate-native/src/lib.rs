@@ -14,4 +14,5 @@
 
 pub mod app;
 pub mod listener;
+pub mod metrics;
 pub mod ports;

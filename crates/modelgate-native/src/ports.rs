@@ -210,6 +210,10 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
         self.detached.spawn(task);
     }
 
+    fn metrics(&self) -> Option<String> {
+        crate::metrics::render()
+    }
+
     fn secret(&self, name: &str) -> Option<String> {
         self.secrets
             .get(name)

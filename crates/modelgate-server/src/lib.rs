@@ -52,6 +52,7 @@ pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> 
 
 /// Serve until SIGINT/SIGTERM, then drain in-flight requests for up to 30 s.
 pub async fn serve(settings: Settings) -> Result<(), String> {
+    modelgate_native::metrics::install().map_err(|e| format!("metrics: {e}"))?;
     let gateway = build(&settings).await?;
     // Requests a previous process left behind (killed mid-request): their
     // leases may have run out while nothing was running.

@@ -38,6 +38,7 @@ pub(super) struct Admission<P: Ports> {
 
 impl<P: Ports> Admission<P> {
     pub(super) fn new(gateway: Gateway<P>, ctx: Ctx) -> Self {
+        crate::observe::admitted();
         Self {
             gateway,
             ctx,
@@ -70,6 +71,7 @@ impl<P: Ports> Admission<P> {
         let s = self
             .ctx
             .settlement(usage, output_chunks, status, error, now);
+        crate::observe::settled(&s.usage);
         self.state = State::Settling(Box::new(s.clone()));
         self.gateway.settle(s).await;
         self.state = State::Done;
@@ -84,7 +86,9 @@ impl<P: Ports> Drop for Admission<P> {
             State::Open => {
                 let error = Some("client_disconnected".to_owned());
                 let now = self.gateway.now_ms();
-                self.ctx.settlement(None, 0, CLIENT_CLOSED, error, now)
+                let s = self.ctx.settlement(None, 0, CLIENT_CLOSED, error, now);
+                crate::observe::settled(&s.usage);
+                s
             }
         };
         let gateway = self.gateway.clone();

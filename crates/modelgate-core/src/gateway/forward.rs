@@ -14,6 +14,7 @@ use crate::backend::{ResponsesApi, Target, UpstreamCall, upstream_error};
 use crate::deployment::Deployment;
 use crate::domain::Model;
 use crate::error::{GatewayError, UpstreamError};
+use crate::observe;
 use crate::ports::{ByteStream, HttpClient, Ports, TransportError, TransportErrorKind};
 use crate::resilience::retryable_status;
 use crate::routing::{Outcome, Pick};
@@ -140,10 +141,12 @@ impl<P: Ports> Gateway<P> {
                 let resp = match sent {
                     None => {
                         pick.record(Outcome::Failed, self.now_ms(), &cfg);
+                        observe::attempt(&model.name, &d.name, Outcome::Failed);
                         return Err(UpstreamError::Timeout.into());
                     }
                     Some(Err(e)) => {
                         pick.record(Outcome::Failed, self.now_ms(), &cfg);
+                        observe::attempt(&model.name, &d.name, Outcome::Failed);
                         // Logs name the deployment, never its URL.
                         tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
                             kind = ?e.kind, error = %e.detail, "upstream transport error");
@@ -167,6 +170,7 @@ impl<P: Ports> Gateway<P> {
                     _ => Outcome::Ok,
                 };
                 pick.record(outcome, self.now_ms(), &cfg);
+                observe::attempt(&model.name, &d.name, outcome);
                 if (200..300).contains(&status) {
                     return Ok(Forwarded {
                         response: resp,

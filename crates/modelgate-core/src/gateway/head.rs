@@ -30,7 +30,7 @@ enum Needs {
 
 fn needs(method: &Method, path: &str) -> Needs {
     let path = path.trim_end_matches('/');
-    if path == "/admin/api" || path.starts_with("/admin/api/") {
+    if path == "/admin/api" || path.starts_with("/admin/api/") || path == "/metrics" {
         Needs::Admin
     } else if method == Method::POST
         && matches!(

@@ -232,6 +232,7 @@ impl<P: Ports> Gateway<P> {
                 let id = percent_decode(id);
                 self.stored_route(&req, peer, &id, true).await
             }
+            (["metrics"], &Method::GET) => self.metrics(&req, peer).await,
             (["v1", "models"], &Method::GET) => self.list_models(&req, peer).await,
             (["v1", "models", id @ ..], &Method::GET) if !id.is_empty() => {
                 // Model names may contain '/', e.g. "Qwen/Qwen2.5-0.5B".
@@ -250,6 +251,27 @@ impl<P: Ports> Gateway<P> {
             ) => Err(RequestError::MethodNotAllowed.into()),
             _ => Err(RequestError::NotFound(format!("Route {}", req.uri().path())).into()),
         }
+    }
+}
+
+impl<P: Ports> Gateway<P> {
+    /// `GET /metrics`: the runtime's metrics, for admins only.
+    async fn metrics(
+        &self,
+        req: &http::Request<Bytes>,
+        peer: Peer,
+    ) -> Result<Response<P>, GatewayError> {
+        self.admin_of(req, peer).await?;
+        let text = self
+            .ports()
+            .metrics()
+            .ok_or_else(|| RequestError::NotFound("Route /metrics".into()))?;
+        let mut resp = http::Response::new(Body::Full(Bytes::from(text)));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        );
+        Ok(resp)
     }
 }
 

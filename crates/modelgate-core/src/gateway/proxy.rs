@@ -14,6 +14,7 @@ use crate::auth;
 use crate::backend::{BackendKind, ResponsesApi, UpstreamCall, Usage};
 use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, LimitError, RequestError};
+use crate::observe;
 use crate::ports::{KeyStore, ModelStore, Ports, RateDecision, RateLimiter};
 use crate::request::{self, Endpoint, ProxyRequest};
 use crate::responses::{self, BridgeRelay, Echo};
@@ -180,6 +181,22 @@ impl<P: Ports> Gateway<P> {
     }
 
     pub(super) async fn proxy(
+        &self,
+        req: http::Request<Bytes>,
+        peer: Peer,
+        request_id: &str,
+        endpoint: Endpoint,
+    ) -> Result<Response<P>, GatewayError> {
+        let result = self.serve(req, peer, request_id, endpoint).await;
+        let status = match &result {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => e.status().as_u16(),
+        };
+        observe::answered(endpoint.as_str(), status, result.as_ref().err());
+        result
+    }
+
+    async fn serve(
         &self,
         req: http::Request<Bytes>,
         peer: Peer,
@@ -392,7 +409,8 @@ impl<P: Ports> Gateway<P> {
                 "upstream reported more tokens than were reserved: charged the reservation");
         }
         tracing::info!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model, backend = %u.backend,
-            deployment = u.deployment.as_deref().unwrap_or(""), status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
+            endpoint = u.endpoint.as_deref().unwrap_or(""), deployment = u.deployment.as_deref().unwrap_or(""),
+            status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
             completion_tokens = u.completion_tokens, usage_reported = u.usage_reported, stream = u.stream,
             error = u.error.as_deref().unwrap_or(""), "completed");
         let store = self.ports().store();

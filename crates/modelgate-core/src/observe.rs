@@ -1,0 +1,100 @@
+//! Metrics, recorded through the `metrics` facade (no IO, builds for
+//! wasm32): whichever runtime installs a recorder gets them; the native
+//! server renders them in the Prometheus text format at `GET /metrics`.
+//!
+//! Names follow the OpenTelemetry GenAI conventions where they exist
+//! (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`, as
+//! Prometheus names); the rest are the gateway's own (`modelgate_*`).
+//! Labels are bounded: endpoint, configured model and deployment names,
+//! status class and closed vocabularies; never a key id, a request id or
+//! a raw path.
+
+use crate::domain::UsageRecord;
+use crate::error::GatewayError;
+use crate::routing::Outcome;
+
+/// Requests answered, by endpoint, status class and error type.
+pub const REQUESTS: &str = "modelgate_requests_total";
+/// Requests admitted and not yet settled.
+pub const IN_FLIGHT: &str = "modelgate_requests_in_flight";
+/// Requests refused by a limit, by reason.
+pub const REFUSALS: &str = "modelgate_refusals_total";
+/// Attempts on upstream deployments, by model, deployment and outcome.
+pub const ATTEMPTS: &str = "modelgate_upstream_attempts_total";
+/// Seconds from admission to the end of the answer (histogram).
+pub const DURATION: &str = "gen_ai_client_operation_duration_seconds";
+/// Tokens per request, by model and `gen_ai_token_type` (histogram).
+pub const TOKENS: &str = "gen_ai_client_token_usage";
+
+/// Explicit buckets (Prometheus histograms, not summaries): the GenAI
+/// conventions' own.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// See [`DURATION_BUCKETS`].
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// The closed vocabulary of error types.
+pub fn error_type(e: Option<&GatewayError>) -> &'static str {
+    match e {
+        None => "none",
+        Some(GatewayError::Request(_)) => "client",
+        Some(GatewayError::Auth(_)) => "auth",
+        Some(GatewayError::Limit(_)) => "limit",
+        Some(GatewayError::Upstream(_)) => "upstream",
+        Some(GatewayError::Store(_)) => "gateway",
+    }
+}
+
+/// A request to a proxied endpoint was answered (a stream: when it began).
+pub fn answered(endpoint: &'static str, status: u16, error: Option<&GatewayError>) {
+    let class = match status {
+        200..=299 => "2xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    };
+    metrics::counter!(REQUESTS, "endpoint" => endpoint, "status_class" => class,
+        "error_type" => error_type(error))
+    .increment(1);
+    if let Some(GatewayError::Limit(l)) = error {
+        metrics::counter!(REFUSALS, "reason" => l.reason()).increment(1);
+    }
+}
+
+/// A request was admitted (its settlement will call [`settled`]).
+pub fn admitted() {
+    metrics::gauge!(IN_FLIGHT).increment(1.0);
+}
+
+/// An admitted request was settled: its duration and tokens.
+pub fn settled(u: &UsageRecord) {
+    metrics::gauge!(IN_FLIGHT).decrement(1.0);
+    let op = u.endpoint.clone().unwrap_or_else(|| "unknown".into());
+    let secs = u.latency_ms.max(0) as f64 / 1000.0;
+    metrics::histogram!(DURATION, "gen_ai_operation_name" => op.clone(),
+        "gen_ai_request_model" => u.model.clone())
+    .record(secs);
+    for (kind, n) in [("input", u.prompt_tokens), ("output", u.completion_tokens)] {
+        if n > 0 {
+            metrics::histogram!(TOKENS, "gen_ai_operation_name" => op.clone(),
+                "gen_ai_request_model" => u.model.clone(), "gen_ai_token_type" => kind)
+            .record(n as f64);
+        }
+    }
+}
+
+/// One attempt on a deployment came to `outcome`.
+pub fn attempt(model: &str, deployment: &str, outcome: Outcome) {
+    let outcome = match outcome {
+        Outcome::Ok => "ok",
+        Outcome::Failed => "failed",
+        Outcome::RateLimited { .. } => "rate_limited",
+    };
+    metrics::counter!(ATTEMPTS, "model" => model.to_owned(), "deployment" => deployment.to_owned(),
+        "outcome" => outcome)
+    .increment(1);
+}

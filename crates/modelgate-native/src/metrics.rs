@@ -1,0 +1,38 @@
+//! The process's metrics recorder: the core's figures (see
+//! `modelgate_core::observe`) kept for `GET /metrics` in the Prometheus text
+//! format, with real histograms (explicit buckets), not summaries.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use modelgate_core::observe;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the recorder for this process (once; later calls do nothing).
+pub fn install() -> Result<(), String> {
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full(observe::DURATION.into()),
+            &observe::DURATION_BUCKETS,
+        )
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(observe::TOKENS.into()),
+                &observe::TOKEN_BUCKETS,
+            )
+        })
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())?;
+    let _ = HANDLE.set(handle);
+    Ok(())
+}
+
+/// The metrics now, if the recorder is installed.
+pub fn render() -> Option<String> {
+    HANDLE.get().map(PrometheusHandle::render)
+}
