@@ -37,6 +37,21 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     16777216.0, 67108864.0,
 ];
 
+/// Describe every metric to the recorder just installed (Prometheus'
+/// `# HELP` lines).
+pub fn describe() {
+    metrics::describe_counter!(REQUESTS, "Requests answered on the proxied endpoints.");
+    metrics::describe_gauge!(IN_FLIGHT, "Requests admitted and not yet settled.");
+    metrics::describe_counter!(REFUSALS, "Requests refused by a key's limit.");
+    metrics::describe_counter!(ATTEMPTS, "Attempts on upstream deployments.");
+    metrics::describe_histogram!(
+        DURATION,
+        metrics::Unit::Seconds,
+        "Admission to the end of the answer."
+    );
+    metrics::describe_histogram!(TOKENS, "Tokens of one request, by type.");
+}
+
 /// The closed vocabulary of error types.
 pub fn error_type(e: Option<&GatewayError>) -> &'static str {
     match e {

@@ -29,6 +29,7 @@ pub fn install() -> Result<(), String> {
         .install_recorder()
         .map_err(|e| e.to_string())?;
     let _ = HANDLE.set(handle);
+    observe::describe();
     Ok(())
 }
 

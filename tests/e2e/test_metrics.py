@@ -1,0 +1,75 @@
+"""`/metrics` against the real thing: `promtool check metrics` passes on
+what the native server serves, and Debian's Prometheus, scraping it with
+the admin key, answers PromQL with the requests and tokens this test
+produced. The Worker and the Lambda do not serve it (their log lines carry
+the figures)."""
+
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+from conftest import http as call
+from harness import free_port
+
+RUNTIME = os.environ.get("MG_RUNTIME", "native")
+
+
+def scrape(env):
+    return call("GET", env.base_url + "/metrics", headers={"authorization": f"Bearer {env.admin_key}"})
+
+
+def query(base, promql):
+    r = call("GET", f"{base}/api/v1/query?query={urllib.parse.quote(promql)}")
+    assert r.status_code == 200, r.text
+    result = r.json()["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_prometheus_scrapes_what_was_served(env):
+    if RUNTIME != "native":
+        assert scrape(env).status_code == 404
+        return
+    assert call("GET", env.base_url + "/metrics").status_code == 401
+    model = env.make_model("mock?tokens=5")
+    client = env.client(env.make_key(rpm=10_000)["key"])
+    for _ in range(7):
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "one two three"}])
+    text = scrape(env).text
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="mg-prom-"))
+    target = urllib.parse.urlsplit(env.base_url).netloc
+    (tmp / "prometheus.yml").write_text(f"""global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: modelgate
+    authorization:
+      credentials: {env.admin_key}
+    static_configs:
+      - targets: ["{target}"]
+""")
+    port = free_port()
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp}/data",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                            stderr=open(tmp / "prometheus.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        labels = f'gen_ai_request_model="{model}",gen_ai_token_type="output"'
+        requests = tokens = None
+        deadline = time.time() + 60
+        while time.time() < deadline and (requests, tokens) != (7, 35):
+            time.sleep(0.5)
+            try:
+                requests = query(base, f"sum(gen_ai_client_token_usage_count{{{labels}}})")
+                tokens = query(base, f"sum(gen_ai_client_token_usage_sum{{{labels}}})")
+            except OSError:
+                continue
+        assert (requests, tokens) == (7, 35), (requests, tokens, (tmp / "prometheus.log").read_text()[-2000:])
+        assert query(base, 'up{job="modelgate"}') == 1
+    finally:
+        prom.terminate()
+        prom.wait(timeout=30)
