@@ -23,6 +23,9 @@ pub const REFUSALS: &str = "modelgate_refusals_total";
 pub const ATTEMPTS: &str = "modelgate_upstream_attempts_total";
 /// Seconds from admission to the end of the answer (histogram).
 pub const DURATION: &str = "gen_ai_client_operation_duration_seconds";
+/// Seconds from admission to the first upstream chunk of a stream
+/// (histogram).
+pub const FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token_seconds";
 /// Tokens per request, by model and `gen_ai_token_type` (histogram).
 pub const TOKENS: &str = "gen_ai_client_token_usage";
 
@@ -50,6 +53,11 @@ pub fn describe() {
         "Admission to the end of the answer."
     );
     metrics::describe_histogram!(TOKENS, "Tokens of one request, by type.");
+    metrics::describe_histogram!(
+        FIRST_TOKEN,
+        metrics::Unit::Seconds,
+        "Admission to the first upstream chunk of a stream."
+    );
 }
 
 /// The closed vocabulary of error types.
@@ -100,6 +108,13 @@ pub fn settled(u: &UsageRecord) {
             .record(n as f64);
         }
     }
+}
+
+/// A stream's first upstream chunk arrived `ms` after admission.
+pub fn first_token(endpoint: &'static str, model: &str, ms: i64) {
+    metrics::histogram!(FIRST_TOKEN, "gen_ai_operation_name" => endpoint,
+        "gen_ai_request_model" => model.to_owned())
+    .record(ms.max(0) as f64 / 1000.0);
 }
 
 /// One attempt on a deployment came to `outcome`.

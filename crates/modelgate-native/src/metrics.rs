@@ -14,20 +14,18 @@ pub fn install() -> Result<(), String> {
     if HANDLE.get().is_some() {
         return Ok(());
     }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(observe::DURATION.into()),
-            &observe::DURATION_BUCKETS,
-        )
-        .and_then(|b| {
-            b.set_buckets_for_metric(
-                Matcher::Full(observe::TOKENS.into()),
-                &observe::TOKEN_BUCKETS,
-            )
-        })
-        .map_err(|e| e.to_string())?
-        .install_recorder()
-        .map_err(|e| e.to_string())?;
+    let buckets = [
+        (observe::DURATION, &observe::DURATION_BUCKETS),
+        (observe::FIRST_TOKEN, &observe::DURATION_BUCKETS),
+        (observe::TOKENS, &observe::TOKEN_BUCKETS),
+    ];
+    let mut builder = PrometheusBuilder::new();
+    for (name, bounds) in buckets {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.into()), bounds)
+            .map_err(|e| e.to_string())?;
+    }
+    let handle = builder.install_recorder().map_err(|e| e.to_string())?;
     let _ = HANDLE.set(handle);
     observe::describe();
     Ok(())

@@ -32,6 +32,12 @@ async fn metrics_count_what_was_served_for_admins_only() {
     assert_eq!(h.chat(&key, hello("m")).await.status, 429);
     let (other, _) = h.key(json!({"name": "n", "quota": null})).await;
     assert_eq!(h.chat(&other, hello("nope")).await.status, 404);
+    h.model("s", "vllm", "mock?tokens=4").await;
+    let mut streamed = hello("s");
+    streamed["stream"] = json!(true);
+    for _ in 0..2 {
+        assert_eq!(h.chat(&other, streamed.clone()).await.status, 200);
+    }
 
     assert_eq!(h.request("GET", "/metrics", None, None).await.status, 401);
     assert_eq!(
@@ -54,7 +60,7 @@ async fn metrics_count_what_was_served_for_admins_only() {
     ];
     assert_eq!(
         sample(&text, "modelgate_requests_total", &ok),
-        Some(3.0),
+        Some(5.0),
         "{text}"
     );
     let limited = [
@@ -119,6 +125,20 @@ async fn metrics_count_what_was_served_for_admins_only() {
         sample(&text, "modelgate_requests_in_flight", &[]),
         Some(0.0)
     );
+    let first = ["gen_ai_request_model=\"s\"", r#"le="+Inf""#];
+    let streams = sample(
+        &text,
+        "gen_ai_server_time_to_first_token_seconds_bucket",
+        &first,
+    );
+    assert_eq!(streams, Some(2.0), "both streams");
+    let buffered = ["gen_ai_request_model=\"m\""];
+    let count = sample(
+        &text,
+        "gen_ai_server_time_to_first_token_seconds_count",
+        &buffered,
+    );
+    assert_eq!(count, None, "streams only");
     // Bounded labels: no key, no key id, no request id, no unknown model.
     assert!(!text.contains(&key_id) && !text.contains("req_") && !text.contains("nope"));
 }

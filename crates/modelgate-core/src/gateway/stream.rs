@@ -88,6 +88,8 @@ pub struct ResponseStream<P: Ports> {
     /// The deployment's load share, until the upstream is done; its
     /// latency sample is the time to the first chunk.
     pick: Option<Pick>,
+    /// The first upstream chunk has arrived.
+    first_seen: bool,
 }
 
 impl<P: Ports> ResponseStream<P> {
@@ -106,6 +108,7 @@ impl<P: Ports> ResponseStream<P> {
             deadline_ms,
             keep: None,
             pick: None,
+            first_seen: false,
         }
     }
 
@@ -138,9 +141,8 @@ impl<P: Ports> ResponseStream<P> {
                 .await
             {
                 Some(Some(Ok(chunk))) => {
-                    if let Some(pick) = &mut self.pick {
-                        let g = &self.gateway;
-                        pick.observe_latency(g.now_ms(), &g.config().resilience);
+                    if !std::mem::replace(&mut self.first_seen, true) {
+                        self.first_chunk();
                     }
                     self.relay.feed(&chunk, &mut out);
                 }
@@ -163,6 +165,20 @@ impl<P: Ports> ResponseStream<P> {
             }
         }
         Some(Bytes::from(out))
+    }
+
+    /// Time the first upstream chunk: the deployment's latency sample and
+    /// the time-to-first-token metric.
+    fn first_chunk(&mut self) {
+        let g = &self.gateway;
+        let now = g.now_ms();
+        if let Some(pick) = &mut self.pick {
+            pick.observe_latency(now, &g.config().resilience);
+        }
+        if let Some(a) = &self.admission {
+            let ctx = a.ctx();
+            crate::observe::first_token(ctx.endpoint.as_str(), &ctx.model, now - ctx.started_ms);
+        }
     }
 
     fn request_id(&self) -> &str {
