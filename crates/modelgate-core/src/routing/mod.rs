@@ -289,9 +289,11 @@ impl Pick {
     }
 
     /// Record the time from the choice to now as a latency sample (once):
-    /// the first byte of a stream, the whole of a buffered answer.
+    /// the first byte of a stream, the whole of a buffered answer. A trial
+    /// gives none: it opens a cold connection, and a deployment that lost
+    /// every comparison on one slow sample would never be measured again.
     pub fn observe_latency(&mut self, now_ms: i64, cfg: &Resilience) {
-        if std::mem::replace(&mut self.timed, true) {
+        if std::mem::replace(&mut self.timed, true) || self.trial {
             return;
         }
         let sample = (now_ms - self.started_ms).max(0) as f64;
