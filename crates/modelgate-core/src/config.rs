@@ -328,6 +328,9 @@ pub struct ModelSpec {
     /// Deployments, instead of `backend` and `base_url`.
     #[serde(default)]
     pub deployments: Vec<crate::deployment::Deployment>,
+    /// USD per million tokens: `input`, `cached_input`, `output`.
+    #[serde(default)]
+    pub prices: Option<crate::cost::Prices>,
 }
 
 #[cfg(test)]

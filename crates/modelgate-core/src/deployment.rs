@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
+use crate::cost::Prices;
 use crate::domain::Model;
 use crate::error::RequestError;
 use crate::secret::Secret;
@@ -57,6 +58,9 @@ pub struct Deployment {
     /// Whether the native server polls its readiness signal.
     #[serde(default)]
     pub health_check: bool,
+    /// What its tokens cost (`None`: the model's prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<Prices>,
 }
 
 impl Deployment {
@@ -123,6 +127,7 @@ impl Model {
                     weight: 1,
                     priority: tier,
                     health_check: false,
+                    prices: None,
                 })
                 .collect(),
         )
@@ -221,6 +226,7 @@ mod tests {
             stream_usage: true,
             responses_api: None,
             deployments: vec![],
+            prices: None,
             created_at: 0,
             updated_at: 0,
         }
@@ -236,6 +242,7 @@ mod tests {
             weight: 1,
             priority: 0,
             health_check: false,
+            prices: None,
         }
     }
 

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
+use crate::cost::Prices;
 use crate::deployment::Deployment;
 use crate::secret::Secret;
 
@@ -147,6 +148,8 @@ pub struct Model {
     /// shows them without their keys.
     #[serde(skip_serializing)]
     pub deployments: Vec<Deployment>,
+    /// What its tokens cost (a deployment's own prices win).
+    pub prices: Option<Prices>,
     /// Created, ms since the epoch.
     pub created_at: i64,
     /// Last changed, ms since the epoch.
@@ -196,6 +199,9 @@ pub struct ModelPatch {
     /// New deployments (`[]`: back to the backend fields). A deployment
     /// without `api_key` keeps the key of the current one of its name.
     pub deployments: Option<Vec<Deployment>>,
+    /// New prices (`null`: none).
+    #[serde(default, deserialize_with = "double_option")]
+    pub prices: Option<Option<Prices>>,
 }
 
 /// A reservation's lease: the quota a request in flight holds, and until
@@ -261,6 +267,12 @@ pub struct UsageRecord {
     pub prompt_tokens: i64,
     /// Completion tokens charged.
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those served from the upstream's cache.
+    #[serde(default)]
+    pub cached_tokens: i64,
+    /// What it cost, nano-dollars (`None`: its model has no prices).
+    #[serde(default)]
+    pub cost_nanos: Option<i64>,
     /// HTTP status the client got (200 for a stream that started).
     pub status: u16,
     /// Whether usage came from the upstream (`true`) or was estimated.
@@ -322,6 +334,13 @@ pub struct UsageRow {
     pub prompt_tokens: i64,
     /// Completion tokens.
     pub completion_tokens: i64,
+    /// Prompt tokens served from a cache.
+    #[serde(default)]
+    pub cached_tokens: i64,
+    /// What the requests cost, nano-dollars (those without prices count
+    /// 0); the admin API adds it as `cost_usd`.
+    #[serde(default)]
+    pub cost_nanos: i64,
     /// Requests that failed.
     pub errors: i64,
 }

@@ -30,6 +30,7 @@ pub mod backend;
 pub mod calendar;
 pub mod codec;
 pub mod config;
+pub mod cost;
 pub mod deployment;
 pub mod domain;
 pub mod edge;

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
+use crate::cost::Prices;
 use crate::domain::{
     ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, StoredResponse, UsageQuery,
 };
@@ -55,7 +56,7 @@ pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, q
      allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at";
 
 /// Columns of a model row, in [`ModelRow`] order.
-pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments";
+pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices";
 
 /// `SELECT` a key where `column = ?1`.
 pub fn select_key(column: &str) -> String {
@@ -104,8 +105,8 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
 /// Insert a model: with [`insert_model_params`].
 pub const INSERT_MODEL: &str =
     "INSERT INTO models (id, name, backend, base_url, fallback_urls, upstream_model, \
-     api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)";
+     api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)";
 
 /// Parameters of [`INSERT_MODEL`].
 pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
@@ -122,7 +123,12 @@ pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
         int(m.created_at),
         m.responses_api.map(|r| r.as_str().to_owned()).into(),
         crate::deployment::to_stored(&m.deployments).into(),
+        prices_text(m.prices.as_ref()),
     ]
+}
+
+fn prices_text(p: Option<&Prices>) -> SqlValue {
+    p.and_then(|p| serde_json::to_string(p).ok()).into()
 }
 
 /// Delete a model by id.
@@ -182,8 +188,8 @@ pub const CHARGE: &str = "UPDATE api_keys SET
 /// Settlement, second statement: the usage record (once per request id).
 pub const RECORD: &str = "INSERT OR IGNORE INTO usage_records (request_id, key_id, model, backend,
         prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at, endpoint,
-        deployment)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+        deployment, cached_tokens, cost_nanos)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /// Parameters of [`CHARGE`] and [`RECORD`], to run in that order in one
 /// transaction.
@@ -211,6 +217,8 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
         int(u.created_at),
         u.endpoint.clone().into(),
         u.deployment.clone().into(),
+        int(u.cached_tokens),
+        u.cost_nanos.into(),
     ];
     (charge, record)
 }
@@ -219,7 +227,8 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
 /// [`usage_params`].
 pub const USAGE_BY_DAY: &str = "SELECT strftime('%Y-%m-%d', created_at / 1000, 'unixepoch') AS day, key_id, model,
         endpoint, deployment, COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
-        SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors
+        SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors,
+        SUM(cached_tokens) AS cached_tokens, SUM(COALESCE(cost_nanos, 0)) AS cost_nanos
     FROM usage_records
     WHERE created_at >= ?1 AND created_at < ?2
       AND (?3 IS NULL OR key_id = ?3) AND (?4 IS NULL OR model = ?4)
@@ -343,6 +352,7 @@ pub fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
         p.deployments
             .map(|d| crate::deployment::to_stored(&d).into()),
     );
+    c.set("prices", p.prices.map(|p| prices_text(p.as_ref())));
     c.0
 }
 
@@ -483,6 +493,9 @@ pub struct ModelRow {
     /// Explicit deployments, as [`crate::deployment::to_stored`] writes them.
     #[serde(default)]
     pub deployments: Option<Secret>,
+    /// Prices, as JSON.
+    #[serde(default)]
+    pub prices: Option<String>,
 }
 
 impl ModelRow {
@@ -505,6 +518,13 @@ impl ModelRow {
                 self.deployments.as_ref().map(Secret::expose),
             )
             .map_err(|e| StoreError::Corrupt(format!("deployments: {e}")))?,
+            prices: match self.prices.as_deref() {
+                None | Some("") => None,
+                Some(p) => Some(
+                    serde_json::from_str(p)
+                        .map_err(|e| StoreError::Corrupt(format!("prices: {e}")))?,
+                ),
+            },
             id: self.id,
             name: self.name,
             base_url: self.base_url,
@@ -531,6 +551,7 @@ impl ModelRow {
             updated_at: m.updated_at,
             responses_api: m.responses_api.map(|r| r.as_str().to_owned()),
             deployments: crate::deployment::to_stored(&m.deployments).map(Secret::from),
+            prices: m.prices.and_then(|p| serde_json::to_string(&p).ok()),
         }
     }
 }

@@ -122,6 +122,8 @@ impl UsageStore for DynamoStore {
                 requests: 0,
                 prompt_tokens: 0,
                 completion_tokens: 0,
+                cached_tokens: 0,
+                cost_nanos: 0,
                 errors: 0,
             });
             row.requests += 1;
@@ -130,6 +132,8 @@ impl UsageStore for DynamoStore {
             row.completion_tokens = row
                 .completion_tokens
                 .saturating_add(n("completion_tokens")?);
+            row.cached_tokens = row.cached_tokens.saturating_add(n("cached_tokens")?);
+            row.cost_nanos = row.cost_nanos.saturating_add(n("cost_nanos")?);
             let failed = !matches!(item.get("error"), None | Some(AttributeValue::Null(_)));
             row.errors += i64::from(failed);
         }

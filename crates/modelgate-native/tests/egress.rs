@@ -87,6 +87,7 @@ async fn metadata_and_link_local_upstreams_are_refused_unless_allowed() {
         stream_usage: true,
         responses_api: None,
         deployments: vec![],
+        prices: None,
         created_at: 0,
         updated_at: 0,
     };

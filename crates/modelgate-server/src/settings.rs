@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use modelgate_core::backend::ResponsesApi;
 use modelgate_core::config::{ConfigError, ModelSpec, SyncBackend};
+use modelgate_core::cost::Prices;
 use modelgate_core::deployment::Deployment;
 use modelgate_core::secret::Secret;
 use modelgate_core::{BackendKind, Config};
@@ -139,6 +140,8 @@ struct FileModel {
     responses_api: Option<ResponsesApi>,
     #[serde(default)]
     deployments: Vec<FileDeployment>,
+    #[serde(default)]
+    prices: Option<Prices>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +161,8 @@ struct FileDeployment {
     priority: u32,
     #[serde(default)]
     health_check: bool,
+    #[serde(default)]
+    prices: Option<Prices>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +210,7 @@ pub fn load_models_file(
                 weight: d.weight.unwrap_or(1),
                 priority: d.priority,
                 health_check: d.health_check,
+                prices: d.prices,
             });
         }
         specs.push(ModelSpec {
@@ -218,6 +224,7 @@ pub fn load_models_file(
             enabled: m.enabled,
             stream_usage: m.stream_usage,
             responses_api: m.responses_api,
+            prices: m.prices,
         });
     }
     let mut backends = vec![];

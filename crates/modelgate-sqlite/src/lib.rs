@@ -59,6 +59,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_deployments.sql",
         include_str!("../../../migrations/0006_deployments.sql"),
     ),
+    (
+        "0007_cost.sql",
+        include_str!("../../../migrations/0007_cost.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

@@ -24,6 +24,7 @@ fn model_row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
         updated_at: r.get(10)?,
         responses_api: r.get(11)?,
         deployments: r.get::<_, Option<String>>(12)?.map(Into::into),
+        prices: r.get(13)?,
     })
 }
 
@@ -38,6 +39,8 @@ fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
         prompt_tokens: r.get(6)?,
         completion_tokens: r.get(7)?,
         errors: r.get(8)?,
+        cached_tokens: r.get(9)?,
+        cost_nanos: r.get(10)?,
     })
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use modelgate_core::auth;
 use modelgate_core::backend::{BackendKind, ResponsesApi};
+use modelgate_core::cost::Prices;
 use modelgate_core::deployment::Deployment;
 use modelgate_core::domain::{
     ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
@@ -125,6 +126,11 @@ pub fn model(id: &str, name: &str) -> Model {
         stream_usage: true,
         responses_api: Some(ResponsesApi::Bridge),
         deployments: vec![],
+        prices: Some(Prices {
+            input: 150_000,
+            cached_input: Some(75_000),
+            output: 600_000,
+        }),
         created_at: 1_000,
         updated_at: 1_000,
     }
@@ -141,6 +147,11 @@ pub fn deployment(name: &str, backend: BackendKind, weight: u32, priority: u32) 
         weight,
         priority,
         health_check: priority == 0,
+        prices: (priority > 0).then_some(Prices {
+            input: 2_500_000,
+            cached_input: None,
+            output: 10_000_000,
+        }),
     }
 }
 
@@ -163,6 +174,8 @@ pub fn settlement(
             backend: "vllm".into(),
             prompt_tokens: prompt,
             completion_tokens: completion,
+            cached_tokens: prompt / 2,
+            cost_nanos: Some(prompt + 10 * completion),
             status: 200,
             usage_reported: true,
             stream: false,
@@ -372,6 +385,7 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
         backend: Some(BackendKind::Ollama),
         fallback_urls: Some(vec![]),
         responses_api: Some(None),
+        prices: Some(None),
         ..ModelPatch::default()
     };
     let p = s.update_model("mdl_1", patch, 9).await.unwrap().unwrap();
@@ -381,10 +395,17 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
             p.api_key,
             p.backend,
             p.updated_at,
-            p.responses_api
+            p.responses_api,
+            p.prices
         ),
-        (false, None, BackendKind::Ollama, 9, None)
+        (false, None, BackendKind::Ollama, 9, None, None)
     );
+    let priced = ModelPatch {
+        prices: Some(model("mdl_1", "m1").prices),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_1", priced, 9).await.unwrap().unwrap();
+    assert_eq!(p.prices, model("mdl_1", "m1").prices);
     let native = ModelPatch {
         responses_api: Some(Some(ResponsesApi::Native)),
         ..ModelPatch::default()
@@ -462,6 +483,7 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
     second.usage.deployment = Some("z-second".into());
     s.settle(&second).await.unwrap();
     let mut failed = settlement("u4", "key_x", 0, 0, 0, 2 * DAY);
+    failed.usage.cost_nanos = None;
     failed.usage.error = Some("upstream_timeout".into());
     failed.usage.status = 504;
     s.settle(&failed).await.unwrap();
@@ -502,7 +524,11 @@ pub async fn usage_report<S: Store>(s: Arc<S>) {
         ),
         (2, 11, 22, 0)
     );
+    // Cached tokens and cost add up (1/2 + 10/2 cached; 1 + 20 and 10 +
+    // 200 nano-dollars); a record without a cost adds nothing.
+    assert_eq!((all[0].cached_tokens, all[0].cost_nanos), (5, 231));
     assert_eq!((all[4].day.as_str(), all[4].errors), ("1970-01-03", 1));
+    assert_eq!((all[4].cached_tokens, all[4].cost_nanos), (0, 0));
     let q = UsageQuery {
         from_ms: 0,
         to_ms: 3 * DAY,

@@ -317,6 +317,10 @@ pub struct Usage {
     pub prompt_tokens: i64,
     /// Completion tokens.
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those the upstream served from its prompt
+    /// cache (priced as cached; 0 when it did not say).
+    #[serde(default)]
+    pub cached_tokens: i64,
 }
 
 /// The largest token count taken from an upstream: a figure past it is
@@ -332,16 +336,29 @@ impl Usage {
         Self {
             prompt_tokens: bound(prompt_tokens),
             completion_tokens: bound(completion_tokens),
+            cached_tokens: 0,
+        }
+    }
+
+    /// This usage with `cached` of its prompt tokens served from a cache.
+    pub fn with_cached(self, cached: i64) -> Self {
+        Self {
+            cached_tokens: cached.clamp(0, self.prompt_tokens),
+            ..self
         }
     }
 
     /// The OpenAI `usage` object.
     pub fn to_json(self) -> Value {
-        json!({
+        let mut v = json!({
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens.saturating_add(self.completion_tokens),
-        })
+        });
+        if self.cached_tokens > 0 {
+            v["prompt_tokens_details"] = json!({"cached_tokens": self.cached_tokens});
+        }
+        v
     }
 
     /// Read an OpenAI `usage` object.
@@ -358,7 +375,13 @@ impl Usage {
             .or_else(|| n("output_tokens"))
             .or_else(|| n("total_tokens").map(|t| t.saturating_sub(prompt_tokens)))
             .unwrap_or(0);
-        Some(Self::reported(prompt_tokens, completion_tokens))
+        // Chat's `prompt_tokens_details`, or the Responses API's
+        // `input_tokens_details`.
+        let cached = ["prompt_tokens_details", "input_tokens_details"]
+            .iter()
+            .find_map(|d| v.get(d)?.get("cached_tokens")?.as_i64())
+            .unwrap_or(0);
+        Some(Self::reported(prompt_tokens, completion_tokens).with_cached(cached))
     }
 }
 

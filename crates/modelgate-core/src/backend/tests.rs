@@ -206,23 +206,11 @@ fn buffered_answers_pass_through_with_usage() {
         .parse_response(&c, 200, fixture!("openai/chat.json"), 0)
         .unwrap();
     assert_eq!(&body[..], fixture!("openai/chat.json"));
-    assert_eq!(
-        usage,
-        Some(Usage {
-            prompt_tokens: 19,
-            completion_tokens: 10
-        })
-    );
+    assert_eq!(usage, Some(Usage::reported(19, 10)));
     let (_, usage) = BackendKind::Vllm
         .parse_response(&c, 200, fixture!("vllm/chat.json"), 0)
         .unwrap();
-    assert_eq!(
-        usage,
-        Some(Usage {
-            prompt_tokens: 12,
-            completion_tokens: 3
-        })
-    );
+    assert_eq!(usage, Some(Usage::reported(12, 3)));
     let c = call(
         Endpoint::Completion,
         json!({"model":"m","prompt":"The sky is"}),
@@ -231,13 +219,7 @@ fn buffered_answers_pass_through_with_usage() {
     let (_, usage) = BackendKind::Llamacpp
         .parse_response(&c, 200, fixture!("llamacpp/completion.json"), 0)
         .unwrap();
-    assert_eq!(
-        usage,
-        Some(Usage {
-            prompt_tokens: 3,
-            completion_tokens: 6
-        })
-    );
+    assert_eq!(usage, Some(Usage::reported(3, 6)));
     assert!(matches!(
         BackendKind::Llamacpp.parse_response(&c, 200, b"<html>", 0),
         Err(UpstreamError::BadResponse { status: 0, .. })
@@ -303,12 +285,10 @@ fn sse_relay_strips_the_usage_chunk_the_client_did_not_ask_for() {
         ev.iter().all(|e| !e.contains("\"usage\"")),
         "usage chunk leaked"
     );
+    // llama.cpp says 31 of the 32 prompt tokens came from its cache.
     assert_eq!(
         relay.state().usage,
-        Some(Usage {
-            prompt_tokens: 32,
-            completion_tokens: 5
-        })
+        Some(Usage::reported(32, 5).with_cached(31))
     );
     assert_eq!(relay.state().outcome, Some(StreamOutcome::Complete));
     for cut in 0..=input.len() {
@@ -398,13 +378,7 @@ fn ollama_stream_becomes_openai_chunks() {
         "stop"
     );
     assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 30);
-    assert_eq!(
-        relay.state().usage,
-        Some(Usage {
-            prompt_tokens: 26,
-            completion_tokens: 4
-        })
-    );
+    assert_eq!(relay.state().usage, Some(Usage::reported(26, 4)));
     for cut in 0..=input.len() {
         let (out, _) = relay_with_cuts(BackendKind::Ollama.relay(&c, 1_700_000_000), input, &[cut]);
         assert_eq!(out, whole, "cut at {cut}");
@@ -428,13 +402,7 @@ fn ollama_generate_stream_and_errors() {
     assert_eq!(last["choices"][0]["finish_reason"], "length");
     assert_eq!(last["object"], "text_completion");
     assert!(ev.iter().all(|e| !e.contains("usage")));
-    assert_eq!(
-        relay.state().usage,
-        Some(Usage {
-            prompt_tokens: 5,
-            completion_tokens: 2
-        })
-    );
+    assert_eq!(relay.state().usage, Some(Usage::reported(5, 2)));
     let c = chat_call(true, false);
     let (out, relay) = relay_with_cuts(
         BackendKind::Ollama.relay(&c, 0),
@@ -459,13 +427,7 @@ fn ollama_buffered_answers() {
         "Hello! How are you today?"
     );
     assert_eq!(v["usage"]["total_tokens"], 34);
-    assert_eq!(
-        usage,
-        Some(Usage {
-            prompt_tokens: 26,
-            completion_tokens: 8
-        })
-    );
+    assert_eq!(usage, Some(Usage::reported(26, 8)));
     let (body, _) = BackendKind::Ollama
         .parse_response(&c, 200, fixture!("ollama/chat_tool_call.json"), 7)
         .unwrap();

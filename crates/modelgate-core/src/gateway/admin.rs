@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{Gateway, Peer, Response, json_response, percent_decode};
 use crate::auth;
 use crate::calendar::{DAY_MS, day_name, days_from_civil};
+use crate::cost::nanos_to_usd;
 use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey, UsageQuery};
 use crate::error::{GatewayError, RequestError};
 use crate::ports::{KeyStore, Ports, UsageStore};
@@ -292,10 +293,19 @@ impl<P: Ports> Gateway<P> {
         let sum = |f: fn(&crate::domain::UsageRow) -> i64| rows.iter().map(f).sum::<i64>();
         let (p, c) = (sum(|r| r.prompt_tokens), sum(|r| r.completion_tokens));
         let totals = json!({"requests": sum(|r| r.requests), "prompt_tokens": p, "completion_tokens": c,
-            "total_tokens": p + c, "errors": sum(|r| r.errors)});
+            "total_tokens": p + c, "cached_tokens": sum(|r| r.cached_tokens), "errors": sum(|r| r.errors),
+            "cost_usd": nanos_to_usd(sum(|r| r.cost_nanos))});
+        let data: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = json!(r);
+                v["cost_usd"] = json!(nanos_to_usd(r.cost_nanos));
+                v
+            })
+            .collect();
         Ok(json_response(
             StatusCode::OK,
-            &json!({"object": "list", "from": q.from_ms, "to": q.to_ms, "data": rows, "totals": totals}),
+            &json!({"object": "list", "from": q.from_ms, "to": q.to_ms, "data": data, "totals": totals}),
         ))
     }
 }

@@ -13,6 +13,7 @@
 use super::Gateway;
 use super::proxy::Ctx;
 use crate::backend::{BackendKind, Usage};
+use crate::cost::Prices;
 use crate::domain::Settlement;
 use crate::ports::Ports;
 
@@ -51,10 +52,15 @@ impl<P: Ports> Admission<P> {
     }
 
     /// Name the deployment that served the request (or was tried last)
-    /// and, if one answered, its backend.
-    pub(super) fn served_by(&mut self, backend: Option<BackendKind>, deployment: Option<String>) {
-        if let Some(b) = backend {
-            self.ctx.backend = b;
+    /// and, if one answered, its backend and own prices.
+    pub(super) fn served_by(
+        &mut self,
+        answered: Option<(BackendKind, Option<Prices>)>,
+        deployment: Option<String>,
+    ) {
+        if let Some((backend, prices)) = answered {
+            self.ctx.backend = backend;
+            self.ctx.prices = prices.or(self.ctx.prices);
         }
         self.ctx.deployment = deployment;
     }

@@ -32,6 +32,8 @@ fn abandoned(lease: &Lease, error: &str, now_ms: i64) -> Settlement {
             backend: lease.backend.clone(),
             prompt_tokens: 0,
             completion_tokens: 0,
+            cached_tokens: 0,
+            cost_nanos: None,
             status: 0,
             usage_reported: false,
             endpoint: None,

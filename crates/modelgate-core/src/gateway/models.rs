@@ -214,6 +214,7 @@ impl<P: Ports> Gateway<P> {
             stream_usage: spec.stream_usage.unwrap_or(true),
             responses_api: spec.responses_api,
             deployments: spec.deployments,
+            prices: spec.prices,
             created_at: now,
             updated_at: now,
         };
@@ -332,6 +333,7 @@ impl<P: Ports> Gateway<P> {
                         stream_usage: Some(model.stream_usage),
                         responses_api: Some(model.responses_api),
                         deployments: Some(model.deployments),
+                        prices: Some(model.prices),
                     };
                     store
                         .update_model(&current.id, patch, self.now_ms())
@@ -414,6 +416,7 @@ impl<P: Ports> Gateway<P> {
                     stream_usage: None,
                     responses_api: None,
                     deployments: vec![],
+                    prices: None,
                 };
                 let model = self.model_from_spec(spec)?;
                 let m = store.insert_model(NewModel { model }).await?;

@@ -12,6 +12,7 @@ use super::stream::ClientRelay;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
 use crate::backend::{BackendKind, ResponsesApi, UpstreamCall, Usage};
+use crate::cost::Prices;
 use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, LimitError, RequestError};
 use crate::observe;
@@ -28,6 +29,8 @@ pub(super) struct Ctx {
     pub(super) backend: BackendKind,
     /// The deployment that served it (or was tried last).
     pub(super) deployment: Option<String>,
+    /// The prices of what served it (the deployment's, else the model's).
+    pub(super) prices: Option<Prices>,
     pub(super) endpoint: Endpoint,
     pub(super) started_ms: i64,
     pub(super) reserved: i64,
@@ -55,6 +58,7 @@ impl Ctx {
                 Usage {
                     prompt_tokens: prompt,
                     completion_tokens: output_chunks,
+                    cached_tokens: 0,
                 }
             } else {
                 Usage::default()
@@ -70,6 +74,8 @@ impl Ctx {
                 backend: self.backend.as_str().to_owned(),
                 prompt_tokens: usage.prompt_tokens,
                 completion_tokens: usage.completion_tokens,
+                cached_tokens: usage.cached_tokens,
+                cost_nanos: self.prices.map(|p| p.cost_nanos(&usage)),
                 status,
                 usage_reported: reported,
                 stream: self.stream,
@@ -267,6 +273,7 @@ impl<P: Ports> Gateway<P> {
                 model: model.name.clone(),
                 backend: model.backend,
                 deployment: None,
+                prices: model.prices,
                 endpoint,
                 started_ms,
                 reserved,
@@ -311,7 +318,10 @@ impl<P: Ports> Gateway<P> {
             )
             .await;
         admission.served_by(
-            forwarded.as_ref().map(|f| f.deployment.backend).ok(),
+            forwarded
+                .as_ref()
+                .ok()
+                .map(|f| (f.deployment.backend, f.deployment.prices)),
             served,
         );
         let Forwarded {

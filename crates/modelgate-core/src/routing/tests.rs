@@ -15,6 +15,7 @@ fn deployments(spec: &[(&str, u32, u32)]) -> Vec<Deployment> {
             weight,
             priority,
             health_check: false,
+            prices: None,
         })
         .collect()
 }

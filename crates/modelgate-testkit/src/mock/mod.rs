@@ -28,6 +28,7 @@
 //! | `fail_status=N` | the status `fail_first` answers with |
 //! | `retry_after=N` | error answers carry `Retry-After: N` |
 //! | `no_usage=1` | never report usage |
+//! | `cached=N` | report N of the prompt tokens as served from a cache (at most the prompt) |
 //! | `no_tools=1` | answer in text even when tools are offered |
 //! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
@@ -198,6 +199,7 @@ struct Plan {
     fail_status: u16,
     retry_after: Option<u64>,
     usage: bool,
+    cached: u64,
     report_tokens: Option<String>,
     stamp: bool,
     redirect_port: Option<u16>,
@@ -225,6 +227,7 @@ impl Plan {
                 .unwrap_or(503),
             retry_after: opts.get("retry_after").and_then(|v| v.parse().ok()),
             usage: n("no_usage", 0) == 0,
+            cached: n("cached", 0),
             report_tokens: opts.get("report_tokens").map(|s| s.to_string()),
             stamp: n("stamp", 0) == 1,
             redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
@@ -486,13 +489,18 @@ impl Gen {
         }
     }
 
+    fn cached(&self) -> u64 {
+        self.plan.cached.min(self.prompt)
+    }
+
     fn usage(&self) -> Value {
         if let Some(n) = &self.plan.report_tokens {
             // Kept as written: a number too big for any integer type too.
             let n: Value = serde_json::from_str(n).unwrap_or(Value::Null);
             return json!({"prompt_tokens": self.prompt, "completion_tokens": n, "total_tokens": n});
         }
-        json!({"prompt_tokens": self.prompt, "completion_tokens": self.n, "total_tokens": self.prompt + self.n})
+        json!({"prompt_tokens": self.prompt, "completion_tokens": self.n, "total_tokens": self.prompt + self.n,
+            "prompt_tokens_details": {"cached_tokens": self.cached()}})
     }
 
     async fn buffered(self) -> Response {

@@ -42,7 +42,7 @@ impl Gen {
             Some(n) => serde_json::from_str(n).unwrap_or(Value::Null),
             None => self.n.into(),
         };
-        json!({"input_tokens": self.prompt, "input_tokens_details": {"cached_tokens": 0},
+        json!({"input_tokens": self.prompt, "input_tokens_details": {"cached_tokens": self.cached()},
             "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": self.prompt + self.n})
     }
