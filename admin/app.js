@@ -177,6 +177,7 @@ async function loadModels() {
       el("td", {}, m.deployments.length ? `${m.deployments.length} deployments` : m.base_url),
       el("td", {}, m.upstream_model),
       el("td", {}, m.has_api_key ? "set" : "none"),
+      el("td", {}, priceText(m.prices)),
       el("td", {}, m.enabled ? "yes" : "no"),
       el("td", { class: "actions" },
         el("button", { type: "button", onclick: () => editModel(m), "aria-label": `Edit ${m.name}` }, "Edit"),
@@ -207,6 +208,19 @@ async function loadModels() {
   await loadDeployments();
 }
 
+// The prices of a form, or null when no input price is given.
+function prices(f) {
+  if (f.price_input.value === "") return null;
+  const p = { input: Number(f.price_input.value), output: Number(f.price_output.value || 0) };
+  if (f.price_cached_input.value !== "") p.cached_input = Number(f.price_cached_input.value);
+  return p;
+}
+
+function priceText(p) {
+  if (!p) return "—";
+  return `${p.input} · ${p.cached_input ?? p.input} · ${p.output}`;
+}
+
 async function createModel(event) {
   event.preventDefault();
   const f = event.target.elements;
@@ -218,6 +232,7 @@ async function createModel(event) {
     api_key: f.api_key.value || undefined,
     fallback_urls: list(f.fallback_urls.value),
     responses_api: f.responses_api.value || null,
+    prices: prices(f),
   };
   const created = await attempt(() => api("POST", "/models", body));
   if (!created) return;
@@ -232,12 +247,16 @@ function editModel(m) {
     field("Upstream model", "upstream_model", m.upstream_model, { required: true }),
     field("Fallback URLs", "fallback_urls", m.fallback_urls.join(", ")),
     field(`Upstream key (${m.has_api_key ? "set; empty keeps it" : "none"})`, "api_key", "", { type: "password", autocomplete: "off" }),
+    field("Input price (USD / 1M tokens; empty: no prices)", "price_input", m.prices?.input ?? "", { type: "number", min: "0", step: "any" }),
+    field("Cached input price", "price_cached_input", m.prices?.cached_input ?? "", { type: "number", min: "0", step: "any" }),
+    field("Output price", "price_output", m.prices?.output ?? "", { type: "number", min: "0", step: "any" }),
   ], async (f) => {
     const body = {
       name: f.name.value.trim(),
       base_url: f.base_url.value.trim(),
       upstream_model: f.upstream_model.value.trim(),
       fallback_urls: list(f.fallback_urls.value),
+      prices: prices(f),
     };
     if (f.api_key.value) body.api_key = f.api_key.value;
     await api("PATCH", `/models/${encodeURIComponent(m.id)}`, body);

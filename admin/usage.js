@@ -40,6 +40,12 @@ function barChart(days, values, label) {
   return chart;
 }
 
+// Dollars: cents and up as such, smaller sums with their significant digits.
+function usd(v) {
+  if (!v) return "$0";
+  return v >= 0.01 ? `$${v.toFixed(2)}` : `$${v.toPrecision(3)}`;
+}
+
 function daysBetween(from, to) {
   const out = [];
   for (let t = Date.parse(`${from}T00:00:00Z`); t < Date.parse(`${to}T00:00:00Z`); t += 86_400_000) out.push(date(t));
@@ -68,7 +74,9 @@ export async function loadUsage() {
   $("usage-totals").replaceChildren(
     el("span", {}, el("strong", {}, number(t.requests)), " requests"),
     el("span", {}, el("strong", {}, number(t.total_tokens)), " tokens"),
-    el("span", {}, number(t.prompt_tokens), " prompt / ", number(t.completion_tokens), " completion"),
+    el("span", {}, number(t.prompt_tokens), " prompt (", number(t.cached_tokens), " cached) / ",
+      number(t.completion_tokens), " completion"),
+    el("span", { id: "usage-cost" }, el("strong", {}, usd(t.cost_usd)), " cost"),
     el("span", {}, el("strong", {}, number(t.errors)), " errors"),
     el("span", { id: "usage-by-endpoint" }, byEndpoint(report.data)),
   );
@@ -77,7 +85,8 @@ export async function loadUsage() {
       el("tr", {},
         el("td", {}, r.day), el("td", {}, keyNames.get(r.key_id) ?? r.key_id), el("td", {}, r.model),
         el("td", {}, r.endpoint ?? "—"), el("td", {}, r.deployment ?? "—"), el("td", {}, number(r.requests)),
-        el("td", {}, number(r.prompt_tokens)), el("td", {}, number(r.completion_tokens)), el("td", {}, number(r.errors)),
+        el("td", {}, number(r.prompt_tokens)), el("td", {}, number(r.cached_tokens)),
+        el("td", {}, number(r.completion_tokens)), el("td", {}, usd(r.cost_usd)), el("td", {}, number(r.errors)),
       ),
     ),
   );

@@ -114,9 +114,12 @@ test("an admin manages keys, models and usage in the panel", async () => {
   await mf.getByLabel("Base URL").fill(mockUrl);
   await mf.getByLabel("Upstream model").fill("mock?tokens=4");
   await mf.getByLabel("Upstream key").fill("sk-upstream-write-only");
+  await mf.getByLabel("Input price", { exact: true }).fill("1000");
+  await mf.getByLabel("Output price").fill("2000");
   await mf.getByRole("button", { name: "Add model" }).click();
   await page.locator("#models-table").getByRole("cell", { name: "mock-chat", exact: true }).waitFor();
   assert.equal(await page.locator("#models-table").getByText("sk-upstream-write-only").count(), 0);
+  await page.locator("#models-table").getByRole("cell", { name: "1000 · 1000 · 2000" }).waitFor();
   await page.getByRole("button", { name: "Sync from backends" }).click();
   await page.getByText("Imported 2: mock, mock-2.").waitFor();
   // Each model's deployments and their state; never a URL.
@@ -163,6 +166,8 @@ test("an admin manages keys, models and usage in the panel", async () => {
   await page.locator("#usage-table").getByRole("cell", { name: "primary" }).first().waitFor();
   assert.match(await page.locator("#usage-totals").textContent(), /2 requests/);
   assert.match(await page.locator("#usage-by-endpoint").textContent(), /chat: 1 · embeddings: 1|embeddings: 1 · chat: 1/);
+  // Priced at 1000/2000 USD per million tokens, the two requests cost cents.
+  assert.match(await page.locator("#usage-cost").textContent(), /^\$0\.0[1-9] cost$/);
   assert.ok((await page.locator("#chart-tokens svg rect").count()) >= 1, "a chart of tokens per day");
   await shot(page, "admin-usage");
 

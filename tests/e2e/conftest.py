@@ -147,8 +147,10 @@ def env():
                 gw = start_lambda(port, settings, tmp, log)
                 base += "/lambda-url/modelgate-lambda"
             else:
+                metrics_port = free_port()
                 gw_env = {**os.environ, **settings, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
-                          "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin")}
+                          "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin"),
+                          "MG_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
                 gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL,
                                       stderr=log)
         procs.append(gw)
@@ -158,6 +160,7 @@ def env():
             e.worker_state = f"{tmp}/wrangler-state"
         if runtime == "native":
             e.db_path = f"{tmp}/db.sqlite"
+            e.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         if runtime == "lambda":
             e.lambda_settings = (settings, tmp)
         yield e

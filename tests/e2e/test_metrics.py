@@ -33,13 +33,22 @@ def test_prometheus_scrapes_what_was_served(env):
         assert scrape(env).status_code == 404
         return
     assert call("GET", env.base_url + "/metrics").status_code == 401
-    model = env.make_model("mock?tokens=5")
+    # 1 USD per million input tokens, 2 per million output tokens.
+    model = env.make_model("mock?tokens=5&cached=1", prices={"input": 1, "cached_input": 0.5, "output": 2})
     client = env.client(env.make_key(rpm=10_000)["key"])
+    cost = 0
     for _ in range(7):
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "one two three"}])
+        r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "one two three"}])
+        cost += (r.usage.prompt_tokens - 1) * 1000 + 500 + r.usage.completion_tokens * 2000
     text = scrape(env).text
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+    assert f'modelgate_cost_nanodollars_total{{gen_ai_request_model="{model}"}} {cost}' in text, text
+    assert 'modelgate_gateway_overhead_seconds_bucket{phase="admit",le="1"}' in text
+    # The metrics listener serves the same without a key, and nothing else.
+    open_text = call("GET", env.metrics_url).text
+    assert f'modelgate_cost_nanodollars_total{{gen_ai_request_model="{model}"}} {cost}' in open_text
+    assert call("GET", env.metrics_url.replace("/metrics", "/v1/models")).status_code == 404
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="mg-prom-"))
     target = urllib.parse.urlsplit(env.base_url).netloc
@@ -69,6 +78,11 @@ scrape_configs:
             except OSError:
                 continue
         assert (requests, tokens) == (7, 35), (requests, tokens, (tmp / "prometheus.log").read_text()[-2000:])
+        cached = query(base, f'sum(gen_ai_client_token_usage_sum{{gen_ai_request_model="{model}",'
+                             f'gen_ai_token_type="cached_input"}})')
+        assert cached == 7
+        assert query(base, f'sum(modelgate_cost_nanodollars_total{{gen_ai_request_model="{model}"}}) / 1e9') \
+            == cost / 1e9
         assert query(base, 'up{job="modelgate"}') == 1
     finally:
         prom.terminate()

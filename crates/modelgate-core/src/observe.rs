@@ -13,6 +13,9 @@ use crate::domain::UsageRecord;
 use crate::error::GatewayError;
 use crate::routing::Outcome;
 
+/// The Prometheus text format's media type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Requests answered, by endpoint, status class and error type.
 pub const REQUESTS: &str = "modelgate_requests_total";
 /// Requests admitted and not yet settled.
@@ -28,11 +31,22 @@ pub const DURATION: &str = "gen_ai_client_operation_duration_seconds";
 pub const FIRST_TOKEN: &str = "gen_ai_server_time_to_first_token_seconds";
 /// Tokens per request, by model and `gen_ai_token_type` (histogram).
 pub const TOKENS: &str = "gen_ai_client_token_usage";
+/// What requests cost, by model: nano-dollars, so that a counter adds them
+/// exactly (divide by 1e9 for USD).
+pub const COST: &str = "modelgate_cost_nanodollars_total";
+/// The gateway's own time on a request, by phase (histogram): `admit`
+/// from the request's arrival to its first upstream attempt (key, body,
+/// limits, reservation), `settle` the settlement's write.
+pub const OVERHEAD: &str = "modelgate_gateway_overhead_seconds";
 
 /// Explicit buckets (Prometheus histograms, not summaries): the GenAI
 /// conventions' own.
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// Buckets of [`OVERHEAD`]: 50 µs to 1 s.
+pub const OVERHEAD_BUCKETS: [f64; 12] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
 ];
 /// See [`DURATION_BUCKETS`].
 pub const TOKEN_BUCKETS: [f64; 14] = [
@@ -52,7 +66,19 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Admission to the end of the answer."
     );
-    metrics::describe_histogram!(TOKENS, "Tokens of one request, by type.");
+    metrics::describe_histogram!(
+        TOKENS,
+        "Tokens of one request, by type (input includes cached_input)."
+    );
+    metrics::describe_counter!(
+        COST,
+        "What requests cost, in nano-dollars (priced models only)."
+    );
+    metrics::describe_histogram!(
+        OVERHEAD,
+        metrics::Unit::Seconds,
+        "The gateway's own time on a request, by phase."
+    );
     metrics::describe_histogram!(
         FIRST_TOKEN,
         metrics::Unit::Seconds,
@@ -101,13 +127,27 @@ pub fn settled(u: &UsageRecord) {
     metrics::histogram!(DURATION, "gen_ai_operation_name" => op.clone(),
         "gen_ai_request_model" => u.model.clone())
     .record(secs);
-    for (kind, n) in [("input", u.prompt_tokens), ("output", u.completion_tokens)] {
+    if let Some(n) = u.cost_nanos.and_then(|n| u64::try_from(n).ok()) {
+        metrics::counter!(COST, "gen_ai_request_model" => u.model.clone()).increment(n);
+    }
+    let kinds = [
+        ("input", u.prompt_tokens),
+        ("cached_input", u.cached_tokens),
+        ("output", u.completion_tokens),
+    ];
+    for (kind, n) in kinds {
         if n > 0 {
             metrics::histogram!(TOKENS, "gen_ai_operation_name" => op.clone(),
                 "gen_ai_request_model" => u.model.clone(), "gen_ai_token_type" => kind)
             .record(n as f64);
         }
     }
+}
+
+/// The gateway spent `us` microseconds on a request's `phase` (see
+/// [`OVERHEAD`]).
+pub fn overhead(phase: &'static str, us: u64) {
+    metrics::histogram!(OVERHEAD, "phase" => phase).record(us as f64 / 1e6);
 }
 
 /// A stream's first upstream chunk arrived `ms` after admission.

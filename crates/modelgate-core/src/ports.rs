@@ -250,6 +250,14 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     fn limiter(&self) -> &Self::Limiter;
     /// Wall-clock time, milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+    /// A monotonic clock in microseconds, for measuring the gateway's own
+    /// time (only differences mean anything). Runtimes whose clock is
+    /// coarser keep this default.
+    fn monotonic_us(&self) -> u64 {
+        u64::try_from(self.now_ms())
+            .unwrap_or(0)
+            .saturating_mul(1000)
+    }
     /// Fill `buf` with cryptographically secure random bytes.
     fn fill_random(&self, buf: &mut [u8]);
     /// Resolve after `ms` milliseconds.

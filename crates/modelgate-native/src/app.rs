@@ -71,6 +71,26 @@ pub fn router<P: Ports>(state: AppState<P>) -> Router {
         }))
 }
 
+/// The metrics listener's router: `GET /metrics` and nothing else.
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/metrics",
+        get(|| async {
+            match crate::metrics::render() {
+                Some(text) => (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(modelgate_core::observe::CONTENT_TYPE),
+                    )],
+                    text,
+                )
+                    .into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }),
+    )
+}
+
 /// The TCP peer's address (served with `ConnectInfo<SocketAddr>`).
 pub fn socket_peer(extensions: &http::Extensions) -> Option<IpAddr> {
     extensions

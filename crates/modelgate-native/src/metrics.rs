@@ -14,10 +14,11 @@ pub fn install() -> Result<(), String> {
     if HANDLE.get().is_some() {
         return Ok(());
     }
-    let buckets = [
-        (observe::DURATION, &observe::DURATION_BUCKETS),
-        (observe::FIRST_TOKEN, &observe::DURATION_BUCKETS),
-        (observe::TOKENS, &observe::TOKEN_BUCKETS),
+    let buckets: [(&str, &[f64]); 4] = [
+        (observe::DURATION, &observe::DURATION_BUCKETS[..]),
+        (observe::FIRST_TOKEN, &observe::DURATION_BUCKETS[..]),
+        (observe::TOKENS, &observe::TOKEN_BUCKETS[..]),
+        (observe::OVERHEAD, &observe::OVERHEAD_BUCKETS[..]),
     ];
     let mut builder = PrometheusBuilder::new();
     for (name, bounds) in buckets {

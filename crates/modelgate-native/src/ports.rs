@@ -194,6 +194,12 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
     }
 
+    fn monotonic_us(&self) -> u64 {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let since = EPOCH.get_or_init(std::time::Instant::now).elapsed();
+        u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+    }
+
     fn fill_random(&self, buf: &mut [u8]) {
         // Without OS randomness no key may be issued: stop rather than
         // hand out guessable keys.

@@ -120,6 +120,10 @@ pub enum ModelsCmd {
         /// Environment variable holding the upstream key.
         #[arg(long)]
         api_key_env: Option<String>,
+        /// Prices, USD per million tokens: a JSON object
+        /// `{"input", "cached_input", "output"}` (`cached_input` optional).
+        #[arg(long)]
+        prices: Option<String>,
     },
     /// List models (never their upstream keys).
     List,
@@ -226,11 +230,16 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 upstream_model,
                 api_key_env,
                 deployments,
+                prices,
             } => {
                 // The reference, never the plaintext: the server reads the
                 // variable (declared in MG_UPSTREAM_SECRETS) when it calls.
                 let api_key = api_key_env.map(|var| format!("env:{var}"));
                 let mut b = json!({"name": name, "upstream_model": upstream_model});
+                if let Some(prices) = prices {
+                    b["prices"] =
+                        serde_json::from_str(&prices).map_err(|e| format!("--prices: {e}"))?;
+                }
                 match deployments {
                     Some(list) => {
                         let list: Value = serde_json::from_str(&list)

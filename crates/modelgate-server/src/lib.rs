@@ -50,6 +50,24 @@ pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> 
     Ok(gateway)
 }
 
+/// `GET /metrics` without a key on its own address (the operator's choice
+/// of a private one), with the main listener's bounds.
+async fn serve_metrics(
+    at: std::net::SocketAddr,
+    limits: modelgate_native::listener::Limits,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = TcpListener::bind(at)
+        .await
+        .map_err(|e| format!("bind MG_METRICS_LISTEN {at}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, "metrics listening");
+    println!("Metrics on http://{addr}/metrics");
+    Ok(tokio::spawn(async move {
+        let app = modelgate_native::app::metrics_router();
+        modelgate_native::listener::serve(listener, app, limits, std::future::pending()).await;
+    }))
+}
+
 /// Serve until SIGINT/SIGTERM, then drain in-flight requests for up to 30 s.
 pub async fn serve(settings: Settings) -> Result<(), String> {
     modelgate_native::metrics::install().map_err(|e| format!("metrics: {e}"))?;
@@ -74,6 +92,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
     let detached = gateway.ports().detached().clone();
     let checks = tokio::spawn(readiness_checks(gateway.clone()));
+    let metrics = match settings.metrics_listen {
+        Some(at) => Some(serve_metrics(at, settings.listener).await?),
+        None => None,
+    };
     let app = app::router(app::AppState {
         gateway,
         peer_ip: app::socket_peer,
@@ -87,6 +109,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         tracing::warn!("drain timed out: requests still in flight were settled as abandoned");
     }
     checks.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     // Settlements of abandoned requests run detached: let them land.
     detached.close();
     if tokio::time::timeout(std::time::Duration::from_secs(10), detached.wait())

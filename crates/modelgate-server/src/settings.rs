@@ -33,6 +33,10 @@ pub struct Settings {
     pub admin_dir: PathBuf,
     /// `MG_LOG_FORMAT`: `text` (default) or `json`.
     pub log_json: bool,
+    /// `MG_METRICS_LISTEN`: an address serving `GET /metrics` without a
+    /// key (e.g. `127.0.0.1:9464`, for a scraper on a private network);
+    /// unset, metrics are only at the main address, for admin keys.
+    pub metrics_listen: Option<SocketAddr>,
     /// The core's settings.
     pub core: Config,
 }
@@ -101,6 +105,10 @@ impl Settings {
                 .unwrap_or_else(|| "./admin".into())
                 .into(),
             log_json: val("MG_LOG_FORMAT").as_deref() == Some("json"),
+            metrics_listen: val("MG_METRICS_LISTEN")
+                .map(|a| a.parse::<SocketAddr>())
+                .transpose()
+                .map_err(|_| bad("MG_METRICS_LISTEN", "not an IP address and port"))?,
             core,
         })
     }
@@ -265,6 +273,7 @@ backend = "openai"
 base_url = "https://api.openai.com/v1"
 upstream_model = "gpt-4o-mini"
 api_key_env = "TEST_UPSTREAM_KEY"
+prices = { input = 0.15, cached_input = 0.075, output = 0.6 }
 
 [[models]]
 name = "llama"
@@ -280,6 +289,7 @@ base_url = "https://api.openai.com/v1"
 upstream_model = "gpt-4o-mini"
 api_key_env = "TEST_UPSTREAM_KEY"
 priority = 1
+prices = { input = 0.4, output = 1.6 }
 
 [[sync_backends]]
 backend = "ollama"
@@ -303,6 +313,9 @@ base_url = "http://127.0.0.1:11434"
         );
         assert_eq!((d[1].priority, d[1].weight), (1, 1));
         assert_eq!(d[1].api_key, Some("env:TEST_UPSTREAM_KEY".into()));
+        let price = |p: Option<modelgate_core::cost::Prices>| p.map(|p| (p.input, p.output));
+        assert_eq!(price(specs[0].prices), Some((150_000, 600_000)));
+        assert_eq!(price(d[1].prices), Some((400_000, 1_600_000)));
         let err = load_models_file(&path, |_| None, &mut Config::default()).unwrap_err();
         assert!(err.contains("TEST_UPSTREAM_KEY"));
         // The gateway's own settings are never an upstream key.

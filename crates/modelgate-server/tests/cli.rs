@@ -112,9 +112,12 @@ fn models_and_usage_from_the_command_line() {
             "http://127.0.0.1:9",
             "--upstream-model",
             "up",
+            "--prices",
+            r#"{"input": 0.15, "cached_input": 0.075, "output": 0.6}"#,
         ],
     );
     assert!(ok, "{m}");
+    assert_eq!(m["prices"]["cached_input"], 0.075);
     let (ok, bad) = run(
         &db,
         None,
@@ -154,6 +157,7 @@ fn models_and_usage_from_the_command_line() {
     assert!(ok);
     let (ok, usage) = run(&db, None, &["usage", "--from", "2026-01-01"]);
     assert!(ok && usage["totals"]["requests"] == 0, "{usage}");
+    assert_eq!(usage["totals"]["cost_usd"], 0.0, "{usage}");
 }
 
 #[test]

@@ -269,7 +269,7 @@ impl<P: Ports> Gateway<P> {
         let mut resp = http::Response::new(Body::Full(Bytes::from(text)));
         resp.headers_mut().insert(
             CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static(crate::observe::CONTENT_TYPE),
         );
         Ok(resp)
     }

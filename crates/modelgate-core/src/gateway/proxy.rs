@@ -210,6 +210,7 @@ impl<P: Ports> Gateway<P> {
         endpoint: Endpoint,
     ) -> Result<Response<P>, GatewayError> {
         let started_ms = self.now_ms();
+        let arrived_us = self.ports().monotonic_us();
         let key = self.key_of(&req, peer).await?;
         let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
         let mut parsed = request::parse(endpoint, &raw)?;
@@ -307,6 +308,10 @@ impl<P: Ports> Gateway<P> {
         };
         let deadline_ms = started_ms.saturating_add_unsigned(self.config().timeout_ms);
         let mut served = None;
+        observe::overhead(
+            "admit",
+            self.ports().monotonic_us().saturating_sub(arrived_us),
+        );
         let forwarded = self
             .forward(
                 &model,
@@ -424,9 +429,14 @@ impl<P: Ports> Gateway<P> {
             completion_tokens = u.completion_tokens, usage_reported = u.usage_reported, stream = u.stream,
             error = u.error.as_deref().unwrap_or(""), "completed");
         let store = self.ports().store();
+        let begun_us = self.ports().monotonic_us();
         for attempt in 0..5u32 {
             match store.settle(&s).await {
-                Ok(()) => return,
+                Ok(()) => {
+                    let us = self.ports().monotonic_us().saturating_sub(begun_us);
+                    observe::overhead("settle", us);
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(request_id = %u.request_id, attempt, error = %e, "settlement failed");
                     self.ports().sleep(50 << attempt).await;
