@@ -94,6 +94,39 @@ impl Prices {
     }
 }
 
+/// The largest budget accepted, USD.
+const MAX_BUDGET_USD: f64 = 1e6;
+
+fn nanos_of(usd: f64) -> Result<i64, String> {
+    if !(0.0..=MAX_BUDGET_USD).contains(&usd) {
+        return Err(format!(
+            "must be a number of USD from 0 to {MAX_BUDGET_USD}"
+        ));
+    }
+    // In range, so the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation)]
+    Ok((usd * 1e9).round() as i64)
+}
+
+/// `budget_usd` of a patch: absent, `null` (unlimited) or USD, as
+/// nano-dollars.
+pub(crate) fn usd_patch<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<i64>>, D::Error> {
+    let v = Option::<f64>::deserialize(d)?;
+    v.map(nanos_of)
+        .transpose()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// A USD amount as nano-dollars.
+pub(crate) fn usd_set<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    nanos_of(f64::deserialize(d)?)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 /// Nano-dollars as USD, for display.
 #[allow(clippy::cast_precision_loss)]
 pub fn nanos_to_usd(nanos: i64) -> f64 {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::backend::{BackendKind, ResponsesApi};
 use crate::cost::Prices;
 use crate::deployment::Deployment;
+use crate::period::Period;
 use crate::secret::Secret;
 
 /// Lifecycle of an API key.
@@ -67,6 +68,22 @@ pub struct ApiKey {
     pub quota_used: i64,
     /// Tokens reserved by requests in flight.
     pub quota_reserved: i64,
+    /// When `quota_used` starts from zero again.
+    pub quota_period: Period,
+    /// The start (epoch ms) of the window `quota_used` was counted in (0
+    /// without a period); a later window counts from zero.
+    pub quota_window: i64,
+    /// Money budget, nano-dollars; `None` means unlimited.
+    pub budget_nanos: Option<i64>,
+    /// Money spent in `budget_window`, nano-dollars (counted with or
+    /// without a budget).
+    pub budget_used_nanos: i64,
+    /// Money reserved by requests in flight, nano-dollars.
+    pub budget_reserved_nanos: i64,
+    /// When `budget_used_nanos` starts from zero again.
+    pub budget_period: Period,
+    /// Like `quota_window`, for the budget.
+    pub budget_window: i64,
     /// Public model names this key may use; empty means all.
     pub allowed_models: Vec<String>,
     /// IPs or CIDRs the key may be used from; empty means anywhere.
@@ -106,6 +123,24 @@ pub struct KeyPatch {
     pub quota: Option<Option<i64>>,
     /// Set `quota_used` (e.g. 0 to reset a period).
     pub quota_used: Option<i64>,
+    /// New quota period (its window starts afresh).
+    pub quota_period: Option<Period>,
+    /// New budget in USD (`null`: unlimited), kept in nano-dollars.
+    #[serde(
+        default,
+        rename = "budget_usd",
+        deserialize_with = "crate::cost::usd_patch"
+    )]
+    pub budget_nanos: Option<Option<i64>>,
+    /// Set what was spent in the current window, USD (e.g. 0 to reset it).
+    #[serde(
+        default,
+        rename = "budget_used_usd",
+        deserialize_with = "crate::cost::usd_set"
+    )]
+    pub budget_used_nanos: Option<i64>,
+    /// New budget period (its window starts afresh).
+    pub budget_period: Option<Period>,
     /// New model allowlist.
     pub allowed_models: Option<Vec<String>>,
     /// New IP allowlist.
@@ -220,6 +255,9 @@ pub struct Lease {
     pub backend: String,
     /// Tokens held (set by the store when it reserves).
     pub amount: i64,
+    /// Money held, nano-dollars (set by the store when it reserves).
+    #[serde(default)]
+    pub money: i64,
     /// When it was taken, ms since the epoch.
     pub created_at: i64,
     /// When it ends unless settled, ms since the epoch.
@@ -233,6 +271,13 @@ pub struct Settlement {
     pub key_id: String,
     /// Tokens reserved at admission, released now.
     pub reserved: i64,
+    /// Money reserved at admission (nano-dollars), released now.
+    pub reserved_money: i64,
+    /// The quota window the request was admitted in: its tokens count
+    /// there, and nowhere if a later window has begun.
+    pub quota_window: i64,
+    /// Likewise for the budget.
+    pub budget_window: i64,
     /// The usage record.
     pub usage: UsageRecord,
 }
@@ -250,6 +295,41 @@ impl Settlement {
             used
         }
     }
+
+    /// Money charged to the key's budget: the record's cost, never more
+    /// than the reservation on a key with a budget (as [`Self::charge`]).
+    pub fn charge_money(&self) -> i64 {
+        let cost = self.usage.cost_nanos.unwrap_or(0).max(0);
+        if self.reserved_money > 0 {
+            cost.min(self.reserved_money)
+        } else {
+            cost
+        }
+    }
+}
+
+/// What a request asks to reserve: a range of tokens and of money (the
+/// store grants as much as is left up to the maximum, provided the minimum
+/// is), each in the window of its counter's period at admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Ask {
+    /// Least and most tokens.
+    pub tokens: (i64, i64),
+    /// Least and most nano-dollars.
+    pub money: (i64, i64),
+    /// The quota's window now (see [`crate::period`]).
+    pub quota_window: i64,
+    /// The budget's window now.
+    pub budget_window: i64,
+}
+
+/// What a reservation holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// Tokens.
+    pub tokens: i64,
+    /// Nano-dollars.
+    pub money: i64,
 }
 
 /// One usage record: exactly one per proxied request.

@@ -49,7 +49,16 @@ pub enum LimitError {
     },
     /// Not enough token quota left for this request.
     #[error("quota exhausted")]
-    QuotaExceeded,
+    QuotaExceeded {
+        /// Milliseconds until the quota's period starts again, if it has one.
+        resets_in_ms: Option<u64>,
+    },
+    /// Not enough money left in the key's budget for this request.
+    #[error("budget exhausted")]
+    BudgetExceeded {
+        /// Milliseconds until the budget's period starts again, if it has one.
+        resets_in_ms: Option<u64>,
+    },
 }
 
 impl LimitError {
@@ -57,7 +66,18 @@ impl LimitError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "rate_limit",
-            Self::QuotaExceeded => "quota",
+            Self::QuotaExceeded { .. } => "quota",
+            Self::BudgetExceeded { .. } => "budget",
+        }
+    }
+
+    /// When waiting helps: milliseconds until a retry may be admitted.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_ms, .. } => Some(*retry_after_ms),
+            Self::QuotaExceeded { resets_in_ms } | Self::BudgetExceeded { resets_in_ms } => {
+                *resets_in_ms
+            }
         }
     }
 }
@@ -267,11 +287,23 @@ impl GatewayError {
                     crate::limiter::format_duration(*retry_after_ms)
                 ),
             ),
-            G::Limit(LimitError::QuotaExceeded) => s(
+            G::Limit(LimitError::QuotaExceeded { resets_in_ms }) => s(
                 StatusCode::TOO_MANY_REQUESTS,
                 "insufficient_quota",
                 Some("insufficient_quota"),
-                "You exceeded your current token quota.".to_owned(),
+                format!(
+                    "You exceeded your current token quota{}.",
+                    resets_text(*resets_in_ms)
+                ),
+            ),
+            G::Limit(LimitError::BudgetExceeded { resets_in_ms }) => s(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                Some("insufficient_quota"),
+                format!(
+                    "You exceeded your current budget{}.",
+                    resets_text(*resets_in_ms)
+                ),
             ),
             G::Request(r) => match r {
                 RequestError::BodyTooLarge { limit } => s(
@@ -450,6 +482,13 @@ fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
+/// ": it resets in 3h 20m" for a refusal whose period ends, else nothing.
+fn resets_text(resets_in_ms: Option<u64>) -> String {
+    resets_in_ms.map_or_else(String::new, |ms| {
+        format!("; it resets in {}", crate::limiter::format_duration(ms))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,7 +498,7 @@ mod tests {
         let errors: Vec<GatewayError> = vec![
             AuthError::Missing.into(),
             AuthError::IpNotAllowed.into(),
-            LimitError::QuotaExceeded.into(),
+            LimitError::QuotaExceeded { resets_in_ms: None }.into(),
             LimitError::RateLimited {
                 limit: 3,
                 retry_after_ms: 1500,
@@ -497,9 +536,12 @@ mod tests {
     #[test]
     fn statuses_match_openai() {
         assert_eq!(GatewayError::from(AuthError::Invalid).status(), 401);
-        assert_eq!(GatewayError::from(LimitError::QuotaExceeded).status(), 429);
         assert_eq!(
-            GatewayError::from(LimitError::QuotaExceeded).body()["error"]["code"],
+            GatewayError::from(LimitError::QuotaExceeded { resets_in_ms: None }).status(),
+            429
+        );
+        assert_eq!(
+            GatewayError::from(LimitError::QuotaExceeded { resets_in_ms: None }).body()["error"]["code"],
             "insufficient_quota"
         );
         assert_eq!(

@@ -39,6 +39,7 @@ pub mod error;
 pub mod gateway;
 pub mod limiter;
 pub mod observe;
+pub mod period;
 pub mod ports;
 pub mod request;
 pub mod resilience;

@@ -11,8 +11,8 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary, Settlement,
-    StoredResponse, UsageQuery, UsageRow,
+    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
+    Settlement, StoredResponse, UsageQuery, UsageRow,
 };
 use crate::error::StoreError;
 
@@ -104,19 +104,37 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
         patch: KeyPatch,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
-    /// Atomically reserve between `min` and `max` tokens of the quota of
-    /// `lease.key_id`: as many as are left, up to `max`, provided at least
-    /// `min` are. Returns the amount reserved, or `None` when fewer than
-    /// `min` are left. Keys without a quota always get `max`. `lease` (with
-    /// the amount) is written in the same transaction.
+    /// Atomically reserve, on the key `lease.key_id`, tokens of its quota
+    /// and money of its budget: of each as much as is left, up to the
+    /// ask's maximum, provided at least its minimum is; `None` (nothing
+    /// reserved) when either falls short. A key without a quota (budget)
+    /// gets the maximum tokens (money). A counter whose stored window is
+    /// earlier than the ask's counts from zero, and its window becomes the
+    /// ask's (never an earlier one). `lease` (with both amounts) is
+    /// written in the same transaction.
+    fn reserve(
+        &self,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> impl Future<Output = Result<Option<Grant>, StoreError>> + MaybeSend;
+    /// [`Self::reserve`] of tokens only, without periods: the amount.
     fn reserve_quota(
         &self,
         lease: &Lease,
         min: i64,
         max: i64,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + MaybeSend;
-    /// In one transaction: release the reservation, charge the real usage,
-    /// write the usage record, touch `last_used_at`, end the lease.
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + MaybeSend {
+        let ask = Ask {
+            tokens: (min, max),
+            ..Ask::default()
+        };
+        async move { Ok(self.reserve(lease, &ask).await?.map(|g| g.tokens)) }
+    }
+    /// In one transaction: release both reservations, charge the real
+    /// usage and cost (each to its counter if the window it was reserved
+    /// in is still the counter's; an earlier window's charge is not carried
+    /// into a later one), write the usage record, touch `last_used_at`,
+    /// end the lease.
     fn settle(
         &self,
         settlement: &Settlement,

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{BackendKind, ResponsesApi};
 use crate::cost::Prices;
 use crate::domain::{
-    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, StoredResponse, UsageQuery,
+    ApiKey, Ask, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, StoredResponse,
+    UsageQuery,
 };
 use crate::error::StoreError;
+use crate::period::Period;
 use crate::secret::Secret;
 
 /// A parameter value.
@@ -53,7 +55,8 @@ fn list(l: &[String]) -> SqlValue {
 
 /// Columns of a key row, in [`KeyRow`] order.
 pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, quota, quota_used, quota_reserved, \
-     allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at";
+     allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at, \
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window";
 
 /// Columns of a model row, in [`ModelRow`] order.
 pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices";
@@ -80,8 +83,9 @@ pub fn list_models() -> String {
 
 /// Insert a key: with [`insert_key_params`].
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, name, prefix, key_hash, status, admin, rpm, quota, \
-     quota_used, quota_reserved, allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13)";
+     quota_used, quota_reserved, allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, \
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18)";
 
 /// Parameters of [`INSERT_KEY`].
 pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
@@ -99,6 +103,11 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
         k.default_model.clone().into(),
         k.expires_at.into(),
         int(k.created_at),
+        text(k.quota_period.as_str()),
+        int(k.quota_window),
+        k.budget_nanos.into(),
+        text(k.budget_period.as_str()),
+        int(k.budget_window),
     ]
 }
 
@@ -134,24 +143,54 @@ fn prices_text(p: Option<&Prices>) -> SqlValue {
 /// Delete a model by id.
 pub const DELETE_MODEL: &str = "DELETE FROM models WHERE id = ?1";
 
-/// Reserve between ?2 (min) and ?3 (max) tokens of key ?1's quota in one
-/// statement. Every SET expression sees the old row, so
-/// `last_reservation` records exactly what this statement added and
-/// RETURNING hands it back; no row means not enough was left.
+/// Reserve tokens (?2 min to ?3 max) of key ?1's quota in its window ?4,
+/// and nano-dollars (?5 min to ?6 max) of its budget in its window ?7, in
+/// one statement (see [`crate::ports::KeyStore::reserve`]). Every SET
+/// expression sees the old row, so the `last_*` columns record exactly
+/// what this statement added and RETURNING hands them back; no row means
+/// not enough was left. A counter of an earlier window counts as zero.
 pub const RESERVE: &str = "UPDATE api_keys SET
-        quota_reserved = quota_reserved + CASE WHEN quota IS NULL THEN ?3
-            ELSE MIN(?3, quota - quota_used - quota_reserved) END,
-        last_reservation = CASE WHEN quota IS NULL THEN ?3
-            ELSE MIN(?3, quota - quota_used - quota_reserved) END
-    WHERE id = ?1 AND (quota IS NULL OR quota - quota_used - quota_reserved >= ?2)
-    RETURNING last_reservation";
+        quota_used = CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END,
+        quota_window = MAX(quota_window, ?4),
+        quota_reserved = quota_reserved + CASE WHEN quota IS NULL THEN ?3 ELSE MIN(?3, quota
+            - CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END - quota_reserved) END,
+        last_reservation = CASE WHEN quota IS NULL THEN ?3 ELSE MIN(?3, quota
+            - CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END - quota_reserved) END,
+        budget_used_nanos = CASE WHEN budget_window < ?7 THEN 0 ELSE budget_used_nanos END,
+        budget_window = MAX(budget_window, ?7),
+        budget_reserved_nanos = budget_reserved_nanos + CASE WHEN budget_nanos IS NULL THEN ?6
+            ELSE MIN(?6, budget_nanos - CASE WHEN budget_window < ?7 THEN 0 ELSE budget_used_nanos END
+                - budget_reserved_nanos) END,
+        last_money = CASE WHEN budget_nanos IS NULL THEN ?6
+            ELSE MIN(?6, budget_nanos - CASE WHEN budget_window < ?7 THEN 0 ELSE budget_used_nanos END
+                - budget_reserved_nanos) END
+    WHERE id = ?1
+      AND (quota IS NULL
+        OR quota - CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END - quota_reserved >= ?2)
+      AND (budget_nanos IS NULL
+        OR budget_nanos - CASE WHEN budget_window < ?7 THEN 0 ELSE budget_used_nanos END
+            - budget_reserved_nanos >= ?5)
+    RETURNING last_reservation, last_money";
+
+/// Parameters of [`RESERVE`].
+pub fn reserve_params(key_id: &str, ask: &Ask) -> Vec<SqlValue> {
+    vec![
+        text(key_id),
+        int(ask.tokens.0),
+        int(ask.tokens.1),
+        int(ask.quota_window),
+        int(ask.money.0),
+        int(ask.money.1),
+        int(ask.budget_window),
+    ]
+}
 
 /// Right after [`RESERVE`], in its transaction: the reservation's lease,
-/// for the amount RESERVE granted, if it granted any (`changes()`: rows
+/// for the amounts RESERVE granted, if it granted any (`changes()`: rows
 /// the previous statement changed). With [`lease_params`].
 pub const LEASE: &str = "INSERT OR IGNORE INTO leases (request_id, key_id, model, backend, amount,
-        created_at, expires_at)
-    SELECT ?1, ?2, ?3, ?4, last_reservation, ?5, ?6 FROM api_keys WHERE id = ?2 AND changes() = 1";
+        created_at, expires_at, money)
+    SELECT ?1, ?2, ?3, ?4, last_reservation, ?5, ?6, last_money FROM api_keys WHERE id = ?2 AND changes() = 1";
 
 /// Parameters of [`LEASE`].
 pub fn lease_params(l: &Lease) -> Vec<SqlValue> {
@@ -169,19 +208,29 @@ pub fn lease_params(l: &Lease) -> Vec<SqlValue> {
 pub const END_LEASE: &str = "DELETE FROM leases WHERE request_id = ?1";
 
 /// Outstanding leases, oldest first.
-pub const LEASES: &str = "SELECT request_id, key_id, model, backend, amount, created_at, expires_at
+pub const LEASES: &str =
+    "SELECT request_id, key_id, model, backend, amount, created_at, expires_at, money
     FROM leases ORDER BY created_at";
 
 /// Leases expired by ?1 (epoch ms), oldest first.
 pub const EXPIRED_LEASES: &str =
-    "SELECT request_id, key_id, model, backend, amount, created_at, expires_at
+    "SELECT request_id, key_id, model, backend, amount, created_at, expires_at, money
     FROM leases WHERE expires_at <= ?1 ORDER BY expires_at";
 
-/// Settlement, first statement: release the reservation and charge the
-/// usage, unless this request was settled before (idempotent).
+/// Settlement, first statement: release the reservations and charge the
+/// usage (tokens ?3 in window ?6, nano-dollars ?8 in window ?9: to a
+/// counter still in that window, or starting a later one; a counter
+/// already in a later window keeps its count), unless this request was
+/// settled before (idempotent).
 pub const CHARGE: &str = "UPDATE api_keys SET
         quota_reserved = MAX(quota_reserved - ?2, 0),
-        quota_used = quota_used + ?3,
+        quota_used = CASE WHEN quota_window = ?6 THEN quota_used + ?3
+            WHEN quota_window < ?6 THEN ?3 ELSE quota_used END,
+        quota_window = MAX(quota_window, ?6),
+        budget_reserved_nanos = MAX(budget_reserved_nanos - ?7, 0),
+        budget_used_nanos = CASE WHEN budget_window = ?9 THEN budget_used_nanos + ?8
+            WHEN budget_window < ?9 THEN ?8 ELSE budget_used_nanos END,
+        budget_window = MAX(budget_window, ?9),
         last_used_at = ?4
     WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM usage_records WHERE request_id = ?5)";
 
@@ -201,6 +250,10 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
         int(s.charge()),
         int(u.created_at),
         text(&u.request_id),
+        int(s.quota_window),
+        int(s.reserved_money),
+        int(s.charge_money()),
+        int(s.budget_window),
     ];
     let record = vec![
         text(&u.request_id),
@@ -313,6 +366,13 @@ pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
     c.set("rpm", p.rpm.map(|r| r.map(i64::from).into()));
     c.set("quota", p.quota.map(SqlValue::from));
     c.set("quota_used", p.quota_used.map(SqlValue::Int));
+    // A new period starts a new window.
+    c.set("quota_period", p.quota_period.map(|q| text(q.as_str())));
+    c.set("quota_window", p.quota_period.map(|_| int(0)));
+    c.set("budget_nanos", p.budget_nanos.map(SqlValue::from));
+    c.set("budget_used_nanos", p.budget_used_nanos.map(SqlValue::Int));
+    c.set("budget_period", p.budget_period.map(|q| text(q.as_str())));
+    c.set("budget_window", p.budget_period.map(|_| int(0)));
     c.set("allowed_models", p.allowed_models.as_deref().map(list));
     c.set("allowed_ips", p.allowed_ips.as_deref().map(list));
     c.set("default_model", p.default_model.map(SqlValue::from));
@@ -422,6 +482,20 @@ pub struct KeyRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub last_used_at: Option<i64>,
+    #[serde(default)]
+    pub quota_period: Option<String>,
+    #[serde(default)]
+    pub quota_window: i64,
+    #[serde(default)]
+    pub budget_nanos: Option<i64>,
+    #[serde(default)]
+    pub budget_used_nanos: i64,
+    #[serde(default)]
+    pub budget_reserved_nanos: i64,
+    #[serde(default)]
+    pub budget_period: Option<String>,
+    #[serde(default)]
+    pub budget_window: i64,
 }
 
 impl KeyRow {
@@ -445,6 +519,13 @@ impl KeyRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             last_used_at: self.last_used_at,
+            quota_period: Period::parse(self.quota_period.as_deref().unwrap_or("")),
+            quota_window: self.quota_window,
+            budget_nanos: self.budget_nanos,
+            budget_used_nanos: self.budget_used_nanos,
+            budget_reserved_nanos: self.budget_reserved_nanos,
+            budget_period: Period::parse(self.budget_period.as_deref().unwrap_or("")),
+            budget_window: self.budget_window,
         })
     }
 
@@ -469,6 +550,13 @@ impl KeyRow {
             created_at: k.created_at,
             updated_at: k.updated_at,
             last_used_at: k.last_used_at,
+            quota_period: Some(k.quota_period.as_str().to_owned()),
+            quota_window: k.quota_window,
+            budget_nanos: k.budget_nanos,
+            budget_used_nanos: k.budget_used_nanos,
+            budget_reserved_nanos: k.budget_reserved_nanos,
+            budget_period: Some(k.budget_period.as_str().to_owned()),
+            budget_window: k.budget_window,
         }
     }
 }
@@ -598,8 +686,16 @@ mod tests {
             created_at: 1,
             updated_at: 2,
             last_used_at: None,
+            quota_period: Some("monthly".into()),
+            quota_window: 1_000,
+            budget_nanos: Some(5_000_000_000),
+            budget_used_nanos: 7,
+            budget_reserved_nanos: 1,
+            budget_period: Some("none".into()),
+            budget_window: 0,
         };
         let key = row.clone().into_key().unwrap();
+        assert_eq!(key.quota_period, Period::Monthly);
         assert!(key.admin && key.allowed_models == vec!["m"]);
         assert_eq!(KeyRow::from_key(&key), row);
     }

@@ -2,14 +2,15 @@
 //! `quota_left`, settlement as one idempotent transaction.
 
 use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem, Update};
-use modelgate_core::domain::{ApiKey, KeyPatch, Lease, NewKey, Settlement};
+use modelgate_core::domain::{ApiKey, Ask, Grant, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
 use modelgate_core::sql::{self, KeyRow, SqlValue};
 
+use crate::counters::{Counter, Expr};
 use crate::usage::{record_item, record_pk_sk};
 use crate::{
-    DynamoStore, Item, attr, cancelled_conditions, condition_failed, from_item, get_n, get_s, n, s,
+    DynamoStore, Item, attr, cancelled_conditions, condition_failed, from_item, get_s, n, s,
     to_item, unavailable,
 };
 
@@ -25,15 +26,10 @@ const SETTLED: &str = "settled";
 /// round means another writer moved the same key's counters).
 const ROUNDS: usize = 64;
 
-/// `quota - used - reserved`; for unlimited keys it is kept all the same
-/// (from a quota of 0), so that setting a quota later starts right.
-fn quota_left(row: &KeyRow) -> i64 {
-    row.quota.unwrap_or(0) - row.quota_used - row.quota_reserved
-}
-
 fn key_item(row: &KeyRow) -> Result<Item, StoreError> {
     let mut item = to_item(KEY, &row.id, row)?;
-    item.insert("quota_left".into(), n(quota_left(row)));
+    item.insert("quota_left".into(), n(Counter::quota(row).left()));
+    item.insert("budget_left".into(), n(Counter::budget(row).left()));
     Ok(item)
 }
 
@@ -107,16 +103,23 @@ impl KeyStore for DynamoStore {
             let Some(mut row) = self.key_row(id).await? else {
                 return Ok(None);
             };
-            let (used0, reserved0) = (row.quota_used, row.quota_reserved);
+            // `*_left` are set from what was read: nothing may have moved.
             let mut u = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .key("pk", s(KEY))
                 .key("sk", s(id))
-                .condition_expression("quota_used = :used0 AND quota_reserved = :reserved0")
-                .expression_attribute_values(":used0", n(used0))
-                .expression_attribute_values(":reserved0", n(reserved0))
+                .condition_expression(
+                    "quota_used = :used0 AND quota_reserved = :reserved0 \
+                     AND (attribute_not_exists(budget_used_nanos) OR budget_used_nanos = :bused0) \
+                     AND (attribute_not_exists(budget_reserved_nanos) \
+                       OR budget_reserved_nanos = :breserved0)",
+                )
+                .expression_attribute_values(":used0", n(row.quota_used))
+                .expression_attribute_values(":reserved0", n(row.quota_reserved))
+                .expression_attribute_values(":bused0", n(row.budget_used_nanos))
+                .expression_attribute_values(":breserved0", n(row.budget_reserved_nanos))
                 .return_values(ReturnValue::AllNew);
             let mut sets = vec!["updated_at = :updated_at".to_owned()];
             u = u.expression_attribute_values(":updated_at", n(now_ms));
@@ -124,6 +127,8 @@ impl KeyStore for DynamoStore {
                 match (*column, value) {
                     ("quota", v) => row.quota = int_of(v),
                     ("quota_used", v) => row.quota_used = int_of(v).unwrap_or(0),
+                    ("budget_nanos", v) => row.budget_nanos = int_of(v),
+                    ("budget_used_nanos", v) => row.budget_used_nanos = int_of(v).unwrap_or(0),
                     _ => {}
                 }
                 sets.push(format!("#c{i} = :c{i}"));
@@ -131,9 +136,10 @@ impl KeyStore for DynamoStore {
                     .expression_attribute_names(format!("#c{i}"), *column)
                     .expression_attribute_values(format!(":c{i}"), attr(value.clone()));
             }
-            sets.push("quota_left = :left".into());
+            sets.push("quota_left = :left, budget_left = :bleft".into());
             u = u
-                .expression_attribute_values(":left", n(quota_left(&row)))
+                .expression_attribute_values(":left", n(Counter::quota(&row).left()))
+                .expression_attribute_values(":bleft", n(Counter::budget(&row).left()))
                 .update_expression(format!("SET {}", sets.join(", ")));
             match u.send().await {
                 Ok(out) => {
@@ -149,41 +155,41 @@ impl KeyStore for DynamoStore {
         ))
     }
 
-    async fn reserve_quota(
-        &self,
-        lease: &Lease,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         let key_id = lease.key_id.as_str();
         for _ in 0..ROUNDS {
-            let Some(item) = self.get(KEY, key_id).await? else {
+            let Some(row) = self.key_row(key_id).await? else {
                 return Ok(None);
             };
-            if get_n(&item, "quota")?.is_none() {
-                return Ok(Some(max));
-            }
-            let left = get_n(&item, "quota_left")?.unwrap_or(0);
-            let grant = max.min(left);
-            if grant < min {
+            let (quota, budget) = (Counter::quota(&row), Counter::budget(&row));
+            let grants = (
+                quota.grant(ask.tokens.0, ask.tokens.1, ask.quota_window),
+                budget.grant(ask.money.0, ask.money.1, ask.budget_window),
+            );
+            let (Some(tokens), Some(money)) = grants else {
                 return Ok(None);
+            };
+            if quota.limit.is_none() && budget.limit.is_none() {
+                return Ok(Some(Grant { tokens, money }));
             }
-            // Safe against every concurrent writer: the condition holds the
-            // grant to what is left at the moment of the write. The lease
-            // is written in the same transaction.
+            // Safe against every concurrent writer: the conditions hold
+            // each grant to what is left at the moment of the write. The
+            // lease is written in the same transaction.
+            let mut expr = Expr::default();
+            expr.reserve(&quota, tokens, ask.quota_window);
+            expr.reserve(&budget, money, ask.budget_window);
             let update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(KEY))
                 .key("sk", s(key_id))
-                .update_expression("ADD quota_reserved :g, quota_left :neg")
-                .condition_expression("quota_left >= :g AND attribute_type(quota, :num)")
-                .expression_attribute_values(":g", n(grant))
-                .expression_attribute_values(":neg", n(-grant))
-                .expression_attribute_values(":num", s("N"))
+                .update_expression(expr.update())
+                .condition_expression(expr.condition())
+                .set_expression_attribute_values(Some(expr.values.into_iter().collect()))
                 .build()
                 .map_err(unavailable)?;
             let held = Lease {
-                amount: grant,
+                amount: tokens,
+                money,
                 ..lease.clone()
             };
             let put = self.put(
@@ -198,13 +204,17 @@ impl KeyStore for DynamoStore {
                 .send()
                 .await;
             match reserved {
-                Ok(_) => return Ok(Some(grant)),
+                Ok(_) => return Ok(Some(Grant { tokens, money })),
                 // The lease is there already: a retried attempt (see
                 // `insert_key`) found the first one's reservation, which
                 // holds; it is this request's, whatever this round's grant.
                 Err(e) if cancelled_conditions(&e).is_some_and(|c| c.contains(&1)) => {
                     if let Some(item) = self.get(LEASE, &lease.request_id).await? {
-                        return Ok(Some(from_item::<Lease>(item)?.amount));
+                        let l = from_item::<Lease>(item)?;
+                        return Ok(Some(Grant {
+                            tokens: l.amount,
+                            money: l.money,
+                        }));
                     }
                 }
                 // Another writer moved the counters first (or the
@@ -220,48 +230,65 @@ impl KeyStore for DynamoStore {
 
     async fn settle(&self, st: &Settlement) -> Result<(), StoreError> {
         let (pk, sk) = record_pk_sk(&st.usage);
-        let record = self.put(
-            record_item(&pk, &sk, &st.usage)?,
-            "attribute_not_exists(pk)",
-        )?;
-        let total = st.charge();
-        let charge = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s(KEY))
-            .key("sk", s(&st.key_id))
-            .update_expression(
-                "ADD quota_used :t, quota_reserved :neg_r, quota_left :delta SET last_used_at = :at",
-            )
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", n(total))
-            .expression_attribute_values(":neg_r", n(-st.reserved))
-            .expression_attribute_values(":delta", n(st.reserved - total))
-            .expression_attribute_values(":at", n(st.usage.created_at))
-            .build()
-            .map_err(unavailable)?;
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(self.settled_marker(&st.usage.request_id)?)
-            .transact_items(record)
-            .transact_items(TransactWriteItem::builder().update(charge).build())
-            .transact_items(self.end_lease(&st.usage.request_id)?)
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            // The marker or the record exists: this request was settled.
-            Err(e)
-                if cancelled_conditions(&e).is_some_and(|c| c.contains(&0) || c.contains(&1)) =>
-            {
-                Ok(())
+        for _ in 0..ROUNDS {
+            let Some(row) = self.key_row(&st.key_id).await? else {
+                // The key is gone: keep the usage record all the same.
+                return self.record_only(&pk, &sk, st).await;
+            };
+            let mut expr = Expr::default();
+            expr.settle(
+                &Counter::quota(&row),
+                st.reserved,
+                st.charge(),
+                st.quota_window,
+            );
+            expr.settle(
+                &Counter::budget(&row),
+                st.reserved_money,
+                st.charge_money(),
+                st.budget_window,
+            );
+            expr.set("last_used_at = :at".into());
+            expr.values.push((":at".into(), n(st.usage.created_at)));
+            let charge = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(KEY))
+                .key("sk", s(&st.key_id))
+                .update_expression(expr.update())
+                .condition_expression(expr.condition())
+                .set_expression_attribute_values(Some(expr.values.into_iter().collect()))
+                .build()
+                .map_err(unavailable)?;
+            let record = self.put(
+                record_item(&pk, &sk, &st.usage)?,
+                "attribute_not_exists(pk)",
+            )?;
+            let written = self
+                .client
+                .transact_write_items()
+                .transact_items(self.settled_marker(&st.usage.request_id)?)
+                .transact_items(record)
+                .transact_items(TransactWriteItem::builder().update(charge).build())
+                .transact_items(self.end_lease(&st.usage.request_id)?)
+                .send()
+                .await;
+            match written {
+                Ok(_) => return Ok(()),
+                // The marker or the record exists: this request was settled.
+                Err(e)
+                    if cancelled_conditions(&e)
+                        .is_some_and(|c| c.contains(&0) || c.contains(&1)) =>
+                {
+                    return Ok(());
+                }
+                // The key's counters moved (or it is gone): read again.
+                Err(e) if cancelled_conditions(&e).is_some() => {}
+                Err(e) => return Err(unavailable(e)),
             }
-            // The key is gone: keep the usage record all the same.
-            Err(e) if cancelled_conditions(&e).is_some_and(|c| c == [2]) => {
-                self.record_only(&pk, &sk, st).await
-            }
-            Err(e) => Err(unavailable(e)),
         }
+        Err(StoreError::Unavailable(
+            "settlement kept conflicting".into(),
+        ))
     }
 
     async fn leases(&self, expired_by: Option<i64>) -> Result<Vec<Lease>, StoreError> {

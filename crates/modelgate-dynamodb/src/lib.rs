@@ -22,6 +22,7 @@
 //! one made at another time, is a no-op). Every read is strongly
 //! consistent.
 
+mod counters;
 mod keys;
 mod models;
 mod responses;

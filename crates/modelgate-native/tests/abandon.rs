@@ -164,6 +164,7 @@ async fn an_expired_lease_is_settled_by_a_sweep_after_the_next_admission() {
         model: "m".into(),
         backend: "vllm".into(),
         amount: 0,
+        money: 0,
         created_at: 1,
         expires_at: 2,
     };

@@ -20,8 +20,8 @@
 //!   unlimited gateway.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary, Settlement,
-    StoredResponse, UsageQuery, UsageRow,
+    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
+    Settlement, StoredResponse, UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{KeyStore, ModelStore, ResponseStore, Store, UsageStore};
@@ -29,55 +29,77 @@ use redis::Script;
 
 use crate::{Connection, unavailable};
 
-/// Reserve between ARGV[1] (min) and ARGV[2] (max) tokens of KEYS[1], and
-/// write the lease: hash KEYS[3] (request id ARGV[3], key id ARGV[4], model
-/// ARGV[5], backend ARGV[6], created ARGV[7], expires ARGV[8], and the
-/// amount) and its end in the sorted set KEYS[2]. Returns -1 when the
-/// counters are missing (rebuild them, then retry), else the tokens
-/// reserved (0: fewer than min were left).
+/// Reserve tokens (ARGV[1] min to ARGV[2] max, quota window ARGV[9]) and
+/// nano-dollars (ARGV[10] min to ARGV[11] max, budget window ARGV[12]) of
+/// KEYS[1], as [`modelgate_core::ports::KeyStore::reserve`] says, and
+/// write the lease: hash KEYS[3] (request id ARGV[3], key id ARGV[4],
+/// model ARGV[5], backend ARGV[6], created ARGV[7], expires ARGV[8], and
+/// the amounts) and its end in the sorted set KEYS[2]. Returns {-1} when
+/// the counters are missing (rebuild them, then retry), {0} when either
+/// falls short, else {1, tokens, money}.
 const RESERVE: &str = r"
-local quota = redis.call('HGET', KEYS[1], 'quota')
-if not quota then return -1 end
-local min, max = tonumber(ARGV[1]), tonumber(ARGV[2])
-local grant = max
-if quota ~= 'none' then
-  local used = tonumber(redis.call('HGET', KEYS[1], 'used'))
-  local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved'))
-  grant = math.min(max, tonumber(quota) - used - reserved)
-  if grant < min then return 0 end
+local h = redis.call('HMGET', KEYS[1], 'quota', 'used', 'reserved', 'qwindow',
+  'budget', 'bused', 'breserved', 'bwindow')
+if not h[1] or not h[5] then return {-1} end
+local function grant(limit, used, reserved, window, min, max, now)
+  if tonumber(window) < now then used = 0 else used = tonumber(used) end
+  if limit == 'none' then return max end
+  local g = math.min(max, tonumber(limit) - used - tonumber(reserved))
+  if g < min then return nil end
+  return g
 end
-redis.call('HINCRBY', KEYS[1], 'reserved', grant)
+local qw, bw = tonumber(ARGV[9]), tonumber(ARGV[12])
+local tokens = grant(h[1], h[2], h[3], h[4], tonumber(ARGV[1]), tonumber(ARGV[2]), qw)
+local money = grant(h[5], h[6], h[7], h[8], tonumber(ARGV[10]), tonumber(ARGV[11]), bw)
+if not tokens or not money then return {0} end
+if tonumber(h[4]) < qw then redis.call('HSET', KEYS[1], 'used', 0, 'qwindow', qw) end
+if tonumber(h[8]) < bw then redis.call('HSET', KEYS[1], 'bused', 0, 'bwindow', bw) end
+redis.call('HINCRBY', KEYS[1], 'reserved', tokens)
+redis.call('HINCRBY', KEYS[1], 'breserved', money)
 redis.call('HSET', KEYS[3], 'request_id', ARGV[3], 'key_id', ARGV[4], 'model', ARGV[5],
-  'backend', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'amount', grant)
+  'backend', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'amount', tokens, 'money', money)
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
-return grant
+return {1, tokens, money}
 ";
 
 /// Write KEYS[1] from the store's record: ARGV quota ('none' when
-/// unlimited), used; `reserved` is kept when the hash exists. ARGV[3] = 1
-/// sets `used` even when the hash exists (an admin reset).
+/// unlimited), used, quota window, budget ('none'), budget used, budget
+/// window; the reservations are kept when the hash exists. ARGV[7] = 1
+/// sets the quota's used and window even when the hash exists (an admin
+/// reset), ARGV[8] = 1 the budget's.
 const SET: &str = r"
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-redis.call('HSET', KEYS[1], 'quota', ARGV[1])
+local exists = redis.call('HEXISTS', KEYS[1], 'budget') == 1
+redis.call('HSET', KEYS[1], 'quota', ARGV[1], 'budget', ARGV[4])
 if not exists then
-  redis.call('HSET', KEYS[1], 'used', ARGV[2], 'reserved', 0)
-elseif ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 'used', ARGV[2])
+  redis.call('HSET', KEYS[1], 'used', ARGV[2], 'qwindow', ARGV[3], 'bused', ARGV[5], 'bwindow', ARGV[6])
+  if redis.call('HEXISTS', KEYS[1], 'reserved') == 0 then redis.call('HSET', KEYS[1], 'reserved', 0) end
+  redis.call('HSET', KEYS[1], 'breserved', 0)
+else
+  if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'used', ARGV[2], 'qwindow', ARGV[3]) end
+  if ARGV[8] == '1' then redis.call('HSET', KEYS[1], 'bused', ARGV[5], 'bwindow', ARGV[6]) end
 end
 return 1
 ";
 
 /// End the lease of request ARGV[3] (KEYS[3], KEYS[4]); once per request
-/// id (marker KEYS[2]): release -ARGV[1] reserved tokens and charge ARGV[2]
-/// used ones on KEYS[1], when it exists.
+/// id (marker KEYS[2]): on KEYS[1], when it exists, release -ARGV[1]
+/// reserved tokens and charge ARGV[2] in quota window ARGV[4], release
+/// -ARGV[5] reserved nano-dollars and charge ARGV[6] in budget window
+/// ARGV[7] (a charge of an earlier window than the counter's is dropped).
 const SETTLE: &str = r"
 redis.call('ZREM', KEYS[3], ARGV[3])
 redis.call('DEL', KEYS[4])
 if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', 86400) then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  local left = redis.call('HINCRBY', KEYS[1], 'reserved', ARGV[1])
-  if left < 0 then redis.call('HSET', KEYS[1], 'reserved', 0) end
-  redis.call('HINCRBY', KEYS[1], 'used', ARGV[2])
+  local function settle(reserved, used, window, release, charge, at)
+    local left = redis.call('HINCRBY', KEYS[1], reserved, release)
+    if left < 0 then redis.call('HSET', KEYS[1], reserved, 0) end
+    local current = tonumber(redis.call('HGET', KEYS[1], window) or '0')
+    if current == at then redis.call('HINCRBY', KEYS[1], used, charge)
+    elseif current < at then redis.call('HSET', KEYS[1], used, charge, window, at) end
+  end
+  settle('reserved', 'used', 'qwindow', ARGV[1], ARGV[2], tonumber(ARGV[4]))
+  settle('breserved', 'bused', 'bwindow', ARGV[5], ARGV[6], tonumber(ARGV[7]))
 end
 return 1
 ";
@@ -121,17 +143,23 @@ impl<S: Store> RedisQuota<S> {
         })
     }
 
-    /// Write a key's counters from its store record; `reset_used` also
-    /// overwrites `used` when the counters exist.
-    async fn set_counters(&self, k: &ApiKey, reset_used: bool) -> Result<(), StoreError> {
-        let quota = k.quota.map_or_else(|| "none".to_owned(), |q| q.to_string());
+    /// Write a key's counters from its store record; `reset` also
+    /// overwrites the quota's (`.0`) and the budget's (`.1`) used and
+    /// window when the counters exist.
+    async fn set_counters(&self, k: &ApiKey, reset: (bool, bool)) -> Result<(), StoreError> {
+        let limit = |l: Option<i64>| l.map_or_else(|| "none".to_owned(), |q| q.to_string());
         let mut conn = self.redis.get().await?;
         let _: i64 = self
             .set
             .key(counters(&k.id))
-            .arg(quota)
+            .arg(limit(k.quota))
             .arg(k.quota_used)
-            .arg(i64::from(reset_used))
+            .arg(k.quota_window)
+            .arg(limit(k.budget_nanos))
+            .arg(k.budget_used_nanos)
+            .arg(k.budget_window)
+            .arg(i64::from(reset.0))
+            .arg(i64::from(reset.1))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -147,22 +175,27 @@ impl<S: Store> RedisQuota<S> {
         let read = async {
             let mut pipe = redis::pipe();
             for k in &keys {
-                pipe.cmd("HMGET")
-                    .arg(counters(&k.id))
-                    .arg("used")
-                    .arg("reserved");
+                pipe.cmd("HMGET").arg(counters(&k.id)).arg(&[
+                    "used",
+                    "reserved",
+                    "qwindow",
+                    "bused",
+                    "breserved",
+                    "bwindow",
+                ]);
             }
             let mut conn = self.redis.get().await?;
-            pipe.query_async::<Vec<(Option<i64>, Option<i64>)>>(&mut conn)
+            pipe.query_async::<Vec<Vec<Option<i64>>>>(&mut conn)
                 .await
                 .map_err(unavailable)
         };
         match read.await {
             Ok(live) => {
                 for (k, counts) in keys.iter_mut().zip(live) {
-                    if let (Some(used), Some(reserved)) = counts {
-                        k.quota_used = used;
-                        k.quota_reserved = reserved;
+                    if let [Some(u), Some(r), Some(qw), Some(bu), Some(br), Some(bw)] = counts[..] {
+                        (k.quota_used, k.quota_reserved, k.quota_window) = (u, r, qw);
+                        (k.budget_used_nanos, k.budget_reserved_nanos) = (bu, br);
+                        k.budget_window = bw;
                     }
                 }
             }
@@ -180,7 +213,7 @@ impl<S: Store> KeyStore for RedisQuota<S> {
     async fn insert_key(&self, key: NewKey) -> Result<ApiKey, StoreError> {
         let k = self.store.insert_key(key).await?;
         // A failure here is repaired by the first reservation.
-        if let Err(e) = self.set_counters(&k, true).await {
+        if let Err(e) = self.set_counters(&k, (true, true)).await {
             tracing::warn!(key_id = %k.id, error = %e, "quota counters not written");
         }
         Ok(k)
@@ -203,50 +236,53 @@ impl<S: Store> KeyStore for RedisQuota<S> {
         patch: KeyPatch,
         now_ms: i64,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let counts = patch.quota.is_some() || patch.quota_used.is_some();
-        let reset_used = patch.quota_used.is_some();
+        // A new period starts its window afresh, as a set `used` does.
+        let reset = (
+            patch.quota_used.is_some() || patch.quota_period.is_some(),
+            patch.budget_used_nanos.is_some() || patch.budget_period.is_some(),
+        );
+        let counts = reset.0 || reset.1 || patch.quota.is_some() || patch.budget_nanos.is_some();
         let k = self.store.update_key(id, patch, now_ms).await?;
         if let Some(k) = k.as_ref().filter(|_| counts) {
             // The admin sees an error rather than counters left stale.
-            self.set_counters(k, reset_used).await?;
+            self.set_counters(k, reset).await?;
         }
         Ok(k)
     }
 
-    async fn reserve_quota(
-        &self,
-        lease: &Lease,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         let key_id = lease.key_id.as_str();
         for _ in 0..2 {
             let mut conn = self.redis.get().await?;
-            let got: i64 = self
+            let got: Vec<i64> = self
                 .reserve
                 .key(counters(key_id))
                 .key(LEASES)
                 .key(lease_hash(&lease.request_id))
-                .arg(min)
-                .arg(max)
+                .arg(ask.tokens.0)
+                .arg(ask.tokens.1)
                 .arg(&lease.request_id)
                 .arg(key_id)
                 .arg(&lease.model)
                 .arg(&lease.backend)
                 .arg(lease.created_at)
                 .arg(lease.expires_at)
+                .arg(ask.quota_window)
+                .arg(ask.money.0)
+                .arg(ask.money.1)
+                .arg(ask.budget_window)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            match got {
-                -1 => {
+            match got[..] {
+                [1, tokens, money] => return Ok(Some(Grant { tokens, money })),
+                [0] => return Ok(None),
+                _ => {
                     let Some(k) = self.store.get_key(key_id).await? else {
                         return Ok(None);
                     };
-                    self.set_counters(&k, false).await?;
+                    self.set_counters(&k, (false, false)).await?;
                 }
-                0 if min > 0 => return Ok(None),
-                n => return Ok(Some(n)),
             }
         }
         Err(StoreError::Unavailable("quota counters vanished".into()))
@@ -256,6 +292,7 @@ impl<S: Store> KeyStore for RedisQuota<S> {
         // The reservation was made here, not in the store.
         let in_store = Settlement {
             reserved: 0,
+            reserved_money: 0,
             ..s.clone()
         };
         self.store.settle(&in_store).await?;
@@ -269,6 +306,10 @@ impl<S: Store> KeyStore for RedisQuota<S> {
             .arg(-s.reserved)
             .arg(s.charge())
             .arg(&s.usage.request_id)
+            .arg(s.quota_window)
+            .arg(-s.reserved_money)
+            .arg(s.charge_money())
+            .arg(s.budget_window)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -302,6 +343,7 @@ impl<S: Store> KeyStore for RedisQuota<S> {
             .filter(|row| row.contains_key("request_id"))
             .map(|row| Lease {
                 amount: num(&row, "amount"),
+                money: num(&row, "money"),
                 created_at: num(&row, "created_at"),
                 expires_at: num(&row, "expires_at"),
                 request_id: row.get("request_id").cloned().unwrap_or_default(),

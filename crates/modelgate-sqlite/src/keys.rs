@@ -1,7 +1,7 @@
 //! Keys: lookup, admin changes, atomic quota reservation and settlement,
 //! with the shared statements of [`modelgate_core::sql`].
 
-use modelgate_core::domain::{ApiKey, KeyPatch, Lease, NewKey, Settlement};
+use modelgate_core::domain::{ApiKey, Ask, Grant, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
 use modelgate_core::sql::{self, KeyRow, SqlValue};
@@ -30,6 +30,13 @@ pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
         last_used_at: r.get(16)?,
+        quota_period: r.get(17)?,
+        quota_window: r.get(18)?,
+        budget_nanos: r.get(19)?,
+        budget_used_nanos: r.get(20)?,
+        budget_reserved_nanos: r.get(21)?,
+        budget_period: r.get(22)?,
+        budget_window: r.get(23)?,
     })
 }
 
@@ -71,13 +78,11 @@ impl KeyStore for SqliteStore {
         self.key_where("id", id)
     }
 
-    async fn reserve_quota(
-        &self,
-        lease: &Lease,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let work = Work::Reserve(lease.key_id.clone(), min, max, sql::lease_params(lease));
+    async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
+        let work = Work::Reserve(
+            sql::reserve_params(&lease.key_id, ask),
+            sql::lease_params(lease),
+        );
         self.writer.submit(work).await
     }
 
@@ -107,6 +112,7 @@ impl KeyStore for SqliteStore {
                     amount: r.get(4)?,
                     created_at: r.get(5)?,
                     expires_at: r.get(6)?,
+                    money: r.get(7)?,
                 })
             },
             Ok,

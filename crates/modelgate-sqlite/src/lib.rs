@@ -63,6 +63,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_cost.sql",
         include_str!("../../../migrations/0007_cost.sql"),
     ),
+    (
+        "0008_budgets.sql",
+        include_str!("../../../migrations/0008_budgets.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use modelgate_core::domain::Grant;
 use modelgate_core::error::StoreError;
 use modelgate_core::sql::{self, SqlValue};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params_from_iter};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{self, Checkpointer};
@@ -31,9 +32,9 @@ const MAX_BATCH: usize = 512;
 
 /// A write the gateway waits for.
 pub(crate) enum Work {
-    /// [`sql::RESERVE`] (key id, minimum, maximum), then [`sql::LEASE`]
-    /// with these parameters.
-    Reserve(String, i64, i64, Vec<SqlValue>),
+    /// [`sql::RESERVE`] with the first parameters, then [`sql::LEASE`]
+    /// with the second.
+    Reserve(Vec<SqlValue>, Vec<SqlValue>),
     /// [`sql::CHARGE`], [`sql::RECORD`] and [`sql::END_LEASE`] (the
     /// request id), together or not at all.
     Settle(Vec<SqlValue>, Vec<SqlValue>, String),
@@ -42,8 +43,8 @@ pub(crate) enum Work {
     Checkpoint,
 }
 
-/// What a job produced: the reserved amount for a reservation.
-pub(crate) type Done = Result<Option<i64>, StoreError>;
+/// What a job produced: the reserved tokens and money for a reservation.
+pub(crate) type Done = Result<Option<Grant>, StoreError>;
 
 pub(crate) struct Job {
     pub(crate) work: Work,
@@ -276,12 +277,17 @@ fn begin(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError>
 /// One job's statements inside the caller's transaction.
 fn apply(tx: &rusqlite::Transaction<'_>, work: &Work) -> Done {
     match work {
-        Work::Reserve(key_id, min, max, lease) => {
-            let got: Option<i64> = tx
+        Work::Reserve(ask, lease) => {
+            let got = tx
                 .prepare_cached(sql::RESERVE)
                 .and_then(|mut s| {
-                    s.query_row(params![key_id, min, max], |r| r.get(0))
-                        .optional()
+                    s.query_row(params_from_iter(bind(ask).iter()), |r| {
+                        Ok(Grant {
+                            tokens: r.get(0)?,
+                            money: r.get(1)?,
+                        })
+                    })
+                    .optional()
                 })
                 .map_err(store_err)?;
             if got.is_some() {
@@ -341,13 +347,16 @@ mod tests {
             model: "m".into(),
             backend: "vllm".into(),
             amount: 0,
+            money: 0,
             created_at: 0,
             expires_at: 1,
         };
+        let ask = modelgate_core::domain::Ask {
+            tokens: (n, n),
+            ..Default::default()
+        };
         Work::Reserve(
-            "key_i".into(),
-            n,
-            n,
+            modelgate_core::sql::reserve_params("key_i", &ask),
             modelgate_core::sql::lease_params(&lease),
         )
     }
@@ -356,7 +365,10 @@ mod tests {
     async fn a_free_wal_writer_commits_on_the_callers_thread() {
         let (s, dir) = store("free", Journal::Wal).await;
         let done = s.writer.try_inline(reserve(10));
-        assert!(matches!(done, Ok(Ok(Some(10)))), "committed inline");
+        assert!(
+            matches!(done, Ok(Ok(Some(g))) if g.tokens == 10),
+            "committed inline"
+        );
         let k = s.get_key("key_i").await.unwrap().unwrap();
         assert_eq!(k.quota_reserved, 10, "and it is in the database");
         // A rollback journal (EFS) always goes through the writer thread.
@@ -390,7 +402,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!queued.is_finished(), "waits while the lock is held");
         other.execute_batch("COMMIT").unwrap();
-        assert_eq!(queued.await.unwrap().unwrap(), Some(10));
+        assert_eq!(queued.await.unwrap().unwrap().map(|g| g.tokens), Some(10));
         let k = s.get_key("key_i").await.unwrap().unwrap();
         assert_eq!(k.quota_reserved, 10);
         drop(s);

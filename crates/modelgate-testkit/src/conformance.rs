@@ -12,7 +12,10 @@ use modelgate_core::domain::{
     Settlement, StoredResponse, UsageQuery, UsageRecord,
 };
 use modelgate_core::error::StoreError;
+use modelgate_core::period::Period;
 use modelgate_core::ports::Store;
+
+pub use crate::periods::{concurrent_budget_never_overspent, windows_roll_at_the_boundary};
 
 /// A lease on `key_id`'s quota for a request of its own (a fresh request
 /// id each time), expiring in the far future.
@@ -25,6 +28,7 @@ pub fn lease(key_id: &str) -> Lease {
         model: "m".into(),
         backend: "vllm".into(),
         amount: 0,
+        money: 0,
         created_at: 0,
         expires_at: i64::MAX / 2,
     }
@@ -102,6 +106,13 @@ pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
         quota,
         quota_used: 0,
         quota_reserved: 0,
+        quota_period: Period::None,
+        quota_window: 0,
+        budget_nanos: None,
+        budget_used_nanos: 0,
+        budget_reserved_nanos: 0,
+        budget_period: Period::None,
+        budget_window: 0,
         allowed_models: vec!["m1".into()],
         allowed_ips: vec!["10.0.0.0/8".into()],
         default_model: None,
@@ -167,6 +178,9 @@ pub fn settlement(
     Settlement {
         key_id: key_id.into(),
         reserved,
+        reserved_money: 0,
+        quota_window: 0,
+        budget_window: 0,
         usage: UsageRecord {
             request_id: request_id.into(),
             key_id: key_id.into(),
@@ -650,7 +664,7 @@ macro_rules! store_conformance {
     (guarded $make:expr) => {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
             concurrent_reservations_never_overspend, models_roundtrip, usage_report, leases_live_until_settled,
-            responses_roundtrip);
+            responses_roundtrip, windows_roll_at_the_boundary, concurrent_budget_never_overspent);
     };
     ($make:expr) => {
         $crate::store_conformance!(guarded Some(($make, ())));

@@ -11,6 +11,7 @@
 
 pub mod conformance;
 pub mod mock;
+pub mod periods;
 pub mod service;
 
 pub use mock::MockUpstream;

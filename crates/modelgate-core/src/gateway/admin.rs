@@ -9,34 +9,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Gateway, Peer, Response, json_response, percent_decode};
-use crate::auth;
 use crate::calendar::{DAY_MS, day_name, days_from_civil};
 use crate::cost::nanos_to_usd;
-use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey, UsageQuery};
+use crate::domain::{KeyPatch, KeyStatus, UsageQuery};
 use crate::error::{GatewayError, RequestError};
 use crate::ports::{KeyStore, Ports, UsageStore};
-
-/// Body of `POST /admin/api/keys`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateKey {
-    name: String,
-    #[serde(default)]
-    rpm: Option<u32>,
-    /// Absent: the default quota; `null`: unlimited.
-    #[serde(default, deserialize_with = "crate::domain::double_option")]
-    quota: Option<Option<i64>>,
-    #[serde(default)]
-    allowed_models: Vec<String>,
-    #[serde(default)]
-    allowed_ips: Vec<String>,
-    #[serde(default)]
-    default_model: Option<String>,
-    #[serde(default)]
-    expires_at: Option<i64>,
-    #[serde(default)]
-    admin: bool,
-}
 
 /// Parse a JSON body into `T`, with an OpenAI-shaped 400 on failure.
 pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, GatewayError> {
@@ -57,52 +34,6 @@ pub(super) fn check_id<'a>(id: &'a str, prefix: &str, what: &str) -> Result<&'a 
     }
 }
 
-fn check_name(name: &str) -> Result<(), GatewayError> {
-    if name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(RequestError::invalid(
-            "'name' must be 1 to 200 printable characters.",
-            Some("name"),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn check_limits(
-    rpm: Option<u32>,
-    quota: Option<i64>,
-    ips: &[String],
-    models: &[String],
-) -> Result<(), GatewayError> {
-    if rpm == Some(0) || rpm.is_some_and(|r| r > 1_000_000) {
-        return Err(RequestError::invalid("'rpm' must be from 1 to 1000000.", Some("rpm")).into());
-    }
-    if quota.is_some_and(|q| q < 0) {
-        return Err(RequestError::invalid(
-            "'quota' must be 0 or more, or null for unlimited.",
-            Some("quota"),
-        )
-        .into());
-    }
-    if let Some(bad) = ips.iter().find(|e| !auth::valid_ip_entry(e)) {
-        let bad: String = bad.chars().filter(|c| !c.is_control()).take(64).collect();
-        return Err(RequestError::invalid(
-            format!("'{bad}' is not an IP, a CIDR or '*'."),
-            Some("allowed_ips"),
-        )
-        .into());
-    }
-    for m in models {
-        crate::request::valid_model(m).map_err(|_| {
-            RequestError::invalid(
-                "'allowed_models' must hold model names.",
-                Some("allowed_models"),
-            )
-        })?;
-    }
-    Ok(())
-}
-
 impl<P: Ports> Gateway<P> {
     pub(super) async fn admin(
         &self,
@@ -116,13 +47,7 @@ impl<P: Ports> Gateway<P> {
         match (rest, &method) {
             (["verify"], &Method::GET) => Ok(json_response(StatusCode::OK, &json!({"ok": true}))),
             (["keys"], &Method::POST) => self.create_key(body).await,
-            (["keys"], &Method::GET) => {
-                let keys = self.ports().store().list_keys().await?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"object": "list", "data": keys}),
-                ))
-            }
+            (["keys"], &Method::GET) => self.list_keys().await,
             (["keys", id], m) => {
                 let id = check_id(id, "key_", "API key")?;
                 match *m {
@@ -194,77 +119,6 @@ impl<P: Ports> Gateway<P> {
             ) => Err(RequestError::MethodNotAllowed.into()),
             _ => Err(RequestError::NotFound("Admin route".to_owned()).into()),
         }
-    }
-
-    fn key_answer(&self, key: Option<ApiKey>) -> Result<Response<P>, GatewayError> {
-        let key = key.ok_or_else(|| RequestError::NotFound("API key".to_owned()))?;
-        Ok(json_response(StatusCode::OK, &key))
-    }
-
-    async fn create_key(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {
-        let c: CreateKey = parse_body(body)?;
-        check_name(&c.name)?;
-        let quota = c.quota.unwrap_or(self.config().default_quota);
-        check_limits(c.rpm, quota, &c.allowed_ips, &c.allowed_models)?;
-        if let Some(m) = &c.default_model {
-            crate::request::valid_model(m)?;
-        }
-        let mut random = [0u8; auth::key_random_len()];
-        self.ports().fill_random(&mut random);
-        let (plaintext, hash, prefix) = auth::new_key(random);
-        let now = self.now_ms();
-        let key = ApiKey {
-            id: self.new_id("key_"),
-            name: c.name.trim().to_owned(),
-            prefix,
-            hash: hash.into(),
-            status: KeyStatus::Active,
-            admin: c.admin,
-            rpm: c.rpm,
-            quota,
-            quota_used: 0,
-            quota_reserved: 0,
-            allowed_models: c.allowed_models,
-            allowed_ips: c.allowed_ips,
-            default_model: c.default_model,
-            expires_at: c.expires_at,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-        };
-        let stored = self.ports().store().insert_key(NewKey { key }).await?;
-        let mut out = serde_json::to_value(&stored).unwrap_or(Value::Null);
-        // The only time the plaintext leaves the gateway.
-        out["key"] = Value::String(plaintext);
-        Ok(json_response(StatusCode::CREATED, &out))
-    }
-
-    async fn patch_key(&self, id: &str, patch: KeyPatch) -> Result<Response<P>, GatewayError> {
-        if let Some(name) = &patch.name {
-            check_name(name)?;
-        }
-        check_limits(
-            patch.rpm.flatten(),
-            patch.quota.flatten(),
-            patch.allowed_ips.as_deref().unwrap_or(&[]),
-            patch.allowed_models.as_deref().unwrap_or(&[]),
-        )?;
-        if patch.quota_used.is_some_and(|u| u < 0) {
-            return Err(RequestError::invalid(
-                "'quota_used' must be 0 or more.",
-                Some("quota_used"),
-            )
-            .into());
-        }
-        if let Some(Some(m)) = &patch.default_model {
-            crate::request::valid_model(m)?;
-        }
-        self.key_answer(
-            self.ports()
-                .store()
-                .update_key(id, patch, self.now_ms())
-                .await?,
-        )
     }
 
     async fn usage(&self, query: &str) -> Result<Response<P>, GatewayError> {

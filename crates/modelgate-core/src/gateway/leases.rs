@@ -25,6 +25,10 @@ fn abandoned(lease: &Lease, error: &str, now_ms: i64) -> Settlement {
     Settlement {
         key_id: lease.key_id.clone(),
         reserved: lease.amount,
+        reserved_money: lease.money,
+        // Nothing is charged, so no window is named.
+        quota_window: 0,
+        budget_window: 0,
         usage: UsageRecord {
             request_id: lease.request_id.clone(),
             key_id: lease.key_id.clone(),

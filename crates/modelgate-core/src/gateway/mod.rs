@@ -12,9 +12,11 @@ mod conversation;
 mod deployments;
 mod forward;
 mod head;
+mod keys;
 mod leases;
 mod models;
 mod proxy;
+mod reserve;
 mod stream;
 
 use std::net::IpAddr;
@@ -303,16 +305,18 @@ fn json_response<P: Ports, T: Serialize + ?Sized>(status: StatusCode, value: &T)
 /// The one place an error becomes a response.
 fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
     let mut resp = json_response(err.status(), &err.body());
+    if let GatewayError::Limit(l) = err
+        && let Some(ms) = l.retry_after_ms()
+    {
+        let h = resp.headers_mut();
+        h.insert("retry-after", HeaderValue::from(ms.div_ceil(1000).max(1)));
+        h.insert("retry-after-ms", HeaderValue::from(ms));
+    }
     if let GatewayError::Limit(crate::error::LimitError::RateLimited {
-        limit,
-        retry_after_ms,
-        reset_ms,
+        limit, reset_ms, ..
     }) = err
     {
         let h = resp.headers_mut();
-        let secs = retry_after_ms.div_ceil(1000).max(1);
-        h.insert("retry-after", HeaderValue::from(secs));
-        h.insert("retry-after-ms", HeaderValue::from(*retry_after_ms));
         h.insert("x-ratelimit-limit-requests", HeaderValue::from(*limit));
         h.insert("x-ratelimit-remaining-requests", HeaderValue::from(0));
         if let Ok(v) = HeaderValue::from_str(&crate::limiter::format_duration(*reset_ms)) {

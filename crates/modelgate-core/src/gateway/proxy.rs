@@ -8,6 +8,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use super::admission::Admission;
 use super::conversation::Conversation;
 use super::forward::{Calls, Forwarded};
+use super::reserve::Reserved;
 use super::stream::ClientRelay;
 use super::{Body, Gateway, Peer, Response};
 use crate::auth;
@@ -17,7 +18,7 @@ use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, LimitError, RequestError};
 use crate::observe;
 use crate::ports::{KeyStore, ModelStore, Ports, RateDecision, RateLimiter};
-use crate::request::{self, Endpoint, ProxyRequest};
+use crate::request::{self, Endpoint};
 use crate::responses::{self, BridgeRelay, Echo};
 
 /// Per-request state carried from admission to settlement.
@@ -33,7 +34,7 @@ pub(super) struct Ctx {
     pub(super) prices: Option<Prices>,
     pub(super) endpoint: Endpoint,
     pub(super) started_ms: i64,
-    pub(super) reserved: i64,
+    pub(super) reserved: Reserved,
     pub(super) prompt_bound: u64,
     pub(super) stream: bool,
 }
@@ -66,7 +67,10 @@ impl Ctx {
         });
         Settlement {
             key_id: self.key_id.clone(),
-            reserved: self.reserved,
+            reserved: self.reserved.tokens,
+            reserved_money: self.reserved.money,
+            quota_window: self.reserved.quota_window,
+            budget_window: self.reserved.budget_window,
             usage: UsageRecord {
                 request_id: self.request_id.clone(),
                 key_id: self.key_id.clone(),
@@ -139,51 +143,6 @@ impl<P: Ports> Gateway<P> {
             .into());
         }
         Ok(d)
-    }
-
-    /// Reserve the worst case of this request on the key's quota. Returns
-    /// the amount reserved and, when the client set no completion cap, the
-    /// cap the gateway sets upstream so the reservation cannot be exceeded.
-    async fn reserve(
-        &self,
-        key: &ApiKey,
-        req: &ProxyRequest,
-        lease: &Lease,
-    ) -> Result<(i64, Option<u64>), GatewayError> {
-        if key.quota.is_none() {
-            return Ok((0, None));
-        }
-        let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
-        let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
-        let store = self.ports().store();
-        if !req.endpoint.generates() {
-            let got = store
-                .reserve_quota(lease, prompt, prompt)
-                .await?
-                .ok_or(LimitError::QuotaExceeded)?;
-            return Ok((got, None));
-        }
-        if let Some(max) = req.max_tokens {
-            let need = prompt.saturating_add(
-                i64::try_from(max)
-                    .unwrap_or(i64::MAX)
-                    .saturating_mul(choices),
-            );
-            let got = store
-                .reserve_quota(lease, need, need)
-                .await?
-                .ok_or(LimitError::QuotaExceeded)?;
-            return Ok((got, None));
-        }
-        let cap = i64::try_from(self.config().default_max_tokens).unwrap_or(i64::MAX);
-        let min = prompt.saturating_add(choices);
-        let max = prompt.saturating_add(cap.saturating_mul(choices));
-        let got = store
-            .reserve_quota(lease, min, max)
-            .await?
-            .ok_or(LimitError::QuotaExceeded)?;
-        let per_choice = u64::try_from((got - prompt) / choices).unwrap_or(1).max(1);
-        Ok((got, Some(per_choice)))
     }
 
     pub(super) async fn proxy(
@@ -260,10 +219,14 @@ impl<P: Ports> Gateway<P> {
             model: model.name.clone(),
             backend: model.backend.as_str().to_owned(),
             amount: 0,
+            money: 0,
             created_at: started_ms,
             expires_at: self.lease_expiry(started_ms),
         };
-        let (reserved, injected_max_tokens) = self.reserve(&key, &parsed, &lease).await?;
+        let reserved = self
+            .reserve(&key, &parsed, &lease, &model, &deployments)
+            .await?;
+        let injected_max_tokens = reserved.cap;
         self.sweep_leases_if_due();
         // From here on the request must be settled, whatever happens.
         let mut admission = Admission::new(

@@ -1,0 +1,148 @@
+//! Admission's reservation: the worst case of a request, in tokens of the
+//! key's quota and money of its budget, held until settlement; and, when
+//! the client set no completion cap, the cap the gateway sets upstream so
+//! neither reservation can be exceeded.
+
+use super::Gateway;
+use crate::backend::Usage;
+use crate::cost::Prices;
+use crate::deployment::Deployment;
+use crate::domain::{ApiKey, Ask, Grant, Lease, Model};
+use crate::error::{GatewayError, LimitError};
+use crate::period;
+use crate::ports::{KeyStore, Ports};
+use crate::request::ProxyRequest;
+
+/// What admission holds for a request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Reserved {
+    /// Tokens and nano-dollars held.
+    pub(super) tokens: i64,
+    pub(super) money: i64,
+    /// The windows the request was admitted in.
+    pub(super) quota_window: i64,
+    pub(super) budget_window: i64,
+    /// The completion cap per choice the gateway sets upstream.
+    pub(super) cap: Option<u64>,
+}
+
+/// The highest prices any deployment of `model` may charge (cached input
+/// at no less than the input price, since which part of a prompt is cached
+/// is not known in advance); `None` when nothing is priced.
+fn worst_prices(model: &Model, deployments: &[Deployment]) -> Option<Prices> {
+    let all = deployments
+        .iter()
+        .map(|d| d.prices.or(model.prices))
+        .collect::<Option<Vec<Prices>>>()?;
+    let input = all
+        .iter()
+        .map(|p| p.input.max(p.cached_input.unwrap_or(0)))
+        .max()?;
+    let output = all.iter().map(|p| p.output).max()?;
+    Some(Prices {
+        input,
+        cached_input: None,
+        output,
+    })
+}
+
+fn cost(p: &Prices, prompt: i64, output: i64) -> i64 {
+    p.cost_nanos(&Usage::reported(prompt, output))
+}
+
+impl<P: Ports> Gateway<P> {
+    /// Reserve the worst case of `req` on `key` (see the module docs).
+    pub(super) async fn reserve(
+        &self,
+        key: &ApiKey,
+        req: &ProxyRequest,
+        lease: &Lease,
+        model: &Model,
+        deployments: &[Deployment],
+    ) -> Result<Reserved, GatewayError> {
+        let now = self.now_ms();
+        let ask_windows = Reserved {
+            quota_window: key.quota_period.window(now),
+            budget_window: key.budget_period.window(now),
+            ..Reserved::default()
+        };
+        if key.quota.is_none() && key.budget_nanos.is_none() {
+            return Ok(ask_windows);
+        }
+        let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
+        let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
+        // Output tokens: none, the client's cap, or up to the gateway's.
+        let (out_min, out_max, capped) = if !req.endpoint.generates() {
+            (0, 0, false)
+        } else if let Some(max) = req.max_tokens {
+            let n = i64::try_from(max)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(choices);
+            (n, n, false)
+        } else {
+            let cap = i64::try_from(self.config().default_max_tokens).unwrap_or(i64::MAX);
+            (choices, cap.saturating_mul(choices), true)
+        };
+        let prices = key
+            .budget_nanos
+            .and_then(|_| worst_prices(model, deployments));
+        let money = prices.map_or((0, 0), |p| {
+            (cost(&p, prompt, out_min), cost(&p, prompt, out_max))
+        });
+        let ask = Ask {
+            tokens: (
+                prompt.saturating_add(out_min),
+                prompt.saturating_add(out_max),
+            ),
+            money,
+            quota_window: ask_windows.quota_window,
+            budget_window: ask_windows.budget_window,
+        };
+        let store = self.ports().store();
+        let Some(Grant { tokens, money }) = store.reserve(lease, &ask).await? else {
+            // Refused: which counter fell short is read from the key as it
+            // stands now (concurrent requests moved it since it was read).
+            let now_key = store.get_key(&key.id).await?;
+            return Err(refusal(now_key.as_ref().unwrap_or(key), &ask, now).into());
+        };
+        let mut out = out_max;
+        if key.quota.is_some() {
+            out = out.min(tokens - prompt);
+        }
+        if let Some(p) = prices.filter(|p| p.output > 0) {
+            // Output tokens the money covers after the prompt.
+            let left = i128::from(money) * 1000 - i128::from(cost(&p, prompt, 0)) * 1000;
+            let affordable = left.max(0) / i128::from(p.output);
+            out = out.min(i64::try_from(affordable).unwrap_or(i64::MAX));
+        }
+        let cap = capped.then(|| u64::try_from(out / choices).unwrap_or(1).max(1));
+        Ok(Reserved {
+            tokens,
+            money,
+            cap,
+            ..ask_windows
+        })
+    }
+}
+
+/// Which counter refused `ask`: the only one the key has, or with both,
+/// the budget if its minimum does not fit in what `key` has left.
+fn refusal(key: &ApiKey, ask: &Ask, now: i64) -> LimitError {
+    let resets = |p: period::Period| {
+        p.resets_at(now)
+            .map(|at| u64::try_from(at - now).unwrap_or(0))
+    };
+    let budget_short = key.budget_nanos.is_some_and(|b| {
+        let used = period::current(key.budget_used_nanos, key.budget_window, ask.budget_window);
+        key.quota.is_none() || b - used - key.budget_reserved_nanos < ask.money.0
+    });
+    if budget_short {
+        LimitError::BudgetExceeded {
+            resets_in_ms: resets(key.budget_period),
+        }
+    } else {
+        LimitError::QuotaExceeded {
+            resets_in_ms: resets(key.quota_period),
+        }
+    }
+}
