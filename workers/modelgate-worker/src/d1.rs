@@ -8,8 +8,8 @@
 //! never a counter, since KV is eventually consistent.
 
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary, Settlement,
-    StoredResponse, UsageQuery, UsageRow,
+    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
+    Settlement, StoredResponse, UsageQuery, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
@@ -164,32 +164,26 @@ impl KeyStore for D1Store {
         Ok(key)
     }
 
-    async fn reserve_quota(
-        &self,
-        lease: &Lease,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let args = [
-            SqlValue::Text(lease.key_id.clone()),
-            SqlValue::Int(min),
-            SqlValue::Int(max),
-        ];
+    async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         // One batch, one transaction: the reservation and its lease.
         let batch = vec![
-            self.stmt(sql::RESERVE, &args)?,
+            self.stmt(sql::RESERVE, &sql::reserve_params(&lease.key_id, ask))?,
             self.stmt(sql::LEASE, &sql::lease_params(lease))?,
         ];
         let results = self.db.batch(batch).await.map_err(err)?;
         #[derive(serde::Deserialize)]
         struct Granted {
             last_reservation: i64,
+            last_money: i64,
         }
         let granted: Vec<Granted> = match results.first() {
             Some(r) => r.results().map_err(err)?,
             None => Vec::new(),
         };
-        Ok(granted.first().map(|g| g.last_reservation))
+        Ok(granted.first().map(|g| Grant {
+            tokens: g.last_reservation,
+            money: g.last_money,
+        }))
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
