@@ -44,8 +44,18 @@ function signOut() {
 
 // ---- keys --------------------------------------------------------------------
 
+// "until Dec 1" for a counter whose period ends, else nothing.
+function resets(at) {
+  return at === null ? "" : ` (${date(at)} reset)`;
+}
+
 function quotaText(k) {
-  return `${number(k.quota_used)} / ${k.quota === null ? "unlimited" : number(k.quota)}`;
+  return `${number(k.quota_used)} / ${k.quota === null ? "unlimited" : number(k.quota)}${resets(k.quota_resets_at)}`;
+}
+
+function budgetText(k) {
+  const spent = `$${k.budget_used_usd.toFixed(2)}`;
+  return `${spent} / ${k.budget_usd === null ? "unlimited" : `$${k.budget_usd.toFixed(2)}`}${resets(k.budget_resets_at)}`;
 }
 
 async function loadKeys() {
@@ -56,6 +66,7 @@ async function loadKeys() {
       el("td", {}, el("code", {}, k.prefix)),
       el("td", {}, el("span", { class: `status ${k.status}` }, k.status)),
       el("td", {}, quotaText(k)),
+      el("td", {}, budgetText(k)),
       el("td", {}, k.rpm ?? "default"),
       el("td", {}, k.allowed_models.join(", ") || "all"),
       el("td", {}, k.allowed_ips.join(", ") || "any"),
@@ -111,6 +122,9 @@ async function createKey(event) {
     allowed_models: list(f.allowed_models.value),
     allowed_ips: list(f.allowed_ips.value),
     expires_at: f.expires.value ? Date.parse(`${f.expires.value}T23:59:59Z`) : undefined,
+    quota_period: f.quota_period.value,
+    budget_usd: optionalNumber(f.budget_usd.value),
+    budget_period: f.budget_period.value,
   };
   if (f.unlimited.checked) body.quota = null;
   else if (f.quota.value !== "") body.quota = Number(f.quota.value);
@@ -149,6 +163,7 @@ function editKey(k) {
     field("Name", "name", k.name, { required: true }),
     field("Requests per minute (empty: default)", "rpm", k.rpm, { type: "number", min: 1 }),
     field("Token quota (empty: unlimited)", "quota", k.quota, { type: "number", min: 0 }),
+    field("Budget, USD (empty: unlimited)", "budget_usd", k.budget_usd, { type: "number", min: 0, step: "any" }),
     field("Allowed models", "allowed_models", k.allowed_models.join(", ")),
     field("Allowed IPs", "allowed_ips", k.allowed_ips.join(", ")),
     field("Expires", "expires", date(k.expires_at), { type: "date" }),
@@ -157,6 +172,7 @@ function editKey(k) {
       name: f.name.value.trim(),
       rpm: f.rpm.value === "" ? null : Number(f.rpm.value),
       quota: f.quota.value === "" ? null : Number(f.quota.value),
+      budget_usd: f.budget_usd.value === "" ? null : Number(f.budget_usd.value),
       allowed_models: list(f.allowed_models.value),
       allowed_ips: list(f.allowed_ips.value),
       expires_at: f.expires.value ? Date.parse(`${f.expires.value}T23:59:59Z`) : null,

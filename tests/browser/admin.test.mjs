@@ -135,6 +135,8 @@ test("an admin manages keys, models and usage in the panel", async () => {
   const kf = page.locator("#key-create");
   await kf.getByLabel("Name").fill("browser");
   await kf.getByLabel("Token quota").fill("100000");
+  await kf.getByLabel("Budget (USD)").fill("10");
+  await kf.getByLabel("Budget period").selectOption("monthly");
   await kf.getByRole("button", { name: "Create key" }).click();
   const dialog = page.getByRole("dialog", { name: "Your new API key" });
   await dialog.waitFor();
@@ -177,7 +179,9 @@ test("an admin manages keys, models and usage in the panel", async () => {
   await page.locator("#edit-form").getByLabel("Requests per minute").fill("1");
   await page.locator("#edit-form").getByRole("button", { name: "Save" }).click();
   const row = page.locator("#keys-table tbody tr", { has: page.getByRole("cell", { name: "browser", exact: true }) });
-  await row.locator("td").nth(4).filter({ hasText: /^1$/ }).waitFor();
+  await row.locator("td").nth(5).filter({ hasText: /^1$/ }).waitFor();
+  // What the two requests cost, of a monthly budget.
+  assert.match(await row.locator("td").nth(4).textContent(), /^\$0\.01 \/ \$10\.00 \(\d{4}-\d{2}-01 reset\)$/);
   const ask = () => client.chat.completions.create({ model: "mock-chat", messages: [{ role: "user", content: "x" }] });
   await assert.rejects(async () => {
     await ask().catch(() => {});

@@ -78,6 +78,9 @@ def test_quota_periods_and_budgets_are_shown_and_changed(env):
         r = env.admin("PATCH", f"/keys/{created['id']}", bad)
         assert r.status_code == 400, (bad, r.text)
         assert r.json()["error"]["type"] == "invalid_request_error"
+    r = env.admin("PATCH", f"/keys/{created['id']}", {"budget_used_usd": 1.5, "quota_used": 400})
+    assert (r.json()["budget_used_usd"], r.json()["quota_used"]) == (1.5, 400), r.text
+    assert env.admin("GET", f"/keys/{created['id']}").json()["budget_used_nanos"] == 1_500_000_000
     r = env.admin("PATCH", f"/keys/{created['id']}", {"budget_usd": None})
     assert r.json()["budget_usd"] is None
 

@@ -141,6 +141,13 @@ pub struct KeyPatch {
     pub budget_used_nanos: Option<i64>,
     /// New budget period (its window starts afresh).
     pub budget_period: Option<Period>,
+    /// The window a set `quota_used` counts in (the gateway's, not the
+    /// client's: the current one).
+    #[serde(skip)]
+    pub quota_window: Option<i64>,
+    /// Likewise for a set `budget_used_usd`.
+    #[serde(skip)]
+    pub budget_window: Option<i64>,
     /// New model allowlist.
     pub allowed_models: Option<Vec<String>>,
     /// New IP allowlist.

@@ -368,11 +368,17 @@ pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
     c.set("quota_used", p.quota_used.map(SqlValue::Int));
     // A new period starts a new window.
     c.set("quota_period", p.quota_period.map(|q| text(q.as_str())));
-    c.set("quota_window", p.quota_period.map(|_| int(0)));
+    c.set(
+        "quota_window",
+        p.quota_window.or(p.quota_period.map(|_| 0)).map(int),
+    );
     c.set("budget_nanos", p.budget_nanos.map(SqlValue::from));
     c.set("budget_used_nanos", p.budget_used_nanos.map(SqlValue::Int));
     c.set("budget_period", p.budget_period.map(|q| text(q.as_str())));
-    c.set("budget_window", p.budget_period.map(|_| int(0)));
+    c.set(
+        "budget_window",
+        p.budget_window.or(p.budget_period.map(|_| 0)).map(int),
+    );
     c.set("allowed_models", p.allowed_models.as_deref().map(list));
     c.set("allowed_ips", p.allowed_ips.as_deref().map(list));
     c.set("default_model", p.default_model.map(SqlValue::from));

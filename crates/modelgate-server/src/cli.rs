@@ -61,6 +61,15 @@ pub enum KeysCmd {
         /// Token quota, or "unlimited" (default: MG_DEFAULT_QUOTA).
         #[arg(long)]
         quota: Option<String>,
+        /// When the quota starts again: none, daily, weekly, monthly (UTC).
+        #[arg(long)]
+        quota_period: Option<String>,
+        /// Money budget, USD (default: unlimited).
+        #[arg(long)]
+        budget_usd: Option<f64>,
+        /// When the budget starts again: none, daily, weekly, monthly (UTC).
+        #[arg(long)]
+        budget_period: Option<String>,
         /// Allowed models, comma-separated (default: all).
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
@@ -182,6 +191,9 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 name,
                 rpm,
                 quota,
+                quota_period,
+                budget_usd,
+                budget_period,
                 models,
                 ips,
                 expires_at,
@@ -208,6 +220,15 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 }
                 if let Some(e) = expires_at {
                     b.insert("expires_at".into(), e.into());
+                }
+                if let Some(p) = quota_period {
+                    b.insert("quota_period".into(), p.into());
+                }
+                if let Some(usd) = budget_usd {
+                    b.insert("budget_usd".into(), usd.into());
+                }
+                if let Some(p) = budget_period {
+                    b.insert("budget_period".into(), p.into());
                 }
                 (Method::POST, "/admin/api/keys".into(), Value::Object(b))
             }

@@ -60,9 +60,16 @@ fn keys_lifecycle_from_the_command_line() {
             "7",
             "--quota",
             "unlimited",
+            "--budget-usd",
+            "25.5",
+            "--budget-period",
+            "monthly",
         ],
     );
     assert!(ok, "{created}");
+    assert_eq!(created["budget_usd"], 25.5);
+    assert_eq!(created["budget_period"], "monthly");
+    assert!(created["budget_resets_at"].as_i64() > created["budget_window"].as_i64());
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(key.starts_with("mg-"));

@@ -186,7 +186,7 @@ impl<P: Ports> Gateway<P> {
     pub(super) async fn patch_key(
         &self,
         id: &str,
-        patch: KeyPatch,
+        mut patch: KeyPatch,
     ) -> Result<Response<P>, GatewayError> {
         if let Some(name) = &patch.name {
             check_name(name)?;
@@ -206,6 +206,22 @@ impl<P: Ports> Gateway<P> {
         }
         if let Some(Some(m)) = &patch.default_model {
             crate::request::valid_model(m)?;
+        }
+        // A figure set by hand is the current window's.
+        if patch.quota_used.is_some() || patch.budget_used_nanos.is_some() {
+            let store = self.ports().store();
+            let Some(k) = store.get_key(id).await? else {
+                return self.key_answer(None);
+            };
+            let now = self.now_ms();
+            if patch.quota_used.is_some() {
+                let period = patch.quota_period.unwrap_or(k.quota_period);
+                patch.quota_window = Some(period.window(now));
+            }
+            if patch.budget_used_nanos.is_some() {
+                let period = patch.budget_period.unwrap_or(k.budget_period);
+                patch.budget_window = Some(period.window(now));
+            }
         }
         self.key_answer(
             self.ports()

@@ -389,7 +389,8 @@ impl<P: Ports> Gateway<P> {
         tracing::info!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model, backend = %u.backend,
             endpoint = u.endpoint.as_deref().unwrap_or(""), deployment = u.deployment.as_deref().unwrap_or(""),
             status = u.status, latency_ms = u.latency_ms, prompt_tokens = u.prompt_tokens,
-            completion_tokens = u.completion_tokens, usage_reported = u.usage_reported, stream = u.stream,
+            completion_tokens = u.completion_tokens, cached_tokens = u.cached_tokens,
+            cost_nanos = u.cost_nanos.unwrap_or(0), usage_reported = u.usage_reported, stream = u.stream,
             error = u.error.as_deref().unwrap_or(""), "completed");
         let store = self.ports().store();
         let begun_us = self.ports().monotonic_us();
