@@ -67,7 +67,7 @@ async function loadKeys() {
       el("td", {}, el("span", { class: `status ${k.status}` }, k.status)),
       el("td", {}, quotaText(k)),
       el("td", {}, budgetText(k)),
-      el("td", {}, k.rpm ?? "default"),
+      el("td", {}, `${k.rpm ?? "default"}${k.tpm ? ` · ${number(k.tpm)} tok` : ""}`),
       el("td", {}, k.allowed_models.join(", ") || "all"),
       el("td", {}, k.allowed_ips.join(", ") || "any"),
       el("td", {}, date(k.expires_at) || "never"),
@@ -119,6 +119,7 @@ async function createKey(event) {
   const body = {
     name: f.name.value.trim(),
     rpm: optionalNumber(f.rpm.value),
+    tpm: optionalNumber(f.tpm.value),
     allowed_models: list(f.allowed_models.value),
     allowed_ips: list(f.allowed_ips.value),
     expires_at: f.expires.value ? Date.parse(`${f.expires.value}T23:59:59Z`) : undefined,
@@ -162,6 +163,7 @@ function editKey(k) {
   openEditor(`Edit key ${k.name}`, [
     field("Name", "name", k.name, { required: true }),
     field("Requests per minute (empty: default)", "rpm", k.rpm, { type: "number", min: 1 }),
+    field("Tokens per minute (empty: unlimited)", "tpm", k.tpm, { type: "number", min: 1 }),
     field("Token quota (empty: unlimited)", "quota", k.quota, { type: "number", min: 0 }),
     field("Budget, USD (empty: unlimited)", "budget_usd", k.budget_usd, { type: "number", min: 0, step: "any" }),
     field("Allowed models", "allowed_models", k.allowed_models.join(", ")),
@@ -171,6 +173,7 @@ function editKey(k) {
     await api("PATCH", `/keys/${encodeURIComponent(k.id)}`, {
       name: f.name.value.trim(),
       rpm: f.rpm.value === "" ? null : Number(f.rpm.value),
+      tpm: f.tpm.value === "" ? null : Number(f.tpm.value),
       quota: f.quota.value === "" ? null : Number(f.quota.value),
       budget_usd: f.budget_usd.value === "" ? null : Number(f.budget_usd.value),
       allowed_models: list(f.allowed_models.value),

@@ -148,6 +148,7 @@ mod tests {
             status,
             admin: false,
             rpm: None,
+            tpm: None,
             quota: None,
             quota_used: 0,
             quota_reserved: 0,

@@ -62,6 +62,8 @@ pub struct ApiKey {
     pub admin: bool,
     /// Requests per minute; `None` means the gateway default.
     pub rpm: Option<u32>,
+    /// Tokens per minute; `None` means unlimited.
+    pub tpm: Option<u32>,
     /// Token quota; `None` means unlimited.
     pub quota: Option<i64>,
     /// Tokens charged so far.
@@ -118,6 +120,9 @@ pub struct KeyPatch {
     /// New RPM (`null`: gateway default).
     #[serde(default, deserialize_with = "double_option")]
     pub rpm: Option<Option<u32>>,
+    /// New TPM (`null`: unlimited).
+    #[serde(default, deserialize_with = "double_option")]
+    pub tpm: Option<Option<u32>>,
     /// New quota (`null`: unlimited).
     #[serde(default, deserialize_with = "double_option")]
     pub quota: Option<Option<i64>>,

@@ -47,6 +47,18 @@ pub enum LimitError {
         /// Milliseconds until the allowance is full again.
         reset_ms: u64,
     },
+    /// Over the key's tokens per minute.
+    #[error("token rate limited")]
+    TokensLimited {
+        /// The key's TPM.
+        limit: u32,
+        /// The tokens this request asked for (its estimate).
+        requested: i64,
+        /// Milliseconds until they would be allowed.
+        retry_after_ms: u64,
+        /// Milliseconds until the allowance is full again.
+        reset_ms: u64,
+    },
     /// Not enough token quota left for this request.
     #[error("quota exhausted")]
     QuotaExceeded {
@@ -66,6 +78,7 @@ impl LimitError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::RateLimited { .. } => "rate_limit",
+            Self::TokensLimited { .. } => "token_rate_limit",
             Self::QuotaExceeded { .. } => "quota",
             Self::BudgetExceeded { .. } => "budget",
         }
@@ -75,6 +88,13 @@ impl LimitError {
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_ms, .. } => Some(*retry_after_ms),
+            // Never, for a request larger than the whole allowance.
+            Self::TokensLimited {
+                limit,
+                requested,
+                retry_after_ms,
+                ..
+            } => (*requested <= i64::from(*limit)).then_some(*retry_after_ms),
             Self::QuotaExceeded { resets_in_ms } | Self::BudgetExceeded { resets_in_ms } => {
                 *resets_in_ms
             }
@@ -286,6 +306,26 @@ impl GatewayError {
                     "Rate limit reached: {limit} requests per minute. Please try again in {}.",
                     crate::limiter::format_duration(*retry_after_ms)
                 ),
+            ),
+            G::Limit(LimitError::TokensLimited {
+                limit,
+                requested,
+                retry_after_ms,
+                ..
+            }) => s(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tokens",
+                Some("rate_limit_exceeded"),
+                if *requested > i64::from(*limit) {
+                    format!(
+                        "Request too large: it may take {requested} tokens, over the limit of {limit} tokens per minute. Send a smaller prompt or set a lower max_tokens."
+                    )
+                } else {
+                    format!(
+                        "Rate limit reached: {limit} tokens per minute (this request may take {requested}). Please try again in {}.",
+                        crate::limiter::format_duration(*retry_after_ms)
+                    )
+                },
             ),
             G::Limit(LimitError::QuotaExceeded { resets_in_ms }) => s(
                 StatusCode::TOO_MANY_REQUESTS,

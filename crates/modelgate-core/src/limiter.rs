@@ -1,11 +1,16 @@
-//! Requests-per-minute limiting with GCRA (the generic cell rate algorithm).
+//! Requests- and tokens-per-minute limiting with GCRA (the generic cell
+//! rate algorithm).
 //!
-//! One number per key, the "theoretical arrival time" (TAT, microseconds),
-//! makes the decision: a key with `rpm` requests per minute may burst `rpm`
-//! requests at once and then gets one back every `60 s / rpm`. A refused
-//! request does not move the TAT, so it costs nothing. Every backend stores
-//! the same number with its own atomic step: a mutex here, a Lua script in
-//! Redis, an `UPDATE ... RETURNING` in SQL; [`gcra`] is the rule they share.
+//! One number per key and limit, the "theoretical arrival time" (TAT,
+//! microseconds), makes the decision: a key with `rpm` requests per minute
+//! may burst `rpm` requests at once and then gets one back every
+//! `60 s / rpm`. Tokens per minute are the same with a cost: a request
+//! takes its estimated tokens at once (moving the TAT by that many
+//! intervals) and gives back what it did not use when it is settled. A
+//! refused request does not move the TAT, so it costs nothing. Every
+//! backend stores the same number with its own atomic step: a mutex here,
+//! a Lua script in Redis, an `UPDATE ... RETURNING` in SQL; [`gcra_cost`]
+//! is the rule they share.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,9 +20,21 @@ use crate::ports::{RateDecision, RateLimiter};
 
 const MINUTE_US: i64 = 60_000_000;
 
-/// The GCRA step: given the stored TAT (µs) and now (µs), the decision and
-/// the TAT to store (`None` when refused: store nothing).
+/// The GCRA step for one request: given the stored TAT (µs) and now (µs),
+/// the decision and the TAT to store (`None` when refused: store nothing).
 pub fn gcra(tat_us: Option<i64>, now_us: i64, rpm: u32) -> (RateDecision, Option<i64>) {
+    gcra_cost(tat_us, now_us, rpm, 1)
+}
+
+/// The GCRA step taking `cost` units of a `per_minute` allowance (a cost
+/// above the allowance is never allowed).
+pub fn gcra_cost(
+    tat_us: Option<i64>,
+    now_us: i64,
+    per_minute: u32,
+    cost: i64,
+) -> (RateDecision, Option<i64>) {
+    let rpm = per_minute;
     if rpm == 0 {
         let d = RateDecision {
             allowed: false,
@@ -27,13 +44,17 @@ pub fn gcra(tat_us: Option<i64>, now_us: i64, rpm: u32) -> (RateDecision, Option
         };
         return (d, None);
     }
-    let interval = MINUTE_US / i64::from(rpm);
-    let window = interval * i64::from(rpm);
+    let (interval, window) = gcra_params(rpm);
     let base = tat_us.map_or(now_us, |t| t.max(now_us));
-    let new_tat = base + interval;
+    let new_tat = base.saturating_add(interval.saturating_mul(cost.max(0)));
     let ahead = new_tat - now_us;
     if ahead > window {
-        let retry_after_us = ahead - window;
+        // More than the whole allowance can never be taken.
+        let retry_after_us = if cost > i64::from(rpm) {
+            i64::MAX / 2
+        } else {
+            ahead - window
+        };
         let d = RateDecision {
             allowed: false,
             remaining: 0,
@@ -57,7 +78,8 @@ fn allowed(new_tat: i64, now_us: i64, interval: i64, window: i64) -> RateDecisio
 }
 
 /// `(interval, window)` in µs for `rpm` (≥ 1): what a store's atomic GCRA
-/// statement needs ([`crate::sql::RATE_STEP`]).
+/// statement needs ([`crate::sql::RATE_STEP`]), the increment being
+/// `interval` times the cost.
 pub fn gcra_params(rpm: u32) -> (i64, i64) {
     let interval = MINUTE_US / i64::from(rpm.max(1));
     (interval, interval * i64::from(rpm.max(1)))
@@ -71,12 +93,13 @@ pub fn store_decision(
     stored: Option<i64>,
     now_us: i64,
     rpm: u32,
+    cost: i64,
 ) -> RateDecision {
     let (interval, window) = gcra_params(rpm);
     match new_tat {
         Some(t) => allowed(t, now_us, interval, window),
         None => {
-            let (mut d, _) = gcra(stored, now_us, rpm);
+            let (mut d, _) = gcra_cost(stored, now_us, rpm, cost);
             // The TAT moved between the two statements: refuse all the same.
             if d.allowed {
                 d = RateDecision {
@@ -125,21 +148,44 @@ impl MemoryLimiter {
         Self::default()
     }
 
-    fn step(&self, key_id: &str, rpm: u32, now_ms: i64) -> Result<RateDecision, StoreError> {
-        let now_us = now_ms.saturating_mul(1000);
-        let mut tats = self
-            .tats
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, i64>>, StoreError> {
+        self.tats
             .lock()
-            .map_err(|_| StoreError::Unavailable("limiter lock poisoned".into()))?;
-        let (decision, new_tat) = gcra(tats.get(key_id).copied(), now_us, rpm);
+            .map_err(|_| StoreError::Unavailable("limiter lock poisoned".into()))
+    }
+
+    fn step_cost(
+        &self,
+        key: &str,
+        limit: u32,
+        cost: i64,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let now_us = now_ms.saturating_mul(1000);
+        let mut tats = self.lock()?;
+        let (decision, new_tat) = gcra_cost(tats.get(key).copied(), now_us, limit, cost);
         if let Some(t) = new_tat {
-            if tats.len() >= PRUNE_AT && !tats.contains_key(key_id) {
+            if tats.len() >= PRUNE_AT && !tats.contains_key(key) {
                 tats.retain(|_, tat| *tat > now_us);
             }
-            tats.insert(key_id.to_owned(), t);
+            tats.insert(key.to_owned(), t);
         }
         Ok(decision)
     }
+
+    fn step(&self, key_id: &str, rpm: u32, now_ms: i64) -> Result<RateDecision, StoreError> {
+        self.step_cost(key_id, rpm, 1, now_ms)
+    }
+}
+
+/// The limiter's key of a key's tokens-per-minute TAT.
+pub fn tokens_key(key_id: &str) -> String {
+    format!("tpm:{key_id}")
+}
+
+/// How far giving back `tokens` moves a TAT back (µs).
+pub fn refund_us(tpm: u32, tokens: i64) -> i64 {
+    gcra_params(tpm).0.saturating_mul(tokens.max(0))
 }
 
 impl RateLimiter for MemoryLimiter {
@@ -150,6 +196,29 @@ impl RateLimiter for MemoryLimiter {
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
         self.step(key_id, rpm, now_ms)
+    }
+
+    async fn acquire_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        self.step_cost(&tokens_key(key_id), tpm, tokens, now_ms)
+    }
+
+    async fn refund_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(tat) = self.lock()?.get_mut(&tokens_key(key_id)) {
+            *tat -= refund_us(tpm, tokens);
+        }
+        Ok(())
     }
 }
 
@@ -216,14 +285,39 @@ mod tests {
         let (interval, window) = gcra_params(10);
         assert_eq!((interval, window), (6_000_000, 60_000_000));
         let (d, tat) = gcra(None, 0, 10);
-        assert_eq!(store_decision(tat, None, 0, 10), d);
+        assert_eq!(store_decision(tat, None, 0, 10, 1), d);
         let full = 60_000_000;
         let (refused, _) = gcra(Some(full), 0, 10);
-        assert_eq!(store_decision(None, Some(full), 0, 10), refused);
+        assert_eq!(store_decision(None, Some(full), 0, 10, 1), refused);
         assert!(
-            !store_decision(None, None, 0, 10).allowed,
+            !store_decision(None, None, 0, 10, 1).allowed,
             "a refusal stays a refusal"
         );
+    }
+
+    #[test]
+    fn tokens_are_taken_at_once_and_given_back() {
+        let l = MemoryLimiter::new();
+        let take = |n, at| l.step_cost("t", 1000, n, at).unwrap();
+        let d = take(600, 0);
+        assert!(d.allowed);
+        assert_eq!(d.remaining, 400);
+        // 500 do not fit in the 400 left; refused costs nothing.
+        let refused = take(500, 0);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after_ms, 6_000, "100 tokens come back in 6 s");
+        assert!(take(400, 0).allowed);
+        assert!(!take(1, 0).allowed);
+        // 300 of the first 600 were not used: given back, they fit again.
+        let mut tats = l.lock().unwrap();
+        *tats.get_mut("t").unwrap() -= refund_us(1000, 300);
+        drop(tats);
+        assert!(take(300, 0).allowed);
+        assert!(!take(1, 0).allowed);
+        // More than a minute's worth is never allowed.
+        let l = MemoryLimiter::new();
+        let huge = l.step_cost("h", 1000, 1001, 0).unwrap();
+        assert!(!huge.allowed && huge.retry_after_ms > 3_600_000);
     }
 
     #[test]

@@ -250,6 +250,23 @@ pub trait RateLimiter: MaybeSend + MaybeSync + 'static {
         rpm: u32,
         now_ms: i64,
     ) -> impl Future<Output = Result<RateDecision, StoreError>> + MaybeSend;
+    /// Take `tokens` of `key_id`'s `tpm` (at least 1) tokens per minute,
+    /// atomically; a refused request takes nothing.
+    fn acquire_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<RateDecision, StoreError>> + MaybeSend;
+    /// Give back `tokens` taken by [`Self::acquire_tokens`] and not used.
+    fn refund_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 }
 
 /// Everything a runtime provides, bundled for [`crate::Gateway`].

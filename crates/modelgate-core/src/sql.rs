@@ -56,7 +56,7 @@ fn list(l: &[String]) -> SqlValue {
 /// Columns of a key row, in [`KeyRow`] order.
 pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, quota, quota_used, quota_reserved, \
      allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at, \
-     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window";
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm";
 
 /// Columns of a model row, in [`ModelRow`] order.
 pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices";
@@ -84,8 +84,8 @@ pub fn list_models() -> String {
 /// Insert a key: with [`insert_key_params`].
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, name, prefix, key_hash, status, admin, rpm, quota, \
      quota_used, quota_reserved, allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, \
-     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18)";
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18, ?19)";
 
 /// Parameters of [`INSERT_KEY`].
 pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
@@ -108,6 +108,7 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
         k.budget_nanos.into(),
         text(k.budget_period.as_str()),
         int(k.budget_window),
+        k.tpm.map(i64::from).into(),
     ]
 }
 
@@ -357,6 +358,9 @@ pub const RATE_STEP: &str = "INSERT INTO rate_limits (key_id, tat) VALUES (?1, ?
 /// The stored TAT of key ?1 (to explain a refusal).
 pub const RATE_TAT: &str = "SELECT tat FROM rate_limits WHERE key_id = ?1";
 
+/// Move key ?1's TAT back by ?2 µs (tokens given back).
+pub const RATE_REFUND: &str = "UPDATE rate_limits SET tat = tat - ?2 WHERE key_id = ?1";
+
 /// The columns a key patch changes, with their new values (not
 /// `updated_at`). Shared by the SQL stores and DynamoDB.
 pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
@@ -364,6 +368,7 @@ pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
     c.set("name", p.name.map(SqlValue::Text));
     c.set("status", p.status.map(|s| text(s.as_str())));
     c.set("rpm", p.rpm.map(|r| r.map(i64::from).into()));
+    c.set("tpm", p.tpm.map(|r| r.map(i64::from).into()));
     c.set("quota", p.quota.map(SqlValue::from));
     c.set("quota_used", p.quota_used.map(SqlValue::Int));
     // A new period starts a new window.
@@ -502,6 +507,8 @@ pub struct KeyRow {
     pub budget_period: Option<String>,
     #[serde(default)]
     pub budget_window: i64,
+    #[serde(default)]
+    pub tpm: Option<i64>,
 }
 
 impl KeyRow {
@@ -511,6 +518,7 @@ impl KeyRow {
             status: KeyStatus::parse(&self.status).unwrap_or(KeyStatus::Disabled),
             admin: self.admin != 0,
             rpm: self.rpm.and_then(|r| u32::try_from(r).ok()),
+            tpm: self.tpm.and_then(|r| u32::try_from(r).ok()),
             allowed_models: parse_list(&self.allowed_models)?,
             allowed_ips: parse_list(&self.allowed_ips)?,
             id: self.id,
@@ -546,6 +554,7 @@ impl KeyRow {
             status: k.status.as_str().to_owned(),
             admin: i64::from(k.admin),
             rpm: k.rpm.map(i64::from),
+            tpm: k.tpm.map(i64::from),
             quota: k.quota,
             quota_used: k.quota_used,
             quota_reserved: k.quota_reserved,
@@ -699,6 +708,7 @@ mod tests {
             budget_reserved_nanos: 1,
             budget_period: Some("none".into()),
             budget_window: 0,
+            tpm: Some(10_000),
         };
         let key = row.clone().into_key().unwrap();
         assert_eq!(key.quota_period, Period::Monthly);

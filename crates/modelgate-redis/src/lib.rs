@@ -25,8 +25,9 @@ use tokio::sync::OnceCell;
 
 pub use quota::RedisQuota;
 
-/// One GCRA step on KEYS[1] with ARGV interval and window (µs), at Redis's
-/// own time. Returns {allowed (0/1), TAT stored or found (µs), now (µs)}.
+/// One GCRA step on KEYS[1] with ARGV increment (the interval times the
+/// cost) and window (µs), at Redis's own time. Returns {allowed (0/1), TAT
+/// stored or found (µs), now (µs)}.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -41,6 +42,22 @@ if new_tat - now > window then
 end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
 return {1, new_tat, now}
+";
+
+/// Move the TAT of KEYS[1] back by ARGV[1] µs (tokens given back), at
+/// Redis's own time; a TAT no longer ahead of now is dropped.
+const REFUND: &str = r"
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+end
+return 1
 ";
 
 /// How long a Redis call may take before the request is answered with 503.
@@ -84,6 +101,7 @@ impl Connection {
 pub struct RedisLimiter {
     redis: Connection,
     script: Script,
+    refund: Script,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -103,7 +121,28 @@ impl RedisLimiter {
         Ok(Self {
             redis: Connection::new(url)?,
             script: Script::new(GCRA),
+            refund: Script::new(REFUND),
         })
+    }
+
+    /// One GCRA step taking `cost` of `limit` per minute on `key`.
+    async fn step(&self, key: String, limit: u32, cost: i64) -> Result<RateDecision, StoreError> {
+        let (interval, window) = limiter::gcra_params(limit);
+        let mut conn = self.redis.get().await?;
+        let (allowed, tat, now): (i64, i64, i64) = self
+            .script
+            .key(key)
+            .arg(interval.saturating_mul(cost.max(0)))
+            .arg(window)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let (new_tat, stored) = if allowed == 1 {
+            (Some(tat), None)
+        } else {
+            (None, Some(tat))
+        };
+        Ok(limiter::store_decision(new_tat, stored, now, limit, cost))
     }
 }
 
@@ -114,21 +153,35 @@ impl RateLimiter for RedisLimiter {
         rpm: u32,
         _now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        let (interval, window) = limiter::gcra_params(rpm);
+        self.step(format!("mg:rl:{key_id}"), rpm, 1).await
+    }
+
+    async fn acquire_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        _now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let key = format!("mg:rl:{}", limiter::tokens_key(key_id));
+        self.step(key, tpm, tokens).await
+    }
+
+    async fn refund_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.redis.get().await?;
-        let (allowed, tat, now): (i64, i64, i64) = self
-            .script
-            .key(format!("mg:rl:{key_id}"))
-            .arg(interval)
-            .arg(window)
+        let _: i64 = self
+            .refund
+            .key(format!("mg:rl:{}", limiter::tokens_key(key_id)))
+            .arg(limiter::refund_us(tpm, tokens))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let (new_tat, stored) = if allowed == 1 {
-            (Some(tat), None)
-        } else {
-            (None, Some(tat))
-        };
-        Ok(limiter::store_decision(new_tat, stored, now, rpm))
+        Ok(())
     }
 }

@@ -58,6 +58,9 @@ pub enum KeysCmd {
         /// Requests per minute (default: MG_DEFAULT_RPM).
         #[arg(long)]
         rpm: Option<u32>,
+        /// Tokens per minute (default: unlimited).
+        #[arg(long)]
+        tpm: Option<u32>,
         /// Token quota, or "unlimited" (default: MG_DEFAULT_QUOTA).
         #[arg(long)]
         quota: Option<String>,
@@ -190,6 +193,7 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
             KeysCmd::Create {
                 name,
                 rpm,
+                tpm,
                 quota,
                 quota_period,
                 budget_usd,
@@ -206,6 +210,9 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 b.insert("admin".into(), admin.into());
                 if let Some(r) = rpm {
                     b.insert("rpm".into(), r.into());
+                }
+                if let Some(t) = tpm {
+                    b.insert("tpm".into(), t.into());
                 }
                 if let Some(q) = quota {
                     let v = if q == "unlimited" {

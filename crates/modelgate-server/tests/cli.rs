@@ -58,6 +58,8 @@ fn keys_lifecycle_from_the_command_line() {
             "ci",
             "--rpm",
             "7",
+            "--tpm",
+            "5000",
             "--quota",
             "unlimited",
             "--budget-usd",
@@ -68,6 +70,7 @@ fn keys_lifecycle_from_the_command_line() {
     );
     assert!(ok, "{created}");
     assert_eq!(created["budget_usd"], 25.5);
+    assert_eq!(created["tpm"], 5000);
     assert_eq!(created["budget_period"], "monthly");
     assert!(created["budget_resets_at"].as_i64() > created["budget_window"].as_i64());
     let key = created["key"].as_str().unwrap().to_owned();

@@ -37,6 +37,7 @@ pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         budget_reserved_nanos: r.get(21)?,
         budget_period: r.get(22)?,
         budget_window: r.get(23)?,
+        tpm: r.get(24)?,
     })
 }
 

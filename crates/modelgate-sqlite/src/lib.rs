@@ -67,6 +67,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_budgets.sql",
         include_str!("../../../migrations/0008_budgets.sql"),
     ),
+    (
+        "0009_tpm.sql",
+        include_str!("../../../migrations/0009_tpm.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

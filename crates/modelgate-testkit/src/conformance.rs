@@ -103,6 +103,7 @@ pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
         status: KeyStatus::Active,
         admin: false,
         rpm: Some(60),
+        tpm: Some(6_000),
         quota,
         quota_used: 0,
         quota_reserved: 0,

@@ -305,20 +305,22 @@ struct Tat {
     tat: i64,
 }
 
-impl RateLimiter for D1Store {
-    async fn acquire(
+impl D1Store {
+    /// One GCRA step taking `cost` of `limit` per minute on `key`.
+    async fn rate_step(
         &self,
-        key_id: &str,
-        rpm: u32,
+        key: String,
+        limit: u32,
+        cost: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
         let now_us = now_ms.saturating_mul(1000);
-        let (interval, window) = limiter::gcra_params(rpm);
-        let key = SqlValue::Text(key_id.into());
+        let (interval, window) = limiter::gcra_params(limit);
+        let key = SqlValue::Text(key);
         let args = [
             key.clone(),
             SqlValue::Int(now_us),
-            SqlValue::Int(interval),
+            SqlValue::Int(interval.saturating_mul(cost.max(0))),
             SqlValue::Int(window),
         ];
         let stepped: Option<Tat> = self
@@ -339,7 +341,44 @@ impl RateLimiter for D1Store {
             stepped.map(|t| t.tat),
             stored,
             now_us,
-            rpm,
+            limit,
+            cost,
         ))
+    }
+}
+
+impl RateLimiter for D1Store {
+    async fn acquire(
+        &self,
+        key_id: &str,
+        rpm: u32,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        self.rate_step(key_id.to_owned(), rpm, 1, now_ms).await
+    }
+
+    async fn acquire_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        self.rate_step(limiter::tokens_key(key_id), tpm, tokens, now_ms)
+            .await
+    }
+
+    async fn refund_tokens(
+        &self,
+        key_id: &str,
+        tpm: u32,
+        tokens: i64,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let args = [
+            SqlValue::Text(limiter::tokens_key(key_id)),
+            SqlValue::Int(limiter::refund_us(tpm, tokens)),
+        ];
+        self.changes(sql::RATE_REFUND, &args).await.map(drop)
     }
 }

@@ -79,8 +79,17 @@ impl<P: Ports> Admission<P> {
             .settlement(usage, output_chunks, status, error, now);
         crate::observe::settled(&s.usage);
         self.state = State::Settling(Box::new(s.clone()));
-        self.gateway.settle(s).await;
+        self.gateway.settle(s.clone()).await;
         self.state = State::Done;
+        self.give_back(&s).await;
+    }
+
+    /// Give back the tokens per minute the request took and did not use.
+    async fn give_back(&self, s: &Settlement) {
+        if let Some(t) = self.ctx.reserved.tpm {
+            let unused = t.tokens - s.usage.total_tokens();
+            self.gateway.give_back(&self.ctx.key_id, t, unused).await;
+        }
     }
 }
 
@@ -98,8 +107,13 @@ impl<P: Ports> Drop for Admission<P> {
             }
         };
         let gateway = self.gateway.clone();
-        self.gateway
-            .ports()
-            .spawn(async move { gateway.settle(s).await });
+        let (key_id, tpm) = (self.ctx.key_id.clone(), self.ctx.reserved.tpm);
+        self.gateway.ports().spawn(async move {
+            let used = s.usage.total_tokens();
+            gateway.settle(s).await;
+            if let Some(t) = tpm {
+                gateway.give_back(&key_id, t, t.tokens - used).await;
+            }
+        });
     }
 }

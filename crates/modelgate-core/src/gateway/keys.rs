@@ -22,6 +22,8 @@ struct CreateKey {
     name: String,
     #[serde(default)]
     rpm: Option<u32>,
+    #[serde(default)]
+    tpm: Option<u32>,
     /// Absent: the default quota; `null`: unlimited.
     #[serde(default, deserialize_with = "crate::domain::double_option")]
     quota: Option<Option<i64>>,
@@ -55,14 +57,21 @@ fn check_name(name: &str) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// The highest tokens-per-minute limit (the GCRA keeps 6 µs a token).
+const MAX_TPM: u32 = 10_000_000;
+
 fn check_limits(
-    rpm: Option<u32>,
+    (rpm, tpm): (Option<u32>, Option<u32>),
     quota: Option<i64>,
     ips: &[String],
     models: &[String],
 ) -> Result<(), GatewayError> {
     if rpm == Some(0) || rpm.is_some_and(|r| r > 1_000_000) {
         return Err(RequestError::invalid("'rpm' must be from 1 to 1000000.", Some("rpm")).into());
+    }
+    if tpm == Some(0) || tpm.is_some_and(|t| t > MAX_TPM) {
+        let msg = format!("'tpm' must be from 1 to {MAX_TPM}, or null for unlimited.");
+        return Err(RequestError::invalid(msg, Some("tpm")).into());
     }
     if quota.is_some_and(|q| q < 0) {
         return Err(RequestError::invalid(
@@ -142,7 +151,7 @@ impl<P: Ports> Gateway<P> {
         let c: CreateKey = parse_body(body)?;
         check_name(&c.name)?;
         let quota = c.quota.unwrap_or(self.config().default_quota);
-        check_limits(c.rpm, quota, &c.allowed_ips, &c.allowed_models)?;
+        check_limits((c.rpm, c.tpm), quota, &c.allowed_ips, &c.allowed_models)?;
         if let Some(m) = &c.default_model {
             crate::request::valid_model(m)?;
         }
@@ -158,6 +167,7 @@ impl<P: Ports> Gateway<P> {
             status: KeyStatus::Active,
             admin: c.admin,
             rpm: c.rpm,
+            tpm: c.tpm,
             quota,
             quota_used: 0,
             quota_reserved: 0,
@@ -192,7 +202,7 @@ impl<P: Ports> Gateway<P> {
             check_name(name)?;
         }
         check_limits(
-            patch.rpm.flatten(),
+            (patch.rpm.flatten(), patch.tpm.flatten()),
             patch.quota.flatten(),
             patch.allowed_ips.as_deref().unwrap_or(&[]),
             patch.allowed_models.as_deref().unwrap_or(&[]),

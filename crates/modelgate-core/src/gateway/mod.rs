@@ -312,18 +312,34 @@ fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
         h.insert("retry-after", HeaderValue::from(ms.div_ceil(1000).max(1)));
         h.insert("retry-after-ms", HeaderValue::from(ms));
     }
-    if let GatewayError::Limit(crate::error::LimitError::RateLimited {
-        limit, reset_ms, ..
-    }) = err
-    {
-        let h = resp.headers_mut();
-        h.insert("x-ratelimit-limit-requests", HeaderValue::from(*limit));
-        h.insert("x-ratelimit-remaining-requests", HeaderValue::from(0));
-        if let Ok(v) = HeaderValue::from_str(&crate::limiter::format_duration(*reset_ms)) {
-            h.insert("x-ratelimit-reset-requests", v);
-        }
+    match err {
+        GatewayError::Limit(crate::error::LimitError::TokensLimited {
+            limit, reset_ms, ..
+        }) => limit_headers(resp.headers_mut(), "tokens", *limit, 0, *reset_ms),
+        GatewayError::Limit(crate::error::LimitError::RateLimited {
+            limit, reset_ms, ..
+        }) => limit_headers(resp.headers_mut(), "requests", *limit, 0, *reset_ms),
+        _ => {}
     }
     resp
+}
+
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{kind}` headers.
+fn limit_headers(h: &mut http::HeaderMap, kind: &str, limit: u32, remaining: u32, reset_ms: u64) {
+    let reset = crate::limiter::format_duration(reset_ms);
+    let values = [
+        ("limit", HeaderValue::from(limit)),
+        ("remaining", HeaderValue::from(remaining)),
+        (
+            "reset",
+            HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from(0)),
+        ),
+    ];
+    for (what, v) in values {
+        if let Ok(name) = http::HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")) {
+            h.insert(name, v);
+        }
+    }
 }
 
 /// Decode `%XX` escapes in a path segment (invalid escapes stay as they are).

@@ -10,7 +10,7 @@ use super::conversation::Conversation;
 use super::forward::{Calls, Forwarded};
 use super::reserve::Reserved;
 use super::stream::ClientRelay;
-use super::{Body, Gateway, Peer, Response};
+use super::{Body, Gateway, Peer, Response, limit_headers};
 use crate::auth;
 use crate::backend::{BackendKind, ResponsesApi, UpstreamCall, Usage};
 use crate::cost::Prices;
@@ -364,11 +364,24 @@ impl<P: Ports> Gateway<P> {
             r
         };
         *resp.status_mut() = StatusCode::OK;
-        rate_headers(
+        let rpm = key.rpm.unwrap_or(self.config().default_rpm);
+        limit_headers(
             resp.headers_mut(),
-            key.rpm.unwrap_or(self.config().default_rpm),
-            &rate,
+            "requests",
+            rpm,
+            rate.remaining,
+            rate.reset_ms,
         );
+        if let Some(t) = reserved.tpm {
+            let d = t.decision;
+            limit_headers(
+                resp.headers_mut(),
+                "tokens",
+                t.limit,
+                d.remaining,
+                d.reset_ms,
+            );
+        }
         if let Ok(v) = HeaderValue::from_str(&ignored_tools)
             && !ignored_tools.is_empty()
         {
@@ -435,15 +448,4 @@ fn not_stored(body: Bytes) -> Bytes {
 pub(super) fn bearer_hash(headers: &http::HeaderMap) -> Result<String, AuthError> {
     let token = auth::bearer(headers.get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
     Ok(auth::hash_key(token))
-}
-
-fn rate_headers(h: &mut http::HeaderMap, limit: u32, d: &RateDecision) {
-    h.insert("x-ratelimit-limit-requests", HeaderValue::from(limit));
-    h.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from(d.remaining),
-    );
-    if let Ok(v) = HeaderValue::from_str(&crate::limiter::format_duration(d.reset_ms)) {
-        h.insert("x-ratelimit-reset-requests", v);
-    }
 }

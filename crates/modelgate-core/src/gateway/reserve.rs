@@ -1,7 +1,8 @@
 //! Admission's reservation: the worst case of a request, in tokens of the
-//! key's quota and money of its budget, held until settlement; and, when
+//! key's tokens per minute, tokens of its quota and money of its budget,
+//! held until settlement (which gives back what was not used); and, when
 //! the client set no completion cap, the cap the gateway sets upstream so
-//! neither reservation can be exceeded.
+//! no reservation can be exceeded.
 
 use super::Gateway;
 use crate::backend::Usage;
@@ -10,7 +11,7 @@ use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Ask, Grant, Lease, Model};
 use crate::error::{GatewayError, LimitError};
 use crate::period;
-use crate::ports::{KeyStore, Ports};
+use crate::ports::{KeyStore, Ports, RateDecision, RateLimiter};
 use crate::request::ProxyRequest;
 
 /// What admission holds for a request.
@@ -24,6 +25,16 @@ pub(super) struct Reserved {
     pub(super) budget_window: i64,
     /// The completion cap per choice the gateway sets upstream.
     pub(super) cap: Option<u64>,
+    /// Tokens taken of the key's tokens per minute, and that limit.
+    pub(super) tpm: Option<Taken>,
+}
+
+/// Tokens taken of a tokens-per-minute limit.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Taken {
+    pub(super) limit: u32,
+    pub(super) tokens: i64,
+    pub(super) decision: RateDecision,
 }
 
 /// The highest prices any deployment of `model` may charge (cached input
@@ -66,7 +77,7 @@ impl<P: Ports> Gateway<P> {
             budget_window: key.budget_period.window(now),
             ..Reserved::default()
         };
-        if key.quota.is_none() && key.budget_nanos.is_none() {
+        if key.quota.is_none() && key.budget_nanos.is_none() && key.tpm.is_none() {
             return Ok(ask_windows);
         }
         let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
@@ -89,6 +100,16 @@ impl<P: Ports> Gateway<P> {
         let money = prices.map_or((0, 0), |p| {
             (cost(&p, prompt, out_min), cost(&p, prompt, out_max))
         });
+        let tpm = match key.tpm {
+            Some(limit) => Some(
+                self.take_tokens(key, limit, prompt.saturating_add(out_max))
+                    .await?,
+            ),
+            None => None,
+        };
+        if key.quota.is_none() && key.budget_nanos.is_none() {
+            return Ok(Reserved { tpm, ..ask_windows });
+        }
         let ask = Ask {
             tokens: (
                 prompt.saturating_add(out_min),
@@ -99,7 +120,12 @@ impl<P: Ports> Gateway<P> {
             budget_window: ask_windows.budget_window,
         };
         let store = self.ports().store();
-        let Some(Grant { tokens, money }) = store.reserve(lease, &ask).await? else {
+        let reserved = store.reserve(lease, &ask).await;
+        let Ok(Some(Grant { tokens, money })) = reserved else {
+            if let Some(t) = tpm {
+                self.give_back(&key.id, t, t.tokens).await;
+            }
+            reserved?;
             // Refused: which counter fell short is read from the key as it
             // stands now (concurrent requests moved it since it was read).
             let now_key = store.get_key(&key.id).await?;
@@ -120,8 +146,53 @@ impl<P: Ports> Gateway<P> {
             tokens,
             money,
             cap,
+            tpm,
             ..ask_windows
         })
+    }
+
+    /// Take `tokens` of the key's `limit` tokens per minute, or refuse.
+    async fn take_tokens(
+        &self,
+        key: &ApiKey,
+        limit: u32,
+        tokens: i64,
+    ) -> Result<Taken, GatewayError> {
+        let decision = self
+            .ports()
+            .limiter()
+            .acquire_tokens(&key.id, limit, tokens, self.now_ms())
+            .await?;
+        if !decision.allowed {
+            return Err(LimitError::TokensLimited {
+                limit,
+                requested: tokens,
+                retry_after_ms: decision.retry_after_ms,
+                reset_ms: decision.reset_ms,
+            }
+            .into());
+        }
+        Ok(Taken {
+            limit,
+            tokens,
+            decision,
+        })
+    }
+
+    /// Give back `unused` of what `taken` took (a failure is logged: the
+    /// limit is then stricter for a minute, never looser).
+    pub(super) async fn give_back(&self, key_id: &str, taken: Taken, unused: i64) {
+        if unused <= 0 {
+            return;
+        }
+        let limiter = self.ports().limiter();
+        let now = self.now_ms();
+        if let Err(e) = limiter
+            .refund_tokens(key_id, taken.limit, unused, now)
+            .await
+        {
+            tracing::warn!(key_id, error = %e, "unused tokens per minute not given back");
+        }
     }
 }
 
