@@ -64,6 +64,46 @@ async fn refusals_cost_nothing_and_headers_add_up() {
     assert!(!d.allowed && d.retry_after_ms <= 20_000, "{d:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_per_minute_are_exact_across_instances_and_given_back() {
+    let Some(redis) = Service::redis() else {
+        return;
+    };
+    let a = Arc::new(RedisLimiter::new(&redis.url("redis")).unwrap());
+    let b = Arc::new(RedisLimiter::new(&redis.url("redis")).unwrap());
+    let started = std::time::Instant::now();
+    // 1,000 tokens a minute, 50 requests of 70: 14 fit, plus what the
+    // time the test takes brings back (Redis keeps the real clock).
+    let burst = |n: usize| {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let l = Arc::clone(if i % 2 == 0 { &a } else { &b });
+                tokio::spawn(async move { l.acquire_tokens("key_t", 1000, 70, 0).await.unwrap() })
+            })
+            .collect();
+        async move {
+            let mut allowed = 0;
+            for t in tasks {
+                allowed += usize::from(t.await.unwrap().allowed);
+            }
+            allowed
+        }
+    };
+    let first = burst(50).await;
+    assert!(first >= 14, "{first}");
+    // The request limit of the same key is apart from its token limit.
+    assert!(a.acquire("key_t", 1, 0).await.unwrap().allowed);
+    // 700 of what was taken is given back: 10 more requests of 70 fit.
+    a.refund_tokens("key_t", 1000, 700, 0).await.unwrap();
+    let second = burst(20).await;
+    assert!(second >= 10, "{second}");
+    // Never more than the minute's 1,000, the 700 given back, and what
+    // came back with the time.
+    let replenished = started.elapsed().as_secs_f64() * 1000.0 / 60.0;
+    let most = ((1700.0 + replenished) / 70.0).floor() as usize;
+    assert!(first + second <= most, "{first} + {second} > {most}");
+}
+
 #[tokio::test]
 async fn unreachable_redis_is_an_error_never_an_open_gate() {
     let port = free_port();
