@@ -67,7 +67,9 @@ async function loadKeys() {
       el("td", {}, el("span", { class: `status ${k.status}` }, k.status)),
       el("td", {}, quotaText(k)),
       el("td", {}, budgetText(k)),
-      el("td", {}, `${k.rpm ?? "default"}${k.tpm ? ` · ${number(k.tpm)} tok` : ""}`),
+      el("td", {}, `${k.rpm ?? "default"}${k.tpm ? ` · ${number(k.tpm)} tok` : ""}`,
+        ...Object.entries(k.model_limits).map(([m, l]) =>
+          el("div", { class: "sub" }, `${m}: ${[l.rpm && `${l.rpm}/min`, l.tpm && `${number(l.tpm)} tok`].filter(Boolean).join(" · ")}`))),
       el("td", {}, k.allowed_models.join(", ") || "all"),
       el("td", {}, k.allowed_ips.join(", ") || "any"),
       el("td", {}, date(k.expires_at) || "never"),
@@ -107,6 +109,17 @@ function keyActions(k) {
       },
     }, "Revoke"),
   ];
+}
+
+// The per-model limits typed as JSON (empty: none); a typo is the API's
+// error to show, not a silent loss.
+function modelLimits(text) {
+  if (!text.trim()) return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 function optionalNumber(value) {
@@ -164,6 +177,8 @@ function editKey(k) {
     field("Name", "name", k.name, { required: true }),
     field("Requests per minute (empty: default)", "rpm", k.rpm, { type: "number", min: 1 }),
     field("Tokens per minute (empty: unlimited)", "tpm", k.tpm, { type: "number", min: 1 }),
+    field('Limits per model (JSON, e.g. {"gpt-4.1": {"rpm": 10, "tpm": 50000}})', "model_limits",
+      JSON.stringify(k.model_limits)),
     field("Token quota (empty: unlimited)", "quota", k.quota, { type: "number", min: 0 }),
     field("Budget, USD (empty: unlimited)", "budget_usd", k.budget_usd, { type: "number", min: 0, step: "any" }),
     field("Allowed models", "allowed_models", k.allowed_models.join(", ")),
@@ -174,6 +189,7 @@ function editKey(k) {
       name: f.name.value.trim(),
       rpm: f.rpm.value === "" ? null : Number(f.rpm.value),
       tpm: f.tpm.value === "" ? null : Number(f.tpm.value),
+      model_limits: modelLimits(f.model_limits.value),
       quota: f.quota.value === "" ? null : Number(f.quota.value),
       budget_usd: f.budget_usd.value === "" ? null : Number(f.budget_usd.value),
       allowed_models: list(f.allowed_models.value),

@@ -177,9 +177,10 @@ test("an admin manages keys, models and usage in the panel", async () => {
   await page.getByRole("button", { name: "Keys" }).click();
   await page.getByRole("button", { name: "Edit browser" }).click();
   await page.locator("#edit-form").getByLabel("Requests per minute").fill("1");
+  await page.locator("#edit-form").getByLabel("Limits per model").fill('{"mock-chat": {"tpm": 5000}}');
   await page.locator("#edit-form").getByRole("button", { name: "Save" }).click();
   const row = page.locator("#keys-table tbody tr", { has: page.getByRole("cell", { name: "browser", exact: true }) });
-  await row.locator("td").nth(5).filter({ hasText: /^1$/ }).waitFor();
+  await row.locator("td").nth(5).filter({ hasText: /^1mock-chat: 5,000 tok$/ }).waitFor();
   // What the two requests cost, of a monthly budget.
   assert.match(await row.locator("td").nth(4).textContent(), /^\$0\.01 \/ \$10\.00 \(\d{4}-\d{2}-01 reset\)$/);
   const ask = () => client.chat.completions.create({ model: "mock-chat", messages: [{ role: "user", content: "x" }] });

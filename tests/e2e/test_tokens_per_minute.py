@@ -73,3 +73,32 @@ def test_a_request_larger_than_the_limit_is_refused_for_good(env):
     r = env.admin("PATCH", f"/keys/{created['id']}", {"tpm": None})
     assert r.status_code == 200 and r.json()["tpm"] is None
     assert ask(env, created["key"], model, 100).status_code == 200
+
+
+def test_a_key_limited_on_one_model_keeps_the_rest(env):
+    """A key's limits on one model refuse only that model, and a request
+    they refuse takes nothing from the key's own limits."""
+    pricey, cheap = env.make_model("mock?tokens=2"), env.make_model("mock?tokens=2")
+    created = env.make_key(rpm=3, model_limits={pricey: {"rpm": 1}})
+    assert created["model_limits"] == {pricey: {"rpm": 1}}
+    assert ask(env, created["key"], pricey, 5).status_code == 200
+    refused = ask(env, created["key"], pricey, 5)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert f"for model {pricey}" in refused.json()["error"]["message"]
+    # The key's 3 a minute: one went to the first request; the refused
+    # one took nothing, so two more pass on the other model.
+    assert ask(env, created["key"], cheap, 5).status_code == 200
+    assert ask(env, created["key"], cheap, 5).status_code == 200
+    assert ask(env, created["key"], cheap, 5).status_code == 429
+    # Tokens per minute on a model.
+    limited = env.make_key(model_limits={cheap: {"tpm": 10}})
+    r = ask(env, limited["key"], cheap, 100)
+    assert r.status_code == 429 and f"minute for model {cheap}" in r.json()["error"]["message"], r.text
+    assert ask(env, limited["key"], pricey, 100).status_code == 200
+    for bad in [{"m": {}}, {"m": {"rpm": 0}}, {"m": {"tpm": 10_000_001}}, {"m": {"rpm": 1, "x": 1}},
+                {"x" * 300: {"rpm": 1}}]:
+        r = env.admin("PATCH", f"/keys/{limited['id']}", {"model_limits": bad})
+        assert r.status_code == 400, (bad, r.text)
+    r = env.admin("PATCH", f"/keys/{limited['id']}", {"model_limits": {}})
+    assert r.status_code == 200 and r.json()["model_limits"] == {}

@@ -149,6 +149,7 @@ mod tests {
             admin: false,
             rpm: None,
             tpm: None,
+            model_limits: Default::default(),
             quota: None,
             quota_used: 0,
             quota_reserved: 0,

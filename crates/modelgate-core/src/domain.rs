@@ -3,6 +3,8 @@
 //! Secrets never serialize: a key's hash and a model's upstream key are
 //! `skip_serializing`, so no admin answer can carry them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
@@ -64,6 +66,8 @@ pub struct ApiKey {
     pub rpm: Option<u32>,
     /// Tokens per minute; `None` means unlimited.
     pub tpm: Option<u32>,
+    /// The key's own limits on some models (besides its limits overall).
+    pub model_limits: BTreeMap<String, ModelLimit>,
     /// Token quota; `None` means unlimited.
     pub quota: Option<i64>,
     /// Tokens charged so far.
@@ -102,6 +106,19 @@ pub struct ApiKey {
     pub last_used_at: Option<i64>,
 }
 
+/// A key's limits on one model: requests and tokens per minute (`None`:
+/// only the key's own limits apply).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimit {
+    /// Requests per minute on the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    /// Tokens per minute on the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u32>,
+}
+
 /// A key to insert (the gateway generated the secret and hashed it).
 #[derive(Debug, Clone)]
 pub struct NewKey {
@@ -123,6 +140,8 @@ pub struct KeyPatch {
     /// New TPM (`null`: unlimited).
     #[serde(default, deserialize_with = "double_option")]
     pub tpm: Option<Option<u32>>,
+    /// New per-model limits (`{}`: none).
+    pub model_limits: Option<BTreeMap<String, ModelLimit>>,
     /// New quota (`null`: unlimited).
     #[serde(default, deserialize_with = "double_option")]
     pub quota: Option<Option<i64>>,

@@ -40,12 +40,14 @@ pub enum LimitError {
     /// Over the key's requests per minute.
     #[error("rate limited")]
     RateLimited {
-        /// The key's RPM.
+        /// The key's RPM (on `model`, if named).
         limit: u32,
         /// Milliseconds until a request would be allowed.
         retry_after_ms: u64,
         /// Milliseconds until the allowance is full again.
         reset_ms: u64,
+        /// The model, when the key's limit on it refused.
+        model: Option<String>,
     },
     /// Over the key's tokens per minute.
     #[error("token rate limited")]
@@ -58,6 +60,8 @@ pub enum LimitError {
         retry_after_ms: u64,
         /// Milliseconds until the allowance is full again.
         reset_ms: u64,
+        /// The model, when the key's limit on it refused.
+        model: Option<String>,
     },
     /// Not enough token quota left for this request.
     #[error("quota exhausted")]
@@ -297,13 +301,15 @@ impl GatewayError {
             G::Limit(LimitError::RateLimited {
                 limit,
                 retry_after_ms,
+                model,
                 ..
             }) => s(
                 StatusCode::TOO_MANY_REQUESTS,
                 "requests",
                 Some("rate_limit_exceeded"),
                 format!(
-                    "Rate limit reached: {limit} requests per minute. Please try again in {}.",
+                    "Rate limit reached{}: {limit} requests per minute. Please try again in {}.",
+                    on_model(model.as_deref()),
                     crate::limiter::format_duration(*retry_after_ms)
                 ),
             ),
@@ -311,6 +317,7 @@ impl GatewayError {
                 limit,
                 requested,
                 retry_after_ms,
+                model,
                 ..
             }) => s(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -318,11 +325,13 @@ impl GatewayError {
                 Some("rate_limit_exceeded"),
                 if *requested > i64::from(*limit) {
                     format!(
-                        "Request too large: it may take {requested} tokens, over the limit of {limit} tokens per minute. Send a smaller prompt or set a lower max_tokens."
+                        "Request too large: it may take {requested} tokens, over the limit of {limit} tokens per minute{}. Send a smaller prompt or set a lower max_tokens.",
+                        on_model(model.as_deref())
                     )
                 } else {
                     format!(
-                        "Rate limit reached: {limit} tokens per minute (this request may take {requested}). Please try again in {}.",
+                        "Rate limit reached{}: {limit} tokens per minute (this request may take {requested}). Please try again in {}.",
+                        on_model(model.as_deref()),
                         crate::limiter::format_duration(*retry_after_ms)
                     )
                 },
@@ -522,6 +531,11 @@ fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(128).collect()
 }
 
+/// " for model m" for a key's limit on one model, else nothing.
+fn on_model(model: Option<&str>) -> String {
+    model.map_or_else(String::new, |m| format!(" for model {m}"))
+}
+
 /// ": it resets in 3h 20m" for a refusal whose period ends, else nothing.
 fn resets_text(resets_in_ms: Option<u64>) -> String {
     resets_in_ms.map_or_else(String::new, |ms| {
@@ -543,6 +557,7 @@ mod tests {
                 limit: 3,
                 retry_after_ms: 1500,
                 reset_ms: 2000,
+                model: None,
             }
             .into(),
             RequestError::BodyTooLarge { limit: 10 }.into(),

@@ -173,50 +173,37 @@ impl MemoryLimiter {
         Ok(decision)
     }
 
+    #[cfg(test)]
     fn step(&self, key_id: &str, rpm: u32, now_ms: i64) -> Result<RateDecision, StoreError> {
         self.step_cost(key_id, rpm, 1, now_ms)
     }
 }
 
-/// The limiter's key of a key's tokens-per-minute TAT.
-pub fn tokens_key(key_id: &str) -> String {
-    format!("tpm:{key_id}")
-}
-
-/// How far giving back `tokens` moves a TAT back (µs).
-pub fn refund_us(tpm: u32, tokens: i64) -> i64 {
-    gcra_params(tpm).0.saturating_mul(tokens.max(0))
+/// How far giving back `units` moves a TAT back (µs).
+pub fn refund_us(per_minute: u32, units: i64) -> i64 {
+    gcra_params(per_minute).0.saturating_mul(units.max(0))
 }
 
 impl RateLimiter for MemoryLimiter {
     async fn acquire(
         &self,
-        key_id: &str,
-        rpm: u32,
+        subject: &str,
+        per_minute: u32,
+        cost: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        self.step(key_id, rpm, now_ms)
+        self.step_cost(subject, per_minute, cost, now_ms)
     }
 
-    async fn acquire_tokens(
+    async fn refund(
         &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
-        now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        self.step_cost(&tokens_key(key_id), tpm, tokens, now_ms)
-    }
-
-    async fn refund_tokens(
-        &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
+        subject: &str,
+        per_minute: u32,
+        units: i64,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
-        if let Some(tat) = self.lock()?.get_mut(&tokens_key(key_id)) {
-            *tat -= refund_us(tpm, tokens);
+        if let Some(tat) = self.lock()?.get_mut(subject) {
+            *tat -= refund_us(per_minute, units);
         }
         Ok(())
     }

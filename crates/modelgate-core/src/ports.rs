@@ -239,32 +239,26 @@ pub struct RateDecision {
     pub retry_after_ms: u64,
 }
 
-/// An exact per-key request limiter (GCRA; see [`crate::limiter`]).
+/// Exact per-minute limits (GCRA; see [`crate::limiter`]), each on a
+/// subject the gateway names (a key's requests, its tokens, its requests
+/// on one model, ...).
 pub trait RateLimiter: MaybeSend + MaybeSync + 'static {
-    /// Count one request for `key_id` against `rpm` (at least 1; the
-    /// gateway refuses 0 itself) requests per minute, atomically; a refused
-    /// request is not counted.
+    /// Take `cost` units of `subject`'s `per_minute` allowance (at least 1;
+    /// the gateway refuses 0 itself), atomically; a refused request takes
+    /// nothing.
     fn acquire(
         &self,
-        key_id: &str,
-        rpm: u32,
+        subject: &str,
+        per_minute: u32,
+        cost: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<RateDecision, StoreError>> + MaybeSend;
-    /// Take `tokens` of `key_id`'s `tpm` (at least 1) tokens per minute,
-    /// atomically; a refused request takes nothing.
-    fn acquire_tokens(
+    /// Give back `units` taken by [`Self::acquire`] and not used.
+    fn refund(
         &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<RateDecision, StoreError>> + MaybeSend;
-    /// Give back `tokens` taken by [`Self::acquire_tokens`] and not used.
-    fn refund_tokens(
-        &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
+        subject: &str,
+        per_minute: u32,
+        units: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 }

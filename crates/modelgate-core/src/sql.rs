@@ -6,13 +6,15 @@
 //! equally exact: reservation and rate limiting are single statements, and
 //! settlement is two statements run as one transaction (a D1 batch).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendKind, ResponsesApi};
 use crate::cost::Prices;
 use crate::domain::{
-    ApiKey, Ask, KeyPatch, KeyStatus, Lease, Model, ModelPatch, Settlement, StoredResponse,
-    UsageQuery,
+    ApiKey, Ask, KeyPatch, KeyStatus, Lease, Model, ModelLimit, ModelPatch, Settlement,
+    StoredResponse, UsageQuery,
 };
 use crate::error::StoreError;
 use crate::period::Period;
@@ -56,7 +58,7 @@ fn list(l: &[String]) -> SqlValue {
 /// Columns of a key row, in [`KeyRow`] order.
 pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, quota, quota_used, quota_reserved, \
      allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at, \
-     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm";
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits";
 
 /// Columns of a model row, in [`ModelRow`] order.
 pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices";
@@ -84,8 +86,8 @@ pub fn list_models() -> String {
 /// Insert a key: with [`insert_key_params`].
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, name, prefix, key_hash, status, admin, rpm, quota, \
      quota_used, quota_reserved, allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, \
-     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18, ?19)";
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18, ?19, ?20)";
 
 /// Parameters of [`INSERT_KEY`].
 pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
@@ -109,7 +111,15 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
         text(k.budget_period.as_str()),
         int(k.budget_window),
         k.tpm.map(i64::from).into(),
+        limits_text(&k.model_limits),
     ]
+}
+
+fn limits_text(l: &BTreeMap<String, ModelLimit>) -> SqlValue {
+    if l.is_empty() {
+        return SqlValue::Null;
+    }
+    serde_json::to_string(l).ok().into()
 }
 
 /// Insert a model: with [`insert_model_params`].
@@ -369,6 +379,7 @@ pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
     c.set("status", p.status.map(|s| text(s.as_str())));
     c.set("rpm", p.rpm.map(|r| r.map(i64::from).into()));
     c.set("tpm", p.tpm.map(|r| r.map(i64::from).into()));
+    c.set("model_limits", p.model_limits.as_ref().map(limits_text));
     c.set("quota", p.quota.map(SqlValue::from));
     c.set("quota_used", p.quota_used.map(SqlValue::Int));
     // A new period starts a new window.
@@ -509,6 +520,8 @@ pub struct KeyRow {
     pub budget_window: i64,
     #[serde(default)]
     pub tpm: Option<i64>,
+    #[serde(default)]
+    pub model_limits: Option<String>,
 }
 
 impl KeyRow {
@@ -519,6 +532,11 @@ impl KeyRow {
             admin: self.admin != 0,
             rpm: self.rpm.and_then(|r| u32::try_from(r).ok()),
             tpm: self.tpm.and_then(|r| u32::try_from(r).ok()),
+            model_limits: match self.model_limits.as_deref() {
+                None | Some("") => BTreeMap::new(),
+                Some(t) => serde_json::from_str(t)
+                    .map_err(|e| StoreError::Corrupt(format!("model_limits: {e}")))?,
+            },
             allowed_models: parse_list(&self.allowed_models)?,
             allowed_ips: parse_list(&self.allowed_ips)?,
             id: self.id,
@@ -555,6 +573,9 @@ impl KeyRow {
             admin: i64::from(k.admin),
             rpm: k.rpm.map(i64::from),
             tpm: k.tpm.map(i64::from),
+            model_limits: (!k.model_limits.is_empty())
+                .then(|| serde_json::to_string(&k.model_limits).ok())
+                .flatten(),
             quota: k.quota,
             quota_used: k.quota_used,
             quota_reserved: k.quota_reserved,
@@ -709,6 +730,7 @@ mod tests {
             budget_period: Some("none".into()),
             budget_window: 0,
             tpm: Some(10_000),
+            model_limits: Some(r#"{"big":{"rpm":2}}"#.into()),
         };
         let key = row.clone().into_key().unwrap();
         assert_eq!(key.quota_period, Period::Monthly);

@@ -149,36 +149,27 @@ impl RedisLimiter {
 impl RateLimiter for RedisLimiter {
     async fn acquire(
         &self,
-        key_id: &str,
-        rpm: u32,
+        subject: &str,
+        per_minute: u32,
+        cost: i64,
         _now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        self.step(format!("mg:rl:{key_id}"), rpm, 1).await
+        self.step(format!("mg:rl:{subject}"), per_minute, cost)
+            .await
     }
 
-    async fn acquire_tokens(
+    async fn refund(
         &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
-        _now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        let key = format!("mg:rl:{}", limiter::tokens_key(key_id));
-        self.step(key, tpm, tokens).await
-    }
-
-    async fn refund_tokens(
-        &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
+        subject: &str,
+        per_minute: u32,
+        units: i64,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
         let mut conn = self.redis.get().await?;
         let _: i64 = self
             .refund
-            .key(format!("mg:rl:{}", limiter::tokens_key(key_id)))
-            .arg(limiter::refund_us(tpm, tokens))
+            .key(format!("mg:rl:{subject}"))
+            .arg(limiter::refund_us(per_minute, units))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;

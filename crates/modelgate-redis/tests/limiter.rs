@@ -24,7 +24,7 @@ async fn two_instances_sharing_redis_admit_exactly_rpm() {
             } else {
                 Arc::clone(&b)
             };
-            tokio::spawn(async move { l.acquire("key_x", 10, 0).await.unwrap() })
+            tokio::spawn(async move { l.acquire("key_x", 10, 1, 0).await.unwrap() })
         })
         .collect();
     let mut allowed = 0;
@@ -38,7 +38,7 @@ async fn two_instances_sharing_redis_admit_exactly_rpm() {
     }
     assert_eq!(allowed, 10);
     assert!(
-        a.acquire("key_y", 10, 0).await.unwrap().allowed,
+        a.acquire("key_y", 10, 1, 0).await.unwrap().allowed,
         "keys are independent"
     );
 }
@@ -49,18 +49,18 @@ async fn refusals_cost_nothing_and_headers_add_up() {
         return;
     };
     let l = RedisLimiter::new(&redis.url("redis")).unwrap();
-    let first = l.acquire("k", 3, 0).await.unwrap();
+    let first = l.acquire("k", 3, 1, 0).await.unwrap();
     assert!(first.allowed);
     assert_eq!(first.remaining, 2);
     assert!((19_000..=20_000).contains(&first.reset_ms), "{first:?}");
-    assert!(l.acquire("k", 3, 0).await.unwrap().allowed);
-    assert!(l.acquire("k", 3, 0).await.unwrap().allowed);
+    assert!(l.acquire("k", 3, 1, 0).await.unwrap().allowed);
+    assert!(l.acquire("k", 3, 1, 0).await.unwrap().allowed);
     for _ in 0..10 {
-        assert!(!l.acquire("k", 3, 0).await.unwrap().allowed);
+        assert!(!l.acquire("k", 3, 1, 0).await.unwrap().allowed);
     }
     // A refused request did not move the limit: at 1 per 20 s nothing is
     // back yet, and the wait reported is under one interval.
-    let d = l.acquire("k", 3, 0).await.unwrap();
+    let d = l.acquire("k", 3, 1, 0).await.unwrap();
     assert!(!d.allowed && d.retry_after_ms <= 20_000, "{d:?}");
 }
 
@@ -78,7 +78,7 @@ async fn tokens_per_minute_are_exact_across_instances_and_given_back() {
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 let l = Arc::clone(if i % 2 == 0 { &a } else { &b });
-                tokio::spawn(async move { l.acquire_tokens("key_t", 1000, 70, 0).await.unwrap() })
+                tokio::spawn(async move { l.acquire("tpm:key_t", 1000, 70, 0).await.unwrap() })
             })
             .collect();
         async move {
@@ -92,9 +92,9 @@ async fn tokens_per_minute_are_exact_across_instances_and_given_back() {
     let first = burst(50).await;
     assert!(first >= 14, "{first}");
     // The request limit of the same key is apart from its token limit.
-    assert!(a.acquire("key_t", 1, 0).await.unwrap().allowed);
+    assert!(a.acquire("key_t", 1, 1, 0).await.unwrap().allowed);
     // 700 of what was taken is given back: 10 more requests of 70 fit.
-    a.refund_tokens("key_t", 1000, 700, 0).await.unwrap();
+    a.refund("tpm:key_t", 1000, 700, 0).await.unwrap();
     let second = burst(20).await;
     assert!(second >= 10, "{second}");
     // Never more than the minute's 1,000, the 700 given back, and what
@@ -109,7 +109,7 @@ async fn unreachable_redis_is_an_error_never_an_open_gate() {
     let port = free_port();
     let l = RedisLimiter::new(&format!("redis://127.0.0.1:{port}")).unwrap();
     let started = std::time::Instant::now();
-    match l.acquire("k", 10, 0).await {
+    match l.acquire("k", 10, 1, 0).await {
         Err(StoreError::Unavailable(_)) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -123,16 +123,16 @@ async fn recovers_when_redis_comes_back() {
     };
     let port = redis.port();
     let l = RedisLimiter::new(&redis.url("redis")).unwrap();
-    assert!(l.acquire("k", 100, 0).await.unwrap().allowed);
+    assert!(l.acquire("k", 100, 1, 0).await.unwrap().allowed);
     drop(redis);
     assert!(matches!(
-        l.acquire("k", 100, 0).await,
+        l.acquire("k", 100, 1, 0).await,
         Err(StoreError::Unavailable(_))
     ));
     let _redis = Service::redis_on(port);
     let mut recovered = false;
     for _ in 0..50 {
-        if let Ok(d) = l.acquire("k", 100, 0).await {
+        if let Ok(d) = l.acquire("k", 100, 1, 0).await {
             recovered = d.allowed;
             break;
         }

@@ -38,6 +38,7 @@ pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
         budget_period: r.get(22)?,
         budget_window: r.get(23)?,
         tpm: r.get(24)?,
+        model_limits: r.get(25)?,
     })
 }
 

@@ -71,6 +71,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_tpm.sql",
         include_str!("../../../migrations/0009_tpm.sql"),
     ),
+    (
+        "0010_model_limits.sql",
+        include_str!("../../../migrations/0010_model_limits.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

@@ -104,6 +104,14 @@ pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
         admin: false,
         rpm: Some(60),
         tpm: Some(6_000),
+        model_limits: [(
+            "m1".to_owned(),
+            modelgate_core::domain::ModelLimit {
+                rpm: Some(5),
+                tpm: None,
+            },
+        )]
+        .into(),
         quota,
         quota_used: 0,
         quota_reserved: 0,

@@ -350,34 +350,25 @@ impl D1Store {
 impl RateLimiter for D1Store {
     async fn acquire(
         &self,
-        key_id: &str,
-        rpm: u32,
+        subject: &str,
+        per_minute: u32,
+        cost: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        self.rate_step(key_id.to_owned(), rpm, 1, now_ms).await
-    }
-
-    async fn acquire_tokens(
-        &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
-        now_ms: i64,
-    ) -> Result<RateDecision, StoreError> {
-        self.rate_step(limiter::tokens_key(key_id), tpm, tokens, now_ms)
+        self.rate_step(subject.to_owned(), per_minute, cost, now_ms)
             .await
     }
 
-    async fn refund_tokens(
+    async fn refund(
         &self,
-        key_id: &str,
-        tpm: u32,
-        tokens: i64,
+        subject: &str,
+        per_minute: u32,
+        units: i64,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
         let args = [
-            SqlValue::Text(limiter::tokens_key(key_id)),
-            SqlValue::Int(limiter::refund_us(tpm, tokens)),
+            SqlValue::Text(subject.to_owned()),
+            SqlValue::Int(limiter::refund_us(per_minute, units)),
         ];
         self.changes(sql::RATE_REFUND, &args).await.map(drop)
     }

@@ -86,9 +86,13 @@ impl<P: Ports> Admission<P> {
 
     /// Give back the tokens per minute the request took and did not use.
     async fn give_back(&self, s: &Settlement) {
-        if let Some(t) = self.ctx.reserved.tpm {
+        let c = &self.ctx;
+        if let Some(t) = c.reserved.tpm.iter().flatten().next() {
             let unused = t.tokens - s.usage.total_tokens();
-            self.gateway.give_back(&self.ctx.key_id, t, unused).await;
+            let (key, model) = (&c.key_id, &c.model);
+            self.gateway
+                .give_back(key, model, &c.reserved.tpm, unused)
+                .await;
         }
     }
 }
@@ -107,12 +111,13 @@ impl<P: Ports> Drop for Admission<P> {
             }
         };
         let gateway = self.gateway.clone();
-        let (key_id, tpm) = (self.ctx.key_id.clone(), self.ctx.reserved.tpm);
+        let (key, model) = (self.ctx.key_id.clone(), self.ctx.model.clone());
+        let tpm = self.ctx.reserved.tpm;
         self.gateway.ports().spawn(async move {
             let used = s.usage.total_tokens();
             gateway.settle(s).await;
-            if let Some(t) = tpm {
-                gateway.give_back(&key_id, t, t.tokens - used).await;
+            if let Some(t) = tpm.iter().flatten().next() {
+                gateway.give_back(&key, &model, &tpm, t.tokens - used).await;
             }
         });
     }

@@ -2,6 +2,8 @@
 //! change and revoke; each shown with its counters as they stand in the
 //! current window of their period, and when that window ends.
 
+use std::collections::BTreeMap;
+
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,7 +12,7 @@ use super::admin::parse_body;
 use super::{Gateway, Response, json_response};
 use crate::auth;
 use crate::cost::nanos_to_usd;
-use crate::domain::{ApiKey, KeyPatch, KeyStatus, NewKey};
+use crate::domain::{ApiKey, KeyPatch, KeyStatus, ModelLimit, NewKey};
 use crate::error::{GatewayError, RequestError};
 use crate::period::{self, Period};
 use crate::ports::{KeyStore, Ports};
@@ -24,6 +26,8 @@ struct CreateKey {
     rpm: Option<u32>,
     #[serde(default)]
     tpm: Option<u32>,
+    #[serde(default)]
+    model_limits: BTreeMap<String, ModelLimit>,
     /// Absent: the default quota; `null`: unlimited.
     #[serde(default, deserialize_with = "crate::domain::double_option")]
     quota: Option<Option<i64>>,
@@ -60,19 +64,45 @@ fn check_name(name: &str) -> Result<(), GatewayError> {
 /// The highest tokens-per-minute limit (the GCRA keeps 6 µs a token).
 const MAX_TPM: u32 = 10_000_000;
 
+/// Most models a key may have limits of its own on.
+const MAX_MODEL_LIMITS: usize = 64;
+
+fn check_rates(rpm: Option<u32>, tpm: Option<u32>, param: &str) -> Result<(), GatewayError> {
+    if rpm == Some(0) || rpm.is_some_and(|r| r > 1_000_000) {
+        let msg = format!("'{param}rpm' must be from 1 to 1000000.");
+        return Err(RequestError::invalid(msg, Some(&format!("{param}rpm"))).into());
+    }
+    if tpm == Some(0) || tpm.is_some_and(|t| t > MAX_TPM) {
+        let msg = format!("'{param}tpm' must be from 1 to {MAX_TPM}, or null for unlimited.");
+        return Err(RequestError::invalid(msg, Some(&format!("{param}tpm"))).into());
+    }
+    Ok(())
+}
+
+/// A key's limits on models: model names, each with a limit.
+fn check_model_limits(limits: &BTreeMap<String, ModelLimit>) -> Result<(), GatewayError> {
+    let invalid = |msg: &str| RequestError::invalid(msg, Some("model_limits"));
+    if limits.len() > MAX_MODEL_LIMITS {
+        return Err(invalid("'model_limits' may name at most 64 models.").into());
+    }
+    for (model, l) in limits {
+        crate::request::valid_model(model)
+            .map_err(|_| invalid("'model_limits' must be keyed by model names."))?;
+        if l.rpm.is_none() && l.tpm.is_none() {
+            return Err(invalid("Each of 'model_limits' needs 'rpm' or 'tpm'.").into());
+        }
+        check_rates(l.rpm, l.tpm, "model_limits.*.")?;
+    }
+    Ok(())
+}
+
 fn check_limits(
     (rpm, tpm): (Option<u32>, Option<u32>),
     quota: Option<i64>,
     ips: &[String],
     models: &[String],
 ) -> Result<(), GatewayError> {
-    if rpm == Some(0) || rpm.is_some_and(|r| r > 1_000_000) {
-        return Err(RequestError::invalid("'rpm' must be from 1 to 1000000.", Some("rpm")).into());
-    }
-    if tpm == Some(0) || tpm.is_some_and(|t| t > MAX_TPM) {
-        let msg = format!("'tpm' must be from 1 to {MAX_TPM}, or null for unlimited.");
-        return Err(RequestError::invalid(msg, Some("tpm")).into());
-    }
+    check_rates(rpm, tpm, "")?;
     if quota.is_some_and(|q| q < 0) {
         return Err(RequestError::invalid(
             "'quota' must be 0 or more, or null for unlimited.",
@@ -152,6 +182,7 @@ impl<P: Ports> Gateway<P> {
         check_name(&c.name)?;
         let quota = c.quota.unwrap_or(self.config().default_quota);
         check_limits((c.rpm, c.tpm), quota, &c.allowed_ips, &c.allowed_models)?;
+        check_model_limits(&c.model_limits)?;
         if let Some(m) = &c.default_model {
             crate::request::valid_model(m)?;
         }
@@ -168,6 +199,7 @@ impl<P: Ports> Gateway<P> {
             admin: c.admin,
             rpm: c.rpm,
             tpm: c.tpm,
+            model_limits: c.model_limits,
             quota,
             quota_used: 0,
             quota_reserved: 0,
@@ -207,6 +239,9 @@ impl<P: Ports> Gateway<P> {
             patch.allowed_ips.as_deref().unwrap_or(&[]),
             patch.allowed_models.as_deref().unwrap_or(&[]),
         )?;
+        if let Some(l) = &patch.model_limits {
+            check_model_limits(l)?;
+        }
         if patch.quota_used.is_some_and(|u| u < 0) {
             return Err(RequestError::invalid(
                 "'quota_used' must be 0 or more.",

@@ -14,6 +14,7 @@ mod forward;
 mod head;
 mod keys;
 mod leases;
+mod limits;
 mod models;
 mod proxy;
 mod reserve;

@@ -15,9 +15,9 @@ use crate::auth;
 use crate::backend::{BackendKind, ResponsesApi, UpstreamCall, Usage};
 use crate::cost::Prices;
 use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
-use crate::error::{AuthError, GatewayError, LimitError, RequestError};
+use crate::error::{AuthError, GatewayError, RequestError};
 use crate::observe;
-use crate::ports::{KeyStore, ModelStore, Ports, RateDecision, RateLimiter};
+use crate::ports::{KeyStore, ModelStore, Ports};
 use crate::request::{self, Endpoint};
 use crate::responses::{self, BridgeRelay, Echo};
 
@@ -122,29 +122,6 @@ impl<P: Ports> Gateway<P> {
         }
     }
 
-    async fn admit_rate(&self, key: &ApiKey) -> Result<RateDecision, GatewayError> {
-        let rpm = key.rpm.unwrap_or(self.config().default_rpm);
-        // A key at 0 RPM (only possible by editing the store directly) is
-        // refused here, so no limiter has to special-case it.
-        let d = if rpm == 0 {
-            crate::limiter::gcra(None, 0, 0).0
-        } else {
-            self.ports()
-                .limiter()
-                .acquire(&key.id, rpm, self.now_ms())
-                .await?
-        };
-        if !d.allowed {
-            return Err(LimitError::RateLimited {
-                limit: rpm,
-                retry_after_ms: d.retry_after_ms,
-                reset_ms: d.reset_ms,
-            }
-            .into());
-        }
-        Ok(d)
-    }
-
     pub(super) async fn proxy(
         &self,
         req: http::Request<Bytes>,
@@ -212,7 +189,7 @@ impl<P: Ports> Gateway<P> {
         } else {
             None
         };
-        let rate = self.admit_rate(&key).await?;
+        let rate = self.admit_rate(&key, &model.name).await?;
         let lease = Lease {
             request_id: request_id.to_owned(),
             key_id: key.id.clone(),
@@ -372,7 +349,7 @@ impl<P: Ports> Gateway<P> {
             rate.remaining,
             rate.reset_ms,
         );
-        if let Some(t) = reserved.tpm {
+        if let Some(t) = reserved.tpm.iter().flatten().next() {
             let d = t.decision;
             limit_headers(
                 resp.headers_mut(),

@@ -5,13 +5,14 @@
 //! no reservation can be exceeded.
 
 use super::Gateway;
+use super::limits::TakenTokens;
 use crate::backend::Usage;
 use crate::cost::Prices;
 use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Ask, Grant, Lease, Model};
 use crate::error::{GatewayError, LimitError};
 use crate::period;
-use crate::ports::{KeyStore, Ports, RateDecision, RateLimiter};
+use crate::ports::{KeyStore, Ports};
 use crate::request::ProxyRequest;
 
 /// What admission holds for a request.
@@ -25,16 +26,8 @@ pub(super) struct Reserved {
     pub(super) budget_window: i64,
     /// The completion cap per choice the gateway sets upstream.
     pub(super) cap: Option<u64>,
-    /// Tokens taken of the key's tokens per minute, and that limit.
-    pub(super) tpm: Option<Taken>,
-}
-
-/// Tokens taken of a tokens-per-minute limit.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Taken {
-    pub(super) limit: u32,
-    pub(super) tokens: i64,
-    pub(super) decision: RateDecision,
+    /// Tokens taken of the key's tokens per minute (and on the model).
+    pub(super) tpm: TakenTokens,
 }
 
 /// The highest prices any deployment of `model` may charge (cached input
@@ -77,7 +70,12 @@ impl<P: Ports> Gateway<P> {
             budget_window: key.budget_period.window(now),
             ..Reserved::default()
         };
-        if key.quota.is_none() && key.budget_nanos.is_none() && key.tpm.is_none() {
+        let model_tpm = key.model_limits.get(&model.name).and_then(|l| l.tpm);
+        if key.quota.is_none()
+            && key.budget_nanos.is_none()
+            && key.tpm.is_none()
+            && model_tpm.is_none()
+        {
             return Ok(ask_windows);
         }
         let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
@@ -100,13 +98,9 @@ impl<P: Ports> Gateway<P> {
         let money = prices.map_or((0, 0), |p| {
             (cost(&p, prompt, out_min), cost(&p, prompt, out_max))
         });
-        let tpm = match key.tpm {
-            Some(limit) => Some(
-                self.take_tokens(key, limit, prompt.saturating_add(out_max))
-                    .await?,
-            ),
-            None => None,
-        };
+        let tpm = self
+            .take_tokens(key, &model.name, prompt.saturating_add(out_max))
+            .await?;
         if key.quota.is_none() && key.budget_nanos.is_none() {
             return Ok(Reserved { tpm, ..ask_windows });
         }
@@ -122,9 +116,8 @@ impl<P: Ports> Gateway<P> {
         let store = self.ports().store();
         let reserved = store.reserve(lease, &ask).await;
         let Ok(Some(Grant { tokens, money })) = reserved else {
-            if let Some(t) = tpm {
-                self.give_back(&key.id, t, t.tokens).await;
-            }
+            let taken = prompt.saturating_add(out_max);
+            self.give_back(&key.id, &model.name, &tpm, taken).await;
             reserved?;
             // Refused: which counter fell short is read from the key as it
             // stands now (concurrent requests moved it since it was read).
@@ -149,50 +142,6 @@ impl<P: Ports> Gateway<P> {
             tpm,
             ..ask_windows
         })
-    }
-
-    /// Take `tokens` of the key's `limit` tokens per minute, or refuse.
-    async fn take_tokens(
-        &self,
-        key: &ApiKey,
-        limit: u32,
-        tokens: i64,
-    ) -> Result<Taken, GatewayError> {
-        let decision = self
-            .ports()
-            .limiter()
-            .acquire_tokens(&key.id, limit, tokens, self.now_ms())
-            .await?;
-        if !decision.allowed {
-            return Err(LimitError::TokensLimited {
-                limit,
-                requested: tokens,
-                retry_after_ms: decision.retry_after_ms,
-                reset_ms: decision.reset_ms,
-            }
-            .into());
-        }
-        Ok(Taken {
-            limit,
-            tokens,
-            decision,
-        })
-    }
-
-    /// Give back `unused` of what `taken` took (a failure is logged: the
-    /// limit is then stricter for a minute, never looser).
-    pub(super) async fn give_back(&self, key_id: &str, taken: Taken, unused: i64) {
-        if unused <= 0 {
-            return;
-        }
-        let limiter = self.ports().limiter();
-        let now = self.now_ms();
-        if let Err(e) = limiter
-            .refund_tokens(key_id, taken.limit, unused, now)
-            .await
-        {
-            tracing::warn!(key_id, error = %e, "unused tokens per minute not given back");
-        }
     }
 }
 
