@@ -1,9 +1,21 @@
 """Concurrency checks shared by every runtime's exactness tests: requests
 spread round-robin over `clients` (one gateway, or several instances of it)."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
+
+
+def assert_rpm_held(clients, model, rpm, n=50):
+    """`n` parallel requests on a key of `rpm` requests a minute admit the
+    minute's allowance, plus what the time they took brought back (one
+    every 60/rpm seconds: a slow or busy machine may see one more), and no
+    more."""
+    started = time.monotonic()
+    n_admitted = admitted(clients, model, n)
+    back = int((time.monotonic() - started) // (60 / rpm))
+    assert rpm <= n_admitted <= rpm + back, (n_admitted, back)
 
 
 def admitted(clients, model, n=50):

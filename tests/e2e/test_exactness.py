@@ -1,11 +1,11 @@
 """Limits that hold under concurrency, through real HTTP."""
 
-from exactness import admitted, assert_quota_held, spent
+from exactness import assert_quota_held, assert_rpm_held, spent
 
 
 def test_fifty_parallel_requests_on_rpm_ten_admit_exactly_ten(env):
     client = env.client(env.make_key(rpm=10)["key"])
-    assert admitted([client], env.make_model("mock?tokens=1")) == 10
+    assert_rpm_held([client], env.make_model("mock?tokens=1"), 10)
 
 
 def test_parallel_requests_never_overspend_a_quota(env):

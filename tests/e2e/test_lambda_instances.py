@@ -5,7 +5,7 @@ import os
 import openai
 import pytest
 
-from exactness import admitted, assert_quota_held, spent
+from exactness import assert_quota_held, assert_rpm_held, spent
 
 pytestmark = pytest.mark.skipif(os.environ.get("MG_RUNTIME") != "lambda", reason="the Lambda's instances")
 
@@ -17,7 +17,7 @@ def clients(env, second, key):
 
 def test_two_processes_admit_exactly_rpm(env, second):
     both = clients(env, second, env.make_key(rpm=10)["key"])
-    assert admitted(both, env.make_model("mock?tokens=1")) == 10
+    assert_rpm_held(both, env.make_model("mock?tokens=1"), 10)
 
 
 def test_two_processes_never_overspend_a_quota(env, second):

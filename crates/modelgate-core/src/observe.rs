@@ -9,8 +9,11 @@
 //! status class and closed vocabularies; never a key id, a request id or
 //! a raw path.
 
+use tracing::field::Empty;
+
 use crate::domain::UsageRecord;
 use crate::error::GatewayError;
+use crate::request::Endpoint;
 use crate::routing::Outcome;
 
 /// The Prometheus text format's media type.
@@ -84,6 +87,59 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "Admission to the first upstream chunk of a stream."
     );
+}
+
+/// The GenAI conventions' `gen_ai.operation.name` of an endpoint.
+fn operation(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Chat | Endpoint::Responses => "chat",
+        Endpoint::Completion => "text_completion",
+        Endpoint::Embeddings => "embeddings",
+    }
+}
+
+/// The span of one proxied request, for OpenTelemetry when a runtime
+/// exports spans (field names are the GenAI conventions' attributes; the
+/// model, tokens and status are recorded as they become known). It lives
+/// until the request is settled, a stream's end included.
+pub fn request_span(endpoint: Endpoint, request_id: &str) -> tracing::Span {
+    tracing::info_span!("gen_ai.request", otel.name = operation(endpoint), otel.kind = "server",
+        gen_ai.operation.name = operation(endpoint), gen_ai.request.model = Empty,
+        gen_ai.usage.input_tokens = Empty, gen_ai.usage.output_tokens = Empty,
+        http.response.status_code = Empty, error.type = Empty, modelgate.request_id = request_id,
+        modelgate.endpoint = endpoint.as_str())
+}
+
+/// The request's model is known: its attribute, and the span's name the
+/// conventions give (`{operation} {model}`, for the runtime to apply).
+pub fn request_model(span: &tracing::Span, endpoint: Endpoint, model: &str) -> String {
+    span.record("gen_ai.request.model", model);
+    format!("{} {model}", operation(endpoint))
+}
+
+/// The span of one attempt on an upstream deployment (a child of the
+/// request's; the runtime's HTTP client sends its context upstream as W3C
+/// `traceparent`). Never the deployment's URL.
+pub fn attempt_span(
+    endpoint: Endpoint,
+    upstream_model: &str,
+    deployment: &str,
+    provider: &str,
+) -> tracing::Span {
+    tracing::info_span!("gen_ai.upstream", otel.name = format!("{} {upstream_model}", operation(endpoint)),
+        otel.kind = "client", gen_ai.operation.name = operation(endpoint),
+        gen_ai.request.model = upstream_model, gen_ai.provider.name = provider,
+        modelgate.deployment = deployment, http.response.status_code = Empty, error.type = Empty)
+}
+
+/// What the request used and how it ended, on its span.
+pub fn request_settled(span: &tracing::Span, u: &UsageRecord) {
+    span.record("gen_ai.usage.input_tokens", u.prompt_tokens);
+    span.record("gen_ai.usage.output_tokens", u.completion_tokens);
+    span.record("http.response.status_code", i64::from(u.status));
+    if let Some(e) = &u.error {
+        span.record("error.type", e.as_str());
+    }
 }
 
 /// The closed vocabulary of error types.

@@ -304,4 +304,13 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     fn metrics(&self) -> Option<String> {
         None
     }
+    /// Make `span` (a request's) continue the trace the client's W3C
+    /// `traceparent` in `headers` names, where the runtime exports traces.
+    fn adopt_trace(&self, span: &tracing::Span, headers: &http::HeaderMap) {
+        let _ = (span, headers);
+    }
+    /// Rename a started span (its name holds the model once it is known).
+    fn name_span(&self, span: &tracing::Span, name: String) {
+        let _ = (span, name);
+    }
 }

@@ -15,4 +15,5 @@
 pub mod app;
 pub mod listener;
 pub mod metrics;
+pub mod otel;
 pub mod ports;

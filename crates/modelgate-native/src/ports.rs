@@ -104,8 +104,9 @@ impl HttpClient for ReqwestHttp {
 
     async fn send(
         &self,
-        req: http::Request<Bytes>,
+        mut req: http::Request<Bytes>,
     ) -> Result<http::Response<ReqwestBody>, TransportError> {
+        crate::otel::inject(req.headers_mut());
         let req = reqwest::Request::try_from(req).map_err(|e| TransportError {
             kind: TransportErrorKind::Connect,
             detail: format!("{e:#}"),
@@ -218,6 +219,14 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
 
     fn metrics(&self) -> Option<String> {
         crate::metrics::render()
+    }
+
+    fn adopt_trace(&self, span: &tracing::Span, headers: &http::HeaderMap) {
+        crate::otel::adopt(span, headers);
+    }
+
+    fn name_span(&self, span: &tracing::Span, name: String) {
+        crate::otel::rename(span, name);
     }
 
     fn secret(&self, name: &str) -> Option<String> {

@@ -3,7 +3,6 @@
 use clap::Parser;
 use modelgate_server::cli::{Cli, Command};
 use modelgate_server::settings::Settings;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
@@ -15,19 +14,27 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let filter = EnvFilter::try_from_env("MG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if settings.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let serving = cli
+        .command
+        .as_ref()
+        .is_none_or(|c| matches!(c, Command::Serve));
+    let traces = match modelgate_native::otel::init_logging(settings.log_json, serving) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("modelgate: {e}");
+            std::process::exit(2);
+        }
+    };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => modelgate_server::serve(settings).await,
         other => modelgate_server::cli::run(other, settings).await,
     };
+    // The last spans go out before the process does.
+    if let Some(t) = traces
+        && let Err(e) = t.shutdown()
+    {
+        eprintln!("modelgate: traces: {e}");
+    }
     if let Err(e) = result {
         eprintln!("modelgate: {e}");
         std::process::exit(1);

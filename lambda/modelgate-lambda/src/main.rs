@@ -31,6 +31,7 @@ use modelgate_native::app::{AppState, router};
 use modelgate_native::ports::{NativePorts, ReqwestHttp};
 use modelgate_redis::{RedisLimiter, RedisQuota};
 use modelgate_sqlite::{Journal, Options, SqliteStore};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 
 type Error = lambda_http::Error;
 
@@ -54,12 +55,7 @@ const RUNTIME_RETRY: Duration = Duration::from_millis(100);
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let started = std::time::Instant::now();
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MG_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let traces = modelgate_native::otel::init_logging(true, true)?;
     let store = setting("MG_STORE").unwrap_or_else(|| "sqlite".into());
     let secrets_arn = setting("MG_SECRETS_ARN");
     // Only load the AWS configuration when it is used: it costs cold start.
@@ -87,12 +83,12 @@ async fn main() -> Result<(), Error> {
             };
             let store =
                 SqliteStore::open(&db, options).map_err(|e| format!("database {db}: {e}"))?;
-            serve(store, &redis, secrets, started).await
+            serve(store, &redis, secrets, started, traces).await
         }
         ("dynamodb", Some(aws)) => {
             let table = setting("MG_DYNAMODB_TABLE")
                 .ok_or("MG_DYNAMODB_TABLE is required with MG_STORE=dynamodb")?;
-            serve(aws.dynamodb(table), &redis, secrets, started).await
+            serve(aws.dynamodb(table), &redis, secrets, started, traces).await
         }
         (other, _) => Err(format!("MG_STORE must be sqlite or dynamodb, not {other:?}").into()),
     }
@@ -103,6 +99,7 @@ async fn serve<S: Store>(
     redis: &str,
     secrets: HashMap<String, String>,
     started: std::time::Instant,
+    traces: Option<SdkTracerProvider>,
 ) -> Result<(), Error> {
     let lookup = |name: &str| secrets.get(name).cloned().or_else(|| setting(name));
     let mut config = Config::from_lookup(lookup).map_err(|e| format!("bad setting {e}"))?;
@@ -120,13 +117,16 @@ async fn serve<S: Store>(
         limiter,
     )
     .with_secrets(secrets);
-    let app = router(AppState {
+    let mut app = router(AppState {
         gateway: Gateway::new(ports, config),
         peer_ip: source_ip,
         admin_dir: setting("MG_ADMIN_DIR")
             .unwrap_or_else(|| "admin".into())
             .into(),
     });
+    if let Some(provider) = traces {
+        app = modelgate_native::otel::flush_after_each(app, provider);
+    }
     // The init part of a cold start (Lambda adds the process start).
     let init_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(init_ms, "ready");

@@ -78,6 +78,7 @@ impl<P: Ports> Admission<P> {
             .ctx
             .settlement(usage, output_chunks, status, error, now);
         crate::observe::settled(&s.usage);
+        crate::observe::request_settled(&self.ctx.span, &s.usage);
         self.state = State::Settling(Box::new(s.clone()));
         self.gateway.settle(s.clone()).await;
         self.state = State::Done;
@@ -107,6 +108,7 @@ impl<P: Ports> Drop for Admission<P> {
                 let now = self.gateway.now_ms();
                 let s = self.ctx.settlement(None, 0, CLIENT_CLOSED, error, now);
                 crate::observe::settled(&s.usage);
+                crate::observe::request_settled(&self.ctx.span, &s.usage);
                 s
             }
         };

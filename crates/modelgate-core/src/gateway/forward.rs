@@ -8,6 +8,7 @@ use std::pin::pin;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{Either, select};
+use tracing::Instrument;
 
 use super::Gateway;
 use crate::backend::{ResponsesApi, Target, UpstreamCall, upstream_error};
@@ -137,7 +138,21 @@ impl<P: Ports> Gateway<P> {
                         continue;
                     }
                 };
-                let sent = self.until(deadline_ms, self.send_upstream(req)).await;
+                let span = observe::attempt_span(
+                    call.endpoint,
+                    &d.upstream_model,
+                    &d.name,
+                    d.backend.as_str(),
+                );
+                let send = self.send_upstream(req).instrument(span.clone());
+                let sent = self.until(deadline_ms, send).await;
+                match &sent {
+                    Some(Ok(r)) => {
+                        span.record("http.response.status_code", i64::from(r.status().as_u16()))
+                    }
+                    Some(Err(e)) => span.record("error.type", format!("{:?}", e.kind).as_str()),
+                    None => span.record("error.type", "timeout"),
+                };
                 let resp = match sent {
                     None => {
                         pick.record(Outcome::Failed, self.now_ms(), &cfg);

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::StatusCode;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use tracing::Instrument;
 
 use super::admission::Admission;
 use super::conversation::Conversation;
@@ -37,6 +38,8 @@ pub(super) struct Ctx {
     pub(super) reserved: Reserved,
     pub(super) prompt_bound: u64,
     pub(super) stream: bool,
+    /// The request's span (see [`observe::request_span`]).
+    pub(super) span: tracing::Span,
 }
 
 impl Ctx {
@@ -129,11 +132,20 @@ impl<P: Ports> Gateway<P> {
         request_id: &str,
         endpoint: Endpoint,
     ) -> Result<Response<P>, GatewayError> {
-        let result = self.serve(req, peer, request_id, endpoint).await;
+        let span = observe::request_span(endpoint, request_id);
+        self.ports().adopt_trace(&span, req.headers());
+        let result = self
+            .serve(req, peer, request_id, endpoint, &span)
+            .instrument(span.clone())
+            .await;
         let status = match &result {
             Ok(r) => r.status().as_u16(),
-            Err(e) => e.status().as_u16(),
+            Err(e) => {
+                span.record("error.type", e.code().as_str());
+                e.status().as_u16()
+            }
         };
+        span.record("http.response.status_code", i64::from(status));
         observe::answered(endpoint.as_str(), status, result.as_ref().err());
         result
     }
@@ -144,6 +156,7 @@ impl<P: Ports> Gateway<P> {
         peer: Peer,
         request_id: &str,
         endpoint: Endpoint,
+        span: &tracing::Span,
     ) -> Result<Response<P>, GatewayError> {
         let started_ms = self.now_ms();
         let arrived_us = self.ports().monotonic_us();
@@ -158,6 +171,8 @@ impl<P: Ports> Gateway<P> {
             .ok_or_else(|| {
                 RequestError::invalid("You must provide a model parameter.", Some("model"))
             })?;
+        let name = observe::request_model(span, endpoint, &model_name);
+        self.ports().name_span(span, name);
         let model = self.resolve_model(&key, &model_name).await?;
         let deployments = model.deployments();
         // Deployments whose backend cannot serve this request are left out;
@@ -220,6 +235,7 @@ impl<P: Ports> Gateway<P> {
                 reserved,
                 prompt_bound: parsed.prompt_bound,
                 stream: parsed.stream,
+                span: span.clone(),
             },
         );
         let call = |endpoint, body, client_include_usage| UpstreamCall {

@@ -37,7 +37,7 @@
 //! `fault=garbage` and `no_usage=1` (counts of 0, as older llama.cpp).
 //!
 //! `GET /_mock/stats` reports what was served; `GET /_mock/last` the last
-//! request body and auth headers seen. `GET /health` answers like
+//! request body, auth and `traceparent` headers seen. `GET /health` answers like
 //! llama.cpp's: 200, or 503 "Loading model" while
 //! [`MockUpstream::set_ready`] says it is not ready.
 
@@ -129,7 +129,7 @@ impl MockUpstream {
             .unwrap_or_default()
     }
 
-    /// The last generation request seen: `{"path", "body", "authorization", "x-api-key"}`.
+    /// The last generation request seen: `{"path", "body", "authorization", "x-api-key", "traceparent"}`.
     pub fn last_request(&self) -> Value {
         self.shared
             .last
@@ -367,7 +367,8 @@ async fn generate(
             .map(str::to_owned)
     };
     if let Ok(mut last) = shared.last.lock() {
-        *last = json!({"body": req, "authorization": hv("authorization"), "x-api-key": hv("x-api-key"), "chat": chat});
+        *last = json!({"body": req, "authorization": hv("authorization"), "x-api-key": hv("x-api-key"), "chat": chat,
+            "traceparent": hv("traceparent")});
     }
     let model = req
         .get("model")

@@ -1,0 +1,120 @@
+"""OpenTelemetry traces from the native server and the Lambda: a second
+gateway process, configured with the standard OTEL_* variables, exports
+over OTLP/HTTP (JSON here; the default protobuf is tested from Rust) to a
+receiver in this test. A request that came with a W3C `traceparent` is one
+span in the client's trace, its upstream attempt a child span whose
+context the upstream received. The Worker exports no traces."""
+
+import json
+import os
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import http as call
+from harness import free_port, start_lambda, wait_health
+
+RUNTIME = os.environ.get("MG_RUNTIME", "native")
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_ID = "b7ad6b7169203331"
+
+pytestmark = pytest.mark.skipif(RUNTIME == "worker", reason="the Worker exports no traces")
+
+
+class Receiver:
+    """An OTLP/HTTP JSON trace receiver on a free loopback port."""
+
+    def __init__(self):
+        self.spans = []
+        spans = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                for resource in body.get("resourceSpans", []):
+                    for scope in resource.get("scopeSpans", []):
+                        spans.extend(scope.get("spans", []))
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def find(self, name):
+        return next((s for s in self.spans if s["name"] == name), None)
+
+
+def attrs(span):
+    out = {}
+    for a in span.get("attributes", []):
+        v = a["value"]
+        out[a["key"]] = int(v["intValue"]) if "intValue" in v else next(iter(v.values()))
+    return out
+
+
+@pytest.fixture(scope="module")
+def traced(env, tmp_path_factory):
+    """A gateway process exporting traces to a receiver: (base URL, receiver)."""
+    receiver = Receiver()
+    otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "mg-e2e"}
+    port = free_port()
+    if RUNTIME == "lambda":
+        settings, tmp = env.lambda_settings
+        log = open(f"{tmp}/lambda-traced.log", "w")
+        proc = start_lambda(port, {**settings, **otel}, tmp, log)
+        base = f"http://127.0.0.1:{port}/lambda-url/modelgate-lambda"
+    else:
+        tmp = tmp_path_factory.mktemp("traced")
+        bin_dir = os.environ.get("MG_BIN_DIR", "target/debug")
+        proc = subprocess.Popen([f"{bin_dir}/modelgate"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, **otel, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
+                                     "MG_ADMIN_API_KEY": env.admin_key})
+        base = f"http://127.0.0.1:{port}"
+    try:
+        wait_health(base, timeout=300)
+        yield base, receiver
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        receiver.server.shutdown()
+
+
+def test_a_request_is_a_span_in_the_clients_trace_and_its_attempt_a_child(env, traced):
+    base, receiver = traced
+    admin = {"authorization": f"Bearer {env.admin_key}"}
+    name = f"traced-{free_port()}"
+    r = call("POST", base + "/admin/api/models", {"name": name, "backend": "vllm", "base_url": env.mock_url,
+                                                  "upstream_model": "mock?tokens=3"}, headers=admin)
+    assert r.status_code == 201, r.text
+    key = call("POST", base + "/admin/api/keys", {"name": "traced"}, headers=admin).json()["key"]
+    r = call("POST", base + "/v1/chat/completions", {"model": name, "messages": [{"role": "user", "content": "hi"}]},
+             headers={"authorization": f"Bearer {key}", "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+    assert r.status_code == 200, r.text
+    sent = call("GET", env.mock_url + "/_mock/last").json()["traceparent"]
+    version, trace_id, span_id, flags = sent.split("-")
+    assert (version, trace_id, flags) == ("00", TRACE_ID, "01") and span_id != PARENT_ID
+    deadline = time.time() + 60
+    while time.time() < deadline and not (receiver.find(f"chat {name}") and receiver.find("chat mock?tokens=3")):
+        time.sleep(0.1)
+    request, attempt = receiver.find(f"chat {name}"), receiver.find("chat mock?tokens=3")
+    assert request and attempt, [s["name"] for s in receiver.spans]
+    assert (request["traceId"].lower(), request["parentSpanId"].lower()) == (TRACE_ID, PARENT_ID)
+    a = attrs(request)
+    assert (a["gen_ai.operation.name"], a["gen_ai.request.model"]) == ("chat", name)
+    assert a["gen_ai.usage.output_tokens"] == 3 and a["http.response.status_code"] == 200
+    assert attempt["parentSpanId"] == request["spanId"] and attempt["spanId"].lower() == span_id
+    assert attrs(attempt)["modelgate.deployment"] == "primary"
+    assert env.mock_url not in json.dumps(receiver.spans) and key not in json.dumps(receiver.spans)
