@@ -19,7 +19,8 @@ use crate::routing::Outcome;
 /// The Prometheus text format's media type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Requests answered, by endpoint, status class and error type.
+/// Requests answered, by endpoint, model (configured ones only: empty
+/// before the model was resolved), status class and error type.
 pub const REQUESTS: &str = "modelgate_requests_total";
 /// Requests admitted and not yet settled.
 pub const IN_FLIGHT: &str = "modelgate_requests_in_flight";
@@ -155,15 +156,15 @@ pub fn error_type(e: Option<&GatewayError>) -> &'static str {
 }
 
 /// A request to a proxied endpoint was answered (a stream: when it began).
-pub fn answered(endpoint: &'static str, status: u16, error: Option<&GatewayError>) {
+pub fn answered(endpoint: &'static str, model: &str, status: u16, error: Option<&GatewayError>) {
     let class = match status {
         200..=299 => "2xx",
         400..=499 => "4xx",
         500..=599 => "5xx",
         _ => "other",
     };
-    metrics::counter!(REQUESTS, "endpoint" => endpoint, "status_class" => class,
-        "error_type" => error_type(error))
+    metrics::counter!(REQUESTS, "endpoint" => endpoint, "model" => model.to_owned(),
+        "status_class" => class, "error_type" => error_type(error))
     .increment(1);
     if let Some(GatewayError::Limit(l)) = error {
         metrics::counter!(REFUSALS, "reason" => l.reason()).increment(1);

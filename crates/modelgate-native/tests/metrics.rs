@@ -55,14 +55,27 @@ async fn metrics_count_what_was_served_for_admins_only() {
     let text = m.text();
     let ok = [
         "endpoint=\"chat\"",
+        "model=\"m\"",
         "status_class=\"2xx\"",
         "error_type=\"none\"",
     ];
     assert_eq!(
         sample(&text, "modelgate_requests_total", &ok),
-        Some(5.0),
+        Some(3.0),
         "{text}"
     );
+    let streamed = ["model=\"s\"", "status_class=\"2xx\""];
+    assert_eq!(
+        sample(&text, "modelgate_requests_total", &streamed),
+        Some(2.0)
+    );
+    // An unknown model is no label of its own.
+    let unknown = ["model=\"\"", "error_type=\"client\""];
+    assert_eq!(
+        sample(&text, "modelgate_requests_total", &unknown),
+        Some(1.0)
+    );
+    assert!(!text.contains("nope"), "{text}");
     let limited = [
         "endpoint=\"chat\"",
         "status_class=\"4xx\"",

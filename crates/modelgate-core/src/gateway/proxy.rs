@@ -134,8 +134,9 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let span = observe::request_span(endpoint, request_id);
         self.ports().adopt_trace(&span, req.headers());
+        let mut model = None;
         let result = self
-            .serve(req, peer, request_id, endpoint, &span)
+            .serve(req, peer, request_id, endpoint, (&span, &mut model))
             .instrument(span.clone())
             .await;
         let status = match &result {
@@ -146,7 +147,8 @@ impl<P: Ports> Gateway<P> {
             }
         };
         span.record("http.response.status_code", i64::from(status));
-        observe::answered(endpoint.as_str(), status, result.as_ref().err());
+        let model = model.as_deref().unwrap_or("");
+        observe::answered(endpoint.as_str(), model, status, result.as_ref().err());
         result
     }
 
@@ -156,7 +158,7 @@ impl<P: Ports> Gateway<P> {
         peer: Peer,
         request_id: &str,
         endpoint: Endpoint,
-        span: &tracing::Span,
+        (span, resolved): (&tracing::Span, &mut Option<String>),
     ) -> Result<Response<P>, GatewayError> {
         let started_ms = self.now_ms();
         let arrived_us = self.ports().monotonic_us();
@@ -174,6 +176,8 @@ impl<P: Ports> Gateway<P> {
         let name = observe::request_model(span, endpoint, &model_name);
         self.ports().name_span(span, name);
         let model = self.resolve_model(&key, &model_name).await?;
+        // A configured model: a bounded label.
+        *resolved = Some(model.name.clone());
         let deployments = model.deployments();
         // Deployments whose backend cannot serve this request are left out;
         // if none can, the first one's refusal is the answer.
