@@ -357,10 +357,12 @@ pub const DELETE_RESPONSE: &str = "DELETE FROM responses WHERE id = ?1";
 pub const PURGE_RESPONSES: &str = "DELETE FROM responses WHERE id IN \
      (SELECT id FROM responses WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
 
-/// One GCRA step for key ?1 at ?2 (now, µs) with ?3 (interval, µs) and ?4
-/// (window, µs), atomically: RETURNING the new TAT when allowed, no row
-/// when refused (see [`crate::limiter`]).
-pub const RATE_STEP: &str = "INSERT INTO rate_limits (key_id, tat) VALUES (?1, ?2 + ?3)
+/// One GCRA step for subject ?1 at ?2 (now, µs) with ?3 (the increment:
+/// interval times cost, µs) and ?4 (window, µs), atomically: RETURNING the
+/// new TAT when allowed, no row when refused (see [`crate::limiter`]). A
+/// first step is held to the window too (a cost over the whole allowance).
+pub const RATE_STEP: &str =
+    "INSERT INTO rate_limits (key_id, tat) SELECT ?1, ?2 + ?3 WHERE ?3 <= ?4
     ON CONFLICT (key_id) DO UPDATE SET tat = MAX(tat, ?2) + ?3
         WHERE MAX(tat, ?2) + ?3 - ?2 <= ?4
     RETURNING tat";
