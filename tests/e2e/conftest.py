@@ -26,7 +26,7 @@ import httpx2 as httpx  # the HTTP client openai 3.x is built on
 import openai
 import pytest
 
-from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_redis,
+from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_redis, stop,
                      start_worker, wait_health)
 
 # A deployment secret the gateway is started with (env var / wrangler --var,
@@ -197,8 +197,4 @@ def second(env):
         wait_health(base, timeout=300)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

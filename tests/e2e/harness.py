@@ -60,6 +60,15 @@ def http(method, url, body=None, headers=None, timeout=60):
         return Answer(e.code, e.read().decode(), dict(e.headers))
 
 
+def stop(proc):
+    """Stop a process this test started: politely, then for good."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def wait_health(url, timeout=30, path="/health"):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import http as call
-from harness import free_port, start_lambda, wait_health
+from harness import free_port, start_lambda, stop, wait_health
 
 RUNTIME = os.environ.get("MG_RUNTIME", "native")
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -84,11 +84,7 @@ def traced(env, tmp_path_factory):
         wait_health(base, timeout=300)
         yield base, receiver
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         receiver.server.shutdown()
 
 
