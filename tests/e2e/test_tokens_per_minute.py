@@ -102,3 +102,16 @@ def test_a_key_limited_on_one_model_keeps_the_rest(env):
         assert r.status_code == 400, (bad, r.text)
     r = env.admin("PATCH", f"/keys/{limited['id']}", {"model_limits": {}})
     assert r.status_code == 200 and r.json()["model_limits"] == {}
+
+
+def test_without_max_tokens_the_completion_is_capped_to_the_limit(env):
+    """A request that sets no cap is capped at what the minute allows, so
+    it is admitted and cannot take more than it was admitted for."""
+    model = env.make_model("mock?tokens=500")
+    created = env.make_key(tpm=60, quota=None)
+    r = call("POST", env.base_url + "/v1/chat/completions",
+             {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+             headers={"authorization": f"Bearer {created['key']}"})
+    assert r.status_code == 200, r.text
+    usage = r.json()["usage"]
+    assert 0 < usage["completion_tokens"] and usage["total_tokens"] <= 60, usage

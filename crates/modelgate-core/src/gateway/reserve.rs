@@ -90,7 +90,11 @@ impl<P: Ports> Gateway<P> {
             (n, n, false)
         } else {
             let cap = i64::try_from(self.config().default_max_tokens).unwrap_or(i64::MAX);
-            (choices, cap.saturating_mul(choices), true)
+            // No more than a minute's tokens could ever allow, either.
+            let per_minute = [key.tpm, model_tpm].into_iter().flatten().min();
+            let most = per_minute.map_or(i64::MAX, |t| i64::from(t) - prompt);
+            let out_max = cap.saturating_mul(choices).min(most).max(choices);
+            (choices, out_max, true)
         };
         let prices = key
             .budget_nanos
@@ -102,7 +106,13 @@ impl<P: Ports> Gateway<P> {
             .take_tokens(key, &model.name, prompt.saturating_add(out_max))
             .await?;
         if key.quota.is_none() && key.budget_nanos.is_none() {
-            return Ok(Reserved { tpm, ..ask_windows });
+            // The cap makes the tokens taken per minute the worst case.
+            let cap = capped.then(|| u64::try_from(out_max / choices).unwrap_or(1).max(1));
+            return Ok(Reserved {
+                tpm,
+                cap,
+                ..ask_windows
+            });
         }
         let ask = Ask {
             tokens: (
