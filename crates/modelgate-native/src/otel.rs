@@ -14,6 +14,7 @@ use axum::response::Response;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing::Level;
@@ -79,8 +80,23 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> bool {
 pub fn provider(service: &str) -> Result<SdkTracerProvider, String> {
     // The exporter's client is reqwest with rustls, like the upstreams'.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Protobuf unless JSON is asked for (with both built in, the
+    // exporter's own default would be JSON).
+    let json = [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .iter()
+    .find_map(|k| std::env::var(k).ok())
+    .is_some_and(|p| p.trim() == "http/json");
+    let protocol = if json {
+        Protocol::HttpJson
+    } else {
+        Protocol::HttpBinary
+    };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_protocol(protocol)
         .build()
         .map_err(|e| format!("OTLP exporter: {e}"))?;
     let resource = opentelemetry_sdk::Resource::builder()

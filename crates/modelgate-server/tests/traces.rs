@@ -111,6 +111,8 @@ async fn a_request_is_one_span_in_the_clients_trace_and_one_per_attempt() {
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
         .env("OTEL_SERVICE_NAME", "mg-traces-test")
         .env_remove("MG_MODELS_FILE")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
