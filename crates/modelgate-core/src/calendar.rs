@@ -1,5 +1,7 @@
-//! UTC calendar days, both ways (H. Hinnant's algorithms): the admin API
-//! parses dates, stores that group usage by day name them.
+//! Time as people read it: UTC calendar days, both ways (H. Hinnant's
+//! algorithms; the admin API parses dates, stores that group usage by day
+//! name them), and short durations (`6s`, `1m30s`) for headers and
+//! messages. A leaf: errors format with it.
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -35,6 +37,20 @@ pub fn civil(ms: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// Format milliseconds the way OpenAI's `x-ratelimit-reset-*` headers do:
+/// `20ms`, `6s`, `1m30s`.
+pub fn format_duration(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms.div_ceil(1000);
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +63,13 @@ mod tests {
         assert_eq!(day_name(11_016 * DAY_MS), "2000-02-29");
         assert_eq!(day_name(20_781 * DAY_MS + 5), "2026-11-24");
         assert_eq!(day_name(-1), "1969-12-31");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(20), "20ms");
+        assert_eq!(format_duration(6000), "6s");
+        assert_eq!(format_duration(90_000), "1m30s");
     }
 
     #[test]

@@ -310,7 +310,7 @@ impl GatewayError {
                 format!(
                     "Rate limit reached{}: {limit} requests per minute. Please try again in {}.",
                     on_model(model.as_deref()),
-                    crate::limiter::format_duration(*retry_after_ms)
+                    crate::calendar::format_duration(*retry_after_ms)
                 ),
             ),
             G::Limit(LimitError::TokensLimited {
@@ -332,7 +332,7 @@ impl GatewayError {
                     format!(
                         "Rate limit reached{}: {limit} tokens per minute (this request may take {requested}). Please try again in {}.",
                         on_model(model.as_deref()),
-                        crate::limiter::format_duration(*retry_after_ms)
+                        crate::calendar::format_duration(*retry_after_ms)
                     )
                 },
             ),
@@ -539,7 +539,7 @@ fn on_model(model: Option<&str>) -> String {
 /// ": it resets in 3h 20m" for a refusal whose period ends, else nothing.
 fn resets_text(resets_in_ms: Option<u64>) -> String {
     resets_in_ms.map_or_else(String::new, |ms| {
-        format!("; it resets in {}", crate::limiter::format_duration(ms))
+        format!("; it resets in {}", crate::calendar::format_duration(ms))
     })
 }
 

@@ -118,20 +118,6 @@ fn us_to_ms_ceil(us: i64) -> u64 {
     u64::try_from((us.max(0) + 999) / 1000).unwrap_or(0)
 }
 
-/// Format milliseconds the way OpenAI's `x-ratelimit-reset-*` headers do:
-/// `20ms`, `6s`, `1m30s`.
-pub fn format_duration(ms: u64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = ms.div_ceil(1000);
-    if secs < 60 {
-        format!("{secs}s")
-    } else {
-        format!("{}m{}s", secs / 60, secs % 60)
-    }
-}
-
 /// The in-process limiter of the native server: exact because one mutex
 /// guards every step, bounded because expired entries are pruned.
 #[derive(Debug, Default)]
@@ -305,12 +291,5 @@ mod tests {
         let l = MemoryLimiter::new();
         let huge = l.step_cost("h", 1000, 1001, 0).unwrap();
         assert!(!huge.allowed && huge.retry_after_ms > 3_600_000);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(format_duration(20), "20ms");
-        assert_eq!(format_duration(6000), "6s");
-        assert_eq!(format_duration(90_000), "1m30s");
     }
 }

@@ -327,7 +327,7 @@ fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
 
 /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{kind}` headers.
 fn limit_headers(h: &mut http::HeaderMap, kind: &str, limit: u32, remaining: u32, reset_ms: u64) {
-    let reset = crate::limiter::format_duration(reset_ms);
+    let reset = crate::calendar::format_duration(reset_ms);
     let values = [
         ("limit", HeaderValue::from(limit)),
         ("remaining", HeaderValue::from(remaining)),
