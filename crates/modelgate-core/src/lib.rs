@@ -17,8 +17,15 @@
 //! - [`codec`]: incremental SSE and NDJSON decoders.
 //! - [`request`], [`auth`], [`limiter`], [`resilience`]: validation, keys,
 //!   GCRA, retry settings: pure functions driven by the caller's clock.
-//! - [`deployment`], [`routing`]: the upstreams serving a model, and which
-//!   one serves a request (tiers, load and latency, ejection).
+//! - [`deployment`], [`serving`], [`routing`]: the upstreams serving a
+//!   model, and which one serves a request (tiers, load and latency,
+//!   ejection).
+//! - [`cost`], [`period`], [`observe`]: prices and costs, the calendar
+//!   windows of quotas and budgets, metrics and spans.
+//!
+//! The modules import one another without cycles: [`error`],
+//! [`calendar`] and the other leaves at the bottom, [`gateway`] at the
+//! top.
 //! - [`config`]: `MG_*` settings and declarative model files.
 //! - [`edge`]: the client-address policy every shell applies.
 //! - [`sql`]: the statements of every SQLite-dialect store (SQLite, D1).
@@ -46,6 +53,7 @@ pub mod resilience;
 pub mod responses;
 pub mod routing;
 pub mod secret;
+pub mod serving;
 pub mod sql;
 
 pub use backend::BackendKind;

@@ -1,7 +1,17 @@
 //! Retry, ejection and routing settings (the state they drive is in
 //! [`crate::routing`]).
 
-use crate::routing::Strategy;
+use serde::Serialize;
+
+/// How a deployment is chosen within a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Power of two choices by load and latency, biased by weight.
+    Latency,
+    /// Weighted random, blind to load and latency.
+    Weighted,
+}
 
 /// Retry, ejection and routing settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use crate::deployment::Deployment;
 use crate::resilience::Resilience;
+pub use crate::resilience::Strategy;
 
 use health::Health;
 pub use health::{Outcome, Reason};
@@ -36,16 +37,6 @@ pub use health::{Outcome, Reason};
 /// A second draw wins only if it costs less than the first by this factor:
 /// latencies within it are noise, and the weights decide.
 const CLEARLY_LESS: f64 = 1.25;
-
-/// How a deployment is chosen within a tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// Power of two choices by load and latency, biased by weight.
-    Latency,
-    /// Weighted random, blind to load and latency.
-    Weighted,
-}
 
 struct State {
     rng: fastrand::Rng,
