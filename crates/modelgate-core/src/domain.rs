@@ -184,6 +184,23 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<i64>>,
 }
 
+impl KeyPatch {
+    /// Which counters (quota, budget) the patch sets afresh: a figure set
+    /// by hand, or a new period (whose window starts again).
+    pub fn resets(&self) -> (bool, bool) {
+        (
+            self.quota_used.is_some() || self.quota_period.is_some(),
+            self.budget_used_nanos.is_some() || self.budget_period.is_some(),
+        )
+    }
+
+    /// Whether the patch changes what the counters enforce or hold.
+    pub fn touches_counters(&self) -> bool {
+        let (q, b) = self.resets();
+        q || b || self.quota.is_some() || self.budget_nanos.is_some()
+    }
+}
+
 /// A model: a public name routed to one backend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Model {

@@ -54,7 +54,6 @@ pub mod responses;
 pub mod routing;
 pub mod secret;
 pub mod serving;
-pub mod sql;
 
 pub use backend::BackendKind;
 pub use config::{Config, ModelSpec, SyncBackend};

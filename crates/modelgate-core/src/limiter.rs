@@ -78,7 +78,7 @@ fn allowed(new_tat: i64, now_us: i64, interval: i64, window: i64) -> RateDecisio
 }
 
 /// `(interval, window)` in µs for `rpm` (≥ 1): what a store's atomic GCRA
-/// statement needs ([`crate::sql::RATE_STEP`]), the increment being
+/// statement needs (`RATE_STEP` in `modelgate-sql`), the increment being
 /// `interval` times the cost.
 pub fn gcra_params(rpm: u32) -> (i64, i64) {
     let interval = MINUTE_US / i64::from(rpm.max(1));

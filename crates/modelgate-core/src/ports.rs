@@ -78,7 +78,8 @@ pub trait HttpClient: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<http::Response<Self::Body>, TransportError>> + MaybeSend;
 }
 
-/// Keys: lookup for authentication, atomic quota, and the admin operations.
+/// Keys: lookup for authentication, and the admin's records. What a key
+/// has used and reserved is [`Accounting`]'s.
 pub trait KeyStore: MaybeSend + MaybeSync + 'static {
     /// The key whose SHA-256 hash (hex) is `hash`, whatever its status.
     fn find_key_by_hash(
@@ -104,6 +105,13 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
         patch: KeyPatch,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<ApiKey>, StoreError>> + MaybeSend;
+}
+
+/// Quota and budget accounting: reservations, settlements and their
+/// leases. A store that keeps the counters in the key's record implements
+/// it itself; counters kept elsewhere (Redis) implement it in front of a
+/// store, which stays the durable record of usage.
+pub trait Accounting: MaybeSend + MaybeSync + 'static {
     /// Atomically reserve, on the key `lease.key_id`, tokens of its quota
     /// and money of its budget: of each as much as is left, up to the
     /// ask's maximum, provided at least its minimum is; `None` (nothing
@@ -145,6 +153,56 @@ pub trait KeyStore: MaybeSend + MaybeSync + 'static {
         &self,
         expired_by: Option<i64>,
     ) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + MaybeSend;
+    /// A key's record was written by the admin: created, or its limits,
+    /// periods or figures changed. `reset` (quota, budget): the record's
+    /// used figure and window replace the counter's. Counters kept in the
+    /// record need nothing.
+    fn key_written(
+        &self,
+        key: &ApiKey,
+        reset: (bool, bool),
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend {
+        let _ = (key, reset);
+        async { Ok(()) }
+    }
+    /// `keys` with what they have used and reserved as it counts now (what
+    /// the admin API shows); the records' own figures when they hold the
+    /// counters.
+    fn live(&self, keys: Vec<ApiKey>) -> impl Future<Output = Vec<ApiKey>> + MaybeSend {
+        async { keys }
+    }
+}
+
+impl<T: Accounting> Accounting for std::sync::Arc<T> {
+    fn reserve(
+        &self,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> impl Future<Output = Result<Option<Grant>, StoreError>> + MaybeSend {
+        (**self).reserve(lease, ask)
+    }
+    fn settle(
+        &self,
+        settlement: &Settlement,
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend {
+        (**self).settle(settlement)
+    }
+    fn leases(
+        &self,
+        expired_by: Option<i64>,
+    ) -> impl Future<Output = Result<Vec<Lease>, StoreError>> + MaybeSend {
+        (**self).leases(expired_by)
+    }
+    fn key_written(
+        &self,
+        key: &ApiKey,
+        reset: (bool, bool),
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend {
+        (**self).key_written(key, reset)
+    }
+    fn live(&self, keys: Vec<ApiKey>) -> impl Future<Output = Vec<ApiKey>> + MaybeSend {
+        (**self).live(keys)
+    }
 }
 
 /// Models: the public name to backend mapping.
@@ -177,7 +235,7 @@ pub trait ModelStore: MaybeSend + MaybeSync + 'static {
     fn delete_model(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + MaybeSend;
 }
 
-/// Usage reporting (records are written by [`KeyStore::settle`]).
+/// Usage reporting (records are written by [`Accounting::settle`]).
 pub trait UsageStore: MaybeSend + MaybeSync + 'static {
     /// Totals per day, key and model over the query's range.
     fn usage_by_day(
@@ -222,9 +280,9 @@ pub trait ResponseStore: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<u64, StoreError>> + MaybeSend;
 }
 
-/// A store that keeps everything the gateway persists.
-pub trait Store: KeyStore + ModelStore + UsageStore + ResponseStore {}
-impl<T: KeyStore + ModelStore + UsageStore + ResponseStore> Store for T {}
+/// A store that keeps everything the gateway persists, its counters too.
+pub trait Store: KeyStore + ModelStore + UsageStore + ResponseStore + Accounting {}
+impl<T: KeyStore + ModelStore + UsageStore + ResponseStore + Accounting> Store for T {}
 
 /// What a rate limiter answers for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,12 +327,17 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     type Http: HttpClient;
     /// Keys, models, usage.
     type Store: Store;
+    /// Quota and budget counters: the store's, or kept elsewhere in front
+    /// of it.
+    type Accounts: Accounting;
     /// Request limiter.
     type Limiter: RateLimiter;
     /// The HTTP client.
     fn http(&self) -> &Self::Http;
     /// The store.
     fn store(&self) -> &Self::Store;
+    /// The counters.
+    fn accounts(&self) -> &Self::Accounts;
     /// The limiter.
     fn limiter(&self) -> &Self::Limiter;
     /// Wall-clock time, milliseconds since the Unix epoch.

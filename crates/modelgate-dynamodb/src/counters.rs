@@ -7,7 +7,7 @@
 //! the others read again).
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use modelgate_core::sql::KeyRow;
+use modelgate_sql::KeyRow;
 
 use crate::n;
 

@@ -4,8 +4,8 @@
 use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem, Update};
 use modelgate_core::domain::{ApiKey, Ask, Grant, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::KeyStore;
-use modelgate_core::sql::{self, KeyRow, SqlValue};
+use modelgate_core::ports::{Accounting, KeyStore};
+use modelgate_sql::{self as sql, KeyRow, SqlValue};
 
 use crate::counters::{Counter, Expr};
 use crate::usage::{record_item, record_pk_sk};
@@ -154,7 +154,9 @@ impl KeyStore for DynamoStore {
             "key update kept conflicting".into(),
         ))
     }
+}
 
+impl Accounting for DynamoStore {
     async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         let key_id = lease.key_id.as_str();
         for _ in 0..ROUNDS {

@@ -5,9 +5,9 @@
 //!
 //! | item | pk | sk | notes |
 //! | --- | --- | --- | --- |
-//! | key | `key` | key id | a [`KeyRow`](modelgate_core::sql::KeyRow) + `quota_left` |
+//! | key | `key` | key id | a [`KeyRow`](modelgate_sql::KeyRow) + `quota_left` |
 //! | key hash | `key_hash` | SHA-256 hex | `key_id`; makes hashes unique |
-//! | model | `model` | model id | a [`ModelRow`](modelgate_core::sql::ModelRow) |
+//! | model | `model` | model id | a [`ModelRow`](modelgate_sql::ModelRow) |
 //! | model name | `model_name` | name | `model_id`; makes names unique |
 //! | usage | `usage#YYYY-MM-DD` | `<created_at, 13 digits>#<request id>` | one per request |
 //! | lease | `lease` | request id | a [`Lease`](modelgate_core::domain::Lease): written with its reservation, deleted with its settlement |
@@ -41,7 +41,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_http_client::tls;
 use modelgate_core::error::StoreError;
-use modelgate_core::sql::SqlValue;
+use modelgate_sql::SqlValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use modelgate_core::domain::{Model, ModelPatch, NewModel};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::ModelStore;
-use modelgate_core::sql::{self, ModelRow};
+use modelgate_sql::{self as sql, ModelRow};
 
 use crate::{
     DynamoStore, Item, attr, cancelled_conditions, from_item, get_s, s, to_item, unavailable,

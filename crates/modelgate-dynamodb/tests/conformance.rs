@@ -5,7 +5,7 @@
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use modelgate_core::domain::{KeyPatch, NewKey, NewModel};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{KeyStore, ModelStore};
+use modelgate_core::ports::{Accounting, KeyStore, ModelStore};
 use modelgate_dynamodb::DynamoStore;
 use modelgate_testkit::conformance::{key, lease, model, settlement};
 use modelgate_testkit::service::Service;

@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use modelgate_core::limiter::MemoryLimiter;
 use modelgate_core::ports::{
-    ByteStream, HttpClient, Ports, RateLimiter, Store, TransportError, TransportErrorKind,
+    Accounting, ByteStream, HttpClient, Ports, RateLimiter, Store, TransportError,
+    TransportErrorKind,
 };
 use modelgate_core::secret::Secret;
 use modelgate_sqlite::SqliteStore;
@@ -127,30 +129,44 @@ impl HttpClient for ReqwestHttp {
     }
 }
 
-/// Everything the core needs on tokio; `L` is the rate limiter.
+/// Everything the core needs on tokio: the store `S`, its counters `A`
+/// (the store's own, or Redis's in front of it) and the rate limiter `L`.
 #[derive(Debug)]
-pub struct NativePorts<S = SqliteStore, L = MemoryLimiter> {
+pub struct NativePorts<S = SqliteStore, A = Arc<S>, L = MemoryLimiter> {
     http: ReqwestHttp,
-    store: S,
+    store: Arc<S>,
+    accounts: A,
     limiter: L,
     secrets: HashMap<String, Secret>,
     detached: TaskTracker,
 }
 
 impl NativePorts {
-    /// The native server's ports: the in-process limiter.
+    /// The native server's embedded default: SQLite, its own counters, the
+    /// in-process limiter.
     pub fn new(http: ReqwestHttp, store: SqliteStore) -> Self {
-        Self::with_limiter(http, store, MemoryLimiter::new())
+        let store = Arc::new(store);
+        Self::compose(http, Arc::clone(&store), store, MemoryLimiter::new())
     }
 }
 
-impl<S: Store, L: RateLimiter> NativePorts<S, L> {
-    /// Ports with another store (DynamoDB, or counters in Redis) and
-    /// limiter (Redis, shared by many instances).
+impl<S: Store, L: RateLimiter> NativePorts<S, Arc<S>, L> {
+    /// A store that keeps its own counters, with a limiter (Redis, or the
+    /// store's statement: shared by many instances).
     pub fn with_limiter(http: ReqwestHttp, store: S, limiter: L) -> Self {
+        let store = Arc::new(store);
+        Self::compose(http, Arc::clone(&store), store, limiter)
+    }
+}
+
+impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
+    /// Ports from their parts: `accounts` are usually `store` itself, or
+    /// counters in front of it.
+    pub fn compose(http: ReqwestHttp, store: Arc<S>, accounts: A, limiter: L) -> Self {
         Self {
             http,
             store,
+            accounts,
             limiter,
             secrets: HashMap::new(),
             detached: TaskTracker::new(),
@@ -171,9 +187,10 @@ impl<S: Store, L: RateLimiter> NativePorts<S, L> {
     }
 }
 
-impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
+impl<S: Store, A: Accounting, L: RateLimiter> Ports for NativePorts<S, A, L> {
     type Http = ReqwestHttp;
     type Store = S;
+    type Accounts = A;
     type Limiter = L;
 
     fn http(&self) -> &ReqwestHttp {
@@ -182,6 +199,10 @@ impl<S: Store, L: RateLimiter> Ports for NativePorts<S, L> {
 
     fn store(&self) -> &S {
         &self.store
+    }
+
+    fn accounts(&self) -> &A {
+        &self.accounts
     }
 
     fn limiter(&self) -> &L {

@@ -155,7 +155,7 @@ async fn admins_see_outstanding_reservations_and_release_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_is_settled_by_a_sweep_after_the_next_admission() {
     use modelgate_core::domain::Lease;
-    use modelgate_core::ports::{KeyStore, Ports};
+    use modelgate_core::ports::{Accounting, Ports};
     let h = Harness::new().await;
     let (_, dead_id) = h.key(json!({"name": "dead", "quota": 100_000})).await;
     let (live, _) = h.key(json!({"name": "live", "quota": 100_000})).await;

@@ -1,6 +1,7 @@
 //! Redis counters for ModelGate, shared by every gateway instance (Lambdas,
 //! several native servers): the rate limiter (GCRA as one Lua script) and
-//! quota reservations ([`RedisQuota`], a store wrapper), each exact across
+//! quota and budget counters ([`RedisCounters`], accounting in front of a
+//! store), each exact across
 //! instances because each step is one script.
 //!
 //! # Layout
@@ -23,7 +24,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 use tokio::sync::OnceCell;
 
-pub use quota::RedisQuota;
+pub use quota::RedisCounters;
 
 /// One GCRA step on KEYS[1] with ARGV increment (the interval times the
 /// cost) and window (µs), at Redis's own time. Returns {allowed (0/1), TAT

@@ -7,9 +7,9 @@
 //! write to the store per request. That matters most for SQLite on EFS,
 //! where every store write takes a file lock over NFS.
 //!
-//! - A key's hash is written when the key is created or its quota changed
-//!   through this store, and rebuilt from the store's `quota_used` when
-//!   missing (a new Redis, or one that lost its data).
+//! - A key's hash is written when the admin creates the key or changes its
+//!   limits ([`Accounting::key_written`]), and rebuilt from the store's
+//!   record when missing (a new Redis, or one that lost its data).
 //! - Settlement writes the store first (idempotent per request id), then
 //!   moves the counters once per request id (a marker with a day's expiry).
 //! - Every reservation holds a lease (`mg:lease:<request id>`, a hash, and
@@ -19,19 +19,18 @@
 //!   settlement reports the error so the gateway retries it; never an
 //!   unlimited gateway.
 
-use modelgate_core::domain::{
-    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
-    Settlement, StoredResponse, UsageQuery, UsageRow,
-};
+use std::sync::Arc;
+
+use modelgate_core::domain::{ApiKey, Ask, Grant, Lease, Settlement};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{KeyStore, ModelStore, ResponseStore, Store, UsageStore};
+use modelgate_core::ports::{Accounting, Store};
 use redis::Script;
 
 use crate::{Connection, unavailable};
 
 /// Reserve tokens (ARGV[1] min to ARGV[2] max, quota window ARGV[9]) and
 /// nano-dollars (ARGV[10] min to ARGV[11] max, budget window ARGV[12]) of
-/// KEYS[1], as [`modelgate_core::ports::KeyStore::reserve`] says, and
+/// KEYS[1], as [`modelgate_core::ports::Accounting::reserve`] says, and
 /// write the lease: hash KEYS[3] (request id ARGV[3], key id ARGV[4],
 /// model ARGV[5], backend ARGV[6], created ARGV[7], expires ARGV[8], and
 /// the amounts) and its end in the sorted set KEYS[2]. Returns {-1} when
@@ -104,18 +103,19 @@ end
 return 1
 ";
 
-/// A store whose quota reservations live in Redis.
-pub struct RedisQuota<S> {
-    store: S,
+/// Quota and budget counters in Redis, in front of the store `S` (which
+/// keeps the keys and the usage records).
+pub struct RedisCounters<S> {
+    store: Arc<S>,
     redis: Connection,
     reserve: Script,
     set: Script,
     settle: Script,
 }
 
-impl<S> std::fmt::Debug for RedisQuota<S> {
+impl<S> std::fmt::Debug for RedisCounters<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQuota").finish_non_exhaustive()
+        f.debug_struct("RedisCounters").finish_non_exhaustive()
     }
 }
 
@@ -130,10 +130,10 @@ fn lease_hash(request_id: &str) -> String {
     format!("mg:lease:{request_id}")
 }
 
-impl<S: Store> RedisQuota<S> {
-    /// Quota counters in the Redis at `url` (connected on first use) in
-    /// front of `store`.
-    pub fn new(store: S, url: &str) -> Result<Self, StoreError> {
+impl<S: Store> RedisCounters<S> {
+    /// Counters in the Redis at `url` (connected on first use) in front of
+    /// `store`.
+    pub fn new(store: Arc<S>, url: &str) -> Result<Self, StoreError> {
         Ok(Self {
             store,
             redis: Connection::new(url)?,
@@ -167,89 +167,7 @@ impl<S: Store> RedisQuota<S> {
     }
 }
 
-impl<S: Store> RedisQuota<S> {
-    /// `keys` with their live counters (what the admin API shows), read in
-    /// one pipelined round trip; the store's when Redis has none or cannot
-    /// be reached.
-    async fn with_counters(&self, mut keys: Vec<ApiKey>) -> Vec<ApiKey> {
-        let read = async {
-            let mut pipe = redis::pipe();
-            for k in &keys {
-                pipe.cmd("HMGET").arg(counters(&k.id)).arg(&[
-                    "used",
-                    "reserved",
-                    "qwindow",
-                    "bused",
-                    "breserved",
-                    "bwindow",
-                ]);
-            }
-            let mut conn = self.redis.get().await?;
-            pipe.query_async::<Vec<Vec<Option<i64>>>>(&mut conn)
-                .await
-                .map_err(unavailable)
-        };
-        match read.await {
-            Ok(live) => {
-                for (k, counts) in keys.iter_mut().zip(live) {
-                    if let [Some(u), Some(r), Some(qw), Some(bu), Some(br), Some(bw)] = counts[..] {
-                        (k.quota_used, k.quota_reserved, k.quota_window) = (u, r, qw);
-                        (k.budget_used_nanos, k.budget_reserved_nanos) = (bu, br);
-                        k.budget_window = bw;
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "quota counters not read"),
-        }
-        keys
-    }
-}
-
-impl<S: Store> KeyStore for RedisQuota<S> {
-    async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.store.find_key_by_hash(hash).await
-    }
-
-    async fn insert_key(&self, key: NewKey) -> Result<ApiKey, StoreError> {
-        let k = self.store.insert_key(key).await?;
-        // A failure here is repaired by the first reservation.
-        if let Err(e) = self.set_counters(&k, (true, true)).await {
-            tracing::warn!(key_id = %k.id, error = %e, "quota counters not written");
-        }
-        Ok(k)
-    }
-
-    async fn get_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        match self.store.get_key(id).await? {
-            Some(k) => Ok(self.with_counters(vec![k]).await.pop()),
-            None => Ok(None),
-        }
-    }
-
-    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        Ok(self.with_counters(self.store.list_keys().await?).await)
-    }
-
-    async fn update_key(
-        &self,
-        id: &str,
-        patch: KeyPatch,
-        now_ms: i64,
-    ) -> Result<Option<ApiKey>, StoreError> {
-        // A new period starts its window afresh, as a set `used` does.
-        let reset = (
-            patch.quota_used.is_some() || patch.quota_period.is_some(),
-            patch.budget_used_nanos.is_some() || patch.budget_period.is_some(),
-        );
-        let counts = reset.0 || reset.1 || patch.quota.is_some() || patch.budget_nanos.is_some();
-        let k = self.store.update_key(id, patch, now_ms).await?;
-        if let Some(k) = k.as_ref().filter(|_| counts) {
-            // The admin sees an error rather than counters left stale.
-            self.set_counters(k, reset).await?;
-        }
-        Ok(k)
-    }
-
+impl<S: Store> Accounting for RedisCounters<S> {
     async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         let key_id = lease.key_id.as_str();
         for _ in 0..2 {
@@ -355,72 +273,43 @@ impl<S: Store> KeyStore for RedisQuota<S> {
         leases.sort_by_key(|l| (l.created_at, l.expires_at));
         Ok(leases)
     }
-}
 
-impl<S: Store> ModelStore for RedisQuota<S> {
-    async fn find_model(&self, name: &str) -> Result<Option<Model>, StoreError> {
-        self.store.find_model(name).await
+    async fn key_written(&self, key: &ApiKey, reset: (bool, bool)) -> Result<(), StoreError> {
+        self.set_counters(key, reset).await
     }
 
-    async fn get_model(&self, id: &str) -> Result<Option<Model>, StoreError> {
-        self.store.get_model(id).await
-    }
-
-    async fn list_models(&self) -> Result<Vec<Model>, StoreError> {
-        self.store.list_models().await
-    }
-
-    async fn insert_model(&self, model: NewModel) -> Result<Model, StoreError> {
-        self.store.insert_model(model).await
-    }
-
-    async fn update_model(
-        &self,
-        id: &str,
-        patch: ModelPatch,
-        now_ms: i64,
-    ) -> Result<Option<Model>, StoreError> {
-        self.store.update_model(id, patch, now_ms).await
-    }
-
-    async fn delete_model(&self, id: &str) -> Result<bool, StoreError> {
-        self.store.delete_model(id).await
-    }
-}
-
-impl<S: Store> ResponseStore for RedisQuota<S> {
-    async fn put_response(&self, response: &StoredResponse) -> Result<(), StoreError> {
-        self.store.put_response(response).await
-    }
-
-    async fn get_response(
-        &self,
-        id: &str,
-        now_ms: i64,
-    ) -> Result<Option<StoredResponse>, StoreError> {
-        self.store.get_response(id, now_ms).await
-    }
-
-    async fn list_responses(
-        &self,
-        key_id: &str,
-        now_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<ResponseSummary>, StoreError> {
-        self.store.list_responses(key_id, now_ms, limit).await
-    }
-
-    async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
-        self.store.delete_response(id).await
-    }
-
-    async fn purge_responses(&self, now_ms: i64, limit: u32) -> Result<u64, StoreError> {
-        self.store.purge_responses(now_ms, limit).await
-    }
-}
-
-impl<S: Store> UsageStore for RedisQuota<S> {
-    async fn usage_by_day(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-        self.store.usage_by_day(query).await
+    /// The live counters, read in one pipelined round trip; the store's
+    /// when Redis has none or cannot be reached.
+    async fn live(&self, mut keys: Vec<ApiKey>) -> Vec<ApiKey> {
+        let read = async {
+            let mut pipe = redis::pipe();
+            for k in &keys {
+                pipe.cmd("HMGET").arg(counters(&k.id)).arg(&[
+                    "used",
+                    "reserved",
+                    "qwindow",
+                    "bused",
+                    "breserved",
+                    "bwindow",
+                ]);
+            }
+            let mut conn = self.redis.get().await?;
+            pipe.query_async::<Vec<Vec<Option<i64>>>>(&mut conn)
+                .await
+                .map_err(unavailable)
+        };
+        match read.await {
+            Ok(live) => {
+                for (k, counts) in keys.iter_mut().zip(live) {
+                    if let [Some(u), Some(r), Some(qw), Some(bu), Some(br), Some(bw)] = counts[..] {
+                        (k.quota_used, k.quota_reserved, k.quota_window) = (u, r, qw);
+                        (k.budget_used_nanos, k.budget_reserved_nanos) = (bu, br);
+                        k.budget_window = bw;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "quota counters not read"),
+        }
+        keys
     }
 }

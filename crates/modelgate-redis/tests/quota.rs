@@ -7,18 +7,27 @@ use std::time::Duration;
 use modelgate_core::domain::{KeyPatch, NewKey};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::KeyStore;
-use modelgate_redis::RedisQuota;
+use modelgate_redis::RedisCounters;
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use modelgate_testkit::conformance::{key, lease, settlement};
 use modelgate_testkit::service::{Service, free_port};
+use modelgate_testkit::subject::Subject;
 
-fn fresh() -> Option<(RedisQuota<SqliteStore>, Service)> {
-    let redis = Service::redis()?;
-    let store = RedisQuota::new(SqliteStore::in_memory().unwrap(), &redis.url("redis")).unwrap();
-    Some((store, redis))
+type Counted = Subject<SqliteStore, RedisCounters<SqliteStore>>;
+
+/// SQLite with its counters in Redis.
+fn counted(store: SqliteStore, redis: &Service) -> Counted {
+    let store = Arc::new(store);
+    let accounts = RedisCounters::new(Arc::clone(&store), &redis.url("redis")).unwrap();
+    Subject::new(store, accounts)
 }
 
-modelgate_testkit::store_conformance!(guarded fresh());
+fn fresh() -> Option<(Counted, Service)> {
+    let redis = Service::redis()?;
+    Some((counted(SqliteStore::in_memory().unwrap(), &redis), redis))
+}
+
+modelgate_testkit::store_conformance!(accounts fresh());
 
 /// Two gateway instances, each with its own connection, sharing one Redis
 /// and one SQLite file (the Lambda on EFS): 14 reservations of 7 in 100,
@@ -36,12 +45,8 @@ async fn instances_sharing_redis_and_a_file_never_overspend() {
         ..Options::default()
     };
     let db = dir.join("gw.db");
-    let a = Arc::new(
-        RedisQuota::new(SqliteStore::open(&db, opts()).unwrap(), &redis.url("redis")).unwrap(),
-    );
-    let b = Arc::new(
-        RedisQuota::new(SqliteStore::open(&db, opts()).unwrap(), &redis.url("redis")).unwrap(),
-    );
+    let a = Arc::new(counted(SqliteStore::open(&db, opts()).unwrap(), &redis));
+    let b = Arc::new(counted(SqliteStore::open(&db, opts()).unwrap(), &redis));
     a.insert_key(NewKey {
         key: key("key_m", Some(100)),
     })
@@ -98,7 +103,7 @@ async fn a_lost_redis_refuses_then_rebuilds_from_the_store() {
         return;
     };
     let port = redis.port();
-    let s = RedisQuota::new(SqliteStore::in_memory().unwrap(), &redis.url("redis")).unwrap();
+    let s = counted(SqliteStore::in_memory().unwrap(), &redis);
     s.insert_key(NewKey {
         key: key("key_r", Some(100)),
     })

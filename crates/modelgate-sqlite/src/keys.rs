@@ -1,10 +1,10 @@
 //! Keys: lookup, admin changes, atomic quota reservation and settlement,
-//! with the shared statements of [`modelgate_core::sql`].
+//! with the shared statements of [`modelgate_sql`].
 
 use modelgate_core::domain::{ApiKey, Ask, Grant, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::KeyStore;
-use modelgate_core::sql::{self, KeyRow, SqlValue};
+use modelgate_core::ports::{Accounting, KeyStore};
+use modelgate_sql::{self as sql, KeyRow, SqlValue};
 use rusqlite::Row;
 
 use crate::SqliteStore;
@@ -79,7 +79,9 @@ impl KeyStore for SqliteStore {
         }
         self.key_where("id", id)
     }
+}
 
+impl Accounting for SqliteStore {
     async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         let work = Work::Reserve(
             sql::reserve_params(&lease.key_id, ask),

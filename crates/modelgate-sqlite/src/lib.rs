@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
-use modelgate_core::sql::SqlValue;
+use modelgate_sql::SqlValue;
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
 use writer::{WalFile, Writer};

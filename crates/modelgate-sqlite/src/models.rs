@@ -1,10 +1,10 @@
 //! Models and usage reports, with the shared statements of
-//! [`modelgate_core::sql`].
+//! [`modelgate_sql`].
 
 use modelgate_core::domain::{Model, ModelPatch, NewModel, UsageQuery, UsageRow};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{ModelStore, UsageStore};
-use modelgate_core::sql::{self, ModelRow};
+use modelgate_sql::{self as sql, ModelRow};
 use rusqlite::Row;
 
 use crate::SqliteStore;

@@ -1,9 +1,9 @@
-//! Stored Responses, with the shared statements of [`modelgate_core::sql`].
+//! Stored Responses, with the shared statements of [`modelgate_sql`].
 
 use modelgate_core::domain::{ResponseSummary, StoredResponse};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::ResponseStore;
-use modelgate_core::sql::{self, SqlValue};
+use modelgate_sql::{self as sql, SqlValue};
 use rusqlite::Row;
 
 use crate::SqliteStore;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use modelgate_core::domain::Grant;
 use modelgate_core::error::StoreError;
-use modelgate_core::sql::{self, SqlValue};
+use modelgate_sql::{self as sql, SqlValue};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params_from_iter};
 use tokio::sync::oneshot;
 
@@ -356,8 +356,8 @@ mod tests {
             ..Default::default()
         };
         Work::Reserve(
-            modelgate_core::sql::reserve_params("key_i", &ask),
-            modelgate_core::sql::lease_params(&lease),
+            modelgate_sql::reserve_params("key_i", &ask),
+            modelgate_sql::lease_params(&lease),
         )
     }
 

@@ -1,9 +1,9 @@
-//! The GCRA statements D1 runs (`modelgate_core::sql::RATE_*`), on SQLite's
+//! The GCRA statements D1 runs (`modelgate_sql::RATE_*`), on SQLite's
 //! engine, which D1 is: a step with a cost, a first step held to the
 //! window, refusals that store nothing, and tokens given back.
 
 use modelgate_core::limiter::{gcra_params, refund_us};
-use modelgate_core::sql::{RATE_REFUND, RATE_STEP};
+use modelgate_sql::{RATE_REFUND, RATE_STEP};
 use rusqlite::{Connection, OptionalExtension, params};
 
 fn step(db: &Connection, subject: &str, per_minute: u32, cost: i64, now_us: i64) -> Option<i64> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use modelgate_core::domain::NewKey;
-use modelgate_core::ports::KeyStore;
+use modelgate_core::ports::{Accounting, KeyStore};
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use modelgate_testkit::conformance::{key, settlement};
 

@@ -13,7 +13,9 @@ use modelgate_core::domain::{
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::period::Period;
-use modelgate_core::ports::Store;
+use modelgate_core::ports::{Accounting, Store};
+
+use crate::subject::Subject;
 
 pub use crate::periods::{concurrent_budget_never_overspent, windows_roll_at_the_boundary};
 
@@ -37,7 +39,7 @@ pub fn lease(key_id: &str) -> Lease {
 /// Every reservation holds a lease (with the amount reserved) until its
 /// settlement ends it; leases are listed oldest first, or only those
 /// expired by a time.
-pub async fn leases_live_until_settled<S: Store>(s: Arc<S>) {
+pub async fn leases_live_until_settled<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     s.insert_key(NewKey {
         key: key("key_le", Some(1000)),
     })
@@ -212,7 +214,7 @@ pub fn settlement(
 }
 
 /// Keys: insert, find by hash, get, list, patch, missing ids, duplicates.
-pub async fn keys_roundtrip<S: Store>(s: Arc<S>) {
+pub async fn keys_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let k = s
         .insert_key(NewKey {
             key: key("key_a", Some(100)),
@@ -271,7 +273,7 @@ pub async fn keys_roundtrip<S: Store>(s: Arc<S>) {
 }
 
 /// Quota: reserve within bounds, refuse below `min`, unlimited keys.
-pub async fn quota_reservation<S: Store>(s: Arc<S>) {
+pub async fn quota_reservation<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     s.insert_key(NewKey {
         key: key("key_q", Some(100)),
     })
@@ -318,7 +320,7 @@ pub async fn quota_reservation<S: Store>(s: Arc<S>) {
 }
 
 /// Settling twice (a retried write) charges once and records once.
-pub async fn settle_is_idempotent<S: Store>(s: Arc<S>) {
+pub async fn settle_is_idempotent<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     s.insert_key(NewKey {
         key: key("key_i", Some(1_000)),
     })
@@ -349,7 +351,9 @@ pub async fn settle_is_idempotent<S: Store>(s: Arc<S>) {
 }
 
 /// Many concurrent reservations never hand out more than the quota.
-pub async fn concurrent_reservations_never_overspend<S: Store>(s: Arc<S>) {
+pub async fn concurrent_reservations_never_overspend<S: Store, A: Accounting>(
+    s: Arc<Subject<S, A>>,
+) {
     s.insert_key(NewKey {
         key: key("key_c", Some(100)),
     })
@@ -371,7 +375,7 @@ pub async fn concurrent_reservations_never_overspend<S: Store>(s: Arc<S>) {
 }
 
 /// Models: insert, find by name, list, patch, unique names, delete.
-pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
+pub async fn models_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let m = s
         .insert_model(NewModel {
             model: model("mdl_1", "m1"),
@@ -485,7 +489,7 @@ pub async fn models_roundtrip<S: Store>(s: Arc<S>) {
 
 /// Usage: grouped by UTC day, key, model, endpoint and deployment;
 /// filtered by range, key, model.
-pub async fn usage_report<S: Store>(s: Arc<S>) {
+pub async fn usage_report<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     const DAY: i64 = 86_400_000;
     for k in ["key_x", "key_y"] {
         s.insert_key(NewKey { key: key(k, None) }).await.unwrap();
@@ -591,7 +595,7 @@ pub fn stored_response(id: &str, key_id: &str, created_at: i64, expires_at: i64)
 /// Stored responses: put, get verbatim, replace, expire for reads at
 /// once, list a key's newest first, delete, and purge only what expired,
 /// in bounded batches.
-pub async fn responses_roundtrip<S: Store>(s: Arc<S>) {
+pub async fn responses_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let r = stored_response("resp_1", "key_a", 1_000, 10_000);
     s.put_response(&r).await.unwrap();
     assert_eq!(
@@ -666,11 +670,16 @@ pub async fn responses_roundtrip<S: Store>(s: Arc<S>) {
 
 /// Generate one `#[tokio::test]` per conformance case for a store.
 /// `$make` is an expression giving a fresh, empty store; with `guarded`, it
-/// gives `(store, guard)`, the guard (e.g. the store's server process)
-/// living until the case ends.
+/// gives `Option<(store, guard)>`, the guard (e.g. the store's server
+/// process) living until the case ends (`None`: a service is missing, the
+/// case is skipped); with `accounts`, `Option<(Subject, guard)>`: a store
+/// with counters in front of it.
 #[macro_export]
 macro_rules! store_conformance {
     (guarded $make:expr) => {
+        $crate::store_conformance!(accounts $make.map(|(store, guard)| ($crate::subject::Subject::own(store), guard)));
+    };
+    (accounts $make:expr) => {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
             concurrent_reservations_never_overspend, models_roundtrip, usage_report, leases_live_until_settled,
             responses_roundtrip, windows_roll_at_the_boundary, concurrent_budget_never_overspent);
@@ -683,8 +692,8 @@ macro_rules! store_conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 // `None`: a service the store needs is missing (skipped).
-                let Some((store, _guard)) = $make else { return };
-                $crate::conformance::$case(::std::sync::Arc::new(store)).await;
+                let Some((subject, _guard)) = $make else { return };
+                $crate::conformance::$case(::std::sync::Arc::new(subject)).await;
             }
         )*
     };

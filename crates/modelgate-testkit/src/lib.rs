@@ -13,6 +13,7 @@ pub mod conformance;
 pub mod mock;
 pub mod periods;
 pub mod service;
+pub mod subject;
 
 pub use mock::MockUpstream;
 pub use service::Service;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use modelgate_core::domain::{Ask, Grant, NewKey};
 use modelgate_core::period::Period;
-use modelgate_core::ports::Store;
+use modelgate_core::ports::{Accounting, Store};
 
 use crate::conformance::{key, lease, settlement};
+use crate::subject::Subject;
 
 const DAY: i64 = 86_400_000;
 
@@ -26,7 +27,7 @@ fn ask(tokens: i64, money: i64, quota_window: i64, budget_window: i64) -> Ask {
 /// each counter refuses past its limit within its window, starts from
 /// zero in the next (the other keeps counting), and a request reserved in
 /// a window that has ended is charged nowhere.
-pub async fn windows_roll_at_the_boundary<S: Store>(s: Arc<S>) {
+pub async fn windows_roll_at_the_boundary<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let mut k = key("key_p", Some(100));
     (k.quota_period, k.quota_window) = (Period::Monthly, 30 * DAY);
     (k.budget_nanos, k.budget_period, k.budget_window) = (Some(1_000), Period::Daily, 30 * DAY);
@@ -102,7 +103,7 @@ pub async fn windows_roll_at_the_boundary<S: Store>(s: Arc<S>) {
 /// Fifty concurrent reservations on a budget of a few requests' cost:
 /// exactly as many as fit are granted; settled at their cost, the budget
 /// is spent to the nano-dollar and never past it.
-pub async fn concurrent_budget_never_overspent<S: Store>(s: Arc<S>) {
+pub async fn concurrent_budget_never_overspent<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let mut k = key("key_cb", None);
     (k.budget_nanos, k.budget_period, k.budget_window) = (Some(1_000), Period::Daily, DAY);
     s.insert_key(NewKey { key: k }).await.unwrap();

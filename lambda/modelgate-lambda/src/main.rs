@@ -21,6 +21,7 @@ mod aws;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::RequestExt;
@@ -29,7 +30,7 @@ use modelgate_core::ports::Store;
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
 use modelgate_native::ports::{NativePorts, ReqwestHttp};
-use modelgate_redis::{RedisLimiter, RedisQuota};
+use modelgate_redis::{RedisCounters, RedisLimiter};
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
@@ -109,11 +110,13 @@ async fn serve<S: Store>(
     for name in secrets.keys() {
         let _ = config.declare_secret(name);
     }
-    let store = RedisQuota::new(store, redis).map_err(|e| e.to_string())?;
+    let store = Arc::new(store);
+    let accounts = RedisCounters::new(Arc::clone(&store), redis).map_err(|e| e.to_string())?;
     let limiter = RedisLimiter::new(redis).map_err(|e| e.to_string())?;
-    let ports = NativePorts::with_limiter(
+    let ports = NativePorts::compose(
         ReqwestHttp::new(config.allow_link_local_upstreams)?,
         store,
+        accounts,
         limiter,
     )
     .with_secrets(secrets);

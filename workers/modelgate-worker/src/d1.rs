@@ -1,5 +1,5 @@
 //! The D1 store (keys, models, usage) and the D1 rate limiter, running the
-//! shared statements of [`modelgate_core::sql`]; and the KV cache in front
+//! shared statements of [`modelgate_sql`]; and the KV cache in front
 //! of key lookups.
 //!
 //! Counters are exact because every step is one D1 statement (reservation,
@@ -14,9 +14,9 @@ use modelgate_core::domain::{
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
 use modelgate_core::ports::{
-    KeyStore, ModelStore, RateDecision, RateLimiter, ResponseStore, UsageStore,
+    Accounting, KeyStore, ModelStore, RateDecision, RateLimiter, ResponseStore, UsageStore,
 };
-use modelgate_core::sql::{self, KeyRow, ModelRow, SqlValue};
+use modelgate_sql::{self as sql, KeyRow, ModelRow, SqlValue};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement, kv::KvStore};
@@ -163,7 +163,9 @@ impl KeyStore for D1Store {
         }
         Ok(key)
     }
+}
 
+impl Accounting for D1Store {
     async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         // One batch, one transaction: the reservation and its lease.
         let batch = vec![

@@ -38,6 +38,7 @@ pub(crate) struct WorkerPorts {
 impl Ports for WorkerPorts {
     type Http = FetchHttp;
     type Store = D1Store;
+    type Accounts = D1Store;
     type Limiter = D1Store;
 
     fn http(&self) -> &FetchHttp {
@@ -45,6 +46,10 @@ impl Ports for WorkerPorts {
     }
 
     fn store(&self) -> &D1Store {
+        &self.store
+    }
+
+    fn accounts(&self) -> &D1Store {
         &self.store
     }
 

@@ -13,7 +13,7 @@ use crate::calendar::{DAY_MS, day_name, days_from_civil};
 use crate::cost::nanos_to_usd;
 use crate::domain::{KeyPatch, KeyStatus, UsageQuery};
 use crate::error::{GatewayError, RequestError};
-use crate::ports::{KeyStore, Ports, UsageStore};
+use crate::ports::{Ports, UsageStore};
 
 /// Parse a JSON body into `T`, with an OpenAI-shaped 400 on failure.
 pub(super) fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, GatewayError> {
@@ -51,19 +51,14 @@ impl<P: Ports> Gateway<P> {
             (["keys", id], m) => {
                 let id = check_id(id, "key_", "API key")?;
                 match *m {
-                    Method::GET => self.key_answer(self.ports().store().get_key(id).await?),
+                    Method::GET => self.key_answer(self.read_key(id).await?),
                     Method::PATCH => self.patch_key(id, parse_body(body)?).await,
                     Method::DELETE => {
                         let patch = KeyPatch {
                             status: Some(KeyStatus::Revoked),
                             ..KeyPatch::default()
                         };
-                        self.key_answer(
-                            self.ports()
-                                .store()
-                                .update_key(id, patch, self.now_ms())
-                                .await?,
-                        )
+                        self.key_answer(self.write_key(id, patch).await?)
                     }
                     _ => Err(RequestError::MethodNotAllowed.into()),
                 }

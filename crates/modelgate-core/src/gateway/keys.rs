@@ -15,7 +15,7 @@ use crate::cost::nanos_to_usd;
 use crate::domain::{ApiKey, KeyPatch, KeyStatus, ModelLimit, NewKey};
 use crate::error::{GatewayError, RequestError};
 use crate::period::{self, Period};
-use crate::ports::{KeyStore, Ports};
+use crate::ports::{Accounting, KeyStore, Ports};
 
 /// Body of `POST /admin/api/keys`.
 #[derive(Debug, Deserialize)]
@@ -163,11 +163,12 @@ impl<P: Ports> Gateway<P> {
 
     pub(super) async fn list_keys(&self) -> Result<Response<P>, GatewayError> {
         let now = self.now_ms();
+        let keys = self.ports().store().list_keys().await?;
         let keys: Vec<Value> = self
             .ports()
-            .store()
-            .list_keys()
-            .await?
+            .accounts()
+            .live(keys)
+            .await
             .iter()
             .map(|k| key_view(k, now))
             .collect();
@@ -219,6 +220,16 @@ impl<P: Ports> Gateway<P> {
             last_used_at: None,
         };
         let stored = self.ports().store().insert_key(NewKey { key }).await?;
+        // Counters kept elsewhere that miss this write are rebuilt from the
+        // record by the key's first reservation.
+        if let Err(e) = self
+            .ports()
+            .accounts()
+            .key_written(&stored, (true, true))
+            .await
+        {
+            tracing::warn!(key_id = %stored.id, error = %e, "quota counters not written");
+        }
         let mut out = key_view(&stored, now);
         // The only time the plaintext leaves the gateway.
         out["key"] = Value::String(plaintext);
@@ -268,11 +279,33 @@ impl<P: Ports> Gateway<P> {
                 patch.budget_window = Some(period.window(now));
             }
         }
-        self.key_answer(
-            self.ports()
-                .store()
-                .update_key(id, patch, self.now_ms())
-                .await?,
-        )
+        self.key_answer(self.write_key(id, patch).await?)
+    }
+
+    /// One key as the admin API shows it: its record, with its counters.
+    pub(super) async fn read_key(&self, id: &str) -> Result<Option<ApiKey>, GatewayError> {
+        match self.ports().store().get_key(id).await? {
+            Some(k) => Ok(self.ports().accounts().live(vec![k]).await.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// Apply `patch` to the key's record, then to its counters (an error
+    /// there is the admin's to see, rather than counters left stale).
+    pub(super) async fn write_key(
+        &self,
+        id: &str,
+        patch: KeyPatch,
+    ) -> Result<Option<ApiKey>, GatewayError> {
+        let (reset, counts) = (patch.resets(), patch.touches_counters());
+        let key = self
+            .ports()
+            .store()
+            .update_key(id, patch, self.now_ms())
+            .await?;
+        if let Some(k) = key.as_ref().filter(|_| counts) {
+            self.ports().accounts().key_written(k, reset).await?;
+        }
+        Ok(key)
     }
 }

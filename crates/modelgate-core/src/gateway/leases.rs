@@ -15,7 +15,7 @@
 use super::Gateway;
 use crate::domain::{Lease, Settlement, UsageRecord};
 use crate::error::GatewayError;
-use crate::ports::{KeyStore, Ports};
+use crate::ports::{Accounting, Ports};
 
 /// How often one instance looks for expired leases.
 pub(super) const SWEEP_EVERY_MS: i64 = 30_000;
@@ -61,7 +61,7 @@ impl<P: Ports> Gateway<P> {
     /// Settle every request whose lease has expired; how many.
     pub async fn expire_leases(&self) -> Result<usize, GatewayError> {
         let now = self.now_ms();
-        let expired = self.ports().store().leases(Some(now)).await?;
+        let expired = self.ports().accounts().leases(Some(now)).await?;
         for lease in &expired {
             tracing::warn!(request_id = %lease.request_id, key_id = %lease.key_id,
                 held = lease.amount, "lease expired: settling an abandoned request");
@@ -86,7 +86,7 @@ impl<P: Ports> Gateway<P> {
 
     /// `GET /admin/api/reservations`: the outstanding leases.
     pub(super) async fn admin_leases(&self) -> Result<Vec<Lease>, GatewayError> {
-        Ok(self.ports().store().leases(None).await?)
+        Ok(self.ports().accounts().leases(None).await?)
     }
 
     /// `DELETE /admin/api/reservations/{request_id}`: settle that request
@@ -94,7 +94,7 @@ impl<P: Ports> Gateway<P> {
     /// running, its own settlement later finds it settled and counts
     /// nothing). `false` when there is no such lease.
     pub(super) async fn admin_release(&self, request_id: &str) -> Result<bool, GatewayError> {
-        let leases = self.ports().store().leases(None).await?;
+        let leases = self.ports().accounts().leases(None).await?;
         let Some(lease) = leases.iter().find(|l| l.request_id == request_id) else {
             return Ok(false);
         };

@@ -18,7 +18,7 @@ use crate::cost::Prices;
 use crate::domain::{ApiKey, Lease, Model, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::observe;
-use crate::ports::{KeyStore, ModelStore, Ports};
+use crate::ports::{Accounting, KeyStore, ModelStore, Ports};
 use crate::request::{self, Endpoint};
 use crate::responses::{self, BridgeRelay, Echo};
 
@@ -402,10 +402,10 @@ impl<P: Ports> Gateway<P> {
             completion_tokens = u.completion_tokens, cached_tokens = u.cached_tokens,
             cost_nanos = u.cost_nanos.unwrap_or(0), usage_reported = u.usage_reported, stream = u.stream,
             error = u.error.as_deref().unwrap_or(""), "completed");
-        let store = self.ports().store();
+        let accounts = self.ports().accounts();
         let begun_us = self.ports().monotonic_us();
         for attempt in 0..5u32 {
-            match store.settle(&s).await {
+            match accounts.settle(&s).await {
                 Ok(()) => {
                     let us = self.ports().monotonic_us().saturating_sub(begun_us);
                     observe::overhead("settle", us);

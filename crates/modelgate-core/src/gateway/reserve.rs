@@ -12,7 +12,7 @@ use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Ask, Grant, Lease, Model};
 use crate::error::{GatewayError, LimitError};
 use crate::period;
-use crate::ports::{KeyStore, Ports};
+use crate::ports::{Accounting, Ports};
 use crate::request::ProxyRequest;
 
 /// What admission holds for a request.
@@ -123,15 +123,14 @@ impl<P: Ports> Gateway<P> {
             quota_window: ask_windows.quota_window,
             budget_window: ask_windows.budget_window,
         };
-        let store = self.ports().store();
-        let reserved = store.reserve(lease, &ask).await;
+        let reserved = self.ports().accounts().reserve(lease, &ask).await;
         let Ok(Some(Grant { tokens, money })) = reserved else {
             let taken = prompt.saturating_add(out_max);
             self.give_back(&key.id, &model.name, &tpm, taken).await;
             reserved?;
             // Refused: which counter fell short is read from the key as it
             // stands now (concurrent requests moved it since it was read).
-            let now_key = store.get_key(&key.id).await?;
+            let now_key = self.read_key(&key.id).await?;
             return Err(refusal(now_key.as_ref().unwrap_or(key), &ask, now).into());
         };
         let mut out = out_max;
