@@ -11,10 +11,12 @@
 
 mod patch;
 pub mod postgres;
+mod read;
 mod rows;
 mod statements;
 
 pub use patch::{key_changes, key_patch, model_changes, model_patch};
+pub use read::{Columns, lease_row, response_row, summary_row, usage_row};
 pub use rows::{KeyRow, ModelRow};
 pub use statements::*;
 

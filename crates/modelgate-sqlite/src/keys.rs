@@ -7,39 +7,12 @@ use modelgate_core::ports::{Accounting, KeyStore};
 use modelgate_sql::{self as sql, KeyRow, SqlValue};
 use rusqlite::Row;
 
-use crate::SqliteStore;
 use crate::writer::Work;
+use crate::{Cols, SqliteStore};
 
 /// Read a row of [`sql::KEY_COLUMNS`].
 pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
-    Ok(KeyRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        prefix: r.get(2)?,
-        key_hash: r.get::<_, String>(3)?.into(),
-        status: r.get(4)?,
-        admin: r.get(5)?,
-        rpm: r.get(6)?,
-        quota: r.get(7)?,
-        quota_used: r.get(8)?,
-        quota_reserved: r.get(9)?,
-        allowed_models: r.get(10)?,
-        allowed_ips: r.get(11)?,
-        default_model: r.get(12)?,
-        expires_at: r.get(13)?,
-        created_at: r.get(14)?,
-        updated_at: r.get(15)?,
-        last_used_at: r.get(16)?,
-        quota_period: r.get(17)?,
-        quota_window: r.get(18)?,
-        budget_nanos: r.get(19)?,
-        budget_used_nanos: r.get(20)?,
-        budget_reserved_nanos: r.get(21)?,
-        budget_period: r.get(22)?,
-        budget_window: r.get(23)?,
-        tpm: r.get(24)?,
-        model_limits: r.get(25)?,
-    })
+    KeyRow::read(&Cols(r))
 }
 
 impl SqliteStore {
@@ -104,22 +77,6 @@ impl Accounting for SqliteStore {
             Some(t) => (sql::EXPIRED_LEASES, vec![SqlValue::Int(t)]),
             None => (sql::LEASES, vec![]),
         };
-        self.query_all(
-            stmt,
-            &args,
-            |r| {
-                Ok(Lease {
-                    request_id: r.get(0)?,
-                    key_id: r.get(1)?,
-                    model: r.get(2)?,
-                    backend: r.get(3)?,
-                    amount: r.get(4)?,
-                    created_at: r.get(5)?,
-                    expires_at: r.get(6)?,
-                    money: r.get(7)?,
-                })
-            },
-            Ok,
-        )
+        self.query_all(stmt, &args, |r| sql::lease_row(&Cols(r)), Ok)
     }
 }

@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use modelgate_core::error::StoreError;
-use modelgate_sql::SqlValue;
+use modelgate_sql::{Columns, SqlValue};
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params_from_iter};
 use writer::{WalFile, Writer};
 
 /// The migrations, in order (the files of the top-level `migrations/`).
@@ -116,6 +116,29 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Quota reservations and settlements, group-committed.
     writer: Writer,
+}
+
+/// A SQLite row, read by the shared column orders.
+pub(crate) struct Cols<'a, 'b>(pub(crate) &'a Row<'b>);
+
+impl Columns for Cols<'_, '_> {
+    type Error = rusqlite::Error;
+
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.0.get(i)
+    }
+
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.0.get(i)
+    }
+
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.0.get(i)
+    }
+
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.0.get(i)
+    }
 }
 
 /// Map a SQLite error to the store error the gateway understands.

@@ -7,41 +7,14 @@ use modelgate_core::ports::{ModelStore, UsageStore};
 use modelgate_sql::{self as sql, ModelRow};
 use rusqlite::Row;
 
-use crate::SqliteStore;
+use crate::{Cols, SqliteStore};
 
 fn model_row(r: &Row<'_>) -> rusqlite::Result<ModelRow> {
-    Ok(ModelRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        backend: r.get(2)?,
-        base_url: r.get(3)?,
-        fallback_urls: r.get(4)?,
-        upstream_model: r.get(5)?,
-        api_key: r.get::<_, Option<String>>(6)?.map(Into::into),
-        enabled: r.get(7)?,
-        stream_usage: r.get(8)?,
-        created_at: r.get(9)?,
-        updated_at: r.get(10)?,
-        responses_api: r.get(11)?,
-        deployments: r.get::<_, Option<String>>(12)?.map(Into::into),
-        prices: r.get(13)?,
-    })
+    ModelRow::read(&Cols(r))
 }
 
 fn usage_row(r: &Row<'_>) -> rusqlite::Result<UsageRow> {
-    Ok(UsageRow {
-        day: r.get(0)?,
-        key_id: r.get(1)?,
-        model: r.get(2)?,
-        endpoint: r.get(3)?,
-        deployment: r.get(4)?,
-        requests: r.get(5)?,
-        prompt_tokens: r.get(6)?,
-        completion_tokens: r.get(7)?,
-        errors: r.get(8)?,
-        cached_tokens: r.get(9)?,
-        cost_nanos: r.get(10)?,
-    })
+    sql::usage_row(&Cols(r))
 }
 
 /// A unique-name failure names the model.

@@ -6,19 +6,10 @@ use modelgate_core::ports::ResponseStore;
 use modelgate_sql::{self as sql, SqlValue};
 use rusqlite::Row;
 
-use crate::SqliteStore;
+use crate::{Cols, SqliteStore};
 
 fn response_row(r: &Row<'_>) -> rusqlite::Result<StoredResponse> {
-    Ok(StoredResponse {
-        id: r.get(0)?,
-        key_id: r.get(1)?,
-        model: r.get(2)?,
-        previous_response_id: r.get(3)?,
-        input: r.get(4)?,
-        response: r.get(5)?,
-        created_at: r.get(6)?,
-        expires_at: r.get(7)?,
-    })
+    sql::response_row(&Cols(r))
 }
 
 impl ResponseStore for SqliteStore {
@@ -44,16 +35,7 @@ impl ResponseStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<ResponseSummary>, StoreError> {
         let args = sql::list_responses_params(key_id, now_ms, limit);
-        let row = |r: &Row<'_>| {
-            Ok(ResponseSummary {
-                id: r.get(0)?,
-                key_id: r.get(1)?,
-                model: r.get(2)?,
-                previous_response_id: r.get(3)?,
-                created_at: r.get(4)?,
-                expires_at: r.get(5)?,
-            })
-        };
+        let row = |r: &Row<'_>| sql::summary_row(&Cols(r));
         self.query_all(sql::LIST_RESPONSES, &args, row, Ok)
     }
 

@@ -1,6 +1,6 @@
-//! Real services for tests (redis-server, moto's DynamoDB server), each
-//! started on a free loopback port and stopped when its guard drops, on
-//! every path, panics included.
+//! Real services for tests (redis-server, PostgreSQL, moto's DynamoDB
+//! server), each started on a free loopback port and stopped when its guard
+//! drops, on every path, panics included.
 //!
 //! On a machine without them a bare `cargo test` skips the tests that need
 //! them, saying so on the terminal; with `MG_REQUIRE_SERVICES=1` (`make
@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use std::time::Duration;
 pub struct Service {
     port: u16,
     child: Child,
+    /// A data directory of its own, removed once it stopped.
+    scratch: Option<PathBuf>,
 }
 
 impl Service {
@@ -45,8 +48,7 @@ impl Service {
             "no",
         ];
         Self::spawn(
-            "REDIS_SERVER",
-            "redis-server",
+            &program("REDIS_SERVER", "redis-server"),
             &args,
             port,
             "apt-get install redis-server",
@@ -78,23 +80,105 @@ impl Service {
         );
         let args = [script, "-H", "127.0.0.1", "-p", &p];
         Self::spawn(
-            "MOTO_PYTHON",
-            "python3",
+            &program("MOTO_PYTHON", "python3"),
             &args,
             port,
             "pip install 'moto[dynamodb,server]'",
         )
     }
 
-    fn spawn(var: &str, program: &str, args: &[&str], port: u16, install: &str) -> Self {
-        let program = self::program(var, program);
+    /// A PostgreSQL server of its own (Debian's `postgresql`: `initdb` and
+    /// `postgres` from `$PG_BIN`, else PostgreSQL's own bin directory, else
+    /// PATH) in a fresh data directory, trusting local connections as user
+    /// `modelgate`, without fsync (a test's data outlives nothing); `None`
+    /// when there is none and it is not required. Run as root, it runs as
+    /// the `postgres` user, as PostgreSQL insists.
+    pub fn postgres() -> Option<Self> {
+        let initdb = pg_program("initdb");
+        available(
+            &initdb,
+            &["--version"],
+            "PostgreSQL",
+            "apt-get install postgresql",
+        )
+        .then(|| Self::postgres_on(free_port()))
+    }
+
+    fn postgres_on(port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("mg-pg-{port}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let as_user = pg_user(&dir);
+        let data = dir.join("data");
+        let data = data.to_str().expect("a UTF-8 temp path");
+        let init = Command::new(as_user[0])
+            .args(&as_user[1..])
+            .arg(pg_program("initdb"))
+            .args([
+                "-D",
+                data,
+                "-U",
+                "modelgate",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        assert!(
+            init.is_ok_and(|s| s.success()),
+            "initdb failed in {}",
+            dir.display()
+        );
+        let p = port.to_string();
+        let socket_dir = dir.to_str().expect("a UTF-8 temp path");
+        let postgres = pg_program("postgres");
+        let mut args: Vec<&str> = as_user[1..].to_vec();
+        args.push(&postgres);
+        args.extend([
+            "-D",
+            data,
+            "-p",
+            &p,
+            "-h",
+            "127.0.0.1",
+            "-k",
+            socket_dir,
+            "-F",
+            "-c",
+            "max_connections=300",
+        ]);
+        let mut service = Self::spawn(as_user[0], &args, port, "apt-get install postgresql");
+        service.scratch = Some(dir);
+        // It listens before it accepts sessions ("starting up").
+        let ready = pg_program("pg_isready");
+        for _ in 0..1_000 {
+            let up = Command::new(&ready)
+                .args(["-q", "-h", "127.0.0.1", "-p", &p])
+                .status();
+            if up.is_ok_and(|s| s.success()) {
+                return service;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("PostgreSQL on port {port} did not accept sessions within 10 s");
+    }
+
+    fn spawn(program: &str, args: &[&str], port: u16, install: &str) -> Self {
         let child = Command::new(&program)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{program} cannot start ({e}); install it: {install}"));
-        let service = Self { port, child };
+        let service = Self {
+            port,
+            child,
+            scratch: None,
+        };
         for _ in 0..1_000 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return service;
@@ -119,7 +203,53 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A PostgreSQL program: from `$PG_BIN`, else the newest of Debian's
+/// `/usr/lib/postgresql/*/bin` (not on PATH there), else PATH.
+fn pg_program(name: &str) -> String {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return format!("{dir}/{name}");
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin").join(name))
+        .filter(|p| p.exists())
+        .max();
+    newest.map_or_else(|| name.to_owned(), |p| p.display().to_string())
+}
+
+/// The command prefix that runs PostgreSQL's programs: `env` (as is), or
+/// as root `setpriv` to the `postgres` user, who is then given `dir`.
+fn pg_user(dir: &Path) -> Vec<&'static str> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        return vec!["env"];
+    }
+    let owned = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(dir)
+        .status();
+    assert!(
+        owned.is_ok_and(|s| s.success()),
+        "PostgreSQL refuses to run as root and there is no `postgres` user to run it"
+    );
+    vec![
+        "setpriv",
+        "--reuid=postgres",
+        "--regid=postgres",
+        "--clear-groups",
+        "--",
+    ]
 }
 
 fn program(var: &str, default: &str) -> String {

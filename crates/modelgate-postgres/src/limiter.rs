@@ -1,0 +1,64 @@
+//! Exact per-minute limits shared by every replica: one GCRA step is one
+//! statement (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`), which
+//! PostgreSQL runs atomically per subject.
+
+use modelgate_core::error::StoreError;
+use modelgate_core::limiter;
+use modelgate_core::ports::{RateDecision, RateLimiter};
+use modelgate_sql::postgres::{self as pg, numbered};
+use modelgate_sql::{self as sql, SqlValue};
+
+use crate::{PgStore, pg_err};
+
+impl PgStore {
+    async fn tat(&self, sql: &str, args: &[SqlValue]) -> Result<Option<i64>, StoreError> {
+        let rows = self.query(sql, args).await?;
+        rows.first()
+            .map(|r| r.try_get(0).map_err(pg_err))
+            .transpose()
+    }
+}
+
+impl RateLimiter for PgStore {
+    async fn acquire(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        cost: i64,
+        now_ms: i64,
+    ) -> Result<RateDecision, StoreError> {
+        let now_us = now_ms.saturating_mul(1000);
+        let (interval, window) = limiter::gcra_params(per_minute);
+        let key = SqlValue::Text(subject.to_owned());
+        let args = [
+            key.clone(),
+            SqlValue::Int(now_us),
+            SqlValue::Int(interval.saturating_mul(cost.max(0))),
+            SqlValue::Int(window),
+        ];
+        let stepped = self.tat(pg::RATE_STEP, &args).await?;
+        let stored = match stepped {
+            Some(_) => None,
+            None => self.tat(&numbered(sql::RATE_TAT), &[key]).await?,
+        };
+        Ok(limiter::store_decision(
+            stepped, stored, now_us, per_minute, cost,
+        ))
+    }
+
+    async fn refund(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        units: i64,
+        _now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let args = [
+            SqlValue::Text(subject.to_owned()),
+            SqlValue::Int(limiter::refund_us(per_minute, units)),
+        ];
+        self.execute(&numbered(sql::RATE_REFUND), &args)
+            .await
+            .map(drop)
+    }
+}
