@@ -7,12 +7,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO := cargo
 VENV = $(shell scripts/bootstrap.sh)
 
-.PHONY: run test lint wasm unit fuzz e2e build test-browser clients
+.PHONY: run test lint wasm unit fuzz e2e e2e-replicas build test-browser clients
 
 run:
 	scripts/run.sh
 
-test: lint wasm unit fuzz e2e test-worker test-lambda test-browser
+test: lint wasm unit fuzz e2e e2e-replicas test-worker test-lambda test-browser
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -24,8 +24,9 @@ lint:
 wasm:
 	$(CARGO) build -p modelgate-core --target wasm32-unknown-unknown --locked
 
-# Store tests need redis-server (apt) and moto (the virtualenv); a bare
-# `cargo test` skips them where they are missing, here they are required.
+# Store tests need redis-server and postgresql (apt) and moto (the
+# virtualenv); a bare `cargo test` skips them where they are missing, here
+# they are required.
 unit:
 	PATH=$(VENV)/bin:$$PATH MG_REQUIRE_SERVICES=1 $(CARGO) test --workspace --locked
 
@@ -60,6 +61,15 @@ clients:
 
 e2e: build clients
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q
+
+# The same suite against the native server on PostgreSQL, then on
+# PostgreSQL + Redis (Debian's postgresql and redis-server, each started by
+# the suite on a free port), with test_replicas.py starting two more
+# processes on the same services.
+e2e-replicas: build clients
+	for store in postgres postgres+redis; do \
+		MG_NATIVE_STORE=$$store MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q || exit 1; \
+	done
 
 # The admin panel in headless Chromium (Debian's `chromium`; .ci/run installs
 # it), against the native server; refreshes the screenshots in docs/.

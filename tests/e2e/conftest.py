@@ -26,7 +26,7 @@ import httpx2 as httpx  # the HTTP client openai 3.x is built on
 import openai
 import pytest
 
-from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_redis, stop,
+from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_postgres, start_redis, stop,
                      start_worker, wait_health)
 
 # A deployment secret the gateway is started with (env var / wrangler --var,
@@ -73,6 +73,8 @@ class Env:
         self.admin_seen = []  # every admin answer but the one showing a new key
         self.worker_state = None  # the local D1/KV folder when the suite runs wrangler dev
         self.db_path = None  # the native server's SQLite file when the suite runs it
+        self.database_url = None  # its PostgreSQL when it runs on one (MG_NATIVE_STORE)
+        self.native = None  # the native server's (environment, scratch dir, bin dir), to start replicas
         self.lambda_settings = None  # the Lambda's settings, to start more instances of it
 
     def admin(self, method, path, json=None):
@@ -151,6 +153,16 @@ def env():
                 gw_env = {**os.environ, **settings, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
                           "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin"),
                           "MG_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+                # MG_NATIVE_STORE: postgres, or postgres+redis (replicas'
+                # settings); unset, the embedded SQLite default.
+                store = os.environ.get("MG_NATIVE_STORE", "sqlite")
+                if store.startswith("postgres"):
+                    pg, gw_env["MG_DATABASE_URL"] = start_postgres(free_port(), tmp)
+                    procs.append(pg)
+                if store.endswith("redis"):
+                    redis_port = free_port()
+                    procs.append(start_redis(redis_port))
+                    gw_env["MG_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}"
                 gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL,
                                       stderr=log)
         procs.append(gw)
@@ -159,8 +171,10 @@ def env():
         if runtime == "worker":
             e.worker_state = f"{tmp}/wrangler-state"
         if runtime == "native":
-            e.db_path = f"{tmp}/db.sqlite"
+            e.db_path = f"{tmp}/db.sqlite" if store == "sqlite" else None
             e.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+            e.database_url = gw_env.get("MG_DATABASE_URL")
+            e.native = (gw_env, tmp, bin_dir)
         if runtime == "lambda":
             e.lambda_settings = (settings, tmp)
         yield e

@@ -118,6 +118,45 @@ def start_redis(port):
                           "--appendonly", "no"], port)
 
 
+def pg_program(name):
+    """A PostgreSQL program: from $PG_BIN, else the newest of Debian's
+    /usr/lib/postgresql/*/bin (not on PATH there), else PATH."""
+    if os.environ.get("PG_BIN"):
+        return str(pathlib.Path(os.environ["PG_BIN"]) / name)
+    found = sorted(pathlib.Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return str(found[-1]) if found else name
+
+
+def start_postgres(port, tmp):
+    """A throwaway PostgreSQL server (its own data directory under `tmp`,
+    trusting local connections as user `modelgate`, no fsync) on a loopback
+    port, once it accepts sessions; as root it runs as the `postgres` user,
+    as PostgreSQL insists. Returns (process, URL)."""
+    root = pathlib.Path(tmp) / f"pg-{port}"
+    root.mkdir()
+    as_user = []
+    if os.geteuid() == 0:
+        os.chmod(tmp, 0o711)  # the postgres user passes through, lists nothing
+        subprocess.run(["chown", "-R", "postgres:postgres", str(root)], check=True)
+        as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"]
+    data = str(root / "data")
+    subprocess.run(as_user + [pg_program("initdb"), "-D", data, "-U", "modelgate", "-A", "trust", "-E", "UTF8",
+                              "--no-sync"], check=True, capture_output=True)
+    proc = subprocess.Popen(as_user + [pg_program("postgres"), "-D", data, "-p", str(port), "-h", "127.0.0.1",
+                                       "-k", str(root), "-F", "-c", "max_connections=300"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(1000):
+        ready = subprocess.run([pg_program("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)])
+        if ready.returncode == 0:
+            return proc, f"postgres://modelgate@127.0.0.1:{port}/postgres"
+        if proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("postgres did not start")
+
+
 def start_moto(port):
     """moto's server (DynamoDB, Secrets Manager) on a loopback port, one
     request at a time (tests/support/moto_serial.py)."""

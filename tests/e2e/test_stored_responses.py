@@ -93,6 +93,10 @@ def expire_in_store(env, response_id):
             settings["MG_DYNAMODB_TABLE"])
         table.update_item(Key={"pk": f"response#{response_id}", "sk": "response"},
                           UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": 1})
+    elif env.database_url:
+        import subprocess
+
+        subprocess.run(["psql", "-q", env.database_url, "-c", past], check=True, capture_output=True)
     else:
         path = env.db_path or (env.lambda_settings and env.lambda_settings[0]["MG_DB_PATH"])
         if not path:

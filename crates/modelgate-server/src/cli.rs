@@ -1,11 +1,13 @@
 //! The admin CLI. Each command is sent through the core's admin API
 //! in-process (no server needed, same validation as over HTTP), against the
-//! local database, authenticated with a one-off random admin token.
+//! store the settings name (the SQLite file, or PostgreSQL), authenticated
+//! with a one-off random admin token.
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use modelgate_core::ports::Ports;
+use modelgate_core::ports::{Accounting, Ports, RateLimiter, Store};
 use modelgate_core::{Gateway, Peer};
+use modelgate_native::ports::NativePorts;
 use serde_json::{Map, Value, json};
 
 use crate::settings::Settings;
@@ -30,6 +32,9 @@ pub enum Command {
     /// Manage models.
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// Apply the database migrations not applied yet (the server also
+    /// does at start), and print their names.
+    Migrate,
     /// Usage per day, key and model.
     Usage {
         /// Start (YYYY-MM-DD or epoch ms).
@@ -155,6 +160,25 @@ pub enum ModelsCmd {
     Sync,
 }
 
+/// One admin API call, as the CLI's own admin key.
+struct Admin {
+    token: String,
+    method: http::Method,
+    path: String,
+    body: Value,
+}
+
+impl crate::compose::Job for Admin {
+    type Output = (http::StatusCode, Value);
+
+    async fn run<S: Store, A: Accounting, L: RateLimiter>(
+        self,
+        gateway: Gateway<NativePorts<S, A, L>>,
+    ) -> Result<Self::Output, String> {
+        Ok(call(&gateway, &self.token, self.method, &self.path, self.body).await)
+    }
+}
+
 /// Run one admin command and print its JSON answer.
 pub async fn run(cmd: Command, mut settings: Settings) -> Result<(), String> {
     let mut token = [0u8; 24];
@@ -164,9 +188,19 @@ pub async fn run(cmd: Command, mut settings: Settings) -> Result<(), String> {
         token.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
     settings.core.admin_key_hash = Some(modelgate_core::auth::hash_key(&token).into());
-    let gateway = crate::build(&settings).await?;
+    if let Command::Migrate = cmd {
+        let applied = crate::compose::migrate(&settings).await?;
+        println!("{}", json!({"applied": applied}));
+        return Ok(());
+    }
     let (method, path, body) = request_for(cmd)?;
-    let (status, answer) = call(&gateway, &token, method, &path, body).await;
+    let admin = Admin {
+        token,
+        method,
+        path,
+        body,
+    };
+    let (status, answer) = crate::compose::with_gateway(&settings, admin).await?;
     println!(
         "{}",
         serde_json::to_string_pretty(&answer).unwrap_or_default()
@@ -188,7 +222,9 @@ fn patch_body(json: &str) -> Result<Value, String> {
 fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
     use http::Method;
     Ok(match cmd {
-        Command::Serve => return Err("serve is not an admin command".into()),
+        Command::Serve | Command::Migrate => {
+            return Err("serve and migrate are not admin commands".into());
+        }
         Command::Keys(k) => match k {
             KeysCmd::Create {
                 name,

@@ -1,54 +1,27 @@
 //! ModelGate's native body: the `modelgate` server on an embedded default
-//! (SQLite file + in-process limiter) and its admin CLI.
+//! (SQLite file + in-process limiter), or on PostgreSQL and Redis for
+//! replicas, and its admin CLI.
 //!
 //! # Layout
 //! - `settings`: `MG_*` variables and the models file (file IO at start).
+//! - `compose`: the store, counters and limiter the settings name.
 //! - `modelgate_native` (a crate shared with the Lambda): the ports and the
-//!   axum shell; here it gets the in-process limiter and a socket.
+//!   axum shell; here it gets a socket.
 //! - `cli`: key/model/usage commands run against the local database
 //!   through the same admin API.
 
 pub mod cli;
+pub mod compose;
 pub mod settings;
 
 use modelgate_core::Gateway;
-use modelgate_sqlite::SqliteStore;
+use modelgate_core::ports::{Accounting, Ports, RateLimiter, Store};
 use tokio::net::TcpListener;
 
+use crate::compose::Job;
 use crate::settings::Settings;
 use modelgate_native::app;
-use modelgate_native::ports::{NativePorts, ReqwestHttp};
-
-/// Open the store and build the gateway (applying the models file, if any).
-pub async fn build(settings: &Settings) -> Result<Gateway<NativePorts>, String> {
-    let mut core = settings.core.clone();
-    let specs = match &settings.models_file {
-        Some(path) => settings::load_models_file(path, |k| std::env::var(k).ok(), &mut core)?,
-        None => vec![],
-    };
-    let opts = modelgate_sqlite::Options {
-        journal: settings.journal,
-        wal_max_bytes: settings.wal_max_bytes,
-        ..Default::default()
-    };
-    let store = SqliteStore::open(&settings.db_path, opts)
-        .map_err(|e| format!("database {}: {e}", settings.db_path.display()))?;
-    let http = ReqwestHttp::new(core.allow_link_local_upstreams)
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let gateway = Gateway::new(NativePorts::new(http, store), core);
-    if !specs.is_empty() {
-        let (created, updated) = gateway
-            .apply_model_specs(specs)
-            .await
-            .map_err(|e| format!("models file: {e}"))?;
-        tracing::info!(
-            created = created.len(),
-            updated = updated.len(),
-            "models file applied"
-        );
-    }
-    Ok(gateway)
-}
+use modelgate_native::ports::NativePorts;
 
 /// `GET /metrics` without a key on its own address (the operator's choice
 /// of a private one), with the main listener's bounds.
@@ -71,7 +44,27 @@ async fn serve_metrics(
 /// Serve until SIGINT/SIGTERM, then drain in-flight requests for up to 30 s.
 pub async fn serve(settings: Settings) -> Result<(), String> {
     modelgate_native::metrics::install().map_err(|e| format!("metrics: {e}"))?;
-    let gateway = build(&settings).await?;
+    compose::with_gateway(&settings, Serve(&settings)).await
+}
+
+/// The server, on whatever ports the settings compose.
+struct Serve<'a>(&'a Settings);
+
+impl Job for Serve<'_> {
+    type Output = ();
+
+    async fn run<S: Store, A: Accounting, L: RateLimiter>(
+        self,
+        gateway: Gateway<NativePorts<S, A, L>>,
+    ) -> Result<(), String> {
+        serve_gateway(self.0, gateway).await
+    }
+}
+
+async fn serve_gateway<S: Store, A: Accounting, L: RateLimiter>(
+    settings: &Settings,
+    gateway: Gateway<NativePorts<S, A, L>>,
+) -> Result<(), String> {
     // Requests a previous process left behind (killed mid-request): their
     // leases may have run out while nothing was running.
     match gateway.expire_leases().await {
@@ -88,7 +81,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             "MG_ADMIN_API_KEY is not set: the admin API accepts only stored admin keys (create one with `modelgate keys create --admin`)"
         );
     }
-    tracing::info!(%addr, db = %settings.db_path.display(), "ModelGate listening");
+    let store = compose::store_name(settings);
+    tracing::info!(%addr, %store, redis = settings.redis_url.is_some(), "ModelGate listening");
     println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
     let detached = gateway.ports().detached().clone();
     let checks = tokio::spawn(readiness_checks(gateway.clone()));
@@ -125,7 +119,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
 
 /// Check the deployments that ask for it, every
 /// `MG_HEALTH_CHECK_INTERVAL_SECS`, for as long as the server runs.
-async fn readiness_checks(gateway: Gateway<NativePorts>) {
+async fn readiness_checks<P: Ports>(gateway: Gateway<P>) {
     let every = gateway.config().resilience.health_check_interval_ms;
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(every));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

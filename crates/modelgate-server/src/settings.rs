@@ -24,6 +24,15 @@ pub struct Settings {
     pub journal: modelgate_sqlite::Journal,
     /// `MG_SQLITE_WAL_MAX_MB`: the WAL's hard bound (default 64).
     pub wal_max_bytes: u64,
+    /// `MG_DATABASE_URL` (`postgres://...`): PostgreSQL instead of the
+    /// SQLite file, for replicas sharing one database.
+    pub database_url: Option<Secret>,
+    /// `MG_DATABASE_POOL`: connections per process to PostgreSQL (default
+    /// 16).
+    pub database_pool: usize,
+    /// `MG_REDIS_URL`: the rate limiter and the quota and budget counters
+    /// in Redis, shared by every replica.
+    pub redis_url: Option<Secret>,
     /// `MG_MODELS_FILE`: a TOML file of models applied at start.
     pub models_file: Option<PathBuf>,
     /// `MG_HEADER_TIMEOUT_SECS` (default 30) and `MG_MAX_CONNECTIONS`
@@ -92,9 +101,26 @@ impl Settings {
                 .unwrap_or(usize::MAX),
             drain: Duration::from_secs(30),
         };
+        let database_url = val("MG_DATABASE_URL");
+        if database_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("postgres://") && !u.starts_with("postgresql://"))
+        {
+            return Err(bad("MG_DATABASE_URL", "must be a postgres:// URL"));
+        }
+        let redis_url = val("MG_REDIS_URL");
+        if redis_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("redis://") && !u.starts_with("rediss://"))
+        {
+            return Err(bad("MG_REDIS_URL", "must be a redis:// URL"));
+        }
         Ok(Self {
             listen,
             listener,
+            database_url: database_url.map(Secret::from),
+            database_pool: usize::try_from(count("MG_DATABASE_POOL", 16)?).unwrap_or(usize::MAX),
+            redis_url: redis_url.map(Secret::from),
             db_path: val("MG_DB_PATH")
                 .unwrap_or_else(|| "./data/modelgate.db".into())
                 .into(),
@@ -257,6 +283,35 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:18080".parse().unwrap());
         assert_eq!(s.db_path, PathBuf::from("./data/modelgate.db"));
         assert_eq!(s.core.trusted_proxy_hops, 0);
+        assert!(s.database_url.is_none() && s.redis_url.is_none());
+    }
+
+    #[test]
+    fn shared_services_are_urls_kept_secret() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let s = Settings::from_lookup(env(&[
+            ("MG_DATABASE_URL", "postgres://gw:pw@db/modelgate"),
+            ("MG_REDIS_URL", "redis://cache:6379"),
+            ("MG_DATABASE_POOL", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s.database_pool, 4);
+        assert!(!format!("{s:?}").contains("pw@db"));
+        for bad in [
+            ("MG_DATABASE_URL", "mysql://db"),
+            ("MG_REDIS_URL", "cache:6379"),
+            ("MG_DATABASE_POOL", "0"),
+        ] {
+            let e = Settings::from_lookup(|k| (k == bad.0).then(|| bad.1.to_owned())).unwrap_err();
+            assert_eq!(e.var, bad.0);
+        }
     }
 
     #[test]

@@ -168,7 +168,7 @@ impl Service {
     }
 
     fn spawn(program: &str, args: &[&str], port: u16, install: &str) -> Self {
-        let child = Command::new(&program)
+        let child = Command::new(program)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -161,11 +161,24 @@ fn refusal(key: &ApiKey, ask: &Ask, now: i64) -> LimitError {
         p.resets_at(now)
             .map(|at| u64::try_from(at - now).unwrap_or(0))
     };
-    let budget_short = key.budget_nanos.is_some_and(|b| {
-        let used = period::current(key.budget_used_nanos, key.budget_window, ask.budget_window);
-        key.quota.is_none() || b - used - key.budget_reserved_nanos < ask.money.0
-    });
-    if budget_short {
+    // Concurrent requests moved both counters since the refusal, so the
+    // one to name is the one that cannot fit even now: the quota only if it
+    // is short and the budget is not.
+    let short =
+        |limit: Option<i64>, used, reserved, min| limit.is_some_and(|l| l - used - reserved < min);
+    let quota_short = short(
+        key.quota,
+        period::current(key.quota_used, key.quota_window, ask.quota_window),
+        key.quota_reserved,
+        ask.tokens.0,
+    );
+    let budget_short = short(
+        key.budget_nanos,
+        period::current(key.budget_used_nanos, key.budget_window, ask.budget_window),
+        key.budget_reserved_nanos,
+        ask.money.0,
+    );
+    if key.budget_nanos.is_some() && (budget_short || !quota_short) {
         LimitError::BudgetExceeded {
             resets_in_ms: resets(key.budget_period),
         }

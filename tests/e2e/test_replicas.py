@@ -1,0 +1,85 @@
+"""Native replicas: three `modelgate` processes sharing one PostgreSQL (and
+one Redis with MG_NATIVE_STORE=postgres+redis) keep every limit exact, as one
+process does; run when the suite's native server is on PostgreSQL."""
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import openai
+import pytest
+
+from exactness import assert_quota_held, assert_rpm_held, spent
+from harness import free_port, stop, wait_health
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MG_RUNTIME", "native") != "native"
+    or not os.environ.get("MG_NATIVE_STORE", "").startswith("postgres"),
+    reason="native replicas on PostgreSQL (MG_NATIVE_STORE)")
+
+
+@pytest.fixture(scope="module")
+def replicas(env):
+    """The suite's gateway and two more processes on its settings: their
+    base URLs."""
+    settings, tmp, bin_dir = env.native
+    procs, urls = [], [env.base_url]
+    try:
+        for n in (2, 3):
+            port = free_port()
+            replica_env = {**settings, "MG_PORT": str(port)}
+            replica_env.pop("MG_METRICS_LISTEN", None)
+            with open(f"{tmp}/replica-{n}.log", "w") as log:
+                procs.append(subprocess.Popen([str(bin_dir / "modelgate")], env=replica_env,
+                                              stdout=subprocess.DEVNULL, stderr=log))
+            urls.append(f"http://127.0.0.1:{port}")
+            wait_health(urls[-1], timeout=120)
+        yield urls
+    finally:
+        for p in procs:
+            stop(p)
+
+
+def clients(urls, key):
+    return [openai.OpenAI(base_url=u + "/v1", api_key=key, max_retries=0, timeout=120) for u in urls]
+
+
+def served(env):
+    return json.load(urllib.request.urlopen(env.mock_url + "/_mock/stats"))["requests"]
+
+
+def test_three_replicas_admit_exactly_rpm(env, replicas):
+    assert_rpm_held(clients(replicas, env.make_key(rpm=10)["key"]), env.make_model("mock?tokens=1"), 10)
+
+
+def test_three_replicas_never_overspend_a_quota(env, replicas):
+    created = env.make_key(quota=300, rpm=1000)
+    charged = spent(clients(replicas, created["key"]), env.make_model("mock?tokens=10&itl_ms=2"))
+    assert_quota_held(env, created["id"], charged, 300)
+
+
+def test_usage_records_are_what_the_upstream_served(env, replicas):
+    created = env.make_key(rpm=1000)
+    model = env.make_model("mock?tokens=3")
+    started, before = int(time.time() * 1000), served(env)
+    usage = spent(clients(replicas, created["key"]), model, n=30)
+    assert served(env) - before == 30 and all(usage)
+    report = env.admin("GET", f"/usage?key_id={created['id']}&from={started - 1000}").json()
+    assert sum(r["requests"] for r in report["data"]) == 30, report
+    recorded = sum(r["prompt_tokens"] + r["completion_tokens"] for r in report["data"])
+    assert recorded == sum(usage), report
+    key = env.admin("GET", f"/keys/{created['id']}").json()
+    assert key["quota_used"] == sum(usage) and key["quota_reserved"] == 0
+
+
+def test_an_admin_change_on_one_replica_holds_on_every_other(env, replicas):
+    created = env.make_key()
+    model = env.make_model("mock?tokens=1")
+    for c in clients(replicas, created["key"]):
+        c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+    assert env.admin("DELETE", f"/keys/{created['id']}").status_code == 200
+    for c in clients(replicas, created["key"]):
+        with pytest.raises(openai.AuthenticationError):
+            c.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
