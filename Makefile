@@ -12,7 +12,7 @@ VENV = $(shell scripts/bootstrap.sh)
 run:
 	scripts/run.sh
 
-test: lint wasm unit fuzz e2e e2e-replicas test-worker test-lambda test-browser
+test: lint wasm unit fuzz e2e e2e-replicas test-image test-worker test-lambda test-browser
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -168,3 +168,46 @@ test-lambda: build clients lambda-template
 
 dev-lambda:
 	cd lambda/modelgate-lambda && PATH=$(VENV)/bin:$$PATH cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000
+
+# ---- Container image ----------------------------------------------------------
+# A static (musl) binary, built by cargo-lambda's zig toolchain (the
+# virtualenv's), copied with the panel, the migrations and the CA bundle
+# into a context the Dockerfile builds FROM scratch: no base image, no
+# network. `make image CONTAINER=docker IMAGE_BUILD_FLAGS=` for Docker.
+
+.PHONY: image-binary image deploy-validate test-image
+
+IMAGE ?= modelgate:latest
+CONTAINER ?= podman
+IMAGE_BUILD_FLAGS ?= --format docker
+IMAGE_CONTEXT := $(CARGO_TARGET_DIR)/image-context
+
+image-binary:
+	rustup target add x86_64-unknown-linux-musl
+	cd crates/modelgate-server && PATH=$(VENV)/bin:$$PATH CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/image \
+		cargo lambda build --release --target x86_64-unknown-linux-musl --bin modelgate --locked \
+		--lambda-dir $(CARGO_TARGET_DIR)/image/dist
+
+image: image-binary
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/data
+	cp $(CARGO_TARGET_DIR)/image/dist/modelgate/bootstrap $(IMAGE_CONTEXT)/modelgate
+	cp -r admin migrations $(IMAGE_CONTEXT)/
+	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CONTEXT)/
+	$(CONTAINER) build $(IMAGE_BUILD_FLAGS) -t $(IMAGE) -f Dockerfile $(IMAGE_CONTEXT)
+	$(CONTAINER) image inspect $(IMAGE) --format 'image $(IMAGE): {{.Size}} bytes'
+
+# The Kubernetes manifest against the API's schemas (kubernetes-validate
+# ships them: no cluster, no network) and compose.yaml against the binary's
+# settings, in a virtualenv keyed by their pins.
+DEPLOY_VENV = $(CACHE_DIR)/venv-deploy-$(shell sha256sum deploy/requirements.txt | cut -c1-12)
+
+deploy-validate: build
+	test -f $(DEPLOY_VENV)/.complete || (rm -rf $(DEPLOY_VENV) && python3 -m venv $(DEPLOY_VENV) && \
+		$(DEPLOY_VENV)/bin/pip install -q -r deploy/requirements.txt && touch $(DEPLOY_VENV)/.complete)
+	$(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet deploy/kubernetes/modelgate.yaml
+	$(DEPLOY_VENV)/bin/python deploy/check_compose.py $(CARGO_TARGET_DIR)/debug/modelgate
+
+# The image, run from its exported filesystem (see tests/image).
+test-image: image build deploy-validate
+	MG_IMAGE=$(IMAGE) MG_CONTAINER=$(CONTAINER) MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug \
+		$(VENV)/bin/python -m pytest tests/image -q

@@ -84,7 +84,10 @@ impl PgStore {
             config.connect_timeout(opts.connect_timeout);
         }
         let timeout_ms = opts.statement_timeout.as_millis();
-        config.options(format!("-c statement_timeout={timeout_ms}"));
+        // Notices ("already exists, skipping") are not the operator's news.
+        config.options(format!(
+            "-c statement_timeout={timeout_ms} -c client_min_messages=warning"
+        ));
         let manager = Manager::from_config(
             config,
             NoTls,

@@ -35,6 +35,9 @@ pub enum Command {
     /// Apply the database migrations not applied yet (the server also
     /// does at start), and print their names.
     Migrate,
+    /// Exit 0 if the server at MG_HOST:MG_PORT answers `GET /health` with
+    /// 200 within 3 s, else 1 (a container's `HEALTHCHECK`).
+    Health,
     /// Usage per day, key and model.
     Usage {
         /// Start (YYYY-MM-DD or epoch ms).
@@ -188,6 +191,9 @@ pub async fn run(cmd: Command, mut settings: Settings) -> Result<(), String> {
         token.iter().map(|b| format!("{b:02x}")).collect::<String>()
     );
     settings.core.admin_key_hash = Some(modelgate_core::auth::hash_key(&token).into());
+    if let Command::Health = cmd {
+        return crate::health(settings.listen);
+    }
     if let Command::Migrate = cmd {
         let applied = crate::compose::migrate(&settings).await?;
         println!("{}", json!({"applied": applied}));
@@ -222,8 +228,8 @@ fn patch_body(json: &str) -> Result<Value, String> {
 fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
     use http::Method;
     Ok(match cmd {
-        Command::Serve | Command::Migrate => {
-            return Err("serve and migrate are not admin commands".into());
+        Command::Serve | Command::Migrate | Command::Health => {
+            return Err("serve, migrate and health are not admin commands".into());
         }
         Command::Keys(k) => match k {
             KeysCmd::Create {

@@ -117,6 +117,38 @@ async fn serve_gateway<S: Store, A: Accounting, L: RateLimiter>(
     Ok(())
 }
 
+/// `GET /health` on the server listening at `listen` (its loopback
+/// address when it listens on all of them), in at most 3 s: what a
+/// container's `HEALTHCHECK` runs, in an image with no shell or curl.
+pub fn health(listen: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut at = listen;
+    if at.ip().is_unspecified() {
+        at.set_ip(if at.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let limit = std::time::Duration::from_secs(3);
+    let mut conn = std::net::TcpStream::connect_timeout(&at, limit).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).map_err(|e| e.to_string())?;
+    match &head {
+        b"HTTP/1.0 200" | b"HTTP/1.1 200" => Ok(()),
+        other => Err(format!(
+            "/health answered {}",
+            String::from_utf8_lossy(other)
+        )),
+    }
+}
+
 /// Check the deployments that ask for it, every
 /// `MG_HEALTH_CHECK_INTERVAL_SECS`, for as long as the server runs.
 async fn readiness_checks<P: Ports>(gateway: Gateway<P>) {
