@@ -27,12 +27,12 @@ import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from harness import (ROOT, free_port, http as call, start, start_lambda, start_redis, start_worker,  # noqa: E402
-                     wait_health)
-from bench_load import (ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm, start_native,  # noqa: E402
-                        streams)
+from harness import (ROOT, free_port, http as call, start, start_lambda, start_postgres, start_redis,  # noqa: E402
+                     start_worker, wait_health)
+from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm,  # noqa: E402
+                        start_native, streams)
 from bench_replicas import bench_replicas  # noqa: E402
-from bench_report import GATEWAY, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
+from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
 
 WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
@@ -160,6 +160,24 @@ def lambda_zip():
     return zips[0].stat().st_size if zips else None
 
 
+def shared_services_gateway(bins, tmp, admin_key, mock_url):
+    """The native gateway as replicas run it: PostgreSQL and Redis (on the
+    gateway's core when pinned, as SQLite runs inside its process).
+    ((base, path, body, headers), processes)."""
+    pg, database_url = start_postgres(free_port(), tmp)
+    redis_port = free_port()
+    redis = start_redis(redis_port)
+    for p in (pg, redis):
+        if GATEWAY_CPU:
+            subprocess.run(["taskset", "-a", "-p", "-c", GATEWAY_CPU, str(p.pid)], check=True,
+                           capture_output=True)
+    gw, base = start_native(bins, tmp, admin_key, MG_DATABASE_URL=database_url,
+                            MG_REDIS_URL=f"redis://127.0.0.1:{redis_port}")
+    name, key = setup(base, admin_key, mock_url)
+    hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+    return (base, "/v1/chat/completions", BODY % name.encode(), hdrs), [pg, redis, gw]
+
+
 def main():
     bins = pathlib.Path(os.environ["MG_BIN_DIR"])
     tmp = tempfile.mkdtemp(prefix="mg-bench-")
@@ -182,6 +200,10 @@ def main():
 
         targets = {MOCK: (mock_url + "/v1/chat/completions", direct_hdrs, BODY % b"mock?tokens=8"),
                    GATEWAY: (base + "/v1/chat/completions", hdrs, BODY % name.encode())}
+        pg_target, pg_procs = shared_services_gateway(bins, tmp, admin_key, mock_url)
+        procs.extend(pg_procs)
+        results[GATEWAY_PG] = median_of_rounds(lambda: measure(*pg_target))
+        targets[GATEWAY_PG] = (pg_target[0] + pg_target[1], pg_target[3], pg_target[2])
         endpoint_results = bench_endpoints(base, admin_key, mock_url)
         load_results = load(targets)
         with open(f"{tmp}/litellm.log", "w") as log:

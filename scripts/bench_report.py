@@ -8,6 +8,7 @@ from harness import ROOT
 from bench_replicas import replicas_section
 
 MOCK, GATEWAY, LITELLM = "mock upstream, direct", "ModelGate (native, SQLite)", "LiteLLM proxy"
+GATEWAY_PG = "ModelGate (native, PostgreSQL + Redis)"
 PLOT = "docs/bench-latency.svg"
 
 
@@ -88,7 +89,7 @@ def plot(load):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    colors = {MOCK: "tab:gray", GATEWAY: "tab:blue", LITELLM: "tab:red"}
+    colors = {MOCK: "tab:gray", GATEWAY: "tab:blue", GATEWAY_PG: "tab:green", LITELLM: "tab:red"}
     for name, color in colors.items():
         if (name, RATES[0]) not in load:
             continue
@@ -107,7 +108,7 @@ def plot(load):
 
 
 def load_section(load):
-    names = [n for n in (MOCK, GATEWAY, LITELLM) if (n, None) in load]
+    names = [n for n in (MOCK, GATEWAY, GATEWAY_PG, LITELLM) if (n, None) in load]
     lines = [
         "## Throughput and latency under load",
         "",
@@ -121,8 +122,11 @@ def load_section(load):
            " during its own runs."),
         "",
         "ModelGate runs with everything on: key auth (SHA-256 + SQLite lookup), RPM limit, quota reservation and"
-        " settlement, one usage record per request in SQLite (WAL). LiteLLM runs with only a master key (no"
-        " database: no virtual keys, budgets or spend records), its lightest configuration.",
+        " settlement, one usage record per request in SQLite (WAL). The PostgreSQL + Redis row is the"
+        " replicas' configuration, one process of it: keys, models and usage records in PostgreSQL, the RPM"
+        " limit and the quota counters in Redis (each one Lua script), PostgreSQL and Redis on the gateway's"
+        " CPU. LiteLLM runs with only a master key (no database: no virtual keys, budgets or spend records),"
+        " its lightest configuration.",
         "",
         STOLEN_NOTE,
         "",

@@ -27,19 +27,11 @@ impl RateLimiter for PgStore {
         cost: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        let now_us = now_ms.saturating_mul(1000);
-        let (interval, window) = limiter::gcra_params(per_minute);
-        let key = SqlValue::Text(subject.to_owned());
-        let args = [
-            key.clone(),
-            SqlValue::Int(now_us),
-            SqlValue::Int(interval.saturating_mul(cost.max(0))),
-            SqlValue::Int(window),
-        ];
+        let (args, now_us) = sql::rate_step_params(subject, per_minute, cost, now_ms);
         let stepped = self.tat(pg::RATE_STEP, &args).await?;
         let stored = match stepped {
             Some(_) => None,
-            None => self.tat(&numbered(sql::RATE_TAT), &[key]).await?,
+            None => self.tat(&numbered(sql::RATE_TAT), &args[..1]).await?,
         };
         Ok(limiter::store_decision(
             stepped, stored, now_us, per_minute, cost,
@@ -53,10 +45,7 @@ impl RateLimiter for PgStore {
         units: i64,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
-        let args = [
-            SqlValue::Text(subject.to_owned()),
-            SqlValue::Int(limiter::refund_us(per_minute, units)),
-        ];
+        let args = sql::rate_refund_params(subject, per_minute, units);
         self.execute(&numbered(sql::RATE_REFUND), &args)
             .await
             .map(drop)

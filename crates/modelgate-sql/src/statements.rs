@@ -7,6 +7,7 @@ use modelgate_core::cost::Prices;
 use modelgate_core::domain::{
     ApiKey, Ask, Lease, Model, ModelLimit, Settlement, StoredResponse, UsageQuery,
 };
+use modelgate_core::limiter;
 
 use crate::{SqlValue, int, list, text};
 
@@ -321,6 +322,31 @@ pub const RATE_STEP: &str =
     ON CONFLICT (key_id) DO UPDATE SET tat = MAX(tat, ?2) + ?3
         WHERE MAX(tat, ?2) + ?3 - ?2 <= ?4
     RETURNING tat";
+
+/// Parameters of [`RATE_STEP`] for `cost` units of `subject`'s
+/// `per_minute` allowance at `now_ms` (the first is [`RATE_TAT`]'s too),
+/// and the statement's now in µs.
+pub fn rate_step_params(
+    subject: &str,
+    per_minute: u32,
+    cost: i64,
+    now_ms: i64,
+) -> (Vec<SqlValue>, i64) {
+    let now_us = now_ms.saturating_mul(1000);
+    let (interval, window) = limiter::gcra_params(per_minute);
+    let args = vec![
+        text(subject),
+        int(now_us),
+        int(interval.saturating_mul(cost.max(0))),
+        int(window),
+    ];
+    (args, now_us)
+}
+
+/// Parameters of [`RATE_REFUND`]: `units` given back.
+pub fn rate_refund_params(subject: &str, per_minute: u32, units: i64) -> Vec<SqlValue> {
+    vec![text(subject), int(limiter::refund_us(per_minute, units))]
+}
 
 /// The stored TAT of key ?1 (to explain a refusal).
 pub const RATE_TAT: &str = "SELECT tat FROM rate_limits WHERE key_id = ?1";

@@ -316,15 +316,7 @@ impl D1Store {
         cost: i64,
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        let now_us = now_ms.saturating_mul(1000);
-        let (interval, window) = limiter::gcra_params(limit);
-        let key = SqlValue::Text(key);
-        let args = [
-            key.clone(),
-            SqlValue::Int(now_us),
-            SqlValue::Int(interval.saturating_mul(cost.max(0))),
-            SqlValue::Int(window),
-        ];
+        let (args, now_us) = sql::rate_step_params(&key, limit, cost, now_ms);
         let stepped: Option<Tat> = self
             .stmt(sql::RATE_STEP, &args)?
             .first(None)
@@ -333,7 +325,7 @@ impl D1Store {
         let stored = match stepped {
             Some(_) => None,
             None => self
-                .rows::<Tat>(sql::RATE_TAT, &[key])
+                .rows::<Tat>(sql::RATE_TAT, &args[..1])
                 .await?
                 .into_iter()
                 .next()
@@ -368,10 +360,7 @@ impl RateLimiter for D1Store {
         units: i64,
         _now_ms: i64,
     ) -> Result<(), StoreError> {
-        let args = [
-            SqlValue::Text(subject.to_owned()),
-            SqlValue::Int(limiter::refund_us(per_minute, units)),
-        ];
+        let args = sql::rate_refund_params(subject, per_minute, units);
         self.changes(sql::RATE_REFUND, &args).await.map(drop)
     }
 }
