@@ -17,6 +17,7 @@ Secrets Manager, both on moto's server).
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -186,6 +187,9 @@ def env():
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        # The logs stay for a look after a failure; a database's files go.
+        for data in pathlib.Path(tmp).glob("pg-*"):
+            shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture
