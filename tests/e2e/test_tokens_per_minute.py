@@ -54,9 +54,11 @@ def test_parallel_requests_never_take_more_than_the_limit(env):
     with ThreadPoolExecutor(max_workers=30) as pool:
         used = list(pool.map(one, range(30)))
     elapsed = time.monotonic() - started
-    assert used.count(0) > 0, "some requests were refused"
     # What was admitted used no more than the minute's allowance plus what
-    # the elapsed time replenished.
+    # the elapsed time replenished. (Whether any was refused depends on the
+    # runtime's speed, not on the limit: the Lambda emulator on moto once
+    # took long enough for the minute to refill, and all 30 fit. When fast,
+    # this bound is what fails if the limit did not bite.)
     assert sum(used) <= 200 * (1 + elapsed / 60) + 1, (used, elapsed)
 
 
