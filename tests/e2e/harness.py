@@ -164,22 +164,25 @@ def start_moto(port):
                           "-p", str(port)], port)
 
 
-def aws_fixtures(moto_url, table, secrets):
-    """What a SAM deployment creates, on moto: the table and the secret.
-    Returns the settings that point the function at them."""
+def aws_fixtures(moto_url, table, secrets=None):
+    """What a SAM deployment creates, on moto: the table and, given
+    `secrets`, the secret. Returns the settings that point the gateway at
+    them: the Lambda's MG_STORE and MG_SECRETS_ARN, and the table."""
     import boto3  # moto's dependency, in the same virtualenv
 
     aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": moto_url}
+           "AWS_ENDPOINT_URL": moto_url, "MG_DYNAMODB_TABLE": table}
     kw = {"endpoint_url": moto_url, "region_name": "us-east-1", "aws_access_key_id": "test",
           "aws_secret_access_key": "test"}
     boto3.client("dynamodb", **kw).create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}])
+    if secrets is None:
+        return aws
     arn = boto3.client("secretsmanager", **kw).create_secret(
         Name="modelgate/e2e", SecretString=jsonlib.dumps(secrets))["ARN"]
-    return {**aws, "MG_STORE": "dynamodb", "MG_DYNAMODB_TABLE": table, "MG_SECRETS_ARN": arn}
+    return {**aws, "MG_STORE": "dynamodb", "MG_SECRETS_ARN": arn}
 
 
 def start_lambda(port, settings, tmp, log, release=False):

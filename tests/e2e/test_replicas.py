@@ -1,6 +1,7 @@
 """Native replicas: three `modelgate` processes sharing one PostgreSQL (and
-one Redis with MG_NATIVE_STORE=postgres+redis) keep every limit exact, as one
-process does; run when the suite's native server is on PostgreSQL."""
+one Redis with MG_NATIVE_STORE=postgres+redis), or one DynamoDB table and one
+Redis (dynamodb+redis), keep every limit exact, as one process does; run when
+the suite's native server is on a shared store."""
 
 import json
 import os
@@ -16,8 +17,8 @@ from harness import free_port, stop, wait_health
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MG_RUNTIME", "native") != "native"
-    or not os.environ.get("MG_NATIVE_STORE", "").startswith("postgres"),
-    reason="native replicas on PostgreSQL (MG_NATIVE_STORE)")
+    or os.environ.get("MG_NATIVE_STORE", "sqlite") == "sqlite",
+    reason="native replicas on a shared store (MG_NATIVE_STORE)")
 
 
 @pytest.fixture(scope="module")

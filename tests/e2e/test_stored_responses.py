@@ -84,13 +84,12 @@ def expire_in_store(env, response_id):
     past = "UPDATE responses SET expires_at = 1 WHERE id = '%s'" % response_id
     if env.worker_state:
         d1_execute(env.worker_state, past)
-    elif env.lambda_settings and env.lambda_settings[0].get("MG_STORE") == "dynamodb":
+    elif env.dynamodb:
         import boto3
 
-        settings = env.lambda_settings[0]
-        table = boto3.resource("dynamodb", endpoint_url=settings["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                               aws_access_key_id="test", aws_secret_access_key="test").Table(
-            settings["MG_DYNAMODB_TABLE"])
+        endpoint, name = env.dynamodb
+        table = boto3.resource("dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test").Table(name)
         table.update_item(Key={"pk": f"response#{response_id}", "sk": "response"},
                           UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": 1})
     elif env.database_url:

@@ -6,6 +6,7 @@
 //! | `MG_REDIS_URL`                    | SQLite     | Redis      | Redis      |
 //! | `MG_DATABASE_URL`                 | PostgreSQL | PostgreSQL | PostgreSQL |
 //! | `MG_DATABASE_URL`, `MG_REDIS_URL` | PostgreSQL | Redis      | Redis      |
+//! | `MG_DYNAMODB_TABLE`, `MG_REDIS_URL` | DynamoDB | Redis      | Redis      |
 //!
 //! Every row but the first is exact across replicas: each counter moves in
 //! one statement or one script of the shared service. A [`Job`] runs on the
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use modelgate_core::config::ModelSpec;
 use modelgate_core::ports::{Accounting, RateLimiter, Store};
 use modelgate_core::{Config, Gateway};
+use modelgate_dynamodb::DynamoStore;
 use modelgate_native::ports::{NativePorts, ReqwestHttp};
 use modelgate_postgres::PgStore;
 use modelgate_redis::{RedisCounters, RedisLimiter};
@@ -36,9 +38,12 @@ pub trait Job {
 
 /// Which store the settings name, for the log (never its URL).
 pub fn store_name(settings: &Settings) -> String {
-    match &settings.database_url {
-        Some(_) => "postgres".into(),
-        None => settings.db_path.display().to_string(),
+    if settings.database_url.is_some() {
+        "postgres".into()
+    } else if let Some(table) = &settings.dynamodb_table {
+        format!("dynamodb:{table}")
+    } else {
+        settings.db_path.display().to_string()
     }
 }
 
@@ -53,6 +58,12 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
     let http = ReqwestHttp::new(core.allow_link_local_upstreams)
         .map_err(|e| format!("HTTP client: {e}"))?;
     let redis = settings.redis_url.as_ref().map(|u| u.expose().to_owned());
+    if let Some(table) = &settings.dynamodb_table {
+        // Settings refuse DynamoDB without Redis: it has no limiter.
+        let url = redis.ok_or("MG_DYNAMODB_TABLE needs MG_REDIS_URL")?;
+        let store = open_dynamodb(table).await;
+        return run(job, in_redis(http, store, &url)?, core, specs).await;
+    }
     match &settings.database_url {
         None => {
             let store = open_sqlite(settings)?;
@@ -77,6 +88,16 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
 
 /// Apply the migrations the settings' store lacks: their names.
 pub async fn migrate(settings: &Settings) -> Result<Vec<&'static str>, String> {
+    if let Some(table) = &settings.dynamodb_table {
+        // Its one table, created when missing (deployments may create it
+        // themselves, e.g. with the SAM template).
+        let store = open_dynamodb(table).await;
+        store
+            .ensure_table()
+            .await
+            .map_err(|e| format!("dynamodb: {e}"))?;
+        return Ok(vec![]);
+    }
     match &settings.database_url {
         // Opening a SQLite file migrates it.
         None => open_sqlite(settings).map(|_| vec![]),
@@ -109,6 +130,12 @@ async fn open_postgres(settings: &Settings, url: &str) -> Result<PgStore, String
     PgStore::open(url, postgres_options(settings))
         .await
         .map_err(|e| format!("database: {e}"))
+}
+
+/// The table in the account, region and endpoint of the AWS environment
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials chain).
+async fn open_dynamodb(table: &str) -> DynamoStore {
+    DynamoStore::new(&DynamoStore::config_loader().load().await, table)
 }
 
 /// `store` with its counters and the limiter in the Redis at `url`.

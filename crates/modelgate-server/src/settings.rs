@@ -27,6 +27,9 @@ pub struct Settings {
     /// `MG_DATABASE_URL` (`postgres://...`): PostgreSQL instead of the
     /// SQLite file, for replicas sharing one database.
     pub database_url: Option<Secret>,
+    /// `MG_DYNAMODB_TABLE`: the keys, models and usage in this DynamoDB
+    /// table (AWS settings from the environment); needs `MG_REDIS_URL`.
+    pub dynamodb_table: Option<String>,
     /// `MG_DATABASE_POOL`: connections per process to PostgreSQL (default
     /// 16).
     pub database_pool: usize,
@@ -115,10 +118,26 @@ impl Settings {
         {
             return Err(bad("MG_REDIS_URL", "must be a redis:// URL"));
         }
+        let dynamodb_table = val("MG_DYNAMODB_TABLE");
+        if dynamodb_table.is_some() {
+            if database_url.is_some() {
+                return Err(bad(
+                    "MG_DYNAMODB_TABLE",
+                    "one store: MG_DATABASE_URL or MG_DYNAMODB_TABLE, not both",
+                ));
+            }
+            if redis_url.is_none() {
+                return Err(bad(
+                    "MG_DYNAMODB_TABLE",
+                    "needs MG_REDIS_URL: DynamoDB holds the records, Redis the limits",
+                ));
+            }
+        }
         Ok(Self {
             listen,
             listener,
             database_url: database_url.map(Secret::from),
+            dynamodb_table,
             database_pool: usize::try_from(count("MG_DATABASE_POOL", 16)?).unwrap_or(usize::MAX),
             redis_url: redis_url.map(Secret::from),
             db_path: val("MG_DB_PATH")
@@ -304,6 +323,23 @@ mod tests {
         .unwrap();
         assert_eq!(s.database_pool, 4);
         assert!(!format!("{s:?}").contains("pw@db"));
+        let s = Settings::from_lookup(env(&[
+            ("MG_DYNAMODB_TABLE", "modelgate"),
+            ("MG_REDIS_URL", "redis://cache:6379"),
+        ]))
+        .unwrap();
+        assert_eq!(s.dynamodb_table.as_deref(), Some("modelgate"));
+        for pairs in [
+            &[("MG_DYNAMODB_TABLE", "modelgate")][..],
+            &[
+                ("MG_DYNAMODB_TABLE", "modelgate"),
+                ("MG_REDIS_URL", "redis://cache:6379"),
+                ("MG_DATABASE_URL", "postgres://db/modelgate"),
+            ],
+        ] {
+            let e = Settings::from_lookup(env(pairs)).unwrap_err();
+            assert_eq!(e.var, "MG_DYNAMODB_TABLE");
+        }
         for bad in [
             ("MG_DATABASE_URL", "mysql://db"),
             ("MG_REDIS_URL", "cache:6379"),

@@ -199,3 +199,40 @@ fn a_models_file_creates_then_updates_by_name() {
     let (ok, _) = run(&db, Some(&file), &["models", "list"]);
     assert!(!ok, "a bad models file stops the command with an error");
 }
+
+#[test]
+fn migrate_creates_the_dynamodb_table_the_server_then_uses() {
+    let Some(moto) = modelgate_testkit::Service::moto() else {
+        return;
+    };
+    let table = format!("mg-cli-{}", std::process::id());
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_modelgate"))
+            .args(args)
+            .env("MG_DYNAMODB_TABLE", &table)
+            // Named, not reached: these commands only touch the table.
+            .env("MG_REDIS_URL", "redis://127.0.0.1:1")
+            .env("AWS_ENDPOINT_URL", moto.url("http"))
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("MG_LOG", "error")
+            .env_remove("MG_MODELS_FILE")
+            .env_remove("MG_DATABASE_URL")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), text)
+    };
+    let (ok, text) = run(&["models", "list"]);
+    assert!(!ok, "no table yet: {text}");
+    // Twice: the second finds the table there.
+    for _ in 0..2 {
+        let (ok, text) = run(&["migrate"]);
+        assert!(ok, "{text}");
+    }
+    let (ok, text) = run(&["models", "list"]);
+    assert!(ok, "{text}");
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["data"], serde_json::json!([]));
+}
