@@ -29,8 +29,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from harness import (ROOT, free_port, http as call, start, start_lambda, start_postgres, start_redis,  # noqa: E402
                      start_worker, wait_health)
-from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, load, pinned, spread, start_litellm,  # noqa: E402
+from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned, spread, start_litellm,  # noqa: E402
                         start_native, streams)
+from bench_cost import NGINX, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section, start_nginx, start_portkey, syscalls  # noqa: E402
 from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
 
@@ -178,6 +179,64 @@ def shared_services_gateway(bins, tmp, admin_key, mock_url):
     return (base, "/v1/chat/completions", BODY % name.encode(), hdrs), [pg, redis, gw]
 
 
+def nginx_targets(mock, mock_url, tmp, procs):
+    """The mock direct and nginx in front of it, as load() targets."""
+    body = BODY % b"mock?tokens=8"
+    direct = {"content-type": "application/json"}
+    nginx, nginx_base = start_nginx(mock_url, tmp)
+    procs.append(nginx)
+    return {MOCK: (mock_url + "/v1/chat/completions", direct, body, [mock.pid]),
+            NGINX: (nginx_base + "/v1/chat/completions", direct, body, [nginx.pid])}
+
+
+def portkey_load(mock_url, tmp, rates):
+    """Portkey's gateway under load, started for its own runs only (as
+    LiteLLM: idle, it would still share the CPUs)."""
+    portkey, base, headers = start_portkey(mock_url, tmp)
+    try:
+        return load({PORTKEY: (base + "/v1/chat/completions", headers, BODY % b"mock?tokens=8", [portkey.pid])},
+                    rates=rates)
+    finally:
+        portkey.terminate()
+        portkey.wait(timeout=30)
+
+
+def syscall_counts(targets):
+    """System calls per request of nginx and each ModelGate target."""
+    calls = {}
+    for label, (url, headers, body, pids) in targets.items():
+        if label != MOCK:
+            calls[label] = syscalls(pids, lambda: oha(url, headers, body, rate=STRACE_RATE, secs=STRACE_SECS)["ok"])
+    return calls
+
+
+def cost_only():
+    """`make bench-cost`: saturation, CPU and system calls per request of
+    the mock, nginx, ModelGate and Portkey, printed."""
+    bins = pathlib.Path(os.environ["MG_BIN_DIR"])
+    tmp = tempfile.mkdtemp(prefix="mg-bench-")
+    procs = []
+    try:
+        mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
+        procs.append(mock)
+        targets = nginx_targets(mock, mock_url, tmp, procs)
+        admin_key = "bench-admin-" + uuid.uuid4().hex
+        native, base = start_native(bins, tmp, admin_key)
+        procs.append(native)
+        name, key = setup(base, admin_key, mock_url)
+        hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        targets[GATEWAY] = (base + "/v1/chat/completions", hdrs, BODY % name.encode(), [native.pid])
+        results = load(targets, rates=[])
+        calls = syscall_counts(targets)
+        results.update(portkey_load(mock_url, tmp, rates=[]))
+        print("\n".join(cost_section(results, calls, [*targets, PORTKEY])))
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+
+
 def main():
     bins = pathlib.Path(os.environ["MG_BIN_DIR"])
     tmp = tempfile.mkdtemp(prefix="mg-bench-")
@@ -198,22 +257,28 @@ def main():
         results[GATEWAY] = median_of_rounds(
             lambda: measure(base, "/v1/chat/completions", BODY % name.encode(), hdrs))
 
-        targets = {MOCK: (mock_url + "/v1/chat/completions", direct_hdrs, BODY % b"mock?tokens=8"),
-                   GATEWAY: (base + "/v1/chat/completions", hdrs, BODY % name.encode())}
+        targets = nginx_targets(mock, mock_url, tmp, procs)
+        url, nginx_hdrs, nginx_body, _ = targets[NGINX]
+        results[NGINX] = median_of_rounds(lambda: measure(url.removesuffix("/v1/chat/completions"),
+                                                          "/v1/chat/completions", nginx_body, nginx_hdrs))
+        targets[GATEWAY] = (base + "/v1/chat/completions", hdrs, BODY % name.encode(), [native.pid])
         pg_target, pg_procs = shared_services_gateway(bins, tmp, admin_key, mock_url)
         procs.extend(pg_procs)
         results[GATEWAY_PG] = median_of_rounds(lambda: measure(*pg_target))
-        targets[GATEWAY_PG] = (pg_target[0] + pg_target[1], pg_target[3], pg_target[2])
+        targets[GATEWAY_PG] = (pg_target[0] + pg_target[1], pg_target[3], pg_target[2], [p.pid for p in pg_procs])
         endpoint_results = bench_endpoints(base, admin_key, mock_url)
         load_results = load(targets)
+        calls = syscall_counts(targets)
         with open(f"{tmp}/litellm.log", "w") as log:
             litellm, ll_base, ll_key = start_litellm(os.environ["MG_BENCH_VENV"], mock_url, tmp, log)
         procs.append(litellm)
         ll_hdrs = {"content-type": "application/json", "authorization": f"Bearer {ll_key}"}
         results[LITELLM] = median_of_rounds(lambda: measure(ll_base, "/v1/chat/completions", BODY % b"bench", ll_hdrs))
-        load_results.update(load({LITELLM: (ll_base + "/v1/chat/completions", ll_hdrs, BODY % b"bench")}))
+        load_results.update(load({LITELLM: (ll_base + "/v1/chat/completions", ll_hdrs, BODY % b"bench",
+                                            [litellm.pid])}))
         litellm.terminate()
         litellm.wait(timeout=30)
+        load_results.update(portkey_load(mock_url, tmp, RATES))
 
         weighted, weighted_base = start_native(bins, tmp, admin_key, MG_ROUTING="weighted")
         procs.append(weighted)
@@ -245,8 +310,8 @@ def main():
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
-           WARMUP, endpoint_results, replica_results)
+           WARMUP, endpoint_results, replica_results, calls)
 
 
 if __name__ == "__main__":
-    main()
+    cost_only() if sys.argv[1:] == ["cost"] else main()

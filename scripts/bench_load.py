@@ -30,6 +30,38 @@ ITL_MS = 20
 # mock and load generator to CPU 0 instead.
 PINNED = os.environ.get("MG_BENCH_PIN") == "1" and (os.cpu_count() or 1) >= 2
 GATEWAY_CPU, LOAD_CPU = ("1", "0") if PINNED else (None, None)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree(pid):
+    """`pid` and its descendants (nginx's worker, PostgreSQL's backends)."""
+    children = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids):
+    """User + system CPU so far of these processes and their descendants,
+    every thread of each."""
+    total = 0
+    for root in pids:
+        for p in tree(root):
+            try:
+                fields = pathlib.Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
 
 
 def pinned(cpu, cmd):
@@ -49,25 +81,29 @@ def stolen_since(start):
     return 100 * (s1 - s0) / max(t1 - t0, 1)
 
 
-def oha(url, headers, body, rate=None, secs=SECS):
+def oha(url, headers, body, rate=None, secs=SECS, pids=()):
     """One oha run; latencies in ms, with coordinated omission corrected
-    for fixed rates (a request's latency counts from when it was due)."""
+    for fixed rates (a request's latency counts from when it was due), and
+    the CPU time per answered request of the processes `pids` (the
+    target's)."""
+
     cmd = [OHA, "-z", f"{secs}s", "-w", "-c", str(CONNECTIONS), "--no-tui", "--output-format", "json", "-m", "POST",
            "-d", body.decode()]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
     if rate:
         cmd += ["-q", str(rate), "--latency-correction"]
-    start = cpu_times()
+    start, cpu = cpu_times(), cpu_seconds(pids)
     out = subprocess.run(pinned(LOAD_CPU, cmd + [url]), capture_output=True, text=True, check=True).stdout
-    stolen = stolen_since(start)
+    stolen, cpu = stolen_since(start), cpu_seconds(pids) - cpu
     r = json.loads(out)
     pct = r["latencyPercentiles"]
     ok = r["statusCodeDistribution"].get("200", 0)
     total = sum(r["statusCodeDistribution"].values()) + sum(r["errorDistribution"].values())
     ms = lambda v: (v or 0) * 1000
     return {"rps": ok / r["summary"]["total"], "p50": ms(pct["p50"]), "p90": ms(pct["p90"]), "p99": ms(pct["p99"]),
-            "max": ms(r["summary"]["slowest"]), "errors": total - ok, "stolen": stolen}
+            "max": ms(r["summary"]["slowest"]), "errors": total - ok, "stolen": stolen, "ok": ok,
+            "cpu_us": cpu * 1e6 / max(ok, 1)}
 
 
 def spread(runs):
@@ -76,16 +112,17 @@ def spread(runs):
             for k in runs[0]}
 
 
-def load(targets):
-    """targets: name -> (url, headers, body). Repeats interleave the targets
-    so drift on the machine spreads over all of them."""
-    for url, headers, body in targets.values():
+def load(targets, rates=RATES):
+    """targets: name -> (url, headers, body, pids whose CPU to count), at
+    each of `rates` and at saturation. Repeats interleave the targets so
+    drift on the machine spreads over all of them."""
+    for url, headers, body, _ in targets.values():
         oha(url, headers, body, rate=500, secs=2)  # warm-up: connections, caches
-    runs = {(name, rate): [] for name in targets for rate in RATES + [None]}
+    runs = {(name, rate): [] for name in targets for rate in rates + [None]}
     for _ in range(REPEATS):
-        for rate in RATES + [None]:
-            for name, (url, headers, body) in targets.items():
-                runs[(name, rate)].append(oha(url, headers, body, rate=rate))
+        for rate in rates + [None]:
+            for name, (url, headers, body, pids) in targets.items():
+                runs[(name, rate)].append(oha(url, headers, body, rate=rate, pids=pids))
     return {key: spread(r) for key, r in runs.items()}
 
 

@@ -6,6 +6,7 @@ import platform
 from bench_load import CONNECTIONS, GATEWAY_CPU, ITL_MS, RATES, REPEATS, SECS
 from harness import ROOT
 from bench_replicas import replicas_section
+from bench_cost import NGINX, PORTKEY, cost_section, nginx_version
 
 MOCK, GATEWAY, LITELLM = "mock upstream, direct", "ModelGate (native, SQLite)", "LiteLLM proxy"
 GATEWAY_PG = "ModelGate (native, PostgreSQL + Redis)"
@@ -89,7 +90,8 @@ def plot(load):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    colors = {MOCK: "tab:gray", GATEWAY: "tab:blue", GATEWAY_PG: "tab:green", LITELLM: "tab:red"}
+    colors = {MOCK: "tab:gray", NGINX: "tab:brown", GATEWAY: "tab:blue", GATEWAY_PG: "tab:green",
+              PORTKEY: "tab:purple", LITELLM: "tab:red"}
     for name, color in colors.items():
         if (name, RATES[0]) not in load:
             continue
@@ -108,7 +110,7 @@ def plot(load):
 
 
 def load_section(load):
-    names = [n for n in (MOCK, GATEWAY, GATEWAY_PG, LITELLM) if (n, None) in load]
+    names = [n for n in (MOCK, NGINX, GATEWAY, GATEWAY_PG, PORTKEY, LITELLM) if (n, None) in load]
     lines = [
         "## Throughput and latency under load",
         "",
@@ -130,15 +132,16 @@ def load_section(load):
         "",
         STOLEN_NOTE,
         "",
-        "| target | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU stolen % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| target | offered req/s | achieved req/s | p50 ms | p90 ms | p99 ms | max ms | errors | CPU µs/request"
+        " | CPU stolen % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         for rate in RATES + [None]:
             r = load[(name, rate)]
             lines.append(f"| {name} | {rate or 'saturation'} | {cell(r['rps'], '{:.0f}')} | {cell(r['p50'])} |"
                          f" {cell(r['p90'])} | {cell(r['p99'])} | {cell(r['max'])} | {cell(r['errors'], '{:.0f}')} |"
-                         f" {cell(r['stolen'], '{:.0f}')} |")
+                         f" {cell(r['cpu_us'], '{:.0f}')} | {cell(r['stolen'], '{:.0f}')} |")
     lines += ["", f"![latency percentiles against request rate]({PLOT})", "",
               "Added latency over the direct call (median p50 / p90 / p99 minus the mock's, ms):", "",
               "| offered req/s | " + " | ".join(n for n in names if n != MOCK) + " |",
@@ -158,6 +161,14 @@ def targets_section(load, stream, names, sequential):
     lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     row = lambda t, m, ok: lines.append(f"| {t} | {m} | {'yes' if ok else '**no**'} |")
     row("p99 overhead <= 1 ms at 1,000 req/s", f"{gw(1000, 'p99'):+.2f} ms", gw(1000, "p99") <= 1)
+    if NGINX in names:
+        ng = load[(NGINX, None)]
+        cpu = sat["cpu_us"][0] / ng["cpu_us"][0]
+        row("CPU per request <= 2x nginx's", f"{sat['cpu_us'][0]:.0f} / {ng['cpu_us'][0]:.0f} µs = {cpu:.1f}x",
+            cpu <= 2)
+        share = sat["rps"][0] / ng["rps"][0]
+        row(">= 50% of nginx's saturation", f"{sat['rps'][0]:.0f} / {ng['rps'][0]:.0f} req/s = {100 * share:.0f}%",
+            share >= 0.5)
     ok5k = load[(GATEWAY, 5000)]
     row(">= 5,000 req/s sustained, no errors", f"{ok5k['rps'][0]:.0f} req/s at 5,000 offered,"
         f" {ok5k['errors'][0]:.0f} errors; saturation {sat['rps'][0]:.0f} req/s",
@@ -232,7 +243,7 @@ def endpoints_section(pairs):
     return lines
 
 
-def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas):
+def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas, calls):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load_lines, names = load_section(load)
     plot(load)
@@ -241,12 +252,15 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         "",
         "Measured by `make bench` (scripts/bench.py) in one run on one machine, everything on loopback:",
         f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}.",
-        "Tools: oha 1.10.0 (load), modelgate-streamload (streams, in crates/modelgate-testkit), LiteLLM"
-        " `litellm[proxy]==1.106.2`, Criterion. Upstream: the Rust mock (`modelgate-mock`, TCP_NODELAY).",
+        "Tools: oha 1.10.0 (load), modelgate-streamload (streams, in crates/modelgate-testkit), strace, Criterion."
+        f" Anchors and peers: {nginx_version()} (Debian), Portkey's gateway (`@portkey-ai/gateway@1.15.2`, npm),"
+        " LiteLLM (`litellm[proxy]==1.106.2`). Upstream: the Rust mock (`modelgate-mock`, TCP_NODELAY).",
         "",
         *targets_section(load, stream, names, results),
         "",
         *load_lines,
+        "",
+        *cost_section(load, calls, names),
         "",
         *stream_section(stream),
         "",
