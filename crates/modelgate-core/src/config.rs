@@ -26,6 +26,11 @@ pub struct Config {
     /// (`MG_LEASE_GRACE_SECS`): then a request whose process died is
     /// settled as abandoned.
     pub lease_grace_ms: u64,
+    /// How long this instance may use a key or model record it has read,
+    /// ms (`MG_RECORD_CACHE_MS`; 0: read the store every time). Admin
+    /// changes made through this instance apply at once; those made through
+    /// another (a replica, the CLI) within this. Counters are never cached.
+    pub record_cache_ms: u64,
     /// RPM for keys without their own.
     pub default_rpm: u32,
     /// Quota given to new keys unless the admin says otherwise (`None`:
@@ -87,6 +92,7 @@ impl Default for Config {
             body_timeout_ms: 30_000,
             timeout_ms: 300_000,
             lease_grace_ms: 60_000,
+            record_cache_ms: 1_000,
             default_rpm: 60,
             default_quota: Some(1_000_000),
             default_max_tokens: 4096,
@@ -150,6 +156,9 @@ impl Config {
         }
         if let Some(v) = num::<u64>("MG_LEASE_GRACE_SECS", get("MG_LEASE_GRACE_SECS"))? {
             c.lease_grace_ms = v.saturating_mul(1000);
+        }
+        if let Some(v) = num("MG_RECORD_CACHE_MS", get("MG_RECORD_CACHE_MS"))? {
+            c.record_cache_ms = v;
         }
         if let Some(v) = num::<u64>("MG_TIMEOUT_SECS", get("MG_TIMEOUT_SECS"))? {
             c.timeout_ms = v.saturating_mul(1000);

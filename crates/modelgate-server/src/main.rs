@@ -4,6 +4,11 @@ use clap::Parser;
 use modelgate_server::cli::{Cli, Command};
 use modelgate_server::settings::Settings;
 
+// glibc's allocator was a tenth of the server's CPU under load, and its
+// heap trimming (`madvise`) interrupts the other cores (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();

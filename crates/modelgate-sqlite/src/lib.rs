@@ -75,6 +75,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0010_model_limits.sql",
         include_str!("../../../migrations/0010_model_limits.sql"),
     ),
+    (
+        "0011_leases_by_request.sql",
+        include_str!("../../../migrations/0011_leases_by_request.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

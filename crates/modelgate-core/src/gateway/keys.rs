@@ -303,6 +303,7 @@ impl<P: Ports> Gateway<P> {
             .store()
             .update_key(id, patch, self.now_ms())
             .await?;
+        self.inner.records.keys_changed();
         if let Some(k) = key.as_ref().filter(|_| counts) {
             self.ports().accounts().key_written(k, reset).await?;
         }

@@ -17,6 +17,7 @@ mod leases;
 mod limits;
 mod models;
 mod proxy;
+mod records;
 mod reserve;
 mod stream;
 
@@ -84,6 +85,8 @@ struct Inner<P: Ports> {
     ports: P,
     config: Config,
     router: Arc<Router>,
+    /// Key and model records read lately.
+    records: records::Records,
     /// When this instance last looked for expired leases (epoch ms).
     last_sweep_ms: AtomicI64,
     /// When this instance last deleted expired responses (epoch ms).
@@ -117,11 +120,13 @@ impl<P: Ports> Gateway<P> {
     pub fn new(ports: P, config: Config) -> Self {
         let mut seed = [0u8; 8];
         ports.fill_random(&mut seed);
+        let record_cache_ms = config.record_cache_ms;
         Self {
             inner: Arc::new(Inner {
                 ports,
                 config,
                 router: Router::new(u64::from_le_bytes(seed)),
+                records: records::Records::new(record_cache_ms),
                 last_sweep_ms: AtomicI64::new(0),
                 last_purge_ms: AtomicI64::new(0),
             }),

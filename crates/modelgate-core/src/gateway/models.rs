@@ -301,10 +301,9 @@ impl<P: Ports> Gateway<P> {
         if let Some(k) = &patch.api_key {
             self.check_api_key(k.as_ref())?;
         }
-        let m = store
-            .update_model(id, patch, self.now_ms())
-            .await?
-            .ok_or_else(|| RequestError::NotFound("Model".into()))?;
+        let m = store.update_model(id, patch, self.now_ms()).await?;
+        self.inner.records.models_changed();
+        let m = m.ok_or_else(|| RequestError::NotFound("Model".into()))?;
         Ok(json_response(StatusCode::OK, &admin_view(&m)))
     }
 
@@ -338,6 +337,7 @@ impl<P: Ports> Gateway<P> {
                     store
                         .update_model(&current.id, patch, self.now_ms())
                         .await?;
+                    self.inner.records.models_changed();
                     updated.push(model.name);
                 }
             }
@@ -346,7 +346,9 @@ impl<P: Ports> Gateway<P> {
     }
 
     pub(super) async fn delete_model(&self, id: &str) -> Result<Response<P>, GatewayError> {
-        if !self.ports().store().delete_model(id).await? {
+        let deleted = self.ports().store().delete_model(id).await?;
+        self.inner.records.models_changed();
+        if !deleted {
             return Err(RequestError::NotFound("Model".into()).into());
         }
         Ok(json_response(

@@ -99,13 +99,21 @@ impl Ctx {
 impl<P: Ports> Gateway<P> {
     /// The stored key with this hash, checked (status, expiry, IP).
     pub(super) async fn checked_key(&self, hash: &str, peer: Peer) -> Result<ApiKey, GatewayError> {
-        let key = self
-            .ports()
-            .store()
-            .find_key_by_hash(hash)
-            .await?
-            .ok_or(AuthError::Invalid)?;
-        auth::check_key(&key, hash, self.now_ms(), peer.ip)?;
+        let now = self.now_ms();
+        let records = &self.inner.records;
+        let key = match records.key(hash, now) {
+            Ok(k) => k,
+            Err(read) => {
+                let store = self.ports().store();
+                let k = store
+                    .find_key_by_hash(hash)
+                    .await?
+                    .ok_or(AuthError::Invalid)?;
+                records.keep_key(hash, &k, read, now);
+                k
+            }
+        };
+        auth::check_key(&key, hash, now, peer.ip)?;
         Ok(key)
     }
 
@@ -119,7 +127,19 @@ impl<P: Ports> Gateway<P> {
         if !key.allowed_models.is_empty() && !key.allowed_models.iter().any(|m| m == name) {
             return Err(not_found().into());
         }
-        match self.ports().store().find_model(name).await? {
+        let now = self.now_ms();
+        let records = &self.inner.records;
+        let model = match records.model(name, now) {
+            Ok(m) => Some(m),
+            Err(read) => {
+                let found = self.ports().store().find_model(name).await?;
+                if let Some(m) = &found {
+                    records.keep_model(name, m, read, now);
+                }
+                found
+            }
+        };
+        match model {
             Some(m) if m.enabled => Ok(m),
             _ => Err(not_found().into()),
         }
