@@ -210,6 +210,22 @@ def syscall_counts(targets):
     return calls
 
 
+def native_gateway(bins, tmp, admin_key, mock_url, procs):
+    """The release gateway on a fresh SQLite file with a model on the mock
+    and a key: (process, base URL, model name, key, request headers)."""
+    native, base = start_native(bins, tmp, admin_key)
+    procs.append(native)
+    name, key = setup(base, admin_key, mock_url)
+    return native, base, name, key, {"content-type": "application/json", "authorization": f"Bearer {key}"}
+
+
+def stop_all(procs):
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=10)
+
+
 def cost_only():
     """`make bench-cost`: saturation, CPU and system calls per request of
     the mock, nginx, ModelGate and Portkey, printed."""
@@ -220,21 +236,14 @@ def cost_only():
         mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
         procs.append(mock)
         targets = nginx_targets(mock, mock_url, tmp, procs)
-        admin_key = "bench-admin-" + uuid.uuid4().hex
-        native, base = start_native(bins, tmp, admin_key)
-        procs.append(native)
-        name, key = setup(base, admin_key, mock_url)
-        hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        native, base, name, _, hdrs = native_gateway(bins, tmp, "bench-admin-" + uuid.uuid4().hex, mock_url, procs)
         targets[GATEWAY] = (base + "/v1/chat/completions", hdrs, BODY % name.encode(), [native.pid])
         results = load(targets, rates=[])
         calls = syscall_counts(targets)
         results.update(portkey_load(mock_url, tmp, rates=[]))
         print("\n".join(cost_section(results, calls, [*targets, PORTKEY])))
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+        stop_all(procs)
 
 
 def main():
@@ -250,10 +259,7 @@ def main():
         direct = lambda: measure(mock_url, "/v1/chat/completions", BODY % b"mock?tokens=8", direct_hdrs)
         results[MOCK] = median_of_rounds(direct)
 
-        native, base = start_native(bins, tmp, admin_key)
-        procs.append(native)
-        name, key = setup(base, admin_key, mock_url)
-        hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        native, base, name, key, hdrs = native_gateway(bins, tmp, admin_key, mock_url, procs)
         results[GATEWAY] = median_of_rounds(
             lambda: measure(base, "/v1/chat/completions", BODY % name.encode(), hdrs))
 
@@ -303,10 +309,7 @@ def main():
         lambda_result, cold = bench_lambda(tmp, admin_key, mock_url, procs)
         results["Lambda under cargo lambda watch (Redis, SQLite)"] = lambda_result
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=10)
+        stop_all(procs)
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
