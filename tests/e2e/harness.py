@@ -170,8 +170,10 @@ def aws_fixtures(moto_url, table, secrets=None):
     them: the Lambda's MG_STORE and MG_SECRETS_ARN, and the table."""
     import boto3  # moto's dependency, in the same virtualenv
 
+    # moto answers one request at a time (tests/support/moto_serial.py): a
+    # burst of settlements queues there far longer than on DynamoDB.
     aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": moto_url, "MG_DYNAMODB_TABLE": table}
+           "AWS_ENDPOINT_URL": moto_url, "MG_DYNAMODB_TABLE": table, "MG_DYNAMODB_TIMEOUT_MS": "60000"}
     kw = {"endpoint_url": moto_url, "region_name": "us-east-1", "aws_access_key_id": "test",
           "aws_secret_access_key": "test"}
     boto3.client("dynamodb", **kw).create_table(

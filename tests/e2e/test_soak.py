@@ -11,10 +11,7 @@ import time
 import urllib.parse
 import urllib.request
 
-import os
-
 import openai
-import pytest
 
 PARALLEL = 8
 WHOLE = 160
@@ -74,11 +71,6 @@ def settled(env, created, requests, deadline_s=60):
         time.sleep(0.2)
 
 
-@pytest.mark.skipif(
-    os.environ.get("MG_RUNTIME", "native") == "native" and os.environ.get("MG_NATIVE_STORE", "").startswith("dynamodb"),
-    reason="moto answers one request at a time: eight clients of the native server queue more DynamoDB work than it "
-           "does within the store's 2 s attempt timeout, and the gateway rightly answers 503. The soak runs on DynamoDB "
-           "through the Lambda suite (one invocation at a time) and on every other native store")
 def test_soak_books_balance_with_faults_and_hang_ups(env):
     models = [env.make_model(m) for m in MIX]
     first = env.make_key(rpm=1_000_000, quota=10**9)

@@ -56,10 +56,32 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// How long an operation may take, retries included, unless the
+    /// operator says otherwise (`MG_DYNAMODB_TIMEOUT_MS`).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// `MG_DYNAMODB_TIMEOUT_MS` read: its default when unset, else whole
+    /// milliseconds, 100 or more.
+    pub fn timeout_setting(value: Option<&str>) -> Result<Duration, &'static str> {
+        match value {
+            None => Ok(Self::DEFAULT_TIMEOUT),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms >= 100)
+                .map(Duration::from_millis)
+                .ok_or("must be a whole number of ms, 100 or more"),
+        }
+    }
+
     /// The SDK configuration loader ModelGate uses: credentials and region
     /// from the environment (a Lambda's role), TLS by rustls on ring, each
-    /// attempt timed out after 2 s and each operation after 5 s.
-    pub fn config_loader() -> ConfigLoader {
+    /// operation timed out after `timeout` and each attempt after two
+    /// fifths of it (2 s and 5 s by default: DynamoDB answers in
+    /// milliseconds; an emulator answering one request at a time may need
+    /// more).
+    pub fn config_loader(timeout: Duration) -> ConfigLoader {
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::Ring,
@@ -67,8 +89,8 @@ impl DynamoStore {
             .build_https();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(1))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(5))
+            .operation_attempt_timeout(timeout * 2 / 5)
+            .operation_timeout(timeout)
             .build();
         aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
@@ -86,7 +108,7 @@ impl DynamoStore {
     /// A store on `table` configured from the environment, at `endpoint`
     /// (a local DynamoDB, moto) when given.
     pub async fn connect(table: impl Into<String>, endpoint: Option<&str>) -> Self {
-        let mut loader = Self::config_loader();
+        let mut loader = Self::config_loader(Self::DEFAULT_TIMEOUT);
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }

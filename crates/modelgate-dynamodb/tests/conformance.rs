@@ -14,7 +14,7 @@ use modelgate_testkit::service::Service;
 /// as the returned guard.
 async fn fresh() -> Option<(DynamoStore, Service)> {
     let moto = Service::moto()?;
-    let config = DynamoStore::config_loader()
+    let config = DynamoStore::config_loader(DynamoStore::DEFAULT_TIMEOUT)
         .endpoint_url(moto.url("http"))
         .region(Region::new("us-east-1"))
         // moto checks no signature; the SDK wants credentials to sign.

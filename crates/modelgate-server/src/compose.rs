@@ -61,7 +61,7 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
     if let Some(table) = &settings.dynamodb_table {
         // Settings refuse DynamoDB without Redis: it has no limiter.
         let url = redis.ok_or("MG_DYNAMODB_TABLE needs MG_REDIS_URL")?;
-        let store = open_dynamodb(table).await;
+        let store = open_dynamodb(settings, table).await;
         return run(job, in_redis(http, store, &url)?, core, specs).await;
     }
     match &settings.database_url {
@@ -91,7 +91,7 @@ pub async fn migrate(settings: &Settings) -> Result<Vec<&'static str>, String> {
     if let Some(table) = &settings.dynamodb_table {
         // Its one table, created when missing (deployments may create it
         // themselves, e.g. with the SAM template).
-        let store = open_dynamodb(table).await;
+        let store = open_dynamodb(settings, table).await;
         store
             .ensure_table()
             .await
@@ -134,8 +134,9 @@ async fn open_postgres(settings: &Settings, url: &str) -> Result<PgStore, String
 
 /// The table in the account, region and endpoint of the AWS environment
 /// (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials chain).
-async fn open_dynamodb(table: &str) -> DynamoStore {
-    DynamoStore::new(&DynamoStore::config_loader().load().await, table)
+async fn open_dynamodb(settings: &Settings, table: &str) -> DynamoStore {
+    let config = DynamoStore::config_loader(settings.dynamodb_timeout);
+    DynamoStore::new(&config.load().await, table)
 }
 
 /// `store` with its counters and the limiter in the Redis at `url`.

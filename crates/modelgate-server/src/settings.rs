@@ -30,6 +30,9 @@ pub struct Settings {
     /// `MG_DYNAMODB_TABLE`: the keys, models and usage in this DynamoDB
     /// table (AWS settings from the environment); needs `MG_REDIS_URL`.
     pub dynamodb_table: Option<String>,
+    /// `MG_DYNAMODB_TIMEOUT_MS`: how long a DynamoDB operation may take,
+    /// retries included (default 5,000).
+    pub dynamodb_timeout: Duration,
     /// `MG_DATABASE_POOL`: connections per process to PostgreSQL (default
     /// 16).
     pub database_pool: usize,
@@ -119,6 +122,10 @@ impl Settings {
             return Err(bad("MG_REDIS_URL", "must be a redis:// URL"));
         }
         let dynamodb_table = val("MG_DYNAMODB_TABLE");
+        let dynamodb_timeout = val("MG_DYNAMODB_TIMEOUT_MS");
+        let dynamodb_timeout =
+            modelgate_dynamodb::DynamoStore::timeout_setting(dynamodb_timeout.as_deref())
+                .map_err(|why| bad("MG_DYNAMODB_TIMEOUT_MS", why))?;
         if dynamodb_table.is_some() {
             if database_url.is_some() {
                 return Err(bad(
@@ -138,6 +145,7 @@ impl Settings {
             listener,
             database_url: database_url.map(Secret::from),
             dynamodb_table,
+            dynamodb_timeout,
             database_pool: usize::try_from(count("MG_DATABASE_POOL", 16)?).unwrap_or(usize::MAX),
             redis_url: redis_url.map(Secret::from),
             db_path: val("MG_DB_PATH")
@@ -344,6 +352,7 @@ mod tests {
             ("MG_DATABASE_URL", "mysql://db"),
             ("MG_REDIS_URL", "cache:6379"),
             ("MG_DATABASE_POOL", "0"),
+            ("MG_DYNAMODB_TIMEOUT_MS", "50"),
         ] {
             let e = Settings::from_lookup(|k| (k == bad.0).then(|| bad.1.to_owned())).unwrap_err();
             assert_eq!(e.var, bad.0);

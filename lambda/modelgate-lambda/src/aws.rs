@@ -12,9 +12,10 @@ pub(crate) struct Aws {
 }
 
 impl Aws {
-    pub(crate) async fn from_env() -> Self {
+    /// Operations timed out after `timeout`, retries included.
+    pub(crate) async fn from_env(timeout: std::time::Duration) -> Self {
         Self {
-            config: DynamoStore::config_loader().load().await,
+            config: DynamoStore::config_loader(timeout).load().await,
         }
     }
 

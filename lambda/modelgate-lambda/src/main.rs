@@ -61,7 +61,10 @@ async fn main() -> Result<(), Error> {
     let secrets_arn = setting("MG_SECRETS_ARN");
     // Only load the AWS configuration when it is used: it costs cold start.
     let aws = if store == "dynamodb" || secrets_arn.is_some() {
-        Some(aws::Aws::from_env().await)
+        let timeout = setting("MG_DYNAMODB_TIMEOUT_MS");
+        let timeout = modelgate_dynamodb::DynamoStore::timeout_setting(timeout.as_deref())
+            .map_err(|why| format!("bad setting MG_DYNAMODB_TIMEOUT_MS: {why}"))?;
+        Some(aws::Aws::from_env(timeout).await)
     } else {
         None
     };
