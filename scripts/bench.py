@@ -31,7 +31,8 @@ from harness import (ROOT, free_port, http as call, start, start_lambda, start_p
                      start_worker, wait_health)
 from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned, spread, start_litellm,  # noqa: E402
                         start_native, streams)
-from bench_cost import NGINX, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section, start_nginx, start_portkey, syscalls  # noqa: E402
+from bench_cost import (NGINX, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section, start_nginx,  # noqa: E402
+                        start_portkey, syscalls)
 from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
 

@@ -68,6 +68,11 @@ COST_STEPS = [
     " on every request, each one a TLB shootdown on the other core | 78-83 | 14,500-15,600 | `madvise`"
     " 1.0 -> 0 |",
     "",
+    "The step figures come from `make bench-cost` (a fresh database, nothing else running). In the full run"
+    " above the same build measured 84-121 µs (median 117): there the gateway's database already holds the"
+    " earlier runs' records and PostgreSQL and Redis sit beside it; why the repeats spread that widely is not"
+    " yet explained.",
+    "",
     "None of these changes what a request may do or what is kept: the cache holds key and model records only;"
     " quota, budget and rate limits are still decided by the store's own statements, and every admitted"
     " request still writes its reservation and its settlement before it is answered.",
