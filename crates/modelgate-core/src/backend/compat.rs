@@ -78,10 +78,42 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall, model: &str) -> Value
 /// portal's, a metadata service's, another API's) could carry what the
 /// client must not see. Embeddings usage of 0 (older llama.cpp builds
 /// report no counts) is no usage: it is estimated.
+/// The fields of a whole answer the gateway looks at; its choices (or
+/// embeddings) are checked to be a list and skipped without being built.
+#[derive(Deserialize)]
+struct AnswerPeek {
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    data: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
 pub(super) fn parse(
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<(Bytes, Option<Usage>), UpstreamError> {
+    let usage = |endpoint: Endpoint, u: Option<&Value>| {
+        u.and_then(Usage::from_json)
+            .filter(|u| endpoint.generates() || u.prompt_tokens > 0)
+    };
+    // The usual answer, read without building it. Anything else (an error
+    // body, a list that is not one, a repeated field) is read whole below,
+    // for the right error.
+    if let Some(peek) = std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<AnswerPeek>(text).ok())
+    {
+        let listed = match endpoint {
+            Endpoint::Embeddings => peek.data.is_some(),
+            _ => peek.choices.is_some(),
+        };
+        if listed {
+            let usage = usage(endpoint, peek.usage.as_ref());
+            return Ok((Bytes::copy_from_slice(body), usage));
+        }
+    }
     let v: Value = serde_json::from_slice(body).map_err(|e| UpstreamError::BadResponse {
         status: 0,
         detail: format!("non-JSON 2xx body: {e}"),
@@ -100,10 +132,7 @@ pub(super) fn parse(
             },
         });
     }
-    let usage = v
-        .get("usage")
-        .and_then(Usage::from_json)
-        .filter(|u| endpoint.generates() || u.prompt_tokens > 0);
+    let usage = usage(endpoint, v.get("usage"));
     Ok((Bytes::copy_from_slice(body), usage))
 }
 

@@ -227,6 +227,48 @@ fn buffered_answers_pass_through_with_usage() {
 }
 
 #[test]
+fn a_2xx_answer_without_its_list_is_an_upstream_error() {
+    let c = chat_call(false, false);
+    let bad = |body: &[u8]| BackendKind::Vllm.parse_response(&c, 200, body, 0);
+    for body in [
+        &br#"{"choices":{"0":{}},"usage":{"prompt_tokens":1,"completion_tokens":1}}"#[..],
+        br#"{"choices":null}"#,
+        br#"{"data":[]}"#,
+        b"{\"choices\":[{\"text\":\"\xff\"}]}",
+    ] {
+        assert!(
+            matches!(bad(body), Err(UpstreamError::BadResponse { status: 0, .. })),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert!(matches!(
+        bad(br#"{"error":{"message":"overloaded"}}"#),
+        Err(UpstreamError::OpenAi { status: 502, .. })
+    ));
+    // Embeddings list theirs under `data`.
+    let e = call(
+        Endpoint::Embeddings,
+        json!({"model":"m","input":"x"}),
+        false,
+    );
+    let (_, usage) = BackendKind::Vllm
+        .parse_response(
+            &e,
+            200,
+            br#"{"data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":2,"total_tokens":2}}"#,
+            0,
+        )
+        .unwrap();
+    assert_eq!(usage.map(|u| u.prompt_tokens), Some(2));
+    assert!(
+        BackendKind::Vllm
+            .parse_response(&e, 200, br#"{"choices":[]}"#, 0)
+            .is_err()
+    );
+}
+
+#[test]
 fn upstream_errors_map_without_leaking() {
     let c = chat_call(false, false);
     match BackendKind::Openai.parse_response(&c, 429, fixture!("openai/error_429.json"), 0) {
