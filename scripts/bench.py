@@ -31,8 +31,8 @@ from harness import (ROOT, free_port, http as call, start, start_lambda, start_p
                      start_worker, wait_health)
 from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned, spread, start_litellm,  # noqa: E402
                         start_native, streams)
-from bench_cost import (NGINX, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section, start_nginx,  # noqa: E402
-                        start_portkey, syscalls)
+from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section,  # noqa: E402
+                        start_nginx, start_passthrough, start_portkey, syscalls)
 from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
 
@@ -180,14 +180,18 @@ def shared_services_gateway(bins, tmp, admin_key, mock_url):
     return (base, "/v1/chat/completions", BODY % name.encode(), hdrs), [pg, redis, gw]
 
 
-def nginx_targets(mock, mock_url, tmp, procs):
-    """The mock direct and nginx in front of it, as load() targets."""
+def anchor_targets(bins, mock, mock_url, tmp, procs):
+    """The mock direct, and nginx and the bare pass-through in front of it,
+    as load() targets."""
     body = BODY % b"mock?tokens=8"
     direct = {"content-type": "application/json"}
     nginx, nginx_base = start_nginx(mock_url, tmp)
     procs.append(nginx)
+    passthrough, passthrough_base = start_passthrough(bins, mock_url)
+    procs.append(passthrough)
     return {MOCK: (mock_url + "/v1/chat/completions", direct, body, [mock.pid]),
-            NGINX: (nginx_base + "/v1/chat/completions", direct, body, [nginx.pid])}
+            NGINX: (nginx_base + "/v1/chat/completions", direct, body, [nginx.pid]),
+            PASSTHROUGH: (passthrough_base + "/v1/chat/completions", direct, body, [passthrough.pid])}
 
 
 def portkey_load(mock_url, tmp, rates):
@@ -203,7 +207,7 @@ def portkey_load(mock_url, tmp, rates):
 
 
 def syscall_counts(targets):
-    """System calls per request of nginx and each ModelGate target."""
+    """System calls per request of the proxies (every target but the mock)."""
     calls = {}
     for label, (url, headers, body, pids) in targets.items():
         if label != MOCK:
@@ -236,7 +240,7 @@ def cost_only():
     try:
         mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
         procs.append(mock)
-        targets = nginx_targets(mock, mock_url, tmp, procs)
+        targets = anchor_targets(bins, mock, mock_url, tmp, procs)
         native, base, name, _, hdrs = native_gateway(bins, tmp, "bench-admin-" + uuid.uuid4().hex, mock_url, procs)
         targets[GATEWAY] = (base + "/v1/chat/completions", hdrs, BODY % name.encode(), [native.pid])
         results = load(targets, rates=[])
@@ -264,7 +268,7 @@ def main():
         results[GATEWAY] = median_of_rounds(
             lambda: measure(base, "/v1/chat/completions", BODY % name.encode(), hdrs))
 
-        targets = nginx_targets(mock, mock_url, tmp, procs)
+        targets = anchor_targets(bins, mock, mock_url, tmp, procs)
         url, nginx_hdrs, nginx_body, _ = targets[NGINX]
         results[NGINX] = median_of_rounds(lambda: measure(url.removesuffix("/v1/chat/completions"),
                                                           "/v1/chat/completions", nginx_body, nginx_hdrs))

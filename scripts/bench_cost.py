@@ -15,10 +15,11 @@ import signal
 import subprocess
 import time
 
-from harness import free_port, wait_health
-from bench_load import TOOLS, tree
+from harness import free_port, start, wait_health
+from bench_load import GATEWAY_CPU, TOOLS, pinned, tree
 
 NGINX = "nginx (one worker, `proxy_pass`, keep-alive upstream)"
+PASSTHROUGH = "axum + reqwest pass-through (ModelGate's stack, no gateway)"
 PORTKEY = "Portkey gateway 1.15.2 (Node)"
 STRACE_RATE, STRACE_SECS = 1000, 5
 
@@ -111,6 +112,13 @@ def start_nginx(upstream_url, tmp):
     return proc, base
 
 
+def start_passthrough(bins, upstream_url):
+    """modelgate-passthrough (crates/modelgate-testkit) in front of
+    `upstream_url`, on the gateway's core when pinned: its process and base
+    URL."""
+    return start(pinned(GATEWAY_CPU, [str(bins / "modelgate-passthrough"), "--upstream", upstream_url]))
+
+
 def start_portkey(upstream_url, tmp):
     """Portkey's open-source gateway (npm, pinned in scripts/portkey) with
     the mock as its OpenAI provider's custom host: its process, base URL
@@ -168,7 +176,10 @@ def cost_section(load, calls, names):
              " thread, and child processes: nginx's worker; PostgreSQL's backends and Redis for the PostgreSQL"
              " row) over the requests answered, from /proc: it holds when latencies on this shared machine do"
              " not. nginx runs with its access log off, one worker, keep-alive to the upstream; Portkey with no"
-             " auth, cache or logging configured.", "",
+             " auth, cache or logging configured. The pass-through (`modelgate-passthrough`) is the stack the"
+             " native server is built on (axum on hyper, a pooled reqwest client, mimalloc, tokio's runtime)"
+             " forwarding each request and its buffered answer and doing nothing else: what the stack costs,"
+             " apart from what the gateway does.", "",
              "| target | saturation req/s | % of nginx | CPU µs/request | x nginx's CPU | p50 / p99 ms |",
              "|---|---|---|---|---|---|"]
     for name in names:

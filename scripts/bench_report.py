@@ -6,7 +6,7 @@ import platform
 from bench_load import CONNECTIONS, GATEWAY_CPU, ITL_MS, RATES, REPEATS, SECS
 from harness import ROOT
 from bench_replicas import replicas_section
-from bench_cost import COST_STEPS, NGINX, PORTKEY, cost_section, nginx_version
+from bench_cost import COST_STEPS, NGINX, PASSTHROUGH, PORTKEY, cost_section, nginx_version
 
 MOCK, GATEWAY, LITELLM = "mock upstream, direct", "ModelGate (native, SQLite)", "LiteLLM proxy"
 GATEWAY_PG = "ModelGate (native, PostgreSQL + Redis)"
@@ -87,8 +87,8 @@ def plot(load):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    colors = {MOCK: "tab:gray", NGINX: "tab:brown", GATEWAY: "tab:blue", GATEWAY_PG: "tab:green",
-              PORTKEY: "tab:purple", LITELLM: "tab:red"}
+    colors = {MOCK: "tab:gray", NGINX: "tab:brown", PASSTHROUGH: "tab:olive", GATEWAY: "tab:blue",
+              GATEWAY_PG: "tab:green", PORTKEY: "tab:purple", LITELLM: "tab:red"}
     for name, color in colors.items():
         if (name, RATES[0]) not in load:
             continue
@@ -107,7 +107,7 @@ def plot(load):
 
 
 def load_section(load):
-    names = [n for n in (MOCK, NGINX, GATEWAY, GATEWAY_PG, PORTKEY, LITELLM) if (n, None) in load]
+    names = [n for n in (MOCK, NGINX, PASSTHROUGH, GATEWAY, GATEWAY_PG, PORTKEY, LITELLM) if (n, None) in load]
     lines = [
         "## Throughput and latency under load",
         "",

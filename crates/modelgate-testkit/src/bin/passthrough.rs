@@ -1,0 +1,83 @@
+//! `modelgate-passthrough --upstream http://127.0.0.1:PORT`: the stack
+//! ModelGate's native server is built on (axum on hyper, a pooled reqwest
+//! client, mimalloc, tokio's multi-thread runtime) forwarding every request
+//! to the upstream as it came and its answer back, buffered, and nothing
+//! else: no keys, limits, routing or records. `make bench` measures it
+//! beside nginx and the gateway, so the report can tell what the stack
+//! costs from what the gateway's own work costs. Prints `READY <url>`.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Clone)]
+struct Upstream {
+    client: reqwest::Client,
+    base: String,
+}
+
+async fn forward(
+    State(up): State<Upstream>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut req = up.client.request(method, format!("{}{path}", up.base));
+    if let Some(t) = headers.get(header::CONTENT_TYPE) {
+        req = req.header(header::CONTENT_TYPE, t);
+    }
+    let answer = async {
+        let resp = req.body(body).send().await?;
+        let status = resp.status();
+        let kind = resp.headers().get(header::CONTENT_TYPE).cloned();
+        Ok::<_, reqwest::Error>((status, kind, resp.bytes().await?))
+    };
+    match answer.await {
+        Ok((status, kind, bytes)) => {
+            let mut out = Response::new(Body::from(bytes));
+            *out.status_mut() = status;
+            if let Some(k) = kind {
+                out.headers_mut().insert(header::CONTENT_TYPE, k);
+            }
+            out
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut base = None;
+    while let Some(a) = args.next() {
+        if a == "--upstream" {
+            base = args.next();
+        }
+    }
+    let Some(base) = base else {
+        eprintln!("usage: modelgate-passthrough --upstream http://HOST:PORT");
+        std::process::exit(2);
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(std::io::Error::other)?;
+    let app = Router::new().fallback(forward).with_state(Upstream {
+        client,
+        base: base.trim_end_matches('/').to_owned(),
+    });
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    println!("READY http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await
+}
