@@ -54,12 +54,13 @@ http {{
 # update it with the next step.
 COST_STEPS = [
     "**What was changed, and what each step bought** (2026-11-30; `make bench-cost`, ModelGate's CPU per"
-    " request at saturation; nginx measured 15 µs in the same runs):",
+    " request at saturation; nginx measured 14-15 µs in the same runs):",
     "",
-    "| step | CPU µs/request | saturation req/s | system calls/request (1,000 req/s) |",
+    "| step | CPU µs/request | saturation req/s | system calls/request |",
     "|---|---|---|---|",
     "| before: glibc malloc, key and model read from SQLite on every request, leases in three b-trees"
-    " | 137 | 9,647 | 29.6: `pwrite64` 9.1, `futex` 5.1, `fcntl` 3.4, `pread64` 2.7, `getrandom` 1.0 |",
+    " | 137 | 9,647 | 29.6 at 1,000 req/s: `pwrite64` 9.1, `futex` 5.1, `fcntl` 3.4, `pread64` 2.7,"
+    " `getrandom` 1.0 |",
     "| mimalloc as the Rust allocator | 115 | 11,160 | - |",
     "| key and model records kept per process (`MG_RECORD_CACHE_MS`, 1 s; counters never) | 95 | 13,500 |"
     " 18.6: `pread64` 2.7 -> 0.3, `futex` 5.1 -> 1.2 |",
@@ -68,28 +69,41 @@ COST_STEPS = [
     "| mimalloc for SQLite's C allocations too (`override`): glibc trimmed a worker's arena with `madvise`"
     " on every request, each one a TLB shootdown on the other core | 78-83 | 14,500-15,600 | `madvise`"
     " 1.0 -> 0 |",
+    "| group commit on the requests' own threads: the first write to find no batch forming yields once, the"
+    " writes of the requests ready meanwhile join it, one transaction for all (before, a request that"
+    " found the connection free committed alone, so at saturation almost every write was a commit of its"
+    " own) | 67 | 17,625 | at saturation (`perf stat`): ~15 writes a commit, `pwrite64` 8.3 -> 2.3,"
+    " `fcntl` 5.0 -> 0.8; at 1,000 req/s the yield adds ~0.8 `epoll_wait` a write (21.8 -> 24.2) |",
+    "| upstream URLs parsed once per URI (reqwest re-parsed the core's URI as a URL, IDNA check included);"
+    " a buffered answer's choices checked to be a list and skipped, not built as a JSON tree | 58 | 19,890 |"
+    " - |",
     "",
-    "The step figures come from `make bench-cost` (a fresh database, nothing else running). In the full run"
-    " above the same build measured 84-121 µs (median 117): there the gateway's database already holds the"
-    " earlier runs' records and PostgreSQL and Redis sit beside it; why the repeats spread that widely is not"
-    " yet explained.",
+    "The step figures come from `make bench-cost` (a fresh database, nothing else running); the full run above"
+    " measures the same build with the earlier runs' records in its database and PostgreSQL and Redis"
+    " beside it, and has spread wider than bench-cost's repeats.",
     "",
     "None of these changes what a request may do or what is kept: the cache holds key and model records only;"
     " quota, budget and rate limits are still decided by the store's own statements, and every admitted"
-    " request still writes its reservation and its settlement before it is answered.",
+    " request still has its reservation and then its settlement committed before it is answered (a batch"
+    " answers each of its requests only once it is committed).",
     "",
-    "**What remains between ModelGate and nginx, and why** (`perf record` at saturation, after the steps):",
-    "- Half of the gateway's CPU is in the kernel. Loopback TCP both ways (on loopback the sender's core also"
-    " runs the receiver's softirq and wake-up: ~6%), context switches (~7%), and the WAL: every reservation"
-    " and every settlement is a commit of its own at moderate load (8.6 page frames a request, a `pwrite64`"
-    " for each frame's header and one for its page, plus the write lock's `fcntl`s). nginx writes nothing.",
-    "- SQLite's own work is ~11%, the allocator ~6.5%, hyper ~4%, the core's logic ~3%.",
-    "- The 2x-nginx target needs the durable writes off the request path (reservations in memory, or"
-    " settlements answered before they are committed): that trades what a crash can lose, so it was not"
-    " done. Left for later, each measured to be worth a few percent at most: a group-commit window at"
-    " moderate load (fewer commits, for latency), usage records in fewer b-trees (a rebuild of a large"
-    " table at upgrade), the WAL-size check's `statx` per commit, the upstream URL parsed per request (~1%),"
-    " metric handles looked up per request (~0.5%).",
+    "**What remains between ModelGate and nginx, and why** (`perf record -g`, frame pointers, at saturation,"
+    " after the steps):",
+    "- The stack alone costs 1.6x nginx: the pass-through (axum on hyper, reqwest, tokio's work-stealing"
+    " runtime, nothing else) measures 23 µs a request against nginx's 14, and reaches 81% of its"
+    " saturation. The 2x-nginx target leaves ~5 µs a request for everything the gateway does on top of it;"
+    " meeting it needs a leaner HTTP stack first (thread per core, no task hand-offs between workers, the"
+    " proxying path without reqwest's layers), not only a leaner gateway.",
+    "- The gateway's own work is the other ~35 µs. SQLite is ~19% of the gateway's CPU (five statements and"
+    " two commits a request, batched: `RESERVE` with its `RETURNING` alone ~4%, the commits' WAL writes"
+    " ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
+    " answer's check, headers) ~10%, metrics ~3% (each label set looked up per request), the request id's"
+    " `getrandom` ~1%.",
+    "- Taking the writes off the request path (reservations only in memory, or answers before commits)"
+    " would halve SQLite's share but lose what a crash may not lose (the `lease_expired` record and quota"
+    " release of a request in flight), so it was not done. At moderate load each write is still a commit"
+    " of its own (8.5 `pwrite64` a request at 1,000 req/s): nothing is waiting to join it, and waiting for"
+    " company would add latency.",
 ]
 
 
