@@ -144,7 +144,8 @@ bench: bench-tools worker-build lambda-zip
 		MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py
 
 # The cost part alone (saturation, CPU and system calls per request of the
-# mock, nginx, ModelGate and Portkey), printed: a quick look after a change.
+# mock, nginx, the bare pass-through, ModelGate and Portkey), printed: a quick
+# look after a change.
 bench-cost: bench-tools
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release $(BENCH_VENV)/bin/python scripts/bench.py cost

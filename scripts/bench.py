@@ -233,7 +233,7 @@ def stop_all(procs):
 
 def cost_only():
     """`make bench-cost`: saturation, CPU and system calls per request of
-    the mock, nginx, ModelGate and Portkey, printed."""
+    the mock, nginx, the pass-through, ModelGate and Portkey, printed."""
     bins = pathlib.Path(os.environ["MG_BIN_DIR"])
     tmp = tempfile.mkdtemp(prefix="mg-bench-")
     procs = []
