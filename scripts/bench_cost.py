@@ -69,11 +69,12 @@ COST_STEPS = [
     "| mimalloc for SQLite's C allocations too (`override`): glibc trimmed a worker's arena with `madvise`"
     " on every request, each one a TLB shootdown on the other core | 78-83 | 14,500-15,600 | `madvise`"
     " 1.0 -> 0 |",
-    "| group commit on the requests' own threads: the first write to find no batch forming yields once, the"
-    " writes of the requests ready meanwhile join it, one transaction for all (before, a request that"
-    " found the connection free committed alone, so at saturation almost every write was a commit of its"
-    " own) | 67 | 17,625 | at saturation (`perf stat`): ~15 writes a commit, `pwrite64` 8.3 -> 2.3,"
-    " `fcntl` 5.0 -> 0.8; at 1,000 req/s the yield adds ~0.8 `epoll_wait` a write (21.8 -> 24.2) |",
+    "| group commit on the requests' own threads: under load (writes less than 50 µs apart on average) the"
+    " first write to find no batch forming yields once, the writes of the requests ready meanwhile join"
+    " it, one transaction for all (before, a request that found the connection free committed alone, so"
+    " at saturation almost every write was a commit of its own); at lower rates it commits at once, as"
+    " before | 67 | 17,625 | at saturation (`perf stat`): ~15 writes a commit, `pwrite64` 8.3 -> 2.3,"
+    " `fcntl` 5.0 -> 0.8 |",
     "| upstream URLs parsed once per URI (reqwest re-parsed the core's URI as a URL, IDNA check included);"
     " a buffered answer's choices checked to be a list and skipped, not built as a JSON tree | 58 | 19,890 |"
     " - |",

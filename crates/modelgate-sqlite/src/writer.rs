@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use modelgate_core::domain::Grant;
 use modelgate_core::error::StoreError;
@@ -87,8 +87,8 @@ pub(crate) struct Writer {
     /// Whether callers commit their batches themselves when the connection
     /// is free (see [`Writer::submit`]), with the busy timeout to restore.
     inline: Option<Duration>,
-    /// The jobs of the batch forming, its leader's first.
-    forming: Mutex<Vec<Job>>,
+    /// The batch forming, and how busy the writes have been.
+    forming: Mutex<Forming>,
     /// The WAL file and its bound, when there is one.
     wal: Option<(PathBuf, u64)>,
 }
@@ -125,39 +125,43 @@ impl Writer {
             thread: Some(thread),
             conn,
             inline,
-            forming: Mutex::new(Vec::new()),
+            forming: Mutex::new(Forming::default()),
             wal,
         })
     }
 
     /// Commit `work`; answers once it is committed.
     ///
-    /// On a WAL file the caller's own thread commits (group commit): the
-    /// first caller to find no batch forming starts one, yields once so
-    /// that the requests ready on this runtime reach their own writes and
-    /// join it, then commits the batch in one transaction when nobody else
-    /// is writing. A WAL commit is a few page writes (tens of microseconds,
-    /// no `fsync`), less than handing the job to the writer thread and back
-    /// costs in wake-ups, which under CPU contention were most of the
-    /// gateway's tail; and under load one commit serves many requests
-    /// instead of one each. Otherwise (the writer thread is busy, or
-    /// another process holds the database's write lock) the batch goes to
-    /// the writer thread, which waits out locks: a caller's thread never
-    /// waits for a lock.
+    /// On a WAL file the callers' own threads commit (group commit): the
+    /// first caller to find no batch forming leads one, and commits it in
+    /// one transaction when nobody else is writing. Under load (writes
+    /// arriving less than [`BUSY_GAP`] apart, on average) it first yields
+    /// once, so that the requests ready on this runtime reach their own
+    /// writes and join it: one commit then serves many requests instead of
+    /// one each. At lower rates it commits at once, as a yield would only
+    /// put its request behind others. A WAL commit is a few page writes
+    /// (tens of microseconds, no `fsync`), less than handing the job to the
+    /// writer thread and back costs in wake-ups, which under CPU contention
+    /// were most of the gateway's tail. Otherwise (the writer thread is
+    /// busy, or another process holds the database's write lock) the batch
+    /// goes to the writer thread, which waits out locks: a caller's thread
+    /// never waits for a lock.
     pub(crate) async fn submit(&self, work: Work) -> Done {
         let (reply, answer) = oneshot::channel();
         let job = Job { work, reply };
         if self.inline.is_some() {
-            let lead = {
-                let mut forming = self.forming.lock().map_err(|_| poisoned())?;
-                forming.push(job);
-                forming.len() == 1
-            };
+            let (lead, busy) = self
+                .forming
+                .lock()
+                .map_err(|_| poisoned())?
+                .join(job, Instant::now());
             if lead {
-                // Commits after the yield, or when this caller goes away
-                // during it.
+                // Commits after the yield (or at once), or when this caller
+                // goes away during it.
                 let _leader = Leader(self);
-                tokio::task::yield_now().await;
+                if busy {
+                    tokio::task::yield_now().await;
+                }
             }
         } else {
             self.send(vec![job]);
@@ -178,7 +182,7 @@ impl Writer {
     /// Take the forming batch and commit it here if nobody else is
     /// writing, else hand it to the writer thread.
     fn flush(&self) {
-        let Ok(jobs) = self.forming.lock().map(|mut f| std::mem::take(&mut *f)) else {
+        let Ok(jobs) = self.forming.lock().map(|mut f| std::mem::take(&mut f.jobs)) else {
             return;
         };
         if jobs.is_empty() {
@@ -224,6 +228,44 @@ impl Writer {
             }
             Err(_) => Err(jobs),
         }
+    }
+}
+
+/// The average gap between writes below which a batch's leader waits for
+/// company (~20,000 writes a second: two per request at ~10,000 requests).
+const BUSY_GAP: Duration = Duration::from_micros(50);
+
+/// The batch forming, with an average of the gaps between writes.
+#[derive(Debug)]
+struct Forming {
+    jobs: Vec<Job>,
+    last: Option<Instant>,
+    gap: Duration,
+}
+
+impl Default for Forming {
+    fn default() -> Self {
+        Self {
+            jobs: Vec::new(),
+            last: None,
+            gap: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Forming {
+    /// Add `job`, arrived at `now`: whether it leads the batch, and whether
+    /// the writes before it came in busily enough for its leader to wait
+    /// for company.
+    fn join(&mut self, job: Job, now: Instant) -> (bool, bool) {
+        let busy = self.gap < BUSY_GAP;
+        if let Some(last) = self.last {
+            // A moving average over the last ~8 gaps.
+            self.gap = self.gap - self.gap / 8 + now.saturating_duration_since(last) / 8;
+        }
+        self.last = Some(now);
+        self.jobs.push(job);
+        (self.jobs.len() == 1, busy)
     }
 }
 
@@ -387,7 +429,7 @@ mod tests {
     use modelgate_core::ports::KeyStore;
     use modelgate_testkit::conformance::key;
 
-    use super::{Done, Job, Work};
+    use super::{Done, Forming, Job, Work};
     use crate::{Journal, Options, SqliteStore};
     use tokio::sync::oneshot;
 
@@ -469,8 +511,9 @@ mod tests {
                 false
             }))
             .unwrap();
-        // Twelve callers on one thread: the first yields, the others join its
-        // batch before it commits.
+        // Twelve callers on one thread of a busy writer: the first yields,
+        // the others join its batch before it commits.
+        s.writer.forming.lock().unwrap().gap = Duration::ZERO;
         let grants = join_all((1..=12).map(|n| s.writer.submit(reserve(n)))).await;
         let tokens: Vec<i64> = grants
             .into_iter()
@@ -497,6 +540,7 @@ mod tests {
     #[tokio::test]
     async fn a_leader_gone_while_its_batch_formed_still_commits_it() {
         let (s, dir) = store("gone", Journal::Wal).await;
+        s.writer.forming.lock().unwrap().gap = Duration::ZERO;
         let mut leader = Box::pin(s.writer.submit(reserve(10)));
         let mut follower = Box::pin(s.writer.submit(reserve(5)));
         assert!(poll_once(leader.as_mut()).await.is_pending(), "yielding");
@@ -510,6 +554,44 @@ mod tests {
         );
         drop(s);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_commits_at_once_a_busy_one_waits_for_company() {
+        let (s, dir) = store("idle", Journal::Wal).await;
+        let mut alone = Box::pin(s.writer.submit(reserve(1)));
+        assert!(
+            matches!(poll_once(alone.as_mut()).await, Poll::Ready(Ok(Some(_)))),
+            "committed on its first poll"
+        );
+        s.writer.forming.lock().unwrap().gap = Duration::ZERO;
+        let mut busy = Box::pin(s.writer.submit(reserve(2)));
+        assert!(poll_once(busy.as_mut()).await.is_pending(), "yields first");
+        assert_eq!(busy.await.unwrap().unwrap().tokens, 2);
+        drop(alone);
+        drop(s);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn writes_are_busy_when_they_come_faster_than_the_gap_on_average() {
+        let mut f = Forming::default();
+        let t = Instant::now();
+        let at = |f: &mut Forming, us: u64| {
+            let (_, busy) = f.join(job(reserve(1)).0, t + Duration::from_micros(us));
+            f.jobs.clear();
+            busy
+        };
+        // One write a millisecond (1,000 requests a second): never busy.
+        assert!((0..100).all(|i| !at(&mut f, i * 1000)));
+        // One every 10 µs: busy within a few dozen writes, and stays so.
+        let busy: Vec<bool> = (0..100).map(|i| at(&mut f, 100_000 + i * 10)).collect();
+        assert!(busy[90..].iter().all(|b| *b), "{busy:?}");
+        // A pause drops it at once.
+        assert!(!{
+            at(&mut f, 1_000_000);
+            at(&mut f, 1_000_010)
+        });
     }
 
     async fn poll_once<F: Future>(mut f: Pin<&mut F>) -> Poll<F::Output> {
