@@ -1,0 +1,211 @@
+//! The writer: group commit, its leader, the writer thread.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use modelgate_core::domain::NewKey;
+use modelgate_core::ports::KeyStore;
+use modelgate_testkit::conformance::key;
+
+use super::{Done, Forming, Job, Work};
+use crate::{Journal, Options, SqliteStore};
+use tokio::sync::oneshot;
+
+async fn store(name: &str, journal: Journal) -> (SqliteStore, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mg-inline-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("db.sqlite");
+    let opts = Options {
+        journal,
+        ..Options::default()
+    };
+    let s = SqliteStore::open(&path, opts).unwrap();
+    s.insert_key(NewKey {
+        key: key("key_i", Some(100)),
+    })
+    .await
+    .unwrap();
+    (s, dir)
+}
+
+fn reserve(n: i64) -> Work {
+    let lease = modelgate_core::domain::Lease {
+        request_id: format!("req_{n}"),
+        key_id: "key_i".into(),
+        model: "m".into(),
+        backend: "vllm".into(),
+        amount: 0,
+        money: 0,
+        created_at: 0,
+        expires_at: 1,
+    };
+    let ask = modelgate_core::domain::Ask {
+        tokens: (n, n),
+        ..Default::default()
+    };
+    Work::Reserve(
+        modelgate_sql::reserve_params("key_i", &ask),
+        modelgate_sql::lease_params(&lease),
+    )
+}
+
+/// A job for `work` and where its answer arrives.
+fn job(work: Work) -> (Job, oneshot::Receiver<Done>) {
+    let (reply, answer) = oneshot::channel();
+    (Job { work, reply }, answer)
+}
+
+#[tokio::test]
+async fn a_free_wal_writer_commits_on_the_callers_thread() {
+    let (s, dir) = store("free", Journal::Wal).await;
+    let (j, mut answer) = job(reserve(10));
+    assert!(s.writer.try_inline(vec![j]).is_ok(), "committed inline");
+    assert!(
+        matches!(answer.try_recv(), Ok(Ok(Some(g))) if g.tokens == 10),
+        "and answered"
+    );
+    let k = s.get_key("key_i").await.unwrap().unwrap();
+    assert_eq!(k.quota_reserved, 10, "and it is in the database");
+    // A rollback journal (EFS) always goes through the writer thread.
+    let (d, dir2) = store("delete", Journal::Delete).await;
+    assert!(d.writer.try_inline(vec![job(reserve(10)).0]).is_err());
+    drop((s, d));
+    for dir in [dir, dir2] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn writes_ready_together_commit_in_one_transaction() {
+    let (s, dir) = store("group", Journal::Wal).await;
+    let commits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&commits);
+    s.writer
+        .conn
+        .lock()
+        .unwrap()
+        .commit_hook(Some(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            false
+        }))
+        .unwrap();
+    // Twelve callers on one thread of a busy writer: the first yields,
+    // the others join its batch before it commits.
+    s.writer.forming.lock().unwrap().gap = Duration::ZERO;
+    let grants = join_all((1..=12).map(|n| s.writer.submit(reserve(n)))).await;
+    let tokens: Vec<i64> = grants
+        .into_iter()
+        .map(|g| g.unwrap().unwrap().tokens)
+        .collect();
+    assert_eq!(
+        tokens,
+        (1..=12).collect::<Vec<_>>(),
+        "each answered its own"
+    );
+    assert_eq!(commits.load(Ordering::SeqCst), 1, "in one commit");
+    let k = s.get_key("key_i").await.unwrap().unwrap();
+    assert_eq!(k.quota_reserved, 78);
+    // One caller alone commits at once, as its own batch.
+    assert_eq!(
+        s.writer.submit(reserve(20)).await.unwrap().unwrap().tokens,
+        20
+    );
+    assert_eq!(commits.load(Ordering::SeqCst), 2);
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_leader_gone_while_its_batch_formed_still_commits_it() {
+    let (s, dir) = store("gone", Journal::Wal).await;
+    s.writer.forming.lock().unwrap().gap = Duration::ZERO;
+    let mut leader = Box::pin(s.writer.submit(reserve(10)));
+    let mut follower = Box::pin(s.writer.submit(reserve(5)));
+    assert!(poll_once(leader.as_mut()).await.is_pending(), "yielding");
+    assert!(poll_once(follower.as_mut()).await.is_pending(), "joined");
+    drop(leader);
+    assert_eq!(follower.await.unwrap().unwrap().tokens, 5);
+    let k = s.get_key("key_i").await.unwrap().unwrap();
+    assert_eq!(
+        k.quota_reserved, 15,
+        "the leader's own reservation landed too, as a queued one does: its lease ends it"
+    );
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_writer_commits_at_once_a_busy_one_waits_for_company() {
+    let (s, dir) = store("idle", Journal::Wal).await;
+    let mut alone = Box::pin(s.writer.submit(reserve(1)));
+    assert!(
+        matches!(poll_once(alone.as_mut()).await, Poll::Ready(Ok(Some(_)))),
+        "committed on its first poll"
+    );
+    s.writer.forming.lock().unwrap().gap = Duration::ZERO;
+    let mut busy = Box::pin(s.writer.submit(reserve(2)));
+    assert!(poll_once(busy.as_mut()).await.is_pending(), "yields first");
+    assert_eq!(busy.await.unwrap().unwrap().tokens, 2);
+    drop(alone);
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn writes_are_busy_when_they_come_faster_than_the_gap_on_average() {
+    let mut f = Forming::default();
+    let t = Instant::now();
+    let at = |f: &mut Forming, us: u64| {
+        let (_, busy) = f.join(job(reserve(1)).0, t + Duration::from_micros(us));
+        f.jobs.clear();
+        busy
+    };
+    // One write a millisecond (1,000 requests a second): never busy.
+    assert!((0..100).all(|i| !at(&mut f, i * 1000)));
+    // One every 10 µs: busy within a few dozen writes, and stays so.
+    let busy: Vec<bool> = (0..100).map(|i| at(&mut f, 100_000 + i * 10)).collect();
+    assert!(busy[90..].iter().all(|b| *b), "{busy:?}");
+    // A pause drops it at once.
+    assert!(!{
+        at(&mut f, 1_000_000);
+        at(&mut f, 1_000_010)
+    });
+}
+
+async fn poll_once<F: Future>(mut f: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_never_waits_for_another_process_lock() {
+    let (s, dir) = store("locked", Journal::Wal).await;
+    let other = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let t = Instant::now();
+    let back = s.writer.try_inline(vec![job(reserve(10)).0]);
+    assert!(back.is_err(), "handed back for the writer thread");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "without waiting out the 5 s busy timeout: {:?}",
+        t.elapsed()
+    );
+    // The writer thread waits for the lock; the job lands once it is free.
+    let s = std::sync::Arc::new(s);
+    let queued = tokio::spawn({
+        let s = s.clone();
+        async move { s.writer.submit(reserve(10)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!queued.is_finished(), "waits while the lock is held");
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(queued.await.unwrap().unwrap().map(|g| g.tokens), Some(10));
+    let k = s.get_key("key_i").await.unwrap().unwrap();
+    assert_eq!(k.quota_reserved, 10);
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
