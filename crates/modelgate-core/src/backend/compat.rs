@@ -72,12 +72,6 @@ pub(super) fn body(kind: BackendKind, call: &UpstreamCall, model: &str) -> Value
     Value::Object(body)
 }
 
-/// A 2xx buffered answer: passed through as it came, usage read from it.
-/// Only an answer of the endpoint's shape (an object with a `choices`
-/// array, or `data` for embeddings) is relayed: any other JSON (a captive
-/// portal's, a metadata service's, another API's) could carry what the
-/// client must not see. Embeddings usage of 0 (older llama.cpp builds
-/// report no counts) is no usage: it is estimated.
 /// The fields of a whole answer the gateway looks at; its choices (or
 /// embeddings) are checked to be a list and skipped without being built.
 #[derive(Deserialize)]
@@ -90,11 +84,17 @@ struct AnswerPeek {
     usage: Option<Value>,
 }
 
+/// A 2xx buffered answer: passed through as it came, usage read from it.
+/// Only an answer of the endpoint's shape (an object with a `choices`
+/// array, or `data` for embeddings) is relayed: any other JSON (a captive
+/// portal's, a metadata service's, another API's) could carry what the
+/// client must not see. Embeddings usage of 0 (older llama.cpp builds
+/// report no counts) is no usage: it is estimated.
 pub(super) fn parse(
     endpoint: Endpoint,
     body: &[u8],
 ) -> Result<(Bytes, Option<Usage>), UpstreamError> {
-    let usage = |endpoint: Endpoint, u: Option<&Value>| {
+    let usage = |u: Option<&Value>| {
         u.and_then(Usage::from_json)
             .filter(|u| endpoint.generates() || u.prompt_tokens > 0)
     };
@@ -110,7 +110,7 @@ pub(super) fn parse(
             _ => peek.choices.is_some(),
         };
         if listed {
-            let usage = usage(endpoint, peek.usage.as_ref());
+            let usage = usage(peek.usage.as_ref());
             return Ok((Bytes::copy_from_slice(body), usage));
         }
     }
@@ -132,7 +132,7 @@ pub(super) fn parse(
             },
         });
     }
-    let usage = usage(endpoint, v.get("usage"));
+    let usage = usage(v.get("usage"));
     Ok((Bytes::copy_from_slice(body), usage))
 }
 
