@@ -73,6 +73,15 @@ def median_of_rounds(fn):
     return spread([fn() for _ in range(ROUNDS)])
 
 
+def binding_round_trips(base, admin_key):
+    """The Worker's round trips to D1 and KV so far, from its `/metrics`."""
+    r = call("GET", base + "/metrics", headers={"authorization": f"Bearer {admin_key}"})
+    if r.status_code != 200:
+        raise RuntimeError(f"{base}/metrics: {r.status_code}")
+    found = re.findall(r'^modelgate_binding_round_trips_total\{binding="(\w+)",op="(\w+)"\} (\d+)$', r.text, re.M)
+    return {f"{binding} {op}": int(n) for binding, op, n in found}
+
+
 def setup(base, admin_key, mock_url, upstream="mock?tokens=8", **model):
     """A model on the mock and a key for it (one key per gateway is enough:
     the limits are far above the load)."""
@@ -308,8 +317,11 @@ def main():
         wait_health(wbase, timeout=120)
         name, key = setup(wbase, admin_key, mock_url)
         hdrs = {"content-type": "application/json", "authorization": f"Bearer {key}"}
+        trips = binding_round_trips(wbase, admin_key)
         results["Worker under wrangler dev (D1, KV)"] = median_of_rounds(
             lambda: measure(wbase, "/v1/chat/completions", BODY % name.encode(), hdrs))
+        served = ROUNDS * (WARMUP + REQUESTS)
+        trips = {k: (n - trips[k]) / served for k, n in binding_round_trips(wbase, admin_key).items()}
 
         lambda_result, cold = bench_lambda(tmp, admin_key, mock_url, procs)
         results["Lambda under cargo lambda watch (Redis, SQLite)"] = lambda_result
@@ -318,7 +330,7 @@ def main():
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
-           WARMUP, endpoint_results, replica_results, calls)
+           WARMUP, endpoint_results, replica_results, calls, trips)
 
 
 if __name__ == "__main__":

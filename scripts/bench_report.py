@@ -240,7 +240,8 @@ def endpoints_section(pairs):
     return lines
 
 
-def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas, calls):
+def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas, calls,
+           trips):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load_lines, names = load_section(load)
     plot(load)
@@ -293,6 +294,13 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         "",
         "`cargo lambda watch` emulates the Lambda runtime API on this machine (the function is the release"
         " build, x86_64): not AWS, where the Function URL and the network add their own latency.",
+        "",
+        "## Worker",
+        "",
+        f"- Round trips to its bindings per request, counted by the Worker itself (its `/metrics`) over the"
+        f" sequential requests above: **{trips['d1 query']:.2f} D1** (queries and"
+        f" batches), **{trips['kv read']:.2f} KV reads**, {trips['kv write']:.2f} KV writes. Each is a network"
+        " hop at the edge, where D1's primary may be far from the location serving the request.",
         "",
         "## Lambda",
         "",

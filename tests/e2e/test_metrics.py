@@ -1,11 +1,13 @@
 """`/metrics` against the real thing: `promtool check metrics` passes on
 what the native server serves, and Debian's Prometheus, scraping it with
 the admin key, answers PromQL with the requests and tokens this test
-produced. The Worker and the Lambda do not serve it (their log lines carry
-the figures)."""
+produced. The Worker serves its round trips to D1 and KV there (what it
+waits on and is billed by); the Lambda does not serve it (its log lines
+carry the figures)."""
 
 import os
 import pathlib
+import re
 import subprocess
 import tempfile
 import time
@@ -28,9 +30,40 @@ def query(base, promql):
     return float(result[0]["value"][1]) if result else None
 
 
+def round_trips(env):
+    r = scrape(env)
+    assert r.status_code == 200, r.text
+    check = subprocess.run(["promtool", "check", "metrics"], input=r.text, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    found = re.findall(r'^modelgate_binding_round_trips_total\{binding="(\w+)",op="(\w+)"\} (\d+)$', r.text, re.M)
+    return {f"{binding} {op}": int(n) for binding, op, n in found}
+
+
+def test_worker_counts_its_round_trips_to_d1_and_kv(env):
+    if RUNTIME != "worker":
+        return
+    assert call("GET", env.base_url + "/metrics").status_code == 401
+    client = env.client(env.make_key(rpm=10_000)["key"])
+    model = env.make_model()
+    ask = dict(model=model, messages=[{"role": "user", "content": "hi"}])
+    client.chat.completions.create(**ask)  # the key's record is now in KV
+    before = round_trips(env)
+    n = 6
+    for _ in range(n):
+        client.chat.completions.create(**ask)
+    after = round_trips(env)
+    trips = {k: after[k] - before[k] for k in after}
+    # Per request on D1: the RPM step, the reservation (one batch) and the
+    # settlement (one batch). The key (from KV) and the model (from D1) are
+    # read again only when the isolate's record cache (1 s) has let them
+    # go; the lease sweep and the stored-response purge may each fall due.
+    assert trips["kv write"] == 0 and trips["kv read"] <= n, trips
+    assert 3 * n <= trips["d1 query"] <= 4 * n + 2, trips
+
+
 def test_prometheus_scrapes_what_was_served(env):
     if RUNTIME != "native":
-        assert scrape(env).status_code == 404
+        assert scrape(env).status_code == (200 if RUNTIME == "worker" else 404)
         return
     assert call("GET", env.base_url + "/metrics").status_code == 401
     # 1 USD per million input tokens, 2 per million output tokens.

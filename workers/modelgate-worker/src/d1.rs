@@ -7,6 +7,8 @@
 //! on its primary. KV only caches key records, for [`KEY_CACHE_TTL_S`]:
 //! never a counter, since KV is eventually consistent.
 
+use std::cell::Cell;
+
 use modelgate_core::domain::{
     ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
     Settlement, StoredResponse, UsageQuery, UsageRow,
@@ -30,6 +32,37 @@ pub(crate) const KEY_CACHE_TTL_S: u64 = 60;
 pub(crate) struct D1Store {
     db: D1Database,
     cache: KvStore,
+    trips: RoundTrips,
+}
+
+/// Round trips to the bindings since the isolate started: what D1 and KV
+/// bill by and what each request waits on, served at `GET /metrics`.
+#[derive(Default)]
+pub(crate) struct RoundTrips {
+    d1: Cell<u64>,
+    kv_reads: Cell<u64>,
+    kv_writes: Cell<u64>,
+}
+
+impl RoundTrips {
+    fn count(cell: &Cell<u64>) {
+        cell.set(cell.get() + 1);
+    }
+
+    /// The counters in the Prometheus text format.
+    pub(crate) fn render(&self) -> String {
+        format!(
+            "# HELP {M} Round trips to the Worker's bindings (D1 queries and batches, KV reads and writes) since the isolate started.\n\
+             # TYPE {M} counter\n\
+             {M}{{binding=\"d1\",op=\"query\"}} {}\n\
+             {M}{{binding=\"kv\",op=\"read\"}} {}\n\
+             {M}{{binding=\"kv\",op=\"write\"}} {}\n",
+            self.d1.get(),
+            self.kv_reads.get(),
+            self.kv_writes.get(),
+            M = "modelgate_binding_round_trips_total",
+        )
+    }
 }
 
 fn err(e: worker::Error) -> StoreError {
@@ -59,7 +92,15 @@ fn cache_key(hash: &str) -> String {
 
 impl D1Store {
     pub(crate) fn new(db: D1Database, cache: KvStore) -> Self {
-        Self { db, cache }
+        Self {
+            db,
+            cache,
+            trips: RoundTrips::default(),
+        }
+    }
+
+    pub(crate) fn trips(&self) -> &RoundTrips {
+        &self.trips
     }
 
     fn stmt(&self, sql: &str, args: &[SqlValue]) -> Result<D1PreparedStatement, StoreError> {
@@ -71,6 +112,7 @@ impl D1Store {
         sql: &str,
         args: &[SqlValue],
     ) -> Result<Vec<T>, StoreError> {
+        RoundTrips::count(&self.trips.d1);
         self.stmt(sql, args)?
             .all()
             .await
@@ -80,6 +122,7 @@ impl D1Store {
     }
 
     async fn changes(&self, sql: &str, args: &[SqlValue]) -> Result<usize, StoreError> {
+        RoundTrips::count(&self.trips.d1);
         let result = self.stmt(sql, args)?.run().await.map_err(err)?;
         Ok(result
             .meta()
@@ -107,6 +150,7 @@ impl D1Store {
 
     /// Drop a key's cache entry (after an admin change here).
     async fn forget(&self, key: &ApiKey) {
+        RoundTrips::count(&self.trips.kv_writes);
         let _ = self.cache.delete(&cache_key(key.hash.expose())).await;
     }
 }
@@ -115,6 +159,7 @@ impl KeyStore for D1Store {
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let ck = cache_key(hash);
         // A cache failure is not an outage: fall through to D1.
+        RoundTrips::count(&self.trips.kv_reads);
         if let Ok(Some(row)) = self.cache.get(&ck).json::<KeyRow>().await {
             return row.into_key().map(Some);
         }
@@ -125,6 +170,7 @@ impl KeyStore for D1Store {
                 serde_json::to_string(&KeyRow::from_key(k)).unwrap_or_default(),
             )
         {
+            RoundTrips::count(&self.trips.kv_writes);
             let _ = put.expiration_ttl(KEY_CACHE_TTL_S).execute().await;
         }
         Ok(key)
@@ -172,6 +218,7 @@ impl Accounting for D1Store {
             self.stmt(sql::RESERVE, &sql::reserve_params(&lease.key_id, ask))?,
             self.stmt(sql::LEASE, &sql::lease_params(lease))?,
         ];
+        RoundTrips::count(&self.trips.d1);
         let results = self.db.batch(batch).await.map_err(err)?;
         #[derive(serde::Deserialize)]
         struct Granted {
@@ -198,6 +245,7 @@ impl Accounting for D1Store {
             self.stmt(sql::RECORD, &record)?,
             self.stmt(sql::END_LEASE, &request_id)?,
         ];
+        RoundTrips::count(&self.trips.d1);
         self.db.batch(batch).await.map_err(err)?;
         Ok(())
     }
@@ -317,6 +365,7 @@ impl D1Store {
         now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
         let (args, now_us) = sql::rate_step_params(&key, limit, cost, now_ms);
+        RoundTrips::count(&self.trips.d1);
         let stepped: Option<Tat> = self
             .stmt(sql::RATE_STEP, &args)?
             .first(None)

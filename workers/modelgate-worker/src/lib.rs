@@ -79,6 +79,10 @@ impl Ports for WorkerPorts {
     fn secret(&self, name: &str) -> Option<String> {
         setting(&self.env, name)
     }
+
+    fn metrics(&self) -> Option<String> {
+        Some(self.store.trips().render())
+    }
 }
 
 thread_local! {
