@@ -307,7 +307,8 @@ def main():
 
         upstream = f"mock?tokens=50&ttft_ms=20&itl_ms={ITL_MS}&stamp=1"
         stream_name, _ = setup(base, admin_key, mock_url, upstream)
-        stream_results = streams(bins, mock_url, base, upstream, stream_name, key, native.pid)
+        bare = targets[PASSTHROUGH][0].removesuffix("/v1/chat/completions")
+        stream_results = streams(bins, mock_url, base, upstream, stream_name, key, native.pid, bare)
 
         wport = free_port()
         with open(f"{tmp}/wrangler.log", "w") as log:

@@ -183,9 +183,10 @@ class RssSampler:
         return self.peak
 
 
-def streams(bins, direct_url, gateway_url, model, gateway_model, key, gateway_pid):
-    """Streams with a chunk every 20 ms, at each concurrency: direct, then
-    through the gateway (with its peak RSS). Repeated; medians with spread."""
+def streams(bins, direct_url, gateway_url, model, gateway_model, key, gateway_pid, bare_url):
+    """Streams with a chunk every 20 ms, at each concurrency: direct, through
+    the stack alone (`bare_url`: the pass-through), then through the gateway
+    (with its peak RSS). Repeated; medians with spread."""
     secs = max(SECS, 8)
 
     def run(url, m, k, n):
@@ -203,11 +204,12 @@ def streams(bins, direct_url, gateway_url, model, gateway_model, key, gateway_pi
 
     out = {}
     for n in STREAMS:
-        direct, through = [], []
+        direct, through, bare = [], [], []
         for _ in range(REPEATS):
             direct.append(run(direct_url, model, None, n))
+            bare.append(run(bare_url, model, None, n))
             rss = RssSampler(gateway_pid)
             through.append({**run(gateway_url, gateway_model, key, n), "rss": 0})
             through[-1]["rss"] = rss.done()
-        out[n] = (spread(direct), spread(through))
+        out[n] = (spread(direct), spread(through), spread(bare))
     return out

@@ -1,9 +1,10 @@
 //! `modelgate-passthrough --upstream http://127.0.0.1:PORT`: the stack
 //! ModelGate's native server is built on (axum on hyper, a pooled reqwest
 //! client, mimalloc, tokio's multi-thread runtime) forwarding every request
-//! to the upstream as it came and its answer back, buffered, and nothing
-//! else: no keys, limits, routing or records. `make bench` measures it
-//! beside nginx and the gateway, so the report can tell what the stack
+//! to the upstream as it came and its answer back (buffered when its length
+//! is known, streamed as it comes otherwise, as the gateway does), and
+//! nothing else: no keys, limits, routing or records. `make bench` measures
+//! it beside nginx and the gateway, so the report can tell what the stack
 //! costs from what the gateway's own work costs. Prints `READY <url>`.
 
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,11 +41,16 @@ async fn forward(
         let resp = req.body(body).send().await?;
         let status = resp.status();
         let kind = resp.headers().get(header::CONTENT_TYPE).cloned();
-        Ok::<_, reqwest::Error>((status, kind, resp.bytes().await?))
+        let body = if resp.content_length().is_some() {
+            Body::from(resp.bytes().await?)
+        } else {
+            Body::from_stream(resp.bytes_stream())
+        };
+        Ok::<_, reqwest::Error>((status, kind, body))
     };
     match answer.await {
-        Ok((status, kind, bytes)) => {
-            let mut out = Response::new(Body::from(bytes));
+        Ok((status, kind, body)) => {
+            let mut out = Response::new(body);
             *out.status_mut() = status;
             if let Some(k) = kind {
                 out.headers_mut().insert(header::CONTENT_TYPE, k);
@@ -79,5 +86,9 @@ async fn main() -> std::io::Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     println!("READY http://{}", listener.local_addr()?);
+    // As the gateway's listener does: a streamed chunk goes out at once.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await
 }
