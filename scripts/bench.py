@@ -27,8 +27,8 @@ import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from harness import (ROOT, free_port, http as call, start, start_lambda, start_postgres, start_redis,  # noqa: E402
-                     start_worker, wait_health)
+from harness import (ROOT, free_port, http as call, round_trips, start, start_lambda, start_postgres,  # noqa: E402
+                     start_redis, start_worker, wait_health)
 from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned, spread, start_litellm,  # noqa: E402
                         start_native, streams)
 from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section,  # noqa: E402
@@ -78,8 +78,7 @@ def binding_round_trips(base, admin_key):
     r = call("GET", base + "/metrics", headers={"authorization": f"Bearer {admin_key}"})
     if r.status_code != 200:
         raise RuntimeError(f"{base}/metrics: {r.status_code}")
-    found = re.findall(r'^modelgate_binding_round_trips_total\{binding="(\w+)",op="(\w+)"\} (\d+)$', r.text, re.M)
-    return {f"{binding} {op}": int(n) for binding, op, n in found}
+    return round_trips(r.text)
 
 
 def setup(base, admin_key, mock_url, upstream="mock?tokens=8", **model):

@@ -5,6 +5,7 @@ processes that print `READY <url>`, the native gateway, the Worker under
 import json as jsonlib
 import os
 import pathlib
+import re
 import socket
 import subprocess
 import sys
@@ -91,6 +92,14 @@ def start_worker(port, settings, tmp, log):
     cmd = (f"exec env {wrangler} dev --local --ip 127.0.0.1 --port {port} --inspector-ip 127.0.0.1 "
            f"--inspector-port {free_port()} --show-interactive-dev-session=false --persist-to {persist} {vars_}")
     return subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
+def round_trips(metrics_text):
+    """The Worker's round trips to its bindings, from its `/metrics` text:
+    {"d1 query": n, "kv read": n, "kv write": n}."""
+    found = re.findall(r'^modelgate_binding_round_trips_total\{binding="(\w+)",op="(\w+)"\} (\d+)$', metrics_text,
+                       re.M)
+    return {f"{binding} {op}": int(n) for binding, op, n in found}
 
 
 def d1_execute(persist, sql):

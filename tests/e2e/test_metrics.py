@@ -7,14 +7,13 @@ carry the figures)."""
 
 import os
 import pathlib
-import re
 import subprocess
 import tempfile
 import time
 import urllib.parse
 
 from conftest import http as call
-from harness import free_port
+from harness import free_port, round_trips
 
 RUNTIME = os.environ.get("MG_RUNTIME", "native")
 
@@ -30,13 +29,12 @@ def query(base, promql):
     return float(result[0]["value"][1]) if result else None
 
 
-def round_trips(env):
+def scraped_round_trips(env):
     r = scrape(env)
     assert r.status_code == 200, r.text
     check = subprocess.run(["promtool", "check", "metrics"], input=r.text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
-    found = re.findall(r'^modelgate_binding_round_trips_total\{binding="(\w+)",op="(\w+)"\} (\d+)$', r.text, re.M)
-    return {f"{binding} {op}": int(n) for binding, op, n in found}
+    return round_trips(r.text)
 
 
 def test_worker_counts_its_round_trips_to_d1_and_kv(env):
@@ -47,11 +45,11 @@ def test_worker_counts_its_round_trips_to_d1_and_kv(env):
     model = env.make_model()
     ask = dict(model=model, messages=[{"role": "user", "content": "hi"}])
     client.chat.completions.create(**ask)  # the key's record is now in KV
-    before = round_trips(env)
+    before = scraped_round_trips(env)
     n = 6
     for _ in range(n):
         client.chat.completions.create(**ask)
-    after = round_trips(env)
+    after = scraped_round_trips(env)
     trips = {k: after[k] - before[k] for k in after}
     # Per request on D1: the RPM step, the reservation (one batch) and the
     # settlement (one batch). The key (from KV) and the model (from D1) are

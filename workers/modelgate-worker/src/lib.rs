@@ -8,7 +8,8 @@
 //!   [`Gateway::handle`], and streams the answer back; a stream's
 //!   settlement runs when it ends, or under `waitUntil` when the client
 //!   goes away first.
-//! - `d1.rs`: D1 store and rate limiter, KV key cache (**binding IO**).
+//! - `d1.rs`: D1 store and rate limiter, KV key cache, and the count of
+//!   round trips to both that `GET /metrics` serves (**binding IO**).
 //! - `fetch.rs`: upstream HTTP on `fetch` (**network IO**).
 
 mod d1;
