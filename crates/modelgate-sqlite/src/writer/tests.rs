@@ -12,7 +12,7 @@ use modelgate_core::domain::NewKey;
 use modelgate_core::ports::KeyStore;
 use modelgate_testkit::conformance::key;
 
-use super::{Done, Forming, Job, Work};
+use super::{Done, Forming, Job, WAL_GLANCE, Work};
 use crate::{Journal, Options, SqliteStore};
 use tokio::sync::oneshot;
 
@@ -78,6 +78,25 @@ async fn a_free_wal_writer_commits_on_the_callers_thread() {
     for dir in [dir, dir2] {
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+#[tokio::test]
+async fn callers_trust_a_recent_glance_at_the_wal_size() {
+    let (s, dir) = store("glance", Journal::Wal).await;
+    assert!(!s.writer.wal_over(), "a fresh WAL is within its bound");
+    // Seen over its bound just now (an instant that is never in the past
+    // here, so a slow machine cannot age it): callers trust that and hand
+    // their batch to the writer thread, which looks for itself.
+    let now = Instant::now() + Duration::from_secs(3600);
+    *s.writer.wal_seen.lock().unwrap() = Some((now, true));
+    assert!(s.writer.wal_over());
+    assert!(s.writer.try_inline(vec![job(reserve(1)).0]).is_err());
+    // An older glance is taken again.
+    let old = Instant::now().checked_sub(WAL_GLANCE * 2).unwrap();
+    *s.writer.wal_seen.lock().unwrap() = Some((old, true));
+    assert!(!s.writer.wal_over(), "looked again");
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
