@@ -78,6 +78,14 @@ COST_STEPS = [
     "| upstream URLs parsed once per URI (reqwest re-parsed the core's URI as a URL, IDNA check included);"
     " a buffered answer's choices checked to be a list and skipped, not built as a JSON tree | 58 | 19,890 |"
     " - |",
+    "| OS randomness fetched 256 bytes at a time per thread (handed out once, wiped); callers glance at the"
+    " WAL's size at most once a millisecond (the writer thread still looks every time) | 55-56 against 56-57"
+    " side by side (three rounds; a `make bench-cost` run had one disturbed repeat) | 20,900-21,100 against"
+    " 20,600-20,900 | `getrandom` 1.0 -> 0, `statx` 0.67 -> 0.53 |",
+    "| a busy batch's leader yields twice, not once: the second pass of the scheduler brings in the writes"
+    " of the requests the first one woke (below ~10,000 requests a second it still commits at once) |"
+    " 54-56 against 56-59 side by side (three rounds), p99 5.1 against 5.5-5.7 ms | 20,000-21,000 against"
+    " 19,900-20,500 | - |",
     "",
     "The step figures come from `make bench-cost` (a fresh database, nothing else running); the full run above"
     " measures the same build with the earlier runs' records in its database and PostgreSQL and Redis"

@@ -140,9 +140,9 @@ impl Writer {
     /// first caller to find no batch forming leads one, and commits it in
     /// one transaction when nobody else is writing. Under load (writes
     /// arriving less than [`BUSY_GAP`] apart, on average) it first yields
-    /// once, so that the requests ready on this runtime reach their own
-    /// writes and join it: one commit then serves many requests instead of
-    /// one each. At lower rates it commits at once, as a yield would only
+    /// [`BUSY_YIELDS`] times, so that the requests ready on this runtime
+    /// reach their own writes and join it: one commit then serves many
+    /// requests instead of one each. At lower rates it commits at once, as a yield would only
     /// put its request behind others. A WAL commit is a few page writes
     /// (tens of microseconds, no `fsync`), less than handing the job to the
     /// writer thread and back costs in wake-ups, which under CPU contention
@@ -164,7 +164,9 @@ impl Writer {
                 // goes away during it.
                 let _leader = Leader(self);
                 if busy {
-                    tokio::task::yield_now().await;
+                    for _ in 0..BUSY_YIELDS {
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
         } else {
@@ -263,6 +265,12 @@ const WAL_GLANCE: Duration = Duration::from_millis(1);
 /// The average gap between writes below which a batch's leader waits for
 /// company (~20,000 writes a second: two per request at ~10,000 requests).
 const BUSY_GAP: Duration = Duration::from_micros(50);
+
+/// How many times a busy batch's leader yields before it commits: the
+/// second pass of the scheduler brings in the writes of the requests the
+/// first one woke (side by side at saturation: ~2.5 µs less CPU a request
+/// and a lower p99 than with one).
+const BUSY_YIELDS: usize = 2;
 
 /// The batch forming, with an average of the gaps between writes.
 #[derive(Debug)]
