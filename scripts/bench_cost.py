@@ -107,7 +107,8 @@ COST_STEPS = [
     " two commits a request, batched: `RESERVE` with its `RETURNING` alone ~4%, the commits' WAL writes"
     " ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
     " answer's check, headers) ~10%, metrics ~3% (half of it registering each label set on every call: a"
-    " cache of handles would save ~1 µs a request), the request id's `getrandom` ~1%.",
+    " cache of handles would save ~1 µs a request); the request id's `getrandom` (~1%) is gone (see the"
+    " steps).",
     "- Taking the writes off the request path (reservations only in memory, or answers before commits)"
     " would halve SQLite's share but lose what a crash may not lose (the `lease_expired` record and quota"
     " release of a request in flight), so it was not done. At moderate load each write is still a commit"
