@@ -142,11 +142,11 @@ impl Writer {
     /// arriving less than [`BUSY_GAP`] apart, on average) it first yields
     /// [`BUSY_YIELDS`] times, so that the requests ready on this runtime
     /// reach their own writes and join it: one commit then serves many
-    /// requests instead of one each. At lower rates it commits at once, as a yield would only
-    /// put its request behind others. A WAL commit is a few page writes
-    /// (tens of microseconds, no `fsync`), less than handing the job to the
-    /// writer thread and back costs in wake-ups, which under CPU contention
-    /// were most of the gateway's tail. Otherwise (the writer thread is
+    /// requests instead of one each. At lower rates it commits at once, as
+    /// a yield would only put its request behind others. A WAL commit is a
+    /// few page writes (tens of microseconds, no `fsync`), less than
+    /// handing the job to the writer thread and back costs in wake-ups,
+    /// which under CPU contention were most of the gateway's tail. Otherwise (the writer thread is
     /// busy, or another process holds the database's write lock) the batch
     /// goes to the writer thread, which waits out locks: a caller's thread
     /// never waits for a lock.
@@ -231,9 +231,7 @@ impl Writer {
             Err(_) => Err(jobs),
         }
     }
-}
 
-impl Writer {
     /// Whether the WAL is over its bound, as a caller about to commit sees
     /// it: the file's size looked at no more than once every
     /// [`WAL_GLANCE`] (a `statx` on every commit was ~1% of the gateway's
