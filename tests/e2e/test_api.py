@@ -82,13 +82,16 @@ def test_usage_is_recorded_per_key(env):
     model = env.make_model("mock?tokens=4")
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "one two"}])
     list(client.chat.completions.create(model=model, messages=[{"role": "user", "content": "one two"}], stream=True))
-    for _ in range(100):
+    # The stream settles after its last chunk, which the client may read
+    # first; with Redis counters the record lands a moment before the
+    # charge. Wait for both, then check them exactly.
+    for _ in range(250):
         report = env.admin("GET", f"/usage?key_id={created['id']}").json()
-        if report["totals"]["requests"] == 2:
+        key = env.admin("GET", f"/keys/{created['id']}").json()
+        if report["totals"]["requests"] == 2 and key["quota_reserved"] == 0:
             break
         time.sleep(0.02)
     assert report["totals"] == {"requests": 2, "prompt_tokens": 4, "completion_tokens": 8, "total_tokens": 12,
                                 "cached_tokens": 0, "errors": 0, "cost_usd": 0}
-    key = env.admin("GET", f"/keys/{created['id']}").json()
     assert (key["quota_used"], key["quota_reserved"]) == (12, 0)
     assert "key" not in key and "hash" not in key
