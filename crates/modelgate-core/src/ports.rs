@@ -340,6 +340,30 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     fn accounts(&self) -> &Self::Accounts;
     /// The limiter.
     fn limiter(&self) -> &Self::Limiter;
+    /// Take one request of `subject`'s `per_minute` allowance and, only if
+    /// that is allowed, reserve `ask` as [`Accounting::reserve`] does: the
+    /// decision and the grant (`None`: nothing reserved). One after the
+    /// other by default; a runtime whose limiter and counters live in one
+    /// store makes both one round trip to it.
+    fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> impl Future<Output = Result<(RateDecision, Option<Grant>), StoreError>> + MaybeSend {
+        async move {
+            let decision = self
+                .limiter()
+                .acquire(subject, per_minute, 1, now_ms)
+                .await?;
+            if !decision.allowed {
+                return Ok((decision, None));
+            }
+            Ok((decision, self.accounts().reserve(lease, ask).await?))
+        }
+    }
     /// Wall-clock time, milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
     /// A monotonic clock in microseconds, for measuring the gateway's own

@@ -110,13 +110,11 @@ pub(crate) fn prices_text(p: Option<&Prices>) -> SqlValue {
 /// Delete a model by id.
 pub const DELETE_MODEL: &str = "DELETE FROM models WHERE id = ?1";
 
-/// Reserve tokens (?2 min to ?3 max) of key ?1's quota in its window ?4,
-/// and nano-dollars (?5 min to ?6 max) of its budget in its window ?7, in
-/// one statement (see `Accounting::reserve`). Every SET
-/// expression sees the old row, so the `last_*` columns record exactly
-/// what this statement added and RETURNING hands them back; no row means
-/// not enough was left. A counter of an earlier window counts as zero.
-pub const RESERVE: &str = "UPDATE api_keys SET
+/// [`RESERVE`] with `$gate` (more conditions) at the end of its WHERE.
+macro_rules! reserve {
+    ($gate:literal) => {
+        concat!(
+            "UPDATE api_keys SET
         quota_used = CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END,
         quota_window = MAX(quota_window, ?4),
         quota_reserved = quota_reserved + CASE WHEN quota IS NULL THEN ?3 ELSE MIN(?3, quota
@@ -136,8 +134,26 @@ pub const RESERVE: &str = "UPDATE api_keys SET
         OR quota - CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END - quota_reserved >= ?2)
       AND (budget_nanos IS NULL
         OR budget_nanos - CASE WHEN budget_window < ?7 THEN 0 ELSE budget_used_nanos END
-            - budget_reserved_nanos >= ?5)
-    RETURNING last_reservation, last_money";
+            - budget_reserved_nanos >= ?5)",
+            $gate,
+            "\n    RETURNING last_reservation, last_money"
+        )
+    };
+}
+
+/// Reserve tokens (?2 min to ?3 max) of key ?1's quota in its window ?4,
+/// and nano-dollars (?5 min to ?6 max) of its budget in its window ?7, in
+/// one statement (see `Accounting::reserve`). Every SET
+/// expression sees the old row, so the `last_*` columns record exactly
+/// what this statement added and RETURNING hands them back; no row means
+/// not enough was left. A counter of an earlier window counts as zero.
+pub const RESERVE: &str = reserve!("");
+
+/// [`RESERVE`] only if the statement before it in its transaction changed
+/// a row (`changes()`): after [`RATE_STEP`], a reservation for a request
+/// its rate allowed, so that a store holding both makes them one round
+/// trip (a D1 batch). A refused step leaves the key as it was.
+pub const RESERVE_IF_STEPPED: &str = reserve!("\n      AND changes() = 1");
 
 /// Parameters of [`RESERVE`].
 pub fn reserve_params(key_id: &str, ask: &Ask) -> Vec<SqlValue> {

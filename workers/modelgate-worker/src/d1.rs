@@ -21,7 +21,7 @@ use modelgate_core::ports::{
 use modelgate_sql::{self as sql, KeyRow, ModelRow, SqlValue};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
-use worker::{D1Database, D1PreparedStatement, kv::KvStore};
+use worker::{D1Database, D1PreparedStatement, D1Result, kv::KvStore};
 
 /// How long a key record stays in KV: the longest a revoked, disabled or
 /// changed key can still be accepted by another Worker location (KV's
@@ -211,6 +211,23 @@ impl KeyStore for D1Store {
     }
 }
 
+/// What a reservation statement granted (its RETURNING row), if anything.
+fn granted(result: Option<&D1Result>) -> Result<Option<Grant>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Granted {
+        last_reservation: i64,
+        last_money: i64,
+    }
+    let granted: Vec<Granted> = match result {
+        Some(r) => r.results().map_err(err)?,
+        None => Vec::new(),
+    };
+    Ok(granted.first().map(|g| Grant {
+        tokens: g.last_reservation,
+        money: g.last_money,
+    }))
+}
+
 impl Accounting for D1Store {
     async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
         // One batch, one transaction: the reservation and its lease.
@@ -220,19 +237,7 @@ impl Accounting for D1Store {
         ];
         RoundTrips::count(&self.trips.d1);
         let results = self.db.batch(batch).await.map_err(err)?;
-        #[derive(serde::Deserialize)]
-        struct Granted {
-            last_reservation: i64,
-            last_money: i64,
-        }
-        let granted: Vec<Granted> = match results.first() {
-            Some(r) => r.results().map_err(err)?,
-            None => Vec::new(),
-        };
-        Ok(granted.first().map(|g| Grant {
-            tokens: g.last_reservation,
-            money: g.last_money,
-        }))
+        granted(results.first())
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
@@ -387,6 +392,50 @@ impl D1Store {
             limit,
             cost,
         ))
+    }
+}
+
+impl D1Store {
+    /// One request of `subject`'s `per_minute` allowance and, if it is
+    /// allowed, the reservation and its lease: one batch, so one round
+    /// trip and one transaction (see `Ports::step_and_reserve`).
+    pub(crate) async fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> Result<(RateDecision, Option<Grant>), StoreError> {
+        let (args, now_us) = sql::rate_step_params(subject, per_minute, 1, now_ms);
+        let batch = vec![
+            self.stmt(sql::RATE_STEP, &args)?,
+            self.stmt(
+                sql::RESERVE_IF_STEPPED,
+                &sql::reserve_params(&lease.key_id, ask),
+            )?,
+            self.stmt(sql::LEASE, &sql::lease_params(lease))?,
+            // The stored TAT, which a refusal's figures come from.
+            self.stmt(sql::RATE_TAT, &args[..1])?,
+        ];
+        RoundTrips::count(&self.trips.d1);
+        let results = self.db.batch(batch).await.map_err(err)?;
+        let tat = |i: usize| -> Result<Option<i64>, StoreError> {
+            let rows: Vec<Tat> = match results.get(i) {
+                Some(r) => r.results().map_err(err)?,
+                None => Vec::new(),
+            };
+            Ok(rows.first().map(|t| t.tat))
+        };
+        let stepped = tat(0)?;
+        let stored = if stepped.is_some() { None } else { tat(3)? };
+        let decision = limiter::store_decision(stepped, stored, now_us, per_minute, 1);
+        let grant = if decision.allowed {
+            granted(results.get(1))?
+        } else {
+            None
+        };
+        Ok((decision, grant))
     }
 }
 

@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
-use modelgate_core::error::{GatewayError, RequestError};
-use modelgate_core::ports::Ports;
+use modelgate_core::domain::{Ask, Grant, Lease};
+use modelgate_core::error::{GatewayError, RequestError, StoreError};
+use modelgate_core::ports::{Ports, RateDecision};
 use modelgate_core::{Body, Config, Gateway, Peer, ResponseStream};
 use worker::{Context, Env, Headers, Request, Response, event};
 
@@ -56,6 +57,19 @@ impl Ports for WorkerPorts {
 
     fn limiter(&self) -> &D1Store {
         &self.store
+    }
+
+    async fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> Result<(RateDecision, Option<Grant>), StoreError> {
+        self.store
+            .step_and_reserve(subject, per_minute, now_ms, lease, ask)
+            .await
     }
 
     fn now_ms(&self) -> i64 {

@@ -5,7 +5,7 @@
 //! none (what one took is given back when a later one refuses).
 
 use super::Gateway;
-use crate::domain::ApiKey;
+use crate::domain::{ApiKey, Ask, Grant, Lease};
 use crate::error::{GatewayError, LimitError};
 use crate::ports::{Ports, RateDecision, RateLimiter};
 
@@ -40,7 +40,7 @@ impl<P: Ports> Gateway<P> {
         key: &ApiKey,
         model: &str,
     ) -> Result<RateDecision, GatewayError> {
-        let rpm = key.rpm.unwrap_or(self.config().default_rpm);
+        let rpm = self.rpm_of(key);
         let d = self.step(&subject(&key.id, None, false), rpm, 1).await?;
         if !d.allowed {
             return Err(limited(rpm, &d, None));
@@ -58,6 +58,38 @@ impl<P: Ports> Gateway<P> {
             }
         }
         Ok(d)
+    }
+
+    /// [`Self::admit_rate`] and the reservation of `ask` as one step of
+    /// the ports (one round trip where the limiter and the counters share a
+    /// store), for a key whose only per-minute limit is its RPM: the
+    /// decision and the grant; `None` when the key also has an RPM on
+    /// `model` (the caller then takes the steps one by one).
+    pub(super) async fn rate_and_reserve(
+        &self,
+        key: &ApiKey,
+        model: &str,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> Result<Option<(RateDecision, Option<Grant>)>, GatewayError> {
+        let rpm = self.rpm_of(key);
+        if rpm == 0 || key.model_limits.get(model).and_then(|l| l.rpm).is_some() {
+            return Ok(None);
+        }
+        let subject = subject(&key.id, None, false);
+        let now = self.now_ms();
+        let (d, grant) = self
+            .ports()
+            .step_and_reserve(&subject, rpm, now, lease, ask)
+            .await?;
+        if !d.allowed {
+            return Err(limited(rpm, &d, None));
+        }
+        Ok(Some((d, grant)))
+    }
+
+    fn rpm_of(&self, key: &ApiKey) -> u32 {
+        key.rpm.unwrap_or(self.config().default_rpm)
     }
 
     /// Take `tokens` of the key's TPM and of its TPM on `model`, each if

@@ -228,7 +228,6 @@ impl<P: Ports> Gateway<P> {
         } else {
             None
         };
-        let rate = self.admit_rate(&key, &model.name).await?;
         let lease = Lease {
             request_id: request_id.to_owned(),
             key_id: key.id.clone(),
@@ -239,7 +238,7 @@ impl<P: Ports> Gateway<P> {
             created_at: started_ms,
             expires_at: self.lease_expiry(started_ms),
         };
-        let reserved = self
+        let (rate, reserved) = self
             .reserve(&key, &parsed, &lease, &model, &deployments)
             .await?;
         let injected_max_tokens = reserved.cap;

@@ -12,7 +12,7 @@ use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Ask, Grant, Lease, Model};
 use crate::error::{GatewayError, LimitError};
 use crate::period;
-use crate::ports::{Accounting, Ports};
+use crate::ports::{Accounting, Ports, RateDecision};
 use crate::request::ProxyRequest;
 
 /// What admission holds for a request.
@@ -55,7 +55,9 @@ fn cost(p: &Prices, prompt: i64, output: i64) -> i64 {
 }
 
 impl<P: Ports> Gateway<P> {
-    /// Reserve the worst case of `req` on `key` (see the module docs).
+    /// Count the request against the key's per-minute limits and reserve
+    /// its worst case (see the module docs): the key's rate decision (for
+    /// the headers) and what is held.
     pub(super) async fn reserve(
         &self,
         key: &ApiKey,
@@ -63,7 +65,7 @@ impl<P: Ports> Gateway<P> {
         lease: &Lease,
         model: &Model,
         deployments: &[Deployment],
-    ) -> Result<Reserved, GatewayError> {
+    ) -> Result<(RateDecision, Reserved), GatewayError> {
         let now = self.now_ms();
         let ask_windows = Reserved {
             quota_window: key.quota_period.window(now),
@@ -76,7 +78,7 @@ impl<P: Ports> Gateway<P> {
             && key.tpm.is_none()
             && model_tpm.is_none()
         {
-            return Ok(ask_windows);
+            return Ok((self.admit_rate(key, &model.name).await?, ask_windows));
         }
         let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
         let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
@@ -102,18 +104,6 @@ impl<P: Ports> Gateway<P> {
         let money = prices.map_or((0, 0), |p| {
             (cost(&p, prompt, out_min), cost(&p, prompt, out_max))
         });
-        let tpm = self
-            .take_tokens(key, &model.name, prompt.saturating_add(out_max))
-            .await?;
-        if key.quota.is_none() && key.budget_nanos.is_none() {
-            // The cap makes the tokens taken per minute the worst case.
-            let cap = capped.then(|| u64::try_from(out_max / choices).unwrap_or(1).max(1));
-            return Ok(Reserved {
-                tpm,
-                cap,
-                ..ask_windows
-            });
-        }
         let ask = Ask {
             tokens: (
                 prompt.saturating_add(out_min),
@@ -123,7 +113,36 @@ impl<P: Ports> Gateway<P> {
             quota_window: ask_windows.quota_window,
             budget_window: ask_windows.budget_window,
         };
-        let reserved = self.ports().accounts().reserve(lease, &ask).await;
+        let holds = key.quota.is_some() || key.budget_nanos.is_some();
+        let folded = if holds && key.tpm.is_none() && model_tpm.is_none() {
+            self.rate_and_reserve(key, &model.name, lease, &ask).await?
+        } else {
+            None
+        };
+        let (rate, tpm, reserved) = match folded {
+            Some((rate, grant)) => (rate, [None, None], Ok(grant)),
+            None => {
+                let rate = self.admit_rate(key, &model.name).await?;
+                let tpm = self
+                    .take_tokens(key, &model.name, prompt.saturating_add(out_max))
+                    .await?;
+                if !holds {
+                    // The cap makes the tokens taken per minute the worst case.
+                    let cap = capped.then(|| u64::try_from(out_max / choices).unwrap_or(1).max(1));
+                    let reserved = Reserved {
+                        tpm,
+                        cap,
+                        ..ask_windows
+                    };
+                    return Ok((rate, reserved));
+                }
+                (
+                    rate,
+                    tpm,
+                    self.ports().accounts().reserve(lease, &ask).await,
+                )
+            }
+        };
         let Ok(Some(Grant { tokens, money })) = reserved else {
             let taken = prompt.saturating_add(out_max);
             self.give_back(&key.id, &model.name, &tpm, taken).await;
@@ -144,13 +163,14 @@ impl<P: Ports> Gateway<P> {
             out = out.min(i64::try_from(affordable).unwrap_or(i64::MAX));
         }
         let cap = capped.then(|| u64::try_from(out / choices).unwrap_or(1).max(1));
-        Ok(Reserved {
+        let reserved = Reserved {
             tokens,
             money,
             cap,
             tpm,
             ..ask_windows
-        })
+        };
+        Ok((rate, reserved))
     }
 }
 
