@@ -317,8 +317,8 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         f" sequential requests above: **{trips['d1 query']:.2f} D1** (queries and"
         f" batches), **{trips['kv read']:.2f} KV reads**, {trips['kv write']:.2f} KV writes. Each is a network"
         " hop at the edge, where D1's primary may be far from the location serving the request. A request's"
-        " RPM step travels in the batch that reserves its quota (since the stop after 3.01 trips were"
-        " measured): two round trips a request, the reservation's and the settlement's.",
+        " RPM step travels in the batch that reserves its quota (before that fold: 3.01 trips a request),"
+        " so two are left: the reservation's batch and the settlement's.",
         "",
         "## Lambda",
         "",
