@@ -321,6 +321,23 @@ pub trait RateLimiter: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 }
 
+/// [`Ports::step_and_reserve`] one step after the other: one request of
+/// `subject`'s `per_minute` allowance at `now_ms` on `limiter`, then, if
+/// allowed, the reservation on `accounts`.
+pub async fn step_then_reserve(
+    limiter: &impl RateLimiter,
+    accounts: &impl Accounting,
+    (subject, per_minute, now_ms): (&str, u32, i64),
+    lease: &Lease,
+    ask: &Ask,
+) -> Result<(RateDecision, Option<Grant>), StoreError> {
+    let decision = limiter.acquire(subject, per_minute, 1, now_ms).await?;
+    if !decision.allowed {
+        return Ok((decision, None));
+    }
+    Ok((decision, accounts.reserve(lease, ask).await?))
+}
+
 /// Everything a runtime provides, bundled for [`crate::Gateway`].
 pub trait Ports: MaybeSend + MaybeSync + 'static {
     /// Upstream HTTP client.
@@ -353,16 +370,13 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
         lease: &Lease,
         ask: &Ask,
     ) -> impl Future<Output = Result<(RateDecision, Option<Grant>), StoreError>> + MaybeSend {
-        async move {
-            let decision = self
-                .limiter()
-                .acquire(subject, per_minute, 1, now_ms)
-                .await?;
-            if !decision.allowed {
-                return Ok((decision, None));
-            }
-            Ok((decision, self.accounts().reserve(lease, ask).await?))
-        }
+        step_then_reserve(
+            self.limiter(),
+            self.accounts(),
+            (subject, per_minute, now_ms),
+            lease,
+            ask,
+        )
     }
     /// Wall-clock time, milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;

@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use modelgate_core::domain::{Ask, Grant, Lease};
+use modelgate_core::error::StoreError;
 use modelgate_core::limiter::MemoryLimiter;
 use modelgate_core::ports::{
-    Accounting, ByteStream, HttpClient, Ports, RateLimiter, Store, TransportError,
-    TransportErrorKind,
+    Accounting, ByteStream, HttpClient, Ports, RateDecision, RateLimiter, Store, TransportError,
+    TransportErrorKind, step_then_reserve,
 };
 use modelgate_core::secret::Secret;
 use modelgate_sqlite::SqliteStore;
@@ -160,6 +163,38 @@ impl HttpClient for ReqwestHttp {
     }
 }
 
+/// What a request's rate step and reservation come to: the decision and
+/// the grant (see [`Ports::step_and_reserve`]).
+type Stepped<'a> = BoxFuture<'a, Result<(RateDecision, Option<Grant>), StoreError>>;
+
+/// The function of a [`StepAndReserve`].
+trait StepFn: for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync {}
+
+impl<F> StepFn for F where
+    F: for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync
+{
+}
+
+/// A store's own [`Ports::step_and_reserve`] in one round trip, for a
+/// store that is both the limiter and the counters.
+#[derive(Clone)]
+pub struct StepAndReserve(Arc<dyn StepFn>);
+
+impl StepAndReserve {
+    /// `f`, the store's statement.
+    pub fn new(
+        f: impl for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for StepAndReserve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StepAndReserve")
+    }
+}
+
 /// Everything the core needs on tokio: the store `S`, its counters `A`
 /// (the store's own, or Redis's in front of it) and the rate limiter `L`.
 #[derive(Debug)]
@@ -168,6 +203,7 @@ pub struct NativePorts<S = SqliteStore, A = Arc<S>, L = MemoryLimiter> {
     store: Arc<S>,
     accounts: A,
     limiter: L,
+    step_and_reserve: Option<StepAndReserve>,
     secrets: HashMap<String, Secret>,
     detached: TaskTracker,
 }
@@ -199,6 +235,7 @@ impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
             store,
             accounts,
             limiter,
+            step_and_reserve: None,
             secrets: HashMap::new(),
             detached: TaskTracker::new(),
         }
@@ -208,6 +245,13 @@ impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
     /// for it before it exits.
     pub fn detached(&self) -> &TaskTracker {
         &self.detached
+    }
+
+    /// Take a request's rate step and its reservation with `f` (one round
+    /// trip), for a limiter that keeps its state in the counters' store.
+    pub fn with_step_and_reserve(mut self, f: StepAndReserve) -> Self {
+        self.step_and_reserve = Some(f);
+        self
     }
 
     /// Secrets looked up before the environment (e.g. loaded from AWS
@@ -238,6 +282,23 @@ impl<S: Store, A: Accounting, L: RateLimiter> Ports for NativePorts<S, A, L> {
 
     fn limiter(&self) -> &L {
         &self.limiter
+    }
+
+    async fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> Result<(RateDecision, Option<Grant>), StoreError> {
+        match &self.step_and_reserve {
+            Some(StepAndReserve(f)) => f(subject, per_minute, now_ms, lease, ask).await,
+            None => {
+                let rate = (subject, per_minute, now_ms);
+                step_then_reserve(&self.limiter, &self.accounts, rate, lease, ask).await
+            }
+        }
     }
 
     fn now_ms(&self) -> i64 {

@@ -1,7 +1,9 @@
 //! Exact per-minute limits shared by every replica: one GCRA step is one
 //! statement (`INSERT ... ON CONFLICT DO UPDATE ... RETURNING`), which
-//! PostgreSQL runs atomically per subject.
+//! PostgreSQL runs atomically per subject; a key's request step can carry
+//! its quota reservation in the same statement.
 
+use modelgate_core::domain::{Ask, Grant, Lease};
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
 use modelgate_core::ports::{RateDecision, RateLimiter};
@@ -16,6 +18,45 @@ impl PgStore {
         rows.first()
             .map(|r| r.try_get(0).map_err(pg_err))
             .transpose()
+    }
+}
+
+impl PgStore {
+    /// One request of `subject`'s `per_minute` allowance and, if it is
+    /// allowed, the reservation of `ask` with its lease: one statement
+    /// ([`pg::STEP_AND_RESERVE`]), so one round trip and one commit where
+    /// the limiter and the counters are both this store (see
+    /// `Ports::step_and_reserve`).
+    pub async fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> Result<(RateDecision, Option<Grant>), StoreError> {
+        let (rate, now_us) = sql::rate_step_params(subject, per_minute, 1, now_ms);
+        let mut args = pg::lease_reserve_params(lease, ask);
+        args.extend(rate.iter().cloned());
+        let rows = self.query(pg::STEP_AND_RESERVE, &args).await?;
+        let (stepped, grant) = match rows.first() {
+            None => (None, None),
+            Some(r) => {
+                let tokens: Option<i64> = r.try_get(1).map_err(pg_err)?;
+                let money: Option<i64> = r.try_get(2).map_err(pg_err)?;
+                let grant = tokens
+                    .zip(money)
+                    .map(|(tokens, money)| Grant { tokens, money });
+                (Some(r.try_get(0).map_err(pg_err)?), grant)
+            }
+        };
+        // A refusal's figures come from the TAT as it is stored now.
+        let stored = match stepped {
+            Some(_) => None,
+            None => self.tat(&numbered(sql::RATE_TAT), &rate[..1]).await?,
+        };
+        let decision = limiter::store_decision(stepped, stored, now_us, per_minute, 1);
+        Ok((decision, grant))
     }
 }
 

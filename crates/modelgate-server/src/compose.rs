@@ -18,7 +18,7 @@ use modelgate_core::config::ModelSpec;
 use modelgate_core::ports::{Accounting, RateLimiter, Store};
 use modelgate_core::{Config, Gateway};
 use modelgate_dynamodb::DynamoStore;
-use modelgate_native::ports::{NativePorts, ReqwestHttp};
+use modelgate_native::ports::{NativePorts, ReqwestHttp, StepAndReserve};
 use modelgate_postgres::PgStore;
 use modelgate_redis::{RedisCounters, RedisLimiter};
 use modelgate_sqlite::SqliteStore;
@@ -76,8 +76,18 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
             let store = open_postgres(settings, url.expose()).await?;
             match redis {
                 None => {
+                    // The limiter and the counters are both the database's:
+                    // a request's rate step carries its reservation.
                     let limiter = store.clone();
-                    let ports = NativePorts::with_limiter(http, store, limiter);
+                    let folded = store.clone();
+                    let fold = StepAndReserve::new(move |subject, rpm, now, lease, ask| {
+                        let store = folded.clone();
+                        Box::pin(async move {
+                            store.step_and_reserve(subject, rpm, now, lease, ask).await
+                        })
+                    });
+                    let ports =
+                        NativePorts::with_limiter(http, store, limiter).with_step_and_reserve(fold);
                     run(job, ports, core, specs).await
                 }
                 Some(url) => run(job, in_redis(http, store, &url)?, core, specs).await,

@@ -20,10 +20,15 @@ pub fn numbered(sql: &str) -> String {
     sql.replace('?', "$")
 }
 
-/// The reservation and its lease in one statement (see
-/// [`crate::RESERVE`]): one row with the amounts granted, or none. With
-/// [`reserve_params`].
-pub const RESERVE: &str = "WITH granted AS (UPDATE api_keys SET
+/// PostgreSQL's reservation with its lease (see [`RESERVE`]): `$with`
+/// (CTEs before it), `$gate` (conditions on the key's row) and the final
+/// `$select`.
+macro_rules! reserve {
+    ($with:literal, $gate:literal, $select:literal) => {
+        concat!(
+            "WITH ",
+            $with,
+            "granted AS (UPDATE api_keys SET
         quota_used = CASE WHEN quota_window < $4 THEN 0 ELSE quota_used END,
         quota_window = GREATEST(quota_window, $4),
         quota_reserved = quota_reserved + CASE WHEN quota IS NULL THEN $3 ELSE LEAST($3, quota
@@ -38,7 +43,9 @@ pub const RESERVE: &str = "WITH granted AS (UPDATE api_keys SET
         last_money = CASE WHEN budget_nanos IS NULL THEN $6
             ELSE LEAST($6, budget_nanos - CASE WHEN budget_window < $7 THEN 0 ELSE budget_used_nanos END
                 - budget_reserved_nanos) END
-    WHERE id = $1
+    WHERE id = $1",
+            $gate,
+            "
       AND (quota IS NULL
         OR quota - CASE WHEN quota_window < $4 THEN 0 ELSE quota_used END - quota_reserved >= $2)
       AND (budget_nanos IS NULL
@@ -47,7 +54,32 @@ pub const RESERVE: &str = "WITH granted AS (UPDATE api_keys SET
     RETURNING last_reservation, last_money),
     lease AS (INSERT INTO leases (request_id, key_id, model, backend, amount, created_at, expires_at, money)
         SELECT $8, $1, $9, $10, last_reservation, $11, $12, last_money FROM granted)
-    SELECT last_reservation, last_money FROM granted";
+    ",
+            $select
+        )
+    };
+}
+
+/// The reservation and its lease in one statement (see
+/// [`crate::RESERVE`]): one row with the amounts granted, or none. With
+/// [`reserve_params`].
+pub const RESERVE: &str = reserve!("", "", "SELECT last_reservation, last_money FROM granted");
+
+/// One request of a key's RPM ([`RATE_STEP`] with $13 to $16) and, only if
+/// the step allowed it, [`RESERVE`] (with $1 to $12): one statement, so
+/// one round trip and one commit. No row: the step refused (nothing was
+/// reserved); else the TAT stepped to and the amounts granted (`NULL`:
+/// the reservation was refused).
+pub const STEP_AND_RESERVE: &str = reserve!(
+    "stepped AS (INSERT INTO rate_limits AS r (key_id, tat)
+        SELECT $13, $14::BIGINT + $15::BIGINT WHERE $15::BIGINT <= $16::BIGINT
+    ON CONFLICT (key_id) DO UPDATE SET tat = GREATEST(r.tat, $14) + $15
+        WHERE GREATEST(r.tat, $14) + $15 - $14 <= $16
+    RETURNING tat),
+    ",
+    " AND EXISTS (SELECT 1 FROM stepped)",
+    "SELECT s.tat, g.last_reservation, g.last_money FROM stepped s LEFT JOIN granted g ON true"
+);
 
 /// Parameters of [`RESERVE`].
 pub fn lease_reserve_params(l: &Lease, ask: &Ask) -> Vec<SqlValue> {
