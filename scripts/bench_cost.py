@@ -118,11 +118,11 @@ COST_STEPS = [
     "**Stores shared by replicas** (2026-11-30, side by side, not part of `make bench`): where one store is"
     " both the limiter and the counters, a request's RPM step now travels with its quota reservation. On"
     " PostgreSQL alone (`MG_DATABASE_URL` without Redis) that is one statement instead of two, so one"
-    " round trip and one commit fewer per request: at 1,000 req/s, three rounds, the gateway used"
-    " 210-224 µs of CPU a request against 239-255 before, PostgreSQL 522-554 µs against 628-666, and p50"
-    " fell from 0.69-0.74 ms to 0.58-0.63 ms (saturation is bound by the key's row lock and moved within"
-    " its noise, ~4,500-5,400 req/s either way). On the Worker it is one D1 round trip fewer (see *Worker*"
-    " below).",
+    " round trip and one commit fewer per request. Three rounds each: at saturation 5,302-6,095 req/s"
+    " against 4,417-5,621, the gateway 95-102 µs of CPU a request against 112-156 and PostgreSQL 178-211"
+    " against 186-228; at 1,000 req/s the gateway 211-221 µs against 230-231, PostgreSQL 262-301 against"
+    " 291-302, p50 0.60-0.63 ms against 0.64-0.66. On the Worker it is one D1 round trip fewer (see"
+    " *Worker* below).",
 ]
 
 
