@@ -321,6 +321,21 @@ pub trait RateLimiter: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
 }
 
+/// A store that keeps both a limiter's state and quota counters, and so
+/// can take a request's rate step with its reservation in one round trip
+/// (what a runtime's [`Ports::step_and_reserve`] may use).
+pub trait StepAndReserve: MaybeSend + MaybeSync + 'static {
+    /// As [`Ports::step_and_reserve`].
+    fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> impl Future<Output = Result<(RateDecision, Option<Grant>), StoreError>> + MaybeSend;
+}
+
 /// [`Ports::step_and_reserve`] one step after the other: one request of
 /// `subject`'s `per_minute` allowance at `now_ms` on `limiter`, then, if
 /// allowed, the reservation on `accounts`.

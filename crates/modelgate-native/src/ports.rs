@@ -15,8 +15,8 @@ use modelgate_core::domain::{Ask, Grant, Lease};
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter::MemoryLimiter;
 use modelgate_core::ports::{
-    Accounting, ByteStream, HttpClient, Ports, RateDecision, RateLimiter, Store, TransportError,
-    TransportErrorKind, step_then_reserve,
+    Accounting, ByteStream, HttpClient, Ports, RateDecision, RateLimiter, StepAndReserve, Store,
+    TransportError, TransportErrorKind, step_then_reserve,
 };
 use modelgate_core::secret::Secret;
 use modelgate_sqlite::SqliteStore;
@@ -167,10 +167,10 @@ impl HttpClient for ReqwestHttp {
 /// the grant (see [`Ports::step_and_reserve`]).
 type Stepped<'a> = BoxFuture<'a, Result<(RateDecision, Option<Grant>), StoreError>>;
 
-/// The function of a [`StepAndReserve`].
-trait StepFn: for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync {}
+/// The function of a [`Fold`].
+trait FoldFn: for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync {}
 
-impl<F> StepFn for F where
+impl<F> FoldFn for F where
     F: for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync
 {
 }
@@ -178,20 +178,25 @@ impl<F> StepFn for F where
 /// A store's own [`Ports::step_and_reserve`] in one round trip, for a
 /// store that is both the limiter and the counters.
 #[derive(Clone)]
-pub struct StepAndReserve(Arc<dyn StepFn>);
+pub struct Fold(Arc<dyn FoldFn>);
 
-impl StepAndReserve {
-    /// `f`, the store's statement.
-    pub fn new(
-        f: impl for<'a> Fn(&'a str, u32, i64, &'a Lease, &'a Ask) -> Stepped<'a> + Send + Sync + 'static,
-    ) -> Self {
-        Self(Arc::new(f))
+impl Fold {
+    /// `store`'s [`StepAndReserve`].
+    pub fn of<T: StepAndReserve>(store: Arc<T>) -> Self {
+        Self(Arc::new(move |subject, per_minute, now_ms, lease, ask| {
+            let store = Arc::clone(&store);
+            Box::pin(async move {
+                store
+                    .step_and_reserve(subject, per_minute, now_ms, lease, ask)
+                    .await
+            })
+        }))
     }
 }
 
-impl std::fmt::Debug for StepAndReserve {
+impl std::fmt::Debug for Fold {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StepAndReserve")
+        f.write_str("Fold")
     }
 }
 
@@ -203,7 +208,7 @@ pub struct NativePorts<S = SqliteStore, A = Arc<S>, L = MemoryLimiter> {
     store: Arc<S>,
     accounts: A,
     limiter: L,
-    step_and_reserve: Option<StepAndReserve>,
+    fold: Option<Fold>,
     secrets: HashMap<String, Secret>,
     detached: TaskTracker,
 }
@@ -235,7 +240,7 @@ impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
             store,
             accounts,
             limiter,
-            step_and_reserve: None,
+            fold: None,
             secrets: HashMap::new(),
             detached: TaskTracker::new(),
         }
@@ -247,10 +252,11 @@ impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
         &self.detached
     }
 
-    /// Take a request's rate step and its reservation with `f` (one round
-    /// trip), for a limiter that keeps its state in the counters' store.
-    pub fn with_step_and_reserve(mut self, f: StepAndReserve) -> Self {
-        self.step_and_reserve = Some(f);
+    /// Take a request's rate step and its reservation with `fold` (one
+    /// round trip), for a limiter that keeps its state in the counters'
+    /// store.
+    pub fn with_fold(mut self, fold: Fold) -> Self {
+        self.fold = Some(fold);
         self
     }
 
@@ -292,8 +298,8 @@ impl<S: Store, A: Accounting, L: RateLimiter> Ports for NativePorts<S, A, L> {
         lease: &Lease,
         ask: &Ask,
     ) -> Result<(RateDecision, Option<Grant>), StoreError> {
-        match &self.step_and_reserve {
-            Some(StepAndReserve(f)) => f(subject, per_minute, now_ms, lease, ask).await,
+        match &self.fold {
+            Some(Fold(f)) => f(subject, per_minute, now_ms, lease, ask).await,
             None => {
                 let rate = (subject, per_minute, now_ms);
                 step_then_reserve(&self.limiter, &self.accounts, rate, lease, ask).await

@@ -6,7 +6,7 @@
 use modelgate_core::domain::{Ask, Grant, Lease};
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
-use modelgate_core::ports::{RateDecision, RateLimiter};
+use modelgate_core::ports::{RateDecision, RateLimiter, StepAndReserve};
 use modelgate_sql::postgres::{self as pg, numbered};
 use modelgate_sql::{self as sql, SqlValue};
 
@@ -21,13 +21,11 @@ impl PgStore {
     }
 }
 
-impl PgStore {
-    /// One request of `subject`'s `per_minute` allowance and, if it is
-    /// allowed, the reservation of `ask` with its lease: one statement
-    /// ([`pg::STEP_AND_RESERVE`]), so one round trip and one commit where
-    /// the limiter and the counters are both this store (see
-    /// `Ports::step_and_reserve`).
-    pub async fn step_and_reserve(
+/// One request's RPM step and, if it is allowed, the reservation of its
+/// ask with the lease: one statement ([`pg::STEP_AND_RESERVE`]), so one
+/// round trip and one commit.
+impl StepAndReserve for PgStore {
+    async fn step_and_reserve(
         &self,
         subject: &str,
         per_minute: u32,

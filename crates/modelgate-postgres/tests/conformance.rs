@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use modelgate_core::domain::{Ask, NewKey};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{Accounting, KeyStore, RateLimiter};
+use modelgate_core::ports::{Accounting, KeyStore, RateLimiter, StepAndReserve};
 use modelgate_postgres::{Options, PgStore};
 use modelgate_testkit::service::{Service, free_port};
 

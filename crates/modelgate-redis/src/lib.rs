@@ -26,24 +26,48 @@ use tokio::sync::OnceCell;
 
 pub use quota::RedisCounters;
 
-/// One GCRA step on KEYS[1] with ARGV increment (the interval times the
-/// cost) and window (µs), at Redis's own time. Returns {allowed (0/1), TAT
-/// stored or found (µs), now (µs)}.
-const GCRA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-local base = now
-if tat and tat > now then base = tat end
-local new_tat = base + interval
-if new_tat - now > window then
-  return {0, tat or 0, now}
+/// `gcra(key, increment, window)`: one GCRA step on `key` taking
+/// `increment` (the interval times the cost, µs) within `window` (µs), at
+/// Redis's own time. Returns allowed (0/1), the TAT stored or found (µs),
+/// now (µs).
+const GCRA_FN: &str = r"
+local function gcra(key, interval, window)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local tat = tonumber(redis.call('GET', key))
+  local base = now
+  if tat and tat > now then base = tat end
+  local new_tat = base + interval
+  if new_tat - now > window then
+    return 0, tat or 0, now
+  end
+  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+  return 1, new_tat, now
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, new_tat, now}
 ";
+
+/// One GCRA step ([`GCRA_FN`]) on KEYS[1] with ARGV increment and window:
+/// {allowed, TAT, now}.
+const GCRA: &str = "return {gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))}";
+
+/// The limiter's key of `subject`.
+pub(crate) fn rate_key(subject: &str) -> String {
+    format!("mg:rl:{subject}")
+}
+
+/// The decision of a [`GCRA_FN`] step of `cost` on a limit of `limit`.
+pub(crate) fn decision(
+    (allowed, tat, now): (i64, i64, i64),
+    limit: u32,
+    cost: i64,
+) -> RateDecision {
+    let (new_tat, stored) = if allowed == 1 {
+        (Some(tat), None)
+    } else {
+        (None, Some(tat))
+    };
+    limiter::store_decision(new_tat, stored, now, limit, cost)
+}
 
 /// Move the TAT of KEYS[1] back by ARGV[1] µs (tokens given back), at
 /// Redis's own time; a TAT no longer ahead of now is dropped.
@@ -121,7 +145,7 @@ impl RedisLimiter {
     pub fn new(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
             redis: Connection::new(url)?,
-            script: Script::new(GCRA),
+            script: Script::new(&[GCRA_FN, GCRA].concat()),
             refund: Script::new(REFUND),
         })
     }
@@ -130,7 +154,7 @@ impl RedisLimiter {
     async fn step(&self, key: String, limit: u32, cost: i64) -> Result<RateDecision, StoreError> {
         let (interval, window) = limiter::gcra_params(limit);
         let mut conn = self.redis.get().await?;
-        let (allowed, tat, now): (i64, i64, i64) = self
+        let stepped = self
             .script
             .key(key)
             .arg(interval.saturating_mul(cost.max(0)))
@@ -138,12 +162,7 @@ impl RedisLimiter {
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let (new_tat, stored) = if allowed == 1 {
-            (Some(tat), None)
-        } else {
-            (None, Some(tat))
-        };
-        Ok(limiter::store_decision(new_tat, stored, now, limit, cost))
+        Ok(decision(stepped, limit, cost))
     }
 }
 
@@ -155,8 +174,7 @@ impl RateLimiter for RedisLimiter {
         cost: i64,
         _now_ms: i64,
     ) -> Result<RateDecision, StoreError> {
-        self.step(format!("mg:rl:{subject}"), per_minute, cost)
-            .await
+        self.step(rate_key(subject), per_minute, cost).await
     }
 
     async fn refund(
@@ -169,7 +187,7 @@ impl RateLimiter for RedisLimiter {
         let mut conn = self.redis.get().await?;
         let _: i64 = self
             .refund
-            .key(format!("mg:rl:{subject}"))
+            .key(rate_key(subject))
             .arg(limiter::refund_us(per_minute, units))
             .invoke_async(&mut conn)
             .await

@@ -23,42 +23,71 @@ use std::sync::Arc;
 
 use modelgate_core::domain::{ApiKey, Ask, Grant, Lease, Settlement};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{Accounting, Store};
+use modelgate_core::limiter;
+use modelgate_core::ports::{Accounting, RateDecision, StepAndReserve, Store};
 use redis::Script;
 
-use crate::{Connection, unavailable};
+use crate::{Connection, GCRA_FN, decision, rate_key, unavailable};
 
-/// Reserve tokens (ARGV[1] min to ARGV[2] max, quota window ARGV[9]) and
-/// nano-dollars (ARGV[10] min to ARGV[11] max, budget window ARGV[12]) of
-/// KEYS[1], as [`modelgate_core::ports::Accounting::reserve`] says, and
-/// write the lease: hash KEYS[3] (request id ARGV[3], key id ARGV[4],
-/// model ARGV[5], backend ARGV[6], created ARGV[7], expires ARGV[8], and
-/// the amounts) and its end in the sorted set KEYS[2]. Returns {-1} when
-/// the counters are missing (rebuild them, then retry), {0} when either
-/// falls short, else {1, tokens, money}.
-const RESERVE: &str = r"
-local h = redis.call('HMGET', KEYS[1], 'quota', 'used', 'reserved', 'qwindow',
-  'budget', 'bused', 'breserved', 'bwindow')
-if not h[1] or not h[5] then return {-1} end
-local function grant(limit, used, reserved, window, min, max, now)
-  if tonumber(window) < now then used = 0 else used = tonumber(used) end
-  if limit == 'none' then return max end
-  local g = math.min(max, tonumber(limit) - used - tonumber(reserved))
-  if g < min then return nil end
-  return g
+/// `counters()`: the quota and budget counters of KEYS[1] (as `reserve`
+/// takes them), or nil when they are missing (rebuild them, then retry);
+/// `reserve(h)`: reserve tokens (ARGV[1] min to ARGV[2] max, quota window
+/// ARGV[9]) and nano-dollars (ARGV[10] min to ARGV[11] max, budget window
+/// ARGV[12]) of those counters, as
+/// [`modelgate_core::ports::Accounting::reserve`] says, and write the
+/// lease: hash KEYS[3] (request id ARGV[3], key id ARGV[4], model ARGV[5],
+/// backend ARGV[6], created ARGV[7], expires ARGV[8], and the amounts) and
+/// its end in the sorted set KEYS[2]. Returns {0} when either falls short,
+/// else {1, tokens, money}.
+const RESERVE_FN: &str = r"
+local function counters()
+  local h = redis.call('HMGET', KEYS[1], 'quota', 'used', 'reserved', 'qwindow',
+    'budget', 'bused', 'breserved', 'bwindow')
+  if not h[1] or not h[5] then return nil end
+  return h
 end
-local qw, bw = tonumber(ARGV[9]), tonumber(ARGV[12])
-local tokens = grant(h[1], h[2], h[3], h[4], tonumber(ARGV[1]), tonumber(ARGV[2]), qw)
-local money = grant(h[5], h[6], h[7], h[8], tonumber(ARGV[10]), tonumber(ARGV[11]), bw)
-if not tokens or not money then return {0} end
-if tonumber(h[4]) < qw then redis.call('HSET', KEYS[1], 'used', 0, 'qwindow', qw) end
-if tonumber(h[8]) < bw then redis.call('HSET', KEYS[1], 'bused', 0, 'bwindow', bw) end
-redis.call('HINCRBY', KEYS[1], 'reserved', tokens)
-redis.call('HINCRBY', KEYS[1], 'breserved', money)
-redis.call('HSET', KEYS[3], 'request_id', ARGV[3], 'key_id', ARGV[4], 'model', ARGV[5],
-  'backend', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'amount', tokens, 'money', money)
-redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
-return {1, tokens, money}
+local function reserve(h)
+  local function grant(limit, used, reserved, window, min, max, now)
+    if tonumber(window) < now then used = 0 else used = tonumber(used) end
+    if limit == 'none' then return max end
+    local g = math.min(max, tonumber(limit) - used - tonumber(reserved))
+    if g < min then return nil end
+    return g
+  end
+  local qw, bw = tonumber(ARGV[9]), tonumber(ARGV[12])
+  local tokens = grant(h[1], h[2], h[3], h[4], tonumber(ARGV[1]), tonumber(ARGV[2]), qw)
+  local money = grant(h[5], h[6], h[7], h[8], tonumber(ARGV[10]), tonumber(ARGV[11]), bw)
+  if not tokens or not money then return {0} end
+  if tonumber(h[4]) < qw then redis.call('HSET', KEYS[1], 'used', 0, 'qwindow', qw) end
+  if tonumber(h[8]) < bw then redis.call('HSET', KEYS[1], 'bused', 0, 'bwindow', bw) end
+  redis.call('HINCRBY', KEYS[1], 'reserved', tokens)
+  redis.call('HINCRBY', KEYS[1], 'breserved', money)
+  redis.call('HSET', KEYS[3], 'request_id', ARGV[3], 'key_id', ARGV[4], 'model', ARGV[5],
+    'backend', ARGV[6], 'created_at', ARGV[7], 'expires_at', ARGV[8], 'amount', tokens, 'money', money)
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[3])
+  return {1, tokens, money}
+end
+";
+
+/// [`RESERVE_FN`] as a script: {-1} when the counters are missing, else
+/// what `reserve` returns.
+const RESERVE: &str = r"
+local h = counters()
+if not h then return {-1} end
+return reserve(h)
+";
+
+/// A request's RPM step (`gcra` on KEYS[4] with ARGV[13] and ARGV[14])
+/// and, only if it is allowed, [`RESERVE`]'s reservation: {-1} when the
+/// counters are missing (nothing stepped: rebuild them, then retry), else
+/// {allowed, TAT, now} with what `reserve` returns appended when allowed.
+const STEP_AND_RESERVE: &str = r"
+local h = counters()
+if not h then return {-1} end
+local allowed, tat, now = gcra(KEYS[4], tonumber(ARGV[13]), tonumber(ARGV[14]))
+if allowed == 0 then return {0, tat, now} end
+local r = reserve(h)
+return {1, tat, now, r[1], r[2], r[3]}
 ";
 
 /// Write KEYS[1] from the store's record: ARGV quota ('none' when
@@ -109,6 +138,7 @@ pub struct RedisCounters<S> {
     store: Arc<S>,
     redis: Connection,
     reserve: Script,
+    step_and_reserve: Script,
     set: Script,
     settle: Script,
 }
@@ -137,7 +167,8 @@ impl<S: Store> RedisCounters<S> {
         Ok(Self {
             store,
             redis: Connection::new(url)?,
-            reserve: Script::new(RESERVE),
+            reserve: Script::new(&[RESERVE_FN, RESERVE].concat()),
+            step_and_reserve: Script::new(&[GCRA_FN, RESERVE_FN, STEP_AND_RESERVE].concat()),
             set: Script::new(SET),
             settle: Script::new(SETTLE),
         })
@@ -165,17 +196,23 @@ impl<S: Store> RedisCounters<S> {
             .map_err(unavailable)?;
         Ok(())
     }
-}
 
-impl<S: Store> Accounting for RedisCounters<S> {
-    async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
+    /// Run a reservation `script` (keys and arguments of [`RESERVE`], then
+    /// those of `step`: its key, increment and window), rebuilding the
+    /// key's counters from the store when they are missing: its answer
+    /// (`None`: the store has no such key).
+    async fn reserving(
+        &self,
+        script: &Script,
+        lease: &Lease,
+        ask: &Ask,
+        step: Option<(String, i64, i64)>,
+    ) -> Result<Option<Vec<i64>>, StoreError> {
         let key_id = lease.key_id.as_str();
         for _ in 0..2 {
             let mut conn = self.redis.get().await?;
-            let got: Vec<i64> = self
-                .reserve
-                .key(counters(key_id))
-                .key(LEASES)
+            let mut call = script.key(counters(key_id));
+            call.key(LEASES)
                 .key(lease_hash(&lease.request_id))
                 .arg(ask.tokens.0)
                 .arg(ask.tokens.1)
@@ -188,22 +225,61 @@ impl<S: Store> Accounting for RedisCounters<S> {
                 .arg(ask.quota_window)
                 .arg(ask.money.0)
                 .arg(ask.money.1)
-                .arg(ask.budget_window)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            match got[..] {
-                [1, tokens, money] => return Ok(Some(Grant { tokens, money })),
-                [0] => return Ok(None),
-                _ => {
-                    let Some(k) = self.store.get_key(key_id).await? else {
-                        return Ok(None);
-                    };
-                    self.set_counters(&k, (false, false)).await?;
-                }
+                .arg(ask.budget_window);
+            if let Some((key, increment, window)) = &step {
+                call.key(key).arg(increment).arg(window);
             }
+            let got: Vec<i64> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+            if got[..] != [-1] {
+                return Ok(Some(got));
+            }
+            let Some(k) = self.store.get_key(key_id).await? else {
+                return Ok(None);
+            };
+            self.set_counters(&k, (false, false)).await?;
         }
         Err(StoreError::Unavailable("quota counters vanished".into()))
+    }
+}
+
+/// One request's RPM step and, if it is allowed, the reservation of its ask
+/// with the lease: one script ([`STEP_AND_RESERVE`]), so one round trip,
+/// for a limiter in the same Redis (its steps on Redis's clock).
+impl<S: Store> StepAndReserve for RedisCounters<S> {
+    async fn step_and_reserve(
+        &self,
+        subject: &str,
+        per_minute: u32,
+        _now_ms: i64,
+        lease: &Lease,
+        ask: &Ask,
+    ) -> Result<(RateDecision, Option<Grant>), StoreError> {
+        let (interval, window) = limiter::gcra_params(per_minute);
+        let step = (rate_key(subject), interval, window);
+        let got = self
+            .reserving(&self.step_and_reserve, lease, ask, Some(step))
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("key {} is not stored", lease.key_id)))?;
+        let [allowed, tat, now, ref reserved @ ..] = got[..] else {
+            return Err(unavailable("unexpected answer to a reservation"));
+        };
+        let decision = decision((allowed, tat, now), per_minute, 1);
+        Ok((decision, granted(reserved)))
+    }
+}
+
+/// What `reserve` (see [`RESERVE_FN`]) answered: the grant, if any.
+fn granted(got: &[i64]) -> Option<Grant> {
+    match *got {
+        [1, tokens, money] => Some(Grant { tokens, money }),
+        _ => None,
+    }
+}
+
+impl<S: Store> Accounting for RedisCounters<S> {
+    async fn reserve(&self, lease: &Lease, ask: &Ask) -> Result<Option<Grant>, StoreError> {
+        let got = self.reserving(&self.reserve, lease, ask, None).await?;
+        Ok(got.and_then(|got| granted(&got)))
     }
 
     async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {

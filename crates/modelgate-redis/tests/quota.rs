@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelgate_core::domain::{KeyPatch, NewKey};
+use modelgate_core::domain::{Ask, KeyPatch, NewKey};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::KeyStore;
+use modelgate_core::ports::{Accounting, KeyStore, StepAndReserve};
 use modelgate_redis::RedisCounters;
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use modelgate_testkit::conformance::{key, lease, settlement};
@@ -92,6 +92,57 @@ async fn instances_sharing_redis_and_a_file_never_overspend() {
     assert!(k.quota_used <= 100);
     drop(redis);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A request's rate step with its reservation (one script) from two
+/// instances at once, on a key whose counters are not in Redis yet: the
+/// RPM admits exactly its allowance (rebuilding the counters took no
+/// step), of those exactly as many as the quota covers are granted, each
+/// with its lease, and a request the rate refused reserves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_steps_carrying_reservations_hold_both_limits_exactly() {
+    let Some(redis) = Service::redis() else {
+        return;
+    };
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    store
+        .insert_key(NewKey {
+            key: key("key_f", Some(60)),
+        })
+        .await
+        .unwrap();
+    let instances: Vec<_> = (0..2)
+        .map(|_| Arc::new(RedisCounters::new(Arc::clone(&store), &redis.url("redis")).unwrap()))
+        .collect();
+    let ask = Ask {
+        tokens: (10, 10),
+        ..Ask::default()
+    };
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let s = Arc::clone(&instances[i % 2]);
+            let lease = lease("key_f");
+            tokio::spawn(async move { s.step_and_reserve("key_f", 10, 0, &lease, &ask).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().unwrap());
+    }
+    let allowed = outcomes.iter().filter(|(d, _)| d.allowed).count();
+    let granted: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|(_, g)| g.map(|g| g.tokens))
+        .collect();
+    assert_eq!(allowed, 10, "RPM 10 at one instant admits 10");
+    assert_eq!(granted, [10; 6], "a quota of 60 covers six of them");
+    for (d, g) in &outcomes {
+        assert!(d.allowed || (g.is_none() && d.retry_after_ms > 0), "{d:?}");
+    }
+    assert_eq!(instances[0].leases(None).await.unwrap().len(), 6);
+    let k = store.get_key("key_f").await.unwrap().unwrap();
+    let live = instances[1].live(vec![k]).await;
+    assert_eq!(live[0].quota_reserved, 60);
 }
 
 /// Redis down: no reservation (the gateway answers 503), and the

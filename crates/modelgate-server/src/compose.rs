@@ -18,7 +18,7 @@ use modelgate_core::config::ModelSpec;
 use modelgate_core::ports::{Accounting, RateLimiter, Store};
 use modelgate_core::{Config, Gateway};
 use modelgate_dynamodb::DynamoStore;
-use modelgate_native::ports::{NativePorts, ReqwestHttp, StepAndReserve};
+use modelgate_native::ports::{Fold, NativePorts, ReqwestHttp};
 use modelgate_postgres::PgStore;
 use modelgate_redis::{RedisCounters, RedisLimiter};
 use modelgate_sqlite::SqliteStore;
@@ -79,15 +79,8 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
                     // The limiter and the counters are both the database's:
                     // a request's rate step carries its reservation.
                     let limiter = store.clone();
-                    let folded = store.clone();
-                    let fold = StepAndReserve::new(move |subject, rpm, now, lease, ask| {
-                        let store = folded.clone();
-                        Box::pin(async move {
-                            store.step_and_reserve(subject, rpm, now, lease, ask).await
-                        })
-                    });
-                    let ports =
-                        NativePorts::with_limiter(http, store, limiter).with_step_and_reserve(fold);
+                    let fold = Fold::of(Arc::new(store.clone()));
+                    let ports = NativePorts::with_limiter(http, store, limiter).with_fold(fold);
                     run(job, ports, core, specs).await
                 }
                 Some(url) => run(job, in_redis(http, store, &url)?, core, specs).await,
@@ -154,12 +147,16 @@ fn in_redis<S: Store>(
     http: ReqwestHttp,
     store: S,
     url: &str,
-) -> Result<NativePorts<S, RedisCounters<S>, RedisLimiter>, String> {
+) -> Result<NativePorts<S, Arc<RedisCounters<S>>, RedisLimiter>, String> {
     let store = Arc::new(store);
     let counters =
         RedisCounters::new(Arc::clone(&store), url).map_err(|e| format!("redis: {e}"))?;
+    let counters = Arc::new(counters);
     let limiter = RedisLimiter::new(url).map_err(|e| format!("redis: {e}"))?;
-    Ok(NativePorts::compose(http, store, counters, limiter))
+    // The limiter is in the same Redis: a request's rate step carries its
+    // reservation.
+    let fold = Fold::of(Arc::clone(&counters));
+    Ok(NativePorts::compose(http, store, counters, limiter).with_fold(fold))
 }
 
 async fn run<J: Job, S: Store, A: Accounting, L: RateLimiter>(

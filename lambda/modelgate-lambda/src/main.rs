@@ -29,7 +29,7 @@ use lambda_http::request::RequestContext;
 use modelgate_core::ports::Store;
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
-use modelgate_native::ports::{NativePorts, ReqwestHttp};
+use modelgate_native::ports::{Fold, NativePorts, ReqwestHttp};
 use modelgate_redis::{RedisCounters, RedisLimiter};
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -115,13 +115,18 @@ async fn serve<S: Store>(
     }
     let store = Arc::new(store);
     let accounts = RedisCounters::new(Arc::clone(&store), redis).map_err(|e| e.to_string())?;
+    let accounts = Arc::new(accounts);
     let limiter = RedisLimiter::new(redis).map_err(|e| e.to_string())?;
+    // The limiter is in the same Redis: a request's rate step carries its
+    // reservation (one round trip).
+    let fold = Fold::of(Arc::clone(&accounts));
     let ports = NativePorts::compose(
         ReqwestHttp::new(config.allow_link_local_upstreams)?,
         store,
         accounts,
         limiter,
     )
+    .with_fold(fold)
     .with_secrets(secrets);
     let mut app = router(AppState {
         gateway: Gateway::new(ports, config),

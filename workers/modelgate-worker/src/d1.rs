@@ -16,7 +16,8 @@ use modelgate_core::domain::{
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
 use modelgate_core::ports::{
-    Accounting, KeyStore, ModelStore, RateDecision, RateLimiter, ResponseStore, UsageStore,
+    Accounting, KeyStore, ModelStore, RateDecision, RateLimiter, ResponseStore, StepAndReserve,
+    UsageStore,
 };
 use modelgate_sql::{self as sql, KeyRow, ModelRow, SqlValue};
 use serde::de::DeserializeOwned;
@@ -395,11 +396,10 @@ impl D1Store {
     }
 }
 
-impl D1Store {
-    /// One request of `subject`'s `per_minute` allowance and, if it is
-    /// allowed, the reservation and its lease: one batch, so one round
-    /// trip and one transaction (see `Ports::step_and_reserve`).
-    pub(crate) async fn step_and_reserve(
+/// One request's RPM step and, if it is allowed, the reservation of its
+/// ask with the lease: one batch, so one round trip and one transaction.
+impl StepAndReserve for D1Store {
+    async fn step_and_reserve(
         &self,
         subject: &str,
         per_minute: u32,

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use modelgate_core::domain::{Ask, Grant, Lease};
 use modelgate_core::error::{GatewayError, RequestError, StoreError};
-use modelgate_core::ports::{Ports, RateDecision};
+use modelgate_core::ports::{Ports, RateDecision, StepAndReserve};
 use modelgate_core::{Body, Config, Gateway, Peer, ResponseStream};
 use worker::{Context, Env, Headers, Request, Response, event};
 
