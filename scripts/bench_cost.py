@@ -121,8 +121,11 @@ COST_STEPS = [
     " round trip and one commit fewer per request. Three rounds each: at saturation 5,302-6,095 req/s"
     " against 4,417-5,621, the gateway 95-102 µs of CPU a request against 112-156 and PostgreSQL 178-211"
     " against 186-228; at 1,000 req/s the gateway 211-221 µs against 230-231, PostgreSQL 262-301 against"
-    " 291-302, p50 0.60-0.63 ms against 0.64-0.66. On the Worker it is one D1 round trip fewer (see"
-    " *Worker* below).",
+    " 291-302, p50 0.60-0.63 ms against 0.64-0.66. On PostgreSQL + Redis it is one Redis script instead"
+    " of two: at 1,000 req/s Redis used 89-101 µs of CPU a request against 105-129, the gateway 229-252"
+    " against 240-301, p50 0.62-0.71 ms against 0.64-0.81; at saturation the two moved within each"
+    " other's noise (6,554-7,999 req/s against 5,992-7,930). On the Worker it is one D1 round trip fewer"
+    " (see *Worker* below).",
 ]
 
 
