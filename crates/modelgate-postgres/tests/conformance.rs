@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use modelgate_core::domain::{Ask, NewKey};
+use modelgate_core::domain::NewKey;
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{Accounting, KeyStore, RateLimiter, StepAndReserve};
+use modelgate_core::ports::{Accounting, KeyStore, RateLimiter};
 use modelgate_postgres::{Options, PgStore};
 use modelgate_testkit::service::{Service, free_port};
 
@@ -93,29 +93,8 @@ async fn rate_steps_carrying_reservations_hold_both_limits_exactly() {
     let replicas: Vec<Arc<PgStore>> = (0..3)
         .map(|_| Arc::new(PgStore::new(&url(&pg), Options::default()).unwrap()))
         .collect();
-    let now = 1_700_000_000_000;
-    let ask = Ask {
-        tokens: (10, 10),
-        ..Ask::default()
-    };
-    let steps = (0..30)
-        .map(|i| {
-            let s = Arc::clone(&replicas[i % 3]);
-            let lease = modelgate_testkit::conformance::lease("key_f");
-            tokio::spawn(async move { s.step_and_reserve("key_f", 10, now, &lease, &ask).await })
-        })
-        .collect();
-    let outcomes: Vec<_> = all(steps).await.into_iter().map(Result::unwrap).collect();
-    let allowed = outcomes.iter().filter(|(d, _)| d.allowed).count();
-    let granted: Vec<i64> = outcomes
-        .iter()
-        .filter_map(|(_, g)| g.map(|g| g.tokens))
-        .collect();
-    assert_eq!(allowed, 10, "RPM 10 at one instant admits 10");
-    assert_eq!(granted, [10; 6], "a quota of 60 covers six of them");
-    for (d, g) in &outcomes {
-        assert!(d.allowed || (g.is_none() && d.retry_after_ms > 0), "{d:?}");
-    }
+    modelgate_testkit::conformance::steps_carry_reservations(&replicas, "key_f", 1_700_000_000_000)
+        .await;
     let held = store.get_key("key_f").await.unwrap().unwrap();
     assert_eq!(held.quota_reserved, 60);
     assert_eq!(store.leases(None).await.unwrap().len(), 6);

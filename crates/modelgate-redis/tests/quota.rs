@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use modelgate_core::domain::{Ask, KeyPatch, NewKey};
+use modelgate_core::domain::{KeyPatch, NewKey};
 use modelgate_core::error::StoreError;
-use modelgate_core::ports::{Accounting, KeyStore, StepAndReserve};
+use modelgate_core::ports::{Accounting, KeyStore};
 use modelgate_redis::RedisCounters;
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use modelgate_testkit::conformance::{key, lease, settlement};
@@ -114,31 +114,7 @@ async fn rate_steps_carrying_reservations_hold_both_limits_exactly() {
     let instances: Vec<_> = (0..2)
         .map(|_| Arc::new(RedisCounters::new(Arc::clone(&store), &redis.url("redis")).unwrap()))
         .collect();
-    let ask = Ask {
-        tokens: (10, 10),
-        ..Ask::default()
-    };
-    let tasks: Vec<_> = (0..30)
-        .map(|i| {
-            let s = Arc::clone(&instances[i % 2]);
-            let lease = lease("key_f");
-            tokio::spawn(async move { s.step_and_reserve("key_f", 10, 0, &lease, &ask).await })
-        })
-        .collect();
-    let mut outcomes = Vec::new();
-    for t in tasks {
-        outcomes.push(t.await.unwrap().unwrap());
-    }
-    let allowed = outcomes.iter().filter(|(d, _)| d.allowed).count();
-    let granted: Vec<i64> = outcomes
-        .iter()
-        .filter_map(|(_, g)| g.map(|g| g.tokens))
-        .collect();
-    assert_eq!(allowed, 10, "RPM 10 at one instant admits 10");
-    assert_eq!(granted, [10; 6], "a quota of 60 covers six of them");
-    for (d, g) in &outcomes {
-        assert!(d.allowed || (g.is_none() && d.retry_after_ms > 0), "{d:?}");
-    }
+    modelgate_testkit::conformance::steps_carry_reservations(&instances, "key_f", 0).await;
     assert_eq!(instances[0].leases(None).await.unwrap().len(), 6);
     let k = store.get_key("key_f").await.unwrap().unwrap();
     let live = instances[1].live(vec![k]).await;

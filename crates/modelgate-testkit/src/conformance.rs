@@ -8,12 +8,12 @@ use modelgate_core::backend::{BackendKind, ResponsesApi};
 use modelgate_core::cost::Prices;
 use modelgate_core::deployment::Deployment;
 use modelgate_core::domain::{
-    ApiKey, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
+    ApiKey, Ask, KeyPatch, KeyStatus, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
     Settlement, StoredResponse, UsageQuery, UsageRecord,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::period::Period;
-use modelgate_core::ports::{Accounting, Store};
+use modelgate_core::ports::{Accounting, StepAndReserve, Store};
 
 use crate::subject::Subject;
 
@@ -33,6 +33,39 @@ pub fn lease(key_id: &str) -> Lease {
         money: 0,
         created_at: 0,
         expires_at: i64::MAX / 2,
+    }
+}
+
+/// Thirty requests at once on `key_id` (its quota 60 tokens, none held),
+/// spread over `instances`, each taking a step of RPM 10 with a
+/// reservation of 10 tokens ([`StepAndReserve`]): exactly 10 are allowed,
+/// 6 of them granted, and a request the rate refused reserves nothing.
+/// What is held after (60 tokens, six leases) is the caller's to check.
+pub async fn steps_carry_reservations<T: StepAndReserve>(
+    instances: &[Arc<T>],
+    key_id: &str,
+    now_ms: i64,
+) {
+    let ask = Ask {
+        tokens: (10, 10),
+        ..Ask::default()
+    };
+    let leases: Vec<Lease> = (0..30).map(|_| lease(key_id)).collect();
+    let steps = leases
+        .iter()
+        .enumerate()
+        .map(|(i, l)| instances[i % instances.len()].step_and_reserve(key_id, 10, now_ms, l, &ask));
+    let outcomes: Vec<_> = futures_util::future::join_all(steps).await;
+    let outcomes: Vec<_> = outcomes.into_iter().map(Result::unwrap).collect();
+    let allowed = outcomes.iter().filter(|(d, _)| d.allowed).count();
+    let granted: Vec<i64> = outcomes
+        .iter()
+        .filter_map(|(_, g)| g.map(|g| g.tokens))
+        .collect();
+    assert_eq!(allowed, 10, "RPM 10 at one instant admits 10");
+    assert_eq!(granted, [10; 6], "a quota of 60 covers six of them");
+    for (d, g) in &outcomes {
+        assert!(d.allowed || (g.is_none() && d.retry_after_ms > 0), "{d:?}");
     }
 }
 
