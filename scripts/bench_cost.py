@@ -19,7 +19,7 @@ from harness import free_port, start, wait_health
 from bench_load import GATEWAY_CPU, TOOLS, pinned, tree
 
 NGINX = "nginx (one worker, `proxy_pass`, keep-alive upstream)"
-PASSTHROUGH = "axum + reqwest pass-through (ModelGate's stack, no gateway)"
+PASSTHROUGH = "axum + hyper client pass-through (ModelGate's stack, no gateway)"
 PORTKEY = "Portkey gateway 1.15.2 (Node)"
 STRACE_RATE, STRACE_SECS = 1000, 5
 
@@ -86,6 +86,11 @@ COST_STEPS = [
     " of the requests the first one woke (below ~10,000 requests a second it still commits at once) |"
     " 54-56 against 56-59 side by side (three rounds), p99 5.1 against 5.5-5.7 ms | 20,000-21,000 against"
     " 19,900-20,500 | - |",
+    "| the upstream client is hyper-util's pooled client itself, not reqwest: the core builds the request and"
+    " follows no redirect, so reqwest's layers (the URI turned into a URL and back, default headers, its retry"
+    " and redirect services, boxed futures) did nothing for it; `https` upstreams keep rustls with the"
+    " system's roots, and the egress resolver stays | 48-50 against 53-56 side by side (four rounds) |"
+    " 21,900-22,900 against 20,100-21,500 | - |",
     "",
     "The step figures come from `make bench-cost` (a fresh database, nothing else running); the full run above"
     " measures the same build with the earlier runs' records in its database and PostgreSQL and Redis"
@@ -98,11 +103,14 @@ COST_STEPS = [
     "",
     "**What remains between ModelGate and nginx, and why** (`perf record -g`, frame pointers, at saturation,"
     " after the steps):",
-    "- The stack alone costs 1.6x nginx: the pass-through (axum on hyper, reqwest, tokio's work-stealing"
-    " runtime, nothing else) measures 23 µs a request against nginx's 14, and reaches 81% of its"
-    " saturation. The 2x-nginx target leaves ~5 µs a request for everything the gateway does on top of it;"
-    " meeting it needs a leaner HTTP stack first (thread per core, no task hand-offs between workers, the"
-    " proxying path without reqwest's layers), not only a leaner gateway.",
+    "- The stack alone: with reqwest the pass-through measured 22-26 µs a request; with hyper-util's client"
+    " (what the gateway now uses) 19-21 in the same rounds, and a bare hyper server in front of it 16-17"
+    " (axum's routing and body types cost the rest). Thread per core was measured too (2026-11-30, side by"
+    " side): one current-thread runtime per CPU, each with its own `SO_REUSEPORT` listener and its own"
+    " upstream pool: on the gateway 55-56 µs a request against 58-59 (the three calm rounds of five), on the"
+    " pass-through within the rounds' spread. It was not adopted: a connection is then served by one core for"
+    " its life, so a client or balancer sending everything over a few keep-alive or HTTP/2 connections would"
+    " be held to one core of the two. (mimalloc v2 against the v3 in use: no difference, five rounds.)",
     "- The gateway's own work is the other ~35 µs. SQLite is ~19% of the gateway's CPU (five statements and"
     " two commits a request, batched: `RESERVE` with its `RETURNING` alone ~4%, the commits' WAL writes"
     " ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
@@ -213,7 +221,7 @@ def cost_section(load, calls, names):
              " row) over the requests answered, from /proc: it holds when latencies on this shared machine do"
              " not. nginx runs with its access log off, one worker, keep-alive to the upstream; Portkey with no"
              " auth, cache or logging configured. The pass-through (`modelgate-passthrough`) is the stack the"
-             " native server is built on (axum on hyper, a pooled reqwest client, mimalloc, tokio's runtime)"
+             " native server is built on (axum on hyper, hyper-util's pooled client, mimalloc, tokio's runtime)"
              " forwarding each request and its buffered answer and doing nothing else: what the stack costs,"
              " apart from what the gateway does.", "",
              "| target | saturation req/s | % of nginx | CPU µs/request | x nginx's CPU | p50 / p99 ms |",

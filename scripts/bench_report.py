@@ -214,7 +214,7 @@ def stream_section(stream):
         f" {ITL_MS} ms, 50 chunks), ramped over the first quarter of each run; streams started after the ramp are"
         " measured. The mock stamps each chunk with its send time, so *delay* is how long a chunk took from the"
         " mock's write to the client's read; *gap* is the time between chunks at the client. Peak RSS is the"
-        " gateway's resident memory sampled every 50 ms during the run. The pass-through (axum + reqwest,"
+        " gateway's resident memory sampled every 50 ms during the run. The pass-through (axum + hyper's client,"
         " forwarding the stream as it comes, no gateway) shows what the stack alone adds.",
         "",
         "| streams | path | streams done | TTFB p50 / p99 ms | chunk delay p50 / p99 / max ms | gap p50 / p99 ms"

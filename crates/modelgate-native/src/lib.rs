@@ -9,11 +9,13 @@
 //!   IO).
 //! - `listener`: the native server's sockets (network IO): connection cap,
 //!   header and idle deadlines, graceful shutdown.
-//! - `ports`: reqwest upstream client (network IO), SQLite store (file IO),
-//!   a limiter of the caller's choice, system clock, OS randomness.
+//! - `upstream`: the upstream HTTP client (network IO).
+//! - `ports`: the core's ports over it, the SQLite store (file IO), a
+//!   limiter of the caller's choice, system clock, OS randomness.
 
 pub mod app;
 pub mod listener;
 pub mod metrics;
 pub mod otel;
 pub mod ports;
+pub mod upstream;

@@ -78,7 +78,7 @@ pub fn configured(get: impl Fn(&str) -> Option<String>) -> bool {
 /// A tracer provider exporting in batches to the configured endpoint
 /// (flush it, or shut it down, before the process ends).
 pub fn provider(service: &str) -> Result<SdkTracerProvider, String> {
-    // The exporter's client is reqwest with rustls, like the upstreams'.
+    // The exporter's client is reqwest with rustls, which needs a provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Protobuf unless JSON is asked for (with both built in, the
     // exporter's own default would be JSON).

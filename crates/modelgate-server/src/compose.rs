@@ -18,7 +18,7 @@ use modelgate_core::config::ModelSpec;
 use modelgate_core::ports::{Accounting, RateLimiter, Store};
 use modelgate_core::{Config, Gateway};
 use modelgate_dynamodb::DynamoStore;
-use modelgate_native::ports::{Fold, NativePorts, ReqwestHttp};
+use modelgate_native::ports::{Fold, NativePorts, UpstreamHttp};
 use modelgate_postgres::PgStore;
 use modelgate_redis::{RedisCounters, RedisLimiter};
 use modelgate_sqlite::SqliteStore;
@@ -55,7 +55,7 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
         Some(path) => settings::load_models_file(path, |k| std::env::var(k).ok(), &mut core)?,
         None => vec![],
     };
-    let http = ReqwestHttp::new(core.allow_link_local_upstreams)
+    let http = UpstreamHttp::new(core.allow_link_local_upstreams)
         .map_err(|e| format!("HTTP client: {e}"))?;
     let redis = settings.redis_url.as_ref().map(|u| u.expose().to_owned());
     if let Some(table) = &settings.dynamodb_table {
@@ -144,7 +144,7 @@ async fn open_dynamodb(settings: &Settings, table: &str) -> DynamoStore {
 
 /// `store` with its counters and the limiter in the Redis at `url`.
 fn in_redis<S: Store>(
-    http: ReqwestHttp,
+    http: UpstreamHttp,
     store: S,
     url: &str,
 ) -> Result<NativePorts<S, Arc<RedisCounters<S>>, RedisLimiter>, String> {

@@ -12,7 +12,7 @@
 //! (`modelgate-sqlite`, rollback journal, busy timeout) or DynamoDB
 //! (`modelgate-dynamodb`), chosen by `MG_STORE`; rate limits and quota
 //! reservations are counters in Redis shared by every instance
-//! (`modelgate-redis`); the upstream client is reqwest (`modelgate-native`).
+//! (`modelgate-redis`); the upstream client is hyper's (`modelgate-native`).
 //!
 //! Redis is required: without `MG_REDIS_URL` the function does not start,
 //! and when Redis is unreachable requests get a 503, never unlimited access.
@@ -29,7 +29,7 @@ use lambda_http::request::RequestContext;
 use modelgate_core::ports::Store;
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
-use modelgate_native::ports::{Fold, NativePorts, ReqwestHttp};
+use modelgate_native::ports::{Fold, NativePorts, UpstreamHttp};
 use modelgate_redis::{RedisCounters, RedisLimiter};
 use modelgate_sqlite::{Journal, Options, SqliteStore};
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -121,7 +121,7 @@ async fn serve<S: Store>(
     // reservation (one round trip).
     let fold = Fold::of(Arc::clone(&accounts));
     let ports = NativePorts::compose(
-        ReqwestHttp::new(config.allow_link_local_upstreams)?,
+        UpstreamHttp::new(config.allow_link_local_upstreams)?,
         store,
         accounts,
         limiter,

@@ -1,5 +1,5 @@
 //! A gateway wired to real components for tests: the axum router, an
-//! in-memory SQLite store, the reqwest client and the mock upstream. Calls
+//! in-memory SQLite store, the upstream client and the mock upstream. Calls
 //! go through the router without a socket (`oneshot`).
 
 #![allow(dead_code, unreachable_pub)]
@@ -15,7 +15,7 @@ use modelgate_core::domain::ApiKey;
 use modelgate_core::ports::{KeyStore, Ports};
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
-use modelgate_native::ports::{NativePorts, ReqwestHttp};
+use modelgate_native::ports::{NativePorts, UpstreamHttp};
 use modelgate_sqlite::SqliteStore;
 use modelgate_testkit::MockUpstream;
 use serde_json::{Value, json};
@@ -73,7 +73,9 @@ impl Harness {
         };
         config.resilience.backoff_ms = 1;
         tweak(&mut config);
-        let http = ReqwestHttp::new(config.allow_link_local_upstreams).unwrap();
+        let http = UpstreamHttp::new(config.allow_link_local_upstreams).unwrap();
+        // The tests' own clients are reqwest's, with rustls.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let ports = NativePorts::new(http, store);
         let gateway = Gateway::new(ports, config);
         let app = router(AppState {

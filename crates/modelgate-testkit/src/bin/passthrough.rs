@@ -1,5 +1,5 @@
 //! `modelgate-passthrough --upstream http://127.0.0.1:PORT`: the stack
-//! ModelGate's native server is built on (axum on hyper, a pooled reqwest
+//! ModelGate's native server is built on (axum on hyper, hyper-util's pooled
 //! client, mimalloc, tokio's multi-thread runtime) forwarding every request
 //! to the upstream as it came and its answer back (buffered when its length
 //! is known, streamed as it comes otherwise, as the gateway does), and
@@ -15,13 +15,17 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Clone)]
 struct Upstream {
-    client: reqwest::Client,
+    client: Client<HttpConnector, Full<Bytes>>,
     base: String,
 }
 
@@ -33,23 +37,30 @@ async fn forward(
     body: Bytes,
 ) -> Response {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = up.client.request(method, format!("{}{path}", up.base));
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", up.base));
     if let Some(t) = headers.get(header::CONTENT_TYPE) {
         req = req.header(header::CONTENT_TYPE, t);
     }
+    let Ok(req) = req.body(Full::new(body)) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
     let answer = async {
-        let resp = req.body(body).send().await?;
-        let status = resp.status();
-        let kind = resp.headers().get(header::CONTENT_TYPE).cloned();
-        let body = if resp.content_length().is_some() {
-            Body::from(resp.bytes().await?)
+        let (parts, body) = up.client.request(req).await.ok()?.into_parts();
+        let body = if parts.headers.contains_key(header::CONTENT_LENGTH) {
+            Body::from(body.collect().await.ok()?.to_bytes())
         } else {
-            Body::from_stream(resp.bytes_stream())
+            Body::new(body)
         };
-        Ok::<_, reqwest::Error>((status, kind, body))
+        Some((
+            parts.status,
+            parts.headers.get(header::CONTENT_TYPE).cloned(),
+            body,
+        ))
     };
     match answer.await {
-        Ok((status, kind, body)) => {
+        Some((status, kind, body)) => {
             let mut out = Response::new(body);
             *out.status_mut() = status;
             if let Some(k) = kind {
@@ -57,7 +68,7 @@ async fn forward(
             }
             out
         }
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+        None => StatusCode::BAD_GATEWAY.into_response(),
     }
 }
 
@@ -74,12 +85,11 @@ async fn main() -> std::io::Result<()> {
         eprintln!("usage: modelgate-passthrough --upstream http://HOST:PORT");
         std::process::exit(2);
     };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .tcp_nodelay(true)
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(256)
-        .build()
-        .map_err(std::io::Error::other)?;
+        .build(tcp);
     let app = Router::new().fallback(forward).with_state(Upstream {
         client,
         base: base.trim_end_matches('/').to_owned(),

@@ -1,0 +1,226 @@
+//! Upstream HTTP: hyper-util's pooled client, with rustls for `https`
+//! upstreams, and nothing between it and the core.
+//!
+//! Not reqwest: its layers (URL parsing and re-encoding, default headers,
+//! retry and redirect services, boxed futures) were a fifth of what the
+//! proxying stack costs a request (BENCHMARKS.md), and the core needs none
+//! of them: it builds the request and follows no redirect.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use modelgate_core::ports::{ByteStream, HttpClient, TransportError, TransportErrorKind};
+
+/// The system resolver, keeping only addresses the edge policy allows: a
+/// name that resolves to a metadata service (or is rebound to one) is never
+/// called, whatever the model's URL said.
+#[derive(Debug, Clone, Copy)]
+struct EgressResolver {
+    allow_link_local: bool,
+}
+
+type Resolving =
+    Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+
+impl tower::Service<Name> for EgressResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
+        let allow = self.allow_link_local;
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let kept: Vec<SocketAddr> = found
+                .filter(|a| modelgate_core::edge::upstream_ip_allowed(a.ip(), allow))
+                .collect();
+            if kept.is_empty() {
+                return Err(std::io::Error::other("no address the egress policy allows"));
+            }
+            Ok(kept.into_iter())
+        })
+    }
+}
+
+/// Upstream HTTP over a pooled hyper client.
+#[derive(Debug, Clone)]
+pub struct UpstreamHttp {
+    client: Client<HttpsConnector<HttpConnector<EgressResolver>>, Full<Bytes>>,
+}
+
+impl UpstreamHttp {
+    /// A pooled client with `TCP_NODELAY` and a connect timeout; the overall
+    /// timeout is the gateway's (it also covers the streamed body). It
+    /// follows no redirect (a 3xx is the core's upstream error), and names
+    /// resolve only to addresses [`modelgate_core::edge::upstream_ip_allowed`]
+    /// lets through. `https` upstreams are checked against the system's
+    /// roots, HTTP/2 when the server offers it.
+    pub fn new(allow_link_local: bool) -> Result<Self, std::io::Error> {
+        let mut tcp = HttpConnector::new_with_resolver(EgressResolver { allow_link_local });
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Ok(Self { client })
+    }
+}
+
+/// What failed, never where: the client's errors name no URL, and the log
+/// line names the endpoint by model and position instead.
+fn transport(e: &(dyn std::error::Error + 'static), during_body: bool) -> TransportError {
+    let mut detail = e.to_string();
+    let mut timed_out = false;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        timed_out |= c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        detail.push_str(": ");
+        detail.push_str(&c.to_string());
+        cause = c.source();
+    }
+    let kind = if timed_out {
+        TransportErrorKind::Timeout
+    } else if during_body {
+        TransportErrorKind::Broken
+    } else {
+        TransportErrorKind::Connect
+    };
+    TransportError { kind, detail }
+}
+
+/// A streamed upstream response body.
+#[derive(Debug)]
+pub struct UpstreamBody(Incoming);
+
+impl ByteStream for UpstreamBody {
+    async fn next_chunk(&mut self) -> Option<Result<Bytes, TransportError>> {
+        loop {
+            match self.0.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some(Ok(data)),
+                    // Trailers carry nothing the core reads.
+                    Err(_) => continue,
+                },
+                Err(e) => return Some(Err(transport(&e, true))),
+            }
+        }
+    }
+}
+
+impl HttpClient for UpstreamHttp {
+    type Body = UpstreamBody;
+
+    async fn send(
+        &self,
+        mut req: http::Request<Bytes>,
+    ) -> Result<http::Response<UpstreamBody>, TransportError> {
+        crate::otel::inject(req.headers_mut());
+        let resp = self
+            .client
+            .request(req.map(Full::new))
+            .await
+            .map_err(|e| transport(&e, false))?;
+        Ok(resp.map(UpstreamBody))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::Service;
+
+    use super::{EgressResolver, TransportErrorKind, transport};
+
+    #[tokio::test]
+    async fn the_resolver_drops_addresses_the_edge_policy_refuses() {
+        let strict = EgressResolver {
+            allow_link_local: false,
+        };
+        let name = |s: &str| s.parse().unwrap();
+        assert!(strict.clone().call(name("169.254.169.254")).await.is_err());
+        let local: Vec<_> = strict
+            .clone()
+            .call(name("localhost"))
+            .await
+            .unwrap()
+            .collect();
+        assert!(local.iter().all(|a| a.ip().is_loopback()) && !local.is_empty());
+        let open = EgressResolver {
+            allow_link_local: true,
+        };
+        assert!(open.clone().call(name("169.254.169.254")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn transport_errors_name_no_address() {
+        let http = super::UpstreamHttp::new(false).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let req = |url: String| http::Request::post(url).body(bytes::Bytes::new()).unwrap();
+        for url in [
+            format!("http://127.0.0.1:{port}/v1/chat/completions"),
+            "http://metadata.google.internal:8080/v1/x".to_owned(),
+        ] {
+            let e = modelgate_core::ports::HttpClient::send(&http, req(url.clone()))
+                .await
+                .unwrap_err();
+            for part in [port.to_string().as_str(), "127.0.0.1", "metadata", "/v1/"] {
+                assert!(!e.detail.contains(part), "{url}: {}", e.detail);
+            }
+        }
+    }
+
+    #[test]
+    fn a_timed_out_cause_anywhere_in_the_chain_is_a_timeout() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let timed_out = Outer(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connect timeout",
+        ));
+        let e = transport(&timed_out, false);
+        assert_eq!(e.kind, TransportErrorKind::Timeout);
+        assert_eq!(e.detail, "client error (Connect): connect timeout");
+        let refused = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(transport(&refused, false).kind, TransportErrorKind::Connect);
+        assert_eq!(transport(&refused, true).kind, TransportErrorKind::Broken);
+    }
+}
