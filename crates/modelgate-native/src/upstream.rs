@@ -57,6 +57,27 @@ impl tower::Service<Name> for EgressResolver {
     }
 }
 
+/// The proxy variables other HTTP clients read. Upstreams are called
+/// directly whatever they say: a proxy would resolve an upstream's name
+/// itself, where the egress policy cannot see the address.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The proxy variables `lookup` finds set, for a warning at start: an
+/// operator who set one expects it to be used, and it is not.
+pub fn proxy_variables_set(lookup: impl Fn(&str) -> Option<String>) -> Vec<&'static str> {
+    PROXY_VARIABLES
+        .into_iter()
+        .filter(|k| lookup(k).is_some_and(|v| !v.trim().is_empty()))
+        .collect()
+}
+
 /// Upstream HTTP over a pooled hyper client.
 #[derive(Debug, Clone)]
 pub struct UpstreamHttp {
@@ -154,7 +175,18 @@ impl HttpClient for UpstreamHttp {
 mod tests {
     use tower::Service;
 
-    use super::{EgressResolver, TransportErrorKind, transport};
+    use super::{EgressResolver, TransportErrorKind, proxy_variables_set, transport};
+
+    #[test]
+    fn set_proxy_variables_are_named_for_the_warning() {
+        let env = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://proxy:3128".to_owned()),
+            "http_proxy" => Some(" ".to_owned()),
+            _ => None,
+        };
+        assert_eq!(proxy_variables_set(env), ["HTTPS_PROXY"]);
+        assert!(proxy_variables_set(|_| None).is_empty());
+    }
 
     #[tokio::test]
     async fn the_resolver_drops_addresses_the_edge_policy_refuses() {

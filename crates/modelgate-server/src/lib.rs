@@ -81,6 +81,11 @@ async fn serve_gateway<S: Store, A: Accounting, L: RateLimiter>(
             "MG_ADMIN_API_KEY is not set: the admin API accepts only stored admin keys (create one with `modelgate keys create --admin`)"
         );
     }
+    for name in modelgate_native::upstream::proxy_variables_set(|k| std::env::var(k).ok()) {
+        tracing::warn!(
+            "{name} is set, but upstreams are called directly: a proxy would resolve their names past the egress policy"
+        );
+    }
     let store = compose::store_name(settings);
     tracing::info!(%addr, %store, redis = settings.redis_url.is_some(), "ModelGate listening");
     println!("ModelGate listening on http://{addr}  (OpenAI base_url: http://{addr}/v1)");
