@@ -104,7 +104,7 @@ COST_STEPS = [
     "**What remains between ModelGate and nginx, and why** (`perf record -g`, frame pointers, at saturation,"
     " after the steps):",
     "- The stack alone: with reqwest the pass-through measured 22-26 µs a request; with hyper-util's client"
-    " (what the gateway now uses) 19-21 in the same rounds, and a bare hyper server in front of it 16-17"
+    " (what the gateway now uses) 19-21 in the same rounds, and a bare hyper server in front of it 17-18"
     " (axum's routing and body types cost the rest). Thread per core was measured too (2026-11-30, side by"
     " side): one current-thread runtime per CPU, each with its own `SO_REUSEPORT` listener and its own"
     " upstream pool: on the gateway 55-56 µs a request against 58-59 (the three calm rounds of five), on the"

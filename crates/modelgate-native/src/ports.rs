@@ -19,7 +19,7 @@ use modelgate_core::secret::Secret;
 use modelgate_sqlite::SqliteStore;
 use tokio_util::task::TaskTracker;
 
-pub use crate::upstream::UpstreamHttp;
+use crate::upstream::UpstreamHttp;
 
 /// What a request's rate step and reservation come to: the decision and
 /// the grant (see [`Ports::step_and_reserve`]).
