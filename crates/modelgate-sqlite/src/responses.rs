@@ -6,6 +6,7 @@ use modelgate_core::ports::ResponseStore;
 use modelgate_sql::{self as sql, SqlValue};
 use rusqlite::Row;
 
+use crate::writer::Work;
 use crate::{Cols, SqliteStore};
 
 fn response_row(r: &Row<'_>) -> rusqlite::Result<StoredResponse> {
@@ -13,9 +14,12 @@ fn response_row(r: &Row<'_>) -> rusqlite::Result<StoredResponse> {
 }
 
 impl ResponseStore for SqliteStore {
+    /// Group-committed with the reservations and settlements: on the
+    /// connection for reads it took the write lock from them (and, on a
+    /// runtime thread, waited out theirs).
     async fn put_response(&self, response: &StoredResponse) -> Result<(), StoreError> {
-        self.execute(sql::PUT_RESPONSE, &sql::response_params(response))
-            .map(drop)
+        let work = Work::Execute(sql::PUT_RESPONSE, sql::response_params(response));
+        self.writer.submit(work).await.map(drop)
     }
 
     async fn get_response(

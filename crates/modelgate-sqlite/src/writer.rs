@@ -1,5 +1,5 @@
-//! Group commit for the hot-path writes (quota reservations and
-//! settlements).
+//! Group commit for the hot-path writes (quota reservations,
+//! settlements, stored Responses).
 //!
 //! Every request writes twice: it reserves quota, then settles. As one
 //! transaction each, the commits (WAL frames, locks, the statement journal)
@@ -39,6 +39,8 @@ pub(crate) enum Work {
     /// [`sql::CHARGE`], [`sql::RECORD`] and [`sql::END_LEASE`] (the
     /// request id), together or not at all.
     Settle(Vec<SqlValue>, Vec<SqlValue>, String),
+    /// One statement with its parameters (a stored Response).
+    Execute(&'static str, Vec<SqlValue>),
     /// Copy the WAL's last frames back, between two batches (see
     /// `checkpoint.rs`).
     Checkpoint,
@@ -107,9 +109,6 @@ impl Writer {
         let (queue, jobs) = mpsc::channel();
         let (checkpointer, wal) = match wal {
             Some(w) => {
-                lock(&conn)?
-                    .pragma_update(None, "wal_autocheckpoint", 0)
-                    .map_err(store_err)?;
                 let c = Checkpointer::start(w.checkpoints, queue.clone())?;
                 (Some(c), Some((w.path, w.max_bytes)))
             }
@@ -443,6 +442,12 @@ fn apply(tx: &rusqlite::Transaction<'_>, work: &Work) -> Done {
             }
             tx.prepare_cached(sql::END_LEASE)
                 .and_then(|mut s| s.execute([request_id]))
+                .map_err(store_err)?;
+            Ok(None)
+        }
+        Work::Execute(stmt, args) => {
+            tx.prepare_cached(stmt)
+                .and_then(|mut s| s.execute(params_from_iter(bind(args).iter())))
                 .map_err(store_err)?;
             Ok(None)
         }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use modelgate_core::domain::NewKey;
-use modelgate_core::ports::KeyStore;
-use modelgate_testkit::conformance::key;
+use modelgate_core::ports::{KeyStore, ResponseStore};
+use modelgate_testkit::conformance::{key, stored_response};
 
 use super::{Done, Forming, Job, WAL_GLANCE, Work};
 use crate::{Journal, Options, SqliteStore};
@@ -229,6 +229,62 @@ async fn a_caller_never_waits_for_another_process_lock() {
     assert_eq!(queued.await.unwrap().unwrap().map(|g| g.tokens), Some(10));
     let k = s.get_key("key_i").await.unwrap().unwrap();
     assert_eq!(k.quota_reserved, 10);
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_stored_response_is_written_by_the_writer_never_waiting_on_the_callers_thread() {
+    let (s, dir) = store("response", Journal::Wal).await;
+    let other = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // On the connection for reads, the insert waited for the lock on this
+    // thread (SQLite's busy handler sleeping for up to the 5 s timeout).
+    let r = stored_response("resp_w", "key_i", 1_000, i64::MAX);
+    let mut put = Box::pin(s.put_response(&r));
+    let t = Instant::now();
+    assert!(poll_once(put.as_mut()).await.is_pending(), "queued");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "without waiting out the lock here: {:?}",
+        t.elapsed()
+    );
+    other.execute_batch("COMMIT").unwrap();
+    put.await.unwrap();
+    assert_eq!(s.get_response("resp_w", 2_000).await.unwrap(), Some(r));
+    // Beside a reservation in a busy batch: one commit for both.
+    let commits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&commits);
+    let hook = move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        false
+    };
+    s.writer
+        .conn
+        .lock()
+        .unwrap()
+        .commit_hook(Some(hook))
+        .unwrap();
+    s.writer.forming.lock().unwrap().gap = Duration::ZERO;
+    let r2 = stored_response("resp_w2", "key_i", 1_000, i64::MAX);
+    let (grant, kept) = tokio::join!(s.writer.submit(reserve(3)), s.put_response(&r2));
+    assert_eq!(grant.unwrap().unwrap().tokens, 3);
+    kept.unwrap();
+    assert_eq!(commits.load(Ordering::SeqCst), 1, "in one commit");
+    assert!(s.get_response("resp_w2", 2_000).await.unwrap().is_some());
+    drop((s, other));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn no_connection_of_a_wal_store_checkpoints_inside_its_commits() {
+    let (s, dir) = store("autocheckpoint", Journal::Wal).await;
+    let pages = |c: &rusqlite::Connection| -> i64 {
+        c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pages(&s.conn().unwrap()), 0, "reads and admin writes");
+    assert_eq!(pages(&s.writer.conn.lock().unwrap()), 0, "the writer");
     drop(s);
     std::fs::remove_dir_all(dir).unwrap();
 }
