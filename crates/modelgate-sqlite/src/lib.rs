@@ -6,9 +6,9 @@
 //!   SQLite file IO**: reads and admin writes synchronously under one
 //!   connection mutex (statements take microseconds).
 //! - `writer.rs`: the hot-path writes (quota reservations, settlements,
-//!   stored Responses) on their own connection: committed by the caller when nobody else writes,
-//!   else group-committed by a writer thread (many requests, one
-//!   transaction), each answered once committed.
+//!   stored Responses) on their own connection: committed by the caller
+//!   when nobody else writes, else group-committed by a writer thread
+//!   (many requests, one transaction), each answered once committed.
 //! - `checkpoint.rs`: WAL checkpoints beside the writes, not inside them.
 //! - `keys.rs`: keys, atomic quota reservation, settlement.
 //! - `models.rs`: models and usage reports.
