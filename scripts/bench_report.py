@@ -214,9 +214,8 @@ def stream_section(stream):
         f" {ITL_MS} ms, 50 chunks), ramped over the first quarter of each run; streams started after the ramp are"
         " measured. The mock stamps each chunk with its send time, so *delay* is how long a chunk took from the"
         " mock's write to the client's read; *gap* is the time between chunks at the client. Peak RSS is the"
-        " gateway's resident memory sampled every 50 ms during the run: the same process served the load runs"
-        " above first, so it includes what the allocator kept from them (a fresh gateway, 2026-11-30: 57 MB at"
-        " 100 streams, 70 at 300, 114 at 1,000). Until 2026-11-30 it also included a leak: the metrics recorder"
+        " gateway's resident memory sampled every 50 ms during the run (the same process served the load runs"
+        " above first). Until 2026-11-30 it also included a leak: the metrics recorder"
         " kept every request's histogram samples until a scrape of `/metrics`, which the benchmark never makes"
         " (~20 MB more per 10 s at saturation; now folded every second). The pass-through (axum + hyper's client,"
         " forwarding the stream as it comes, no gateway) shows what the stack alone adds.",
