@@ -3,6 +3,7 @@
 //! format, with real histograms (explicit buckets), not summaries.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -13,6 +14,14 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// How often pending histogram samples are folded into their buckets: at
 /// 20,000 requests a second, a few MB wait at most.
 pub const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+static UPKEEPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many upkeeps have run: a test waits for one instead of guessing
+/// how long the thread takes on a busy machine.
+pub fn upkeeps() -> u64 {
+    UPKEEPS.load(Ordering::Acquire)
+}
 
 /// Install the recorder for this process (once; later calls do nothing).
 pub fn install() -> Result<(), String> {
@@ -43,6 +52,7 @@ pub fn install() -> Result<(), String> {
             loop {
                 std::thread::sleep(UPKEEP_EVERY);
                 upkeep.run_upkeep();
+                UPKEEPS.fetch_add(1, Ordering::Release);
             }
         })
         .map_err(|e| format!("metrics upkeep thread: {e}"))?;

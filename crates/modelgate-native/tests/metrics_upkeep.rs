@@ -3,7 +3,7 @@
 //! reads the process's resident memory.
 
 use modelgate_core::observe;
-use modelgate_native::metrics::{UPKEEP_EVERY, install};
+use modelgate_native::metrics::{UPKEEP_EVERY, install, upkeeps};
 
 /// Samples per round: ~16 MB of them waiting, unfolded.
 const SAMPLES: usize = 1 << 20;
@@ -19,6 +19,15 @@ fn resident_mb() -> u64 {
     kb / 1024
 }
 
+/// Wait until an upkeep has begun and ended after now: every sample
+/// recorded before is folded.
+fn folded() {
+    let seen = upkeeps();
+    while upkeeps() < seen + 2 {
+        std::thread::sleep(UPKEEP_EVERY / 10);
+    }
+}
+
 #[test]
 fn unscraped_histograms_stay_bounded() {
     install().unwrap();
@@ -26,12 +35,11 @@ fn unscraped_histograms_stay_bounded() {
     let round = |h: &metrics::Histogram| (0..SAMPLES).for_each(|i| h.record(i as f64));
     // A first round, folded, so the steady state is what is measured.
     round(&h);
-    std::thread::sleep(UPKEEP_EVERY * 3);
+    folded();
     let before = resident_mb();
     for _ in 0..ROUNDS {
         round(&h);
-        // Three upkeep periods: one of them runs, even on a busy machine.
-        std::thread::sleep(UPKEEP_EVERY * 3);
+        folded();
     }
     let grown = resident_mb().saturating_sub(before);
     // Kept, the rounds add ~50 MB (measured without the upkeep); folded,

@@ -239,16 +239,11 @@ async fn a_stored_response_is_written_by_the_writer_never_waiting_on_the_callers
     let other = rusqlite::Connection::open(dir.join("db.sqlite")).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     // On the connection for reads, the insert waited for the lock on this
-    // thread (SQLite's busy handler sleeping for up to the 5 s timeout).
+    // thread (SQLite's busy handler sleeping through the 5 s timeout) and
+    // then failed: its first poll was never pending.
     let r = stored_response("resp_w", "key_i", 1_000, i64::MAX);
     let mut put = Box::pin(s.put_response(&r));
-    let t = Instant::now();
     assert!(poll_once(put.as_mut()).await.is_pending(), "queued");
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "without waiting out the lock here: {:?}",
-        t.elapsed()
-    );
     other.execute_batch("COMMIT").unwrap();
     put.await.unwrap();
     assert_eq!(s.get_response("resp_w", 2_000).await.unwrap(), Some(r));
