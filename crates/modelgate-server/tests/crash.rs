@@ -2,52 +2,29 @@
 //! reservation's lease: the next server on the same database settles the
 //! request as abandoned. The real binary, a real SQLite file.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{PATIENCE, Server};
 
 use modelgate_testkit::MockUpstream;
 use modelgate_testkit::service::free_port;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "crash-test-admin-key-0123456789";
-/// Far longer than anything here should take.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// The servers' upstream timeout, so a lease lasts this long (no grace
 /// here): far longer than the test, so the killed request cannot end by
 /// itself first. The lease's end is then moved into the past in the file,
 /// as if the time had passed while no server ran.
 const TIMEOUT_SECS: u64 = 600;
 
-/// A server process, killed (SIGKILL) when dropped, on every path.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start(db: &Path, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_modelgate"))
-        .env("MG_DB_PATH", db)
-        .env("MG_PORT", port.to_string())
-        .env("MG_ADMIN_API_KEY", ADMIN)
-        .env("MG_TIMEOUT_SECS", TIMEOUT_SECS.to_string())
-        .env("MG_LEASE_GRACE_SECS", "0")
-        .env("MG_LOG", "error")
-        .env_remove("MG_MODELS_FILE")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let child = Server(child);
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    let mut cmd = common::command(db, port, ADMIN);
+    cmd.env("MG_TIMEOUT_SECS", TIMEOUT_SECS.to_string())
+        .env("MG_LEASE_GRACE_SECS", "0");
+    common::start(cmd, port)
 }
 
 async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {

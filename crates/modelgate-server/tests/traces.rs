@@ -4,9 +4,12 @@
 //! request, in the client's trace, and one per upstream attempt, whose
 //! context the upstream received.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::PATIENCE;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,19 +25,8 @@ use prost::Message;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "traces-test-admin-key-0123456789";
-const PATIENCE: Duration = Duration::from_secs(30);
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PARENT_ID: &str = "b7ad6b7169203331";
-
-/// A server process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// An OTLP/HTTP trace receiver on a free loopback port: the spans it got.
 async fn receiver() -> (u16, Arc<Mutex<Vec<Span>>>) {
@@ -99,29 +91,16 @@ async fn a_request_is_one_span_in_the_clients_trace_and_one_per_attempt() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_modelgate"))
-        .env("MG_DB_PATH", dir.join("db.sqlite"))
-        .env("MG_PORT", port.to_string())
-        .env("MG_ADMIN_API_KEY", ADMIN)
-        .env("MG_LOG", "error")
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{otlp}"),
-        )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_SERVICE_NAME", "mg-traces-test")
-        .env_remove("MG_MODELS_FILE")
-        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
-    let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut cmd = common::command(&dir.join("db.sqlite"), port, ADMIN);
+    cmd.env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        format!("http://127.0.0.1:{otlp}"),
+    )
+    .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+    .env("OTEL_SERVICE_NAME", "mg-traces-test")
+    .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+    .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+    let _server = common::start(cmd, port);
     let base = format!("http://127.0.0.1:{port}");
     let model = json!({"name": "traced", "backend": "vllm", "base_url": mock.url(),
         "upstream_model": "mock?tokens=3", "api_key": "sk-upstream-secret"});
@@ -176,6 +155,7 @@ async fn a_request_is_one_span_in_the_clients_trace_and_one_per_attempt() {
             .find(|s| s.name == name)
             .cloned()
     };
+    let deadline = Instant::now() + PATIENCE;
     while found("chat traced").is_none() || found("chat mock?tokens=3").is_none() {
         let names: Vec<String> = spans
             .lock()
