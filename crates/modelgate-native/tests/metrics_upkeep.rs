@@ -2,6 +2,8 @@
 //! of its own: the recorder is global to the test process, and the test
 //! reads the process's resident memory.
 
+use std::time::{Duration, Instant};
+
 use modelgate_core::observe;
 use modelgate_native::metrics::{UPKEEP_EVERY, install, upkeeps};
 
@@ -19,11 +21,17 @@ fn resident_mb() -> u64 {
     kb / 1024
 }
 
+/// Far longer than two upkeeps take on any machine: only a thread that
+/// never runs reaches it, and then the test fails instead of hanging.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Wait until an upkeep has begun and ended after now: every sample
 /// recorded before is folded.
 fn folded() {
     let seen = upkeeps();
+    let deadline = Instant::now() + PATIENCE;
     while upkeeps() < seen + 2 {
+        assert!(Instant::now() < deadline, "no upkeep ran");
         std::thread::sleep(UPKEEP_EVERY / 10);
     }
 }
