@@ -113,6 +113,9 @@ pub const DELETE_MODEL: &str = "DELETE FROM models WHERE id = ?1";
 /// [`RESERVE`] with `$gate` (more conditions) at the end of its WHERE.
 macro_rules! reserve {
     ($gate:literal) => {
+        reserve!($gate, "\n    RETURNING last_reservation, last_money")
+    };
+    ($gate:literal, $returning:literal) => {
         concat!(
             "UPDATE api_keys SET
         quota_used = CASE WHEN quota_window < ?4 THEN 0 ELSE quota_used END,
@@ -136,7 +139,7 @@ macro_rules! reserve {
         OR budget_nanos - CASE WHEN budget_window < ?7 THEN 0 ELSE budget_used_nanos END
             - budget_reserved_nanos >= ?5)",
             $gate,
-            "\n    RETURNING last_reservation, last_money"
+            $returning
         )
     };
 }
@@ -148,6 +151,16 @@ macro_rules! reserve {
 /// what this statement added and RETURNING hands them back; no row means
 /// not enough was left. A counter of an earlier window counts as zero.
 pub const RESERVE: &str = reserve!("");
+
+/// [`RESERVE`] without its RETURNING, for a store that reads the grant
+/// with [`GRANTED`] inside the same transaction: SQLite runs an UPDATE's
+/// RETURNING through a temporary table, which costs more than reading the
+/// one row back by its primary key.
+pub const RESERVE_QUIET: &str = reserve!("", "");
+
+/// After [`RESERVE_QUIET`] changed the row of key ?1, in its transaction:
+/// what it granted (tokens, nano-dollars).
+pub const GRANTED: &str = "SELECT last_reservation, last_money FROM api_keys WHERE id = ?1";
 
 /// [`RESERVE`] only if the statement before it in its transaction changed
 /// a row (`changes()`): after [`RATE_STEP`], a reservation for a request

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use modelgate_core::domain::Grant;
 use modelgate_core::error::StoreError;
 use modelgate_sql::{self as sql, SqlValue};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params_from_iter};
+use rusqlite::{Connection, TransactionBehavior, params_from_iter};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{self, Checkpointer};
@@ -33,8 +33,8 @@ const MAX_BATCH: usize = 512;
 /// A write the gateway waits for.
 #[derive(Debug)]
 pub(crate) enum Work {
-    /// [`sql::RESERVE`] with the first parameters, then [`sql::LEASE`]
-    /// with the second.
+    /// [`sql::RESERVE_QUIET`] with the first parameters and, if it
+    /// granted, [`sql::GRANTED`] and [`sql::LEASE`] with the second.
     Reserve(Vec<SqlValue>, Vec<SqlValue>),
     /// [`sql::CHARGE`], [`sql::RECORD`] and [`sql::END_LEASE`] (the
     /// request id), together or not at all.
@@ -415,24 +415,29 @@ fn begin(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError>
 fn apply(tx: &rusqlite::Transaction<'_>, work: &Work) -> Done {
     match work {
         Work::Reserve(ask, lease) => {
+            let args = bind(ask);
+            let changed = tx
+                .prepare_cached(sql::RESERVE_QUIET)
+                .and_then(|mut s| s.execute(params_from_iter(args.iter())))
+                .map_err(store_err)?;
+            if changed == 0 {
+                return Ok(None);
+            }
             let got = tx
-                .prepare_cached(sql::RESERVE)
+                .prepare_cached(sql::GRANTED)
                 .and_then(|mut s| {
-                    s.query_row(params_from_iter(bind(ask).iter()), |r| {
+                    s.query_row(params_from_iter(args.iter().take(1)), |r| {
                         Ok(Grant {
                             tokens: r.get(0)?,
                             money: r.get(1)?,
                         })
                     })
-                    .optional()
                 })
                 .map_err(store_err)?;
-            if got.is_some() {
-                tx.prepare_cached(sql::LEASE)
-                    .and_then(|mut s| s.execute(params_from_iter(bind(lease).iter())))
-                    .map_err(store_err)?;
-            }
-            Ok(got)
+            tx.prepare_cached(sql::LEASE)
+                .and_then(|mut s| s.execute(params_from_iter(bind(lease).iter())))
+                .map_err(store_err)?;
+            Ok(Some(got))
         }
         Work::Settle(charge, record, request_id) => {
             for (stmt, args) in [(sql::CHARGE, charge), (sql::RECORD, record)] {
