@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 
 use modelgate_core::domain::Grant;
 use modelgate_core::error::StoreError;
-use modelgate_sql::{self as sql, SqlValue};
-use rusqlite::{Connection, TransactionBehavior, params_from_iter};
+use modelgate_sql::SqlValue;
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{self, Checkpointer};
-use crate::{bind, store_err};
+use crate::store_err;
+use prepared::Prepared;
 
 /// Jobs taken into one transaction at most.
 const MAX_BATCH: usize = 512;
@@ -33,11 +34,13 @@ const MAX_BATCH: usize = 512;
 /// A write the gateway waits for.
 #[derive(Debug)]
 pub(crate) enum Work {
-    /// [`sql::RESERVE_QUIET`] with the first parameters and, if it
-    /// granted, [`sql::GRANTED`] and [`sql::LEASE`] with the second.
+    /// [`modelgate_sql::RESERVE_QUIET`] with the first parameters and, if
+    /// it granted, [`modelgate_sql::GRANTED`] and [`modelgate_sql::LEASE`]
+    /// with the second.
     Reserve(Vec<SqlValue>, Vec<SqlValue>),
-    /// [`sql::CHARGE`], [`sql::RECORD`] and [`sql::END_LEASE`] (the
-    /// request id), together or not at all.
+    /// [`modelgate_sql::CHARGE`], [`modelgate_sql::RECORD`] and
+    /// [`modelgate_sql::END_LEASE`] (the request id), together or not at
+    /// all.
     Settle(Vec<SqlValue>, Vec<SqlValue>, String),
     /// One statement with its parameters (a stored Response).
     Execute(&'static str, Vec<SqlValue>),
@@ -384,7 +387,9 @@ fn run(conn: &Mutex<Connection>, jobs: Receiver<Job>, wal: Option<&(PathBuf, u64
 /// valid input, only on a broken database).
 fn commit(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Done>, StoreError> {
     let tx = begin(conn)?;
-    let results: Vec<Done> = batch.iter().map(|job| apply(&tx, &job.work)).collect();
+    let mut prepared = Prepared::new(&tx);
+    let results: Vec<Done> = batch.iter().map(|job| prepared.apply(&job.work)).collect();
+    drop(prepared);
     if results.iter().all(Result::is_ok) {
         tx.commit().map_err(store_err)?;
         return Ok(results);
@@ -397,7 +402,7 @@ fn commit(conn: &mut Connection, batch: &[Job]) -> Result<Vec<Done>, StoreError>
         .iter()
         .map(|job| {
             let tx = begin(conn)?;
-            let done = apply(&tx, &job.work)?;
+            let done = Prepared::new(&tx).apply(&job.work)?;
             tx.commit().map_err(store_err)?;
             Ok(done)
         })
@@ -411,54 +416,6 @@ fn begin(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError>
         .map_err(store_err)
 }
 
-/// One job's statements inside the caller's transaction.
-fn apply(tx: &rusqlite::Transaction<'_>, work: &Work) -> Done {
-    match work {
-        Work::Reserve(ask, lease) => {
-            let args = bind(ask);
-            let changed = tx
-                .prepare_cached(sql::RESERVE_QUIET)
-                .and_then(|mut s| s.execute(params_from_iter(args.iter())))
-                .map_err(store_err)?;
-            if changed == 0 {
-                return Ok(None);
-            }
-            let got = tx
-                .prepare_cached(sql::GRANTED)
-                .and_then(|mut s| {
-                    s.query_row(params_from_iter(args.iter().take(1)), |r| {
-                        Ok(Grant {
-                            tokens: r.get(0)?,
-                            money: r.get(1)?,
-                        })
-                    })
-                })
-                .map_err(store_err)?;
-            tx.prepare_cached(sql::LEASE)
-                .and_then(|mut s| s.execute(params_from_iter(bind(lease).iter())))
-                .map_err(store_err)?;
-            Ok(Some(got))
-        }
-        Work::Settle(charge, record, request_id) => {
-            for (stmt, args) in [(sql::CHARGE, charge), (sql::RECORD, record)] {
-                tx.prepare_cached(stmt)
-                    .and_then(|mut s| s.execute(params_from_iter(bind(args).iter())))
-                    .map_err(store_err)?;
-            }
-            tx.prepare_cached(sql::END_LEASE)
-                .and_then(|mut s| s.execute([request_id]))
-                .map_err(store_err)?;
-            Ok(None)
-        }
-        Work::Execute(stmt, args) => {
-            tx.prepare_cached(stmt)
-                .and_then(|mut s| s.execute(params_from_iter(bind(args).iter())))
-                .map_err(store_err)?;
-            Ok(None)
-        }
-        Work::Checkpoint => Ok(None),
-    }
-}
-
+mod prepared;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use modelgate_core::domain::NewKey;
-use modelgate_core::ports::{KeyStore, ResponseStore};
+use modelgate_core::ports::{Accounting, KeyStore, ResponseStore};
 use modelgate_testkit::conformance::{key, stored_response};
 
 use super::{Done, Forming, Job, WAL_GLANCE, Work};
@@ -113,27 +113,35 @@ async fn writes_ready_together_commit_in_one_transaction() {
             false
         }))
         .unwrap();
-    // Twelve callers on one thread of a busy writer: the first yields,
-    // the others join its batch before it commits.
+    // Fourteen callers on one thread of a busy writer: the first yields,
+    // the others join its batch before it commits. The thirteenth asks
+    // for more than is left (78 of 100 taken); the batch's statements
+    // carry nothing of it to the fourteenth.
     s.writer.forming.lock().unwrap().gap = Duration::ZERO;
-    let grants = join_all((1..=12).map(|n| s.writer.submit(reserve(n)))).await;
-    let tokens: Vec<i64> = grants
+    let asks: Vec<i64> = (1..=12).chain([30, 22]).collect();
+    let grants = join_all(asks.iter().map(|&n| s.writer.submit(reserve(n)))).await;
+    let tokens: Vec<Option<i64>> = grants
         .into_iter()
-        .map(|g| g.unwrap().unwrap().tokens)
+        .map(|g| g.unwrap().map(|g| g.tokens))
         .collect();
-    assert_eq!(
-        tokens,
-        (1..=12).collect::<Vec<_>>(),
-        "each answered its own"
-    );
+    let mut expected: Vec<Option<i64>> = (1..=12).map(Some).collect();
+    expected.extend([None, Some(22)]);
+    assert_eq!(tokens, expected, "each answered its own");
     assert_eq!(commits.load(Ordering::SeqCst), 1, "in one commit");
     let k = s.get_key("key_i").await.unwrap().unwrap();
-    assert_eq!(k.quota_reserved, 78);
+    assert_eq!(k.quota_reserved, 100);
+    let leases = s.leases(None).await.unwrap();
+    let mut held: Vec<(String, i64)> = leases
+        .into_iter()
+        .map(|l| (l.request_id, l.amount))
+        .collect();
+    held.sort_by_key(|(_, amount)| *amount);
+    let mut granted: Vec<i64> = (1..=12).chain([22]).collect();
+    granted.sort_unstable();
+    let want: Vec<(String, i64)> = granted.iter().map(|&n| (format!("req_{n}"), n)).collect();
+    assert_eq!(held, want, "a lease for each grant, none for the refusal");
     // One caller alone commits at once, as its own batch.
-    assert_eq!(
-        s.writer.submit(reserve(20)).await.unwrap().unwrap().tokens,
-        20
-    );
+    assert_eq!(s.writer.submit(reserve(20)).await.unwrap(), None);
     assert_eq!(commits.load(Ordering::SeqCst), 2);
     drop(s);
     std::fs::remove_dir_all(dir).unwrap();
