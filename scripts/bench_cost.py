@@ -91,6 +91,14 @@ COST_STEPS = [
     " and redirect services, boxed futures) did nothing for it; `https` upstreams keep rustls with the"
     " system's roots, and the egress resolver stays | 48-50 against 53-56 side by side (four rounds) |"
     " 21,900-22,900 against 20,100-21,500 | - |",
+    "| (2026-12-01) the reservation reads its grant back by the key's primary key instead of `RETURNING`"
+    " (SQLite runs an UPDATE's `RETURNING` through a temporary table; D1 keeps it, as one round trip), and a"
+    " batch takes its statements from rusqlite's cache once, not once per job (the cache hashes and compares"
+    " the whole SQL text, over a kilobyte for the reservation). The statements alone, batches of 15:"
+    " 9.1 -> 8.2 -> 7.2 µs a request; SQLite's share of the gateway's CPU (`perf`) 24% -> 22% | each step"
+    " side by side with the build before it: 45.3-48.9 against 46.3-47.6 (median 46.3 against 47.3, six"
+    " rounds), then 44.5-45.8 against 44.9-47.2 (five calm rounds of six) | 22,600-24,000 against"
+    " 23,000-23,600, then 23,800-24,500 against 23,100-24,300 | - |",
     "",
     "The step figures come from `make bench-cost` (a fresh database, nothing else running); the full run above"
     " measures the same build with the earlier runs' records in its database and PostgreSQL and Redis"
@@ -112,9 +120,8 @@ COST_STEPS = [
     " its life, so a client or balancer sending everything over a few keep-alive or HTTP/2 connections would"
     " be held to one core of the two. (mimalloc v2 against the v3 in use: no difference, five rounds.)",
     "- The gateway's own work is the other ~34 µs (53 against the pass-through's 19 on 2026-11-30). SQLite"
-    " is ~19% of the gateway's CPU (five statements and"
-    " two commits a request, batched: `RESERVE` with its `RETURNING` alone ~4%, the commits' WAL writes"
-    " ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
+    " is ~22% of the gateway's CPU (six statements and"
+    " two commits a request, batched; the commits' WAL writes ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
     " answer's check, headers) ~10%, metrics ~3% (half of it registering each label set on every call: a"
     " cache of handles would save ~1 µs a request); the request id's `getrandom` (~1%) is gone (see the"
     " steps).",
