@@ -1,7 +1,7 @@
-//! A batch's jobs run on statements taken from the connection's cache once
-//! per batch: the cache finds a statement by hashing and comparing its
-//! whole SQL text (the reservation's is over a kilobyte), once per job
-//! before. At saturation a batch holds ~15 jobs.
+//! The jobs of a batch share the statements they take from the
+//! connection's cache: the cache finds a statement by hashing and comparing
+//! its whole SQL text (over a kilobyte for the reservation), work worth
+//! doing once a batch rather than once a job.
 
 use modelgate_core::domain::Grant;
 use modelgate_sql as sql;
