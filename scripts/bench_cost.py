@@ -119,9 +119,9 @@ COST_STEPS = [
     " pass-through within the rounds' spread. It was not adopted: a connection is then served by one core for"
     " its life, so a client or balancer sending everything over a few keep-alive or HTTP/2 connections would"
     " be held to one core of the two. (mimalloc v2 against the v3 in use: no difference, five rounds.)",
-    "- The gateway's own work is the other ~34 µs (53 against the pass-through's 19 on 2026-11-30). SQLite"
-    " is ~22% of the gateway's CPU (six statements and"
-    " two commits a request, batched; the commits' WAL writes ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
+    "- The gateway's own work is the other ~28 µs (47 against the pass-through's 19 on 2026-12-01). SQLite"
+    " is ~22% of the gateway's CPU (six statements and two commits a request, batched; the commits' WAL"
+    " writes ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
     " answer's check, headers) ~10%, metrics ~3% (half of it registering each label set on every call: a"
     " cache of handles would save ~1 µs a request); the request id's `getrandom` (~1%) is gone (see the"
     " steps).",
