@@ -22,6 +22,11 @@ pub struct Config {
     pub body_timeout_ms: u64,
     /// Overall upstream timeout, ms (headers and the whole body).
     pub timeout_ms: u64,
+    /// How long a new upstream connection may take to be ready, ms (name
+    /// lookup, TCP and TLS; `MG_CONNECT_TIMEOUT_MS`): past it the attempt
+    /// fails and the next deployment is tried. Native and Lambda; a
+    /// Worker's `fetch` has the platform's own.
+    pub connect_timeout_ms: u64,
     /// How long past `timeout_ms` a reservation's lease lasts, ms
     /// (`MG_LEASE_GRACE_SECS`): then a request whose process died is
     /// settled as abandoned.
@@ -91,6 +96,7 @@ impl Default for Config {
             max_body_bytes: 5 * 1024 * 1024,
             body_timeout_ms: 30_000,
             timeout_ms: 300_000,
+            connect_timeout_ms: 10_000,
             lease_grace_ms: 60_000,
             record_cache_ms: 1_000,
             default_rpm: 60,
@@ -162,6 +168,9 @@ impl Config {
         }
         if let Some(v) = num::<u64>("MG_TIMEOUT_SECS", get("MG_TIMEOUT_SECS"))? {
             c.timeout_ms = v.saturating_mul(1000);
+        }
+        if let Some(v) = num::<u64>("MG_CONNECT_TIMEOUT_MS", get("MG_CONNECT_TIMEOUT_MS"))? {
+            c.connect_timeout_ms = v.max(1);
         }
         if let Some(v) = num("MG_DEFAULT_RPM", get("MG_DEFAULT_RPM"))? {
             c.default_rpm = v;
@@ -387,12 +396,14 @@ mod tests {
     fn variables_override() {
         let c = Config::from_lookup(env(&[
             ("MG_TIMEOUT_SECS", "5"),
+            ("MG_CONNECT_TIMEOUT_MS", "250"),
             ("MG_DEFAULT_QUOTA", "unlimited"),
             ("MG_ADMIN_API_KEY", "a-long-admin-key-123"),
             ("MG_RETRIES", "0"),
         ]))
         .unwrap();
         assert_eq!(c.timeout_ms, 5000);
+        assert_eq!(c.connect_timeout_ms, 250);
         assert_eq!(c.default_quota, None);
         assert_eq!(c.resilience.retries, 0);
         assert_eq!(

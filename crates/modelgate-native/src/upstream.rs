@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Uri;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -20,6 +21,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use modelgate_core::Config;
 use modelgate_core::ports::{ByteStream, HttpClient, TransportError, TransportErrorKind};
 
 /// The system resolver, keeping only addresses the edge policy allows: a
@@ -78,23 +80,74 @@ pub fn proxy_variables_set(lookup: impl Fn(&str) -> Option<String>) -> Vec<&'sta
         .collect()
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A connector whose connections are ready within one bound, or fail:
+/// hyper's own connect timeout covers only the TCP handshake, so an
+/// upstream that accepted the connection and never finished TLS (or a name
+/// that took long to resolve) held the request until the gateway's
+/// overall deadline, with no other deployment tried.
+#[derive(Debug, Clone)]
+struct Bounded<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+type Connecting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl<C> tower::Service<Uri> for Bounded<C>
+where
+    C: tower::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Connecting<C::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(done) => done.map_err(Into::into),
+                // The same kind as hyper's TCP timeout: the core's timeout.
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connection not ready within the connect timeout",
+                )
+                .into()),
+            }
+        })
+    }
+}
+
 /// Upstream HTTP over a pooled hyper client.
 #[derive(Debug, Clone)]
 pub struct UpstreamHttp {
-    client: Client<HttpsConnector<HttpConnector<EgressResolver>>, Full<Bytes>>,
+    client: Client<Bounded<HttpsConnector<HttpConnector<EgressResolver>>>, Full<Bytes>>,
 }
 
 impl UpstreamHttp {
-    /// A pooled client with `TCP_NODELAY` and a connect timeout; the overall
-    /// timeout is the gateway's (it also covers the streamed body). It
-    /// follows no redirect (a 3xx is the core's upstream error), and names
-    /// resolve only to addresses [`modelgate_core::edge::upstream_ip_allowed`]
-    /// lets through. `https` upstreams are checked against the system's
-    /// roots, HTTP/2 when the server offers it.
-    pub fn new(allow_link_local: bool) -> Result<Self, std::io::Error> {
+    /// A pooled client with `TCP_NODELAY`, whose new connections (name
+    /// lookup, TCP, TLS) are ready within the config's connect timeout; the
+    /// overall timeout is the gateway's (it also covers the streamed body).
+    /// It follows no redirect (a 3xx is the core's upstream error), and
+    /// names resolve only to addresses
+    /// [`modelgate_core::edge::upstream_ip_allowed`] lets through (the
+    /// config's `allow_link_local_upstreams`). `https` upstreams are checked
+    /// against the system's roots, HTTP/2 when the server offers it.
+    pub fn new(config: &Config) -> Result<Self, std::io::Error> {
+        let allow_link_local = config.allow_link_local_upstreams;
+        let timeout = Duration::from_millis(config.connect_timeout_ms);
         let mut tcp = HttpConnector::new_with_resolver(EgressResolver { allow_link_local });
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(Duration::from_secs(10)));
+        // Shared out among a name's addresses, so that the next is tried.
+        tcp.set_connect_timeout(Some(timeout));
         tcp.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())?
@@ -102,6 +155,10 @@ impl UpstreamHttp {
             .enable_http1()
             .enable_http2()
             .wrap_connector(tcp);
+        let connector = Bounded {
+            inner: connector,
+            timeout,
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
@@ -210,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn transport_errors_name_no_address() {
-        let http = super::UpstreamHttp::new(false).unwrap();
+        let http = super::UpstreamHttp::new(&modelgate_core::Config::default()).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

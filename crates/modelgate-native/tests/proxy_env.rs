@@ -45,7 +45,7 @@ fn child() {
         .unwrap();
     runtime.block_on(async {
         let mock = MockUpstream::start().await.unwrap();
-        let http = UpstreamHttp::new(false).unwrap();
+        let http = UpstreamHttp::new(&modelgate_core::Config::default()).unwrap();
         let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
         let req = http::Request::post(format!("{}/v1/chat/completions", mock.url()))
             .header("content-type", "application/json")

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Harness, closed_port, hello};
@@ -304,6 +306,56 @@ async fn lower_tiers_serve_only_when_the_top_tier_is_gone() {
     assert!(answers.iter().all(|(s, _)| *s == 200));
     assert_eq!(backup.stats().requests, 30);
     assert_eq!(state(&h, "t", "a").await["state"], "ejected");
+}
+
+#[tokio::test]
+async fn a_replica_that_never_finishes_tls_is_given_up_at_the_connect_timeout() {
+    // Accepts connections and holds them without a word: the TCP handshake
+    // succeeds, the TLS one never ends.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", silent.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&accepted);
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    // Far above the connect timeout: a request that waited for it would
+    // end in a 504, not an answer.
+    let h = Harness::with(|c| {
+        c.connect_timeout_ms = 300;
+        c.timeout_ms = 60_000;
+    })
+    .await;
+    let (key, _) = h.key(json!({"name": "r", "quota": null})).await;
+    let [backup] = mocks().await;
+    model(
+        &h,
+        "s",
+        vec![
+            deployment("silent", &url, "mock", 1, 0),
+            deployment("backup", &backup.url(), "mock", 1, 1),
+        ],
+    )
+    .await;
+    let a = h.chat(&key, hello("s")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(backup.stats().requests, 1);
+    assert!(
+        accepted.load(Ordering::SeqCst) >= 1,
+        "the top tier was tried"
+    );
+    // Alone, it is a timeout of the attempt, not of the whole request.
+    model(&h, "lone", vec![deployment("silent", &url, "mock", 1, 0)]).await;
+    let a = h.chat(&key, hello("lone")).await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (504, json!("upstream_timeout"))
+    );
+    holder.abort();
 }
 
 #[tokio::test]

@@ -56,8 +56,7 @@ pub async fn with_gateway<J: Job>(settings: &Settings, job: J) -> Result<J::Outp
         Some(path) => settings::load_models_file(path, |k| std::env::var(k).ok(), &mut core)?,
         None => vec![],
     };
-    let http = UpstreamHttp::new(core.allow_link_local_upstreams)
-        .map_err(|e| format!("HTTP client: {e}"))?;
+    let http = UpstreamHttp::new(&core).map_err(|e| format!("HTTP client: {e}"))?;
     let redis = settings.redis_url.as_ref().map(|u| u.expose().to_owned());
     if let Some(table) = &settings.dynamodb_table {
         // Settings refuse DynamoDB without Redis: it has no limiter.

@@ -121,14 +121,9 @@ async fn serve<S: Store>(
     // The limiter is in the same Redis: a request's rate step carries its
     // reservation (one round trip).
     let fold = Fold::of(Arc::clone(&accounts));
-    let ports = NativePorts::compose(
-        UpstreamHttp::new(config.allow_link_local_upstreams)?,
-        store,
-        accounts,
-        limiter,
-    )
-    .with_fold(fold)
-    .with_secrets(secrets);
+    let ports = NativePorts::compose(UpstreamHttp::new(&config)?, store, accounts, limiter)
+        .with_fold(fold)
+        .with_secrets(secrets);
     let mut app = router(AppState {
         gateway: Gateway::new(ports, config),
         peer_ip: source_ip,

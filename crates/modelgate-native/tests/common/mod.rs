@@ -74,7 +74,7 @@ impl Harness {
         };
         config.resilience.backoff_ms = 1;
         tweak(&mut config);
-        let http = UpstreamHttp::new(config.allow_link_local_upstreams).unwrap();
+        let http = UpstreamHttp::new(&config).unwrap();
         // The tests' own clients are reqwest's, with rustls.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ports = NativePorts::new(http, store);
