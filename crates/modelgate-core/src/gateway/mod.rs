@@ -321,31 +321,66 @@ fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
     match err {
         GatewayError::Limit(crate::error::LimitError::TokensLimited {
             limit, reset_ms, ..
-        }) => limit_headers(resp.headers_mut(), "tokens", *limit, 0, *reset_ms),
+        }) => limit_headers(resp.headers_mut(), LimitKind::Tokens, *limit, 0, *reset_ms),
         GatewayError::Limit(crate::error::LimitError::RateLimited {
             limit, reset_ms, ..
-        }) => limit_headers(resp.headers_mut(), "requests", *limit, 0, *reset_ms),
+        }) => limit_headers(
+            resp.headers_mut(),
+            LimitKind::Requests,
+            *limit,
+            0,
+            *reset_ms,
+        ),
         _ => {}
     }
     resp
 }
 
-/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{kind}` headers.
-fn limit_headers(h: &mut http::HeaderMap, kind: &str, limit: u32, remaining: u32, reset_ms: u64) {
-    let reset = crate::calendar::format_duration(reset_ms);
-    let values = [
-        ("limit", HeaderValue::from(limit)),
-        ("remaining", HeaderValue::from(remaining)),
-        (
-            "reset",
-            HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from(0)),
-        ),
-    ];
-    for (what, v) in values {
-        if let Ok(name) = http::HeaderName::try_from(format!("x-ratelimit-{what}-{kind}")) {
-            h.insert(name, v);
+/// Which of OpenAI's rate-limit header families a limit is told in.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LimitKind {
+    Requests,
+    Tokens,
+}
+
+impl LimitKind {
+    /// `x-ratelimit-{limit,remaining,reset}-{kind}`, checked at compile
+    /// time: they go on every answer.
+    fn names(self) -> [http::HeaderName; 3] {
+        use http::HeaderName as N;
+        const REQUESTS: [N; 3] = [
+            N::from_static("x-ratelimit-limit-requests"),
+            N::from_static("x-ratelimit-remaining-requests"),
+            N::from_static("x-ratelimit-reset-requests"),
+        ];
+        const TOKENS: [N; 3] = [
+            N::from_static("x-ratelimit-limit-tokens"),
+            N::from_static("x-ratelimit-remaining-tokens"),
+            N::from_static("x-ratelimit-reset-tokens"),
+        ];
+        match self {
+            Self::Requests => REQUESTS,
+            Self::Tokens => TOKENS,
         }
     }
+}
+
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{kind}` headers.
+fn limit_headers(
+    h: &mut http::HeaderMap,
+    kind: LimitKind,
+    limit: u32,
+    remaining: u32,
+    reset_ms: u64,
+) {
+    let reset = crate::calendar::format_duration(reset_ms);
+    let [l, r, t] = kind.names();
+    h.insert(l, HeaderValue::from(limit));
+    h.insert(r, HeaderValue::from(remaining));
+    h.insert(
+        t,
+        HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from(0)),
+    );
 }
 
 /// Decode `%XX` escapes in a path segment (invalid escapes stay as they are).

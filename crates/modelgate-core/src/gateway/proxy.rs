@@ -11,7 +11,7 @@ use super::conversation::Conversation;
 use super::forward::{Calls, Forwarded};
 use super::reserve::Reserved;
 use super::stream::ClientRelay;
-use super::{Body, Gateway, Peer, Response, limit_headers};
+use super::{Body, Gateway, LimitKind, Peer, Response, limit_headers};
 use crate::auth;
 use crate::backend::{BackendKind, ResponsesApi, UpstreamCall, Usage};
 use crate::cost::Prices;
@@ -383,7 +383,7 @@ impl<P: Ports> Gateway<P> {
         let rpm = key.rpm.unwrap_or(self.config().default_rpm);
         limit_headers(
             resp.headers_mut(),
-            "requests",
+            LimitKind::Requests,
             rpm,
             rate.remaining,
             rate.reset_ms,
@@ -392,7 +392,7 @@ impl<P: Ports> Gateway<P> {
             let d = t.decision;
             limit_headers(
                 resp.headers_mut(),
-                "tokens",
+                LimitKind::Tokens,
                 t.limit,
                 d.remaining,
                 d.reset_ms,
