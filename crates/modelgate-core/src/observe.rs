@@ -9,6 +9,8 @@
 //! status class and closed vocabularies; never a key id, a request id or
 //! a raw path.
 
+mod handles;
+
 use tracing::field::Empty;
 
 use crate::domain::UsageRecord;
@@ -59,8 +61,9 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
 ];
 
 /// Describe every metric to the recorder just installed (Prometheus'
-/// `# HELP` lines).
+/// `# HELP` lines), and keep the handles registered from now on.
 pub fn describe() {
+    handles::keep();
     metrics::describe_counter!(REQUESTS, "Requests answered on the proxied endpoints.");
     metrics::describe_gauge!(IN_FLIGHT, "Requests admitted and not yet settled.");
     metrics::describe_counter!(REFUSALS, "Requests refused by a key's limit.");
@@ -163,29 +166,33 @@ pub fn answered(endpoint: &'static str, model: &str, status: u16, error: Option<
         500..=599 => "5xx",
         _ => "other",
     };
-    metrics::counter!(REQUESTS, "endpoint" => endpoint, "model" => model.to_owned(),
-        "status_class" => class, "error_type" => error_type(error))
-    .increment(1);
+    let labels = [
+        ("endpoint", endpoint),
+        ("model", model),
+        ("status_class", class),
+        ("error_type", error_type(error)),
+    ];
+    handles::counter(REQUESTS, &labels, |c| c.increment(1));
     if let Some(GatewayError::Limit(l)) = error {
-        metrics::counter!(REFUSALS, "reason" => l.reason()).increment(1);
+        handles::counter(REFUSALS, &[("reason", l.reason())], |c| c.increment(1));
     }
 }
 
 /// A request was admitted (its settlement will call [`settled`]).
 pub fn admitted() {
-    metrics::gauge!(IN_FLIGHT).increment(1.0);
+    handles::gauge(IN_FLIGHT, &[], |g| g.increment(1.0));
 }
 
 /// An admitted request was settled: its duration and tokens.
 pub fn settled(u: &UsageRecord) {
-    metrics::gauge!(IN_FLIGHT).decrement(1.0);
-    let op = u.endpoint.clone().unwrap_or_else(|| "unknown".into());
+    handles::gauge(IN_FLIGHT, &[], |g| g.decrement(1.0));
+    let op = u.endpoint.as_deref().unwrap_or("unknown");
+    let model = ("gen_ai_request_model", u.model.as_str());
     let secs = u.latency_ms.max(0) as f64 / 1000.0;
-    metrics::histogram!(DURATION, "gen_ai_operation_name" => op.clone(),
-        "gen_ai_request_model" => u.model.clone())
-    .record(secs);
+    let labels = [("gen_ai_operation_name", op), model];
+    handles::histogram(DURATION, &labels, |h| h.record(secs));
     if let Some(n) = u.cost_nanos.and_then(|n| u64::try_from(n).ok()) {
-        metrics::counter!(COST, "gen_ai_request_model" => u.model.clone()).increment(n);
+        handles::counter(COST, &[model], |c| c.increment(n));
     }
     let kinds = [
         ("input", u.prompt_tokens),
@@ -194,9 +201,12 @@ pub fn settled(u: &UsageRecord) {
     ];
     for (kind, n) in kinds {
         if n > 0 {
-            metrics::histogram!(TOKENS, "gen_ai_operation_name" => op.clone(),
-                "gen_ai_request_model" => u.model.clone(), "gen_ai_token_type" => kind)
-            .record(n as f64);
+            let labels = [
+                ("gen_ai_operation_name", op),
+                model,
+                ("gen_ai_token_type", kind),
+            ];
+            handles::histogram(TOKENS, &labels, |h| h.record(n as f64));
         }
     }
 }
@@ -204,14 +214,18 @@ pub fn settled(u: &UsageRecord) {
 /// The gateway spent `us` microseconds on a request's `phase` (see
 /// [`OVERHEAD`]).
 pub fn overhead(phase: &'static str, us: u64) {
-    metrics::histogram!(OVERHEAD, "phase" => phase).record(us as f64 / 1e6);
+    handles::histogram(OVERHEAD, &[("phase", phase)], |h| h.record(us as f64 / 1e6));
 }
 
 /// A stream's first upstream chunk arrived `ms` after admission.
 pub fn first_token(endpoint: &'static str, model: &str, ms: i64) {
-    metrics::histogram!(FIRST_TOKEN, "gen_ai_operation_name" => endpoint,
-        "gen_ai_request_model" => model.to_owned())
-    .record(ms.max(0) as f64 / 1000.0);
+    let labels = [
+        ("gen_ai_operation_name", endpoint),
+        ("gen_ai_request_model", model),
+    ];
+    handles::histogram(FIRST_TOKEN, &labels, |h| {
+        h.record(ms.max(0) as f64 / 1000.0)
+    });
 }
 
 /// One attempt on a deployment came to `outcome`.
@@ -221,7 +235,10 @@ pub fn attempt(model: &str, deployment: &str, outcome: Outcome) {
         Outcome::Failed => "failed",
         Outcome::RateLimited { .. } => "rate_limited",
     };
-    metrics::counter!(ATTEMPTS, "model" => model.to_owned(), "deployment" => deployment.to_owned(),
-        "outcome" => outcome)
-    .increment(1);
+    let labels = [
+        ("model", model),
+        ("deployment", deployment),
+        ("outcome", outcome),
+    ];
+    handles::counter(ATTEMPTS, &labels, |c| c.increment(1));
 }
