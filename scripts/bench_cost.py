@@ -124,7 +124,9 @@ COST_STEPS = [
     " pass-through within the rounds' spread. It was not adopted: a connection is then served by one core for"
     " its life, so a client or balancer sending everything over a few keep-alive or HTTP/2 connections would"
     " be held to one core of the two. (mimalloc v2 against the v3 in use: no difference, five rounds.)",
-    "- The gateway's own work is the other ~28 µs (47 against the pass-through's 19 on 2026-12-01). SQLite"
+    "- The gateway's own work is the other ~24 µs (41 against the pass-through's 17 in this run; 47 against"
+    " 19 in the run before it the same day, on code that differed only by the sub-microsecond steps above:"
+    " the machine's speed moves both). SQLite"
     " is ~22% of the gateway's CPU (six statements and two commits a request, batched; the commits' WAL"
     " writes ~6%), the writer and checkpoint threads ~5%, the core's logic (body parse, routing, limits, the"
     " answer's check, headers) ~10%, metrics ~2.3% (recording the samples, now that the handles are kept: see"
