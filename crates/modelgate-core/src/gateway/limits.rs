@@ -40,11 +40,31 @@ impl<P: Ports> Gateway<P> {
         key: &ApiKey,
         model: &str,
     ) -> Result<RateDecision, GatewayError> {
+        let d = self.admit_key_rate(key).await?;
+        self.admit_model_rate(key, model).await?;
+        Ok(d)
+    }
+
+    /// Count the request against the key's own RPM alone: the cheap
+    /// refusal taken before the gateway does costly work for a request
+    /// (decoding a compressed body).
+    pub(super) async fn admit_key_rate(&self, key: &ApiKey) -> Result<RateDecision, GatewayError> {
         let rpm = self.rpm_of(key);
         let d = self.step(&subject(&key.id, None, false), rpm, 1).await?;
         if !d.allowed {
             return Err(limited(rpm, &d, None));
         }
+        Ok(d)
+    }
+
+    /// Count the request against the key's RPM on `model`, if it has one;
+    /// refused, the request is given back to the key's own RPM too.
+    pub(super) async fn admit_model_rate(
+        &self,
+        key: &ApiKey,
+        model: &str,
+    ) -> Result<(), GatewayError> {
+        let rpm = self.rpm_of(key);
         if let Some(per_model) = key.model_limits.get(model).and_then(|l| l.rpm) {
             let on_model = self
                 .step(&subject(&key.id, Some(model), false), per_model, 1)
@@ -57,7 +77,7 @@ impl<P: Ports> Gateway<P> {
                 return Err(limited(per_model, &m, Some(model)));
             }
         }
-        Ok(d)
+        Ok(())
     }
 
     /// [`Self::admit_rate`] and the reservation of `ask` as one step of

@@ -183,6 +183,13 @@ impl<P: Ports> Gateway<P> {
         let started_ms = self.now_ms();
         let arrived_us = self.ports().monotonic_us();
         let key = self.key_of(&req, peer).await?;
+        // Decoding a compressed body is costly work: a key at its RPM limit
+        // is refused before it.
+        let counted = if crate::encoding::is_encoded(req.headers()) {
+            Some(self.admit_key_rate(&key).await?)
+        } else {
+            None
+        };
         let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
         let mut parsed = request::parse(endpoint, &raw)?;
         drop(raw);
@@ -239,7 +246,7 @@ impl<P: Ports> Gateway<P> {
             expires_at: self.lease_expiry(started_ms),
         };
         let (rate, reserved) = self
-            .reserve(&key, &parsed, &lease, &model, &deployments)
+            .reserve(&key, (&parsed, counted), &lease, &model, &deployments)
             .await?;
         let injected_max_tokens = reserved.cap;
         self.sweep_leases_if_due();

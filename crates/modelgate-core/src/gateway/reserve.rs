@@ -57,15 +57,20 @@ fn cost(p: &Prices, prompt: i64, output: i64) -> i64 {
 impl<P: Ports> Gateway<P> {
     /// Count the request against the key's per-minute limits and reserve
     /// its worst case (see the module docs): the key's rate decision (for
-    /// the headers) and what is held.
+    /// the headers) and what is held. `counted` is the key's own RPM
+    /// decision when the request was already counted against it.
     pub(super) async fn reserve(
         &self,
         key: &ApiKey,
-        req: &ProxyRequest,
+        (req, counted): (&ProxyRequest, Option<RateDecision>),
         lease: &Lease,
         model: &Model,
         deployments: &[Deployment],
     ) -> Result<(RateDecision, Reserved), GatewayError> {
+        let admit_rate = async || match counted {
+            Some(d) => self.admit_model_rate(key, &model.name).await.map(|()| d),
+            None => self.admit_rate(key, &model.name).await,
+        };
         let now = self.now_ms();
         let ask_windows = Reserved {
             quota_window: key.quota_period.window(now),
@@ -78,7 +83,7 @@ impl<P: Ports> Gateway<P> {
             && key.tpm.is_none()
             && model_tpm.is_none()
         {
-            return Ok((self.admit_rate(key, &model.name).await?, ask_windows));
+            return Ok((admit_rate().await?, ask_windows));
         }
         let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
         let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
@@ -114,7 +119,7 @@ impl<P: Ports> Gateway<P> {
             budget_window: ask_windows.budget_window,
         };
         let holds = key.quota.is_some() || key.budget_nanos.is_some();
-        let folded = if holds && key.tpm.is_none() && model_tpm.is_none() {
+        let folded = if holds && key.tpm.is_none() && model_tpm.is_none() && counted.is_none() {
             self.rate_and_reserve(key, &model.name, lease, &ask).await?
         } else {
             None
@@ -122,7 +127,7 @@ impl<P: Ports> Gateway<P> {
         let (rate, tpm, reserved) = match folded {
             Some((rate, grant)) => (rate, [None, None], Ok(grant)),
             None => {
-                let rate = self.admit_rate(key, &model.name).await?;
+                let rate = admit_rate().await?;
                 let tpm = self
                     .take_tokens(key, &model.name, prompt.saturating_add(out_max))
                     .await?;
