@@ -3,24 +3,31 @@
 //!
 //! `axum::serve` sets no timer on hyper, so a connection that sends half a
 //! request head, or sits idle, stays open for good. Here each connection is
-//! served by hyper-util with a timer: its header deadline runs whenever the
-//! connection waits for a request head, so it bounds both a slow head and an
-//! idle keep-alive connection. Past `max_connections` nothing more is
-//! accepted (the kernel's backlog holds the rest) until one closes.
+//! served by hyper-util with a timer: its header deadline runs whenever an
+//! HTTP/1 connection waits for a request head, so it bounds both a slow
+//! head and an idle keep-alive connection. hyper's timer starts only once
+//! the protocol is known, and detecting it waits for the first 24 bytes
+//! with no timer at all: so the same deadline also runs from accept to the
+//! first complete request head, whatever the protocol. An HTTP/2
+//! connection that answers pings but opens no stream for `idle_timeout` is
+//! sent a GOAWAY. Past `max_connections` nothing more is accepted (the
+//! kernel's backlog holds the rest) until one closes.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// The listener's bounds.
@@ -29,6 +36,9 @@ pub struct Limits {
     /// How long a connection may take to send a request head, counted from
     /// when it starts waiting for one (so also its idle keep-alive time).
     pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in flight
+    /// (HTTP/2: then a GOAWAY; HTTP/1's idle time is the header deadline's).
+    pub idle_timeout: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     /// How long in-flight requests may run on after `shutdown`.
@@ -46,7 +56,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> bool {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -74,9 +84,23 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
+        let activity = Arc::new(Activity::default());
+        let seen = Arc::clone(&activity);
         let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            let open = Open::begin(&seen);
             req.extensions_mut().insert(ConnectInfo(addr));
-            app.clone().oneshot(req.map(axum::body::Body::new))
+            let answer = app.clone().oneshot(req.map(axum::body::Body::new));
+            async move {
+                let resp = answer.await?;
+                // The request is in flight until its answer's body is done
+                // (or dropped): the guard goes with the body.
+                Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                    axum::body::Body::new(b.map_frame(move |f| {
+                        let _in_flight = &open;
+                        f
+                    }))
+                }))
+            }
         });
         let mut builder = Builder::new(TokioExecutor::new());
         builder
@@ -91,20 +115,104 @@ pub async fn serve(
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(tcp), service)
             .into_owned();
-        let conn = graceful.watch(conn);
+        let closed = closed.clone();
         connections.spawn(async move {
-            let _ = conn.await;
+            drive(conn, activity, limits, closed).await;
             drop(permit);
         });
     }
     drop(listener);
-    if tokio::time::timeout(limits.drain, graceful.shutdown())
-        .await
-        .is_ok()
-    {
+    let _ = closing.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(limits.drain, drained).await.is_ok() {
         return true;
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     false
+}
+
+/// Serve one connection to its end: dropped (closed) if no request head is
+/// complete within the header deadline of its accept; told to close
+/// gracefully (GOAWAY, or close after the answer in flight) when it has
+/// had no request in flight for the idle timeout, or the server shuts down.
+async fn drive<C>(
+    conn: C,
+    activity: Arc<Activity>,
+    limits: Limits,
+    mut closing: watch::Receiver<bool>,
+) where
+    C: hyper_util::server::graceful::GracefulConnection,
+{
+    let mut conn = std::pin::pin!(conn);
+    // Resolves only if no request head is whole by the deadline.
+    let mut first_head = std::pin::pin!(async {
+        tokio::time::sleep(limits.header_timeout).await;
+        if activity.seen.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+    });
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = &mut first_head => return,
+            _ = closing.wait_for(|c| *c), if !asked => {},
+            () = activity.idle(limits.idle_timeout), if !asked => {},
+        }
+        conn.as_mut().graceful_shutdown();
+        asked = true;
+    }
+}
+
+/// What a connection's requests are doing.
+#[derive(Default)]
+struct Activity {
+    /// A whole request head has arrived.
+    seen: AtomicBool,
+    /// Requests whose answer is not done.
+    open: AtomicUsize,
+    /// Woken when the last open request ends.
+    quiet: Notify,
+}
+
+impl Activity {
+    /// Resolves once no request has been in flight for `after`.
+    async fn idle(&self, after: Duration) {
+        loop {
+            let quiet = self.quiet.notified();
+            if self.open.load(Ordering::Acquire) > 0 {
+                quiet.await;
+                continue;
+            }
+            let since = Instant::now();
+            tokio::select! {
+                () = tokio::time::sleep_until(since + after) => {
+                    if self.open.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                }
+                () = quiet => {}
+            }
+        }
+    }
+}
+
+/// One request in flight on a connection, until dropped.
+struct Open(Arc<Activity>);
+
+impl Open {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.seen.store(true, Ordering::Release);
+        activity.open.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.quiet.notify_waiters();
+        }
+    }
 }

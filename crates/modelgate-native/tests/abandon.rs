@@ -17,6 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 fn limits(drain: Duration) -> Limits {
     Limits {
         header_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(60),
         max_connections: 64,
         drain,
     }

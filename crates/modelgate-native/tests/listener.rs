@@ -20,9 +20,17 @@ const PATIENCE: Duration = Duration::from_secs(20);
 fn limits(header_timeout: Duration, max_connections: usize) -> Limits {
     Limits {
         header_timeout,
+        idle_timeout: Duration::from_secs(60),
         max_connections,
         drain: Duration::from_secs(5),
     }
+}
+
+/// Read until the peer closes or resets; fails past `PATIENCE`.
+async fn closed_by_server(s: &mut TcpStream) {
+    let mut sink = Vec::new();
+    let read = tokio::time::timeout(PATIENCE, s.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "still open after {PATIENCE:?}");
 }
 
 /// Read until the peer closes; what it sent. Fails past `PATIENCE`.
@@ -78,6 +86,68 @@ async fn a_half_sent_head_and_an_idle_connection_are_closed() {
         .unwrap();
     let answer = read_to_close(&mut idle).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(server.stop().await, "drained in time");
+}
+
+/// Connections that never send a byte (or not enough for hyper to tell
+/// HTTP/1 from HTTP/2) hold a place of the cap: each is closed when the
+/// header deadline runs out from its accept, so the listener serves again.
+#[tokio::test]
+async fn silent_connections_are_closed_and_do_not_starve_the_listener() {
+    let h = Harness::new().await;
+    let server = Server::start(&h, limits(Duration::from_secs(1), 1000)).await;
+    let mut silent = Vec::new();
+    for _ in 0..1100 {
+        silent.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    // Ten bytes of the HTTP/2 preface: protocol detection waits for 24.
+    let mut partial = TcpStream::connect(server.addr).await.unwrap();
+    partial.write_all(b"PRI * HTTP").await.unwrap();
+    let mut fresh = TcpStream::connect(server.addr).await.unwrap();
+    fresh
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_response(&mut fresh).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    closed_by_server(&mut partial).await;
+    for s in &mut silent {
+        closed_by_server(s).await;
+    }
+    assert!(server.stop().await, "drained in time");
+}
+
+/// An HTTP/2 client that answers every ping but opens no stream is sent a
+/// GOAWAY after the idle timeout, after a request and without one.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_though_it_answers_pings() {
+    let h = Harness::new().await;
+    let mut l = limits(Duration::from_secs(1), 64);
+    l.idle_timeout = Duration::from_secs(1);
+    let server = Server::start(&h, l).await;
+    for ask in [true, false] {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(Duration::from_millis(200))
+                .keep_alive_while_idle(true)
+                .handshake::<_, String>(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        let conn = tokio::spawn(conn);
+        if ask {
+            let req = http::Request::get(server.url("/health"))
+                .body(String::new())
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            drop(resp);
+        }
+        let ended = tokio::time::timeout(PATIENCE, conn).await;
+        assert!(ended.is_ok(), "HTTP/2 connection open after {PATIENCE:?}");
+        drop(send);
+    }
     assert!(server.stop().await, "drained in time");
 }
 

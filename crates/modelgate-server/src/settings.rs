@@ -41,8 +41,9 @@ pub struct Settings {
     pub redis_url: Option<Secret>,
     /// `MG_MODELS_FILE`: a TOML file of models applied at start.
     pub models_file: Option<PathBuf>,
-    /// `MG_HEADER_TIMEOUT_SECS` (default 30) and `MG_MAX_CONNECTIONS`
-    /// (default 4096): the listener's bounds.
+    /// `MG_HEADER_TIMEOUT_SECS` (default 30), `MG_IDLE_TIMEOUT_SECS`
+    /// (default 60) and `MG_MAX_CONNECTIONS` (default 4096): the
+    /// listener's bounds.
     pub listener: modelgate_native::listener::Limits,
     /// `MG_ADMIN_DIR`: the admin panel's folder (default ./admin).
     pub admin_dir: PathBuf,
@@ -103,6 +104,7 @@ impl Settings {
         };
         let listener = modelgate_native::listener::Limits {
             header_timeout: Duration::from_secs(count("MG_HEADER_TIMEOUT_SECS", 30)?),
+            idle_timeout: Duration::from_secs(count("MG_IDLE_TIMEOUT_SECS", 60)?),
             max_connections: usize::try_from(count("MG_MAX_CONNECTIONS", 4096)?)
                 .unwrap_or(usize::MAX),
             drain: Duration::from_secs(30),
