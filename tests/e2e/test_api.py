@@ -92,6 +92,6 @@ def test_usage_is_recorded_per_key(env):
             break
         time.sleep(0.02)
     assert report["totals"] == {"requests": 2, "prompt_tokens": 4, "completion_tokens": 8, "total_tokens": 12,
-                                "cached_tokens": 0, "errors": 0, "cost_usd": 0}
+                                "cached_tokens": 0, "errors": 0, "cost_nanos": 0, "cost_usd": 0}
     assert (key["quota_used"], key["quota_reserved"]) == (12, 0)
     assert "key" not in key and "hash" not in key

@@ -53,6 +53,7 @@ def test_usage_records_cost_cached_tokens_priced_as_cached(env):
     assert got == expected and expected[priced] > 0 and expected[override] > 0, report
     assert got_cached == cached, report
     assert report["totals"]["cost_usd"] == sum(expected.values()) / 1e9
+    assert report["totals"]["cost_nanos"] == sum(expected.values()), report["totals"]
 
 
 def test_bad_prices_are_refused(env):

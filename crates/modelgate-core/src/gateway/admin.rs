@@ -143,7 +143,7 @@ impl<P: Ports> Gateway<P> {
         let (p, c) = (sum(|r| r.prompt_tokens), sum(|r| r.completion_tokens));
         let totals = json!({"requests": sum(|r| r.requests), "prompt_tokens": p, "completion_tokens": c,
             "total_tokens": p + c, "cached_tokens": sum(|r| r.cached_tokens), "errors": sum(|r| r.errors),
-            "cost_usd": nanos_to_usd(sum(|r| r.cost_nanos))});
+            "cost_nanos": sum(|r| r.cost_nanos), "cost_usd": nanos_to_usd(sum(|r| r.cost_nanos))});
         let data: Vec<Value> = rows
             .iter()
             .map(|r| {
