@@ -281,7 +281,7 @@ function editModel(m) {
     field("Base URL", "base_url", m.base_url, { type: "url", required: true }),
     field("Upstream model", "upstream_model", m.upstream_model, { required: true }),
     field("Fallback URLs", "fallback_urls", m.fallback_urls.join(", ")),
-    field(`Upstream key (${m.has_api_key ? "set; empty keeps it" : "none"})`, "api_key", "", { type: "password", autocomplete: "off" }),
+    field(`Upstream key (${m.has_api_key ? "set; empty keeps it while the URLs stay" : "none"})`, "api_key", "", { type: "password", autocomplete: "off" }),
     field("Input price (USD / 1M tokens; empty: no prices)", "price_input", m.prices?.input ?? "", { type: "number", min: "0", step: "any" }),
     field("Cached input price", "price_cached_input", m.prices?.cached_input ?? "", { type: "number", min: "0", step: "any" }),
     field("Output price", "price_output", m.prices?.output ?? "", { type: "number", min: "0", step: "any" }),

@@ -399,3 +399,74 @@ async fn key_default_model_is_used_when_none_is_named() {
         (400, json!("model"))
     );
 }
+
+/// An upstream key is write-only, so it must not follow a changed URL or
+/// backend to a host the admin controls: such a patch must give the key
+/// again (or null), for the model and for a deployment.
+#[tokio::test]
+async fn an_upstream_key_never_follows_a_changed_url() {
+    let h = Harness::new().await;
+    let other = modelgate_testkit::MockUpstream::start().await.unwrap();
+    let (key, _) = h.key(json!({"name": "a"})).await;
+    let home = format!("{}/v1", h.mock.url());
+    let away = format!("{}/v1", other.url());
+    let id = h
+        .model_at(
+            "o",
+            "openai",
+            &home,
+            "mock",
+            json!({"api_key": "sk-very-secret-upstream"}),
+        )
+        .await;
+    let path = format!("/admin/api/models/{id}");
+    for patch in [
+        json!({"base_url": away}),
+        json!({"fallback_urls": [away]}),
+        json!({"backend": "api3"}),
+    ] {
+        let a = h.admin("PATCH", &path, Some(patch.clone())).await;
+        assert_eq!(a.status, 400, "{patch}: {}", a.text());
+        assert_eq!(a.json()["error"]["param"], "api_key");
+    }
+    // The panel sends the URLs it shows with every edit: unchanged, the key stays.
+    let same = json!({"base_url": format!("{home}/"), "fallback_urls": [], "name": "o"});
+    assert_eq!(h.admin("PATCH", &path, Some(same)).await.status, 200);
+    assert_eq!(h.chat(&key, hello("o")).await.status, 200);
+    assert_eq!(
+        h.mock.last_request()["authorization"],
+        "Bearer sk-very-secret-upstream"
+    );
+    let moved = json!({"base_url": away, "api_key": null});
+    assert_eq!(h.admin("PATCH", &path, Some(moved)).await.status, 200);
+    assert_eq!(h.chat(&key, hello("o")).await.status, 200);
+    assert_eq!(other.stats().requests, 1);
+    assert_eq!(other.last_request()["authorization"], Value::Null);
+
+    let dep = |url: &str| json!({"name": "d", "backend": "openai", "base_url": url});
+    let mut first = dep(&home);
+    first["api_key"] = json!("sk-deployment-secret");
+    let body = json!({"name": "dep", "upstream_model": "mock", "deployments": [first]});
+    let created = h.admin("POST", "/admin/api/models", Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    let path = format!(
+        "/admin/api/models/{}",
+        created.json()["id"].as_str().unwrap()
+    );
+    let a = h
+        .admin("PATCH", &path, Some(json!({"deployments": [dep(&away)]})))
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert_eq!(a.json()["error"]["param"], "deployments");
+    // Unmoved, a deployment keeps its key without restating it.
+    let kept = h
+        .admin("PATCH", &path, Some(json!({"deployments": [dep(&home)]})))
+        .await;
+    assert_eq!(kept.status, 200, "{}", kept.text());
+    assert_eq!(h.chat(&key, hello("dep")).await.status, 200);
+    assert_eq!(
+        h.mock.last_request()["authorization"],
+        "Bearer sk-deployment-secret"
+    );
+    assert_eq!(other.stats().requests, 1);
+}

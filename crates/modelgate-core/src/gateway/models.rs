@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::admin::parse_body;
 use super::forward::SECRET_REF;
 use super::{Gateway, Peer, Response, json_response};
-use crate::backend::Target;
+use crate::backend::{BackendKind, Target};
 use crate::config::{ModelSpec, SyncBackend};
 use crate::deployment::Deployment;
 use crate::domain::{Model, ModelPatch, NewModel};
@@ -108,6 +108,35 @@ fn touches_backend_fields(p: &ModelPatch) -> bool {
         || p.fallback_urls.as_ref().is_some_and(|f| !f.is_empty())
         || p.upstream_model.is_some()
         || p.api_key.is_some()
+}
+
+/// Whether a patch would send the model's stored upstream key somewhere it
+/// was not sent before: another backend, or a base or fallback URL that is
+/// not one of the model's current ones.
+fn moves_key(current: &Model, after: &Model, backend: Option<BackendKind>) -> bool {
+    let known: Vec<&str> = std::iter::once(&current.base_url)
+        .chain(&current.fallback_urls)
+        .map(|u| u.trim_end_matches('/'))
+        .collect();
+    backend.is_some_and(|b| b != current.backend)
+        || std::iter::once(&after.base_url)
+            .chain(&after.fallback_urls)
+            .any(|u| !known.contains(&u.trim_end_matches('/')))
+}
+
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// Upstream keys are write-only: one that followed a changed URL to a host
+/// the admin controls would be read there. So it never follows.
+fn key_must_be_given_again(param: &str) -> GatewayError {
+    RequestError::invalid(
+        "Changing the backend or an upstream URL would send the stored upstream key to \
+         another place: give 'api_key' again with the change (null to have none).",
+        Some(param),
+    )
+    .into()
 }
 
 impl<P: Ports> Gateway<P> {
@@ -275,11 +304,19 @@ impl<P: Ports> Gateway<P> {
         }
         if let Some(k) = &patch.api_key {
             after.api_key.clone_from(k);
+        } else if current.api_key.is_some() && moves_key(&current, &after, patch.backend) {
+            return Err(key_must_be_given_again("api_key"));
         }
         if let Some(list) = &patch.deployments {
             after.deployments.clone_from(list);
             for d in after.deployments.iter_mut().filter(|d| d.api_key.is_none()) {
                 let same = current.deployments.iter().find(|c| c.name == d.name);
+                if same.is_some_and(|c| {
+                    c.api_key.is_some()
+                        && (c.backend != d.backend || !same_url(&c.base_url, &d.base_url))
+                }) {
+                    return Err(key_must_be_given_again("deployments"));
+                }
                 d.api_key = same.and_then(|c| c.api_key.clone());
             }
             if explicit {
