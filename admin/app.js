@@ -212,7 +212,7 @@ async function loadModels() {
       el("td", {}, m.deployments.length ? `${m.deployments.length} deployments` : m.base_url),
       el("td", {}, m.upstream_model),
       el("td", {}, m.has_api_key ? "set" : "none"),
-      el("td", {}, priceText(m.prices)),
+      priceCell(m),
       el("td", {}, m.enabled ? "yes" : "no"),
       el("td", { class: "actions" },
         el("button", { type: "button", onclick: () => editModel(m), "aria-label": `Edit ${m.name}` }, "Edit"),
@@ -249,6 +249,14 @@ function prices(f) {
   const p = { input: Number(f.price_input.value), output: Number(f.price_output.value || 0) };
   if (f.price_cached_input.value !== "") p.cached_input = Number(f.price_cached_input.value);
   return p;
+}
+
+// A model is priced when it, or every one of its deployments, has prices
+// (0 marks it free); keys with a budget cannot use an unpriced one.
+function priceCell(m) {
+  const priced = m.prices || (m.deployments.length && m.deployments.every((d) => d.prices));
+  if (priced) return el("td", {}, priceText(m.prices) === "—" ? "per deployment" : priceText(m.prices));
+  return el("td", { class: "unpriced", title: "Keys with a budget cannot use it: set prices (0 marks it free)." }, "unpriced");
 }
 
 function priceText(p) {

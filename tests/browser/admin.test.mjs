@@ -122,6 +122,9 @@ test("an admin manages keys, models and usage in the panel", async () => {
   await page.locator("#models-table").getByRole("cell", { name: "1000 · 1000 · 2000" }).waitFor();
   await page.getByRole("button", { name: "Sync from backends" }).click();
   await page.getByText("Imported 2: mock, mock-2.").waitFor();
+  // Imported models have no prices: the table says so (budget keys cannot use them).
+  await page.locator("#models-table").getByRole("row").filter({ hasText: "mock-2" })
+    .getByRole("cell", { name: "unpriced" }).waitFor();
   // Each model's deployments and their state; never a URL.
   const deployments = page.locator("#deployments-table");
   await deployments.getByRole("row").filter({ hasText: "mock-chat" }).getByRole("cell", { name: "primary" }).waitFor();

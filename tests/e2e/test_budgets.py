@@ -95,3 +95,19 @@ def test_an_exhausted_quota_says_when_its_period_resets(env):
     assert "resets in" in r.json()["error"]["message"]
     headers = {k.lower(): v for k, v in r.headers.items()}
     assert 0 < int(headers["retry-after"]) <= 31 * 86_400
+
+
+def test_a_budget_key_is_refused_on_an_unpriced_model_unless_it_is_marked_free(env):
+    """An unpriced model costs nothing, so a budget would never stop it: a
+    key with a budget may use only priced models, prices of 0 included."""
+    unpriced = env.make_model("mock?tokens=2")
+    free = env.make_model("mock?tokens=2", prices={"input": 0, "output": 0})
+    budgeted = env.client(env.make_key(rpm=10_000, budget_usd=1)["key"])
+    try:
+        budgeted.chat.completions.create(model=unpriced, messages=[{"role": "user", "content": "hi"}])
+        raise AssertionError("an unpriced model served a key with a budget")
+    except openai.PermissionDeniedError as e:
+        assert e.code == "model_not_priced" and e.param == "model", e
+    assert budgeted.chat.completions.create(model=free, messages=[{"role": "user", "content": "hi"}]).choices
+    plain = env.client(env.make_key(rpm=10_000)["key"])
+    assert plain.chat.completions.create(model=unpriced, messages=[{"role": "user", "content": "hi"}]).choices

@@ -152,6 +152,9 @@ pub enum RequestError {
     /// A unique name or id already exists.
     #[error("conflict")]
     Conflict(String),
+    /// A key that spends from a budget asked for a model with no price.
+    #[error("model not priced")]
+    Unpriced(String),
 }
 
 impl RequestError {
@@ -413,6 +416,16 @@ impl GatewayError {
                     Some("method_not_allowed"),
                     "Method not allowed for this route.".to_owned(),
                 ),
+                RequestError::Unpriced(name) => Shape {
+                    status: StatusCode::FORBIDDEN,
+                    kind: "invalid_request_error",
+                    code: Some("model_not_priced"),
+                    message: format!(
+                        "The model '{}' has no price and this key spends from a budget: an admin must price it (or give it prices of 0 to mark it free) first.",
+                        printable(name)
+                    ),
+                    param: Some("model".to_owned()),
+                },
                 RequestError::Conflict(what) => s(
                     StatusCode::CONFLICT,
                     "invalid_request_error",

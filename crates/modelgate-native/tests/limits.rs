@@ -234,3 +234,22 @@ async fn a_lying_upstream_is_never_charged_past_the_reservation() {
         "every record keeps the reported figure, bounded"
     );
 }
+
+/// An unpriced model costs 0, so a budget would never stop it: a key with
+/// a budget is refused there (403), unless the model is priced at 0.
+#[tokio::test]
+async fn a_budget_key_may_use_only_priced_models() {
+    let h = Harness::new().await;
+    h.model("unpriced", "vllm", "mock?tokens=1").await;
+    let free = json!({"prices": {"input": 0, "output": 0}});
+    h.model_at("free", "vllm", &h.mock.url(), "mock?tokens=1", free)
+        .await;
+    let (budget, _) = h.key(json!({"name": "b", "budget_usd": 1})).await;
+    let refused = h.chat(&budget, hello("unpriced")).await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "model_not_priced");
+    assert_eq!(h.chat(&budget, hello("free")).await.status, 200);
+    let (plain, _) = h.key(json!({"name": "p"})).await;
+    assert_eq!(h.chat(&plain, hello("unpriced")).await.status, 200);
+    assert_eq!(h.mock.stats().requests, 2);
+}

@@ -10,7 +10,7 @@ use crate::backend::Usage;
 use crate::cost::Prices;
 use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Ask, Grant, Lease, Model};
-use crate::error::{GatewayError, LimitError};
+use crate::error::{GatewayError, LimitError, RequestError};
 use crate::period;
 use crate::ports::{Accounting, Ports, RateDecision};
 use crate::request::ProxyRequest;
@@ -71,6 +71,11 @@ impl<P: Ports> Gateway<P> {
             Some(d) => self.admit_model_rate(key, &model.name).await.map(|()| d),
             None => self.admit_rate(key, &model.name).await,
         };
+        // An unpriced model costs 0, so a budget would never stop it: only
+        // models priced (0 included: marked free) are open to such a key.
+        if key.budget_nanos.is_some() && worst_prices(model, deployments).is_none() {
+            return Err(RequestError::Unpriced(model.name.clone()).into());
+        }
         let now = self.now_ms();
         let ask_windows = Reserved {
             quota_window: key.quota_period.window(now),
