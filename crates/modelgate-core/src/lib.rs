@@ -57,4 +57,6 @@ pub mod serving;
 
 pub use backend::BackendKind;
 pub use config::{Config, ModelSpec, SyncBackend};
-pub use gateway::{ADMIN_PANEL_HEADERS, Body, Gateway, Peer, Response, ResponseStream};
+pub use gateway::{
+    ADMIN_PANEL_HEADERS, Admitted, Body, Credential, Gateway, Peer, Response, ResponseStream, Route,
+};

@@ -107,10 +107,18 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
         ip: (state.peer_ip)(req.extensions()),
     };
     let (mut parts, body) = req.into_parts();
-    // Refuse a missing or bad key, then a body announced over the limit,
-    // before buffering a byte of the body.
-    if let Err(refused) = gateway.check_head(&mut parts, peer).await {
-        return refuse(refused, body, limit, deadline);
+    // Refuse an unknown route, a wrong method, a missing or bad key, then a
+    // body announced over the limit, before buffering a byte of the body;
+    // and never read one a route does not take.
+    match gateway.check_head(&mut parts, peer).await {
+        Err(refused) => return refuse(refused, body, limit, deadline),
+        Ok(admitted) if !admitted.reads_body => {
+            let resp = gateway
+                .handle(http::Request::from_parts(parts, Bytes::new()), peer)
+                .await;
+            return refuse(resp, body, limit, deadline);
+        }
+        Ok(_) => {}
     }
     let announced = parts
         .headers
@@ -138,11 +146,12 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
     into_axum(resp)
 }
 
-/// Answer a request refused before its body was read, at once. A client
-/// that sends its whole body before it reads (Python's urllib does) would
-/// find the connection reset, not the answer, if the body were left unread:
-/// so the body is read and discarded beside the answer, up to twice the
-/// body limit (plus 1 MiB) and the body deadline, never kept.
+/// Answer a request whose body is not read (refused from its head, or its
+/// route takes none) at once. A client that sends its whole body before it
+/// reads (Python's urllib does) would find the connection reset, not the
+/// answer, if the body were left unread: so the body is read and discarded
+/// beside the answer, up to twice the body limit (plus 1 MiB) and the body
+/// deadline, never kept.
 fn refuse<P: Ports>(
     resp: modelgate_core::Response<P>,
     body: Body,

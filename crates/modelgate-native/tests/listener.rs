@@ -250,3 +250,38 @@ async fn a_body_that_never_comes_is_a_408() {
     assert!(answer.contains("request_timeout"), "{answer}");
     assert!(server.stop().await, "drained in time");
 }
+
+/// Whatever the route, no body is waited for before the head is answered:
+/// an unknown path (404), a wrong method (405), a route without its key
+/// (401), and a route that takes no body (answered, the body never read).
+/// The body deadline is far past the patience, so an answer that waited
+/// for the body fails.
+#[tokio::test]
+async fn every_route_is_answered_from_the_head_when_it_reads_no_body() {
+    let h = Harness::with(|c| c.body_timeout_ms = 300_000).await;
+    let (key, _) = h.key(json!({"name": "r"})).await;
+    let server = Server::start(&h, limits(Duration::from_secs(30), 64)).await;
+    let auth = format!("Authorization: Bearer {key}\r\n");
+    for (method, path, auth, status) in [
+        ("PUT", "/v1/chat/completions", "", "405"),
+        ("POST", "/v1/nope", "", "404"),
+        ("GET", "/v1/models", "", "401"),
+        ("DELETE", "/admin/api/keys/x", "", "401"),
+        ("GET", "/v1/models", auth.as_str(), "200"),
+        ("GET", "/health", "", "200"),
+    ] {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: 5000000\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let answer = read_response(&mut s).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{method} {path}: {answer}"
+        );
+    }
+    assert_eq!(h.mock.stats().requests, 0);
+    assert!(server.stop().await, "drained in time");
+}

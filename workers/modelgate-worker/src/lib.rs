@@ -213,10 +213,18 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         .get("cf-connecting-ip")?
         .and_then(|v| v.parse().ok());
     let peer = Peer { ip };
-    // A missing or bad key, then a body announced over the limit, are
-    // refused before a byte of the body is read.
-    if let Err(refused) = gateway.check_head(&mut head, peer).await {
-        return convert(refused, None);
+    // An unknown route, a wrong method, a missing or bad key, then a body
+    // announced over the limit, are refused before a byte of the body is
+    // read; a route that takes no body never reads one.
+    let admitted = match gateway.check_head(&mut head, peer).await {
+        Ok(a) => a,
+        Err(refused) => return convert(refused, None),
+    };
+    if !admitted.reads_body {
+        let resp = gateway
+            .handle(http::Request::from_parts(head, Bytes::new()), peer)
+            .await;
+        return convert(resp, Some(Rc::new(ctx)));
     }
     let announced = req
         .headers()

@@ -8,7 +8,8 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Gateway, Peer, Response, json_response, percent_decode};
+use super::route::percent_decode;
+use super::{Gateway, Peer, Response, json_response};
 use crate::calendar::{DAY_MS, day_name, days_from_civil};
 use crate::cost::nanos_to_usd;
 use crate::domain::{KeyPatch, KeyStatus, UsageQuery};

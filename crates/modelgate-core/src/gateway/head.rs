@@ -1,12 +1,12 @@
-//! The request head, checked before the body is read: a request without a
-//! valid key (or, on the admin API, an admin key) is refused from its
+//! The request head, checked before the body is read: its route comes from
+//! the route table, and a request for no route, with the wrong method, or
+//! without the key (or admin key) its route needs is refused from its
 //! headers, so nobody without a key can make the gateway buffer a body.
 //! The checked key travels on in the request's extensions (which only the
 //! runtime can set), so handling the request does not look it up again.
 
-use http::Method;
-
 use super::proxy::bearer_hash;
+use super::route::{Credential, Route};
 use super::{Gateway, Peer, Response};
 use crate::auth;
 use crate::domain::ApiKey;
@@ -21,50 +21,41 @@ pub(super) struct CheckedKey(pub(super) ApiKey);
 #[derive(Debug, Clone, Copy)]
 pub(super) struct CheckedAdmin;
 
-/// What a route needs from the head before its body is read.
-enum Needs {
-    Key,
-    Admin,
-    Nothing,
-}
-
-fn needs(method: &Method, path: &str) -> Needs {
-    let path = path.trim_end_matches('/');
-    if path == "/admin/api" || path.starts_with("/admin/api/") || path == "/metrics" {
-        Needs::Admin
-    } else if method == Method::POST
-        && matches!(
-            path,
-            "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/responses"
-        )
-    {
-        Needs::Key
-    } else {
-        Needs::Nothing
-    }
+/// What the head check decided for the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// Whether to read the request's body: only for a route that takes
+    /// one. Otherwise the runtime answers without buffering a byte of it.
+    pub reads_body: bool,
 }
 
 impl<P: Ports> Gateway<P> {
-    /// Check the credentials a route needs from the request head alone,
-    /// before the runtime reads the body. `Err` is the answer to send (the
-    /// body need not be read); on `Ok` the runtime reads the body and calls
-    /// [`Gateway::handle`] with this head.
+    /// Decide the route from the request head and check the credentials it
+    /// needs, before the runtime reads the body. `Err` is the answer to send
+    /// (an unknown route, a wrong method, a missing or bad key; the body
+    /// need not be read); on `Ok` the runtime reads the body if told to and
+    /// calls [`Gateway::handle`] with this head.
     pub async fn check_head(
         &self,
         head: &mut http::request::Parts,
         peer: Peer,
-    ) -> Result<(), Response<P>> {
+    ) -> Result<Admitted, Response<P>> {
+        let route =
+            Route::resolve(&head.method, head.uri.path()).map_err(|e| self.reject(&e.into()))?;
         let peer = self.client_peer(&head.headers, peer);
-        let checked = match needs(&head.method, head.uri.path()) {
-            Needs::Nothing => return Ok(()),
-            Needs::Key => self.key_from(&head.headers, peer).await.map(|k| {
+        let checked = match route.credential() {
+            Credential::None => Ok(()),
+            Credential::ClientKey => self.key_from(&head.headers, peer).await.map(|k| {
                 head.extensions.insert(CheckedKey(k));
             }),
-            Needs::Admin => self.admin_from(&head.headers, peer).await.map(|()| {
+            Credential::Admin => self.admin_from(&head.headers, peer).await.map(|()| {
                 head.extensions.insert(CheckedAdmin);
             }),
         };
-        checked.map_err(|e| self.reject(&e))
+        checked.map_err(|e| self.reject(&e))?;
+        let reads_body = route.takes_body(&head.method);
+        head.extensions.insert(route);
+        Ok(Admitted { reads_body })
     }
 
     /// The checked key of a request: from its head's check, else looked up.

@@ -19,6 +19,7 @@ mod models;
 mod proxy;
 mod records;
 mod reserve;
+mod route;
 mod stream;
 
 use std::net::IpAddr;
@@ -26,8 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use bytes::Bytes;
+use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -35,6 +36,8 @@ use crate::error::{GatewayError, RequestError};
 use crate::ports::Ports;
 use crate::routing::Router;
 
+pub use head::Admitted;
+pub use route::{Credential, Route};
 pub use stream::ResponseStream;
 
 /// Security headers every runtime sets on the admin panel's static files:
@@ -208,56 +211,28 @@ impl<P: Ports> Gateway<P> {
         peer: Peer,
         request_id: &str,
     ) -> Result<Response<P>, GatewayError> {
-        let path = req.uri().path().trim_end_matches('/').to_owned();
-        let segments: Vec<&str> = path.split('/').skip(1).collect();
-        let method = req.method().clone();
-        match (segments.as_slice(), &method) {
-            (["health"] | ["v1", "health"], &Method::GET) => Ok(json_response(
+        // Decided from the head already when the runtime checked it.
+        let route = match req.extensions().get::<Route>() {
+            Some(r) => r.clone(),
+            None => Route::resolve(req.method(), req.uri().path())?,
+        };
+        match route {
+            Route::Health => Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok"}),
             )),
-            (["v1", "chat", "completions"], &Method::POST) => {
-                self.proxy(req, peer, request_id, crate::request::Endpoint::Chat)
-                    .await
+            Route::Proxy(endpoint) => self.proxy(req, peer, request_id, endpoint).await,
+            Route::StoredResponse { id, input_items } => {
+                self.stored_route(&req, peer, &id, input_items).await
             }
-            (["v1", "completions"], &Method::POST) => {
-                self.proxy(req, peer, request_id, crate::request::Endpoint::Completion)
-                    .await
+            Route::Metrics => self.metrics(&req, peer).await,
+            Route::Models => self.list_models(&req, peer).await,
+            Route::Model(id) => self.get_model(&req, peer, &id).await,
+            Route::Admin => {
+                let path = req.uri().path().trim_end_matches('/').to_owned();
+                let rest: Vec<&str> = path.split('/').skip(3).collect();
+                self.admin(req, peer, &rest).await
             }
-            (["v1", "embeddings"], &Method::POST) => {
-                self.proxy(req, peer, request_id, crate::request::Endpoint::Embeddings)
-                    .await
-            }
-            (["v1", "responses"], &Method::POST) => {
-                self.proxy(req, peer, request_id, crate::request::Endpoint::Responses)
-                    .await
-            }
-            (["v1", "responses", id], &Method::GET | &Method::DELETE) => {
-                let id = percent_decode(id);
-                self.stored_route(&req, peer, &id, false).await
-            }
-            (["v1", "responses", id, "input_items"], &Method::GET) => {
-                let id = percent_decode(id);
-                self.stored_route(&req, peer, &id, true).await
-            }
-            (["metrics"], &Method::GET) => self.metrics(&req, peer).await,
-            (["v1", "models"], &Method::GET) => self.list_models(&req, peer).await,
-            (["v1", "models", id @ ..], &Method::GET) if !id.is_empty() => {
-                // Model names may contain '/', e.g. "Qwen/Qwen2.5-0.5B".
-                let id = percent_decode(&id.join("/"));
-                self.get_model(&req, peer, &id).await
-            }
-            (["admin", "api", rest @ ..], _) => self.admin(req, peer, rest).await,
-            (
-                ["health"]
-                | ["v1", "chat", "completions"]
-                | ["v1", "completions"]
-                | ["v1", "embeddings"]
-                | ["v1", "responses", ..]
-                | ["v1", "models", ..],
-                _,
-            ) => Err(RequestError::MethodNotAllowed.into()),
-            _ => Err(RequestError::NotFound(format!("Route {}", req.uri().path())).into()),
         }
     }
 }
@@ -381,34 +356,4 @@ fn limit_headers(
         t,
         HeaderValue::from_str(&reset).unwrap_or(HeaderValue::from(0)),
     );
-}
-
-/// Decode `%XX` escapes in a path segment (invalid escapes stay as they are).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(h) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(h);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(super::percent_decode("a%2Fb%20c"), "a/b c");
-        assert_eq!(super::percent_decode("bad%zz%"), "bad%zz%");
-    }
 }

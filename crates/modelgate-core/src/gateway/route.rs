@@ -1,0 +1,198 @@
+//! The route table: every method and path the gateway answers, decided
+//! once from the request head. The head check (credentials before the body)
+//! and the dispatcher both read it, so a route cannot need a key in one and
+//! nothing in the other; a request for an unknown route, or with the wrong
+//! method, is answered from its head, and a body is read only for a route
+//! that takes one.
+
+use http::Method;
+
+use crate::error::RequestError;
+use crate::request::Endpoint;
+
+/// A route of the gateway's (the admin panel's static files are the
+/// runtime's, not the core's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /health`, `GET /v1/health`.
+    Health,
+    /// `POST` to a client API: chat, completions, embeddings, Responses.
+    Proxy(Endpoint),
+    /// `GET`/`DELETE /v1/responses/{id}`, or `GET .../input_items`.
+    StoredResponse {
+        /// The id, percent-decoded.
+        id: String,
+        /// The input items rather than the Response.
+        input_items: bool,
+    },
+    /// `GET /v1/models`.
+    Models,
+    /// `GET /v1/models/{id}` (ids may contain `/`).
+    Model(String),
+    /// `GET /metrics`.
+    Metrics,
+    /// `/admin/api/...`, any method (the admin API answers 404/405 itself).
+    Admin,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// Anybody.
+    None,
+    /// A client key.
+    ClientKey,
+    /// The admin key, or a key with `admin`.
+    Admin,
+}
+
+impl Route {
+    /// Find the route for `method` and `path`: a 404 for an unknown path,
+    /// a 405 for a known one asked with the wrong method.
+    pub fn resolve(method: &Method, path: &str) -> Result<Self, RequestError> {
+        let trimmed = path.trim_end_matches('/');
+        let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+        let get = method == Method::GET;
+        let post = method == Method::POST;
+        let route = match segments.as_slice() {
+            ["health"] | ["v1", "health"] => get.then_some(Self::Health),
+            ["v1", "chat", "completions"] => post.then_some(Self::Proxy(Endpoint::Chat)),
+            ["v1", "completions"] => post.then_some(Self::Proxy(Endpoint::Completion)),
+            ["v1", "embeddings"] => post.then_some(Self::Proxy(Endpoint::Embeddings)),
+            ["v1", "responses"] => post.then_some(Self::Proxy(Endpoint::Responses)),
+            ["v1", "responses", id] => {
+                (get || method == Method::DELETE).then(|| Self::StoredResponse {
+                    id: percent_decode(id),
+                    input_items: false,
+                })
+            }
+            ["v1", "responses", id, "input_items"] => get.then(|| Self::StoredResponse {
+                id: percent_decode(id),
+                input_items: true,
+            }),
+            ["v1", "models"] => get.then_some(Self::Models),
+            // Model names may contain '/', e.g. "Qwen/Qwen2.5-0.5B".
+            ["v1", "models", id @ ..] => get.then(|| Self::Model(percent_decode(&id.join("/")))),
+            ["metrics"] => get.then_some(Self::Metrics),
+            ["admin", "api", ..] => Some(Self::Admin),
+            _ => return Err(RequestError::NotFound(format!("Route {path}"))),
+        };
+        route.ok_or(RequestError::MethodNotAllowed)
+    }
+
+    /// The credential the route needs, checked from the head.
+    pub fn credential(&self) -> Credential {
+        match self {
+            Self::Health => Credential::None,
+            Self::Proxy(_) | Self::StoredResponse { .. } | Self::Models | Self::Model(_) => {
+                Credential::ClientKey
+            }
+            Self::Metrics | Self::Admin => Credential::Admin,
+        }
+    }
+
+    /// Whether the route reads a body (asked with `method`): the client
+    /// APIs and the admin API's writes. Any other body is never read.
+    pub fn takes_body(&self, method: &Method) -> bool {
+        match self {
+            Self::Proxy(_) => true,
+            Self::Admin => [Method::POST, Method::PUT, Method::PATCH].contains(method),
+            _ => false,
+        }
+    }
+}
+
+/// Decode `%XX` escapes in a path segment (invalid escapes stay as they are).
+pub(super) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(h) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(h);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%2Fb%20c"), "a/b c");
+        assert_eq!(percent_decode("bad%zz%"), "bad%zz%");
+    }
+
+    /// Every row of the table: its credential, whether it reads a body,
+    /// and what the wrong method and an unknown path get.
+    #[test]
+    fn every_route_says_who_may_call_it_and_whether_it_reads_a_body() {
+        use Credential as C;
+        let rows: &[(&str, &str, C, bool)] = &[
+            ("GET", "/health", C::None, false),
+            ("GET", "/v1/health/", C::None, false),
+            ("POST", "/v1/chat/completions", C::ClientKey, true),
+            ("POST", "/v1/completions", C::ClientKey, true),
+            ("POST", "/v1/embeddings", C::ClientKey, true),
+            ("POST", "/v1/responses", C::ClientKey, true),
+            ("GET", "/v1/responses/resp_1", C::ClientKey, false),
+            ("DELETE", "/v1/responses/resp_1", C::ClientKey, false),
+            (
+                "GET",
+                "/v1/responses/resp_1/input_items",
+                C::ClientKey,
+                false,
+            ),
+            ("GET", "/v1/models", C::ClientKey, false),
+            ("GET", "/v1/models/Qwen/Qwen2.5", C::ClientKey, false),
+            ("GET", "/metrics", C::Admin, false),
+            ("GET", "/admin/api/keys", C::Admin, false),
+            ("DELETE", "/admin/api/keys/k", C::Admin, false),
+            ("POST", "/admin/api/keys", C::Admin, true),
+            ("PATCH", "/admin/api/models/m", C::Admin, true),
+        ];
+        for (method, path, credential, body) in rows {
+            let m: Method = method.parse().unwrap();
+            let route = Route::resolve(&m, path).unwrap();
+            assert_eq!(route.credential(), *credential, "{method} {path}");
+            assert_eq!(route.takes_body(&m), *body, "{method} {path}");
+        }
+        let wrong = [
+            ("PUT", "/v1/chat/completions"),
+            ("GET", "/v1/embeddings"),
+            ("POST", "/v1/models"),
+            ("POST", "/health"),
+            ("PUT", "/v1/responses/r"),
+            ("POST", "/v1/responses/r/input_items"),
+            ("DELETE", "/metrics"),
+        ];
+        for (method, path) in wrong {
+            let m: Method = method.parse().unwrap();
+            assert_eq!(
+                Route::resolve(&m, path),
+                Err(RequestError::MethodNotAllowed),
+                "{method} {path}"
+            );
+        }
+        for path in ["/v1/nope", "/v1", "/", "/v1/chat", "/admin/apix"] {
+            assert!(matches!(
+                Route::resolve(&Method::POST, path),
+                Err(RequestError::NotFound(_))
+            ));
+        }
+        assert_eq!(
+            Route::resolve(&Method::GET, "/v1/models/a%2Fb"),
+            Ok(Route::Model("a/b".into()))
+        );
+    }
+}
