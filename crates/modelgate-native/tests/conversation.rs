@@ -375,3 +375,44 @@ async fn admins_list_read_delete_and_purge() {
         .await;
     assert_eq!(a.status, 403);
 }
+
+/// Walking a chain reads the store up to a thousand times: a key at its
+/// RPM limit is refused before it (a 429, not the walk's 404), and a chain
+/// is loaded only up to four body limits of stored bytes.
+#[tokio::test]
+async fn a_chain_is_walked_after_the_rate_limit_and_within_a_byte_bound() {
+    let h = Harness::with(|c| c.max_body_bytes = 4096).await;
+    h.model("m", "vllm", "mock?tokens=2").await;
+    let (one, _) = h.key(json!({"name": "one", "rpm": 1})).await;
+    assert_eq!(
+        respond(&h, &one, json!({"model": "m", "input": "hi"}))
+            .await
+            .status,
+        200
+    );
+    let walk = json!({"model": "m", "input": "again", "previous_response_id": "resp_nowhere"});
+    let refused = respond(&h, &one, walk).await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+
+    let (key, _) = h.key(json!({"name": "many"})).await;
+    let text = "x".repeat(3000);
+    let mut previous = Value::Null;
+    let mut last = None;
+    for _ in 0..8 {
+        let a = respond(
+            &h,
+            &key,
+            json!({"model": "m", "input": text, "previous_response_id": previous}),
+        )
+        .await;
+        if a.status != 200 {
+            last = Some(a);
+            break;
+        }
+        previous = a.json()["id"].clone();
+    }
+    let last = last.expect("a chain past 16 KiB of stored bytes was refused");
+    assert_eq!(last.status, 400, "{}", last.text());
+    assert_eq!(last.json()["error"]["param"], "previous_response_id");
+    assert!(last.text().contains("16384 bytes"), "{}", last.text());
+}

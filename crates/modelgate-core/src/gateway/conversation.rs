@@ -21,6 +21,8 @@ use crate::responses::state;
 
 /// Longest chain of `previous_response_id` followed.
 const MAX_CHAIN: usize = 1000;
+/// The most stored bytes a chain may load, in request bodies' limits.
+const MAX_CHAIN_BODIES: usize = 4;
 /// How often an instance deletes expired responses, ms.
 const PURGE_EVERY_MS: i64 = 60_000;
 /// Expired responses deleted per batch.
@@ -62,6 +64,17 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Option<StoredResponse>, GatewayError> {
         let found = self.ports().store().get_response(id, self.now_ms()).await?;
         Ok(found.filter(|r| key.admin || r.key_id == key.id))
+    }
+
+    /// Whether `req` names stored state (`previous_response_id`, or an
+    /// `item_reference` in its input): resolving it reads the store.
+    pub(super) fn names_stored_state(req: &ProxyRequest) -> bool {
+        req.body.get("previous_response_id").is_some()
+            || req
+                .body
+                .get("input")
+                .and_then(Value::as_array)
+                .is_some_and(|items| items.iter().any(is_reference))
     }
 
     /// Resolve `req`'s stored state into its input: `item_reference`s
@@ -134,18 +147,30 @@ impl<P: Ports> Gateway<P> {
         })
     }
 
-    /// The chain ending at `id`, oldest first.
+    /// The chain ending at `id`, oldest first: at most [`MAX_CHAIN`]
+    /// responses of at most [`MAX_CHAIN_BODIES`] request bodies' worth of
+    /// stored bytes (it stands for the conversation a client would
+    /// otherwise send whole, within the body limit).
     async fn chain(&self, key: &ApiKey, id: &str) -> Result<Vec<StoredResponse>, GatewayError> {
+        let max_bytes = self
+            .config()
+            .max_body_bytes
+            .saturating_mul(MAX_CHAIN_BODIES);
         let mut chain = Vec::new();
+        let mut bytes = 0usize;
         let mut next = Some(id.to_owned());
         while let Some(id) = next.take() {
             let r = self
                 .readable(key, &id)
                 .await?
                 .ok_or_else(|| not_found("Previous response", &id, Some("previous_response_id")))?;
-            if chain.len() >= MAX_CHAIN {
+            bytes = bytes.saturating_add(r.input.len() + r.response.len());
+            if chain.len() >= MAX_CHAIN || bytes > max_bytes {
                 return Err(RequestError::invalid(
-                    format!("The conversation is longer than {MAX_CHAIN} responses."),
+                    format!(
+                        "The conversation is longer than {MAX_CHAIN} responses or {max_bytes} bytes: \
+                         send it whole in 'input', or start a new one."
+                    ),
                     Some("previous_response_id"),
                 )
                 .into());

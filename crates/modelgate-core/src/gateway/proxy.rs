@@ -215,6 +215,14 @@ impl<P: Ports> Gateway<P> {
         if unable.iter().all(|&u| u) {
             deployments[0].backend.supports(&parsed)?;
         }
+        // Walking a stored conversation reads the store, up to a thousand
+        // times: a key at its RPM limit is refused before it.
+        let counted = match counted {
+            None if endpoint == Endpoint::Responses && Self::names_stored_state(&parsed) => {
+                Some(self.admit_key_rate(&key).await?)
+            }
+            counted => counted,
+        };
         let conversation = if endpoint == Endpoint::Responses {
             self.continue_conversation(&key, &model, &mut parsed, request_id)
                 .await?
