@@ -331,28 +331,19 @@ pub struct Settlement {
 }
 
 impl Settlement {
-    /// Tokens charged to the key's quota: the recorded usage, but on a key
-    /// with a quota (something reserved) never more than the reservation,
-    /// which was the worst case the request was admitted for; an upstream
-    /// reporting more is not believed past it (the record keeps its figure).
+    /// Tokens charged to the key's quota: the recorded usage, all of it.
+    /// An upstream that reports more than was reserved (one that bills a
+    /// conversation it keeps, a chat template's hidden prompt) is charged
+    /// in full: the quota may go past its limit, and the next request is
+    /// refused, rather than usage being dropped.
     pub fn charge(&self) -> i64 {
-        let used = self.usage.total_tokens();
-        if self.reserved > 0 {
-            used.min(self.reserved)
-        } else {
-            used
-        }
+        self.usage.total_tokens()
     }
 
-    /// Money charged to the key's budget: the record's cost, never more
-    /// than the reservation on a key with a budget (as [`Self::charge`]).
+    /// Money charged to the key's budget: the record's cost, all of it
+    /// (as [`Self::charge`]).
     pub fn charge_money(&self) -> i64 {
-        let cost = self.usage.cost_nanos.unwrap_or(0).max(0);
-        if self.reserved_money > 0 {
-            cost.min(self.reserved_money)
-        } else {
-            cost
-        }
+        self.usage.cost_nanos.unwrap_or(0).max(0)
     }
 }
 

@@ -13,8 +13,10 @@ use crate::error::RequestError;
 mod embeddings;
 mod responses;
 
-pub(crate) use responses::prompt_bound as responses_prompt_bound;
 pub use responses::valid_id;
+pub(crate) use responses::{
+    input_bound as responses_input_bound, prompt_bound as responses_prompt_bound,
+};
 
 /// Which OpenAI endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

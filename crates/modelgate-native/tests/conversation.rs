@@ -416,3 +416,47 @@ async fn a_chain_is_walked_after_the_rate_limit_and_within_a_byte_bound() {
     assert_eq!(last.json()["error"]["param"], "previous_response_id");
     assert!(last.text().contains("16384 bytes"), "{}", last.text());
 }
+
+/// An upstream that keeps state bills the earlier conversation again on
+/// every turn (as OpenAI does). Forwarding `previous_response_id` as it is,
+/// the gateway reserves for the stored chain too, so the quota is never
+/// passed; and what the upstream reports is charged in full.
+#[tokio::test]
+async fn a_forwarded_chain_is_reserved_for_what_the_upstream_bills() {
+    let h = Harness::new().await;
+    let quota = 20_000;
+    let (key, id) = h.key(json!({"name": "f", "quota": quota})).await;
+    let native = json!({"responses_api": "native"});
+    let base = format!("{}/v1", h.mock.url());
+    h.model_at("o", "openai", &base, "mock?stateful=1&tokens=20", native)
+        .await;
+    let turn = "word ".repeat(200);
+    let (mut previous, mut billed, mut refused) = (Value::Null, 0, None);
+    for i in 0..30 {
+        let body = json!({"model": "o", "input": turn, "max_output_tokens": 20,
+            "previous_response_id": previous});
+        let a = respond(&h, &key, body).await;
+        let k = h.stored_key(&id).await;
+        if a.status != 200 {
+            refused = Some((i, a));
+            break;
+        }
+        let r = a.json();
+        assert_eq!(
+            h.mock.last_request()["body"]["previous_response_id"],
+            previous
+        );
+        billed += r["usage"]["total_tokens"].as_i64().unwrap();
+        previous = r["id"].clone();
+        assert_eq!(k.quota_used, billed, "turn {i}: charged what was billed");
+        assert!(
+            k.quota_used <= quota,
+            "turn {i}: {} past the quota",
+            k.quota_used
+        );
+    }
+    let (turns, last) = refused.expect("the quota ran out");
+    assert!(turns > 3, "{turns}");
+    assert_eq!(last.status, 429, "{}", last.text());
+    assert_eq!(last.json()["error"]["code"], "insufficient_quota");
+}

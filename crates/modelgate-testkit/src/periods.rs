@@ -102,7 +102,8 @@ pub async fn windows_roll_at_the_boundary<S: Store, A: Accounting>(s: Arc<Subjec
 
 /// Fifty concurrent reservations on a budget of a few requests' cost:
 /// exactly as many as fit are granted; settled at their cost, the budget
-/// is spent to the nano-dollar and never past it.
+/// is spent to the nano-dollar, past the reservations only by what the
+/// requests cost beyond them.
 pub async fn concurrent_budget_never_overspent<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let mut k = key("key_cb", None);
     (k.budget_nanos, k.budget_period, k.budget_window) = (Some(1_000), Period::Daily, DAY);
@@ -116,7 +117,7 @@ pub async fn concurrent_budget_never_overspent<S: Store, A: Accounting>(s: Arc<S
                 if let Some(g) = got {
                     let mut done = settlement(&l.request_id, "key_cb", g.tokens, 1, 0, DAY + 1);
                     (done.reserved_money, done.budget_window) = (g.money, DAY);
-                    // Costlier than reserved: charged the reservation only.
+                    // Costlier than reserved: charged in full.
                     done.usage.cost_nanos = Some(g.money + 50);
                     s.settle(&done).await.unwrap();
                 }
@@ -130,5 +131,5 @@ pub async fn concurrent_budget_never_overspent<S: Store, A: Accounting>(s: Arc<S
     }
     assert_eq!(granted, 3, "3 reservations of 300 fit in 1,000");
     let k = s.get_key("key_cb").await.unwrap().unwrap();
-    assert_eq!((k.budget_used_nanos, k.budget_reserved_nanos), (900, 0));
+    assert_eq!((k.budget_used_nanos, k.budget_reserved_nanos), (1_050, 0));
 }

@@ -16,7 +16,7 @@ use crate::backend::{BackendKind, ResponsesApi};
 use crate::domain::{ApiKey, Model, StoredResponse};
 use crate::error::{GatewayError, RequestError};
 use crate::ports::{Ports, ResponseStore};
-use crate::request::{ProxyRequest, responses_prompt_bound};
+use crate::request::{ProxyRequest, responses_input_bound, responses_prompt_bound};
 use crate::responses::state;
 
 /// Longest chain of `previous_response_id` followed.
@@ -118,6 +118,18 @@ impl<P: Ports> Gateway<P> {
         };
         // The upstream resolves its own ids only for the responses it made.
         let forward = stateful && chain.last().is_none_or(|r| r.model == model.name);
+        if forward && (previous.is_some() || has_refs) {
+            // The upstream resolves the ids itself and bills the earlier
+            // turns (and referenced items) again: reserve for them too.
+            let mut billed = state::chain_items(&chain);
+            for (i, item) in items.iter().enumerate() {
+                if is_reference(item) {
+                    billed.push(self.referenced(key, item, i).await?);
+                }
+            }
+            let earlier = responses_input_bound(Some(&Value::Array(billed)))?;
+            req.prompt_bound = req.prompt_bound.saturating_add(earlier);
+        }
         // A request with no stored state keeps its input and its bound.
         if !forward && (previous.is_some() || has_refs) {
             for (i, item) in items.iter_mut().enumerate() {

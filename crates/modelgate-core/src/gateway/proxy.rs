@@ -425,10 +425,10 @@ impl<P: Ports> Gateway<P> {
     /// not be lost. Settling is idempotent per request id.
     pub(super) async fn settle(&self, s: Settlement) {
         let u = &s.usage;
-        if s.charge() < u.total_tokens() {
+        if s.reserved > 0 && s.charge() > s.reserved {
             tracing::warn!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model,
                 reported = u.total_tokens(), reserved = s.reserved,
-                "upstream reported more tokens than were reserved: charged the reservation");
+                "upstream reported more tokens than were reserved: charged in full");
         }
         tracing::info!(request_id = %u.request_id, key_id = %u.key_id, model = %u.model, backend = %u.backend,
             endpoint = u.endpoint.as_deref().unwrap_or(""), deployment = u.deployment.as_deref().unwrap_or(""),

@@ -82,7 +82,7 @@ pub(crate) fn prompt_bound(body: &Map<String, Value>) -> Result<u64, RequestErro
 
 /// The input's bound, and the items' shape checked as far as every
 /// upstream needs it.
-fn input_bound(input: Option<&Value>) -> Result<u64, RequestError> {
+pub(crate) fn input_bound(input: Option<&Value>) -> Result<u64, RequestError> {
     let items = match input {
         None | Some(Value::Null) => {
             return Err(RequestError::invalid(

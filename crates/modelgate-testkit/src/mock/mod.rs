@@ -32,6 +32,7 @@
 //! | `no_tools=1` | answer in text even when tools are offered |
 //! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
+//! | `stateful=1` | Responses: a new id per answer, and a `previous_response_id` the mock made bills the earlier conversation's tokens again as input (as OpenAI does) |
 //!
 //! Embeddings (`embed.rs`) honour `status`, `fail_first`, `fault=hang`,
 //! `fault=garbage` and `no_usage=1` (counts of 0, as older llama.cpp).
@@ -79,6 +80,8 @@ struct Shared {
     fail_counts: Mutex<HashMap<String, u64>>,
     last: Mutex<Value>,
     loading: std::sync::atomic::AtomicBool,
+    /// `stateful=1`: the tokens each Response's conversation billed so far.
+    conversations: Mutex<HashMap<String, u64>>,
 }
 
 /// A running mock upstream. Dropping it stops the server.
@@ -204,6 +207,7 @@ struct Plan {
     stamp: bool,
     redirect_port: Option<u16>,
     tools: bool,
+    stateful: bool,
 }
 
 impl Plan {
@@ -232,6 +236,7 @@ impl Plan {
             stamp: n("stamp", 0) == 1,
             redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
             tools: n("no_tools", 0) == 0,
+            stateful: n("stateful", 0) == 1,
         }
     }
 }
@@ -376,7 +381,22 @@ async fn generate(
         .unwrap_or("mock")
         .to_owned();
     let plan = Plan::from_model(&model);
-    let prompt = count_prompt(&req, proto, chat);
+    let mut prompt = count_prompt(&req, proto, chat);
+    let mut response_id = responses::ID.to_owned();
+    if plan.stateful && proto == Proto::Responses {
+        let mut conversations = shared
+            .conversations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let earlier = req.get("previous_response_id").and_then(Value::as_str);
+        prompt += earlier
+            .and_then(|id| conversations.get(id))
+            .copied()
+            .unwrap_or(0);
+        response_id = format!("resp_mock{}", conversations.len() + 2);
+        // The answer's own tokens are added once its length is known.
+        conversations.insert(response_id.clone(), prompt);
+    }
     if let Some(refusal) = count_or_refuse(&shared, &model, &plan, proto, prompt) {
         return refusal;
     }
@@ -437,8 +457,18 @@ async fn generate(
     } else {
         "stop"
     };
+    if plan.stateful
+        && let Some(billed) = shared
+            .conversations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&response_id)
+    {
+        *billed += n;
+    }
     let plan_out = Gen {
         shared,
+        response_id,
         proto,
         chat,
         model,
@@ -461,6 +491,8 @@ async fn generate(
 
 struct Gen {
     shared: Arc<Shared>,
+    /// The id of a Responses answer.
+    response_id: String,
     proto: Proto,
     chat: bool,
     model: String,

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::{Gen, content_words, word};
 
-const ID: &str = "resp_mock1";
+/// The id of every Response, unless the plan is `stateful`.
+pub(super) const ID: &str = "resp_mock1";
 const ITEM: &str = "msg_mock1";
 const CALL: &str = "fc_mock1";
 
@@ -68,7 +69,7 @@ impl Gen {
 
     fn response(&self, status: &str, output: Vec<Value>, usage: Value) -> Value {
         let incomplete = (status == "incomplete").then(|| json!({"reason": "max_output_tokens"}));
-        json!({"id": ID, "object": "response", "created_at": 1_700_000_000, "status": status,
+        json!({"id": self.response_id, "object": "response", "created_at": 1_700_000_000, "status": status,
             "model": self.model, "output": output, "usage": usage, "error": null,
             "incomplete_details": incomplete, "store": false})
     }
