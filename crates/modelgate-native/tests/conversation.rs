@@ -442,10 +442,10 @@ async fn a_forwarded_chain_is_reserved_for_what_the_upstream_bills() {
             break;
         }
         let r = a.json();
-        assert_eq!(
-            h.mock.last_request()["body"]["previous_response_id"],
-            previous
-        );
+        // The upstream gets its own id for the previous turn, not ours.
+        let forwarded = h.mock.last_request()["body"]["previous_response_id"].clone();
+        assert_eq!(forwarded.is_null(), previous.is_null());
+        assert!(forwarded.is_null() || forwarded.as_str().unwrap().starts_with("resp_mock"));
         billed += r["usage"]["total_tokens"].as_i64().unwrap();
         previous = r["id"].clone();
         assert_eq!(k.quota_used, billed, "turn {i}: charged what was billed");
@@ -459,4 +459,58 @@ async fn a_forwarded_chain_is_reserved_for_what_the_upstream_bills() {
     assert!(turns > 3, "{turns}");
     assert_eq!(last.status, 429, "{}", last.text());
     assert_eq!(last.json()["error"]["code"], "insufficient_quota");
+}
+
+/// An upstream may repeat a Response id (for two keys, here every time):
+/// the gateway names every Response itself, so neither key's stored
+/// Response replaces the other's, and the upstream still gets its own id.
+#[tokio::test]
+async fn an_upstream_repeating_ids_takes_over_no_stored_response() {
+    let h = Harness::new().await;
+    let native = json!({"responses_api": "native"});
+    let base = format!("{}/v1", h.mock.url());
+    h.model_at("o", "openai", &base, "mock?tokens=3", native)
+        .await;
+    let (one, _) = h.key(json!({"name": "one"})).await;
+    let (two, _) = h.key(json!({"name": "two"})).await;
+    let first = respond(&h, &one, json!({"model": "o", "input": "first"})).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let a = first.json()["id"].as_str().unwrap().to_owned();
+    let stream = json!({"model": "o", "input": "second", "stream": true});
+    let second = respond(&h, &two, stream).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    let named: Vec<String> = second
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|e| e["response"]["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(named.len() >= 2, "{}", second.text());
+    let b = named[0].clone();
+    assert!(named.iter().all(|id| *id == b), "{named:?}");
+    assert_ne!(a, b);
+    assert!(!a.starts_with("resp_mock") && !b.starts_with("resp_mock"));
+    for (key, id, other) in [(&one, &a, &two), (&two, &b, &one)] {
+        let got = h
+            .request("GET", &format!("/v1/responses/{id}"), Some(key), None)
+            .await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert_eq!(got.json()["id"], json!(id));
+        let items = format!("/v1/responses/{id}/input_items");
+        assert_eq!(h.request("GET", &items, Some(key), None).await.status, 200);
+        let theirs = h
+            .request("GET", &format!("/v1/responses/{id}"), Some(other), None)
+            .await;
+        assert_eq!(theirs.status, 404);
+    }
+    // Continued, the upstream is told the id it gave.
+    let next = json!({"model": "o", "input": "third", "previous_response_id": a});
+    let third = respond(&h, &one, next).await;
+    assert_eq!(third.status, 200, "{}", third.text());
+    assert_eq!(third.json()["previous_response_id"], json!(a));
+    assert_eq!(
+        h.mock.last_request()["body"]["previous_response_id"],
+        "resp_mock1"
+    );
 }

@@ -232,7 +232,7 @@ impl BackendKind {
     /// The per-chunk hook for a streamed answer.
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
         if call.endpoint == Endpoint::Responses {
-            let id = format!("resp_{}", call.request_id.trim_start_matches("req_"));
+            let id = crate::responses::state::response_id(&call.request_id);
             Relay::Responses(NativeResponsesRelay::new(id))
         } else if self.is_compat() {
             Relay::Sse(SseRelay::new(call.client_include_usage))
@@ -394,6 +394,17 @@ pub enum Relay {
     Ndjson(NdjsonRelay),
     /// An upstream's own Responses events, relayed event by event.
     Responses(NativeResponsesRelay),
+}
+
+impl Relay {
+    /// A Responses relay names its Responses' `previous_response_id` the
+    /// one the client gave (`previous`), whatever the upstream knows it by.
+    pub fn with_previous_response_id(self, previous: Option<String>) -> Self {
+        match self {
+            Self::Responses(r) => Self::Responses(r.with_previous_response_id(previous)),
+            other => other,
+        }
+    }
 }
 
 /// How a relayed stream ended.

@@ -2,10 +2,13 @@
 //! usage read, the event stream relayed event by event.
 //!
 //! The relay passes each event through, reading only its `type`, its
-//! `sequence_number` and, on the terminal event, the usage. Whatever way
-//! the stream ends, the client sees exactly one terminal event: a stream
-//! cut, garbled or timed out ends with a `response.failed` the gateway
-//! writes, numbered after the last event relayed.
+//! `sequence_number` and, on the terminal event, the usage; an event that
+//! carries the Response (created, in progress, the terminal one) is named
+//! as the gateway names it (its id, and the client's previous id), since an
+//! upstream's ids may repeat across keys. Whatever way the stream ends, the
+//! client sees exactly one terminal event: a stream cut, garbled or timed
+//! out ends with a `response.failed` the gateway writes, numbered after the
+//! last event relayed.
 
 use std::borrow::Cow;
 
@@ -56,12 +59,21 @@ struct ResponsePeek<'a> {
     usage: Option<Value>,
 }
 
+/// The id the gateway gives a Response, and the `previous_response_id` the
+/// client gave.
+#[derive(Debug)]
+struct Names {
+    id: String,
+    previous: Option<String>,
+}
+
 /// Relays an upstream's Responses event stream to the client.
 #[derive(Debug)]
 pub struct NativeResponsesRelay {
     decoder: SseDecoder,
-    /// The response id, from `response.created`.
-    id: String,
+    /// How the gateway names the Response (boxed: the relay is kept by
+    /// value in every stream, whatever its kind).
+    names: Box<Names>,
     next_sequence: u64,
     /// The Response the upstream's terminal event carried, JSON.
     final_response: Option<String>,
@@ -69,18 +81,25 @@ pub struct NativeResponsesRelay {
 }
 
 impl NativeResponsesRelay {
-    /// A relay; `fallback_id` names the response until the upstream does.
-    pub fn new(fallback_id: String) -> Self {
+    /// A relay naming the Response `id`.
+    pub fn new(id: String) -> Self {
         Self {
             decoder: SseDecoder::new(),
-            id: fallback_id,
+            names: Box::new(Names { id, previous: None }),
             next_sequence: 0,
             final_response: None,
             state: StreamState::default(),
         }
     }
 
-    /// The Response the upstream's stream ended with (JSON), if it did.
+    /// The same, naming the Response's `previous_response_id` `previous`.
+    pub fn with_previous_response_id(mut self, previous: Option<String>) -> Self {
+        self.names.previous = previous;
+        self
+    }
+
+    /// The Response the upstream's stream ended with (JSON, as the upstream
+    /// named it), if it did.
     pub fn final_response(&self) -> Option<&str> {
         self.final_response.as_deref()
     }
@@ -127,7 +146,7 @@ impl NativeResponsesRelay {
             return;
         }
         let response = json!({
-            "id": self.id, "object": "response", "status": "failed", "output": [],
+            "id": self.names.id, "object": "response", "status": "failed", "output": [],
             "error": {"code": code, "message": message}, "usage": null,
         });
         let ev = json!({"type": "response.failed", "sequence_number": self.next_sequence,
@@ -152,13 +171,19 @@ impl NativeResponsesRelay {
         if let Some(n) = peek.sequence_number {
             self.next_sequence = self.next_sequence.max(n.saturating_add(1));
         }
-        if let Some(id) = peek.response.as_ref().and_then(|r| r.id.as_deref()) {
-            id.clone_into(&mut self.id);
-        }
         if peek.delta.is_some() {
             self.state.output_chunks += 1;
         }
-        write_typed_event(out, &peek.kind, data);
+        if peek.response.as_ref().is_some_and(|r| r.id.is_some()) {
+            let mut named: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+            if let Some(r) = named.get_mut("response") {
+                let Names { id, previous } = &*self.names;
+                crate::responses::state::name_response(r, id, previous.as_deref());
+            }
+            write_typed_event(out, &peek.kind, &named.to_string());
+        } else {
+            write_typed_event(out, &peek.kind, data);
+        }
         let outcome = match &*peek.kind {
             "response.completed" | "response.incomplete" => StreamOutcome::Complete,
             "response.failed" => StreamOutcome::UpstreamError,

@@ -31,6 +31,8 @@ const PURGE_BATCH: u32 = 500;
 /// What to keep of a request once it is answered.
 #[derive(Debug, Clone)]
 pub(super) struct Keep {
+    /// The id the gateway gives the Response (the stored row's).
+    id: String,
     key_id: String,
     model: String,
     previous_response_id: Option<String>,
@@ -116,8 +118,16 @@ impl<P: Ports> Gateway<P> {
             Some(id) => self.chain(key, id).await?,
             None => Vec::new(),
         };
-        // The upstream resolves its own ids only for the responses it made.
-        let forward = stateful && chain.last().is_none_or(|r| r.model == model.name);
+        // The upstream resolves its own ids only for the responses it made,
+        // by the ids it gave them.
+        let upstream_previous = chain
+            .last()
+            .filter(|r| r.model == model.name)
+            .and_then(state::upstream_id);
+        let forward = stateful && (chain.is_empty() || upstream_previous.is_some());
+        if let Some(id) = upstream_previous.filter(|_| forward) {
+            body.insert("previous_response_id".into(), Value::from(id));
+        }
         if forward && (previous.is_some() || has_refs) {
             // The upstream resolves the ids itself and bills the earlier
             // turns (and referenced items) again: reserve for them too.
@@ -145,12 +155,13 @@ impl<P: Ports> Gateway<P> {
         }
         let wants = body.get("store").and_then(Value::as_bool).unwrap_or(true);
         let keep = (settings.store && wants).then(|| {
-            let response_id = format!("resp_{}", request_id.trim_start_matches("req_"));
+            let response_id = state::response_id(request_id);
             Keep {
+                input: Value::Array(state::with_ids(items, &response_id)).to_string(),
+                id: response_id,
                 key_id: key.id.clone(),
                 model: model.name.clone(),
                 previous_response_id: previous.clone(),
-                input: Value::Array(state::with_ids(items, &response_id)).to_string(),
             }
         });
         Ok(Conversation {
@@ -209,18 +220,14 @@ impl<P: Ports> Gateway<P> {
         state::find_item(&r, id).ok_or_else(missing)
     }
 
-    /// Keep `answer` (a Response, JSON) as `keep` says; whether it was kept.
+    /// Keep `answer` (a Response, JSON, as the upstream named it) under the
+    /// gateway's id, as `keep` says; whether it was kept. Ids are the
+    /// gateway's own, so one key's Response never replaces another's.
     pub(super) async fn keep_response(&self, keep: Keep, answer: &[u8]) -> bool {
-        let Ok(value) = serde_json::from_slice::<Value>(answer) else {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(answer).is_err() {
             return false;
-        };
-        let Some(id) = value
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| crate::request::valid_id(id))
-        else {
-            return false;
-        };
+        }
+        let id = keep.id.as_str();
         let size = keep.input.len() + answer.len();
         if size > self.config().responses.max_bytes {
             tracing::warn!(
@@ -299,7 +306,7 @@ impl<P: Ports> Gateway<P> {
                 state::input_page(&state::stored_input(&r), req.uri().query().unwrap_or(""))?;
             return Ok(json_response(StatusCode::OK, &page));
         }
-        let mut resp = http::Response::new(Body::Full(Bytes::from(r.response)));
+        let mut resp = http::Response::new(Body::Full(Bytes::from(state::as_client_sees(&r))));
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -386,7 +393,7 @@ impl<P: Ports> Gateway<P> {
             let body = json!({"id": id, "object": "response", "deleted": true});
             return Ok(json_response(StatusCode::OK, &body));
         }
-        let body: Value = serde_json::from_str(&r.response).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_str(&state::as_client_sees(&r)).unwrap_or(Value::Null);
         let view = json!({"summary": r.summary(), "response": body});
         Ok(json_response(StatusCode::OK, &view))
     }

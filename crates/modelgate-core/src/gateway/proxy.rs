@@ -344,7 +344,10 @@ impl<P: Ports> Gateway<P> {
         };
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
-            let relay = deployment.backend.relay(call, created_s);
+            let relay = deployment
+                .backend
+                .relay(call, created_s)
+                .with_previous_response_id(conversation.previous_response_id.clone());
             let relay = match echo {
                 Some(echo) => ClientRelay::Bridge(Box::new(BridgeRelay::new(relay, echo))),
                 None => ClientRelay::Upstream(relay),
@@ -387,6 +390,10 @@ impl<P: Ports> Gateway<P> {
                 && !self.keep_response(keep, &body).await
             {
                 body = not_stored(body);
+            }
+            if call.endpoint == Endpoint::Responses && echo.is_none() {
+                let previous = conversation.previous_response_id.as_deref();
+                body = named(body, request_id, previous);
             }
             admission.settle(usage, 0, 200, None).await;
             let mut r = http::Response::new(Body::Full(body));
@@ -462,6 +469,19 @@ async fn settle_failure<P: Ports>(admission: Admission<P>, e: GatewayError) -> G
     let status = e.status().as_u16();
     admission.settle(None, 0, status, Some(e.code())).await;
     e
+}
+
+/// An upstream's Response named as the gateway names it (see
+/// [`responses::state::response_id`]).
+fn named(body: Bytes, request_id: &str, previous: Option<&str>) -> Bytes {
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut v) => {
+            let id = responses::state::response_id(request_id);
+            responses::state::name_response(&mut v, &id, previous);
+            Bytes::from(v.to_string())
+        }
+        Err(_) => body,
+    }
 }
 
 /// A Response that could not be kept says so (`store: false`).
