@@ -12,6 +12,15 @@ use crate::resilience::Resilience;
 use crate::routing::Strategy;
 use crate::secret::Secret;
 
+/// First-byte deadlines, ms (see [`Config::first_byte_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstByte {
+    /// For a buffered request.
+    pub buffered: u64,
+    /// For a streamed request.
+    pub stream: u64,
+}
+
 /// Gateway settings that every runtime shares.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -27,6 +36,12 @@ pub struct Config {
     /// fails and the next deployment is tried. Native and Lambda; a
     /// Worker's `fetch` has the platform's own.
     pub connect_timeout_ms: u64,
+    /// How long a deployment may take to send a response head, ms, before
+    /// the request fails over to another one (which must remain): buffered
+    /// (`MG_FIRST_BYTE_TIMEOUT_SECS`) and streamed requests
+    /// (`MG_FIRST_BYTE_TIMEOUT_STREAM_SECS`). A buffered answer's head comes
+    /// after the whole generation, a stream's at its start.
+    pub first_byte_ms: FirstByte,
     /// How long past `timeout_ms` a reservation's lease lasts, ms
     /// (`MG_LEASE_GRACE_SECS`): then a request whose process died is
     /// settled as abandoned.
@@ -97,6 +112,10 @@ impl Default for Config {
             body_timeout_ms: 30_000,
             timeout_ms: 300_000,
             connect_timeout_ms: 10_000,
+            first_byte_ms: FirstByte {
+                buffered: 120_000,
+                stream: 30_000,
+            },
             lease_grace_ms: 60_000,
             record_cache_ms: 1_000,
             default_rpm: 60,
@@ -171,6 +190,16 @@ impl Config {
         }
         if let Some(v) = num::<u64>("MG_CONNECT_TIMEOUT_MS", get("MG_CONNECT_TIMEOUT_MS"))? {
             c.connect_timeout_ms = v.max(1);
+        }
+        if let Some(v) = num::<u64>(
+            "MG_FIRST_BYTE_TIMEOUT_SECS",
+            get("MG_FIRST_BYTE_TIMEOUT_SECS"),
+        )? {
+            c.first_byte_ms.buffered = v.max(1).saturating_mul(1000);
+        }
+        let stream = "MG_FIRST_BYTE_TIMEOUT_STREAM_SECS";
+        if let Some(v) = num::<u64>(stream, get(stream))? {
+            c.first_byte_ms.stream = v.max(1).saturating_mul(1000);
         }
         if let Some(v) = num("MG_DEFAULT_RPM", get("MG_DEFAULT_RPM"))? {
             c.default_rpm = v;
@@ -397,6 +426,8 @@ mod tests {
         let c = Config::from_lookup(env(&[
             ("MG_TIMEOUT_SECS", "5"),
             ("MG_CONNECT_TIMEOUT_MS", "250"),
+            ("MG_FIRST_BYTE_TIMEOUT_SECS", "7"),
+            ("MG_FIRST_BYTE_TIMEOUT_STREAM_SECS", "3"),
             ("MG_DEFAULT_QUOTA", "unlimited"),
             ("MG_ADMIN_API_KEY", "a-long-admin-key-123"),
             ("MG_RETRIES", "0"),
@@ -404,6 +435,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.timeout_ms, 5000);
         assert_eq!(c.connect_timeout_ms, 250);
+        let first = FirstByte {
+            buffered: 7000,
+            stream: 3000,
+        };
+        assert_eq!(c.first_byte_ms, first);
         assert_eq!(c.default_quota, None);
         assert_eq!(c.resilience.retries, 0);
         assert_eq!(

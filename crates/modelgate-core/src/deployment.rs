@@ -46,6 +46,11 @@ pub struct Deployment {
     /// What its tokens cost (`None`: the model's prices).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<Prices>,
+    /// How long it may take to send a response head, streamed or not,
+    /// before the request fails over to another deployment (`None`: the
+    /// gateway's `MG_FIRST_BYTE_TIMEOUT_SECS` / `..._STREAM_SECS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout_secs: Option<u64>,
 }
 
 impl Deployment {
@@ -105,6 +110,7 @@ mod tests {
             priority: 0,
             health_check: false,
             prices: None,
+            first_byte_timeout_secs: None,
         };
         assert!(!serde_json::to_string(&d).unwrap().contains("sk-secret"));
         let stored = to_stored(std::slice::from_ref(&d)).unwrap();

@@ -47,6 +47,7 @@ impl Model {
                     priority: tier,
                     health_check: false,
                     prices: None,
+                    first_byte_timeout_secs: None,
                 })
                 .collect(),
         )
@@ -164,6 +165,7 @@ mod tests {
             priority: 0,
             health_check: false,
             prices: None,
+            first_byte_timeout_secs: None,
         }
     }
 

@@ -458,3 +458,54 @@ async fn deployments_are_checked_and_never_show_their_keys() {
         (400, Some("deployments"))
     );
 }
+
+/// A replica that accepts connections and never answers (an overloaded
+/// server does this) is given up at its first-byte deadline, streamed or
+/// not, and the request fails over; the silences count against its health
+/// until it is ejected.
+#[tokio::test]
+async fn a_replica_silent_past_its_first_byte_deadline_fails_over_and_is_ejected() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    // Far above the first-byte deadline: a request that waited for the
+    // whole deadline would not be answered within the test's patience.
+    let h = Harness::with(|c| {
+        c.timeout_ms = 600_000;
+        c.resilience.breaker_threshold = 2;
+        c.resilience.breaker_cooldown_ms = 600_000;
+    })
+    .await;
+    let (key, _) = h.key(json!({"name": "r", "quota": null})).await;
+    let [backup] = mocks().await;
+    let mut first = deployment("silent", &url, "mock", 1, 0);
+    first["first_byte_timeout_secs"] = json!(1);
+    model(
+        &h,
+        "s",
+        vec![first, deployment("backup", &backup.url(), "mock", 1, 1)],
+    )
+    .await;
+    let patience = Duration::from_secs(60);
+    let buffered = tokio::time::timeout(patience, h.chat(&key, hello("s"))).await;
+    assert_eq!(buffered.expect("answered").status, 200);
+    let mut stream = hello("s");
+    stream["stream"] = json!(true);
+    let streamed = tokio::time::timeout(patience, h.chat(&key, stream)).await;
+    let streamed = streamed.expect("answered");
+    assert_eq!(streamed.status, 200, "{}", streamed.text());
+    assert!(streamed.text().contains("[DONE]"));
+    assert_eq!(backup.stats().requests, 2);
+    let s = state(&h, "s", "silent").await;
+    assert_eq!(
+        (s["state"].as_str(), s["failures"].as_i64()),
+        (Some("ejected"), Some(2)),
+        "{s}"
+    );
+    holder.abort();
+}

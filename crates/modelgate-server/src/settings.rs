@@ -226,6 +226,8 @@ struct FileDeployment {
     health_check: bool,
     #[serde(default)]
     prices: Option<Prices>,
+    #[serde(default)]
+    first_byte_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +276,7 @@ pub fn load_models_file(
                 priority: d.priority,
                 health_check: d.health_check,
                 prices: d.prices,
+                first_byte_timeout_secs: d.first_byte_timeout_secs,
             });
         }
         specs.push(ModelSpec {

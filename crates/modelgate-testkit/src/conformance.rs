@@ -207,6 +207,7 @@ pub fn deployment(name: &str, backend: BackendKind, weight: u32, priority: u32) 
             cached_input: None,
             output: 10_000_000,
         }),
+        first_byte_timeout_secs: None,
     }
 }
 

@@ -90,6 +90,7 @@ impl<P: Ports> Gateway<P> {
         served: &mut Option<String>,
     ) -> Result<Forwarded<P>, GatewayError> {
         let cfg = self.config().resilience;
+        let cfg_first = self.config().first_byte_ms;
         let mut last: Option<GatewayError> = None;
         for round in 0..=cfg.retries {
             if round > 0
@@ -144,8 +145,23 @@ impl<P: Ports> Gateway<P> {
                     &d.name,
                     d.backend.as_str(),
                 );
+                // A deployment silent past its first-byte deadline gives way
+                // to the next, while one remains to try.
+                let first_byte = d.first_byte_timeout_secs.map_or(
+                    if call.stream {
+                        cfg_first.stream
+                    } else {
+                        cfg_first.buffered
+                    },
+                    |s| s.saturating_mul(1000),
+                );
+                let attempt_deadline = if skip.iter().all(|&s| s) {
+                    deadline_ms
+                } else {
+                    deadline_ms.min(self.now_ms().saturating_add_unsigned(first_byte))
+                };
                 let send = self.send_upstream(req).instrument(span.clone());
-                let sent = self.until(deadline_ms, send).await;
+                let sent = self.until(attempt_deadline, send).await;
                 match &sent {
                     Some(Ok(r)) => {
                         span.record("http.response.status_code", i64::from(r.status().as_u16()))
@@ -157,7 +173,13 @@ impl<P: Ports> Gateway<P> {
                     None => {
                         pick.record(Outcome::Failed, self.now_ms(), &cfg);
                         observe::attempt(&model.name, &d.name, Outcome::Failed);
-                        return Err(UpstreamError::Timeout.into());
+                        if attempt_deadline == deadline_ms {
+                            return Err(UpstreamError::Timeout.into());
+                        }
+                        tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
+                            first_byte_ms = first_byte, "no response head by the first-byte deadline: failing over");
+                        last = Some(UpstreamError::Timeout.into());
+                        continue;
                     }
                     Some(Err(e)) => {
                         pick.record(Outcome::Failed, self.now_ms(), &cfg);

@@ -16,6 +16,7 @@ fn deployments(spec: &[(&str, u32, u32)]) -> Vec<Deployment> {
             priority,
             health_check: false,
             prices: None,
+            first_byte_timeout_secs: None,
         })
         .collect()
 }
