@@ -248,8 +248,36 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         }
     }
     let core_req = http::Request::from_parts(head, Bytes::from(body));
-    let resp = gateway.handle(core_req, peer).await;
-    convert(resp, Some(Rc::new(ctx)))
+    let ctx = Rc::new(ctx);
+    let resp = handle_to_the_end(&gateway, core_req, peer, &ctx).await?;
+    convert(resp, Some(ctx))
+}
+
+/// Serve the request under `waitUntil`, so that a client that hangs up
+/// before the answer does not cut the handler off mid-way (the runtime
+/// stops what the request started, but for work it was told to wait for):
+/// the request is answered and settled in full. If the answer can no
+/// longer be handed over, its stream is settled here.
+async fn handle_to_the_end(
+    gateway: &Gateway<WorkerPorts>,
+    req: http::Request<Bytes>,
+    peer: Peer,
+    ctx: &Context,
+) -> worker::Result<modelgate_core::Response<WorkerPorts>> {
+    let (answer, answered) = futures_channel::oneshot::channel();
+    let gateway = gateway.clone();
+    ctx.wait_until(async move {
+        let resp = gateway.handle(req, peer).await;
+        if let Err(unsent) = answer.send(resp)
+            && let Body::Stream(mut stream) = unsent.into_body()
+            && let Some(settle) = stream.take_settlement()
+        {
+            settle.await;
+        }
+    });
+    answered.await.map_err(|_| {
+        worker::Error::RustError("the request's handler ended without an answer".into())
+    })
 }
 
 /// Runs the settlement under `waitUntil` if the stream is dropped before it
