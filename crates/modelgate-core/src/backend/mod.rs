@@ -26,8 +26,8 @@ use crate::error::{RequestError, UpstreamError};
 use crate::request::{Endpoint, ProxyRequest};
 
 pub use compat::SseRelay;
-pub use native_responses::NativeResponsesRelay;
 pub(crate) use native_responses::write_typed_event;
+pub use native_responses::{NativeResponsesRelay, name_response, response_id};
 pub use ollama::NdjsonRelay;
 
 /// The upstream protocols ModelGate speaks.
@@ -232,7 +232,7 @@ impl BackendKind {
     /// The per-chunk hook for a streamed answer.
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
         if call.endpoint == Endpoint::Responses {
-            let id = crate::responses::state::response_id(&call.request_id);
+            let id = response_id(&call.request_id);
             Relay::Responses(NativeResponsesRelay::new(id))
         } else if self.is_compat() {
             Relay::Sse(SseRelay::new(call.client_include_usage))

@@ -39,6 +39,33 @@ pub(super) fn parse(body: &[u8]) -> Result<(Bytes, Option<Usage>), UpstreamError
     Ok((Bytes::copy_from_slice(body), usage))
 }
 
+/// The id ModelGate gives the Response of request `request_id`: every
+/// Response a client sees is named by the gateway, never by an upstream
+/// (an upstream's ids may repeat, and one key's must never name another's).
+pub fn response_id(request_id: &str) -> String {
+    format!("resp_{}", request_id.trim_start_matches("req_"))
+}
+
+/// Name `response` (a Response object) as the gateway does: its `id`, and
+/// its `previous_response_id` the one the client gave (null, if the
+/// upstream wrote the field and the client gave none).
+pub fn name_response(response: &mut Value, id: &str, previous: Option<&str>) {
+    let Some(r) = response.as_object_mut() else {
+        return;
+    };
+    r.insert("id".into(), Value::from(id));
+    match previous {
+        Some(p) => {
+            r.insert("previous_response_id".into(), Value::from(p));
+        }
+        None => {
+            if let Some(p) = r.get_mut("previous_response_id") {
+                *p = Value::Null;
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Peek<'a> {
     #[serde(borrow, rename = "type")]
@@ -178,7 +205,7 @@ impl NativeResponsesRelay {
             let mut named: Value = serde_json::from_str(data).unwrap_or(Value::Null);
             if let Some(r) = named.get_mut("response") {
                 let Names { id, previous } = &*self.names;
-                crate::responses::state::name_response(r, id, previous.as_deref());
+                name_response(r, id, previous.as_deref());
             }
             write_typed_event(out, &peek.kind, &named.to_string());
         } else {

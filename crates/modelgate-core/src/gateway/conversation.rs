@@ -155,7 +155,7 @@ impl<P: Ports> Gateway<P> {
         }
         let wants = body.get("store").and_then(Value::as_bool).unwrap_or(true);
         let keep = (settings.store && wants).then(|| {
-            let response_id = state::response_id(request_id);
+            let response_id = crate::backend::response_id(request_id);
             Keep {
                 input: Value::Array(state::with_ids(items, &response_id)).to_string(),
                 id: response_id,

@@ -472,12 +472,12 @@ async fn settle_failure<P: Ports>(admission: Admission<P>, e: GatewayError) -> G
 }
 
 /// An upstream's Response named as the gateway names it (see
-/// [`responses::state::response_id`]).
+/// [`crate::backend::response_id`]).
 fn named(body: Bytes, request_id: &str, previous: Option<&str>) -> Bytes {
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(mut v) => {
-            let id = responses::state::response_id(request_id);
-            responses::state::name_response(&mut v, &id, previous);
+            let id = crate::backend::response_id(request_id);
+            crate::backend::name_response(&mut v, &id, previous);
             Bytes::from(v.to_string())
         }
         Err(_) => body,

@@ -24,33 +24,6 @@ pub fn response_of_item(item_id: &str) -> Option<String> {
         .then(|| format!("resp_{tag}"))
 }
 
-/// The id ModelGate gives the Response of request `request_id`: every
-/// Response a client sees is named by the gateway, never by an upstream
-/// (an upstream's ids may repeat, and one key's must never name another's).
-pub fn response_id(request_id: &str) -> String {
-    format!("resp_{}", request_id.trim_start_matches("req_"))
-}
-
-/// Name `response` (a Response object) as the gateway does: its `id`, and
-/// its `previous_response_id` the one the client gave (null, if the
-/// upstream wrote the field and the client gave none).
-pub fn name_response(response: &mut Value, id: &str, previous: Option<&str>) {
-    let Some(r) = response.as_object_mut() else {
-        return;
-    };
-    r.insert("id".into(), Value::from(id));
-    match previous {
-        Some(p) => {
-            r.insert("previous_response_id".into(), Value::from(p));
-        }
-        None => {
-            if let Some(p) = r.get_mut("previous_response_id") {
-                *p = Value::Null;
-            }
-        }
-    }
-}
-
 /// The id the upstream gave a stored Response (kept as it answered), which
 /// an upstream that keeps state knows it by.
 pub fn upstream_id(r: &StoredResponse) -> Option<String> {
@@ -62,7 +35,7 @@ pub fn upstream_id(r: &StoredResponse) -> Option<String> {
 pub fn as_client_sees(r: &StoredResponse) -> String {
     match serde_json::from_str::<Value>(&r.response) {
         Ok(mut v) => {
-            name_response(&mut v, &r.id, r.previous_response_id.as_deref());
+            crate::backend::name_response(&mut v, &r.id, r.previous_response_id.as_deref());
             v.to_string()
         }
         Err(_) => r.response.clone(),
