@@ -317,10 +317,22 @@ fn convert(
                 match g.stream.next_chunk().await {
                     Some(bytes) => Some((Ok::<Vec<u8>, worker::Error>(bytes.to_vec()), g)),
                     None => {
-                        // Finished: settle before the body ends, inside the
-                        // response's lifetime (no waitUntil window needed).
+                        // Finished: settle before the body ends, so usage is
+                        // recorded when the client sees the end; under
+                        // waitUntil, so a client that goes away meanwhile
+                        // does not cut the settlement off.
                         if let Some(settle) = g.stream.take_settlement() {
-                            settle.await;
+                            match &g.ctx {
+                                Some(ctx) => {
+                                    let (done, settled) = futures_channel::oneshot::channel();
+                                    ctx.wait_until(async move {
+                                        settle.await;
+                                        let _ = done.send(());
+                                    });
+                                    let _ = settled.await;
+                                }
+                                None => settle.await,
+                            }
                         }
                         None
                     }
