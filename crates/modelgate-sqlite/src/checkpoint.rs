@@ -21,7 +21,7 @@ use modelgate_core::error::StoreError;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::writer::{Job, Work};
+use crate::job::{Job, Work};
 
 /// How often the bulk of the WAL is copied back.
 const INTERVAL: Duration = Duration::from_millis(100);

@@ -7,7 +7,7 @@ use modelgate_core::ports::{Accounting, KeyStore};
 use modelgate_sql::{self as sql, KeyRow, SqlValue};
 use rusqlite::Row;
 
-use crate::writer::Work;
+use crate::job::Work;
 use crate::{Cols, SqliteStore};
 
 /// Read a row of [`sql::KEY_COLUMNS`].

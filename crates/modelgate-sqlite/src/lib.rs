@@ -19,6 +19,7 @@
 //! `BEGIN IMMEDIATE` transaction, never a read followed by a write.
 
 mod checkpoint;
+mod job;
 mod keys;
 mod models;
 mod responses;

@@ -6,7 +6,7 @@ use modelgate_core::ports::ResponseStore;
 use modelgate_sql::{self as sql, SqlValue};
 use rusqlite::Row;
 
-use crate::writer::Work;
+use crate::job::Work;
 use crate::{Cols, SqliteStore};
 
 fn response_row(r: &Row<'_>) -> rusqlite::Result<StoredResponse> {

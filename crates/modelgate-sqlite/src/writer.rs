@@ -18,45 +18,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use modelgate_core::domain::Grant;
 use modelgate_core::error::StoreError;
-use modelgate_sql::SqlValue;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{self, Checkpointer};
+use crate::job::{Done, Job, Work};
 use crate::store_err;
 use prepared::Prepared;
 
 /// Jobs taken into one transaction at most.
 const MAX_BATCH: usize = 512;
-
-/// A write the gateway waits for.
-#[derive(Debug)]
-pub(crate) enum Work {
-    /// [`modelgate_sql::RESERVE_QUIET`] with the first parameters and, if
-    /// it granted, [`modelgate_sql::GRANTED`] and [`modelgate_sql::LEASE`]
-    /// with the second.
-    Reserve(Vec<SqlValue>, Vec<SqlValue>),
-    /// [`modelgate_sql::CHARGE`], [`modelgate_sql::RECORD`] and
-    /// [`modelgate_sql::END_LEASE`] (the request id), together or not at
-    /// all.
-    Settle(Vec<SqlValue>, Vec<SqlValue>, String),
-    /// One statement with its parameters (a stored Response).
-    Execute(&'static str, Vec<SqlValue>),
-    /// Copy the WAL's last frames back, between two batches (see
-    /// `checkpoint.rs`).
-    Checkpoint,
-}
-
-/// What a job produced: the reserved tokens and money for a reservation.
-pub(crate) type Done = Result<Option<Grant>, StoreError>;
-
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) work: Work,
-    pub(crate) reply: oneshot::Sender<Done>,
-}
 
 /// A WAL file on a local disk, for the writer to keep bounded.
 #[derive(Debug)]

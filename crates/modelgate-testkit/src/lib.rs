@@ -12,6 +12,7 @@
 pub mod conformance;
 pub mod mock;
 pub mod periods;
+pub mod records;
 pub mod service;
 pub mod subject;
 

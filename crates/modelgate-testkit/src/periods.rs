@@ -9,7 +9,7 @@ use modelgate_core::domain::{Ask, Grant, NewKey};
 use modelgate_core::period::Period;
 use modelgate_core::ports::{Accounting, Store};
 
-use crate::conformance::{key, lease, settlement};
+use crate::records::{key, lease, settlement};
 use crate::subject::Subject;
 
 const DAY: i64 = 86_400_000;

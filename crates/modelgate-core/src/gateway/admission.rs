@@ -11,7 +11,7 @@
 //! id). The runtimes no longer need guards of their own.
 
 use super::Gateway;
-use super::proxy::Ctx;
+use super::settle::Ctx;
 use crate::backend::{BackendKind, Usage};
 use crate::cost::Prices;
 use crate::domain::Settlement;

@@ -5,7 +5,6 @@
 //! The checked key travels on in the request's extensions (which only the
 //! runtime can set), so handling the request does not look it up again.
 
-use super::proxy::bearer_hash;
 use super::route::{Credential, Route};
 use super::{Gateway, Peer, Response};
 use crate::auth;
@@ -104,4 +103,10 @@ impl<P: Ports> Gateway<P> {
             Err(AuthError::NotAdmin.into())
         }
     }
+}
+
+/// SHA-256 of the request's bearer token.
+pub(super) fn bearer_hash(headers: &http::HeaderMap) -> Result<String, AuthError> {
+    let token = auth::bearer(headers.get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+    Ok(auth::hash_key(token))
 }

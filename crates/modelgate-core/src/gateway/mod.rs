@@ -20,6 +20,7 @@ mod proxy;
 mod records;
 mod reserve;
 mod route;
+mod settle;
 mod stream;
 
 use std::net::IpAddr;
