@@ -8,7 +8,6 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::route::percent_decode;
 use super::{Gateway, Peer, Response, json_response};
 use crate::calendar::{DAY_MS, day_name, days_from_civil};
 use crate::cost::nanos_to_usd;
@@ -125,10 +124,8 @@ impl<P: Ports> Gateway<P> {
             key_id: None,
             model: None,
         };
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(&v.replace('+', " "));
-            match k {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
                 "from" => q.from_ms = parse_time(&v, "from")?,
                 "to" => q.to_ms = parse_time(&v, "to")?,
                 "key_id" => q.key_id = Some(check_id(&v, "key_", "API key")?.to_owned()),

@@ -324,10 +324,11 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let mut key_id = None;
         let mut limit = 100u32;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "key_id" => key_id = Some(super::admin::check_id(v, "key_", "API key")?.to_owned()),
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "key_id" => {
+                    key_id = Some(super::admin::check_id(&v, "key_", "API key")?.to_owned())
+                }
                 "limit" => {
                     limit = v
                         .parse()

@@ -102,25 +102,12 @@ impl Route {
     }
 }
 
-/// Decode `%XX` escapes in a path segment (invalid escapes stay as they are).
-pub(super) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(h) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(h);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decode `%XX` escapes in a path segment (invalid escapes stay as they
+/// are; `+` is a plus in a path).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -131,6 +118,7 @@ mod tests {
     fn percent_decoding() {
         assert_eq!(percent_decode("a%2Fb%20c"), "a/b c");
         assert_eq!(percent_decode("bad%zz%"), "bad%zz%");
+        assert_eq!(percent_decode("a+b%2Bc"), "a+b+c");
     }
 
     /// Every row of the table: its credential, whether it reads a body,

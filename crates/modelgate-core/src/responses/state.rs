@@ -122,9 +122,8 @@ pub fn input_page(items: &[Value], query: &str) -> Result<Value, RequestError> {
     let mut limit = 20usize;
     let mut asc = false;
     let mut after = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        match k {
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
             "limit" => {
                 limit = v
                     .parse()
@@ -138,7 +137,7 @@ pub fn input_page(items: &[Value], query: &str) -> Result<Value, RequestError> {
                     })?;
             }
             "order" => {
-                asc = match v {
+                asc = match &*v {
                     "asc" => true,
                     "desc" => false,
                     _ => {
@@ -149,7 +148,7 @@ pub fn input_page(items: &[Value], query: &str) -> Result<Value, RequestError> {
                     }
                 };
             }
-            "after" => after = Some(v.to_owned()),
+            "after" => after = Some(v.into_owned()),
             _ => {}
         }
     }
@@ -243,6 +242,19 @@ mod tests {
         );
         assert_eq!(find_item(&a, "out1"), Some(json!({"id": "out1"})));
         assert_eq!(find_item(&a, "nope"), None);
+    }
+
+    #[test]
+    fn page_queries_decode_as_forms_do() {
+        let items: Vec<Value> = ["a+b", "a b", "z"]
+            .iter()
+            .map(|id| json!({"id": id}))
+            .collect();
+        let first = |q: &str| input_page(&items, q).unwrap()["first_id"].clone();
+        // '+' is a space and '%2B' a plus, as in any form.
+        assert_eq!(first("order=asc&after=a%2Bb"), json!("a b"));
+        assert_eq!(first("order=asc&after=a+b"), json!("z"));
+        assert_eq!(first("order=%61sc"), json!("a+b"));
     }
 
     #[test]
