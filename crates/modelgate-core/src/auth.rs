@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use ipnet::{IpNet, Ipv4Net};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -91,10 +92,9 @@ pub fn ip_allowed(allowlist: &[String], ip: Option<IpAddr>) -> bool {
     let Some(ip) = ip.map(canonical) else {
         return false;
     };
-    allowlist.iter().any(|entry| match parse_net(entry) {
-        Some((net, bits)) => in_net(ip, net, bits),
-        None => false,
-    })
+    allowlist
+        .iter()
+        .any(|entry| parse_net(entry).is_some_and(|net| net.contains(&ip)))
 }
 
 /// Whether `entry` is a valid allowlist entry (for admin input checks).
@@ -109,29 +109,20 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn parse_net(entry: &str) -> Option<(IpAddr, u8)> {
+/// An allowlist entry as a network: an address alone is a network of one;
+/// an IPv4-mapped IPv6 address counts as the IPv4 address it maps.
+fn parse_net(entry: &str) -> Option<IpNet> {
     let entry = entry.trim();
-    let (addr, bits) = match entry.split_once('/') {
-        Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
-        None => (entry, None),
+    let net = match entry.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => IpNet::from(entry.parse::<IpAddr>().ok()?),
     };
-    let ip = canonical(addr.parse::<IpAddr>().ok()?);
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let bits = bits.unwrap_or(max);
-    (bits <= max).then_some((ip, bits))
-}
-
-fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(b) & mask
+    match (canonical(net.addr()), net) {
+        (IpAddr::V4(v4), IpNet::V6(v6)) => {
+            let bits = v6.prefix_len().checked_sub(96)?;
+            Ipv4Net::new(v4, bits).ok().map(IpNet::V4)
         }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
+        _ => Some(net),
     }
 }
 
@@ -235,6 +226,11 @@ mod tests {
         ));
         assert!(!valid_ip_entry("10.0.0.0/33"));
         assert!(valid_ip_entry("10.0.0.0/8"));
+        // An IPv4-mapped network is the IPv4 one it maps.
+        assert!(ip_allowed(&list(&["::ffff:192.168.1.0/120"]), v4));
+        assert!(!ip_allowed(&list(&["::ffff:192.168.2.0/120"]), mapped));
+        assert!(!valid_ip_entry("::ffff:10.0.0.0/90"));
+        assert!(!valid_ip_entry("10.0.0.0/8/8"));
     }
 
     #[test]
