@@ -201,30 +201,38 @@ impl NativeResponsesRelay {
         if peek.delta.is_some() {
             self.state.output_chunks += 1;
         }
-        if peek.response.as_ref().is_some_and(|r| r.id.is_some()) {
-            let mut named: Value = serde_json::from_str(data).unwrap_or(Value::Null);
-            if let Some(r) = named.get_mut("response") {
+        let outcome = match &*peek.kind {
+            "response.completed" | "response.incomplete" => Some(StreamOutcome::Complete),
+            "response.failed" => Some(StreamOutcome::UpstreamError),
+            _ => None,
+        };
+        let named = peek.response.as_ref().is_some_and(|r| r.id.is_some());
+        // Parsed whole only for the few events that carry the Response.
+        let mut event = (named || outcome.is_some())
+            .then(|| serde_json::from_str::<Value>(data).ok())
+            .flatten();
+        if outcome.is_some() {
+            // Kept as the upstream named it: its id is what it knows.
+            self.final_response = event
+                .as_ref()
+                .and_then(|v| v.get("response"))
+                .map(Value::to_string);
+        }
+        match event.as_mut().and_then(|v| v.get_mut("response")) {
+            Some(r) if named => {
                 let Names { id, previous } = &*self.names;
                 name_response(r, id, previous.as_deref());
+                let renamed = event.as_ref().map(Value::to_string).unwrap_or_default();
+                write_typed_event(out, &peek.kind, &renamed);
             }
-            write_typed_event(out, &peek.kind, &named.to_string());
-        } else {
-            write_typed_event(out, &peek.kind, data);
+            _ => write_typed_event(out, &peek.kind, data),
         }
-        let outcome = match &*peek.kind {
-            "response.completed" | "response.incomplete" => StreamOutcome::Complete,
-            "response.failed" => StreamOutcome::UpstreamError,
-            _ => return,
-        };
+        let Some(outcome) = outcome else { return };
         self.state.usage = peek
             .response
             .and_then(|r| r.usage)
             .as_ref()
             .and_then(Usage::from_json);
-        self.final_response = serde_json::from_str::<Value>(data)
-            .ok()
-            .and_then(|mut v| v.get_mut("response").map(Value::take))
-            .map(|r| r.to_string());
         self.state.outcome = Some(outcome);
     }
 }

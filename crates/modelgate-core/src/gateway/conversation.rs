@@ -224,9 +224,6 @@ impl<P: Ports> Gateway<P> {
     /// gateway's id, as `keep` says; whether it was kept. Ids are the
     /// gateway's own, so one key's Response never replaces another's.
     pub(super) async fn keep_response(&self, keep: Keep, answer: &[u8]) -> bool {
-        if serde_json::from_slice::<serde::de::IgnoredAny>(answer).is_err() {
-            return false;
-        }
         let id = keep.id.as_str();
         let size = keep.input.len() + answer.len();
         if size > self.config().responses.max_bytes {
@@ -306,7 +303,8 @@ impl<P: Ports> Gateway<P> {
                 state::input_page(&state::stored_input(&r), req.uri().query().unwrap_or(""))?;
             return Ok(json_response(StatusCode::OK, &page));
         }
-        let mut resp = http::Response::new(Body::Full(Bytes::from(state::as_client_sees(&r))));
+        let body = state::as_client_sees(&r).map_or(r.response, |v| v.to_string());
+        let mut resp = http::Response::new(Body::Full(Bytes::from(body)));
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
@@ -394,7 +392,7 @@ impl<P: Ports> Gateway<P> {
             let body = json!({"id": id, "object": "response", "deleted": true});
             return Ok(json_response(StatusCode::OK, &body));
         }
-        let body: Value = serde_json::from_str(&state::as_client_sees(&r)).unwrap_or(Value::Null);
+        let body = state::as_client_sees(&r).unwrap_or(Value::Null);
         let view = json!({"summary": r.summary(), "response": body});
         Ok(json_response(StatusCode::OK, &view))
     }

@@ -31,15 +31,12 @@ pub fn upstream_id(r: &StoredResponse) -> Option<String> {
     Some(v.get("id")?.as_str()?.to_owned())
 }
 
-/// A stored Response as the client sees it: named as the gateway names it.
-pub fn as_client_sees(r: &StoredResponse) -> String {
-    match serde_json::from_str::<Value>(&r.response) {
-        Ok(mut v) => {
-            crate::backend::name_response(&mut v, &r.id, r.previous_response_id.as_deref());
-            v.to_string()
-        }
-        Err(_) => r.response.clone(),
-    }
+/// A stored Response as the client sees it: named as the gateway names it
+/// (`None` if what was stored is not JSON).
+pub fn as_client_sees(r: &StoredResponse) -> Option<Value> {
+    let mut v = serde_json::from_str::<Value>(&r.response).ok()?;
+    crate::backend::name_response(&mut v, &r.id, r.previous_response_id.as_deref());
+    Some(v)
 }
 
 /// The request's input as items: a string is one user message.
