@@ -155,76 +155,126 @@ pub struct ConfigError {
     pub why: String,
 }
 
+/// The settings as `from_lookup` reads them: trimmed, empty is unset.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn get(&self, k: &str) -> Option<String> {
+        (self.0)(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn num<T: std::str::FromStr>(&self, k: &str) -> Result<Option<T>, ConfigError> {
+        parse_num(k, self.get(k))
+    }
+
+    /// A duration set in seconds (`at_least` of them), in ms.
+    fn secs(&self, k: &str, at_least: u64) -> Result<Option<u64>, ConfigError> {
+        Ok(self
+            .num::<u64>(k)?
+            .map(|v| v.max(at_least).saturating_mul(1000)))
+    }
+
+    fn flag(&self, k: &str) -> Result<bool, ConfigError> {
+        match self.get(k).as_deref() {
+            None | Some("0" | "false" | "no") => Ok(false),
+            Some("1" | "true" | "yes") => Ok(true),
+            Some(_) => Err(invalid(k, "must be true or false")),
+        }
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(k: &str, v: Option<String>) -> Result<Option<T>, ConfigError> {
+    v.map(|v| {
+        v.parse::<T>().map_err(|_| ConfigError {
+            var: k.into(),
+            why: format!("'{v}' is not a valid number"),
+        })
+    })
+    .transpose()
+}
+
+fn invalid(var: &str, why: &str) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        why: why.into(),
+    }
+}
+
+/// Set `field` to the value read, if one was.
+fn set<T>(field: &mut T, read: Option<T>) {
+    if let Some(v) = read {
+        *field = v;
+    }
+}
+
 impl Config {
     /// Read `MG_*` settings through `get`; unset variables keep defaults.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(get);
         let mut c = Self::default();
-        let get = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        fn num<T: std::str::FromStr>(k: &str, v: Option<String>) -> Result<Option<T>, ConfigError> {
-            v.map(|v| {
-                v.parse::<T>().map_err(|_| ConfigError {
-                    var: k.into(),
-                    why: format!("'{v}' is not a valid number"),
-                })
-            })
-            .transpose()
+        c.read_limits(&env)?;
+        c.read_resilience(&env)?;
+        c.read_access(&env)?;
+        c.read_responses(&env)?;
+        if c.default_rpm == 0 {
+            return Err(invalid("MG_DEFAULT_RPM", "must be at least 1"));
         }
-        if let Some(v) = num("MG_MAX_BODY_BYTES", get("MG_MAX_BODY_BYTES"))? {
-            c.max_body_bytes = v;
-        }
-        if let Some(v) = num::<u64>("MG_BODY_TIMEOUT_SECS", get("MG_BODY_TIMEOUT_SECS"))? {
-            c.body_timeout_ms = v.max(1).saturating_mul(1000);
-        }
-        if let Some(v) = num::<u64>("MG_LEASE_GRACE_SECS", get("MG_LEASE_GRACE_SECS"))? {
-            c.lease_grace_ms = v.saturating_mul(1000);
-        }
-        if let Some(v) = num("MG_RECORD_CACHE_MS", get("MG_RECORD_CACHE_MS"))? {
-            c.record_cache_ms = v;
-        }
-        if let Some(v) = num::<u64>("MG_TIMEOUT_SECS", get("MG_TIMEOUT_SECS"))? {
-            c.timeout_ms = v.saturating_mul(1000);
-        }
-        if let Some(v) = num::<u64>("MG_CONNECT_TIMEOUT_MS", get("MG_CONNECT_TIMEOUT_MS"))? {
-            c.connect_timeout_ms = v.max(1);
-        }
-        if let Some(v) = num::<u64>(
-            "MG_FIRST_BYTE_TIMEOUT_SECS",
-            get("MG_FIRST_BYTE_TIMEOUT_SECS"),
-        )? {
-            c.first_byte_ms.buffered = v.max(1).saturating_mul(1000);
-        }
-        let stream = "MG_FIRST_BYTE_TIMEOUT_STREAM_SECS";
-        if let Some(v) = num::<u64>(stream, get(stream))? {
-            c.first_byte_ms.stream = v.max(1).saturating_mul(1000);
-        }
-        if let Some(v) = num("MG_DEFAULT_RPM", get("MG_DEFAULT_RPM"))? {
-            c.default_rpm = v;
-        }
-        match get("MG_DEFAULT_QUOTA").as_deref() {
-            Some("unlimited") => c.default_quota = None,
+        Ok(c)
+    }
+
+    /// Bodies, deadlines and the defaults of keys.
+    fn read_limits(
+        &mut self,
+        env: &Env<impl Fn(&str) -> Option<String>>,
+    ) -> Result<(), ConfigError> {
+        set(&mut self.max_body_bytes, env.num("MG_MAX_BODY_BYTES")?);
+        set(
+            &mut self.body_timeout_ms,
+            env.secs("MG_BODY_TIMEOUT_SECS", 1)?,
+        );
+        set(
+            &mut self.lease_grace_ms,
+            env.secs("MG_LEASE_GRACE_SECS", 0)?,
+        );
+        set(&mut self.record_cache_ms, env.num("MG_RECORD_CACHE_MS")?);
+        set(&mut self.timeout_ms, env.secs("MG_TIMEOUT_SECS", 0)?);
+        let connect = env.num::<u64>("MG_CONNECT_TIMEOUT_MS")?;
+        set(&mut self.connect_timeout_ms, connect.map(|v| v.max(1)));
+        let first = &mut self.first_byte_ms;
+        set(
+            &mut first.buffered,
+            env.secs("MG_FIRST_BYTE_TIMEOUT_SECS", 1)?,
+        );
+        set(
+            &mut first.stream,
+            env.secs("MG_FIRST_BYTE_TIMEOUT_STREAM_SECS", 1)?,
+        );
+        set(&mut self.default_rpm, env.num("MG_DEFAULT_RPM")?);
+        match env.get("MG_DEFAULT_QUOTA").as_deref() {
+            Some("unlimited") => self.default_quota = None,
             other => {
-                if let Some(v) = num("MG_DEFAULT_QUOTA", other.map(str::to_owned))? {
-                    c.default_quota = Some(v);
-                }
+                let quota = parse_num("MG_DEFAULT_QUOTA", other.map(str::to_owned))?;
+                set(&mut self.default_quota, quota.map(Some));
             }
         }
-        if let Some(v) = num("MG_DEFAULT_MAX_TOKENS", get("MG_DEFAULT_MAX_TOKENS"))? {
-            c.default_max_tokens = v;
-        }
-        if let Some(v) = num("MG_RETRIES", get("MG_RETRIES"))? {
-            c.resilience.retries = v;
-        }
-        if let Some(v) = num("MG_RETRY_BACKOFF_MS", get("MG_RETRY_BACKOFF_MS"))? {
-            c.resilience.backoff_ms = v;
-        }
-        if let Some(v) = num("MG_BREAKER_THRESHOLD", get("MG_BREAKER_THRESHOLD"))? {
-            c.resilience.breaker_threshold = v;
-        }
-        let r = &mut c.resilience;
+        set(
+            &mut self.default_max_tokens,
+            env.num("MG_DEFAULT_MAX_TOKENS")?,
+        );
+        Ok(())
+    }
+
+    /// Retries, breakers, ejection and routing.
+    fn read_resilience(
+        &mut self,
+        env: &Env<impl Fn(&str) -> Option<String>>,
+    ) -> Result<(), ConfigError> {
+        let r = &mut self.resilience;
+        set(&mut r.retries, env.num("MG_RETRIES")?);
+        set(&mut r.backoff_ms, env.num("MG_RETRY_BACKOFF_MS")?);
+        set(&mut r.breaker_threshold, env.num("MG_BREAKER_THRESHOLD")?);
         for (var, ms) in [
             ("MG_BREAKER_COOLDOWN_SECS", &mut r.breaker_cooldown_ms),
             ("MG_EJECT_WINDOW_SECS", &mut r.eject_window_ms),
@@ -235,79 +285,75 @@ impl Config {
                 &mut r.health_check_interval_ms,
             ),
         ] {
-            if let Some(v) = num::<u64>(var, get(var))? {
-                *ms = v.saturating_mul(1000).max(1);
-            }
+            set(
+                ms,
+                env.num::<u64>(var)?.map(|v| v.saturating_mul(1000).max(1)),
+            );
         }
-        if let Some(v) = num::<f64>("MG_EJECT_FAILURE_RATIO", get("MG_EJECT_FAILURE_RATIO"))? {
+        if let Some(v) = env.num::<f64>("MG_EJECT_FAILURE_RATIO")? {
             if !(v > 0.0 && v <= 1.0) {
-                return Err(ConfigError {
-                    var: "MG_EJECT_FAILURE_RATIO".into(),
-                    why: "must be above 0 and at most 1".into(),
-                });
+                return Err(invalid(
+                    "MG_EJECT_FAILURE_RATIO",
+                    "must be above 0 and at most 1",
+                ));
             }
             r.eject_ratio = v;
         }
-        r.strategy = match get("MG_ROUTING").as_deref() {
+        r.strategy = match env.get("MG_ROUTING").as_deref() {
             None | Some("latency") => Strategy::Latency,
             Some("weighted") => Strategy::Weighted,
-            Some(_) => {
-                return Err(ConfigError {
-                    var: "MG_ROUTING".into(),
-                    why: "must be latency or weighted".into(),
-                });
-            }
+            Some(_) => return Err(invalid("MG_ROUTING", "must be latency or weighted")),
         };
-        if let Some(key) = get("MG_ADMIN_API_KEY") {
+        Ok(())
+    }
+
+    /// The admin key, proxies trusted, upstream addresses and secrets.
+    fn read_access(
+        &mut self,
+        env: &Env<impl Fn(&str) -> Option<String>>,
+    ) -> Result<(), ConfigError> {
+        if let Some(key) = env.get("MG_ADMIN_API_KEY") {
             if key.len() < 16 {
-                return Err(ConfigError {
-                    var: "MG_ADMIN_API_KEY".into(),
-                    why: "must be at least 16 characters".into(),
-                });
+                return Err(invalid(
+                    "MG_ADMIN_API_KEY",
+                    "must be at least 16 characters",
+                ));
             }
-            c.admin_key_hash = Some(auth::hash_key(&key).into());
+            self.admin_key_hash = Some(auth::hash_key(&key).into());
         }
-        let flag = |k: &str| match get(k).as_deref() {
-            None | Some("0" | "false" | "no") => Ok(false),
-            Some("1" | "true" | "yes") => Ok(true),
-            Some(_) => Err(ConfigError {
-                var: k.into(),
-                why: "must be true or false".into(),
-            }),
-        };
         // The older switch, MG_TRUST_FORWARDED_FOR, means one proxy in front.
-        c.trusted_proxy_hops = u8::from(flag("MG_TRUST_FORWARDED_FOR")?);
-        c.allow_link_local_upstreams = flag("MG_ALLOW_LINK_LOCAL_UPSTREAMS")?;
-        if let Some(v) = num("MG_TRUSTED_PROXY_HOPS", get("MG_TRUSTED_PROXY_HOPS"))? {
-            c.trusted_proxy_hops = v;
-        }
-        for name in get("MG_UPSTREAM_SECRETS")
+        self.trusted_proxy_hops = u8::from(env.flag("MG_TRUST_FORWARDED_FOR")?);
+        self.allow_link_local_upstreams = env.flag("MG_ALLOW_LINK_LOCAL_UPSTREAMS")?;
+        set(
+            &mut self.trusted_proxy_hops,
+            env.num("MG_TRUSTED_PROXY_HOPS")?,
+        );
+        for name in env
+            .get("MG_UPSTREAM_SECRETS")
             .unwrap_or_default()
             .split(|ch: char| ch == ',' || ch.is_whitespace())
             .filter(|n| !n.is_empty())
         {
-            c.declare_secret(name).map_err(|why| ConfigError {
-                var: "MG_UPSTREAM_SECRETS".into(),
-                why,
-            })?;
+            self.declare_secret(name)
+                .map_err(|why| invalid("MG_UPSTREAM_SECRETS", &why))?;
         }
-        c.responses.store = get("MG_RESPONSES_STORE").is_none() || flag("MG_RESPONSES_STORE")?;
-        if let Some(v) = num::<u64>(
-            "MG_RESPONSES_RETENTION_DAYS",
-            get("MG_RESPONSES_RETENTION_DAYS"),
-        )? {
-            c.responses.retention_ms = v.max(1).saturating_mul(86_400_000);
-        }
-        if let Some(v) = num("MG_RESPONSES_MAX_BYTES", get("MG_RESPONSES_MAX_BYTES"))? {
-            c.responses.max_bytes = v;
-        }
-        if c.default_rpm == 0 {
-            return Err(ConfigError {
-                var: "MG_DEFAULT_RPM".into(),
-                why: "must be at least 1".into(),
-            });
-        }
-        Ok(c)
+        Ok(())
+    }
+
+    /// Stored Responses.
+    fn read_responses(
+        &mut self,
+        env: &Env<impl Fn(&str) -> Option<String>>,
+    ) -> Result<(), ConfigError> {
+        let r = &mut self.responses;
+        r.store = env.get("MG_RESPONSES_STORE").is_none() || env.flag("MG_RESPONSES_STORE")?;
+        let days = env.num::<u64>("MG_RESPONSES_RETENTION_DAYS")?;
+        set(
+            &mut r.retention_ms,
+            days.map(|v| v.max(1).saturating_mul(86_400_000)),
+        );
+        set(&mut r.max_bytes, env.num("MG_RESPONSES_MAX_BYTES")?);
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ use super::settle::Ctx;
 use crate::backend::{BackendKind, Usage};
 use crate::cost::Prices;
 use crate::domain::Settlement;
+use crate::error::GatewayError;
 use crate::ports::Ports;
 
 /// The status recorded for a request whose client went away before any
@@ -83,6 +84,14 @@ impl<P: Ports> Admission<P> {
         self.gateway.settle(s.clone()).await;
         self.state = State::Done;
         self.give_back(&s).await;
+    }
+
+    /// Settle a request that failed before anything reached the client
+    /// (nothing generated: nothing charged), and hand the error back.
+    pub(super) async fn fail(self, e: GatewayError) -> GatewayError {
+        let status = e.status().as_u16();
+        self.settle(None, 0, status, Some(e.code())).await;
+        e
     }
 
     /// Give back the tokens per minute the request took and did not use.

@@ -128,31 +128,10 @@ impl<P: Ports> Gateway<P> {
         if let Some(id) = upstream_previous.filter(|_| forward) {
             body.insert("previous_response_id".into(), Value::from(id));
         }
-        if forward && (previous.is_some() || has_refs) {
-            // The upstream resolves the ids itself and bills the earlier
-            // turns (and referenced items) again: reserve for them too.
-            let mut billed = state::chain_items(&chain);
-            for (i, item) in items.iter().enumerate() {
-                if is_reference(item) {
-                    billed.push(self.referenced(key, item, i).await?);
-                }
-            }
-            let earlier = responses_input_bound(Some(&Value::Array(billed)))?;
-            req.prompt_bound = req.prompt_bound.saturating_add(earlier);
+        if previous.is_some() || has_refs {
+            self.expand(key, req, (&chain, &mut items), forward).await?;
         }
-        // A request with no stored state keeps its input and its bound.
-        if !forward && (previous.is_some() || has_refs) {
-            for (i, item) in items.iter_mut().enumerate() {
-                if is_reference(item) {
-                    *item = self.referenced(key, item, i).await?;
-                }
-            }
-            let mut all = state::chain_items(&chain);
-            all.extend(items.iter().cloned());
-            body.insert("input".into(), Value::Array(all));
-            body.remove("previous_response_id");
-            req.prompt_bound = responses_prompt_bound(body)?;
-        }
+        let body = &req.body;
         let wants = body.get("store").and_then(Value::as_bool).unwrap_or(true);
         let keep = (settings.store && wants).then(|| {
             let response_id = crate::backend::response_id(request_id);
@@ -168,6 +147,42 @@ impl<P: Ports> Gateway<P> {
             keep,
             previous_response_id: previous,
         })
+    }
+
+    /// Count (`forward`: the upstream resolves the ids itself and bills
+    /// the earlier turns and referenced items again) or put in place the
+    /// stored items `req` names: the `chain` before its input `items`,
+    /// whose references become the items they name.
+    async fn expand(
+        &self,
+        key: &ApiKey,
+        req: &mut ProxyRequest,
+        (chain, items): (&[StoredResponse], &mut [Value]),
+        forward: bool,
+    ) -> Result<(), GatewayError> {
+        if forward {
+            let mut billed = state::chain_items(chain);
+            for (i, item) in items.iter().enumerate() {
+                if is_reference(item) {
+                    billed.push(self.referenced(key, item, i).await?);
+                }
+            }
+            let earlier = responses_input_bound(Some(&Value::Array(billed)))?;
+            req.prompt_bound = req.prompt_bound.saturating_add(earlier);
+            return Ok(());
+        }
+        for (i, item) in items.iter_mut().enumerate() {
+            if is_reference(item) {
+                *item = self.referenced(key, item, i).await?;
+            }
+        }
+        let mut all = state::chain_items(chain);
+        all.extend(items.iter().cloned());
+        let body = &mut req.body;
+        body.insert("input".into(), Value::Array(all));
+        body.remove("previous_response_id");
+        req.prompt_bound = responses_prompt_bound(body)?;
+        Ok(())
     }
 
     /// The chain ending at `id`, oldest first: at most [`MAX_CHAIN`]

@@ -40,6 +40,16 @@ pub(super) struct Calls {
     pub(super) bridged: Option<UpstreamCall>,
 }
 
+impl Calls {
+    /// The call sent: the bridged one if `bridged`.
+    pub(super) fn sent(&self, bridged: bool) -> &UpstreamCall {
+        match (&self.bridged, bridged) {
+            (Some(b), true) => b,
+            _ => &self.direct,
+        }
+    }
+}
+
 /// The upstream answer that will be relayed, and who gave it.
 pub(super) struct Forwarded<P: Ports> {
     pub(super) response: http::Response<UpstreamBody<P>>,
@@ -48,6 +58,41 @@ pub(super) struct Forwarded<P: Ports> {
     pub(super) deployment: Deployment,
     /// Whether the call sent was the bridged one.
     pub(super) bridged: bool,
+}
+
+/// The request's deadline, as one attempt sees it.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    /// Other deployments remain: a silent one gives way at its first-byte
+    /// deadline.
+    Next(i64),
+    /// The last deployment left may take until the request's deadline.
+    Last(i64),
+}
+
+impl Deadline {
+    fn whole(self) -> i64 {
+        match self {
+            Self::Next(ms) | Self::Last(ms) => ms,
+        }
+    }
+
+    /// The attempt's deadline, given its first-byte deadline.
+    fn of_attempt(self, first_byte_ms: i64) -> i64 {
+        match self {
+            Self::Next(ms) => ms.min(first_byte_ms),
+            Self::Last(ms) => ms,
+        }
+    }
+}
+
+/// How one attempt ended.
+enum Attempt<P: Ports> {
+    Answered(Box<Forwarded<P>>),
+    /// Another deployment may be tried.
+    Failed(GatewayError),
+    /// The request's answer.
+    Final(GatewayError),
 }
 
 /// How long a 429 asked to wait: `retry-after-ms`, else `retry-after` in
@@ -82,15 +127,13 @@ impl<P: Ports> Gateway<P> {
     /// request; `served` names the last deployment tried.
     pub(super) async fn forward(
         &self,
-        model: &Model,
-        deployments: &[Deployment],
+        (model, deployments): (&Model, &[Deployment]),
         unable: &[bool],
         calls: &Calls,
         deadline_ms: i64,
         served: &mut Option<String>,
     ) -> Result<Forwarded<P>, GatewayError> {
         let cfg = self.config().resilience;
-        let cfg_first = self.config().first_byte_ms;
         let mut last: Option<GatewayError> = None;
         for round in 0..=cfg.retries {
             if round > 0
@@ -102,7 +145,7 @@ impl<P: Ports> Gateway<P> {
                 return Err(UpstreamError::Timeout.into());
             }
             let mut skip = unable.to_vec();
-            while let Some(mut pick) = self.inner.router.choose(
+            while let Some(pick) = self.inner.router.choose(
                 &model.name,
                 deployments,
                 &skip,
@@ -112,124 +155,144 @@ impl<P: Ports> Gateway<P> {
                 let d = &deployments[pick.index];
                 skip[pick.index] = true;
                 *served = Some(d.name.clone());
-                let bridged =
-                    calls.bridged.is_some() && model.responses_api_of(d) == ResponsesApi::Bridge;
-                let call = match (&calls.bridged, bridged) {
-                    (Some(b), true) => b,
-                    _ => &calls.direct,
-                };
-                // A deployment this gateway cannot address (its secret
-                // unset, a key that is no header) is skipped, not blamed.
-                let api_key = match self.resolve_key(d.api_key.as_ref()) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        last = Some(e);
-                        continue;
-                    }
-                };
-                let target = Target {
-                    base_url: &d.base_url,
-                    model: &d.upstream_model,
-                    api_key: api_key.as_deref(),
-                };
-                let req = match d.backend.build(&target, call) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        last = Some(e.into());
-                        continue;
-                    }
-                };
-                let span = observe::attempt_span(
-                    call.endpoint,
-                    &d.upstream_model,
-                    &d.name,
-                    d.backend.as_str(),
-                );
-                // A deployment silent past its first-byte deadline gives way
-                // to the next, while one remains to try.
-                let first_byte = d.first_byte_timeout_secs.map_or(
-                    if call.stream {
-                        cfg_first.stream
-                    } else {
-                        cfg_first.buffered
-                    },
-                    |s| s.saturating_mul(1000),
-                );
-                let attempt_deadline = if skip.iter().all(|&s| s) {
-                    deadline_ms
+                // The last deployment left may take until the deadline.
+                let deadline = if skip.iter().all(|&s| s) {
+                    Deadline::Last(deadline_ms)
                 } else {
-                    deadline_ms.min(self.now_ms().saturating_add_unsigned(first_byte))
+                    Deadline::Next(deadline_ms)
                 };
-                let send = self.send_upstream(req).instrument(span.clone());
-                let sent = self.until(attempt_deadline, send).await;
-                match &sent {
-                    Some(Ok(r)) => {
-                        span.record("http.response.status_code", i64::from(r.status().as_u16()))
-                    }
-                    Some(Err(e)) => span.record("error.type", format!("{:?}", e.kind).as_str()),
-                    None => span.record("error.type", "timeout"),
-                };
-                let resp = match sent {
-                    None => {
-                        pick.record(Outcome::Failed, self.now_ms(), &cfg);
-                        observe::attempt(&model.name, &d.name, Outcome::Failed);
-                        if attempt_deadline == deadline_ms {
-                            return Err(UpstreamError::Timeout.into());
-                        }
-                        tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
-                            first_byte_ms = first_byte, "no response head by the first-byte deadline: failing over");
-                        last = Some(UpstreamError::Timeout.into());
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        pick.record(Outcome::Failed, self.now_ms(), &cfg);
-                        observe::attempt(&model.name, &d.name, Outcome::Failed);
-                        // Logs name the deployment, never its URL.
-                        tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
-                            kind = ?e.kind, error = %e.detail, "upstream transport error");
-                        last = Some(
-                            match e.kind {
-                                TransportErrorKind::Timeout => UpstreamError::Timeout,
-                                _ => UpstreamError::Connect { detail: e.detail },
-                            }
-                            .into(),
-                        );
-                        continue;
-                    }
-                    Some(Ok(resp)) => resp,
-                };
-                let status = resp.status().as_u16();
-                let outcome = match status {
-                    429 => Outcome::RateLimited {
-                        retry_after_ms: retry_after_ms(resp.headers()),
-                    },
-                    500.. => Outcome::Failed,
-                    _ => Outcome::Ok,
-                };
-                pick.record(outcome, self.now_ms(), &cfg);
-                observe::attempt(&model.name, &d.name, outcome);
-                if (200..300).contains(&status) {
-                    return Ok(Forwarded {
-                        response: resp,
-                        pick,
-                        deployment: d.clone(),
-                        bridged,
-                    });
+                match self.attempt(model, (d, pick), calls, deadline).await {
+                    Attempt::Answered(f) => return Ok(*f),
+                    Attempt::Failed(e) => last = Some(e),
+                    Attempt::Final(e) => return Err(e),
                 }
-                let body = self
-                    .read_limited(resp.into_body(), deadline_ms, MAX_ERROR_BODY)
-                    .await
-                    .unwrap_or_default();
-                let err = upstream_error(status, &body);
-                tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name, status,
-                    "upstream error status");
-                if !retryable_status(status) {
-                    return Err(err.into());
-                }
-                last = Some(err.into());
             }
         }
         Err(last.unwrap_or_else(|| UpstreamError::CircuitOpen.into()))
+    }
+
+    /// Send the call to deployment `d` and await its response head.
+    async fn attempt(
+        &self,
+        model: &Model,
+        (d, mut pick): (&Deployment, Pick),
+        calls: &Calls,
+        deadline: Deadline,
+    ) -> Attempt<P> {
+        let cfg = self.config().resilience;
+        let bridged = calls.bridged.is_some() && model.responses_api_of(d) == ResponsesApi::Bridge;
+        let call = calls.sent(bridged);
+        // A deployment this gateway cannot address (its secret unset, a key
+        // that is no header) is skipped, not blamed.
+        let api_key = match self.resolve_key(d.api_key.as_ref()) {
+            Ok(k) => k,
+            Err(e) => return Attempt::Failed(e),
+        };
+        let target = Target {
+            base_url: &d.base_url,
+            model: &d.upstream_model,
+            api_key: api_key.as_deref(),
+        };
+        let req = match d.backend.build(&target, call) {
+            Ok(r) => r,
+            Err(e) => return Attempt::Failed(e.into()),
+        };
+        let span = observe::attempt_span(
+            call.endpoint,
+            &d.upstream_model,
+            &d.name,
+            d.backend.as_str(),
+        );
+        let first_byte = self.first_byte_ms(d, call.stream);
+        let until = deadline.of_attempt(self.now_ms().saturating_add_unsigned(first_byte));
+        let sent = self
+            .until(until, self.send_upstream(req).instrument(span.clone()))
+            .await;
+        match &sent {
+            Some(Ok(r)) => span.record("http.response.status_code", i64::from(r.status().as_u16())),
+            Some(Err(e)) => span.record("error.type", format!("{:?}", e.kind).as_str()),
+            None => span.record("error.type", "timeout"),
+        };
+        let failed = |pick: &mut Pick| {
+            pick.record(Outcome::Failed, self.now_ms(), &cfg);
+            observe::attempt(&model.name, &d.name, Outcome::Failed);
+        };
+        let resp = match sent {
+            None => {
+                failed(&mut pick);
+                // The request's own deadline passed: no one else may try.
+                if until == deadline.whole() {
+                    return Attempt::Final(UpstreamError::Timeout.into());
+                }
+                tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
+                    first_byte_ms = first_byte, "no response head by the first-byte deadline: failing over");
+                return Attempt::Failed(UpstreamError::Timeout.into());
+            }
+            Some(Err(e)) => {
+                failed(&mut pick);
+                // Logs name the deployment, never its URL.
+                tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name,
+                    kind = ?e.kind, error = %e.detail, "upstream transport error");
+                return Attempt::Failed(match e.kind {
+                    TransportErrorKind::Timeout => UpstreamError::Timeout.into(),
+                    _ => UpstreamError::Connect { detail: e.detail }.into(),
+                });
+            }
+            Some(Ok(resp)) => resp,
+        };
+        self.judge(model, (d, pick), (call, bridged), resp, deadline)
+            .await
+    }
+
+    /// What deployment `d`'s response head means for the request: its
+    /// answer, or an error for which another deployment may be tried.
+    async fn judge(
+        &self,
+        model: &Model,
+        (d, mut pick): (&Deployment, Pick),
+        (call, bridged): (&UpstreamCall, bool),
+        resp: http::Response<UpstreamBody<P>>,
+        deadline: Deadline,
+    ) -> Attempt<P> {
+        let cfg = self.config().resilience;
+        let status = resp.status().as_u16();
+        let outcome = match status {
+            429 => Outcome::RateLimited {
+                retry_after_ms: retry_after_ms(resp.headers()),
+            },
+            500.. => Outcome::Failed,
+            _ => Outcome::Ok,
+        };
+        pick.record(outcome, self.now_ms(), &cfg);
+        observe::attempt(&model.name, &d.name, outcome);
+        if (200..300).contains(&status) {
+            return Attempt::Answered(Box::new(Forwarded {
+                response: resp,
+                pick,
+                deployment: d.clone(),
+                bridged,
+            }));
+        }
+        let body = self
+            .read_limited(resp.into_body(), deadline.whole(), MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        let err = upstream_error(status, &body);
+        tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name, status,
+            "upstream error status");
+        if retryable_status(status) {
+            Attempt::Failed(err.into())
+        } else {
+            Attempt::Final(err.into())
+        }
+    }
+
+    /// How long deployment `d` may take to send a response head.
+    fn first_byte_ms(&self, d: &Deployment, stream: bool) -> u64 {
+        let cfg = self.config().first_byte_ms;
+        let default = if stream { cfg.stream } else { cfg.buffered };
+        d.first_byte_timeout_secs
+            .map_or(default, |s| s.saturating_mul(1000))
     }
 
     /// Send `req` if the edge policy allows its address (checked when a

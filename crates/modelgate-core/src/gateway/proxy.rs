@@ -1,25 +1,32 @@
 //! The proxy path, in named phases: authenticate -> parse -> resolve ->
-//! admit (rate limit, quota reservation) -> forward -> relay -> settle.
+//! plan (the client's dialect, [`super::dialect`]) -> admit (rate limit,
+//! reservation) -> forward -> respond (relay or read) -> settle.
 
 use bytes::Bytes;
-use http::StatusCode;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use tracing::Instrument;
 
 use super::admission::Admission;
-use super::conversation::Conversation;
-use super::forward::{Calls, Forwarded};
 use super::settle::Ctx;
-use super::stream::ClientRelay;
-use super::{Body, Gateway, LimitKind, Peer, Response, limit_headers};
+use super::{Gateway, Peer, Response};
 use crate::auth;
-use crate::backend::{ResponsesApi, UpstreamCall};
+use crate::backend::UpstreamCall;
+use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Lease, Model};
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::observe;
-use crate::ports::{KeyStore, ModelStore, Ports};
-use crate::request::{self, Endpoint};
-use crate::responses::{self, BridgeRelay, Echo};
+use crate::ports::{KeyStore, ModelStore, Ports, RateDecision};
+use crate::request::{self, Endpoint, ProxyRequest};
+
+/// What the proxy path knows of a request from its start.
+#[derive(Clone, Copy)]
+pub(super) struct Incoming<'a> {
+    pub(super) request_id: &'a str,
+    pub(super) endpoint: Endpoint,
+    /// The request's span (see [`observe::request_span`]).
+    pub(super) span: &'a tracing::Span,
+    pub(super) started_ms: i64,
+    arrived_us: u64,
+}
 
 impl<P: Ports> Gateway<P> {
     /// The stored key with this hash, checked (status, expiry, IP).
@@ -79,9 +86,16 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let span = observe::request_span(endpoint, request_id);
         self.ports().adopt_trace(&span, req.headers());
+        let inc = Incoming {
+            request_id,
+            endpoint,
+            span: &span,
+            started_ms: self.now_ms(),
+            arrived_us: self.ports().monotonic_us(),
+        };
         let mut model = None;
         let result = self
-            .serve(req, peer, request_id, endpoint, (&span, &mut model))
+            .serve(req, peer, inc, &mut model)
             .instrument(span.clone())
             .await;
         let status = match &result {
@@ -97,144 +111,50 @@ impl<P: Ports> Gateway<P> {
         result
     }
 
+    /// The phases in order; `resolved` names the model once it is known
+    /// (a configured model: a bounded metrics label).
     async fn serve(
         &self,
         req: http::Request<Bytes>,
         peer: Peer,
-        request_id: &str,
-        endpoint: Endpoint,
-        (span, resolved): (&tracing::Span, &mut Option<String>),
+        inc: Incoming<'_>,
+        resolved: &mut Option<String>,
     ) -> Result<Response<P>, GatewayError> {
-        let started_ms = self.now_ms();
-        let arrived_us = self.ports().monotonic_us();
         let key = self.key_of(&req, peer).await?;
-        // Decoding a compressed body is costly work: a key at its RPM limit
-        // is refused before it.
-        let counted = if crate::encoding::is_encoded(req.headers()) {
-            Some(self.admit_key_rate(&key).await?)
-        } else {
-            None
-        };
-        let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
-        let mut parsed = request::parse(endpoint, &raw)?;
-        drop(raw);
-        let model_name = parsed
-            .model
-            .clone()
-            .or_else(|| key.default_model.clone())
-            .ok_or_else(|| {
-                RequestError::invalid("You must provide a model parameter.", Some("model"))
-            })?;
-        let name = observe::request_model(span, endpoint, &model_name);
-        self.ports().name_span(span, name);
-        let model = self.resolve_model(&key, &model_name).await?;
-        // A configured model: a bounded label.
+        let (request, counted) = self.parse(&key, &req, inc).await?;
+        drop(req);
+        let model = self.model_for(&key, &request, inc).await?;
         *resolved = Some(model.name.clone());
         let deployments = model.deployments();
-        // Deployments whose backend cannot serve this request are left out;
-        // if none can, the first one's refusal is the answer.
-        let unable: Vec<bool> = deployments
-            .iter()
-            .map(|d| d.backend.supports(&parsed).is_err())
-            .collect();
-        if unable.iter().all(|&u| u) {
-            deployments[0].backend.supports(&parsed)?;
-        }
-        // Walking a stored conversation reads the store, up to a thousand
-        // times: a key at its RPM limit is refused before it.
-        let counted = match counted {
-            None if endpoint == Endpoint::Responses && Self::names_stored_state(&parsed) => {
-                Some(self.admit_key_rate(&key).await?)
-            }
-            counted => counted,
-        };
-        let conversation = if endpoint == Endpoint::Responses {
-            self.continue_conversation(&key, &model, &mut parsed, request_id)
-                .await?
-        } else {
-            Conversation::default()
-        };
-        let bridges = endpoint == Endpoint::Responses
-            && deployments
-                .iter()
-                .any(|d| model.responses_api_of(d) == ResponsesApi::Bridge);
-        let bridge = if bridges {
-            let echo = Echo::new(&parsed.body, request_id, &model.name, started_ms / 1000)
-                .with_state(
-                    conversation.keep.is_some(),
-                    conversation.previous_response_id.clone(),
-                );
-            Some((echo, responses::to_chat(&parsed.body)?))
-        } else {
-            None
-        };
-        let lease = Lease {
-            request_id: request_id.to_owned(),
-            key_id: key.id.clone(),
-            model: model.name.clone(),
-            backend: model.backend.as_str().to_owned(),
-            amount: 0,
-            money: 0,
-            created_at: started_ms,
-            expires_at: self.lease_expiry(started_ms),
-        };
-        let (rate, reserved) = self
-            .reserve(&key, (&parsed, counted), &lease, &model, &deployments)
+        let unable = unable(&deployments, &request)?;
+        let (plan, counted) = self
+            .plan(&key, (&model, &deployments), request, counted, inc)
             .await?;
-        let injected_max_tokens = reserved.cap;
-        self.sweep_leases_if_due();
-        // From here on the request must be settled, whatever happens.
-        let mut admission = Admission::new(
-            self.clone(),
-            Ctx {
-                request_id: request_id.to_owned(),
-                key_id: key.id.clone(),
-                model: model.name.clone(),
-                backend: model.backend,
-                deployment: None,
-                prices: model.prices,
+        let (rate, admission) = self
+            .admit(&key, (&model, &deployments), &plan.request, counted, inc)
+            .await?;
+        let reserved = admission.ctx().reserved;
+        let (calls, answer) =
+            plan.into_calls(inc.endpoint, |endpoint, body, include_usage| UpstreamCall {
                 endpoint,
-                started_ms,
-                reserved,
-                prompt_bound: parsed.prompt_bound,
-                stream: parsed.stream,
-                span: span.clone(),
-            },
-        );
-        let call = |endpoint, body, client_include_usage| UpstreamCall {
-            endpoint,
-            stream: parsed.stream,
-            client_include_usage,
-            upstream_include_usage: model.stream_usage,
-            injected_max_tokens,
-            public_model: model.name.clone(),
-            request_id: request_id.to_owned(),
-            body,
-        };
-        // Bridged, the upstream call is a chat completion whose usage chunk
-        // the bridge reads.
-        let (echo, bridged, ignored_tools) = match bridge {
-            Some((echo, b)) => (
-                Some(echo),
-                Some(call(Endpoint::Chat, b.chat, true)),
-                b.ignored_tools.join(", "),
-            ),
-            None => (None, None, String::new()),
-        };
-        let calls = Calls {
-            direct: call(endpoint, parsed.body, parsed.include_usage),
-            bridged,
-        };
-        let deadline_ms = started_ms.saturating_add_unsigned(self.config().timeout_ms);
+                stream: admission.ctx().stream,
+                client_include_usage: include_usage,
+                upstream_include_usage: model.stream_usage,
+                injected_max_tokens: reserved.cap,
+                public_model: model.name.clone(),
+                request_id: inc.request_id.to_owned(),
+                body,
+            });
+        let deadline_ms = inc
+            .started_ms
+            .saturating_add_unsigned(self.config().timeout_ms);
+        let waited = self.ports().monotonic_us().saturating_sub(inc.arrived_us);
+        observe::overhead("admit", waited);
+        let mut admission = admission;
         let mut served = None;
-        observe::overhead(
-            "admit",
-            self.ports().monotonic_us().saturating_sub(arrived_us),
-        );
         let forwarded = self
             .forward(
-                &model,
-                &deployments,
+                (&model, &deployments),
                 &unable,
                 &calls,
                 deadline_ms,
@@ -248,140 +168,107 @@ impl<P: Ports> Gateway<P> {
                 .map(|f| (f.deployment.backend, f.deployment.prices)),
             served,
         );
-        let Forwarded {
-            response: upstream,
-            mut pick,
-            deployment,
-            bridged,
-        } = match forwarded {
+        let forwarded = match forwarded {
             Ok(f) => f,
-            Err(e) => return Err(settle_failure(admission, e).await),
+            Err(e) => return Err(admission.fail(e).await),
         };
-        let call = match (&calls.bridged, bridged) {
-            (Some(b), true) => b,
-            _ => &calls.direct,
-        };
-        let echo = echo.filter(|_| bridged);
-        let ignored_tools = if bridged {
-            ignored_tools
-        } else {
-            String::new()
-        };
-        let created_s = self.now_ms() / 1000;
-        let mut resp = if call.stream {
-            let relay = deployment
-                .backend
-                .relay(call, created_s)
-                .with_previous_response_id(conversation.previous_response_id.clone());
-            let relay = match echo {
-                Some(echo) => ClientRelay::Bridge(Box::new(BridgeRelay::new(relay, echo))),
-                None => ClientRelay::Upstream(relay),
-            };
-            let stream = super::ResponseStream::new(
-                self.clone(),
-                upstream.into_body(),
-                relay,
-                admission,
-                deadline_ms,
-            )
-            .keeping(conversation.keep)
-            .timing(pick);
-            let mut r = http::Response::new(Body::Stream(Box::new(stream)));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-            r.headers_mut()
-                .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            r
-        } else {
-            let read = self.read_body(upstream.into_body(), deadline_ms).await;
-            pick.observe_latency(self.now_ms(), &self.config().resilience);
-            drop(pick);
-            let result = match read {
-                Ok(bytes) => deployment
-                    .backend
-                    .parse_response(call, 200, &bytes, created_s)
-                    .and_then(|(body, usage)| match &echo {
-                        Some(echo) => Ok((responses::from_chat(echo, &body)?, usage)),
-                        None => Ok((body, usage)),
-                    })
-                    .map_err(GatewayError::from),
-                Err(e) => Err(e),
-            };
-            let (mut body, usage) = match result {
-                Ok(ok) => ok,
-                Err(e) => return Err(settle_failure(admission, e).await),
-            };
-            if let Some(keep) = conversation.keep
-                && !self.keep_response(keep, &body).await
-            {
-                body = not_stored(body);
-            }
-            if call.endpoint == Endpoint::Responses && echo.is_none() {
-                let previous = conversation.previous_response_id.as_deref();
-                body = named(body, request_id, previous);
-            }
-            admission.settle(usage, 0, 200, None).await;
-            let mut r = http::Response::new(Body::Full(body));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        };
-        *resp.status_mut() = StatusCode::OK;
-        let rpm = key.rpm.unwrap_or(self.config().default_rpm);
-        limit_headers(
-            resp.headers_mut(),
-            LimitKind::Requests,
-            rpm,
-            rate.remaining,
-            rate.reset_ms,
-        );
-        if let Some(t) = reserved.tpm.iter().flatten().next() {
-            let d = t.decision;
-            limit_headers(
-                resp.headers_mut(),
-                LimitKind::Tokens,
-                t.limit,
-                d.remaining,
-                d.reset_ms,
-            );
-        }
-        if let Ok(v) = HeaderValue::from_str(&ignored_tools)
-            && !ignored_tools.is_empty()
-        {
-            resp.headers_mut().insert("x-modelgate-ignored-tools", v);
-        }
+        let mut resp = self
+            .respond(forwarded, &calls, answer, admission, deadline_ms)
+            .await?;
+        self.limit_headers(resp.headers_mut(), &key, rate, &reserved);
         Ok(resp)
     }
-}
 
-/// Settle a request that failed before anything reached the client
-/// (nothing generated: nothing charged), and hand the error back.
-async fn settle_failure<P: Ports>(admission: Admission<P>, e: GatewayError) -> GatewayError {
-    let status = e.status().as_u16();
-    admission.settle(None, 0, status, Some(e.code())).await;
-    e
-}
+    /// The request's body, decoded and parsed, and the key's RPM decision
+    /// if decoding it needed one first.
+    async fn parse(
+        &self,
+        key: &ApiKey,
+        req: &http::Request<Bytes>,
+        inc: Incoming<'_>,
+    ) -> Result<(ProxyRequest, Option<RateDecision>), GatewayError> {
+        // Decoding a compressed body is costly work: a key at its RPM limit
+        // is refused before it.
+        let counted = if crate::encoding::is_encoded(req.headers()) {
+            Some(self.admit_key_rate(key).await?)
+        } else {
+            None
+        };
+        let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
+        Ok((request::parse(inc.endpoint, &raw)?, counted))
+    }
 
-/// An upstream's Response named as the gateway names it (see
-/// [`crate::backend::response_id`]).
-fn named(body: Bytes, request_id: &str, previous: Option<&str>) -> Bytes {
-    match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(mut v) => {
-            let id = crate::backend::response_id(request_id);
-            crate::backend::name_response(&mut v, &id, previous);
-            Bytes::from(v.to_string())
-        }
-        Err(_) => body,
+    /// The model the request names (or the key's default), if the key may
+    /// use it.
+    async fn model_for(
+        &self,
+        key: &ApiKey,
+        request: &ProxyRequest,
+        inc: Incoming<'_>,
+    ) -> Result<Model, GatewayError> {
+        let name = request
+            .model
+            .as_deref()
+            .or(key.default_model.as_deref())
+            .ok_or_else(|| {
+                RequestError::invalid("You must provide a model parameter.", Some("model"))
+            })?;
+        let label = observe::request_model(inc.span, inc.endpoint, name);
+        self.ports().name_span(inc.span, label);
+        self.resolve_model(key, name).await
+    }
+
+    /// Count the request and reserve its worst case; from here on it must
+    /// be settled, whatever happens (the [`Admission`] sees to it).
+    async fn admit(
+        &self,
+        key: &ApiKey,
+        (model, deployments): (&Model, &[Deployment]),
+        request: &ProxyRequest,
+        counted: Option<RateDecision>,
+        inc: Incoming<'_>,
+    ) -> Result<(RateDecision, Admission<P>), GatewayError> {
+        let lease = Lease {
+            request_id: inc.request_id.to_owned(),
+            key_id: key.id.clone(),
+            model: model.name.clone(),
+            backend: model.backend.as_str().to_owned(),
+            amount: 0,
+            money: 0,
+            created_at: inc.started_ms,
+            expires_at: self.lease_expiry(inc.started_ms),
+        };
+        let (rate, reserved) = self
+            .reserve(key, (request, counted), &lease, model, deployments)
+            .await?;
+        self.sweep_leases_if_due();
+        let ctx = Ctx {
+            request_id: inc.request_id.to_owned(),
+            key_id: key.id.clone(),
+            model: model.name.clone(),
+            backend: model.backend,
+            deployment: None,
+            prices: model.prices,
+            endpoint: inc.endpoint,
+            started_ms: inc.started_ms,
+            reserved,
+            prompt_bound: request.prompt_bound,
+            stream: request.stream,
+            span: inc.span.clone(),
+        };
+        Ok((rate, Admission::new(self.clone(), ctx)))
     }
 }
 
-/// A Response that could not be kept says so (`store: false`).
-fn not_stored(body: Bytes) -> Bytes {
-    match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(mut v) if v.get("store").is_some() => {
-            v["store"] = serde_json::Value::Bool(false);
-            Bytes::from(v.to_string())
-        }
-        _ => body,
+/// Which deployments cannot serve `request` (left out of routing); if none
+/// can, the first one's refusal is the answer.
+fn unable(deployments: &[Deployment], request: &ProxyRequest) -> Result<Vec<bool>, GatewayError> {
+    let unable: Vec<bool> = deployments
+        .iter()
+        .map(|d| d.backend.supports(request).is_err())
+        .collect();
+    if unable.iter().all(|&u| u) {
+        deployments[0].backend.supports(request)?;
     }
+    Ok(unable)
 }

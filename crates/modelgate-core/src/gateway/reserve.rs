@@ -54,6 +54,94 @@ fn cost(p: &Prices, prompt: i64, output: i64) -> i64 {
     p.cost_nanos(&Usage::reported(prompt, output))
 }
 
+/// A request's worst case: its prompt bound and the output tokens it may
+/// generate (over all its choices).
+#[derive(Debug, Clone, Copy)]
+struct Worst {
+    prompt: i64,
+    choices: i64,
+    out_min: i64,
+    out_max: i64,
+    /// The gateway sets the completion cap (the client set none).
+    capped: bool,
+}
+
+impl Worst {
+    /// The worst case of `req` under the key's tokens per minute
+    /// (`per_minute`: its own and on the model) with the gateway's default
+    /// completion cap `default_max`.
+    fn of(req: &ProxyRequest, per_minute: [Option<u32>; 2], default_max: u64) -> Self {
+        let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
+        let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
+        // Output tokens: none, the client's cap, or up to the gateway's.
+        let (out_min, out_max, capped) = if !req.endpoint.generates() {
+            (0, 0, false)
+        } else if let Some(max) = req.max_tokens {
+            let n = i64::try_from(max)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(choices);
+            (n, n, false)
+        } else {
+            let cap = i64::try_from(default_max).unwrap_or(i64::MAX);
+            // No more than a minute's tokens could ever allow, either.
+            let per_minute = per_minute.into_iter().flatten().min();
+            let most = per_minute.map_or(i64::MAX, |t| i64::from(t) - prompt);
+            let out_max = cap.saturating_mul(choices).min(most).max(choices);
+            (choices, out_max, true)
+        };
+        Self {
+            prompt,
+            choices,
+            out_min,
+            out_max,
+            capped,
+        }
+    }
+
+    /// The output a grant covers: no more than the worst case, the quota's
+    /// `tokens` left after the prompt, or what its `money` buys at `prices`.
+    fn covered(&self, tokens: Option<i64>, money: i64, prices: Option<Prices>) -> i64 {
+        let mut out = self.out_max;
+        if let Some(tokens) = tokens {
+            out = out.min(tokens - self.prompt);
+        }
+        if let Some(p) = prices.filter(|p| p.output > 0) {
+            // Output tokens the money covers after the prompt.
+            let left = i128::from(money) * 1000 - i128::from(cost(&p, self.prompt, 0)) * 1000;
+            let affordable = left.max(0) / i128::from(p.output);
+            out = out.min(i64::try_from(affordable).unwrap_or(i64::MAX));
+        }
+        out
+    }
+
+    /// What to ask of the key's counters: tokens and, at `prices`, money,
+    /// at least and at most, in the windows `at` names.
+    fn ask(&self, prices: Option<Prices>, at: &Reserved) -> Ask {
+        let money = prices.map_or((0, 0), |p| {
+            (
+                cost(&p, self.prompt, self.out_min),
+                cost(&p, self.prompt, self.out_max),
+            )
+        });
+        Ask {
+            tokens: (
+                self.prompt.saturating_add(self.out_min),
+                self.prompt.saturating_add(self.out_max),
+            ),
+            money,
+            quota_window: at.quota_window,
+            budget_window: at.budget_window,
+        }
+    }
+
+    /// The completion cap per choice for `out` output tokens, if the
+    /// gateway sets it.
+    fn cap(&self, out: i64) -> Option<u64> {
+        self.capped
+            .then(|| u64::try_from(out / self.choices).unwrap_or(1).max(1))
+    }
+}
+
 impl<P: Ports> Gateway<P> {
     /// Count the request against the key's per-minute limits and reserve
     /// its worst case (see the module docs): the key's rate decision (for
@@ -73,7 +161,10 @@ impl<P: Ports> Gateway<P> {
         };
         // An unpriced model costs 0, so a budget would never stop it: only
         // models priced (0 included: marked free) are open to such a key.
-        if key.budget_nanos.is_some() && worst_prices(model, deployments).is_none() {
+        let prices = key
+            .budget_nanos
+            .and_then(|_| worst_prices(model, deployments));
+        if key.budget_nanos.is_some() && prices.is_none() {
             return Err(RequestError::Unpriced(model.name.clone()).into());
         }
         let now = self.now_ms();
@@ -83,47 +174,12 @@ impl<P: Ports> Gateway<P> {
             ..Reserved::default()
         };
         let model_tpm = key.model_limits.get(&model.name).and_then(|l| l.tpm);
-        if key.quota.is_none()
-            && key.budget_nanos.is_none()
-            && key.tpm.is_none()
-            && model_tpm.is_none()
-        {
+        let holds = key.quota.is_some() || key.budget_nanos.is_some();
+        if !holds && key.tpm.or(model_tpm).is_none() {
             return Ok((admit_rate().await?, ask_windows));
         }
-        let prompt = i64::try_from(req.prompt_bound).unwrap_or(i64::MAX);
-        let choices = i64::try_from(req.choices).unwrap_or(1).max(1);
-        // Output tokens: none, the client's cap, or up to the gateway's.
-        let (out_min, out_max, capped) = if !req.endpoint.generates() {
-            (0, 0, false)
-        } else if let Some(max) = req.max_tokens {
-            let n = i64::try_from(max)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(choices);
-            (n, n, false)
-        } else {
-            let cap = i64::try_from(self.config().default_max_tokens).unwrap_or(i64::MAX);
-            // No more than a minute's tokens could ever allow, either.
-            let per_minute = [key.tpm, model_tpm].into_iter().flatten().min();
-            let most = per_minute.map_or(i64::MAX, |t| i64::from(t) - prompt);
-            let out_max = cap.saturating_mul(choices).min(most).max(choices);
-            (choices, out_max, true)
-        };
-        let prices = key
-            .budget_nanos
-            .and_then(|_| worst_prices(model, deployments));
-        let money = prices.map_or((0, 0), |p| {
-            (cost(&p, prompt, out_min), cost(&p, prompt, out_max))
-        });
-        let ask = Ask {
-            tokens: (
-                prompt.saturating_add(out_min),
-                prompt.saturating_add(out_max),
-            ),
-            money,
-            quota_window: ask_windows.quota_window,
-            budget_window: ask_windows.budget_window,
-        };
-        let holds = key.quota.is_some() || key.budget_nanos.is_some();
+        let w = Worst::of(req, [key.tpm, model_tpm], self.config().default_max_tokens);
+        let ask = w.ask(prices, &ask_windows);
         let folded = if holds && key.tpm.is_none() && model_tpm.is_none() && counted.is_none() {
             self.rate_and_reserve(key, &model.name, lease, &ask).await?
         } else {
@@ -133,15 +189,12 @@ impl<P: Ports> Gateway<P> {
             Some((rate, grant)) => (rate, [None, None], Ok(grant)),
             None => {
                 let rate = admit_rate().await?;
-                let tpm = self
-                    .take_tokens(key, &model.name, prompt.saturating_add(out_max))
-                    .await?;
+                let tpm = self.take_tokens(key, &model.name, ask.tokens.1).await?;
                 if !holds {
                     // The cap makes the tokens taken per minute the worst case.
-                    let cap = capped.then(|| u64::try_from(out_max / choices).unwrap_or(1).max(1));
                     let reserved = Reserved {
                         tpm,
-                        cap,
+                        cap: w.cap(w.out_max),
                         ..ask_windows
                     };
                     return Ok((rate, reserved));
@@ -154,25 +207,15 @@ impl<P: Ports> Gateway<P> {
             }
         };
         let Ok(Some(Grant { tokens, money })) = reserved else {
-            let taken = prompt.saturating_add(out_max);
-            self.give_back(&key.id, &model.name, &tpm, taken).await;
+            self.give_back(&key.id, &model.name, &tpm, ask.tokens.1)
+                .await;
             reserved?;
             // Refused: which counter fell short is read from the key as it
             // stands now (concurrent requests moved it since it was read).
             let now_key = self.read_key(&key.id).await?;
             return Err(refusal(now_key.as_ref().unwrap_or(key), &ask, now).into());
         };
-        let mut out = out_max;
-        if key.quota.is_some() {
-            out = out.min(tokens - prompt);
-        }
-        if let Some(p) = prices.filter(|p| p.output > 0) {
-            // Output tokens the money covers after the prompt.
-            let left = i128::from(money) * 1000 - i128::from(cost(&p, prompt, 0)) * 1000;
-            let affordable = left.max(0) / i128::from(p.output);
-            out = out.min(i64::try_from(affordable).unwrap_or(i64::MAX));
-        }
-        let cap = capped.then(|| u64::try_from(out / choices).unwrap_or(1).max(1));
+        let cap = w.cap(w.covered(key.quota.map(|_| tokens), money, prices));
         let reserved = Reserved {
             tokens,
             money,

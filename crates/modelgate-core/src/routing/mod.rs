@@ -142,36 +142,10 @@ impl Router {
         {
             (i, true)
         } else {
-            let weight = |i: usize| u64::from(deployments[i].weight.max(1));
-            let a = draw(rng, &pool, weight)?;
-            let rest: Vec<usize> = pool.iter().copied().filter(|&i| i != a).collect();
-            let b = match (strategy, draw(rng, &rest, weight)) {
-                (Strategy::Latency, Some(b)) => Some(b),
-                _ => None,
-            };
-            let pick = match b {
-                Some(b) => {
-                    let known = pool
-                        .iter()
-                        .filter_map(|&i| state(i).and_then(Health::latency_ms))
-                        .fold(f64::INFINITY, f64::min);
-                    let cost = |i: usize| {
-                        let h = state(i);
-                        let latency = h
-                            .and_then(Health::latency_ms)
-                            .unwrap_or(if known.is_finite() { known } else { 1.0 });
-                        let load = f64::from(h.map_or(0, |h| h.in_flight));
-                        latency * (1.0 + load / weight(i) as f64)
-                    };
-                    if cost(b) * CLEARLY_LESS < cost(a) {
-                        b
-                    } else {
-                        a
-                    }
-                }
-                None => a,
-            };
-            (pick, false)
+            (
+                two_choices(rng, &pool, deployments, strategy, state)?,
+                false,
+            )
         };
         let h = health.entry(keys[index].clone()).or_default();
         h.in_flight += 1;
@@ -305,6 +279,42 @@ impl Drop for Pick {
             }
         }
     }
+}
+
+/// Two deployments of `pool` drawn by weight; with the latency strategy,
+/// the second wins if its expected wait (latency, scaled by its load per
+/// weight) is clearly less than the first's.
+fn two_choices<'a>(
+    rng: &mut fastrand::Rng,
+    pool: &[usize],
+    deployments: &[Deployment],
+    strategy: Strategy,
+    state: impl Fn(usize) -> Option<&'a Health>,
+) -> Option<usize> {
+    let weight = |i: usize| u64::from(deployments[i].weight.max(1));
+    let a = draw(rng, pool, weight)?;
+    let rest: Vec<usize> = pool.iter().copied().filter(|&i| i != a).collect();
+    let b = match (strategy, draw(rng, &rest, weight)) {
+        (Strategy::Latency, Some(b)) => b,
+        _ => return Some(a),
+    };
+    let known = pool
+        .iter()
+        .filter_map(|&i| state(i).and_then(Health::latency_ms))
+        .fold(f64::INFINITY, f64::min);
+    let cost = |i: usize| {
+        let h = state(i);
+        let latency = h
+            .and_then(Health::latency_ms)
+            .unwrap_or(if known.is_finite() { known } else { 1.0 });
+        let load = f64::from(h.map_or(0, |h| h.in_flight));
+        latency * (1.0 + load / weight(i) as f64)
+    };
+    Some(if cost(b) * CLEARLY_LESS < cost(a) {
+        b
+    } else {
+        a
+    })
 }
 
 #[cfg(test)]
