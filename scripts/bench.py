@@ -27,8 +27,8 @@ import uuid
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from harness import (ROOT, free_port, http as call, round_trips, start, start_lambda, start_postgres,  # noqa: E402
-                     start_redis, start_worker, wait_health)
+from harness import (ROOT, free_port, http as call, on_free_port, round_trips, start, start_lambda,  # noqa: E402
+                     start_postgres, start_redis, start_worker, wait_health)
 from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned, spread, start_litellm,  # noqa: E402
                         start_native, streams)
 from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section,  # noqa: E402
@@ -139,8 +139,8 @@ def bench_lambda(tmp, admin_key, mock_url, procs):
     """The release Lambda under `cargo lambda watch --release`: per-request
     latency, and its cold start: the first request's wall time (the
     emulator spawns the function on demand) and the function's own init."""
-    redis_port = free_port()
-    procs.append(start_redis(redis_port))
+    redis, redis_port = on_free_port(start_redis)
+    procs.append(redis)
     port = free_port()
     settings = {"MG_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "MG_DB_PATH": f"{tmp}/lambda.sqlite",
                 "MG_ADMIN_API_KEY": admin_key, "MG_LOG": "info"}
@@ -174,9 +174,8 @@ def shared_services_gateway(bins, tmp, admin_key, mock_url):
     """The native gateway as replicas run it: PostgreSQL and Redis (on the
     gateway's core when pinned, as SQLite runs inside its process).
     ((base, path, body, headers), processes)."""
-    pg, database_url = start_postgres(free_port(), tmp)
-    redis_port = free_port()
-    redis = start_redis(redis_port)
+    (pg, database_url), _ = on_free_port(lambda p: start_postgres(p, tmp))
+    redis, redis_port = on_free_port(start_redis)
     for p in (pg, redis):
         if GATEWAY_CPU:
             subprocess.run(["taskset", "-a", "-p", "-c", GATEWAY_CPU, str(p.pid)], check=True,

@@ -27,8 +27,8 @@ import httpx2 as httpx  # the HTTP client openai 3.x is built on
 import openai
 import pytest
 
-from harness import (ROOT, aws_fixtures, free_port, http, start, start_lambda, start_moto, start_postgres, start_redis, stop,
-                     start_worker, wait_health)
+from harness import (ROOT, aws_fixtures, free_port, http, on_free_port, start, start_gateway, start_lambda,
+                     start_moto, start_postgres, start_redis, stop, start_worker, wait_health)
 
 # A deployment secret the gateway is started with (env var / wrangler --var,
 # declared in MG_UPSTREAM_SECRETS; on Lambda with DynamoDB, a name in the
@@ -125,25 +125,26 @@ def env():
         llama, llama_url = start([sys.executable, str(ROOT / "scripts" / "llama_server.py"), "--threads", "1"],
                                  timeout=300)
         procs.append(llama)
-        port = free_port()
+        runtime = os.environ.get("MG_RUNTIME", "native")
+        # The native gateway binds a port of its own choosing and says which.
+        port = free_port() if runtime != "native" else None
         admin_key = "e2e-admin-" + uuid.uuid4().hex
         log_path = pathlib.Path(tmp) / "gateway.log"
         settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10",
                     "E2E_UPSTREAM_KEY": UPSTREAM_SECRET, "MG_UPSTREAM_SECRETS": "E2E_UPSTREAM_KEY"}
-        runtime = os.environ.get("MG_RUNTIME", "native")
         base = f"http://127.0.0.1:{port}"
         with open(log_path, "w") as log:
             if runtime == "worker":
                 gw = start_worker(port, settings, tmp, log)
             elif runtime == "lambda":
-                redis_port = free_port()
-                procs.append(start_redis(redis_port))
+                redis, redis_port = on_free_port(start_redis)
+                procs.append(redis)
                 settings.update({"MG_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "MG_DB_PATH": f"{tmp}/db.sqlite",
                                  "MG_ADMIN_DIR": str(ROOT / "admin")})
                 if os.environ.get("MG_LAMBDA_STORE") == "dynamodb":
                     # DynamoDB, and the secrets from Secrets Manager only.
-                    moto_port = free_port()
-                    procs.append(start_moto(moto_port))
+                    moto, moto_port = on_free_port(start_moto)
+                    procs.append(moto)
                     # The secret's names are declared by being there.
                     settings.pop("MG_UPSTREAM_SECRETS")
                     secret_names = ("MG_ADMIN_API_KEY", "E2E_UPSTREAM_KEY")
@@ -153,28 +154,25 @@ def env():
                 gw = start_lambda(port, settings, tmp, log)
                 base += "/lambda-url/modelgate-lambda"
             else:
-                metrics_port = free_port()
-                gw_env = {**os.environ, **settings, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
-                          "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin"),
-                          "MG_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+                gw_env = {**os.environ, **settings, "MG_DB_PATH": f"{tmp}/db.sqlite",
+                          "MG_LOG_FORMAT": "json", "MG_ADMIN_DIR": str(ROOT / "admin")}
                 # MG_NATIVE_STORE: postgres, postgres+redis or dynamodb+redis
                 # (replicas' settings); unset, the embedded SQLite default.
                 store = os.environ.get("MG_NATIVE_STORE", "sqlite")
                 if store.startswith("postgres"):
-                    pg, gw_env["MG_DATABASE_URL"] = start_postgres(free_port(), tmp)
+                    (pg, gw_env["MG_DATABASE_URL"]), _ = on_free_port(lambda p: start_postgres(p, tmp))
                     procs.append(pg)
                 if store.startswith("dynamodb"):
-                    moto_port = free_port()
-                    procs.append(start_moto(moto_port))
+                    moto, moto_port = on_free_port(start_moto)
+                    procs.append(moto)
                     aws = aws_fixtures(f"http://127.0.0.1:{moto_port}", "modelgate-e2e")
                     gw_env.update(aws)
                     dynamodb = (aws["AWS_ENDPOINT_URL"], aws["MG_DYNAMODB_TABLE"])
                 if store.endswith("redis"):
-                    redis_port = free_port()
-                    procs.append(start_redis(redis_port))
+                    redis, redis_port = on_free_port(start_redis)
+                    procs.append(redis)
                     gw_env["MG_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}"
-                gw = subprocess.Popen([str(bin_dir / "modelgate")], env=gw_env, stdout=subprocess.DEVNULL,
-                                      stderr=log)
+                gw, base, metrics_url = start_gateway([str(bin_dir / "modelgate")], gw_env, log, metrics=True)
         procs.append(gw)
         wait_health(base, timeout=300)
         e = Env(base, admin_key, mock_url, llama_url, log_path)
@@ -183,7 +181,7 @@ def env():
             e.worker_state = f"{tmp}/wrangler-state"
         if runtime == "native":
             e.db_path = f"{tmp}/db.sqlite" if store == "sqlite" else None
-            e.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+            e.metrics_url = metrics_url
             e.database_url = gw_env.get("MG_DATABASE_URL")
             e.native = (gw_env, tmp, bin_dir)
         if runtime == "lambda":

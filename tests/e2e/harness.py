@@ -5,10 +5,13 @@ processes that print `READY <url>`, the native gateway, the Worker under
 import json as jsonlib
 import os
 import pathlib
+import queue
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +39,40 @@ def start(cmd, env=None, ready_prefix="READY ", timeout=120, log=None):
             return proc, line[len(ready_prefix):].strip()
     proc.kill()
     raise RuntimeError(f"{cmd[0]} did not become ready")
+
+
+def start_gateway(cmd, env, log, metrics=False, timeout=300):
+    """Start the native gateway on a port it binds itself (MG_PORT=0; with
+    `metrics`, its metrics listener too) and return (proc, base URL,
+    metrics URL or None), read from the lines it prints: no port is chosen
+    free beforehand and taken by another process in between."""
+    env = {**env, "MG_PORT": "0"}
+    if metrics:
+        env["MG_METRICS_LISTEN"] = "127.0.0.1:0"
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    found = queue.Queue()
+
+    def read():
+        # To the end, so the gateway never blocks on a full pipe.
+        for line in proc.stdout:
+            for prefix in ("ModelGate listening on ", "Metrics on "):
+                if line.startswith(prefix):
+                    found.put((prefix, line[len(prefix):].split()[0]))
+        found.put((None, None))
+
+    threading.Thread(target=read, daemon=True).start()
+    urls = {}
+    deadline = time.time() + timeout
+    while len(urls) < 1 + metrics:
+        try:
+            prefix, url = found.get(timeout=max(0.0, deadline - time.time()))
+        except queue.Empty:
+            proc.kill()
+            raise RuntimeError("the gateway did not start")
+        if prefix is None:
+            raise RuntimeError(f"the gateway exited with {proc.wait()}")
+        urls[prefix] = url
+    return proc, urls["ModelGate listening on "], urls.get("Metrics on ")
 
 
 class Answer:
@@ -108,10 +145,29 @@ def d1_execute(persist, sql):
     subprocess.run(cmd, shell=True, cwd=ROOT, check=True, capture_output=True, stdin=subprocess.DEVNULL)
 
 
+class PortTaken(RuntimeError):
+    """A service exited before it listened: its port was taken."""
+
+
+def on_free_port(start, tries=5):
+    """`start(port)` on a port free when chosen, again on another if that
+    one was taken before the service bound it (redis-server, postgres and
+    moto cannot report a port of their own choosing): (result, port)."""
+    for _ in range(tries):
+        port = free_port()
+        try:
+            return start(port), port
+        except PortTaken:
+            continue
+    raise RuntimeError(f"no free port could be bound in {tries} tries")
+
+
 def start_service(cmd, port):
     """A throwaway service process, once it listens on its loopback port."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
+    for _ in range(3000):
+        if proc.poll() is not None:
+            raise PortTaken(port)
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return proc
@@ -160,7 +216,8 @@ def start_postgres(port, tmp):
         if ready.returncode == 0:
             return proc, f"postgres://modelgate@127.0.0.1:{port}/postgres"
         if proc.poll() is not None:
-            break
+            shutil.rmtree(root, ignore_errors=True)
+            raise PortTaken(port)
         time.sleep(0.02)
     proc.kill()
     raise RuntimeError("postgres did not start")

@@ -10,12 +10,13 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import http as call
-from harness import free_port, start_lambda, stop, wait_health
+from harness import free_port, start_gateway, start_lambda, stop, wait_health
 
 RUNTIME = os.environ.get("MG_RUNTIME", "native")
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
@@ -45,7 +46,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -67,8 +68,8 @@ def traced(env, tmp_path_factory):
     receiver = Receiver()
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
             "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "mg-e2e"}
-    port = free_port()
     if RUNTIME == "lambda":
+        port = free_port()
         settings, tmp = env.lambda_settings
         log = open(f"{tmp}/lambda-traced.log", "w")
         proc = start_lambda(port, {**settings, **otel}, tmp, log)
@@ -76,10 +77,9 @@ def traced(env, tmp_path_factory):
     else:
         tmp = tmp_path_factory.mktemp("traced")
         bin_dir = os.environ.get("MG_BIN_DIR", "target/debug")
-        proc = subprocess.Popen([f"{bin_dir}/modelgate"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, **otel, "MG_PORT": str(port), "MG_DB_PATH": f"{tmp}/db.sqlite",
-                                     "MG_ADMIN_API_KEY": env.admin_key})
-        base = f"http://127.0.0.1:{port}"
+        proc, base, _ = start_gateway([f"{bin_dir}/modelgate"], {**os.environ, **otel, "MG_DB_PATH": f"{tmp}/db.sqlite",
+                                                                 "MG_ADMIN_API_KEY": env.admin_key},
+                                      subprocess.DEVNULL)
     try:
         wait_health(base, timeout=300)
         yield base, receiver
@@ -91,7 +91,7 @@ def traced(env, tmp_path_factory):
 def test_a_request_is_a_span_in_the_clients_trace_and_its_attempt_a_child(env, traced):
     base, receiver = traced
     admin = {"authorization": f"Bearer {env.admin_key}"}
-    name = f"traced-{free_port()}"
+    name = f"traced-{uuid.uuid4().hex[:8]}"
     r = call("POST", base + "/admin/api/models", {"name": name, "backend": "vllm", "base_url": env.mock_url,
                                                   "upstream_model": "mock?tokens=3"}, headers=admin)
     assert r.status_code == 201, r.text

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "e2e"))
-from harness import free_port, http, start, start_postgres, start_redis, stop, wait_health  # noqa: E402
+from harness import free_port, http, on_free_port, start, start_postgres, start_redis, stop, wait_health  # noqa: E402
 
 IMAGE = os.environ.get("MG_IMAGE", "modelgate:latest")
 PODMAN = os.environ.get("MG_CONTAINER", "podman")
@@ -81,10 +81,10 @@ def test_the_image_serves_from_its_own_filesystem(image):
     tmp = tempfile.mkdtemp(prefix="mg-image-run-")
     procs = []
     try:
-        pg, database_url = start_postgres(free_port(), tmp)
+        (pg, database_url), _ = on_free_port(lambda p: start_postgres(p, tmp))
         procs.append(pg)
-        redis_port = free_port()
-        procs.append(start_redis(redis_port))
+        redis, redis_port = on_free_port(start_redis)
+        procs.append(redis)
         bin_dir = pathlib.Path(os.environ["MG_BIN_DIR"])
         mock, mock_url = start([str(bin_dir / "modelgate-mock")])
         procs.append(mock)

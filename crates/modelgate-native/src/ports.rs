@@ -58,6 +58,9 @@ impl std::fmt::Debug for Fold {
     }
 }
 
+/// A clock other than the system's: milliseconds since the Unix epoch.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// Everything the core needs on tokio: the store `S`, its counters `A`
 /// (the store's own, or Redis's in front of it) and the rate limiter `L`.
 #[derive(Debug)]
@@ -69,6 +72,17 @@ pub struct NativePorts<S = SqliteStore, A = Arc<S>, L = MemoryLimiter> {
     fold: Option<Fold>,
     secrets: HashMap<String, Secret>,
     detached: TaskTracker,
+    clock: Option<ClockFn>,
+}
+
+/// A [`Clock`] that shows in `Debug`.
+#[derive(Clone)]
+struct ClockFn(Clock);
+
+impl std::fmt::Debug for ClockFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
 }
 
 impl NativePorts {
@@ -101,6 +115,7 @@ impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
             fold: None,
             secrets: HashMap::new(),
             detached: TaskTracker::new(),
+            clock: None,
         }
     }
 
@@ -115,6 +130,13 @@ impl<S: Store, A: Accounting, L: RateLimiter> NativePorts<S, A, L> {
     /// store.
     pub fn with_fold(mut self, fold: Fold) -> Self {
         self.fold = Some(fold);
+        self
+    }
+
+    /// Read the time from `clock` instead of the system's (tests that
+    /// advance time themselves).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(ClockFn(clock));
         self
     }
 
@@ -166,6 +188,9 @@ impl<S: Store, A: Accounting, L: RateLimiter> Ports for NativePorts<S, A, L> {
     }
 
     fn now_ms(&self) -> i64 {
+        if let Some(ClockFn(clock)) = &self.clock {
+            return clock();
+        }
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();

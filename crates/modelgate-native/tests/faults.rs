@@ -210,6 +210,8 @@ async fn client_disconnect_mid_stream_settles_once_and_frees_the_reservation() {
         "charged what was generated: {}",
         k.quota_used
     );
+    // Time for a second settlement, were there one, to land: this wait can
+    // only let a slower machine miss a double, never fail a correct run.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let u = h.usage().await;
     assert_eq!(u["totals"]["requests"], 1, "settled exactly once");

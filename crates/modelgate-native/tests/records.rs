@@ -68,7 +68,8 @@ async fn a_change_applies_at_once_here_and_within_the_cache_time_elsewhere() {
         401,
         "at once here"
     );
-    // What `there` kept was read before the changes: expired by now.
+    // What `there` kept was read before the changes: expired by now. (A
+    // lower bound on the system clock: a slower machine only waits past it.)
     tokio::time::sleep(Duration::from_millis(CACHE_MS)).await;
     assert_eq!(there.chat(&key, hello("m")).await.status, 401);
 }

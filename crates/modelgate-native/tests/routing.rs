@@ -13,6 +13,7 @@ use common::{Harness, closed_port, hello};
 use futures_util::{StreamExt, stream};
 use modelgate_core::routing::Strategy;
 use modelgate_testkit::MockUpstream;
+use modelgate_testkit::clock::ManualClock;
 use serde_json::{Value, json};
 
 fn deployment(name: &str, url: &str, upstream: &str, weight: u32, priority: u32) -> Value {
@@ -143,7 +144,8 @@ async fn weights_three_to_one_give_about_three_to_one() {
 
 #[tokio::test]
 async fn a_refusing_replica_is_ejected_and_back_after_its_cooldown() {
-    let h = Harness::with(|c| {
+    let clock = ManualClock::new();
+    let h = Harness::on_clock(&clock, |c| {
         c.resilience.breaker_threshold = 3;
         c.resilience.breaker_cooldown_ms = 1_000;
     })
@@ -182,7 +184,7 @@ async fn a_refusing_replica_is_ejected_and_back_after_its_cooldown() {
     let back = MockUpstream::bind(dead[7..].parse().unwrap())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    clock.advance(1_000);
     // Its trial finds it, then it serves again: how soon depends on the
     // shares the router gives by latency, which a busy machine moves.
     let mut sent = 0;
@@ -200,7 +202,8 @@ async fn a_refusing_replica_is_ejected_and_back_after_its_cooldown() {
 
 #[tokio::test]
 async fn a_429_moves_traffic_away_for_its_retry_after() {
-    let h = Harness::new().await;
+    let clock = ManualClock::new();
+    let h = Harness::on_clock(&clock, |_| {}).await;
     let (key, _) = h
         .key(json!({"name": "r", "quota": null, "rpm": 100000}))
         .await;
@@ -221,15 +224,8 @@ async fn a_429_moves_traffic_away_for_its_retry_after() {
     )
     .await;
     // Until the limited one has had its 429; the client never sees it.
-    let epoch_ms = || {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        i64::try_from(since.unwrap().as_millis()).unwrap()
-    };
-    let (mut began, mut ended) = (0, 0);
     for _ in 0..200 {
-        began = epoch_ms();
         assert_eq!(h.chat(&key, hello("l")).await.status, 200);
-        ended = epoch_ms();
         if limited.stats().requests > 0 {
             break;
         }
@@ -241,27 +237,27 @@ async fn a_429_moves_traffic_away_for_its_retry_after() {
         (Some("ejected"), Some("rate_limited")),
         "{s}"
     );
-    // Ejected for its Retry-After, counted from when the 429 came (the
-    // gateway's clock is this process's).
+    // Ejected for its Retry-After, counted from when the 429 came.
     let until = s["ejected_until"].as_i64().unwrap();
-    assert!(
-        (began + 2_000..=ended + 2_000).contains(&until),
-        "{began} {ended} {until}"
-    );
+    assert_eq!(until, clock.now_ms() + 2_000, "{s}");
     for _ in 0..20 {
         assert_eq!(h.chat(&key, hello("l")).await.status, 200);
     }
-    // Every one of those was chosen before the ejection ended, unless this
-    // machine took two seconds for them.
-    if epoch_ms() < until {
-        assert_eq!(
-            limited.stats().requests,
-            1,
-            "nothing went to it for its Retry-After"
-        );
+    assert_eq!(
+        limited.stats().requests,
+        1,
+        "nothing went to it for its Retry-After"
+    );
+    clock.advance(1_999);
+    for _ in 0..20 {
+        assert_eq!(h.chat(&key, hello("l")).await.status, 200);
     }
-    let left = u64::try_from(until + 100 - epoch_ms()).unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(left)).await;
+    assert_eq!(
+        limited.stats().requests,
+        1,
+        "nor a millisecond before its end"
+    );
+    clock.advance(1);
     // Back in rotation after it: its trial and more. How soon depends on
     // the shares the router gives by latency, which a busy machine moves:
     // so the verdict is that it serves again, within a generous count.

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::{PATIENCE, Server};
 
 use modelgate_testkit::MockUpstream;
-use modelgate_testkit::service::free_port;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "crash-test-admin-key-0123456789";
@@ -20,11 +19,11 @@ const ADMIN: &str = "crash-test-admin-key-0123456789";
 /// as if the time had passed while no server ran.
 const TIMEOUT_SECS: u64 = 600;
 
-fn start(db: &Path, port: u16) -> Server {
-    let mut cmd = common::command(db, port, ADMIN);
+fn start(db: &Path) -> (Server, String) {
+    let mut cmd = common::command(db, ADMIN);
     cmd.env("MG_TIMEOUT_SECS", TIMEOUT_SECS.to_string())
         .env("MG_LEASE_GRACE_SECS", "0");
-    common::start(cmd, port)
+    common::start(cmd)
 }
 
 async fn admin(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -48,9 +47,7 @@ async fn a_killed_server_holds_no_quota_past_the_lease() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("db.sqlite");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let first = start(&db, port);
+    let (first, base) = start(&db);
     let key = admin(
         &base,
         reqwest::Method::POST,
@@ -108,7 +105,7 @@ async fn a_killed_server_holds_no_quota_past_the_lease() {
         c.execute("UPDATE leases SET expires_at = created_at", [])
             .unwrap();
     }
-    let second = start(&db, port);
+    let (second, base) = start(&db);
     let deadline = Instant::now() + PATIENCE;
     let k = loop {
         let k = admin(&base, reqwest::Method::GET, &format!("/keys/{id}"), None).await;

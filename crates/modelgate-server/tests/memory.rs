@@ -6,20 +6,13 @@
 
 mod common;
 
-use modelgate_testkit::service::free_port;
-
 #[test]
 fn no_memory_of_the_server_is_advised_into_huge_pages() {
     let dir = std::env::temp_dir().join(format!("mg-memory-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let cmd = common::command(
-        &dir.join("db.sqlite"),
-        port,
-        "memory-test-admin-key-0123456789",
-    );
-    let server = common::start(cmd, port);
+    let cmd = common::command(&dir.join("db.sqlite"), "memory-test-admin-key-0123456789");
+    let (server, _) = common::start(cmd);
     let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", server.0.id())).unwrap();
     let flags: Vec<&str> = smaps
         .lines()

@@ -15,7 +15,6 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use modelgate_testkit::MockUpstream;
-use modelgate_testkit::service::free_port;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -90,8 +89,7 @@ async fn a_request_is_one_span_in_the_clients_trace_and_one_per_attempt() {
     let dir = std::env::temp_dir().join(format!("mg-traces-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let mut cmd = common::command(&dir.join("db.sqlite"), port, ADMIN);
+    let mut cmd = common::command(&dir.join("db.sqlite"), ADMIN);
     cmd.env(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         format!("http://127.0.0.1:{otlp}"),
@@ -100,8 +98,7 @@ async fn a_request_is_one_span_in_the_clients_trace_and_one_per_attempt() {
     .env("OTEL_SERVICE_NAME", "mg-traces-test")
     .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
     .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
-    let _server = common::start(cmd, port);
-    let base = format!("http://127.0.0.1:{port}");
+    let (_server, base) = common::start(cmd);
     let model = json!({"name": "traced", "backend": "vllm", "base_url": mock.url(),
         "upstream_model": "mock?tokens=3", "api_key": "sk-upstream-secret"});
     call(

@@ -5,10 +5,12 @@
 //!   fault injection, on a loopback port. **Its IO is its own TCP server.**
 //! - `conformance`: the behaviours every store must have, as generic test
 //!   bodies, and [`store_conformance!`] to run them against one store.
+//! - `clock`: a clock that moves only when the test says so.
 //! - `service`: real services (redis-server, moto) owned by a test.
 //! - `fixtures/`: recorded and transcribed upstream answers for the
 //!   adapter unit tests in the core.
 
+pub mod clock;
 pub mod conformance;
 pub mod mock;
 pub mod periods;

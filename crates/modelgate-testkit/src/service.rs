@@ -31,11 +31,16 @@ impl Service {
             "redis-server",
             "apt-get install redis-server",
         )
-        .then(|| Self::redis_on(free_port()))
+        .then(|| on_free_port(Self::try_redis_on))
     }
 
     /// redis-server on `port` (to restart one where a client expects it).
     pub fn redis_on(port: u16) -> Self {
+        Self::try_redis_on(port)
+            .unwrap_or_else(|| panic!("redis-server could not listen on port {port}"))
+    }
+
+    fn try_redis_on(port: u16) -> Option<Self> {
         let p = port.to_string();
         let args = [
             "--port",
@@ -68,11 +73,15 @@ impl Service {
             "moto",
             "pip install 'moto[dynamodb,server]'",
         )
-        .then(|| Self::moto_on(free_port()))
+        .then(|| on_free_port(Self::try_moto_on))
     }
 
     /// moto's server on `port` (to bring one back where a client expects it).
     pub fn moto_on(port: u16) -> Self {
+        Self::try_moto_on(port).unwrap_or_else(|| panic!("moto could not listen on port {port}"))
+    }
+
+    fn try_moto_on(port: u16) -> Option<Self> {
         let p = port.to_string();
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -101,10 +110,10 @@ impl Service {
             "PostgreSQL",
             "apt-get install postgresql",
         )
-        .then(|| Self::postgres_on(free_port()))
+        .then(|| on_free_port(Self::postgres_on))
     }
 
-    fn postgres_on(port: u16) -> Self {
+    fn postgres_on(port: u16) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!("mg-pg-{port}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("a scratch directory");
@@ -151,7 +160,11 @@ impl Service {
             "-c",
             "max_connections=300",
         ]);
-        let mut service = Self::spawn(as_user[0], &args, port, "apt-get install postgresql");
+        let Some(mut service) = Self::spawn(as_user[0], &args, port, "apt-get install postgresql")
+        else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        };
         service.scratch = Some(dir);
         // It listens before it accepts sessions ("starting up").
         let ready = pg_program("pg_isready");
@@ -160,32 +173,39 @@ impl Service {
                 .args(["-q", "-h", "127.0.0.1", "-p", &p])
                 .status();
             if up.is_ok_and(|s| s.success()) {
-                return service;
+                return Some(service);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         panic!("PostgreSQL on port {port} did not accept sessions within 10 s");
     }
 
-    fn spawn(program: &str, args: &[&str], port: u16, install: &str) -> Self {
+    /// `program` started, once it listens on `port`; `None` if it exited
+    /// first (the port was taken).
+    fn spawn(program: &str, args: &[&str], port: u16, install: &str) -> Option<Self> {
         let child = Command::new(program)
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{program} cannot start ({e}); install it: {install}"));
-        let service = Self {
+        let mut service = Self {
             port,
             child,
             scratch: None,
         };
-        for _ in 0..1_000 {
+        // Generous: a loaded machine starts a process slowly; an exit ends
+        // the wait at once.
+        for _ in 0..6_000 {
+            if service.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return service;
+                return Some(service);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("{program} did not listen on port {port} within 10 s");
+        panic!("{program} did not listen on port {port} within 60 s");
     }
 
     /// The port it listens on.
@@ -282,10 +302,41 @@ fn available(program: &str, args: &[&str], what: &str, install: &str) -> bool {
     false
 }
 
+/// A service started by `start` on a port free when chosen, or on another
+/// if that one was taken before the service could bind it (a port is only
+/// free until someone binds it: these programs cannot be handed a bound
+/// socket or report a port of their choosing).
+fn on_free_port(start: impl Fn(u16) -> Option<Service>) -> Service {
+    (0..5)
+        .find_map(|_| start(free_port()))
+        .expect("a service listening on a free port within 5 tries")
+}
+
 /// A port free on the loopback interface right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port taken before the service binds it (here: bound and not
+    /// listening, as an outgoing connection's is) is noticed at once, and
+    /// another is tried.
+    #[test]
+    fn a_taken_port_is_noticed_and_another_tried() {
+        if Service::redis().is_none() {
+            return;
+        }
+        let taken = tokio::net::TcpSocket::new_v4().unwrap();
+        taken.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        assert!(Service::try_redis_on(port).is_none(), "exits: port taken");
+        let redis = on_free_port(Service::try_redis_on);
+        assert_ne!(redis.port(), port);
+    }
 }

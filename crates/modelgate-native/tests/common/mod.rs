@@ -65,8 +65,26 @@ impl Harness {
         Self::build(tweak, SqliteStore::in_memory().unwrap()).await
     }
 
+    /// A gateway whose time is `clock`'s: it moves only when the test
+    /// advances it.
+    pub async fn on_clock(
+        clock: &modelgate_testkit::clock::ManualClock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let store = SqliteStore::in_memory().unwrap();
+        Self::assemble(tweak, store, Some(clock.reader())).await
+    }
+
     /// A gateway on `store`.
     pub async fn build(tweak: impl FnOnce(&mut Config), store: SqliteStore) -> Self {
+        Self::assemble(tweak, store, None).await
+    }
+
+    async fn assemble(
+        tweak: impl FnOnce(&mut Config),
+        store: SqliteStore,
+        clock: Option<modelgate_native::ports::Clock>,
+    ) -> Self {
         let mock = MockUpstream::start().await.unwrap();
         let mut config = Config {
             admin_key_hash: Some(modelgate_core::auth::hash_key(ADMIN).into()),
@@ -77,7 +95,10 @@ impl Harness {
         let http = UpstreamHttp::new(&config).unwrap();
         // The tests' own clients are reqwest's, with rustls.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ports = NativePorts::new(http, store);
+        let mut ports = NativePorts::new(http, store);
+        if let Some(clock) = clock {
+            ports = ports.with_clock(clock);
+        }
         let gateway = Gateway::new(ports, config);
         let app = router(AppState {
             gateway: gateway.clone(),
