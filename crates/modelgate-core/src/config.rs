@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::auth;
 use crate::backend::BackendKind;
+use crate::patch::set;
 use crate::resilience::Resilience;
 use crate::routing::Strategy;
 use crate::secret::Secret;
@@ -199,13 +200,6 @@ fn invalid(var: &str, why: &str) -> ConfigError {
     ConfigError {
         var: var.into(),
         why: why.into(),
-    }
-}
-
-/// Set `field` to the value read, if one was.
-fn set<T>(field: &mut T, read: Option<T>) {
-    if let Some(v) = read {
-        *field = v;
     }
 }
 

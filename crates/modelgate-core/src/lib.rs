@@ -46,6 +46,7 @@ pub mod error;
 pub mod gateway;
 pub mod limiter;
 pub mod observe;
+pub mod patch;
 pub mod period;
 pub mod ports;
 pub mod request;

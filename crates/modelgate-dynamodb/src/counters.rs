@@ -6,8 +6,8 @@
 //! what was read and conditions on it being unchanged (one writer wins,
 //! the others read again).
 
+use crate::items::KeyItem;
 use aws_sdk_dynamodb::types::AttributeValue;
-use modelgate_sql::KeyRow;
 
 use crate::n;
 
@@ -48,7 +48,7 @@ pub(crate) struct Counter {
 }
 
 impl Counter {
-    pub(crate) fn quota(row: &KeyRow) -> Self {
+    pub(crate) fn quota(row: &KeyItem) -> Self {
         Self {
             names: QUOTA,
             limit: row.quota,
@@ -58,7 +58,7 @@ impl Counter {
         }
     }
 
-    pub(crate) fn budget(row: &KeyRow) -> Self {
+    pub(crate) fn budget(row: &KeyItem) -> Self {
         Self {
             names: BUDGET,
             limit: row.budget_nanos,

@@ -5,13 +5,13 @@ use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem, Update};
 use modelgate_core::domain::{ApiKey, Ask, Grant, KeyPatch, Lease, NewKey, Settlement};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{Accounting, KeyStore};
-use modelgate_sql::{self as sql, KeyRow, SqlValue};
 
 use crate::counters::{Counter, Expr};
+use crate::items::KeyItem;
 use crate::usage::{record_item, record_pk_sk};
 use crate::{
-    DynamoStore, Item, attr, cancelled_conditions, condition_failed, from_item, get_s, n, s,
-    to_item, unavailable,
+    DynamoStore, Item, cancelled_conditions, condition_failed, from_item, get_s, n, s, to_item,
+    unavailable,
 };
 
 const KEY: &str = "key";
@@ -26,7 +26,7 @@ const SETTLED: &str = "settled";
 /// round means another writer moved the same key's counters).
 const ROUNDS: usize = 64;
 
-fn key_item(row: &KeyRow) -> Result<Item, StoreError> {
+fn key_item(row: &KeyItem) -> Result<Item, StoreError> {
     let mut item = to_item(KEY, &row.id, row)?;
     item.insert("quota_left".into(), n(Counter::quota(row).left()));
     item.insert("budget_left".into(), n(Counter::budget(row).left()));
@@ -34,7 +34,7 @@ fn key_item(row: &KeyRow) -> Result<Item, StoreError> {
 }
 
 impl DynamoStore {
-    async fn key_row(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
+    async fn key_row(&self, id: &str) -> Result<Option<KeyItem>, StoreError> {
         self.get(KEY, id).await?.map(from_item).transpose()
     }
 }
@@ -48,7 +48,7 @@ impl KeyStore for DynamoStore {
     }
 
     async fn insert_key(&self, new: NewKey) -> Result<ApiKey, StoreError> {
-        let row = KeyRow::from_key(&new.key);
+        let row = KeyItem::of(&new.key);
         let mut link = Item::new();
         link.insert("pk".into(), s(KEY_HASH));
         link.insert("sk".into(), s(row.key_hash.expose()));
@@ -78,18 +78,18 @@ impl KeyStore for DynamoStore {
     }
 
     async fn get_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.key_row(id).await?.map(KeyRow::into_key).transpose()
+        self.key_row(id).await?.map(KeyItem::into_key).transpose()
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let mut rows: Vec<KeyRow> = self
+        let mut rows: Vec<KeyItem> = self
             .query_all(KEY, None)
             .await?
             .into_iter()
             .map(from_item)
             .collect::<Result<_, _>>()?;
         rows.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
-        rows.into_iter().map(KeyRow::into_key).collect()
+        rows.into_iter().map(KeyItem::into_key).collect()
     }
 
     async fn update_key(
@@ -98,11 +98,13 @@ impl KeyStore for DynamoStore {
         patch: KeyPatch,
         now_ms: i64,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let changes = sql::key_changes(patch);
         for _ in 0..ROUNDS {
-            let Some(mut row) = self.key_row(id).await? else {
+            let Some(row) = self.key_row(id).await? else {
                 return Ok(None);
             };
+            let mut key = row.clone().into_key()?;
+            patch.clone().apply(&mut key, now_ms);
+            let after = KeyItem::of(&key);
             // `*_left` are set from what was read: nothing may have moved.
             let mut u = self
                 .client
@@ -121,30 +123,28 @@ impl KeyStore for DynamoStore {
                 .expression_attribute_values(":bused0", n(row.budget_used_nanos))
                 .expression_attribute_values(":breserved0", n(row.budget_reserved_nanos))
                 .return_values(ReturnValue::AllNew);
-            let mut sets = vec!["updated_at = :updated_at".to_owned()];
-            u = u.expression_attribute_values(":updated_at", n(now_ms));
-            for (i, (column, value)) in changes.iter().enumerate() {
-                match (*column, value) {
-                    ("quota", v) => row.quota = int_of(v),
-                    ("quota_used", v) => row.quota_used = int_of(v).unwrap_or(0),
-                    ("budget_nanos", v) => row.budget_nanos = int_of(v),
-                    ("budget_used_nanos", v) => row.budget_used_nanos = int_of(v).unwrap_or(0),
-                    _ => {}
+            // Only what the patch changed is written: a concurrent write of
+            // another attribute (`last_used_at`) stands.
+            let mut sets = Vec::new();
+            let before = to_item(KEY, id, &row)?;
+            for (i, (name, value)) in to_item(KEY, id, &after)?.into_iter().enumerate() {
+                if before.get(&name) == Some(&value) {
+                    continue;
                 }
                 sets.push(format!("#c{i} = :c{i}"));
                 u = u
-                    .expression_attribute_names(format!("#c{i}"), *column)
-                    .expression_attribute_values(format!(":c{i}"), attr(value.clone()));
+                    .expression_attribute_names(format!("#c{i}"), name)
+                    .expression_attribute_values(format!(":c{i}"), value);
             }
             sets.push("quota_left = :left, budget_left = :bleft".into());
             u = u
-                .expression_attribute_values(":left", n(Counter::quota(&row).left()))
-                .expression_attribute_values(":bleft", n(Counter::budget(&row).left()))
+                .expression_attribute_values(":left", n(Counter::quota(&after).left()))
+                .expression_attribute_values(":bleft", n(Counter::budget(&after).left()))
                 .update_expression(format!("SET {}", sets.join(", ")));
             match u.send().await {
                 Ok(out) => {
                     let item = out.attributes.unwrap_or_default();
-                    return from_item::<KeyRow>(item)?.into_key().map(Some);
+                    return from_item::<KeyItem>(item)?.into_key().map(Some);
                 }
                 Err(e) if condition_failed(&e) => continue,
                 Err(e) => return Err(unavailable(e)),
@@ -347,12 +347,5 @@ impl DynamoStore {
             }
             Err(e) => Err(unavailable(e)),
         }
-    }
-}
-
-fn int_of(v: &SqlValue) -> Option<i64> {
-    match v {
-        SqlValue::Int(i) => Some(*i),
-        _ => None,
     }
 }

@@ -5,9 +5,9 @@
 //!
 //! | item | pk | sk | notes |
 //! | --- | --- | --- | --- |
-//! | key | `key` | key id | a [`KeyRow`](modelgate_sql::KeyRow) + `quota_left` |
+//! | key | `key` | key id | a key ([`items`]) + `quota_left`, `budget_left` |
 //! | key hash | `key_hash` | SHA-256 hex | `key_id`; makes hashes unique |
-//! | model | `model` | model id | a [`ModelRow`](modelgate_sql::ModelRow) |
+//! | model | `model` | model id | a model ([`items`]) |
 //! | model name | `model_name` | name | `model_id`; makes names unique |
 //! | usage | `usage#YYYY-MM-DD` | `<created_at, 13 digits>#<request id>` | one per request |
 //! | lease | `lease` | request id | a [`Lease`](modelgate_core::domain::Lease): written with its reservation, deleted with its settlement |
@@ -23,6 +23,7 @@
 //! consistent.
 
 mod counters;
+mod items;
 mod keys;
 mod models;
 mod responses;
@@ -41,7 +42,6 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_smithy_http_client::tls;
 use modelgate_core::error::StoreError;
-use modelgate_sql::SqlValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -222,15 +222,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 /// A number attribute.
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-/// The attribute for a shared-SQL value.
-fn attr(v: SqlValue) -> AttributeValue {
-    match v {
-        SqlValue::Null => AttributeValue::Null(true),
-        SqlValue::Int(i) => n(i),
-        SqlValue::Text(t) => s(t),
-    }
 }
 
 /// `row` as an item at `pk`/`sk`.

@@ -5,11 +5,9 @@ use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use modelgate_core::domain::{Model, ModelPatch, NewModel};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::ModelStore;
-use modelgate_sql::{self as sql, ModelRow};
 
-use crate::{
-    DynamoStore, Item, attr, cancelled_conditions, from_item, get_s, s, to_item, unavailable,
-};
+use crate::items::ModelItem;
+use crate::{DynamoStore, Item, cancelled_conditions, from_item, get_s, s, to_item, unavailable};
 
 const MODEL: &str = "model";
 const MODEL_NAME: &str = "model_name";
@@ -34,7 +32,7 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    async fn model_row(&self, id: &str) -> Result<Option<ModelRow>, StoreError> {
+    async fn model_row(&self, id: &str) -> Result<Option<ModelItem>, StoreError> {
         self.get(MODEL, id).await?.map(from_item).transpose()
     }
 
@@ -67,7 +65,7 @@ impl ModelStore for DynamoStore {
     async fn get_model(&self, id: &str) -> Result<Option<Model>, StoreError> {
         self.model_row(id)
             .await?
-            .map(ModelRow::into_model)
+            .map(ModelItem::into_model)
             .transpose()
     }
 
@@ -76,7 +74,7 @@ impl ModelStore for DynamoStore {
             .query_all(MODEL, None)
             .await?
             .into_iter()
-            .map(|i| from_item::<ModelRow>(i)?.into_model())
+            .map(|i| from_item::<ModelItem>(i)?.into_model())
             .collect::<Result<_, _>>()?;
         models.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(models)
@@ -85,7 +83,7 @@ impl ModelStore for DynamoStore {
     async fn insert_model(&self, new: NewModel) -> Result<Model, StoreError> {
         let mut m = new.model;
         m.updated_at = m.created_at;
-        let row = ModelRow::from_model(&m);
+        let row = ModelItem::of(&m);
         let absent = "attribute_not_exists(pk)";
         let items = vec![
             self.put(to_item(MODEL, &row.id, &row)?, absent)?,
@@ -114,13 +112,10 @@ impl ModelStore for DynamoStore {
         let Some(old) = self.model_row(id).await? else {
             return Ok(None);
         };
-        let mut item = to_item(MODEL, id, &old)?;
-        for (column, value) in sql::model_changes(patch) {
-            item.insert(column.into(), attr(value));
-        }
-        item.insert("updated_at".into(), crate::n(now_ms));
-        let row: ModelRow = from_item(item.clone())?;
-        let model = row.clone().into_model()?;
+        let mut model = old.clone().into_model()?;
+        patch.apply(&mut model, now_ms);
+        let row = ModelItem::of(&model);
+        let item = to_item(MODEL, id, &row)?;
         // The write holds only if nobody changed the model since it was read.
         let put = Put::builder()
             .table_name(&self.table)

@@ -9,6 +9,7 @@ use modelgate_core::domain::{
     Ask, KeyPatch, KeyStatus, Lease, ModelPatch, NewKey, NewModel, ResponseSummary, UsageQuery,
 };
 use modelgate_core::error::StoreError;
+use modelgate_core::period::Period;
 use modelgate_core::ports::{Accounting, StepAndReserve, Store};
 
 use crate::subject::Subject;
@@ -153,6 +154,30 @@ pub async fn keys_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     assert!(p.allowed_ips.is_empty());
     assert_eq!(p.allowed_models, vec!["m1"], "untouched fields stay");
     assert_eq!(p.hash, k.hash);
+    // A new period starts its window afresh; a set figure counts in the
+    // window the patch names.
+    let patch = KeyPatch {
+        quota_period: Some(Period::Daily),
+        budget_period: Some(Period::Monthly),
+        budget_used_nanos: Some(7),
+        budget_window: Some(86_400_000),
+        tpm: Some(Some(1_000)),
+        ..KeyPatch::default()
+    };
+    let p = s.update_key("key_a", patch, 4_000).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.quota_period,
+            p.quota_window,
+            p.budget_period,
+            p.budget_window
+        ),
+        (Period::Daily, 0, Period::Monthly, 86_400_000)
+    );
+    assert_eq!(
+        (p.budget_used_nanos, p.tpm, p.quota),
+        (7, Some(1_000), Some(5))
+    );
     assert_eq!(
         s.update_key("key_zz", KeyPatch::default(), 1)
             .await
@@ -301,6 +326,14 @@ pub async fn models_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
         .await,
         Err(StoreError::Conflict(_))
     ));
+    let patch = ModelPatch {
+        base_url: Some("http://moved:8000/v1/".into()),
+        api_key: Some(Some("".into())),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_1", patch, 8).await.unwrap().unwrap();
+    assert_eq!(p.base_url, "http://moved:8000/v1", "no trailing slash");
+    assert_eq!(p.api_key, None, "an empty key is none");
     let patch = ModelPatch {
         enabled: Some(false),
         api_key: Some(None),

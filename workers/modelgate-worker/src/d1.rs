@@ -159,7 +159,10 @@ impl D1Store {
 impl KeyStore for D1Store {
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let ck = cache_key(hash);
-        // A cache failure is not an outage: fall through to D1.
+        // A cache failure is not an outage: fall through to D1. KV holds
+        // the D1 row itself, being a read-through cache of it, not a store
+        // with records of its own: an entry written before a change to the
+        // row's columns fails to parse and is read from D1 again.
         RoundTrips::count(&self.trips.kv_reads);
         if let Ok(Some(row)) = self.cache.get(&ck).json::<KeyRow>().await {
             return row.into_key().map(Some);
