@@ -107,9 +107,9 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
         ip: (state.peer_ip)(req.extensions()),
     };
     let (mut parts, body) = req.into_parts();
-    // Refuse an unknown route, a wrong method, a missing or bad key, then a
-    // body announced over the limit, before buffering a byte of the body;
-    // and never read one a route does not take.
+    // The core refuses an unknown route, a wrong method, a missing or bad
+    // key, then a body announced over the limit, before a byte of the body
+    // is buffered; and a route that takes no body never reads one.
     match gateway.check_head(&mut parts, peer).await {
         Err(refused) => return refuse(refused, body, limit, deadline),
         Ok(admitted) if !admitted.reads_body => {
@@ -119,13 +119,6 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
             return refuse(resp, body, limit, deadline);
         }
         Ok(_) => {}
-    }
-    let announced = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return refuse(too_large(), body, limit, deadline);
     }
     let read = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
     let bytes = match read {

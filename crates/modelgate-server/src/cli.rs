@@ -171,7 +171,7 @@ struct Admin {
     body: Value,
 }
 
-impl crate::compose::Job for Admin {
+impl modelgate_compose::Job for Admin {
     type Output = (http::StatusCode, Value);
 
     async fn run<S: Store, A: Accounting, L: RateLimiter>(

@@ -18,8 +18,8 @@ use modelgate_core::Gateway;
 use modelgate_core::ports::{Accounting, Ports, RateLimiter, Store};
 use tokio::net::TcpListener;
 
-use crate::compose::Job;
 use crate::settings::Settings;
+use modelgate_compose::Job;
 use modelgate_native::app;
 use modelgate_native::ports::NativePorts;
 

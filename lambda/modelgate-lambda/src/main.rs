@@ -4,11 +4,13 @@
 //! chunk.
 //!
 //! # Layout
-//! - `main.rs`: read `MG_*` settings, build the ports once per instance
-//!   (reused by every invocation), run.
+//! - `main.rs`: read `MG_*` settings into a plan of the composition root,
+//!   which builds the ports once per instance (reused by every invocation),
+//!   and run.
 //! - `aws.rs`: the AWS clients (DynamoDB, Secrets Manager), configured once.
 //!
-//! The IO lives in the shared crates: the store is SQLite on EFS
+//! The IO lives in the shared crates, wired by the composition root the
+//! native server uses too (`modelgate-compose`): the store is SQLite on EFS
 //! (`modelgate-sqlite`, rollback journal, busy timeout) or DynamoDB
 //! (`modelgate-dynamodb`), chosen by `MG_STORE`; rate limits and quota
 //! reservations are counters in Redis shared by every instance
@@ -21,18 +23,16 @@ mod aws;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
-use modelgate_core::ports::Store;
+use modelgate_compose::{Job, Plan, StoreSpec};
+use modelgate_core::ports::{Accounting, RateLimiter, Store};
 use modelgate_core::{Config, Gateway};
 use modelgate_native::app::{AppState, router};
-use modelgate_native::ports::{Fold, NativePorts};
-use modelgate_native::upstream::UpstreamHttp;
-use modelgate_redis::{RedisCounters, RedisLimiter};
-use modelgate_sqlite::{Journal, Options, SqliteStore};
+use modelgate_native::ports::NativePorts;
+use modelgate_sqlite::{Journal, Options};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 type Error = lambda_http::Error;
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Error> {
     };
     let redis = setting("MG_REDIS_URL")
         .ok_or("MG_REDIS_URL is required: limits and quotas are shared through Redis")?;
-    match (store.as_str(), aws) {
+    let store = match (store.as_str(), aws) {
         ("sqlite", _) => {
             // EFS is NFS: no WAL (its shared memory is not safe there);
             // writers from several instances wait for each other through
@@ -86,26 +86,20 @@ async fn main() -> Result<(), Error> {
                 busy_timeout: Duration::from_secs(10),
                 ..Options::default()
             };
-            let store =
-                SqliteStore::open(&db, options).map_err(|e| format!("database {db}: {e}"))?;
-            serve(store, &redis, secrets, started, traces).await
+            StoreSpec::Sqlite {
+                path: db.into(),
+                options,
+            }
         }
         ("dynamodb", Some(aws)) => {
             let table = setting("MG_DYNAMODB_TABLE")
                 .ok_or("MG_DYNAMODB_TABLE is required with MG_STORE=dynamodb")?;
-            serve(aws.dynamodb(table), &redis, secrets, started, traces).await
+            StoreSpec::Dynamodb(aws.dynamodb(table))
         }
-        (other, _) => Err(format!("MG_STORE must be sqlite or dynamodb, not {other:?}").into()),
-    }
-}
-
-async fn serve<S: Store>(
-    store: S,
-    redis: &str,
-    secrets: HashMap<String, String>,
-    started: std::time::Instant,
-    traces: Option<SdkTracerProvider>,
-) -> Result<(), Error> {
+        (other, _) => {
+            return Err(format!("MG_STORE must be sqlite or dynamodb, not {other:?}").into());
+        }
+    };
     let lookup = |name: &str| secrets.get(name).cloned().or_else(|| setting(name));
     let mut config = Config::from_lookup(lookup).map_err(|e| format!("bad setting {e}"))?;
     // Every name in the Secrets Manager secret is declared for models to
@@ -114,40 +108,53 @@ async fn serve<S: Store>(
     for name in secrets.keys() {
         let _ = config.declare_secret(name);
     }
-    let store = Arc::new(store);
-    let accounts = RedisCounters::new(Arc::clone(&store), redis).map_err(|e| e.to_string())?;
-    let accounts = Arc::new(accounts);
-    let limiter = RedisLimiter::new(redis).map_err(|e| e.to_string())?;
-    // The limiter is in the same Redis: a request's rate step carries its
-    // reservation (one round trip).
-    let fold = Fold::of(Arc::clone(&accounts));
-    let ports = NativePorts::compose(UpstreamHttp::new(&config)?, store, accounts, limiter)
-        .with_fold(fold)
-        .with_secrets(secrets);
-    let mut app = router(AppState {
-        gateway: Gateway::new(ports, config),
-        peer_ip: source_ip,
-        admin_dir: setting("MG_ADMIN_DIR")
-            .unwrap_or_else(|| "admin".into())
-            .into(),
-    });
-    if let Some(provider) = traces {
-        app = modelgate_native::otel::flush_after_each(app, provider);
-    }
-    // The init part of a cold start (Lambda adds the process start).
-    let init_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(init_ms, "ready");
-    // A failed exchange with the Runtime API (a response the platform would
-    // not take because its client went away, a dropped connection) ends
-    // `run`: poll for the next invocation again rather than exit, which
-    // would throw away the warm instance (and, under `cargo lambda watch`,
-    // the only one).
-    loop {
-        match lambda_http::run_with_streaming_response(app.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "runtime API exchange failed: polling again");
-                tokio::time::sleep(RUNTIME_RETRY).await;
+    let plan = Plan {
+        store,
+        redis: Some(redis.into()),
+        secrets,
+    };
+    let job = Run { started, traces };
+    Ok(plan.run(config, vec![], job).await?)
+}
+
+/// The function, on the ports the plan composed.
+struct Run {
+    started: std::time::Instant,
+    traces: Option<SdkTracerProvider>,
+}
+
+impl Job for Run {
+    type Output = ();
+
+    async fn run<S: Store, A: Accounting, L: RateLimiter>(
+        self,
+        gateway: Gateway<NativePorts<S, A, L>>,
+    ) -> Result<(), String> {
+        let mut app = router(AppState {
+            gateway,
+            peer_ip: source_ip,
+            admin_dir: setting("MG_ADMIN_DIR")
+                .unwrap_or_else(|| "admin".into())
+                .into(),
+        });
+        if let Some(provider) = self.traces {
+            app = modelgate_native::otel::flush_after_each(app, provider);
+        }
+        // The init part of a cold start (Lambda adds the process start).
+        let init_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(init_ms, "ready");
+        // A failed exchange with the Runtime API (a response the platform
+        // would not take because its client went away, a dropped
+        // connection) ends `run`: poll for the next invocation again rather
+        // than exit, which would throw away the warm instance (and, under
+        // `cargo lambda watch`, the only one).
+        loop {
+            match lambda_http::run_with_streaming_response(app.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::error!(error = %e, "runtime API exchange failed: polling again");
+                    tokio::time::sleep(RUNTIME_RETRY).await;
+                }
             }
         }
     }

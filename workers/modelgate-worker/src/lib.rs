@@ -226,13 +226,6 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             .await;
         return convert(resp, Some(Rc::new(ctx)));
     }
-    let announced = req
-        .headers()
-        .get("content-length")?
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return too_large();
-    }
     // Read the body as it arrives and stop at the limit: never buffer more.
     let mut body = Vec::new();
     if let Ok(mut chunks) = req.stream() {

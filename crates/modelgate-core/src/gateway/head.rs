@@ -9,7 +9,7 @@ use super::route::{Credential, Route};
 use super::{Gateway, Peer, Response};
 use crate::auth;
 use crate::domain::ApiKey;
-use crate::error::{AuthError, GatewayError};
+use crate::error::{AuthError, GatewayError, RequestError};
 use crate::ports::Ports;
 
 /// The key the head carried, checked (status, expiry, IP).
@@ -31,8 +31,8 @@ pub struct Admitted {
 impl<P: Ports> Gateway<P> {
     /// Decide the route from the request head and check the credentials it
     /// needs, before the runtime reads the body. `Err` is the answer to send
-    /// (an unknown route, a wrong method, a missing or bad key; the body
-    /// need not be read); on `Ok` the runtime reads the body if told to and
+    /// (an unknown route, a wrong method, a missing or bad key, a body
+    /// announced over the limit; the body need not be read); on `Ok` the runtime reads the body if told to and
     /// calls [`Gateway::handle`] with this head.
     pub async fn check_head(
         &self,
@@ -53,6 +53,14 @@ impl<P: Ports> Gateway<P> {
         };
         checked.map_err(|e| self.reject(&e))?;
         let reads_body = route.takes_body(&head.method);
+        let limit = self.config().max_body_bytes;
+        let announced = head
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if reads_body && announced.is_some_and(|n| n > limit as u64) {
+            return Err(self.reject(&RequestError::BodyTooLarge { limit }.into()));
+        }
         head.extensions.insert(route);
         Ok(Admitted { reads_body })
     }
