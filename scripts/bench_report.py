@@ -28,7 +28,7 @@ PROFILE = [
     " after the commit (as durable as before). Throughput on that core: 2,600 -> ~4,000 req/s.",
     "- What remains at saturation: the kernel's loopback TCP ~40% of the gateway's core (on loopback the"
     " sender's core also runs the receiver's softirq: the gateway pays for the mock's and oha's packets),"
-    " hyper server + reqwest client ~20%, SQLite writes ~20%, key and model lookups ~8%, the core's own work"
+    " hyper's server and (then) reqwest's client ~20% (the client is hyper-util's own since, see below), SQLite writes ~20%, key and model lookups ~8%, the core's own work"
     " (parse, hash, GCRA, relay) under 5%.",
     "",
     "**2. The tail at 1,000 req/s: `perf sched`, `perf trace -s`, and timers around each phase of a request"
@@ -348,10 +348,11 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         if cold.get("own_p50_ms") is not None else "- The function logged no latencies.",
         f"- Deployment zip (`make lambda-zip`: `cargo lambda build --release --arm64 --output-format zip`):"
         f" **{zip_size / 1e6:.1f} MB**." if zip_size else "- Deployment zip: not built.",
-        f"- Cold start under `cargo lambda watch --release`, binary already built: first request"
-        f" {cold['first_ms']:.0f} ms wall (the emulator spawns the function on demand, then the request runs),"
-        f" of which the function's own init (process start to ready: settings, SQLite open and migrations,"
-        f" Redis client, TLS roots) is **{cold['init_ms']:.1f} ms**." if cold["init_ms"] is not None
+        f"- Cold start: the function's own init (process start to ready: settings, SQLite open and"
+        f" migrations, Redis client, TLS roots) is **{cold['init_ms']:.1f} ms**. The first request under"
+        f" `cargo lambda watch --release` took {cold['first_ms']:.0f} ms wall, but that is the emulator's"
+        f" start (it checks the build and spawns the function on demand), not a cold start AWS would show."
+        if cold["init_ms"] is not None
         else "- Cold start: the function logged no init time.",
         "",
         "## Hot paths in the core (Criterion)",

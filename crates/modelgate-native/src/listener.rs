@@ -83,38 +83,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
-        let app = app.clone();
         let activity = Arc::new(Activity::default());
-        let seen = Arc::clone(&activity);
-        let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-            let open = Open::begin(&seen);
-            req.extensions_mut().insert(ConnectInfo(addr));
-            let answer = app.clone().oneshot(req.map(axum::body::Body::new));
-            async move {
-                let resp = answer.await?;
-                // The request is in flight until its answer's body is done
-                // (or dropped): the guard goes with the body.
-                Ok::<_, std::convert::Infallible>(resp.map(|b| {
-                    axum::body::Body::new(b.map_frame(move |f| {
-                        let _in_flight = &open;
-                        f
-                    }))
-                }))
-            }
-        });
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(limits.header_timeout)
-            .keep_alive_timeout(limits.header_timeout);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
+        let conn = connection(tcp, addr, app.clone(), Arc::clone(&activity), limits);
         let closed = closed.clone();
         connections.spawn(async move {
             drive(conn, activity, limits, closed).await;
@@ -130,6 +100,46 @@ pub async fn serve(
     connections.abort_all();
     while connections.join_next().await.is_some() {}
     false
+}
+
+/// The HTTP/1 or HTTP/2 connection serving `app` on `tcp` (from `addr`),
+/// reporting its requests in flight to `activity`.
+fn connection(
+    tcp: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    app: Router,
+    activity: Arc<Activity>,
+    limits: Limits,
+) -> impl hyper_util::server::graceful::GracefulConnection + Send + 'static {
+    let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        let open = Open::begin(&activity);
+        req.extensions_mut().insert(ConnectInfo(addr));
+        let answer = app.clone().oneshot(req.map(axum::body::Body::new));
+        async move {
+            let resp = answer.await?;
+            // The request is in flight until its answer's body is done (or
+            // dropped): the guard goes with the body.
+            Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                axum::body::Body::new(b.map_frame(move |f| {
+                    let _in_flight = &open;
+                    f
+                }))
+            }))
+        }
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    builder
+        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+        .into_owned()
 }
 
 /// Serve one connection to its end: dropped (closed) if no request head is

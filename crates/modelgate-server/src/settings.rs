@@ -57,74 +57,73 @@ pub struct Settings {
     pub core: Config,
 }
 
+/// The settings as `from_lookup` reads them: trimmed, empty is unset.
+struct Env<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn val(&self, k: &str) -> Option<String> {
+        (self.0)(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A whole number, 1 or more (`default` when unset).
+    fn count(&self, k: &str, default: u64) -> Result<u64, ConfigError> {
+        self.val(k).map_or(Ok(default), |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| bad(k, "must be a whole number, 1 or more"))
+        })
+    }
+
+    /// A URL that must start with one of `schemes`.
+    fn url(&self, k: &str, schemes: &[&str], why: &str) -> Result<Option<String>, ConfigError> {
+        match self.val(k) {
+            Some(u) if !schemes.iter().any(|s| u.starts_with(s)) => Err(bad(k, why)),
+            v => Ok(v),
+        }
+    }
+}
+
+fn bad(var: &str, why: &str) -> ConfigError {
+    ConfigError {
+        var: var.into(),
+        why: why.into(),
+    }
+}
+
 impl Settings {
     /// Read from `get` (the process environment in `main`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let core = Config::from_lookup(&get)?;
-        let val = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let bad = |var: &str, why: &str| ConfigError {
-            var: var.into(),
-            why: why.into(),
-        };
-        let host = val("MG_HOST").unwrap_or_else(|| "127.0.0.1".into());
-        let port = val("MG_PORT").unwrap_or_else(|| "18080".into());
+        let env = Env(get);
+        let host = env.val("MG_HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let port = env.val("MG_PORT").unwrap_or_else(|| "18080".into());
         let listen = format!("{host}:{port}")
             .parse::<SocketAddr>()
             .or_else(|_| format!("[{host}]:{port}").parse())
             .map_err(|_| bad("MG_HOST/MG_PORT", "not an IP address and port"))?;
-        let journal = match val("MG_SQLITE_JOURNAL").as_deref() {
-            None | Some("wal") => modelgate_sqlite::Journal::Wal,
-            Some("delete") => modelgate_sqlite::Journal::Delete,
-            Some(_) => return Err(bad("MG_SQLITE_JOURNAL", "must be 'wal' or 'delete'")),
-        };
-        let wal_max_mb = match val("MG_SQLITE_WAL_MAX_MB") {
-            None => 64,
-            Some(v) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=1 << 20).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "MG_SQLITE_WAL_MAX_MB",
-                        "must be a whole number of MiB, 1 or more",
-                    )
-                })?,
-        };
-        let count = |k: &str, default: u64| -> Result<u64, ConfigError> {
-            val(k).map_or(Ok(default), |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| bad(k, "must be a whole number, 1 or more"))
-            })
-        };
         let listener = modelgate_native::listener::Limits {
-            header_timeout: Duration::from_secs(count("MG_HEADER_TIMEOUT_SECS", 30)?),
-            idle_timeout: Duration::from_secs(count("MG_IDLE_TIMEOUT_SECS", 60)?),
-            max_connections: usize::try_from(count("MG_MAX_CONNECTIONS", 4096)?)
+            header_timeout: Duration::from_secs(env.count("MG_HEADER_TIMEOUT_SECS", 30)?),
+            idle_timeout: Duration::from_secs(env.count("MG_IDLE_TIMEOUT_SECS", 60)?),
+            max_connections: usize::try_from(env.count("MG_MAX_CONNECTIONS", 4096)?)
                 .unwrap_or(usize::MAX),
             drain: Duration::from_secs(30),
         };
-        let database_url = val("MG_DATABASE_URL");
-        if database_url
-            .as_deref()
-            .is_some_and(|u| !u.starts_with("postgres://") && !u.starts_with("postgresql://"))
-        {
-            return Err(bad("MG_DATABASE_URL", "must be a postgres:// URL"));
-        }
-        let redis_url = val("MG_REDIS_URL");
-        if redis_url
-            .as_deref()
-            .is_some_and(|u| !u.starts_with("redis://") && !u.starts_with("rediss://"))
-        {
-            return Err(bad("MG_REDIS_URL", "must be a redis:// URL"));
-        }
-        let dynamodb_table = val("MG_DYNAMODB_TABLE");
-        let dynamodb_timeout = val("MG_DYNAMODB_TIMEOUT_MS");
+        let (journal, wal_max_mb) = sqlite_settings(&env)?;
+        let database_url = env.url(
+            "MG_DATABASE_URL",
+            &["postgres://", "postgresql://"],
+            "must be a postgres:// URL",
+        )?;
+        let redis_url = env.url(
+            "MG_REDIS_URL",
+            &["redis://", "rediss://"],
+            "must be a redis:// URL",
+        )?;
+        let dynamodb_table = env.val("MG_DYNAMODB_TABLE");
+        let dynamodb_timeout = env.val("MG_DYNAMODB_TIMEOUT_MS");
         let dynamodb_timeout =
             modelgate_dynamodb::DynamoStore::timeout_setting(dynamodb_timeout.as_deref())
                 .map_err(|why| bad("MG_DYNAMODB_TIMEOUT_MS", why))?;
@@ -148,25 +147,54 @@ impl Settings {
             database_url: database_url.map(Secret::from),
             dynamodb_table,
             dynamodb_timeout,
-            database_pool: usize::try_from(count("MG_DATABASE_POOL", 16)?).unwrap_or(usize::MAX),
+            database_pool: usize::try_from(env.count("MG_DATABASE_POOL", 16)?)
+                .unwrap_or(usize::MAX),
             redis_url: redis_url.map(Secret::from),
-            db_path: val("MG_DB_PATH")
+            db_path: env
+                .val("MG_DB_PATH")
                 .unwrap_or_else(|| "./data/modelgate.db".into())
                 .into(),
             journal,
             wal_max_bytes: wal_max_mb << 20,
-            models_file: val("MG_MODELS_FILE").map(PathBuf::from),
-            admin_dir: val("MG_ADMIN_DIR")
+            models_file: env.val("MG_MODELS_FILE").map(PathBuf::from),
+            admin_dir: env
+                .val("MG_ADMIN_DIR")
                 .unwrap_or_else(|| "./admin".into())
                 .into(),
-            log_json: val("MG_LOG_FORMAT").as_deref() == Some("json"),
-            metrics_listen: val("MG_METRICS_LISTEN")
+            log_json: env.val("MG_LOG_FORMAT").as_deref() == Some("json"),
+            metrics_listen: env
+                .val("MG_METRICS_LISTEN")
                 .map(|a| a.parse::<SocketAddr>())
                 .transpose()
                 .map_err(|_| bad("MG_METRICS_LISTEN", "not an IP address and port"))?,
             core,
         })
     }
+}
+
+/// The SQLite file's journal and WAL bound (MiB).
+fn sqlite_settings(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+) -> Result<(modelgate_sqlite::Journal, u64), ConfigError> {
+    let journal = match env.val("MG_SQLITE_JOURNAL").as_deref() {
+        None | Some("wal") => modelgate_sqlite::Journal::Wal,
+        Some("delete") => modelgate_sqlite::Journal::Delete,
+        Some(_) => return Err(bad("MG_SQLITE_JOURNAL", "must be 'wal' or 'delete'")),
+    };
+    let wal_max_mb = match env.val("MG_SQLITE_WAL_MAX_MB") {
+        None => 64,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=1 << 20).contains(n))
+            .ok_or_else(|| {
+                bad(
+                    "MG_SQLITE_WAL_MAX_MB",
+                    "must be a whole number of MiB, 1 or more",
+                )
+            })?,
+    };
+    Ok((journal, wal_max_mb))
 }
 
 /// A models file: `[[models]]` entries and optional `[[sync_backends]]`.

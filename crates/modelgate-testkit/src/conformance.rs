@@ -154,30 +154,6 @@ pub async fn keys_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     assert!(p.allowed_ips.is_empty());
     assert_eq!(p.allowed_models, vec!["m1"], "untouched fields stay");
     assert_eq!(p.hash, k.hash);
-    // A new period starts its window afresh; a set figure counts in the
-    // window the patch names.
-    let patch = KeyPatch {
-        quota_period: Some(Period::Daily),
-        budget_period: Some(Period::Monthly),
-        budget_used_nanos: Some(7),
-        budget_window: Some(86_400_000),
-        tpm: Some(Some(1_000)),
-        ..KeyPatch::default()
-    };
-    let p = s.update_key("key_a", patch, 4_000).await.unwrap().unwrap();
-    assert_eq!(
-        (
-            p.quota_period,
-            p.quota_window,
-            p.budget_period,
-            p.budget_window
-        ),
-        (Period::Daily, 0, Period::Monthly, 86_400_000)
-    );
-    assert_eq!(
-        (p.budget_used_nanos, p.tpm, p.quota),
-        (7, Some(1_000), Some(5))
-    );
     assert_eq!(
         s.update_key("key_zz", KeyPatch::default(), 1)
             .await
@@ -327,14 +303,6 @@ pub async fn models_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
         Err(StoreError::Conflict(_))
     ));
     let patch = ModelPatch {
-        base_url: Some("http://moved:8000/v1/".into()),
-        api_key: Some(Some("".into())),
-        ..ModelPatch::default()
-    };
-    let p = s.update_model("mdl_1", patch, 8).await.unwrap().unwrap();
-    assert_eq!(p.base_url, "http://moved:8000/v1", "no trailing slash");
-    assert_eq!(p.api_key, None, "an empty key is none");
-    let patch = ModelPatch {
         enabled: Some(false),
         api_key: Some(None),
         backend: Some(BackendKind::Ollama),
@@ -355,20 +323,28 @@ pub async fn models_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
         ),
         (false, None, BackendKind::Ollama, 9, None, None)
     );
-    let priced = ModelPatch {
-        prices: Some(model("mdl_1", "m1").prices),
+    assert!(p.fallback_urls.is_empty(), "untouched fields stay");
+    let rename = ModelPatch {
+        name: Some("a-first".into()),
         ..ModelPatch::default()
     };
-    let p = s.update_model("mdl_1", priced, 9).await.unwrap().unwrap();
-    assert_eq!(p.prices, model("mdl_1", "m1").prices);
-    let native = ModelPatch {
-        responses_api: Some(Some(ResponsesApi::Native)),
-        ..ModelPatch::default()
-    };
-    let p = s.update_model("mdl_1", native, 9).await.unwrap().unwrap();
-    assert_eq!(p.responses_api, Some(ResponsesApi::Native));
-    assert!(p.fallback_urls.is_empty());
-    // Deployments round-trip with their keys, and a patch replaces them.
+    assert!(matches!(
+        s.update_model("mdl_1", rename, 10).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        s.update_model("mdl_9", ModelPatch::default(), 1)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s.delete_model("mdl_1").await.unwrap());
+    assert!(!s.delete_model("mdl_1").await.unwrap());
+    assert_eq!(s.find_model("m1").await.unwrap(), None);
+}
+
+/// Deployments round-trip with their keys, and a patch replaces them.
+pub async fn model_deployments_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let mut many = model("mdl_3", "many");
     many.deployments = vec![
         deployment("a", BackendKind::Vllm, 3, 0),
@@ -396,23 +372,64 @@ pub async fn models_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let p = s.update_model("mdl_3", patch, 12).await.unwrap().unwrap();
     assert!(p.deployments.is_empty());
     assert!(s.delete_model("mdl_3").await.unwrap());
-    let rename = ModelPatch {
-        name: Some("a-first".into()),
+}
+
+/// What a patch does beyond setting a field: a new period restarts its
+/// window, a set figure counts in the window named, a base URL loses its
+/// trailing slash, an empty upstream key is none.
+pub async fn patches_mean_the_same_everywhere<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
+    let mut k = key("key_p", Some(5));
+    k.quota_window = 1_000;
+    s.insert_key(NewKey { key: k }).await.unwrap();
+    // A new period starts its window afresh; a set figure counts in the
+    // window the patch names.
+    let patch = KeyPatch {
+        quota_period: Some(Period::Daily),
+        budget_period: Some(Period::Monthly),
+        budget_used_nanos: Some(7),
+        budget_window: Some(86_400_000),
+        tpm: Some(Some(1_000)),
+        ..KeyPatch::default()
+    };
+    let p = s.update_key("key_p", patch, 4_000).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            p.quota_period,
+            p.quota_window,
+            p.budget_period,
+            p.budget_window
+        ),
+        (Period::Daily, 0, Period::Monthly, 86_400_000)
+    );
+    assert_eq!(
+        (p.budget_used_nanos, p.tpm, p.quota),
+        (7, Some(1_000), Some(5))
+    );
+    s.insert_model(NewModel {
+        model: model("mdl_p", "patched"),
+    })
+    .await
+    .unwrap();
+    let patch = ModelPatch {
+        base_url: Some("http://moved:8000/v1/".into()),
+        api_key: Some(Some("".into())),
         ..ModelPatch::default()
     };
-    assert!(matches!(
-        s.update_model("mdl_1", rename, 10).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(
-        s.update_model("mdl_9", ModelPatch::default(), 1)
-            .await
-            .unwrap(),
-        None
-    );
-    assert!(s.delete_model("mdl_1").await.unwrap());
-    assert!(!s.delete_model("mdl_1").await.unwrap());
-    assert_eq!(s.find_model("m1").await.unwrap(), None);
+    let p = s.update_model("mdl_p", patch, 8).await.unwrap().unwrap();
+    assert_eq!(p.base_url, "http://moved:8000/v1", "no trailing slash");
+    assert_eq!(p.api_key, None, "an empty key is none");
+    let priced = ModelPatch {
+        prices: Some(model("mdl_p", "m1").prices),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_p", priced, 9).await.unwrap().unwrap();
+    assert_eq!(p.prices, model("mdl_p", "m1").prices);
+    let native = ModelPatch {
+        responses_api: Some(Some(ResponsesApi::Native)),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_p", native, 9).await.unwrap().unwrap();
+    assert_eq!(p.responses_api, Some(ResponsesApi::Native));
 }
 
 /// Usage: grouped by UTC day, key, model, endpoint and deployment;
@@ -596,7 +613,8 @@ macro_rules! store_conformance {
     (accounts $make:expr) => {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
             concurrent_reservations_never_overspend, models_roundtrip, usage_report, leases_live_until_settled,
-            responses_roundtrip, windows_roll_at_the_boundary, concurrent_budget_never_overspent);
+            responses_roundtrip, windows_roll_at_the_boundary, concurrent_budget_never_overspent,
+            model_deployments_roundtrip, patches_mean_the_same_everywhere);
     };
     ($make:expr) => {
         $crate::store_conformance!(guarded Some(($make, ())));

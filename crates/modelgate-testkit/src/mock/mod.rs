@@ -355,16 +355,9 @@ fn refusal(plan: &Plan, proto: Proto, status: u16) -> Response {
     resp
 }
 
-async fn generate(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: Bytes,
-    proto: Proto,
-    chat: bool,
-) -> Response {
-    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, Json(error_body(proto, 400))).into_response();
-    };
+/// Keep the request as the last one seen (for tests that look at what the
+/// gateway sent).
+fn remember(shared: &Shared, headers: &HeaderMap, req: &Value, chat: bool) {
     let hv = |k: &str| {
         headers
             .get(k)
@@ -375,6 +368,84 @@ async fn generate(
         *last = json!({"body": req, "authorization": hv("authorization"), "x-api-key": hv("x-api-key"), "chat": chat,
             "traceparent": hv("traceparent")});
     }
+}
+
+/// A stateful upstream's new Response id, and the prompt billed: the
+/// conversation it continues counts again, as OpenAI bills it.
+fn continue_conversation(shared: &Shared, req: &Value, prompt: u64) -> (String, u64) {
+    let mut conversations = shared
+        .conversations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let earlier = req.get("previous_response_id").and_then(Value::as_str);
+    let prompt = prompt
+        + earlier
+            .and_then(|id| conversations.get(id))
+            .copied()
+            .unwrap_or(0);
+    let response_id = format!("resp_mock{}", conversations.len() + 2);
+    // The answer's own tokens are added once its length is known.
+    conversations.insert(response_id.clone(), prompt);
+    (response_id, prompt)
+}
+
+/// The answer of a faulty upstream, if the plan names a fault.
+async fn fault(fault: &str) -> Option<Response> {
+    match fault {
+        "foreign_json" => {
+            let creds = json!({"Code": "Success", "AccessKeyId": "ASIAMOCKMOCKMOCK",
+                "SecretAccessKey": "mock-metadata-secret", "Token": "mock-token"});
+            Some(Json(creds).into_response())
+        }
+        "html" => Some(
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<html><body>upstream exploded</body></html>",
+            )
+                .into_response(),
+        ),
+        "hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Some(StatusCode::GATEWAY_TIMEOUT.into_response())
+        }
+        _ => None,
+    }
+}
+
+/// How many tokens the answer has, and why it ends: the plan's length, or
+/// the request's cap if less; a tool call is one step (and one token).
+fn output(req: &Value, proto: Proto, plan: &Plan, tool_call: bool) -> (u64, &'static str) {
+    let max = match proto {
+        Proto::OpenAi => req
+            .get("max_completion_tokens")
+            .or_else(|| req.get("max_tokens")),
+        Proto::Responses => req.get("max_output_tokens"),
+        Proto::Ollama => req.pointer("/options/num_predict"),
+    }
+    .and_then(Value::as_u64);
+    let planned = if tool_call { 1 } else { plan.tokens };
+    let n = planned.min(max.unwrap_or(u64::MAX));
+    let finish = if max.is_some_and(|m| m < planned) {
+        "length"
+    } else if tool_call && proto == Proto::OpenAi {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    (n, finish)
+}
+
+async fn generate(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+    proto: Proto,
+    chat: bool,
+) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, Json(error_body(proto, 400))).into_response();
+    };
+    remember(&shared, &headers, &req, chat);
     let model = req
         .get("model")
         .and_then(Value::as_str)
@@ -384,18 +455,7 @@ async fn generate(
     let mut prompt = count_prompt(&req, proto, chat);
     let mut response_id = responses::ID.to_owned();
     if plan.stateful && proto == Proto::Responses {
-        let mut conversations = shared
-            .conversations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let earlier = req.get("previous_response_id").and_then(Value::as_str);
-        prompt += earlier
-            .and_then(|id| conversations.get(id))
-            .copied()
-            .unwrap_or(0);
-        response_id = format!("resp_mock{}", conversations.len() + 2);
-        // The answer's own tokens are added once its length is known.
-        conversations.insert(response_id.clone(), prompt);
+        (response_id, prompt) = continue_conversation(&shared, &req, prompt);
     }
     if let Some(refusal) = count_or_refuse(&shared, &model, &plan, proto, prompt) {
         return refusal;
@@ -409,24 +469,8 @@ async fn generate(
         let to = format!("http://localhost:{port}{path}");
         return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response();
     }
-    match plan.fault.as_str() {
-        "foreign_json" => {
-            let creds = json!({"Code": "Success", "AccessKeyId": "ASIAMOCKMOCKMOCK",
-                "SecretAccessKey": "mock-metadata-secret", "Token": "mock-token"});
-            return Json(creds).into_response();
-        }
-        "html" => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "<html><body>upstream exploded</body></html>",
-            )
-                .into_response();
-        }
-        "hang" => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            return StatusCode::GATEWAY_TIMEOUT.into_response();
-        }
-        _ => {}
+    if let Some(faulty) = fault(&plan.fault).await {
+        return faulty;
     }
     let stream = match proto {
         Proto::OpenAi | Proto::Responses => {
@@ -434,29 +478,12 @@ async fn generate(
         }
         Proto::Ollama => req.get("stream").and_then(Value::as_bool).unwrap_or(true),
     };
-    let max = match proto {
-        Proto::OpenAi => req
-            .get("max_completion_tokens")
-            .or_else(|| req.get("max_tokens")),
-        Proto::Responses => req.get("max_output_tokens"),
-        Proto::Ollama => req.pointer("/options/num_predict"),
-    }
-    .and_then(Value::as_u64);
     let tool_call = if chat && plan.tools {
         tool_call(&req, proto)
     } else {
         None
     };
-    // A tool call is one step (and one token) of output.
-    let planned = if tool_call.is_some() { 1 } else { plan.tokens };
-    let n = planned.min(max.unwrap_or(u64::MAX));
-    let finish = if max.is_some_and(|m| m < planned) {
-        "length"
-    } else if tool_call.is_some() && proto == Proto::OpenAi {
-        "tool_calls"
-    } else {
-        "stop"
-    };
+    let (n, finish) = output(&req, proto, &plan, tool_call.is_some());
     if plan.stateful
         && let Some(billed) = shared
             .conversations
