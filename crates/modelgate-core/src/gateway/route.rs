@@ -114,6 +114,72 @@ fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The API page's list of endpoints (`docs/api.md`) and the table agree:
+    /// every route it names resolves with the method it names, and every
+    /// route of the table is named there.
+    #[test]
+    fn the_api_page_lists_every_route_and_only_routes() {
+        let page = include_str!("../../../../docs/api.md");
+        let table = page
+            .split("| route | what |")
+            .nth(1)
+            .and_then(|t| t.split("\n\n").next())
+            .expect("the endpoints table");
+        let mut named = Vec::new();
+        for row in table.lines().filter_map(|l| l.strip_prefix("| `")) {
+            let cell = row.split(" |").next().unwrap_or_default();
+            let mut methods = Vec::new();
+            for span in cell
+                .split('`')
+                .filter(|s| !s.trim_matches([',', ' ']).is_empty())
+            {
+                match span.split_once(' ') {
+                    Some((method, path)) => {
+                        methods.push(method);
+                        for m in methods.drain(..) {
+                            named.push((m.to_owned(), path.to_owned()));
+                        }
+                    }
+                    None if span.starts_with('/') => named.push(("GET".into(), span.to_owned())),
+                    None => methods.push(span),
+                }
+            }
+        }
+        let concrete = |path: &str| path.replace("{id}", "x").replace("...", "keys");
+        for (method, path) in &named {
+            let m: Method = method.parse().unwrap();
+            assert!(
+                Route::resolve(&m, &concrete(path)).is_ok(),
+                "docs/api.md names {method} {path}, which the table does not answer"
+            );
+        }
+        let routes = [
+            Route::Health,
+            Route::Proxy(Endpoint::Chat),
+            Route::Proxy(Endpoint::Completion),
+            Route::Proxy(Endpoint::Embeddings),
+            Route::Proxy(Endpoint::Responses),
+            Route::StoredResponse {
+                id: "x".into(),
+                input_items: false,
+            },
+            Route::StoredResponse {
+                id: "x".into(),
+                input_items: true,
+            },
+            Route::Models,
+            Route::Model("x".into()),
+            Route::Metrics,
+            Route::Admin,
+        ];
+        for route in routes {
+            let listed = named.iter().any(|(method, path)| {
+                Route::resolve(&method.parse().unwrap(), &concrete(path)).as_ref() == Ok(&route)
+            });
+            assert!(listed, "docs/api.md does not list {route:?}");
+        }
+    }
+
     #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%2Fb%20c"), "a/b c");
