@@ -21,6 +21,14 @@
 //! one transaction: any later settlement of the same request, a retry or
 //! one made at another time, is a no-op). Every read is strongly
 //! consistent.
+//!
+//! # Layout
+//! `lib.rs` holds the client, the table and item helpers; `items` maps
+//! keys and models to their items (this store's own mapping, not the SQL
+//! rows); `counters` builds the condition and update expressions of quota
+//! and budget; `keys`, `models`, `usage` and `responses` implement the
+//! ports over them (a settlement in `keys` writes `usage`'s record).
+//! Imports flow downward only: rs_shape finds no cycle.
 
 mod counters;
 mod items;

@@ -8,6 +8,12 @@
 //! statements and a delete in SQLite's dialect, one statement in
 //! PostgreSQL's). Placeholders are numbered (`?1`); [`postgres::numbered`]
 //! turns a shared statement into PostgreSQL's `$1`.
+//!
+//! # Layout
+//! `rows` (the tables' rows and their domain records) and `read` (rows
+//! from columns) at the bottom; `patch` (an admin patch as an `UPDATE`) and
+//! `statements` above them; `postgres` rewrites any of them. Imports flow
+//! that way only, and out to the core's domain types.
 
 mod patch;
 pub mod postgres;
@@ -15,7 +21,7 @@ mod read;
 mod rows;
 mod statements;
 
-pub use patch::{key_changes, key_patch, model_changes, model_patch};
+pub use patch::{key_patch, model_patch};
 pub use read::{Columns, lease_row, response_row, summary_row, usage_row};
 pub use rows::{KeyRow, ModelRow};
 pub use statements::*;

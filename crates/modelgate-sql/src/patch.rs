@@ -7,7 +7,7 @@ use crate::{SqlValue, int, list, text};
 
 /// The columns a key patch changes, with their new values (not
 /// `updated_at`). Shared by the SQL stores and DynamoDB.
-pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
+fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
     let mut c = Changes::default();
     c.set("name", p.name.map(SqlValue::Text));
     c.set("status", p.status.map(|s| text(s.as_str())));
@@ -38,7 +38,7 @@ pub fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
 
 /// The columns a model patch changes, with their new values (not
 /// `updated_at`).
-pub fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
+fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
     let mut c = Changes::default();
     c.set("name", p.name.map(SqlValue::Text));
     c.set("backend", p.backend.map(|b| text(b.as_str())));
