@@ -23,6 +23,13 @@ pub fn day_name(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// RFC 3339 of `ms` (epoch milliseconds), to the second, UTC.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(DAY_MS / 1000);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    format!("{}T{h:02}:{m:02}:{s:02}Z", day_name(ms))
+}
+
 /// Year, month and day of the UTC day holding `ms` (epoch milliseconds).
 pub fn civil(ms: i64) -> (i64, i64, i64) {
     let z = ms.div_euclid(DAY_MS) + 719_468;

@@ -27,6 +27,15 @@ pub struct FirstByte {
 pub struct Config {
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Largest body of an Anthropic Messages request (and its token
+    /// count), bytes: coding agents send whole repositories' worth of
+    /// context and images (Anthropic's own limit is 32 MB).
+    pub max_messages_body_bytes: usize,
+    /// How long a Messages stream may be silent before the client gets a
+    /// `ping`, ms (`MG_MESSAGES_PING_SECS`): a local model's prefill of a
+    /// coding agent's prompt can take minutes, and clients' stream
+    /// watchdogs end silent streams.
+    pub messages_ping_ms: u64,
     /// How long a request body may take to arrive once its head has, ms
     /// (`MG_BODY_TIMEOUT_SECS`).
     pub body_timeout_ms: u64,
@@ -110,6 +119,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_body_bytes: 5 * 1024 * 1024,
+            max_messages_body_bytes: 32 * 1024 * 1024,
+            messages_ping_ms: 10_000,
             body_timeout_ms: 30_000,
             timeout_ms: 300_000,
             connect_timeout_ms: 10_000,
@@ -224,6 +235,14 @@ impl Config {
         env: &Env<impl Fn(&str) -> Option<String>>,
     ) -> Result<(), ConfigError> {
         set(&mut self.max_body_bytes, env.num("MG_MAX_BODY_BYTES")?);
+        set(
+            &mut self.max_messages_body_bytes,
+            env.num("MG_MAX_MESSAGES_BODY_BYTES")?,
+        );
+        set(
+            &mut self.messages_ping_ms,
+            env.secs("MG_MESSAGES_PING_SECS", 1)?,
+        );
         set(
             &mut self.body_timeout_ms,
             env.secs("MG_BODY_TIMEOUT_SECS", 1)?,

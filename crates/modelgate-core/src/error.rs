@@ -260,7 +260,7 @@ impl GatewayError {
                         StatusCode::UNAUTHORIZED,
                         "invalid_request_error",
                         "missing_api_key",
-                        "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                        "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                     ),
                     AuthError::Invalid => (
                         StatusCode::UNAUTHORIZED,
@@ -495,6 +495,11 @@ impl GatewayError {
                 ),
             },
         }
+    }
+
+    /// What the error says, for the client.
+    pub fn message(&self) -> String {
+        self.shape().message
     }
 
     /// The HTTP status for this error.

@@ -32,6 +32,7 @@
 //! - [`domain`], [`error`]: records and the one place errors become
 //!   OpenAI-shaped answers.
 
+pub mod anthropic;
 pub mod auth;
 pub mod backend;
 pub mod calendar;
@@ -59,5 +60,6 @@ pub mod serving;
 pub use backend::BackendKind;
 pub use config::{Config, ModelSpec, SyncBackend};
 pub use gateway::{
-    ADMIN_PANEL_HEADERS, Admitted, Body, Credential, Gateway, Peer, Response, ResponseStream, Route,
+    ADMIN_PANEL_HEADERS, Admitted, Body, Credential, ErrorShape, Gateway, Peer, Response,
+    ResponseStream, Route,
 };

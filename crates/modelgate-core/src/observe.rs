@@ -96,7 +96,7 @@ pub fn describe() {
 /// The GenAI conventions' `gen_ai.operation.name` of an endpoint.
 fn operation(endpoint: Endpoint) -> &'static str {
     match endpoint {
-        Endpoint::Chat | Endpoint::Responses => "chat",
+        Endpoint::Chat | Endpoint::Responses | Endpoint::Messages => "chat",
         Endpoint::Completion => "text_completion",
         Endpoint::Embeddings => "embeddings",
     }

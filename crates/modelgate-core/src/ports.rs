@@ -61,7 +61,9 @@ pub struct TransportError {
 
 /// An upstream response body read chunk by chunk, as it arrives.
 pub trait ByteStream: MaybeSend + 'static {
-    /// The next chunk, `None` at the end of the body.
+    /// The next chunk, `None` at the end of the body. Must be
+    /// cancel-safe: a stream that pings its client drops a pending call and
+    /// makes another.
     fn next_chunk(
         &mut self,
     ) -> impl Future<Output = Option<Result<Bytes, TransportError>>> + MaybeSend;

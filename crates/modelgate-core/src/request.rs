@@ -1,6 +1,6 @@
 //! Parsing and validating client requests for `/v1/chat/completions` and
-//! `/v1/completions` (and the shared checks that [`crate::embeddings`] and
-//! [`crate::responses`] use for theirs).
+//! `/v1/completions` (and the shared checks that embeddings, Responses and
+//! Messages use for theirs, in the submodules).
 //!
 //! The body stays a JSON map so that fields the gateway does not know
 //! (vLLM's extras, new OpenAI parameters) reach the upstream untouched; the
@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::error::RequestError;
 
 mod embeddings;
+mod messages;
 mod responses;
 
 pub use responses::valid_id;
@@ -18,7 +19,7 @@ pub(crate) use responses::{
     input_bound as responses_input_bound, prompt_bound as responses_prompt_bound,
 };
 
-/// Which OpenAI endpoint a request is for.
+/// Which client API endpoint a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     /// `/v1/chat/completions`
@@ -29,6 +30,8 @@ pub enum Endpoint {
     Embeddings,
     /// `/v1/responses`
     Responses,
+    /// `/v1/messages` (Anthropic's Messages API)
+    Messages,
 }
 
 impl Endpoint {
@@ -39,6 +42,7 @@ impl Endpoint {
             Self::Completion => "completions",
             Self::Embeddings => "embeddings",
             Self::Responses => "responses",
+            Self::Messages => "messages",
         }
     }
 
@@ -48,6 +52,7 @@ impl Endpoint {
             Self::Completion => "text_completion",
             Self::Embeddings => "list",
             Self::Responses => "response",
+            Self::Messages => "message",
             Self::Chat => "chat.completion",
         }
     }
@@ -98,7 +103,13 @@ pub fn parse(endpoint: Endpoint, raw: &[u8]) -> Result<ProxyRequest, RequestErro
         Endpoint::Chat | Endpoint::Completion => parse_completion(endpoint, body),
         Endpoint::Embeddings => embeddings::parse(body),
         Endpoint::Responses => responses::parse(body),
+        Endpoint::Messages => messages::parse(body, false),
     }
+}
+
+/// Parse and validate `raw` as a `/v1/messages/count_tokens` request.
+pub fn parse_count_tokens(raw: &[u8]) -> Result<ProxyRequest, RequestError> {
+    messages::parse(json_object(raw)?, true)
 }
 
 /// The body as a JSON object.

@@ -102,15 +102,14 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
     let gateway = &state.gateway;
     let limit = gateway.config().max_body_bytes;
     let deadline = Instant::now() + Duration::from_millis(gateway.config().body_timeout_ms);
-    let too_large = || gateway.reject(&RequestError::BodyTooLarge { limit }.into());
     let peer = Peer {
         ip: (state.peer_ip)(req.extensions()),
     };
     let (mut parts, body) = req.into_parts();
     // The core refuses an unknown route, a wrong method, a missing or bad
-    // key, then a body announced over the limit, before a byte of the body
-    // is buffered; and a route that takes no body never reads one.
-    match gateway.check_head(&mut parts, peer).await {
+    // key, then a body announced over the route's limit, before a byte of
+    // the body is buffered; and a route that takes no body never reads one.
+    let admitted = match gateway.check_head(&mut parts, peer).await {
         Err(refused) => return refuse(refused, body, limit, deadline),
         Ok(admitted) if !admitted.reads_body => {
             let resp = gateway
@@ -118,19 +117,23 @@ async fn handle<P: Ports>(State(state): State<AppState<P>>, req: Request) -> Res
                 .await;
             return refuse(resp, body, limit, deadline);
         }
-        Ok(_) => {}
-    }
+        Ok(admitted) => admitted,
+    };
+    let (limit, shape) = (admitted.body_limit, admitted.shape);
     let read = tokio::time::timeout_at(deadline, Limited::new(body, limit).collect()).await;
     let bytes = match read {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return into_axum(too_large()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return into_axum(gateway.reject(&RequestError::BodyTooLarge { limit }.into(), shape));
+        }
         Ok(Err(_)) => {
             let err = RequestError::invalid("The request body could not be read.", None);
-            return into_axum(gateway.reject(&err.into()));
+            return into_axum(gateway.reject(&err.into(), shape));
         }
         Err(_) => {
             let secs = gateway.config().body_timeout_ms / 1000;
-            return into_axum(gateway.reject(&RequestError::BodyTimeout { secs }.into()));
+            let err = RequestError::BodyTimeout { secs };
+            return into_axum(gateway.reject(&err.into(), shape));
         }
     };
     let resp = gateway

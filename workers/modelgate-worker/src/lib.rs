@@ -24,7 +24,7 @@ use futures_util::{StreamExt, stream};
 use modelgate_core::domain::{Ask, Grant, Lease};
 use modelgate_core::error::{GatewayError, RequestError, StoreError};
 use modelgate_core::ports::{Ports, RateDecision, StepAndReserve};
-use modelgate_core::{Body, Config, Gateway, Peer, ResponseStream};
+use modelgate_core::{Body, Config, ErrorShape, Gateway, Peer, ResponseStream};
 use worker::{Context, Env, Headers, Request, Response, event};
 
 use crate::d1::D1Store;
@@ -188,13 +188,6 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         return admin_asset(req, &env).await;
     }
     let gateway = gateway(&env)?;
-    let limit = gateway.config().max_body_bytes;
-    let too_large = || {
-        convert(
-            gateway.reject(&RequestError::BodyTooLarge { limit }.into()),
-            None,
-        )
-    };
     let mut builder = http::Request::builder()
         .method(req.method().as_ref())
         .uri(req.url()?.as_str());
@@ -203,7 +196,10 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     }
     let Ok(head) = builder.body(()) else {
         let bad = RequestError::invalid("The request could not be read.", None);
-        return convert(gateway.reject(&GatewayError::from(bad)), None);
+        return convert(
+            gateway.reject(&GatewayError::from(bad), ErrorShape::OpenAi),
+            None,
+        );
     };
     let (mut head, ()) = head.into_parts();
     // Cloudflare sets the client address; the core's edge policy decides
@@ -227,15 +223,17 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         return convert(resp, Some(Rc::new(ctx)));
     }
     // Read the body as it arrives and stop at the limit: never buffer more.
+    let (limit, shape) = (admitted.body_limit, admitted.shape);
     let mut body = Vec::new();
     if let Ok(mut chunks) = req.stream() {
         while let Some(chunk) = chunks.next().await {
             let Ok(chunk) = chunk else {
                 let bad = RequestError::invalid("The request body could not be read.", None);
-                return convert(gateway.reject(&GatewayError::from(bad)), None);
+                return convert(gateway.reject(&GatewayError::from(bad), shape), None);
             };
             if body.len() + chunk.len() > limit {
-                return too_large();
+                let err = RequestError::BodyTooLarge { limit };
+                return convert(gateway.reject(&err.into(), shape), None);
             }
             body.extend_from_slice(&chunk);
         }

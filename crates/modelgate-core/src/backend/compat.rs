@@ -25,6 +25,7 @@ fn path(endpoint: Option<Endpoint>) -> &'static str {
         Some(Endpoint::Completion) => "/completions",
         Some(Endpoint::Embeddings) => "/embeddings",
         Some(Endpoint::Responses) => "/responses",
+        Some(Endpoint::Messages) => "/messages",
         None => "/models",
     }
 }

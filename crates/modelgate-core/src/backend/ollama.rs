@@ -21,6 +21,8 @@ pub(super) fn url(base: &str, endpoint: Option<Endpoint>) -> String {
         Some(Endpoint::Embeddings) => "/api/embed",
         // Ollama >= 0.13.3 serves the Responses API beside its own.
         Some(Endpoint::Responses) => "/v1/responses",
+        // And, since 0.14, the Messages API.
+        Some(Endpoint::Messages) => "/v1/messages",
         None => "/api/tags",
     };
     format!("{base}{path}")
@@ -104,7 +106,7 @@ pub(super) fn body(call: &UpstreamCall, model: &str) -> Result<Value, RequestErr
         }
     }
     match call.endpoint {
-        Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
+        Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses | Endpoint::Messages => {
             let messages = src
                 .get("messages")
                 .and_then(Value::as_array)
@@ -243,7 +245,7 @@ pub(super) fn parse(
     }
     let usage = usage(&v);
     let choice = match call.endpoint {
-        Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
+        Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses | Endpoint::Messages => {
             let msg = v.get("message").cloned().unwrap_or(Value::Null);
             let calls = msg
                 .get("tool_calls")
@@ -360,7 +362,9 @@ impl NdjsonRelay {
 
     fn chunk(&self, choices: Value, usage: Option<Value>) -> String {
         let object = match self.endpoint {
-            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => "chat.completion.chunk",
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses | Endpoint::Messages => {
+                "chat.completion.chunk"
+            }
             Endpoint::Completion => "text_completion",
         };
         let mut c = json!({
@@ -375,7 +379,7 @@ impl NdjsonRelay {
 
     fn choice(&self, delta: Value, finish: Option<&str>) -> Value {
         match self.endpoint {
-            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses | Endpoint::Messages => {
                 json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}])
             }
             Endpoint::Completion => json!([{
@@ -402,7 +406,7 @@ impl NdjsonRelay {
             return;
         }
         let text = match self.endpoint {
-            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses => {
+            Endpoint::Chat | Endpoint::Embeddings | Endpoint::Responses | Endpoint::Messages => {
                 v.pointer("/message/content")
             }
             Endpoint::Completion => v.get("response"),

@@ -5,12 +5,13 @@
 //! The checked key travels on in the request's extensions (which only the
 //! runtime can set), so handling the request does not look it up again.
 
-use super::route::{Credential, Route};
+use super::route::{ANTHROPIC_VERSION, Credential, ErrorShape, Route};
 use super::{Gateway, Peer, Response};
 use crate::auth;
 use crate::domain::ApiKey;
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::ports::Ports;
+use crate::request::Endpoint;
 
 /// The key the head carried, checked (status, expiry, IP).
 #[derive(Debug, Clone)]
@@ -26,6 +27,11 @@ pub struct Admitted {
     /// Whether to read the request's body: only for a route that takes
     /// one. Otherwise the runtime answers without buffering a byte of it.
     pub reads_body: bool,
+    /// The route's body limit, bytes: the runtime refuses a body past it
+    /// while reading (413).
+    pub body_limit: usize,
+    /// The shape of the request's errors, for [`Gateway::reject`].
+    pub shape: ErrorShape,
 }
 
 impl<P: Ports> Gateway<P> {
@@ -39,8 +45,9 @@ impl<P: Ports> Gateway<P> {
         head: &mut http::request::Parts,
         peer: Peer,
     ) -> Result<Admitted, Response<P>> {
-        let route =
-            Route::resolve(&head.method, head.uri.path()).map_err(|e| self.reject(&e.into()))?;
+        let route = Route::resolve(&head.method, head.uri.path())
+            .map_err(|e| self.reject(&e.into(), ErrorShape::OpenAi))?;
+        let shape = ErrorShape::of(Some(&route), &head.headers);
         let peer = self.client_peer(&head.headers, peer);
         let checked = match route.credential() {
             Credential::None => Ok(()),
@@ -51,18 +58,39 @@ impl<P: Ports> Gateway<P> {
                 head.extensions.insert(CheckedAdmin);
             }),
         };
-        checked.map_err(|e| self.reject(&e))?;
+        checked.map_err(|e| self.reject(&e, shape))?;
+        if shape == ErrorShape::Anthropic
+            && matches!(route, Route::Proxy(_) | Route::CountTokens)
+            && !head.headers.contains_key(ANTHROPIC_VERSION)
+        {
+            let missing = RequestError::invalid("anthropic-version: header is required", None);
+            return Err(self.reject(&missing.into(), shape));
+        }
         let reads_body = route.takes_body(&head.method);
-        let limit = self.config().max_body_bytes;
+        let limit = self.body_limit(&route);
         let announced = head
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if reads_body && announced.is_some_and(|n| n > limit as u64) {
-            return Err(self.reject(&RequestError::BodyTooLarge { limit }.into()));
+            return Err(self.reject(&RequestError::BodyTooLarge { limit }.into(), shape));
         }
         head.extensions.insert(route);
-        Ok(Admitted { reads_body })
+        Ok(Admitted {
+            reads_body,
+            body_limit: limit,
+            shape,
+        })
+    }
+
+    /// The largest body `route` takes.
+    pub(super) fn body_limit(&self, route: &Route) -> usize {
+        match route {
+            Route::Proxy(Endpoint::Messages) | Route::CountTokens => {
+                self.config().max_messages_body_bytes
+            }
+            _ => self.config().max_body_bytes,
+        }
     }
 
     /// The checked key of a request: from its head's check, else looked up.
@@ -113,8 +141,16 @@ impl<P: Ports> Gateway<P> {
     }
 }
 
-/// SHA-256 of the request's bearer token.
+/// SHA-256 of the request's key: `x-api-key` (Anthropic's header, which
+/// wins when both are sent, as it does at Anthropic), else the bearer token.
 pub(super) fn bearer_hash(headers: &http::HeaderMap) -> Result<String, AuthError> {
-    let token = auth::bearer(headers.get(http::header::AUTHORIZATION)).ok_or(AuthError::Missing)?;
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let token = api_key
+        .or_else(|| auth::bearer(headers.get(http::header::AUTHORIZATION)))
+        .ok_or(AuthError::Missing)?;
     Ok(auth::hash_key(token))
 }

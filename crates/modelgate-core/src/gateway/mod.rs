@@ -40,7 +40,7 @@ use crate::ports::Ports;
 use crate::routing::Router;
 
 pub use head::Admitted;
-pub use route::{Credential, Route};
+pub use route::{Credential, ErrorShape, Route};
 pub use stream::ResponseStream;
 
 /// Security headers every runtime sets on the admin panel's static files:
@@ -177,13 +177,16 @@ impl<P: Ports> Gateway<P> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let peer = self.client_peer(req.headers(), peer);
+        let route = match req.extensions().get::<Route>() {
+            Some(r) => Some(r.clone()),
+            None => Route::resolve(req.method(), req.uri().path()).ok(),
+        };
+        let shape = ErrorShape::of(route.as_ref(), req.headers());
         let mut resp = match self.route(req, peer, &request_id).await {
             Ok(r) => r,
-            Err(e) => error_response(&e),
+            Err(e) => error_response(&e, shape, &request_id),
         };
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert("x-request-id", v);
-        }
+        name_request(resp.headers_mut(), &request_id);
         if resp.status() != StatusCode::OK || !matches!(resp.body(), Body::Stream(_)) {
             tracing::debug!(%request_id, %method, path, status = resp.status().as_u16(),
                 latency_ms = self.now_ms() - started, "request");
@@ -199,12 +202,12 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// The answer for an error the runtime found itself (e.g. a body over
-    /// the limit while reading it).
-    pub fn reject(&self, err: &GatewayError) -> Response<P> {
-        let mut resp = error_response(err);
-        if let Ok(v) = HeaderValue::from_str(&self.new_request_id()) {
-            resp.headers_mut().insert("x-request-id", v);
-        }
+    /// the limit while reading it), in the `shape` of the request's API
+    /// (see [`Admitted::shape`]).
+    pub fn reject(&self, err: &GatewayError, shape: ErrorShape) -> Response<P> {
+        let request_id = self.new_request_id();
+        let mut resp = error_response(err, shape, &request_id);
+        name_request(resp.headers_mut(), &request_id);
         resp
     }
 
@@ -225,6 +228,7 @@ impl<P: Ports> Gateway<P> {
                 &serde_json::json!({"status": "ok"}),
             )),
             Route::Proxy(endpoint) => self.proxy(req, peer, request_id, endpoint).await,
+            Route::CountTokens => self.count_tokens(&req, peer).await,
             Route::StoredResponse { id, input_items } => {
                 self.stored_route(&req, peer, &id, input_items).await
             }
@@ -286,15 +290,40 @@ fn json_response<P: Ports, T: Serialize + ?Sized>(status: StatusCode, value: &T)
     resp
 }
 
+/// `x-request-id` and, for Anthropic's SDKs, `request-id`.
+fn name_request(h: &mut http::HeaderMap, request_id: &str) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v.clone());
+        h.insert("request-id", v);
+    }
+}
+
 /// The one place an error becomes a response.
-fn error_response<P: Ports>(err: &GatewayError) -> Response<P> {
-    let mut resp = json_response(err.status(), &err.body());
-    if let GatewayError::Limit(l) = err
-        && let Some(ms) = l.retry_after_ms()
-    {
+fn error_response<P: Ports>(
+    err: &GatewayError,
+    shape: ErrorShape,
+    request_id: &str,
+) -> Response<P> {
+    let status = err.status();
+    let body = match shape {
+        ErrorShape::OpenAi => err.body(),
+        ErrorShape::Anthropic => {
+            crate::anthropic::error_body(status.as_u16(), &err.message(), request_id)
+        }
+    };
+    let mut resp = json_response(status, &body);
+    if let GatewayError::Limit(l) = err {
         let h = resp.headers_mut();
-        h.insert("retry-after", HeaderValue::from(ms.div_ceil(1000).max(1)));
-        h.insert("retry-after-ms", HeaderValue::from(ms));
+        match l.retry_after_ms() {
+            Some(ms) => {
+                h.insert("retry-after", HeaderValue::from(ms.div_ceil(1000).max(1)));
+                h.insert("retry-after-ms", HeaderValue::from(ms));
+            }
+            // A spent quota or budget: the SDKs' retries cannot help.
+            None => {
+                h.insert("x-should-retry", HeaderValue::from_static("false"));
+            }
+        }
     }
     match err {
         GatewayError::Limit(crate::error::LimitError::TokensLimited {

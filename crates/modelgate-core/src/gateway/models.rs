@@ -60,6 +60,22 @@ fn client_view(m: &Model) -> Value {
     json!({"id": m.name, "object": "model", "created": m.created_at / 1000, "owned_by": "modelgate"})
 }
 
+/// A model as Anthropic's `ModelInfo`.
+fn anthropic_view(m: &Model) -> Value {
+    json!({
+        "id": m.name,
+        "type": "model",
+        "display_name": m.name,
+        "created_at": crate::calendar::rfc3339(m.created_at),
+    })
+}
+
+/// Whether a request is an Anthropic client's (the model routes answer in
+/// its shape).
+fn asks_anthropic(req: &http::Request<Bytes>) -> bool {
+    req.headers().contains_key(super::route::ANTHROPIC_VERSION)
+}
+
 fn check_url(url: &str, param: &str, allow_link_local: bool) -> Result<(), GatewayError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 2048
@@ -174,16 +190,23 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let key = self.key_of(req, peer).await?;
         let models = self.ports().store().list_models().await?;
-        let data: Vec<Value> = models
-            .iter()
-            .filter(|m| {
-                m.enabled && (key.allowed_models.is_empty() || key.allowed_models.contains(&m.name))
-            })
-            .map(client_view)
-            .collect();
+        let usable = models.iter().filter(|m| {
+            m.enabled && (key.allowed_models.is_empty() || key.allowed_models.contains(&m.name))
+        });
+        if !asks_anthropic(req) {
+            let data: Vec<Value> = usable.map(client_view).collect();
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"object": "list", "data": data}),
+            ));
+        }
+        // One page holds every model: a gateway has tens, not thousands.
+        let data: Vec<Value> = usable.map(anthropic_view).collect();
+        let first = data.first().map(|m| m["id"].clone());
+        let last = data.last().map(|m| m["id"].clone());
         Ok(json_response(
             StatusCode::OK,
-            &json!({"object": "list", "data": data}),
+            &json!({"data": data, "has_more": false, "first_id": first, "last_id": last}),
         ))
     }
 
@@ -195,7 +218,12 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let key = self.key_of(req, peer).await?;
         let m = self.resolve_model(&key, name).await?;
-        Ok(json_response(StatusCode::OK, &client_view(&m)))
+        let view = if asks_anthropic(req) {
+            anthropic_view(&m)
+        } else {
+            client_view(&m)
+        };
+        Ok(json_response(StatusCode::OK, &view))
     }
 
     pub(super) async fn admin_list_models(&self) -> Result<Response<P>, GatewayError> {

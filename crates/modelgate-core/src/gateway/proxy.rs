@@ -194,7 +194,8 @@ impl<P: Ports> Gateway<P> {
         } else {
             None
         };
-        let raw = crate::encoding::decode(req.headers(), req.body(), self.config().max_body_bytes)?;
+        let limit = self.body_limit(&super::Route::Proxy(inc.endpoint));
+        let raw = crate::encoding::decode(req.headers(), req.body(), limit)?;
         Ok((request::parse(inc.endpoint, &raw)?, counted))
     }
 

@@ -35,7 +35,7 @@ impl<P: Ports> Gateway<P> {
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
             let relay = answer.relay(deployment.backend.relay(call, created_s), bridged);
-            let stream = ResponseStream::new(
+            let mut stream = ResponseStream::new(
                 self.clone(),
                 upstream.into_body(),
                 relay,
@@ -44,6 +44,9 @@ impl<P: Ports> Gateway<P> {
             )
             .keeping(answer.keep())
             .timing(pick);
+            if answer.pings() {
+                stream = stream.pinging(self.config().messages_ping_ms);
+            }
             let mut r = http::Response::new(Body::Stream(Box::new(stream)));
             let h = r.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -16,8 +16,11 @@ use crate::request::Endpoint;
 pub enum Route {
     /// `GET /health`, `GET /v1/health`.
     Health,
-    /// `POST` to a client API: chat, completions, embeddings, Responses.
+    /// `POST` to a client API: chat, completions, embeddings, Responses,
+    /// Messages.
     Proxy(Endpoint),
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
     /// `GET`/`DELETE /v1/responses/{id}`, or `GET .../input_items`.
     StoredResponse {
         /// The id, percent-decoded.
@@ -60,6 +63,8 @@ impl Route {
             ["v1", "completions"] => post.then_some(Self::Proxy(Endpoint::Completion)),
             ["v1", "embeddings"] => post.then_some(Self::Proxy(Endpoint::Embeddings)),
             ["v1", "responses"] => post.then_some(Self::Proxy(Endpoint::Responses)),
+            ["v1", "messages"] => post.then_some(Self::Proxy(Endpoint::Messages)),
+            ["v1", "messages", "count_tokens"] => post.then_some(Self::CountTokens),
             ["v1", "responses", id] => {
                 (get || method == Method::DELETE).then(|| Self::StoredResponse {
                     id: percent_decode(id),
@@ -84,9 +89,11 @@ impl Route {
     pub fn credential(&self) -> Credential {
         match self {
             Self::Health => Credential::None,
-            Self::Proxy(_) | Self::StoredResponse { .. } | Self::Models | Self::Model(_) => {
-                Credential::ClientKey
-            }
+            Self::Proxy(_)
+            | Self::CountTokens
+            | Self::StoredResponse { .. }
+            | Self::Models
+            | Self::Model(_) => Credential::ClientKey,
             Self::Metrics | Self::Admin => Credential::Admin,
         }
     }
@@ -95,12 +102,40 @@ impl Route {
     /// APIs and the admin API's writes. Any other body is never read.
     pub fn takes_body(&self, method: &Method) -> bool {
         match self {
-            Self::Proxy(_) => true,
+            Self::Proxy(_) | Self::CountTokens => true,
             Self::Admin => [Method::POST, Method::PUT, Method::PATCH].contains(method),
             _ => false,
         }
     }
 }
+
+/// The shape of a request's errors: the shape of the API it came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorShape {
+    /// `{"error":{"message","type","param","code"}}`.
+    #[default]
+    OpenAi,
+    /// `{"type":"error","error":{"type","message"},"request_id"}`.
+    Anthropic,
+}
+
+impl ErrorShape {
+    /// The shape for a request for `route` with `headers`: Anthropic's for
+    /// the Messages routes, and for the model list asked by an Anthropic
+    /// client (which sends `anthropic-version`).
+    pub fn of(route: Option<&Route>, headers: &http::HeaderMap) -> Self {
+        match route {
+            Some(Route::Proxy(Endpoint::Messages) | Route::CountTokens) => Self::Anthropic,
+            Some(Route::Models | Route::Model(_)) if headers.contains_key(ANTHROPIC_VERSION) => {
+                Self::Anthropic
+            }
+            _ => Self::OpenAi,
+        }
+    }
+}
+
+/// The header every Anthropic client sends.
+pub(super) const ANTHROPIC_VERSION: &str = "anthropic-version";
 
 /// Decode `%XX` escapes in a path segment (invalid escapes stay as they
 /// are; `+` is a plus in a path).
@@ -159,6 +194,8 @@ mod tests {
             Route::Proxy(Endpoint::Completion),
             Route::Proxy(Endpoint::Embeddings),
             Route::Proxy(Endpoint::Responses),
+            Route::Proxy(Endpoint::Messages),
+            Route::CountTokens,
             Route::StoredResponse {
                 id: "x".into(),
                 input_items: false,
@@ -199,6 +236,8 @@ mod tests {
             ("POST", "/v1/completions", C::ClientKey, true),
             ("POST", "/v1/embeddings", C::ClientKey, true),
             ("POST", "/v1/responses", C::ClientKey, true),
+            ("POST", "/v1/messages", C::ClientKey, true),
+            ("POST", "/v1/messages/count_tokens", C::ClientKey, true),
             ("GET", "/v1/responses/resp_1", C::ClientKey, false),
             ("DELETE", "/v1/responses/resp_1", C::ClientKey, false),
             (
@@ -229,6 +268,7 @@ mod tests {
             ("PUT", "/v1/responses/r"),
             ("POST", "/v1/responses/r/input_items"),
             ("DELETE", "/metrics"),
+            ("GET", "/v1/messages"),
         ];
         for (method, path) in wrong {
             let m: Method = method.parse().unwrap();

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::Gateway;
 use super::admission::Admission;
 use super::conversation::Keep;
+use crate::anthropic::MessagesRelay;
 use crate::backend::{Relay, StreamOutcome, StreamState};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 use crate::responses::BridgeRelay;
@@ -21,6 +22,8 @@ pub(super) enum ClientRelay {
     Upstream(Relay),
     /// The client gets Responses events made from it.
     Bridge(Box<BridgeRelay>),
+    /// The client gets Anthropic's Messages events made from it.
+    Messages(Box<MessagesRelay>),
 }
 
 impl ClientRelay {
@@ -28,6 +31,7 @@ impl ClientRelay {
         match self {
             Self::Upstream(r) => r.feed(chunk, out),
             Self::Bridge(r) => r.feed(chunk, out),
+            Self::Messages(r) => r.feed(chunk, out),
         }
     }
 
@@ -35,6 +39,7 @@ impl ClientRelay {
         match self {
             Self::Upstream(r) => r.finish(out),
             Self::Bridge(r) => r.finish(out),
+            Self::Messages(r) => r.finish(out),
         }
     }
 
@@ -42,6 +47,15 @@ impl ClientRelay {
         match self {
             Self::Upstream(r) => r.fail(code, message, out),
             Self::Bridge(r) => r.fail(code, message, out),
+            Self::Messages(r) => r.fail(code, message, out),
+        }
+    }
+
+    /// Show a silent upstream's stream is alive, if the client's API has a
+    /// way to (Anthropic's `ping`).
+    fn ping(&mut self, out: &mut Vec<u8>) {
+        if let Self::Messages(r) = self {
+            r.ping(out);
         }
     }
 
@@ -49,6 +63,7 @@ impl ClientRelay {
         match self {
             Self::Upstream(r) => r.is_done(),
             Self::Bridge(r) => r.is_done(),
+            Self::Messages(r) => r.is_done(),
         }
     }
 
@@ -56,6 +71,7 @@ impl ClientRelay {
         match self {
             Self::Upstream(r) => r.state(),
             Self::Bridge(r) => r.state(),
+            Self::Messages(r) => r.state(),
         }
     }
 
@@ -63,7 +79,7 @@ impl ClientRelay {
     fn final_response(&self) -> Option<&str> {
         match self {
             Self::Upstream(Relay::Responses(r)) => r.final_response(),
-            Self::Upstream(_) => None,
+            Self::Upstream(_) | Self::Messages(_) => None,
             Self::Bridge(r) => r.final_response(),
         }
     }
@@ -90,6 +106,8 @@ pub struct ResponseStream<P: Ports> {
     pick: Option<Pick>,
     /// The first upstream chunk has arrived.
     first_seen: bool,
+    /// Ping the client after this long without an upstream chunk, ms.
+    ping_ms: Option<u64>,
 }
 
 impl<P: Ports> ResponseStream<P> {
@@ -109,7 +127,15 @@ impl<P: Ports> ResponseStream<P> {
             keep: None,
             pick: None,
             first_seen: false,
+            ping_ms: None,
         }
+    }
+
+    /// Ping the client every `ms` while the upstream is silent (the relay
+    /// decides whether its API has a ping).
+    pub(super) fn pinging(mut self, ms: u64) -> Self {
+        self.ping_ms = Some(ms.max(1));
+        self
     }
 
     /// Time the first chunk, and hold `pick` until the upstream is done.
@@ -135,11 +161,15 @@ impl<P: Ports> ResponseStream<P> {
                 return None;
             }
             let upstream = self.upstream.as_mut()?;
-            match self
-                .gateway
-                .until(self.deadline_ms, upstream.next_chunk())
-                .await
-            {
+            // Waiting for a chunk may end at a ping (`next_chunk` is
+            // cancel-safe: the chunk is read on the next call).
+            let until = match self.ping_ms {
+                Some(ms) => self
+                    .deadline_ms
+                    .min(self.gateway.now_ms().saturating_add_unsigned(ms)),
+                None => self.deadline_ms,
+            };
+            match self.gateway.until(until, upstream.next_chunk()).await {
                 Some(Some(Ok(chunk))) => {
                     if !std::mem::replace(&mut self.first_seen, true) {
                         self.first_chunk();
@@ -155,6 +185,7 @@ impl<P: Ports> ResponseStream<P> {
                         &mut out,
                     );
                 }
+                None if until < self.deadline_ms => self.relay.ping(&mut out),
                 None => {
                     self.relay.fail(
                         "upstream_timeout",

@@ -30,6 +30,8 @@
 //! | `no_usage=1` | never report usage |
 //! | `cached=N` | report N of the prompt tokens as served from a cache (at most the prompt) |
 //! | `no_tools=1` | answer in text even when tools are offered |
+//! | `tool=NAME` | call the tool named NAME (if offered), with only its required arguments |
+//! | `arg_K=V` | with `tool`: argument K is the string V |
 //! | `report_tokens=N` | report N completion tokens, whatever was generated (a lying upstream; N may pass i64) |
 //! | `stamp=1` | each OpenAI stream chunk carries `mock_sent_us`, its send time (µs since the Unix epoch) |
 //! | `stateful=1` | Responses: a new id per answer, and a `previous_response_id` the mock made bills the earlier conversation's tokens again as input (as OpenAI does) |
@@ -207,6 +209,8 @@ struct Plan {
     stamp: bool,
     redirect_port: Option<u16>,
     tools: bool,
+    /// The tool to call, and arguments given for it.
+    tool: Option<(String, serde_json::Map<String, Value>)>,
     stateful: bool,
 }
 
@@ -236,6 +240,13 @@ impl Plan {
             stamp: n("stamp", 0) == 1,
             redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
             tools: n("no_tools", 0) == 0,
+            tool: opts.get("tool").map(|name| {
+                let args = opts
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix("arg_")?.to_owned(), json!(v))))
+                    .collect();
+                ((*name).to_owned(), args)
+            }),
             stateful: n("stateful", 0) == 1,
         }
     }
@@ -276,11 +287,27 @@ fn count_prompt(body: &Value, proto: Proto, chat: bool) -> u64 {
     }
 }
 
-/// The tool call to answer with: the first function tool, called with
-/// arguments filled from its schema, unless the last input is a tool
-/// result (then the model answers in text).
-fn tool_call(req: &Value, proto: Proto) -> Option<(String, String)> {
-    let tool = req.get("tools")?.as_array()?.first()?;
+/// The tool call to answer with: the first function tool (or the one
+/// `chosen`), called with arguments filled from its schema, unless the
+/// model has had a tool result since its last turn (then it answers in
+/// text).
+fn tool_call(
+    req: &Value,
+    proto: Proto,
+    chosen: Option<&(String, serde_json::Map<String, Value>)>,
+) -> Option<(String, String)> {
+    let name_of = |t: &Value| match proto {
+        Proto::Responses => t.get("name").and_then(Value::as_str).map(str::to_owned),
+        Proto::OpenAi | Proto::Ollama => t
+            .pointer("/function/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    let tools = req.get("tools")?.as_array()?;
+    let tool = match chosen {
+        Some((name, _)) => tools.iter().find(|t| name_of(t).as_ref() == Some(name))?,
+        None => tools.first()?,
+    };
     let (name, params) = match proto {
         Proto::Responses => (tool.get("name")?, tool.get("parameters")),
         Proto::OpenAi | Proto::Ollama => (
@@ -288,19 +315,35 @@ fn tool_call(req: &Value, proto: Proto) -> Option<(String, String)> {
             tool.pointer("/function/parameters"),
         ),
     };
-    let last = match proto {
-        Proto::Responses => req.get("input")?.as_array()?.last()?.get("type"),
-        Proto::OpenAi | Proto::Ollama => req.get("messages")?.as_array()?.last()?.get("role"),
+    let answered = match proto {
+        Proto::Responses => {
+            req.get("input")?.as_array()?.last()?.get("type")
+                == Some(&json!("function_call_output"))
+        }
+        Proto::OpenAi | Proto::Ollama => req
+            .get("messages")?
+            .as_array()?
+            .iter()
+            .rev()
+            .map_while(|m| m.get("role").filter(|r| *r != "assistant"))
+            .any(|r| r == "tool"),
     };
-    if matches!(
-        last.and_then(Value::as_str),
-        Some("tool" | "function_call_output")
-    ) {
+    if answered {
         return None;
     }
     let mut args = serde_json::Map::new();
+    let required: Option<Vec<&str>> = chosen.map(|_| {
+        params
+            .and_then(|p| p.get("required"))
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    });
     if let Some(Value::Object(props)) = params.and_then(|p| p.get("properties")) {
         for (k, schema) in props {
+            if required.as_ref().is_some_and(|r| !r.contains(&k.as_str())) {
+                continue;
+            }
             let v = match schema.get("type").and_then(Value::as_str) {
                 Some("integer" | "number") => json!(1),
                 Some("boolean") => json!(true),
@@ -308,6 +351,9 @@ fn tool_call(req: &Value, proto: Proto) -> Option<(String, String)> {
             };
             args.insert(k.clone(), v);
         }
+    }
+    if let Some((_, given)) = chosen {
+        args.extend(given.clone());
     }
     Some((name.as_str()?.to_owned(), Value::Object(args).to_string()))
 }
@@ -479,7 +525,7 @@ async fn generate(
         Proto::Ollama => req.get("stream").and_then(Value::as_bool).unwrap_or(true),
     };
     let tool_call = if chat && plan.tools {
-        tool_call(&req, proto)
+        tool_call(&req, proto, plan.tool.as_ref())
     } else {
         None
     };

@@ -13,11 +13,15 @@
 //!
 //! Chat, completions and embeddings are spoken by every backend's adapter
 //! (`crate::backend`), so their plan is the request as it came. Responses
-//! ([`responses`]) adds stored conversations and the chat bridge. A new
-//! client API is a module beside `responses` and an arm in each `match`
+//! ([`responses`]) adds stored conversations and the chat bridge; Messages
+//! ([`messages`]) is Anthropic's API, translated to chat for every backend.
+//! A new client API is a module beside these and an arm in each `match`
 //! below.
 
+mod messages;
 mod responses;
+
+use messages::answer_messages;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -27,6 +31,7 @@ use super::conversation::{Conversation, Keep};
 use super::forward::Calls;
 use super::proxy::Incoming;
 use super::stream::ClientRelay;
+use crate::anthropic::{self, MessagesRelay};
 use crate::backend::{Relay, UpstreamCall, Usage};
 use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Model};
@@ -50,10 +55,20 @@ pub(super) struct Plan {
 /// translated back into.
 #[derive(Debug)]
 struct Bridge {
-    echo: Echo,
+    frame: Frame,
     chat: Map<String, Value>,
     /// Tools the translation had to leave out, for the client to see.
     ignored_tools: String,
+    /// Whether every deployment gets the translation (else only those whose
+    /// model bridges Responses).
+    always: bool,
+}
+
+/// What a chat answer is translated back into.
+#[derive(Debug)]
+enum Frame {
+    Responses(Echo),
+    Messages(anthropic::Echo),
 }
 
 /// What turns the upstream's answer into the client's, once the call sent
@@ -62,7 +77,7 @@ struct Bridge {
 pub(super) struct Answer {
     endpoint: Endpoint,
     conversation: Conversation,
-    bridge: Option<(Echo, String)>,
+    bridge: Option<(Frame, String)>,
 }
 
 impl<P: Ports> Gateway<P> {
@@ -82,6 +97,7 @@ impl<P: Ports> Gateway<P> {
                 self.plan_responses(key, (model, deployments), request, counted, inc)
                     .await
             }
+            Endpoint::Messages => Ok((self.plan_messages(model, request, inc)?, counted)),
             Endpoint::Chat | Endpoint::Completion | Endpoint::Embeddings => {
                 Ok((Plan::as_sent(request), counted))
             }
@@ -105,6 +121,7 @@ impl<P: Ports> Gateway<P> {
                 let body = self.answer_responses(answer, call, bridged, body).await?;
                 Ok((body, usage))
             }
+            Endpoint::Messages => Ok((answer_messages(answer, &body)?, usage)),
             Endpoint::Chat | Endpoint::Completion | Endpoint::Embeddings => Ok((body, usage)),
         }
     }
@@ -134,16 +151,18 @@ impl Plan {
         } = self;
         // Bridged, the upstream call is a chat completion whose usage chunk
         // the bridge reads.
-        let (bridged, bridge) = match bridge {
+        let (bridged, bridge, always) = match bridge {
             Some(b) => (
                 Some(call(Endpoint::Chat, b.chat, true)),
-                Some((b.echo, b.ignored_tools)),
+                Some((b.frame, b.ignored_tools)),
+                b.always,
             ),
-            None => (None, None),
+            None => (None, None, false),
         };
         let calls = Calls {
             direct: call(endpoint, request.body, request.include_usage),
             bridged,
+            always,
         };
         let answer = Answer {
             endpoint,
@@ -161,9 +180,20 @@ impl Answer {
         let previous = self.conversation.previous_response_id.clone();
         let relay = relay.with_previous_response_id(previous);
         match self.bridge.take().filter(|_| bridged) {
-            Some((echo, _)) => ClientRelay::Bridge(Box::new(BridgeRelay::new(relay, echo))),
+            Some((Frame::Responses(echo), _)) => {
+                ClientRelay::Bridge(Box::new(BridgeRelay::new(relay, echo)))
+            }
+            Some((Frame::Messages(echo), _)) => {
+                ClientRelay::Messages(Box::new(MessagesRelay::new(relay, echo)))
+            }
             None => ClientRelay::Upstream(relay),
         }
+    }
+
+    /// Whether the client's stream is pinged while the upstream is silent
+    /// (Anthropic's grammar has a `ping`).
+    pub(super) fn pings(&self) -> bool {
+        self.endpoint == Endpoint::Messages
     }
 
     /// What to keep of the answer, once (a stream keeps what it ends with).

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{Answer, Bridge, Plan};
+use super::{Answer, Bridge, Frame, Plan};
 use crate::backend::{ResponsesApi, UpstreamCall};
 use crate::deployment::Deployment;
 use crate::domain::{ApiKey, Model};
@@ -50,9 +50,10 @@ impl<P: Ports> Gateway<P> {
             );
             let chat = responses::to_chat(&request.body)?;
             Some(Bridge {
-                echo,
+                frame: Frame::Responses(echo),
                 chat: chat.chat,
                 ignored_tools: chat.ignored_tools.join(", "),
+                always: false,
             })
         } else {
             None
@@ -75,8 +76,8 @@ impl<P: Ports> Gateway<P> {
         body: Bytes,
     ) -> Result<Bytes, GatewayError> {
         let mut body = match answer.bridge.take().filter(|_| bridged) {
-            Some((echo, _)) => responses::from_chat(&echo, &body)?,
-            None => body,
+            Some((Frame::Responses(echo), _)) => responses::from_chat(&echo, &body)?,
+            _ => body,
         };
         if let Some(keep) = answer.keep()
             && !self.keep_response(keep, &body).await
