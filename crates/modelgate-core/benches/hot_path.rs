@@ -24,6 +24,7 @@ fn call(req: &request::ProxyRequest) -> UpstreamCall {
         client_include_usage: req.include_usage,
         upstream_include_usage: true,
         injected_max_tokens: None,
+        anthropic_headers: Vec::new(),
     }
 }
 

@@ -23,6 +23,12 @@ pub struct Prices {
     pub cached_input: Option<u64>,
     /// Output tokens.
     pub output: u64,
+    /// Input tokens written to the prompt cache for five minutes (`None`:
+    /// 1.25 times `input`, Anthropic's rate).
+    pub cache_write: Option<u64>,
+    /// Input tokens written to the prompt cache for an hour (`None`: twice
+    /// `input`).
+    pub cache_write_1h: Option<u64>,
 }
 
 /// The JSON form: USD per million tokens.
@@ -33,6 +39,10 @@ struct PricesUsd {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cached_input: Option<f64>,
     output: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_write: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_write_1h: Option<f64>,
 }
 
 fn micros(field: &str, usd: f64) -> Result<u64, String> {
@@ -61,6 +71,14 @@ impl TryFrom<PricesUsd> for Prices {
                 .map(|c| micros("cached_input", c))
                 .transpose()?,
             output: micros("output", p.output)?,
+            cache_write: p
+                .cache_write
+                .map(|c| micros("cache_write", c))
+                .transpose()?,
+            cache_write_1h: p
+                .cache_write_1h
+                .map(|c| micros("cache_write_1h", c))
+                .transpose()?,
         })
     }
 }
@@ -71,6 +89,8 @@ impl From<Prices> for PricesUsd {
             input: usd(p.input),
             cached_input: p.cached_input.map(usd),
             output: usd(p.output),
+            cache_write: p.cache_write.map(usd),
+            cache_write_1h: p.cache_write_1h.map(usd),
         }
     }
 }
@@ -82,13 +102,40 @@ impl Prices {
             .map_err(|e| RequestError::invalid(format!("Invalid prices: {e}"), Some("prices")))
     }
 
+    /// The dearest price an input token may have (a cache read or write,
+    /// or plain input).
+    pub fn dearest_input(&self) -> u64 {
+        let (write, write_1h) = self.cache_write_prices();
+        self.input
+            .max(self.cached_input.unwrap_or(0))
+            .max(write)
+            .max(write_1h)
+    }
+
+    /// The prices of a five-minute and an hour's cache write.
+    fn cache_write_prices(&self) -> (u64, u64) {
+        (
+            self.cache_write
+                .unwrap_or_else(|| self.input.saturating_mul(5) / 4),
+            self.cache_write_1h
+                .unwrap_or_else(|| self.input.saturating_mul(2)),
+        )
+    }
+
     /// What `usage` cost, in nano-dollars: cached input at the cached
-    /// price, the rest of the input at the input price (never both).
+    /// price, cache writes at theirs, the rest of the input at the input
+    /// price (each token once).
     pub fn cost_nanos(&self, usage: &Usage) -> i64 {
-        let cached = usage.cached_tokens.clamp(0, usage.prompt_tokens.max(0));
-        let fresh = usage.prompt_tokens.max(0) - cached;
+        let prompt = usage.prompt_tokens.max(0);
+        let cached = usage.cached_tokens.clamp(0, prompt);
+        let w1h = usage.cache_writes.1.clamp(0, prompt - cached);
+        let w5m = usage.cache_writes.0.clamp(0, prompt - cached - w1h);
+        let fresh = prompt - cached - w1h - w5m;
+        let (write, write_1h) = self.cache_write_prices();
         let pico = i128::from(fresh) * i128::from(self.input)
             + i128::from(cached) * i128::from(self.cached_input.unwrap_or(self.input))
+            + i128::from(w5m) * i128::from(write)
+            + i128::from(w1h) * i128::from(write_1h)
             + i128::from(usage.completion_tokens.max(0)) * i128::from(self.output);
         i64::try_from((pico + 500) / 1000).unwrap_or(i64::MAX)
     }
@@ -138,11 +185,7 @@ mod tests {
     use super::*;
 
     fn usage(prompt: i64, cached: i64, completion: i64) -> Usage {
-        Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cached_tokens: cached,
-        }
+        Usage::reported(prompt, completion).with_cached(cached)
     }
 
     #[test]

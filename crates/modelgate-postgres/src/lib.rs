@@ -31,10 +31,16 @@ use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{NoTls, Row};
 
 /// The migrations, in order (the files of `migrations/postgres/`).
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_anthropic_backend.sql",
+        include_str!("../../../migrations/postgres/0002_anthropic_backend.sql"),
+    ),
+];
 
 /// Serialises migrations across replicas starting at once.
 const MIGRATION_LOCK: i64 = 0x6d67_6d69_6772;

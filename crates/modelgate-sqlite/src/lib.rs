@@ -81,6 +81,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0011_leases_by_request.sql",
         include_str!("../../../migrations/0011_leases_by_request.sql"),
     ),
+    (
+        "0012_anthropic_backend.sql",
+        include_str!("../../../migrations/0012_anthropic_backend.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

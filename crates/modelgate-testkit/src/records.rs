@@ -84,6 +84,8 @@ pub fn model(id: &str, name: &str) -> Model {
             input: 150_000,
             cached_input: Some(75_000),
             output: 600_000,
+            cache_write: None,
+            cache_write_1h: None,
         }),
         created_at: 1_000,
         updated_at: 1_000,
@@ -105,6 +107,8 @@ pub fn deployment(name: &str, backend: BackendKind, weight: u32, priority: u32) 
             input: 2_500_000,
             cached_input: None,
             output: 10_000_000,
+            cache_write: None,
+            cache_write_1h: None,
         }),
         first_byte_timeout_secs: None,
     }

@@ -94,8 +94,16 @@ fn bad_conversations_are_refused_naming_the_field() {
             "messages[0].role",
         ),
         (
-            vec![json!({"role": "system", "content": "hi"})],
+            vec![json!({"role": "tool", "content": "hi"})],
             "messages[0].role",
+        ),
+        (vec![json!({"role": "system", "content": "hi"})], "messages"),
+        (
+            vec![
+                json!({"role": "system", "content": "hi"}),
+                json!({"role": "assistant", "content": "x"}),
+            ],
+            "messages[1].role",
         ),
         (
             vec![user(
@@ -150,6 +158,18 @@ fn bad_conversations_are_refused_naming_the_field() {
     assert!(
         translate(json!({"model": "m", "max_tokens": 5, "messages": [user(json!("x")), uses]}))
             .is_ok()
+    );
+    // Instructions updated mid-conversation (Claude Code sends them) stay
+    // where they were given.
+    let t = translate(json!({"model": "m", "max_tokens": 5, "messages": [
+        user(json!("x")),
+        {"role": "system", "content": [{"type": "text", "text": "Now in French."}]},
+        user(json!("y"))
+    ]}))
+    .unwrap();
+    assert_eq!(
+        t.chat["messages"][1],
+        json!({"role": "system", "content": "Now in French."})
     );
 }
 

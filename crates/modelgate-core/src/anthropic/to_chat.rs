@@ -32,7 +32,7 @@ fn invalid(message: String, param: &str) -> RequestError {
 /// Translate `body` (checked by `request::messages`).
 pub(crate) fn to_chat(body: &Map<String, Value>) -> Result<Translated, RequestError> {
     let mut messages = Vec::new();
-    if let Some(system) = system_text(body.get("system"))? {
+    if let Some(system) = system_text(body.get("system"), "system")? {
         messages.push(json!({"role": "system", "content": system}));
     }
     let turns = body
@@ -40,34 +40,47 @@ pub(crate) fn to_chat(body: &Map<String, Value>) -> Result<Translated, RequestEr
         .and_then(Value::as_array)
         .map_or(&[][..], Vec::as_slice);
     let mut open_uses: Vec<String> = Vec::new();
+    let mut spoken = false;
     for (i, turn) in turns.iter().enumerate() {
         let param = format!("messages[{i}]");
         let role = turn.get("role").and_then(Value::as_str);
-        match (role, i) {
+        match (role, spoken) {
             (Some("user"), _) => {
                 user_turn(turn.get("content"), &param, &mut open_uses, &mut messages)?
             }
-            (Some("assistant"), 0) => {
+            (Some("assistant"), false) => {
                 return Err(invalid(
                     format!("{param}.role: the first message must use the \"user\" role"),
                     &format!("{param}.role"),
                 ));
             }
-            (Some("assistant"), _) => {
+            (Some("assistant"), true) => {
                 if !open_uses.is_empty() {
                     return Err(unanswered(&open_uses, &param));
                 }
                 messages.push(assistant_turn(turn.get("content"), &param, &mut open_uses)?);
             }
+            // Instructions updated mid-conversation, where they were given.
+            (Some("system"), _) => {
+                if let Some(text) = system_text(turn.get("content"), &format!("{param}.content"))? {
+                    messages.push(json!({"role": "system", "content": text}));
+                }
+                continue;
+            }
             _ => {
                 return Err(invalid(
-                    format!(
-                        "{param}.role: must be \"user\" or \"assistant\" (system instructions go in the top-level \"system\" field)"
-                    ),
+                    format!("{param}.role: must be \"user\", \"assistant\" or \"system\""),
                     &format!("{param}.role"),
                 ));
             }
         }
+        spoken = true;
+    }
+    if !spoken {
+        return Err(invalid(
+            "messages: at least one user message is required".into(),
+            "messages",
+        ));
     }
     // A last assistant turn with open tool uses is a prefill the model
     // continues; otherwise every tool use must have been answered.
@@ -96,8 +109,8 @@ fn unanswered(ids: &[String], param: &str) -> RequestError {
     )
 }
 
-/// The system prompt as one string (text blocks joined by a blank line).
-fn system_text(system: Option<&Value>) -> Result<Option<String>, RequestError> {
+/// System instructions as one string (text blocks joined by a blank line).
+fn system_text(system: Option<&Value>, param: &str) -> Result<Option<String>, RequestError> {
     match system {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
@@ -105,7 +118,7 @@ fn system_text(system: Option<&Value>) -> Result<Option<String>, RequestError> {
         Some(Value::Array(blocks)) => {
             let mut texts = Vec::new();
             for (j, b) in blocks.iter().enumerate() {
-                let param = format!("system[{j}]");
+                let param = format!("{param}[{j}]");
                 match (b.get("type").and_then(Value::as_str), b.get("text")) {
                     (Some("text"), Some(Value::String(t))) => texts.push(t.as_str()),
                     _ => return Err(wrong_type(&param, "a text block")),
@@ -113,7 +126,7 @@ fn system_text(system: Option<&Value>) -> Result<Option<String>, RequestError> {
             }
             Ok((!texts.is_empty()).then(|| texts.join("\n\n")))
         }
-        Some(_) => Err(wrong_type("system", "a string or an array of text blocks")),
+        Some(_) => Err(wrong_type(param, "a string or an array of text blocks")),
     }
 }
 

@@ -5,8 +5,10 @@
 //! `http::Response<Bytes>` or a stream of chunks: no IO here. openai, api3,
 //! vllm and llamacpp speak the OpenAI protocol and differ in paths and auth
 //! (`compat` holds what they share); ollama speaks its native API, which
-//! the `ollama` module transcodes both ways.
+//! the `ollama` module transcodes both ways; anthropic speaks Anthropic's
+//! Messages API (the `anthropic` module).
 
+mod anthropic;
 mod api3;
 mod compat;
 mod llamacpp;
@@ -25,6 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{RequestError, UpstreamError};
 use crate::request::{Endpoint, ProxyRequest};
 
+pub use anthropic::{ChatFromMessagesRelay, MessagesPassRelay};
 pub use compat::SseRelay;
 pub(crate) use native_responses::write_typed_event;
 pub use native_responses::{NativeResponsesRelay, name_response, response_id};
@@ -46,16 +49,20 @@ pub enum BackendKind {
     Llamacpp,
     /// Ollama's native API (`/api/chat`, `/api/generate`, `/api/tags`).
     Ollama,
+    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`); base
+    /// URL is the API root (`https://api.anthropic.com`).
+    Anthropic,
 }
 
 impl BackendKind {
     /// Every backend, for validation messages.
-    pub const ALL: [BackendKind; 5] = [
+    pub const ALL: [BackendKind; 6] = [
         Self::Openai,
         Self::Api3,
         Self::Vllm,
         Self::Llamacpp,
         Self::Ollama,
+        Self::Anthropic,
     ];
 
     /// The stored spelling.
@@ -66,6 +73,7 @@ impl BackendKind {
             Self::Vllm => "vllm",
             Self::Llamacpp => "llamacpp",
             Self::Ollama => "ollama",
+            Self::Anthropic => "anthropic",
         }
     }
 
@@ -81,13 +89,21 @@ impl BackendKind {
     pub fn default_responses_api(self) -> ResponsesApi {
         match self {
             Self::Openai => ResponsesApi::Native,
-            Self::Api3 | Self::Vllm | Self::Llamacpp | Self::Ollama => ResponsesApi::Bridge,
+            Self::Api3 | Self::Vllm | Self::Llamacpp | Self::Ollama | Self::Anthropic => {
+                ResponsesApi::Bridge
+            }
         }
     }
 
     /// Whether the upstream speaks the OpenAI protocol.
     fn is_compat(self) -> bool {
-        self != Self::Ollama
+        !matches!(self, Self::Ollama | Self::Anthropic)
+    }
+
+    /// Whether the upstream serves Anthropic's Messages API itself (a
+    /// Messages request is forwarded, not translated to chat).
+    pub fn speaks_messages(self) -> bool {
+        self == Self::Anthropic
     }
 
     fn url(self, base: &str, endpoint: Option<Endpoint>) -> String {
@@ -98,13 +114,16 @@ impl BackendKind {
             Self::Vllm => vllm::url(base, endpoint),
             Self::Llamacpp => llamacpp::url(base, endpoint),
             Self::Ollama => ollama::url(base, endpoint),
+            Self::Anthropic => anthropic::url(base, endpoint),
         }
     }
 
     fn auth(self, key: Option<&str>) -> Option<(HeaderName, String)> {
         let key = key.filter(|k| !k.is_empty());
         match self {
-            Self::Api3 => key.map(|k| (HeaderName::from_static("x-api-key"), k.to_owned())),
+            Self::Api3 | Self::Anthropic => {
+                key.map(|k| (HeaderName::from_static("x-api-key"), k.to_owned()))
+            }
             Self::Openai | Self::Vllm | Self::Llamacpp | Self::Ollama => {
                 key.map(|k| (AUTHORIZATION, format!("Bearer {k}")))
             }
@@ -118,6 +137,7 @@ impl BackendKind {
         call: &UpstreamCall,
     ) -> Result<http::Request<Bytes>, RequestError> {
         let body = match (self, call.endpoint) {
+            (Self::Anthropic, _) => anthropic::body(call, target.model)?,
             (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_body(call, target.model),
             (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => {
                 ollama::body(call, target.model)?
@@ -126,12 +146,19 @@ impl BackendKind {
         };
         let bytes =
             serde_json::to_vec(&body).map_err(|e| RequestError::invalid(e.to_string(), None))?;
-        self.request(
+        let mut req = self.request(
             Method::POST,
             target,
             Some(call.endpoint),
             Bytes::from(bytes),
-        )
+        )?;
+        // A Messages client's version and betas go to Anthropic unchanged.
+        if self == Self::Anthropic {
+            for (name, value) in &call.anthropic_headers {
+                req.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        Ok(req)
     }
 
     /// Build the request that lists the upstream's models.
@@ -148,7 +175,7 @@ impl BackendKind {
         let url = match self {
             Self::Vllm | Self::Llamacpp => format!("{base}/health"),
             Self::Ollama => format!("{base}/api/version"),
-            Self::Openai | Self::Api3 => self.url(base, None),
+            Self::Openai | Self::Api3 | Self::Anthropic => self.url(base, None),
         };
         self.request_to(Method::GET, target, url, Bytes::new())
     }
@@ -184,6 +211,9 @@ impl BackendKind {
             })?;
             value.set_sensitive(true);
             b = b.header(name, value);
+        }
+        if self == Self::Anthropic {
+            b = b.header("anthropic-version", anthropic::VERSION);
         }
         b.body(body)
             .map_err(|_| RequestError::invalid("The model's base URL is not a valid URL.", None))
@@ -222,6 +252,7 @@ impl BackendKind {
             return Err(upstream_error(status, body));
         }
         match (self, call.endpoint) {
+            (Self::Anthropic, _) => anthropic::parse(call, body, created_s),
             (_, Endpoint::Responses) => native_responses::parse(body),
             (Self::Ollama, Endpoint::Embeddings) => ollama_embed::from_ollama(call, body),
             (Self::Ollama, _) => ollama::parse(call, body, created_s),
@@ -231,6 +262,17 @@ impl BackendKind {
 
     /// The per-chunk hook for a streamed answer.
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
+        if self == Self::Anthropic {
+            return match call.endpoint {
+                Endpoint::Messages => Relay::MessagesPass(MessagesPassRelay::new()),
+                _ => Relay::ChatFromMessages(ChatFromMessagesRelay::new(
+                    &call.request_id,
+                    &call.public_model,
+                    created_s,
+                    call.client_include_usage,
+                )),
+            };
+        }
         if call.endpoint == Endpoint::Responses {
             let id = response_id(&call.request_id);
             Relay::Responses(NativeResponsesRelay::new(id))
@@ -244,6 +286,7 @@ impl BackendKind {
     /// Whether this backend can serve the request at all.
     pub fn supports(self, req: &ProxyRequest) -> Result<(), RequestError> {
         match (self, req.endpoint) {
+            (Self::Anthropic, _) => anthropic::supports(req),
             (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_supports(req),
             (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => ollama::supports(req),
             _ => Ok(()),
@@ -308,6 +351,9 @@ pub struct UpstreamCall {
     pub upstream_include_usage: bool,
     /// A completion cap the gateway sets because the client set none.
     pub injected_max_tokens: Option<u64>,
+    /// A Messages client's `anthropic-version` and `anthropic-beta`, for an
+    /// Anthropic upstream.
+    pub anthropic_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// Token usage.
@@ -321,6 +367,11 @@ pub struct Usage {
     /// cache (priced as cached; 0 when it did not say).
     #[serde(default)]
     pub cached_tokens: i64,
+    /// Of the prompt tokens, those written to the upstream's prompt cache
+    /// for five minutes, and for an hour (Anthropic prices writes above
+    /// input; 0 elsewhere).
+    #[serde(default)]
+    pub cache_writes: (i64, i64),
 }
 
 /// The largest token count taken from an upstream: a figure past it is
@@ -337,6 +388,18 @@ impl Usage {
             prompt_tokens: bound(prompt_tokens),
             completion_tokens: bound(completion_tokens),
             cached_tokens: 0,
+            cache_writes: (0, 0),
+        }
+    }
+
+    /// This usage with `five_min` and `one_hour` of its prompt tokens
+    /// written to the cache (within what the cache did not serve).
+    pub fn with_cache_writes(self, five_min: i64, one_hour: i64) -> Self {
+        let room = self.prompt_tokens - self.cached_tokens;
+        let one_hour = one_hour.clamp(0, room);
+        Self {
+            cache_writes: (five_min.clamp(0, room - one_hour), one_hour),
+            ..self
         }
     }
 
@@ -394,6 +457,10 @@ pub enum Relay {
     Ndjson(NdjsonRelay),
     /// An upstream's own Responses events, relayed event by event.
     Responses(NativeResponsesRelay),
+    /// An Anthropic upstream's Messages events, relayed as they are.
+    MessagesPass(MessagesPassRelay),
+    /// An Anthropic upstream's Messages events as chat chunks.
+    ChatFromMessages(ChatFromMessagesRelay),
 }
 
 impl Relay {
@@ -425,6 +492,8 @@ impl Relay {
             Self::Sse(r) => r.feed(chunk, out),
             Self::Ndjson(r) => r.feed(chunk, out),
             Self::Responses(r) => r.feed(chunk, out),
+            Self::MessagesPass(r) => r.feed(chunk, out),
+            Self::ChatFromMessages(r) => r.feed(chunk, out),
         }
     }
 
@@ -434,19 +503,32 @@ impl Relay {
             Self::Sse(r) => r.finish(out),
             Self::Ndjson(r) => r.finish(out),
             Self::Responses(r) => r.finish(out),
+            Self::MessagesPass(r) => r.finish(out),
+            Self::ChatFromMessages(r) => r.finish(out),
         }
     }
 
     /// End the stream now with an in-band error event (and `[DONE]` on
     /// chat streams).
     pub fn fail(&mut self, code: &'static str, message: &str, out: &mut Vec<u8>) {
-        if let Self::Responses(r) = self {
-            return r.fail(code, message, out);
+        match self {
+            Self::Responses(r) => return r.fail(code, message, out),
+            Self::MessagesPass(r) => return r.fail(code, message, out),
+            Self::ChatFromMessages(r) => return r.fail(code, message, out),
+            Self::Sse(_) | Self::Ndjson(_) => {}
         }
         let state = self.state_mut();
         if state.outcome.is_none() {
             write_error_event(out, code, message);
             state.outcome = Some(StreamOutcome::Failed(code));
+        }
+    }
+
+    /// A keep-alive event, for a client whose API has one (Anthropic's
+    /// `ping`).
+    pub fn ping(&mut self, out: &mut Vec<u8>) {
+        if let Self::MessagesPass(r) = self {
+            r.ping(out);
         }
     }
 
@@ -461,6 +543,8 @@ impl Relay {
             Self::Sse(r) => &r.state,
             Self::Ndjson(r) => &r.state,
             Self::Responses(r) => &r.state,
+            Self::MessagesPass(r) => &r.state,
+            Self::ChatFromMessages(r) => &r.state,
         }
     }
 
@@ -469,6 +553,8 @@ impl Relay {
             Self::Sse(r) => &mut r.state,
             Self::Ndjson(r) => &mut r.state,
             Self::Responses(r) => &mut r.state,
+            Self::MessagesPass(r) => &mut r.state,
+            Self::ChatFromMessages(r) => &mut r.state,
         }
     }
 }

@@ -122,6 +122,7 @@ mod tests {
             client_include_usage: false,
             upstream_include_usage: false,
             injected_max_tokens: None,
+            anthropic_headers: Vec::new(),
         }
     }
 

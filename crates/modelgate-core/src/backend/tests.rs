@@ -28,6 +28,7 @@ fn call(endpoint: Endpoint, body: Value, client_usage: bool) -> UpstreamCall {
         client_include_usage: client_usage,
         upstream_include_usage: true,
         injected_max_tokens: None,
+        anthropic_headers: Vec::new(),
     }
 }
 

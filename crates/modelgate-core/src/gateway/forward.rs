@@ -38,8 +38,9 @@ type UpstreamBody<P> = <<P as Ports>::Http as HttpClient>::Body;
 pub(super) struct Calls {
     pub(super) direct: UpstreamCall,
     pub(super) bridged: Option<UpstreamCall>,
-    /// Every deployment is sent the bridged call (Messages), not only
-    /// those whose model bridges Responses.
+    /// Every deployment that does not speak the client's API is sent the
+    /// bridged call (Messages), not only those whose model bridges
+    /// Responses.
     pub(super) always: bool,
 }
 
@@ -184,7 +185,11 @@ impl<P: Ports> Gateway<P> {
     ) -> Attempt<P> {
         let cfg = self.config().resilience;
         let bridged = calls.bridged.is_some()
-            && (calls.always || model.responses_api_of(d) == ResponsesApi::Bridge);
+            && if calls.always {
+                !d.backend.speaks_messages()
+            } else {
+                model.responses_api_of(d) == ResponsesApi::Bridge
+            };
         let call = calls.sent(bridged);
         // A deployment this gateway cannot address (its secret unset, a key
         // that is no header) is skipped, not blamed.

@@ -122,6 +122,10 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let key = self.key_of(&req, peer).await?;
         let (request, counted) = self.parse(&key, &req, inc).await?;
+        let anthropic_headers = match inc.endpoint {
+            Endpoint::Messages => super::dialect::anthropic_headers(req.headers()),
+            _ => Vec::new(),
+        };
         drop(req);
         let model = self.model_for(&key, &request, inc).await?;
         *resolved = Some(model.name.clone());
@@ -144,6 +148,7 @@ impl<P: Ports> Gateway<P> {
                 public_model: model.name.clone(),
                 request_id: inc.request_id.to_owned(),
                 body,
+                anthropic_headers: anthropic_headers.clone(),
             });
         let deadline_ms = inc
             .started_ms

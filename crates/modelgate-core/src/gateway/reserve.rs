@@ -30,23 +30,23 @@ pub(super) struct Reserved {
     pub(super) tpm: TakenTokens,
 }
 
-/// The highest prices any deployment of `model` may charge (cached input
-/// at no less than the input price, since which part of a prompt is cached
-/// is not known in advance); `None` when nothing is priced.
+/// The highest prices any deployment of `model` may charge (every input
+/// token at the dearest input price, cache reads and writes included, since
+/// which part of a prompt is cached is not known in advance); `None` when
+/// nothing is priced.
 fn worst_prices(model: &Model, deployments: &[Deployment]) -> Option<Prices> {
     let all = deployments
         .iter()
         .map(|d| d.prices.or(model.prices))
         .collect::<Option<Vec<Prices>>>()?;
-    let input = all
-        .iter()
-        .map(|p| p.input.max(p.cached_input.unwrap_or(0)))
-        .max()?;
+    let input = all.iter().map(Prices::dearest_input).max()?;
     let output = all.iter().map(|p| p.output).max()?;
     Some(Prices {
         input,
         cached_input: None,
         output,
+        cache_write: Some(input),
+        cache_write_1h: Some(input),
     })
 }
 

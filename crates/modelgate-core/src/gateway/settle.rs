@@ -49,11 +49,7 @@ impl Ctx {
         let usage = usage.unwrap_or_else(|| {
             if status == 200 || output_chunks > 0 {
                 let prompt = i64::try_from(self.prompt_bound.div_ceil(4)).unwrap_or(i64::MAX);
-                Usage {
-                    prompt_tokens: prompt,
-                    completion_tokens: output_chunks,
-                    cached_tokens: 0,
-                }
+                Usage::reported(prompt, output_chunks)
             } else {
                 Usage::default()
             }

@@ -54,8 +54,10 @@ impl ClientRelay {
     /// Show a silent upstream's stream is alive, if the client's API has a
     /// way to (Anthropic's `ping`).
     fn ping(&mut self, out: &mut Vec<u8>) {
-        if let Self::Messages(r) = self {
-            r.ping(out);
+        match self {
+            Self::Messages(r) => r.ping(out),
+            Self::Upstream(r) => r.ping(out),
+            Self::Bridge(_) => {}
         }
     }
 

@@ -1,6 +1,7 @@
 //! A mock upstream that speaks OpenAI-compatible HTTP (`/v1/...`: chat,
-//! completions, embeddings and the Responses API) and Ollama's native API
-//! (`/api/...`: chat, generate, embed), with fault injection.
+//! completions, embeddings and the Responses API), Ollama's native API
+//! (`/api/...`: chat, generate, embed) and Anthropic's Messages API
+//! (`/v1/messages`, in `messages.rs`), with fault injection.
 //!
 //! A chat or Responses request that offers function tools, and whose last
 //! input is not a tool result, is answered with one call of the first tool
@@ -29,6 +30,7 @@
 //! | `retry_after=N` | error answers carry `Retry-After: N` |
 //! | `no_usage=1` | never report usage |
 //! | `cached=N` | report N of the prompt tokens as served from a cache (at most the prompt) |
+//! | `cache_write=N` / `cache_write_1h=N` | Messages: report N prompt tokens written to the cache for 5 minutes / an hour |
 //! | `no_tools=1` | answer in text even when tools are offered |
 //! | `tool=NAME` | call the tool named NAME (if offered), with only its required arguments |
 //! | `arg_K=V` | with `tool`: argument K is the string V |
@@ -63,6 +65,7 @@ use tokio::net::TcpListener;
 
 mod embed;
 pub use embed::vector;
+mod messages;
 mod responses;
 
 /// Counters of what the mock served.
@@ -134,7 +137,8 @@ impl MockUpstream {
             .unwrap_or_default()
     }
 
-    /// The last generation request seen: `{"path", "body", "authorization", "x-api-key", "traceparent"}`.
+    /// The last generation request seen: `{"body", "authorization", "x-api-key", "traceparent",
+    /// "anthropic-version", "anthropic-beta"}`.
     pub fn last_request(&self) -> Value {
         self.shared
             .last
@@ -165,6 +169,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/chat", post(|s, h, b| generate(s, h, b, Proto::Ollama, true)))
         .route("/api/generate", post(|s, h, b| generate(s, h, b, Proto::Ollama, false)))
         .route("/v1/responses", post(|s, h, b| generate(s, h, b, Proto::Responses, true)))
+        .route("/v1/messages", post(messages::messages))
         .route("/v1/embeddings", post(|s, b| embed::embed(s, b, Proto::OpenAi)))
         .route("/api/embed", post(|s, b| embed::embed(s, b, Proto::Ollama)))
         .route("/health", get(|State(s): State<Arc<Shared>>| async move {
@@ -205,6 +210,7 @@ struct Plan {
     retry_after: Option<u64>,
     usage: bool,
     cached: u64,
+    cache_write: (u64, u64),
     report_tokens: Option<String>,
     stamp: bool,
     redirect_port: Option<u16>,
@@ -236,6 +242,7 @@ impl Plan {
             retry_after: opts.get("retry_after").and_then(|v| v.parse().ok()),
             usage: n("no_usage", 0) == 0,
             cached: n("cached", 0),
+            cache_write: (n("cache_write", 0), n("cache_write_1h", 0)),
             report_tokens: opts.get("report_tokens").map(|s| s.to_string()),
             stamp: n("stamp", 0) == 1,
             redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
@@ -412,7 +419,8 @@ fn remember(shared: &Shared, headers: &HeaderMap, req: &Value, chat: bool) {
     };
     if let Ok(mut last) = shared.last.lock() {
         *last = json!({"body": req, "authorization": hv("authorization"), "x-api-key": hv("x-api-key"), "chat": chat,
-            "traceparent": hv("traceparent")});
+            "traceparent": hv("traceparent"), "anthropic-version": hv("anthropic-version"),
+            "anthropic-beta": hv("anthropic-beta")});
     }
 }
 

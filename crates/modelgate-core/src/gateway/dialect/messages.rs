@@ -1,9 +1,10 @@
-//! The Messages dialect (Anthropic's API): every deployment is sent the
-//! request's chat translation, and its answer is translated back into a
-//! Message or Anthropic's event grammar (see [`crate::anthropic`]).
+//! The Messages dialect (Anthropic's API): an Anthropic deployment is sent
+//! the request as it came; every other deployment its chat translation,
+//! whose answer is translated back into a Message or Anthropic's event
+//! grammar (see [`crate::anthropic`]).
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{Answer, Bridge, Frame, Plan};
@@ -117,10 +118,27 @@ fn estimate_tokens(body: &Map<String, Value>) -> u64 {
     text.div_ceil(BYTES_PER_TOKEN) + images * IMAGE_TOKENS + 4 * turns
 }
 
-/// The Message for the upstream's chat completion `body`.
-pub(super) fn answer_messages(mut answer: Answer, body: &[u8]) -> Result<Bytes, GatewayError> {
-    match answer.bridge.take() {
+/// The Message for the upstream's answer `body`: a chat completion if
+/// `bridged`, else a Message already.
+pub(super) fn answer_messages(
+    mut answer: Answer,
+    bridged: bool,
+    body: &[u8],
+) -> Result<Bytes, GatewayError> {
+    match answer.bridge.take().filter(|_| bridged) {
         Some((Frame::Messages(echo), _)) => Ok(anthropic::from_chat(&echo, body)?),
         _ => Ok(Bytes::copy_from_slice(body)),
     }
+}
+
+/// The headers of a Messages request that an Anthropic upstream gets as
+/// they came: the API version and the betas (never allow-listed: a feature
+/// is a body field and its beta together).
+pub(in crate::gateway) fn anthropic_headers(
+    headers: &http::HeaderMap,
+) -> Vec<(HeaderName, HeaderValue)> {
+    ["anthropic-version", "anthropic-beta"]
+        .into_iter()
+        .filter_map(|name| Some((HeaderName::from_static(name), headers.get(name)?.clone())))
+        .collect()
 }

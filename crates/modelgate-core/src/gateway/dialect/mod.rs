@@ -22,6 +22,7 @@ mod messages;
 mod responses;
 
 use messages::answer_messages;
+pub(super) use messages::anthropic_headers;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -59,8 +60,9 @@ struct Bridge {
     chat: Map<String, Value>,
     /// Tools the translation had to leave out, for the client to see.
     ignored_tools: String,
-    /// Whether every deployment gets the translation (else only those whose
-    /// model bridges Responses).
+    /// Whether every deployment that does not speak the client's API gets
+    /// the translation (Messages), or only those whose model bridges
+    /// Responses.
     always: bool,
 }
 
@@ -121,7 +123,7 @@ impl<P: Ports> Gateway<P> {
                 let body = self.answer_responses(answer, call, bridged, body).await?;
                 Ok((body, usage))
             }
-            Endpoint::Messages => Ok((answer_messages(answer, &body)?, usage)),
+            Endpoint::Messages => Ok((answer_messages(answer, bridged, &body)?, usage)),
             Endpoint::Chat | Endpoint::Completion | Endpoint::Embeddings => Ok((body, usage)),
         }
     }

@@ -1,0 +1,64 @@
+"""Claude Code (npm, pinned in tests/clients) through the gateway, offline:
+`claude -p` answered by the mock upstream, a tool turn (the mock calls
+Claude Code's Bash tool, Claude Code runs it, the result comes back as a
+`tool_result` and the mock's final text is printed), and the real llama.cpp
+model, whose context cannot hold Claude Code's prompt: llama.cpp's 400,
+passed on, which Claude Code shows as "Prompt is too long"."""
+
+import os
+import subprocess
+
+import pytest
+
+from harness import ROOT, http
+
+CLAUDE = ROOT / "tests" / "clients" / "node_modules" / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe"
+
+
+def claude_code(env, key, model, prompt, cwd, *args):
+    if not CLAUDE.exists():
+        pytest.fail("tests/clients is not installed: run `make test` (or npm ci in tests/clients)")
+    home = cwd / "home"
+    home.mkdir(exist_ok=True)
+    envv = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "dumb", "NO_COLOR": "1",
+            "ANTHROPIC_BASE_URL": env.base_url, "ANTHROPIC_API_KEY": key,
+            "ANTHROPIC_MODEL": model, "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
+            "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
+            "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_MAX_RETRIES": "0"}
+    return subprocess.run([str(CLAUDE), "-p", prompt, "--model", model, *args], cwd=cwd, env=envv,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_claude_code_prints_the_upstreams_answer(env, tmp_path):
+    created = env.make_key(quota=10_000_000)
+    model = env.make_model("mock?tokens=3&no_tools=1")
+    out = claude_code(env, created["key"], model, "say pong", tmp_path)
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    assert out.stdout.strip() == "w0 w1 w2", out.stdout
+    sent = http("GET", env.mock_url + "/_mock/last").json()["body"]
+    # Its system prompt and tools were translated, its thinking left out.
+    assert sent["messages"][0]["role"] == "system" and len(sent["messages"][0]["content"]) > 1000
+    assert len(sent["tools"]) > 5 and "thinking" not in sent
+    rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
+    assert rows and all(r["endpoint"] == "messages" for r in rows)
+
+
+def test_claude_code_runs_a_tool_through_the_gateway(env, key, tmp_path):
+    # The mock calls Bash with this command, then answers in text once it
+    # has the tool's result.
+    model = env.make_model("mock?tokens=2&tool=Bash&arg_command=echo tool-ran-$((40+2))")
+    out = claude_code(env, key, model, "run the check", tmp_path, "--allowedTools", "Bash(echo:*)")
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    assert out.stdout.strip().endswith("w0 w1"), out.stdout
+    sent = http("GET", env.mock_url + "/_mock/last").json()["body"]
+    results = [m for m in sent["messages"] if m["role"] == "tool"]
+    assert results and "tool-ran-42" in results[-1]["content"], sent["messages"][-3:]
+
+
+def test_claude_code_against_the_real_model_hears_the_context_is_too_small(env, key, tmp_path):
+    model = env.make_model("smollm2-135m", backend="llamacpp", base_url=env.llama_url)
+    out = claude_code(env, key, model, "say pong", tmp_path)
+    assert out.returncode != 0
+    said = out.stdout + out.stderr
+    assert "Prompt is too long" in said and "exceeds the available context size" in said, said[-3000:]
