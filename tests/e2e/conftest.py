@@ -131,6 +131,7 @@ def env():
         admin_key = "e2e-admin-" + uuid.uuid4().hex
         log_path = pathlib.Path(tmp) / "gateway.log"
         settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10",
+                    "MG_MESSAGES_PING_SECS": "1",
                     "E2E_UPSTREAM_KEY": UPSTREAM_SECRET, "MG_UPSTREAM_SECRETS": "E2E_UPSTREAM_KEY"}
         base = f"http://127.0.0.1:{port}"
         with open(log_path, "w") as log:

@@ -105,3 +105,19 @@ def test_real_three_turn_conversation(env, client, llama_model):
     # its answer, and more.
     for before, after in zip(turns, turns[1:]):
         assert after.usage.input_tokens > before.usage.input_tokens + before.usage.output_tokens
+
+
+def test_real_messages_and_token_count(env, key, llama_model):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=env.base_url, api_key=key, max_retries=0, timeout=120)
+    ask = [{"role": "user", "content": "Say hi to the gateway"}]
+    m = client.messages.create(model=llama_model, max_tokens=8, messages=ask)
+    assert m.content and m.content[0].text and m.usage.output_tokens <= 8
+    counted = client.messages.with_raw_response.count_tokens(model=llama_model, messages=ask)
+    # llama.cpp's own template and tokenizer: the prompt it will be sent.
+    assert counted.headers["x-modelgate-token-count"] == "upstream"
+    assert counted.parse().input_tokens == m.usage.input_tokens + m.usage.cache_read_input_tokens
+    with client.messages.stream(model=llama_model, max_tokens=6, messages=ask) as s:
+        text = "".join(s.text_stream)
+    assert text

@@ -159,14 +159,25 @@ def test_cached_tokens_are_counted_apart(env):
     assert (rows[0]["prompt_tokens"], rows[0]["completion_tokens"]) == (5, 2)
 
 
-def test_count_tokens_is_an_estimate_and_says_so(env, key):
+def test_count_tokens_is_an_estimate_where_the_backend_has_no_tokenizer(env, key):
     client = claude(env, key)
-    model = mock_model(env)
+    model = mock_model(env, "openai")
     small = client.messages.count_tokens(model=model, messages=[{"role": "user", "content": "hi"}])
     big = client.messages.with_raw_response.count_tokens(
         model=model, system="x" * 4000, tools=[WEATHER], messages=[{"role": "user", "content": "hi"}])
     assert big.headers["x-modelgate-token-count"] == "estimate"
     assert 0 < small.input_tokens < 1000 < big.parse().input_tokens < 2000
+
+
+@pytest.mark.parametrize("backend", ["vllm", "anthropic"])
+def test_count_tokens_asks_the_backends_tokenizer(env, key, backend):
+    model = (env.make_model("mock", backend="anthropic", base_url=env.mock_url, api_key="sk-ant")
+             if backend == "anthropic" else mock_model(env, backend))
+    r = claude(env, key).messages.with_raw_response.count_tokens(
+        model=model, system="be brief", messages=[{"role": "user", "content": "one two three"}])
+    assert r.headers["x-modelgate-token-count"] == "upstream"
+    # The mock's tokenizer counts words.
+    assert r.parse().input_tokens == 5
 
 
 def test_the_model_list_speaks_anthropic_to_anthropic_clients(env, key):
@@ -260,3 +271,22 @@ def test_the_typescript_sdk(env, key, backend):
         assert tool["type"] == "tool_use" and tool["input"] == {"city": "mock"}, got
     assert got["count"] > 0
     assert got["authError"] == {"name": "AuthenticationError", "status": 401, "type": "authentication_error"}
+
+
+@pytest.mark.parametrize("backend", ["vllm", "anthropic"])
+def test_a_silent_upstream_is_pinged(env, key, backend):
+    # The suite's gateways ping after 1 s of silence (MG_MESSAGES_PING_SECS);
+    # the mock is silent for 2.5 s before its first token.
+    if backend == "anthropic":
+        model = env.make_model("mock?tokens=2&ttft_ms=2500", backend="anthropic", base_url=env.mock_url,
+                               api_key="sk-ant")
+    else:
+        model = mock_model(env, backend, "tokens=2&ttft_ms=2500")
+    with httpx.stream("POST", env.base_url + "/v1/messages", timeout=60,
+                      headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                      json={"model": model, "max_tokens": 10, "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]}) as r:
+        kinds = [line.removeprefix("event: ") for line in r.iter_lines() if line.startswith("event: ")]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop", kinds
+    first_block = kinds.index("content_block_start")
+    assert "ping" in kinds[:first_block], kinds

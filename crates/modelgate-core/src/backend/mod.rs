@@ -16,6 +16,7 @@ mod native_responses;
 mod ollama;
 mod ollama_embed;
 mod openai;
+mod tokens;
 mod vllm;
 
 use bytes::Bytes;
@@ -32,6 +33,7 @@ pub use compat::SseRelay;
 pub(crate) use native_responses::write_typed_event;
 pub use native_responses::{NativeResponsesRelay, name_response, response_id};
 pub use ollama::NdjsonRelay;
+pub use tokens::Counted;
 
 /// The upstream protocols ModelGate speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -264,13 +266,13 @@ impl BackendKind {
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
         if self == Self::Anthropic {
             return match call.endpoint {
-                Endpoint::Messages => Relay::MessagesPass(MessagesPassRelay::new()),
-                _ => Relay::ChatFromMessages(ChatFromMessagesRelay::new(
+                Endpoint::Messages => Relay::MessagesPass(Box::default()),
+                _ => Relay::ChatFromMessages(Box::new(ChatFromMessagesRelay::new(
                     &call.request_id,
                     &call.public_model,
                     created_s,
                     call.client_include_usage,
-                )),
+                ))),
             };
         }
         if call.endpoint == Endpoint::Responses {
@@ -458,9 +460,9 @@ pub enum Relay {
     /// An upstream's own Responses events, relayed event by event.
     Responses(NativeResponsesRelay),
     /// An Anthropic upstream's Messages events, relayed as they are.
-    MessagesPass(MessagesPassRelay),
+    MessagesPass(Box<MessagesPassRelay>),
     /// An Anthropic upstream's Messages events as chat chunks.
-    ChatFromMessages(ChatFromMessagesRelay),
+    ChatFromMessages(Box<ChatFromMessagesRelay>),
 }
 
 impl Relay {

@@ -17,6 +17,9 @@ use crate::routing::Pick;
 /// What turns upstream bytes into client bytes: the backend's relay, or
 /// the Responses bridge over it.
 #[derive(Debug)]
+// One per stream, inside the boxed `ResponseStream`: boxing the common
+// variant too would only add an allocation per stream.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum ClientRelay {
     /// The client gets the backend's relay's output.
     Upstream(Relay),

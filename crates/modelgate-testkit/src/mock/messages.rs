@@ -5,7 +5,9 @@
 //! `tool_result`; usage with `cached=N` tokens read from the cache and
 //! `cache_write=N` (`cache_write_1h=N`) written to it; buffered or streamed
 //! (Anthropic's event grammar, `ttft_ms` before the first block). Honours
-//! `status` and `fail_first` (with `fail_status`, `retry_after`).
+//! `status` and `fail_first` (with `fail_status`, `retry_after`). Also
+//! `count_tokens`, and vLLM's `/tokenize` of chat messages (words, as the
+//! mock counts prompts).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -66,6 +68,37 @@ fn tool_use(req: &Value) -> Option<Value> {
     )
 }
 
+/// `POST /v1/messages/count_tokens`: the words of the system prompt and
+/// the turns.
+pub(super) async fn count_tokens(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "invalid_request_error", "not JSON", None);
+    };
+    remember(&shared, &headers, &req, false);
+    Json(json!({"input_tokens": prompt_words(&req)})).into_response()
+}
+
+/// vLLM's `POST /tokenize` of chat messages: their words.
+pub(super) async fn tokenize(body: Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    Json(json!({"count": prompt_words(&req), "max_model_len": 4096})).into_response()
+}
+
+/// Words of a request's system prompt and turns.
+fn prompt_words(req: &Value) -> u64 {
+    words(req.get("system"))
+        + req
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(0, |ms| ms.iter().map(|m| words(m.get("content"))).sum())
+}
+
 pub(super) async fn messages(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -97,11 +130,7 @@ pub(super) async fn messages(
         .unwrap_or("mock")
         .to_owned();
     let plan = Plan::from_model(&model);
-    let prompt = words(req.get("system"))
-        + req
-            .get("messages")
-            .and_then(Value::as_array)
-            .map_or(0, |ms| ms.iter().map(|m| words(m.get("content"))).sum());
+    let prompt = prompt_words(&req);
     if let Ok(mut s) = shared.stats.lock() {
         s.requests += 1;
         s.prompt_tokens += prompt;

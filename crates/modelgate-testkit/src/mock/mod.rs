@@ -170,6 +170,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/generate", post(|s, h, b| generate(s, h, b, Proto::Ollama, false)))
         .route("/v1/responses", post(|s, h, b| generate(s, h, b, Proto::Responses, true)))
         .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/tokenize", post(messages::tokenize))
         .route("/v1/embeddings", post(|s, b| embed::embed(s, b, Proto::OpenAi)))
         .route("/api/embed", post(|s, b| embed::embed(s, b, Proto::Ollama)))
         .route("/health", get(|State(s): State<Arc<Shared>>| async move {

@@ -18,6 +18,7 @@
 //! A new client API is a module beside these and an arm in each `match`
 //! below.
 
+mod count;
 mod messages;
 mod responses;
 
