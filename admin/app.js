@@ -275,6 +275,7 @@ async function createModel(event) {
     api_key: f.api_key.value || undefined,
     fallback_urls: list(f.fallback_urls.value),
     responses_api: f.responses_api.value || null,
+    messages_api: f.messages_api.value || null,
     prices: prices(f),
   };
   const created = await attempt(() => api("POST", "/models", body));

@@ -1,6 +1,8 @@
 -- The anthropic backend: models.backend's CHECK names it. SQLite (and D1)
 -- cannot alter a CHECK, so the table is rebuilt with the same columns in
--- the same order (nothing references it, and it has no other index).
+-- the same order (nothing references it, and it has no other index), and
+-- messages_api: how a model serves /v1/messages (NULL: the backend's
+-- default).
 CREATE TABLE models_new (
     id             TEXT PRIMARY KEY,
     name           TEXT NOT NULL UNIQUE,
@@ -15,7 +17,8 @@ CREATE TABLE models_new (
     updated_at     INTEGER NOT NULL,
     responses_api  TEXT CHECK (responses_api IN ('native', 'bridge')),
     deployments    TEXT,
-    prices         TEXT
+    prices         TEXT,
+    messages_api   TEXT CHECK (messages_api IN ('native', 'bridge'))
 );
 INSERT INTO models_new (id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled,
                         stream_usage, created_at, updated_at, responses_api, deployments, prices)

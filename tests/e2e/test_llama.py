@@ -121,3 +121,28 @@ def test_real_messages_and_token_count(env, key, llama_model):
     with client.messages.stream(model=llama_model, max_tokens=6, messages=ask) as s:
         text = "".join(s.text_stream)
     assert text
+
+
+def test_real_messages_natively(env, key):
+    # llama.cpp's own /v1/messages: its answer and events pass through.
+    import anthropic
+
+    model = env.make_model("smollm2-135m", backend="llamacpp", base_url=env.llama_url, messages_api="native")
+    created = env.make_key(quota=100_000)
+    client = anthropic.Anthropic(base_url=env.base_url, api_key=created["key"], max_retries=0, timeout=120)
+    ask = [{"role": "user", "content": "Say hi"}]
+    m = client.messages.create(model=model, max_tokens=6, messages=ask)
+    assert not m.id.startswith("msg_"), "llama.cpp's own id, not the bridge's"
+    assert m.content[0].text and m.usage.output_tokens <= 6
+    with client.messages.stream(model=model, max_tokens=5, messages=ask) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text and final.usage.output_tokens <= 5
+    for _ in range(100):
+        rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
+        if sum(r["requests"] for r in rows) == 2:
+            break
+        time.sleep(0.05)
+    assert all(r["endpoint"] == "messages" for r in rows)
+    assert sum(r["completion_tokens"] for r in rows) == m.usage.output_tokens + final.usage.output_tokens
+    assert all(r["prompt_tokens"] > 0 for r in rows)

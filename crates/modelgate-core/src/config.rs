@@ -431,6 +431,9 @@ pub struct ModelSpec {
     /// How `/v1/responses` is served (default: the backend's).
     #[serde(default)]
     pub responses_api: Option<crate::backend::ResponsesApi>,
+    /// How `/v1/messages` is served (`None`: the backend's default).
+    #[serde(default)]
+    pub messages_api: Option<crate::backend::MessagesApi>,
     /// Deployments, instead of `backend` and `base_url`.
     #[serde(default)]
     pub deployments: Vec<crate::deployment::Deployment>,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::backend::{BackendKind, ResponsesApi};
+use crate::backend::{BackendKind, MessagesApi, ResponsesApi};
 use crate::cost::Prices;
 use crate::deployment::Deployment;
 use crate::period::Period;
@@ -226,6 +226,10 @@ pub struct Model {
     /// How `/v1/responses` is served (`None`: the backend's default, see
     /// [`BackendKind::default_responses_api`]).
     pub responses_api: Option<ResponsesApi>,
+    /// How `/v1/messages` is served (`None`: the backend's default, see
+    /// [`BackendKind::default_messages_api`]).
+    #[serde(default)]
+    pub messages_api: Option<MessagesApi>,
     /// Explicit deployments (empty: the backend fields and fallback URLs
     /// are its deployments; see [`Model::deployments`]). The admin API
     /// shows them without their keys.
@@ -279,6 +283,9 @@ pub struct ModelPatch {
     /// How `/v1/responses` is served (`null`: the backend's default).
     #[serde(default, deserialize_with = "double_option")]
     pub responses_api: Option<Option<ResponsesApi>>,
+    /// How `/v1/messages` is served (`null`: the backend's default).
+    #[serde(default, deserialize_with = "double_option")]
+    pub messages_api: Option<Option<MessagesApi>>,
     /// New deployments (`[]`: back to the backend fields). A deployment
     /// without `api_key` keeps the key of the current one of its name.
     pub deployments: Option<Vec<Deployment>>,

@@ -54,6 +54,7 @@ impl ModelPatch {
         set(&mut model.enabled, self.enabled);
         set(&mut model.stream_usage, self.stream_usage);
         set(&mut model.responses_api, self.responses_api);
+        set(&mut model.messages_api, self.messages_api);
         set(&mut model.deployments, self.deployments);
         set(&mut model.prices, self.prices);
         model.updated_at = now_ms;

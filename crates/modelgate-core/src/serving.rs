@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use crate::backend::ResponsesApi;
+use crate::backend::{MessagesApi, ResponsesApi};
 use crate::deployment::Deployment;
 use crate::domain::Model;
 use crate::error::RequestError;
@@ -57,6 +57,12 @@ impl Model {
     pub fn responses_api_of(&self, d: &Deployment) -> ResponsesApi {
         self.responses_api
             .unwrap_or_else(|| d.backend.default_responses_api())
+    }
+
+    /// How `d` serves `/v1/messages` for this model.
+    pub fn messages_api_of(&self, d: &Deployment) -> MessagesApi {
+        self.messages_api
+            .unwrap_or_else(|| d.backend.default_messages_api())
     }
 
     /// Complete and check explicit deployments as an admin wrote them, and
@@ -147,6 +153,7 @@ mod tests {
             enabled: true,
             stream_usage: true,
             responses_api: None,
+            messages_api: None,
             deployments: vec![],
             prices: None,
             created_at: 0,

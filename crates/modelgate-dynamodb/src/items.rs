@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use modelgate_core::backend::{BackendKind, ResponsesApi};
+use modelgate_core::backend::{BackendKind, MessagesApi, ResponsesApi};
 use modelgate_core::deployment;
 use modelgate_core::domain::{ApiKey, KeyStatus, Model};
 use modelgate_core::error::StoreError;
@@ -157,6 +157,8 @@ pub(crate) struct ModelItem {
     deployments: Option<Secret>,
     #[serde(default)]
     prices: Option<String>,
+    #[serde(default)]
+    messages_api: Option<String>,
 }
 
 impl ModelItem {
@@ -176,6 +178,7 @@ impl ModelItem {
             responses_api: m.responses_api.map(|r| r.as_str().to_owned()),
             deployments: deployment::to_stored(&m.deployments).map(Secret::from),
             prices: m.prices.map(|p| json(&p)),
+            messages_api: m.messages_api.map(|r| r.as_str().to_owned()),
         }
     }
 
@@ -184,6 +187,10 @@ impl ModelItem {
             None => None,
             Some(r) => Some(ResponsesApi::parse(r).ok_or_else(|| corrupt("responses_api", r))?),
         };
+        let messages_api = match self.messages_api.as_deref() {
+            None => None,
+            Some(r) => Some(MessagesApi::parse(r).ok_or_else(|| corrupt("messages_api", r))?),
+        };
         Ok(Model {
             backend: BackendKind::parse(&self.backend)
                 .ok_or_else(|| corrupt("backend", &self.backend))?,
@@ -191,6 +198,7 @@ impl ModelItem {
             enabled: self.enabled != 0,
             stream_usage: self.stream_usage != 0,
             responses_api,
+            messages_api,
             deployments: deployment::from_stored(self.deployments.as_ref().map(Secret::expose))
                 .map_err(|e| corrupt("deployments", e))?,
             prices: match self.prices.as_deref() {
@@ -245,7 +253,7 @@ mod tests {
             "id": "mdl_1", "name": "m", "backend": "vllm", "base_url": "http://u",
             "fallback_urls": "[]", "upstream_model": "up", "api_key": null, "enabled": 1,
             "stream_usage": 0, "created_at": 1, "updated_at": 2, "responses_api": "bridge",
-            "deployments": null, "prices": null,
+            "deployments": null, "prices": null, "messages_api": "native",
         }))
         .unwrap();
         let model = from_item::<ModelItem>(item.clone())
@@ -253,6 +261,12 @@ mod tests {
             .into_model()
             .unwrap();
         assert_eq!(model.responses_api, Some(ResponsesApi::Bridge));
+        assert_eq!(model.messages_api, Some(MessagesApi::Native));
+        // An item written before the attribute existed reads as the default.
+        let mut older = item.clone();
+        older.remove("messages_api");
+        let older = from_item::<ModelItem>(older).unwrap().into_model().unwrap();
+        assert_eq!(older.messages_api, None);
         assert!(model.enabled && !model.stream_usage);
         let mut written = to_item("model", "mdl_1", &ModelItem::of(&model)).unwrap();
         written.remove("pk");

@@ -86,6 +86,7 @@ async fn metadata_and_link_local_upstreams_are_refused_unless_allowed() {
         enabled: true,
         stream_usage: true,
         responses_api: None,
+        messages_api: None,
         deployments: vec![],
         prices: None,
         created_at: 0,

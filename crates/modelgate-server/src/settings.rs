@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use modelgate_core::backend::ResponsesApi;
+use modelgate_core::backend::{MessagesApi, ResponsesApi};
 use modelgate_core::config::{ConfigError, ModelSpec, SyncBackend};
 use modelgate_core::cost::Prices;
 use modelgate_core::deployment::Deployment;
@@ -230,6 +230,8 @@ struct FileModel {
     #[serde(default)]
     responses_api: Option<ResponsesApi>,
     #[serde(default)]
+    messages_api: Option<MessagesApi>,
+    #[serde(default)]
     deployments: Vec<FileDeployment>,
     #[serde(default)]
     prices: Option<Prices>,
@@ -318,6 +320,7 @@ pub fn load_models_file(
             enabled: m.enabled,
             stream_usage: m.stream_usage,
             responses_api: m.responses_api,
+            messages_api: m.messages_api,
             prices: m.prices,
         });
     }

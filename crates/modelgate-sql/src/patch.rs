@@ -64,6 +64,11 @@ fn model_changes(p: ModelPatch) -> Vec<(&'static str, SqlValue)> {
             .map(|r| r.map(|r| r.as_str().to_owned()).into()),
     );
     c.set(
+        "messages_api",
+        p.messages_api
+            .map(|r| r.map(|r| r.as_str().to_owned()).into()),
+    );
+    c.set(
         "deployments",
         p.deployments
             .map(|d| modelgate_core::deployment::to_stored(&d).into()),

@@ -72,6 +72,7 @@ impl ModelRow {
             responses_api: r.opt_text(11)?,
             deployments: r.opt_text(12)?.map(Into::into),
             prices: r.opt_text(13)?,
+            messages_api: r.opt_text(14)?,
         })
     }
 }

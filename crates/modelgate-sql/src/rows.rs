@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use modelgate_core::backend::{BackendKind, ResponsesApi};
+use modelgate_core::backend::{BackendKind, MessagesApi, ResponsesApi};
 use modelgate_core::domain::{ApiKey, KeyStatus, Model};
 use modelgate_core::error::StoreError;
 use modelgate_core::period::Period;
@@ -150,6 +150,8 @@ pub struct ModelRow {
     /// Prices, as JSON.
     #[serde(default)]
     pub prices: Option<String>,
+    #[serde(default)]
+    pub messages_api: Option<String>,
 }
 
 impl ModelRow {
@@ -166,6 +168,13 @@ impl ModelRow {
                 Some(r) => Some(
                     ResponsesApi::parse(r)
                         .ok_or_else(|| StoreError::Corrupt(format!("responses_api {r}")))?,
+                ),
+            },
+            messages_api: match self.messages_api.as_deref() {
+                None => None,
+                Some(r) => Some(
+                    MessagesApi::parse(r)
+                        .ok_or_else(|| StoreError::Corrupt(format!("messages_api {r}")))?,
                 ),
             },
             deployments: modelgate_core::deployment::from_stored(
@@ -206,6 +215,7 @@ impl ModelRow {
             responses_api: m.responses_api.map(|r| r.as_str().to_owned()),
             deployments: modelgate_core::deployment::to_stored(&m.deployments).map(Secret::from),
             prices: m.prices.and_then(|p| serde_json::to_string(&p).ok()),
+            messages_api: m.messages_api.map(|r| r.as_str().to_owned()),
         }
     }
 }

@@ -17,7 +17,7 @@ pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, q
      quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits";
 
 /// Columns of a model row, in [`ModelRow`] order.
-pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices";
+pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices, messages_api";
 
 /// `SELECT` a key where `column = ?1`.
 pub fn select_key(column: &str) -> String {
@@ -81,8 +81,8 @@ pub(crate) fn limits_text(l: &BTreeMap<String, ModelLimit>) -> SqlValue {
 /// Insert a model: with [`insert_model_params`].
 pub const INSERT_MODEL: &str =
     "INSERT INTO models (id, name, backend, base_url, fallback_urls, upstream_model, \
-     api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13)";
+     api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices, messages_api)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12, ?13, ?14)";
 
 /// Parameters of [`INSERT_MODEL`].
 pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
@@ -100,6 +100,7 @@ pub fn insert_model_params(m: &Model) -> Vec<SqlValue> {
         m.responses_api.map(|r| r.as_str().to_owned()).into(),
         modelgate_core::deployment::to_stored(&m.deployments).into(),
         prices_text(m.prices.as_ref()),
+        m.messages_api.map(|r| r.as_str().to_owned()).into(),
     ]
 }
 

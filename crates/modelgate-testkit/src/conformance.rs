@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use modelgate_core::auth;
-use modelgate_core::backend::{BackendKind, ResponsesApi};
+use modelgate_core::backend::{BackendKind, MessagesApi, ResponsesApi};
 use modelgate_core::domain::{
     Ask, KeyPatch, KeyStatus, Lease, ModelPatch, NewKey, NewModel, ResponseSummary, UsageQuery,
 };
@@ -426,10 +426,19 @@ pub async fn patches_mean_the_same_everywhere<S: Store, A: Accounting>(s: Arc<Su
     assert_eq!(p.prices, model("mdl_p", "m1").prices);
     let native = ModelPatch {
         responses_api: Some(Some(ResponsesApi::Native)),
+        messages_api: Some(Some(MessagesApi::Native)),
         ..ModelPatch::default()
     };
     let p = s.update_model("mdl_p", native, 9).await.unwrap().unwrap();
     assert_eq!(p.responses_api, Some(ResponsesApi::Native));
+    assert_eq!(p.messages_api, Some(MessagesApi::Native));
+    let back = ModelPatch {
+        messages_api: Some(None),
+        backend: Some(BackendKind::Anthropic),
+        ..ModelPatch::default()
+    };
+    let p = s.update_model("mdl_p", back, 9).await.unwrap().unwrap();
+    assert_eq!((p.messages_api, p.backend), (None, BackendKind::Anthropic));
 }
 
 /// Usage: grouped by UTC day, key, model, endpoint and deployment;

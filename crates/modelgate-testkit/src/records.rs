@@ -79,6 +79,7 @@ pub fn model(id: &str, name: &str) -> Model {
         enabled: true,
         stream_usage: true,
         responses_api: Some(ResponsesApi::Bridge),
+        messages_api: None,
         deployments: vec![],
         prices: Some(Prices {
             input: 150_000,

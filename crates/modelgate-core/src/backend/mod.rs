@@ -102,10 +102,16 @@ impl BackendKind {
         !matches!(self, Self::Ollama | Self::Anthropic)
     }
 
-    /// Whether the upstream serves Anthropic's Messages API itself (a
-    /// Messages request is forwarded, not translated to chat).
-    pub fn speaks_messages(self) -> bool {
-        self == Self::Anthropic
+    /// How `/v1/messages` is served when the model does not say: Anthropic
+    /// natively; the others through the chat bridge, which every build of
+    /// them serves (llama.cpp, vLLM and Ollama added `/v1/messages` late).
+    pub fn default_messages_api(self) -> MessagesApi {
+        match self {
+            Self::Anthropic => MessagesApi::Native,
+            Self::Openai | Self::Api3 | Self::Vllm | Self::Llamacpp | Self::Ollama => {
+                MessagesApi::Bridge
+            }
+        }
     }
 
     fn url(self, base: &str, endpoint: Option<Endpoint>) -> String {
@@ -139,7 +145,7 @@ impl BackendKind {
         call: &UpstreamCall,
     ) -> Result<http::Request<Bytes>, RequestError> {
         let body = match (self, call.endpoint) {
-            (Self::Anthropic, _) => anthropic::body(call, target.model)?,
+            (Self::Anthropic, _) | (_, Endpoint::Messages) => anthropic::body(call, target.model)?,
             (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_body(call, target.model),
             (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => {
                 ollama::body(call, target.model)?
@@ -154,8 +160,8 @@ impl BackendKind {
             Some(call.endpoint),
             Bytes::from(bytes),
         )?;
-        // A Messages client's version and betas go to Anthropic unchanged.
-        if self == Self::Anthropic {
+        // A Messages client's version and betas go on unchanged.
+        if call.endpoint == Endpoint::Messages {
             for (name, value) in &call.anthropic_headers {
                 req.headers_mut().insert(name.clone(), value.clone());
             }
@@ -254,7 +260,9 @@ impl BackendKind {
             return Err(upstream_error(status, body));
         }
         match (self, call.endpoint) {
-            (Self::Anthropic, _) => anthropic::parse(call, body, created_s),
+            (Self::Anthropic, _) | (_, Endpoint::Messages) => {
+                anthropic::parse(call, body, created_s)
+            }
             (_, Endpoint::Responses) => native_responses::parse(body),
             (Self::Ollama, Endpoint::Embeddings) => ollama_embed::from_ollama(call, body),
             (Self::Ollama, _) => ollama::parse(call, body, created_s),
@@ -264,16 +272,16 @@ impl BackendKind {
 
     /// The per-chunk hook for a streamed answer.
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
+        if call.endpoint == Endpoint::Messages {
+            return Relay::MessagesPass(Box::default());
+        }
         if self == Self::Anthropic {
-            return match call.endpoint {
-                Endpoint::Messages => Relay::MessagesPass(Box::default()),
-                _ => Relay::ChatFromMessages(Box::new(ChatFromMessagesRelay::new(
-                    &call.request_id,
-                    &call.public_model,
-                    created_s,
-                    call.client_include_usage,
-                ))),
-            };
+            return Relay::ChatFromMessages(Box::new(ChatFromMessagesRelay::new(
+                &call.request_id,
+                &call.public_model,
+                created_s,
+                call.client_include_usage,
+            )));
         }
         if call.endpoint == Endpoint::Responses {
             let id = response_id(&call.request_id);
@@ -293,6 +301,34 @@ impl BackendKind {
             (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => ollama::supports(req),
             _ => Ok(()),
         }
+    }
+}
+
+/// How a model serves `/v1/messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessagesApi {
+    /// Forward to the upstream's own `/v1/messages` (Anthropic; llama.cpp,
+    /// vLLM and Ollama serve it too).
+    Native,
+    /// Translate to chat completions and back (see [`crate::anthropic`]).
+    Bridge,
+}
+
+impl MessagesApi {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Bridge => "bridge",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Native, Self::Bridge]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 }
 

@@ -11,7 +11,7 @@ use futures_util::future::{Either, select};
 use tracing::Instrument;
 
 use super::Gateway;
-use crate::backend::{ResponsesApi, Target, UpstreamCall, upstream_error};
+use crate::backend::{MessagesApi, ResponsesApi, Target, UpstreamCall, upstream_error};
 use crate::deployment::Deployment;
 use crate::domain::Model;
 use crate::error::{GatewayError, UpstreamError};
@@ -186,7 +186,7 @@ impl<P: Ports> Gateway<P> {
         let cfg = self.config().resilience;
         let bridged = calls.bridged.is_some()
             && if calls.always {
-                !d.backend.speaks_messages()
+                model.messages_api_of(d) == MessagesApi::Bridge
             } else {
                 model.responses_api_of(d) == ResponsesApi::Bridge
             };

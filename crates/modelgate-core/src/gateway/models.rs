@@ -270,6 +270,7 @@ impl<P: Ports> Gateway<P> {
             enabled: spec.enabled.unwrap_or(true),
             stream_usage: spec.stream_usage.unwrap_or(true),
             responses_api: spec.responses_api,
+            messages_api: spec.messages_api,
             deployments: spec.deployments,
             prices: spec.prices,
             created_at: now,
@@ -396,6 +397,7 @@ impl<P: Ports> Gateway<P> {
                         enabled: Some(model.enabled),
                         stream_usage: Some(model.stream_usage),
                         responses_api: Some(model.responses_api),
+                        messages_api: Some(model.messages_api),
                         deployments: Some(model.deployments),
                         prices: Some(model.prices),
                     };
@@ -482,6 +484,7 @@ impl<P: Ports> Gateway<P> {
                     enabled: None,
                     stream_usage: None,
                     responses_api: None,
+                    messages_api: None,
                     deployments: vec![],
                     prices: None,
                 };

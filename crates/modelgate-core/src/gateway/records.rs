@@ -142,6 +142,7 @@ mod tests {
             enabled: true,
             stream_usage: false,
             responses_api: None,
+            messages_api: None,
             deployments: vec![],
             prices: None,
             created_at: 0,
