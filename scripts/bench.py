@@ -33,6 +33,7 @@ from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned,
                         start_native, streams)
 from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section,  # noqa: E402
                         start_nginx, start_passthrough, start_portkey, syscalls)
+from bench_messages import bench_messages, messages_section  # noqa: E402
 from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
 
@@ -285,6 +286,8 @@ def main():
         results[GATEWAY_PG] = median_of_rounds(lambda: measure(*pg_target))
         targets[GATEWAY_PG] = (pg_target[0] + pg_target[1], pg_target[3], pg_target[2], [p.pid for p in pg_procs])
         endpoint_results = bench_endpoints(base, admin_key, mock_url)
+        messages_results = bench_messages(measure, median_of_rounds, os.environ["MG_BENCH_VENV"], tmp, procs, base,
+                                          admin_key, mock_url)
         load_results = load(targets)
         calls = syscall_counts(targets)
         with open(f"{tmp}/litellm.log", "w") as log:
@@ -329,8 +332,27 @@ def main():
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
-           WARMUP, endpoint_results, replica_results, calls, trips)
+           WARMUP, endpoint_results, replica_results, calls, trips, messages_section(*messages_results))
+
+
+def messages_only():
+    """`make bench-messages`: the Messages API section alone, printed."""
+    bins = pathlib.Path(os.environ["MG_BIN_DIR"])
+    tmp = tempfile.mkdtemp(prefix="mg-bench-")
+    procs = []
+    try:
+        mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
+        procs.append(mock)
+        admin_key = "bench-admin-" + uuid.uuid4().hex
+        native, base = start_native(bins, tmp, admin_key)
+        procs.append(native)
+        results = bench_messages(measure, median_of_rounds, os.environ["MG_BENCH_VENV"], tmp, procs, base, admin_key,
+                                 mock_url)
+        print("\n".join(messages_section(*results)))
+    finally:
+        stop_all(procs)
 
 
 if __name__ == "__main__":
-    cost_only() if sys.argv[1:] == ["cost"] else main()
+    modes = {"cost": cost_only, "messages": messages_only}
+    modes.get(sys.argv[1] if sys.argv[1:] else "", main)()

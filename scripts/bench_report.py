@@ -278,7 +278,7 @@ RESPONSES_STORE_STEP = (
 
 
 def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas, calls,
-           trips):
+           trips, messages):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load_lines, names = load_section(load)
     plot(load)
@@ -302,6 +302,8 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         *stream_section(stream),
         "",
         *endpoints_section(endpoints),
+        "",
+        *messages,
         "",
         *replicas_section(replicas),
         "",

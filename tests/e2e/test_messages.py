@@ -8,6 +8,7 @@ import base64
 import json
 import subprocess
 import time
+import uuid
 
 import anthropic
 import httpx2 as httpx
@@ -238,6 +239,32 @@ def test_rate_limits_are_typed_and_say_when_to_retry(env):
     with pytest.raises(anthropic.RateLimitError) as e:
         claude(env, spent["key"], max_retries=2).messages.create(**ask)
     assert e.value.response.headers["x-should-retry"] == "false"
+
+
+@pytest.mark.parametrize("backend", ["vllm", "anthropic"])
+def test_the_sdk_waits_as_long_as_the_upstream_asks_and_retries(env, key, backend):
+    # The upstream throttles its first three calls with Retry-After: 1: the
+    # gateway's own three attempts (MG_RETRIES 2) meet them all and pass the
+    # 429 and its Retry-After on; the SDK waits that long and tries again.
+    # (The mock counts failures per upstream model name: one per case.)
+    options = f"tokens=2&fail_first=3&fail_status=429&retry_after=1&case={uuid.uuid4().hex}"
+    if backend == "anthropic":
+        model = env.make_model(f"mock?{options}", backend="anthropic", base_url=env.mock_url, api_key="sk-ant")
+    else:
+        model = mock_model(env, backend, options)
+    client = claude(env, key, max_retries=3)
+    started = time.monotonic()
+    raw = client.messages.with_raw_response.create(model=model, max_tokens=10,
+                                                   messages=[{"role": "user", "content": "hi"}])
+    assert raw.parse().content[0].text == " w0 w1"
+    assert raw.retries_taken >= 1
+    assert time.monotonic() - started >= 0.9, "the SDK waited the upstream's Retry-After"
+    # Without retries, the throttle itself: typed, with the upstream's wait.
+    model = env.make_model("mock?status=429&retry_after=7", backend="anthropic", base_url=env.mock_url,
+                           api_key="sk-ant")
+    with pytest.raises(anthropic.RateLimitError) as e:
+        claude(env, key).messages.create(model=model, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert e.value.response.headers["retry-after"] == "7"
 
 
 def test_a_body_over_the_messages_limit_is_refused_before_it_is_read(env, key):

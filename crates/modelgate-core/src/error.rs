@@ -189,6 +189,9 @@ pub enum UpstreamError {
         status: u16,
         /// The upstream's `error` object.
         error: Value,
+        /// The upstream's `Retry-After`, seconds, passed on with its 429 or
+        /// 503 so the client's SDK waits as long as the upstream asked.
+        retry_after_s: Option<u64>,
     },
     /// The upstream failed in some other way (non-JSON body, 5xx page).
     #[error("upstream bad response status {status}: {detail}")]
@@ -452,7 +455,7 @@ impl GatewayError {
                     Some("upstream_unavailable"),
                     "The upstream model server is failing; try again shortly.".to_owned(),
                 ),
-                UpstreamError::OpenAi { status, error } => {
+                UpstreamError::OpenAi { status, error, .. } => {
                     let str_field =
                         |k: &str| error.get(k).and_then(Value::as_str).map(str::to_owned);
                     Shape {
@@ -494,6 +497,21 @@ impl GatewayError {
                     "The gateway's store is unavailable; try again shortly.".to_owned(),
                 ),
             },
+        }
+    }
+
+    /// How long the client should wait before it tries again, seconds,
+    /// when the answer is a throttle that passes: a limit of the gateway's,
+    /// or an upstream's 429 or 503 that said.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        match self {
+            GatewayError::Limit(l) => l.retry_after_ms().map(|ms| ms.div_ceil(1000).max(1)),
+            GatewayError::Upstream(UpstreamError::OpenAi {
+                status: 429 | 503,
+                retry_after_s,
+                ..
+            }) => *retry_after_s,
+            _ => None,
         }
     }
 
@@ -632,6 +650,7 @@ mod tests {
         let e = GatewayError::from(UpstreamError::OpenAi {
             status: 400,
             error: json!({"message": "context too long", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}),
+            retry_after_s: None,
         });
         assert_eq!(e.status(), 400);
         let b = e.body();

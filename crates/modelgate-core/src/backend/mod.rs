@@ -653,11 +653,13 @@ pub(crate) fn upstream_error(status: u16, body: &[u8]) -> UpstreamError {
             UpstreamError::OpenAi {
                 status,
                 error: Value::Object(e.clone()),
+                retry_after_s: None,
             }
         }
         Some(Value::String(msg)) => UpstreamError::OpenAi {
             status,
             error: json!({"message": msg, "type": "upstream_error", "param": null, "code": null}),
+            retry_after_s: None,
         },
         // The body may name hosts or internals: only its size is kept.
         _ => UpstreamError::BadResponse {

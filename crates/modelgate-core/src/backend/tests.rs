@@ -273,13 +273,17 @@ fn a_2xx_answer_without_its_list_is_an_upstream_error() {
 fn upstream_errors_map_without_leaking() {
     let c = chat_call(false, false);
     match BackendKind::Openai.parse_response(&c, 429, fixture!("openai/error_429.json"), 0) {
-        Err(UpstreamError::OpenAi { status: 429, error }) => {
+        Err(UpstreamError::OpenAi {
+            status: 429, error, ..
+        }) => {
             assert_eq!(error["code"], "rate_limit_exceeded")
         }
         other => panic!("{other:?}"),
     }
     match BackendKind::Llamacpp.parse_response(&c, 400, fixture!("llamacpp/error_400.json"), 0) {
-        Err(UpstreamError::OpenAi { status: 400, error }) => {
+        Err(UpstreamError::OpenAi {
+            status: 400, error, ..
+        }) => {
             assert_eq!(error["message"], "Expected 'messages' to be an array")
         }
         other => panic!("{other:?}"),
@@ -298,7 +302,9 @@ fn upstream_errors_map_without_leaking() {
         Err(UpstreamError::BadResponse { status: 401, .. })
     ));
     match BackendKind::Ollama.parse_response(&c, 404, br#"{"error":"model 'x' not found"}"#, 0) {
-        Err(UpstreamError::OpenAi { status: 404, error }) => {
+        Err(UpstreamError::OpenAi {
+            status: 404, error, ..
+        }) => {
             assert_eq!(error["message"], "model 'x' not found")
         }
         other => panic!("{other:?}"),

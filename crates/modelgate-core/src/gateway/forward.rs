@@ -282,11 +282,15 @@ impl<P: Ports> Gateway<P> {
                 bridged,
             }));
         }
+        let wait_ms = retry_after_ms(resp.headers());
         let body = self
             .read_limited(resp.into_body(), deadline.whole(), MAX_ERROR_BODY)
             .await
             .unwrap_or_default();
-        let err = upstream_error(status, &body);
+        let mut err = upstream_error(status, &body);
+        if let UpstreamError::OpenAi { retry_after_s, .. } = &mut err {
+            *retry_after_s = wait_ms.map(|ms| ms.div_ceil(1000));
+        }
         tracing::warn!(request_id = %call.request_id, model = %model.name, deployment = %d.name, status,
             "upstream error status");
         if retryable_status(status) {

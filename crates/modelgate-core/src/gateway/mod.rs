@@ -312,11 +312,13 @@ fn error_response<P: Ports>(
         }
     };
     let mut resp = json_response(status, &body);
+    let h = resp.headers_mut();
+    if let Some(s) = err.retry_after_s() {
+        h.insert("retry-after", HeaderValue::from(s));
+    }
     if let GatewayError::Limit(l) = err {
-        let h = resp.headers_mut();
         match l.retry_after_ms() {
             Some(ms) => {
-                h.insert("retry-after", HeaderValue::from(ms.div_ceil(1000).max(1)));
                 h.insert("retry-after-ms", HeaderValue::from(ms));
             }
             // A spent quota or budget: the SDKs' retries cannot help.
