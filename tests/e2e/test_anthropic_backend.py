@@ -9,7 +9,7 @@ import anthropic
 import openai
 import pytest
 
-from harness import http
+from harness import free_port, http
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city.",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
@@ -136,3 +136,23 @@ def test_an_upstream_error_keeps_anthropics_words(env, key):
     with pytest.raises(anthropic.APIStatusError) as e:
         c.messages.create(model=model, max_tokens=5, messages=[{"role": "user", "content": "x"}])
     assert "mock upstream error 529" in e.value.message
+
+
+def test_anthropic_deployments_fail_over(env):
+    # A dead Anthropic deployment and a live one: every request is answered
+    # by the live one, as for any backend.
+    down = f"http://127.0.0.1:{free_port()}"
+    model = env.make_model(deployments=[
+        {"name": "claude-down", "backend": "anthropic", "base_url": down, "upstream_model": "mock?tokens=2",
+         "api_key": "sk-ant"},
+        {"name": "claude-up", "backend": "anthropic", "base_url": env.mock_url, "upstream_model": "mock?tokens=2",
+         "api_key": "sk-ant"},
+    ])
+    created = env.make_key(rpm=10_000)
+    c = anthropic.Anthropic(base_url=env.base_url, api_key=created["key"], max_retries=0)
+    for _ in range(6):
+        m = c.messages.create(model=model, max_tokens=5, messages=[{"role": "user", "content": "hi"}])
+        assert m.content[0].text == " w0 w1"
+    rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
+    assert {r["deployment"] for r in rows} == {"claude-up"}
+    assert sum(r["requests"] for r in rows) == 6

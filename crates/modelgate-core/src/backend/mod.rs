@@ -273,7 +273,7 @@ impl BackendKind {
     /// The per-chunk hook for a streamed answer.
     pub fn relay(self, call: &UpstreamCall, created_s: i64) -> Relay {
         if call.endpoint == Endpoint::Messages {
-            return Relay::MessagesPass(Box::default());
+            return Relay::MessagesPass(Box::new(MessagesPassRelay::new(&call.public_model)));
         }
         if self == Self::Anthropic {
             return Relay::ChatFromMessages(Box::new(ChatFromMessagesRelay::new(

@@ -2,7 +2,8 @@
 //!
 //! A Messages client's request is forwarded as it came (the model name
 //! replaced; `anthropic-version` and `anthropic-beta` passed on), so prompt
-//! caching, thinking signatures and betas reach Claude intact. A chat
+//! caching, thinking signatures and betas reach Claude intact; its answer
+//! comes back as it came but for the model name, the client's. A chat
 //! client's request is translated ([`request`]) and the answer translated
 //! back, buffered here or streamed ([`stream`]); Responses clients come
 //! through the Responses bridge as chat.
@@ -106,7 +107,10 @@ pub(super) fn parse(
     }
     let usage = v.get("usage").and_then(usage_of);
     if call.endpoint == Endpoint::Messages {
-        return Ok((Bytes::copy_from_slice(body), usage));
+        // As it came, but for the model name: the client's.
+        let mut v = v;
+        v["model"] = json!(call.public_model);
+        return Ok((Bytes::from(v.to_string()), usage));
     }
     let mut text = String::new();
     let mut reasoning = String::new();

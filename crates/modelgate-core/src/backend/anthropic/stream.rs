@@ -61,26 +61,23 @@ fn write_error(out: &mut Vec<u8>, kind: &str, message: &str) {
     write_typed_event(out, "error", &ev.to_string());
 }
 
-/// An upstream's Messages events, relayed as they are.
+/// An upstream's Messages events, relayed as they are but for the model
+/// name, which is the client's (as on every other route).
 #[derive(Debug)]
 pub struct MessagesPassRelay {
     decoder: SseDecoder,
     counts: Counts,
+    model: String,
     pub(in crate::backend) state: StreamState,
 }
 
-impl Default for MessagesPassRelay {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl MessagesPassRelay {
-    /// A relay.
-    pub fn new() -> Self {
+    /// A relay whose `message_start` names `model`.
+    pub fn new(model: &str) -> Self {
         Self {
             decoder: SseDecoder::new(),
             counts: Counts::default(),
+            model: model.to_owned(),
             state: StreamState::default(),
         }
     }
@@ -94,13 +91,16 @@ impl MessagesPassRelay {
             if self.state.outcome.is_some() {
                 return;
             }
-            let Event::Data(data) = ev else {
+            let Event::Data(mut data) = ev else {
                 return self.fail(
                     "upstream_malformed",
                     "The upstream sent a malformed stream event.",
                     out,
                 );
             };
+            if let Some(m) = data.pointer_mut("/message/model") {
+                *m = json!(self.model);
+            }
             write_typed_event(out, &kind, &data.to_string());
             match kind.as_str() {
                 "message_start" => {
