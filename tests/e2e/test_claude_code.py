@@ -1,9 +1,11 @@
 """Claude Code (npm, pinned in tests/clients) through the gateway, offline:
-`claude -p` answered by the mock upstream, a tool turn (the mock calls
-Claude Code's Bash tool, Claude Code runs it, the result comes back as a
-`tool_result` and the mock's final text is printed), and the real llama.cpp
-model, whose context cannot hold Claude Code's prompt: llama.cpp's 400,
-passed on, which Claude Code shows as "Prompt is too long"."""
+`claude -p` answered by the mock upstream over every backend kind, a tool
+turn (the mock calls Claude Code's Bash tool, Claude Code runs it, the
+result comes back as a `tool_result` and the mock's final text is printed),
+and the real llama.cpp model: with a prompt its context holds (Claude
+Code's own system prompt swapped for a line, no tools) it answers, bridged
+and natively; with Claude Code's whole prompt, llama.cpp's 400 is passed
+on, which Claude Code shows as "Prompt is too long"."""
 
 import os
 import subprocess
@@ -15,7 +17,7 @@ from harness import ROOT, http
 CLAUDE = ROOT / "tests" / "clients" / "node_modules" / "@anthropic-ai" / "claude-code" / "bin" / "claude.exe"
 
 
-def claude_code(env, key, model, prompt, cwd, *args):
+def claude_code(env, key, model, prompt, cwd, *args, extra_env=None):
     if not CLAUDE.exists():
         pytest.fail("tests/clients is not installed: run `make test` (or npm ci in tests/clients)")
     home = cwd / "home"
@@ -25,21 +27,29 @@ def claude_code(env, key, model, prompt, cwd, *args):
             "ANTHROPIC_MODEL": model, "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
             "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
             "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_MAX_RETRIES": "0"}
+            "DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_MAX_RETRIES": "0", **(extra_env or {})}
     return subprocess.run([str(CLAUDE), "-p", prompt, "--model", model, *args], cwd=cwd, env=envv,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
 
 
-def test_claude_code_prints_the_upstreams_answer(env, tmp_path):
+@pytest.mark.parametrize("backend", ["vllm", "llamacpp", "ollama", "openai", "api3", "anthropic"])
+def test_claude_code_prints_the_upstreams_answer(env, tmp_path, backend):
     created = env.make_key(quota=10_000_000)
-    model = env.make_model("mock?tokens=3&no_tools=1")
+    base_url = env.mock_url + "/v1" if backend in ("openai", "api3") else env.mock_url
+    model = env.make_model("mock?tokens=3&no_tools=1", backend=backend, base_url=base_url, api_key="sk-up")
     out = claude_code(env, created["key"], model, "say pong", tmp_path)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
     assert out.stdout.strip() == "w0 w1 w2", out.stdout
-    sent = http("GET", env.mock_url + "/_mock/last").json()["body"]
-    # Its system prompt and tools were translated, its thinking left out.
-    assert sent["messages"][0]["role"] == "system" and len(sent["messages"][0]["content"]) > 1000
-    assert len(sent["tools"]) > 5 and "thinking" not in sent
+    seen = http("GET", env.mock_url + "/_mock/last").json()
+    sent = seen["body"]
+    if backend == "anthropic":
+        # Forwarded as it came, with Claude Code's betas.
+        assert sent["system"] and len(sent["tools"]) > 5 and "thinking" in sent
+        assert "claude-code-20250219" in seen["anthropic-beta"]
+    elif backend != "ollama":
+        # Its system prompt and tools translated, its thinking left out.
+        assert sent["messages"][0]["role"] == "system" and len(sent["messages"][0]["content"]) > 1000
+        assert len(sent["tools"]) > 5 and "thinking" not in sent
     rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
     assert rows and all(r["endpoint"] == "messages" for r in rows)
 
@@ -57,8 +67,20 @@ def test_claude_code_runs_a_tool_through_the_gateway(env, key, tmp_path):
 
 
 def test_claude_code_against_the_real_model_hears_the_context_is_too_small(env, key, tmp_path):
+    # The suite's llama.cpp has 1,024 tokens a slot.
     model = env.make_model("smollm2-135m", backend="llamacpp", base_url=env.llama_url)
     out = claude_code(env, key, model, "say pong", tmp_path)
     assert out.returncode != 0
     said = out.stdout + out.stderr
     assert "Prompt is too long" in said and "exceeds the available context size" in said, said[-3000:]
+
+
+@pytest.mark.parametrize("messages_api", ["bridge", "native"])
+def test_claude_code_answered_by_the_real_model(env, key, tmp_path, messages_api):
+    # With its own short system prompt and no tools, Claude Code's request
+    # fits the real model's context, and it answers.
+    model = env.make_model("smollm2-135m", backend="llamacpp", base_url=env.llama_url, messages_api=messages_api)
+    out = claude_code(env, key, model, "Say pong", tmp_path, "--system-prompt", "Answer in one word.",
+                      "--tools", "", extra_env={"CLAUDE_CODE_MAX_OUTPUT_TOKENS": "256"})
+    assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+    assert out.stdout.strip(), out.stderr[-3000:]
