@@ -3,9 +3,7 @@
 //! content_block_stop)* message_delta message_stop`, or an `error` event
 //! that ends the stream.
 //!
-//! The backend's own relay runs first (OpenAI SSE as it is, Ollama NDJSON
-//! transcoded), so this reads one shape: chat chunks, then `[DONE]` or an
-//! error event. One block is open at a time and indexes count up from 0 in
+//! It reads the backend relay's chat events ([`ChatEvents`]). One block is open at a time and indexes count up from 0 in
 //! the order blocks start, as the SDKs need (they append on start and look
 //! blocks up by index on delta and stop). A tool call's argument fragments
 //! that arrive before its name are held until its block starts; the
@@ -16,8 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::from_chat::reasoning_of;
 use super::{Echo, clean_id, usage};
-use crate::backend::{Relay, StreamState, write_typed_event};
-use crate::codec::SseDecoder;
+use crate::backend::{ChatEvents, Relay, StreamState, write_typed_event};
 
 /// The kind of the open content block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +39,7 @@ struct Call {
 /// Relays a chat stream to the client as Messages events.
 #[derive(Debug)]
 pub struct MessagesRelay {
-    inner: Relay,
-    /// The inner relay's chat events, read back.
-    decoder: SseDecoder,
-    scratch: Vec<u8>,
+    chat: ChatEvents,
     echo: Echo,
     started: bool,
     closed: bool,
@@ -61,9 +55,7 @@ impl MessagesRelay {
     /// A relay over `inner`, which must keep the usage chunk for it.
     pub fn new(inner: Relay, echo: Echo) -> Self {
         Self {
-            inner,
-            decoder: SseDecoder::new(),
-            scratch: Vec::new(),
+            chat: ChatEvents::new(inner),
             echo,
             started: false,
             closed: false,
@@ -78,20 +70,20 @@ impl MessagesRelay {
 
     /// Feed upstream bytes; client bytes are appended to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        self.inner.feed(chunk, &mut self.scratch);
-        self.translate(out);
+        let events = self.chat.feed(chunk);
+        self.translate(events, out);
     }
 
     /// The upstream body ended.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.inner.finish(&mut self.scratch);
-        self.translate(out);
+        let events = self.chat.finish();
+        self.translate(events, out);
     }
 
     /// End the stream now with an `error` event.
     pub fn fail(&mut self, code: &'static str, message: &str, out: &mut Vec<u8>) {
-        self.inner.fail(code, message, &mut self.scratch);
-        self.translate(out);
+        let events = self.chat.fail(code, message);
+        self.translate(events, out);
     }
 
     /// A `ping`, to show a silent upstream's stream is alive.
@@ -104,20 +96,17 @@ impl MessagesRelay {
 
     /// Whether the client stream is closed.
     pub fn is_done(&self) -> bool {
-        self.inner.is_done()
+        self.chat.is_done()
     }
 
     /// What the stream has told of itself so far.
     pub fn state(&self) -> &StreamState {
-        self.inner.state()
+        self.chat.state()
     }
 
-    fn translate(&mut self, out: &mut Vec<u8>) {
-        self.decoder.push(&self.scratch);
-        self.scratch.clear();
-        // The inner relay writes whole, well-formed events.
-        while let Ok(Some(ev)) = self.decoder.next_event() {
-            self.chat_event(ev.data.trim(), out);
+    fn translate(&mut self, events: Vec<String>, out: &mut Vec<u8>) {
+        for data in events {
+            self.chat_event(&data, out);
         }
     }
 

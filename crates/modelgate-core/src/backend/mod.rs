@@ -10,6 +10,7 @@
 
 mod anthropic;
 mod api3;
+mod chat_events;
 mod compat;
 mod llamacpp;
 mod native_responses;
@@ -29,6 +30,7 @@ use crate::error::{RequestError, UpstreamError};
 use crate::request::{Endpoint, ProxyRequest};
 
 pub use anthropic::{ChatFromMessagesRelay, MessagesPassRelay};
+pub use chat_events::ChatEvents;
 pub use compat::SseRelay;
 pub(crate) use native_responses::write_typed_event;
 pub use native_responses::{NativeResponsesRelay, name_response, response_id};
@@ -304,43 +306,21 @@ impl BackendKind {
     }
 }
 
-/// How a model serves `/v1/messages`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessagesApi {
-    /// Forward to the upstream's own `/v1/messages` (Anthropic; llama.cpp,
-    /// vLLM and Ollama serve it too).
-    Native,
-    /// Translate to chat completions and back (see [`crate::anthropic`]).
-    Bridge,
-}
-
-impl MessagesApi {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Native => "native",
-            Self::Bridge => "bridge",
-        }
-    }
-
-    /// Parse the stored spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Native, Self::Bridge]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
-
-/// How a model serves `/v1/responses`.
+/// How a model serves `/v1/responses` (and, as [`MessagesApi`],
+/// `/v1/messages`): a client API some upstreams speak themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResponsesApi {
-    /// Forward to the upstream's own `/v1/responses`.
+    /// Forward to the upstream's own endpoint.
     Native,
-    /// Translate to chat completions and back (see [`crate::responses`]).
+    /// Translate to chat completions and back (see [`crate::responses`]
+    /// and [`crate::anthropic`]).
     Bridge,
 }
+
+/// How a model serves `/v1/messages`: natively (Anthropic; llama.cpp, vLLM
+/// and Ollama >= 0.14 serve it too) or through the chat bridge.
+pub type MessagesApi = ResponsesApi;
 
 impl ResponsesApi {
     /// The stored spelling.
@@ -541,8 +521,12 @@ impl Relay {
             Self::Sse(r) => r.finish(out),
             Self::Ndjson(r) => r.finish(out),
             Self::Responses(r) => r.finish(out),
-            Self::MessagesPass(r) => r.finish(out),
-            Self::ChatFromMessages(r) => r.finish(out),
+            // A Messages stream is over only at `message_stop` (or `error`).
+            Self::MessagesPass(_) | Self::ChatFromMessages(_) => self.fail(
+                "upstream_stream_cut",
+                "The upstream stream ended before it was complete.",
+                out,
+            ),
         }
     }
 

@@ -123,7 +123,7 @@ impl<P: Ports> Gateway<P> {
         let key = self.key_of(&req, peer).await?;
         let (request, counted) = self.parse(&key, &req, inc).await?;
         let anthropic_headers = match inc.endpoint {
-            Endpoint::Messages => super::dialect::anthropic_headers(req.headers()),
+            Endpoint::Messages => super::route::anthropic_headers(req.headers()),
             _ => Vec::new(),
         };
         drop(req);

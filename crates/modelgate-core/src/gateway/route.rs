@@ -137,6 +137,23 @@ impl ErrorShape {
 /// The header every Anthropic client sends.
 pub(super) const ANTHROPIC_VERSION: &str = "anthropic-version";
 
+/// The headers of a Messages request that an upstream serving Messages
+/// gets as they came: the API version and the betas (never allow-listed: a
+/// feature is a body field and its beta together).
+pub(super) fn anthropic_headers(
+    headers: &http::HeaderMap,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    [ANTHROPIC_VERSION, "anthropic-beta"]
+        .into_iter()
+        .filter_map(|name| {
+            Some((
+                http::HeaderName::from_static(name),
+                headers.get(name)?.clone(),
+            ))
+        })
+        .collect()
+}
+
 /// Decode `%XX` escapes in a path segment (invalid escapes stay as they
 /// are; `+` is a plus in a path).
 fn percent_decode(s: &str) -> String {

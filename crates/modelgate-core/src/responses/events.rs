@@ -1,11 +1,10 @@
 //! A streamed chat completion as the Responses event grammar (the
 //! bridge's way out, streamed).
 //!
-//! The backend's own relay runs first (OpenAI SSE as it is, Ollama NDJSON
-//! transcoded), so the bridge reads one shape: chat chunks, then `[DONE]`
-//! or an error event. From them it writes `response.created` and
-//! `response.in_progress`, then per output item `output_item.added`, its
-//! deltas and its `.done` events, and exactly one terminal event:
+//! It reads the backend relay's chat events ([`ChatEvents`]). From them it
+//! writes `response.created` and `response.in_progress`, then per output
+//! item `output_item.added`, its deltas and its `.done` events, and exactly
+//! one terminal event:
 //! `response.completed`, `response.incomplete` (the token cap was hit) or
 //! `response.failed` (an error in-band or a stream the gateway had to end),
 //! numbered by `sequence_number` from 0.
@@ -14,8 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::from_chat::{call_item, message_item, reasoning_item, text_part};
 use super::{Echo, status_of, usage};
-use crate::backend::{Relay, StreamState, write_typed_event};
-use crate::codec::SseDecoder;
+use crate::backend::{ChatEvents, Relay, StreamState, write_typed_event};
 
 /// The output item being streamed.
 #[derive(Debug)]
@@ -40,10 +38,7 @@ enum Open {
 /// Relays a chat stream to the client as Responses events.
 #[derive(Debug)]
 pub struct BridgeRelay {
-    inner: Relay,
-    /// The inner relay's chat events, read back.
-    decoder: SseDecoder,
-    scratch: Vec<u8>,
+    chat: ChatEvents,
     echo: Echo,
     sequence: u64,
     started: bool,
@@ -60,9 +55,7 @@ impl BridgeRelay {
     /// A bridge over `inner`, which must keep the usage chunk for it.
     pub fn new(inner: Relay, echo: Echo) -> Self {
         Self {
-            inner,
-            decoder: SseDecoder::new(),
-            scratch: Vec::new(),
+            chat: ChatEvents::new(inner),
             echo,
             sequence: 0,
             started: false,
@@ -82,38 +75,35 @@ impl BridgeRelay {
 
     /// Feed upstream bytes; client bytes are appended to `out`.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
-        self.inner.feed(chunk, &mut self.scratch);
-        self.translate(out);
+        let events = self.chat.feed(chunk);
+        self.translate(events, out);
     }
 
     /// The upstream body ended.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.inner.finish(&mut self.scratch);
-        self.translate(out);
+        let events = self.chat.finish();
+        self.translate(events, out);
     }
 
     /// End the stream now with `response.failed`.
     pub fn fail(&mut self, code: &'static str, message: &str, out: &mut Vec<u8>) {
-        self.inner.fail(code, message, &mut self.scratch);
-        self.translate(out);
+        let events = self.chat.fail(code, message);
+        self.translate(events, out);
     }
 
     /// Whether the client stream is closed.
     pub fn is_done(&self) -> bool {
-        self.inner.is_done()
+        self.chat.is_done()
     }
 
     /// What the stream has told of itself so far.
     pub fn state(&self) -> &StreamState {
-        self.inner.state()
+        self.chat.state()
     }
 
-    fn translate(&mut self, out: &mut Vec<u8>) {
-        self.decoder.push(&self.scratch);
-        self.scratch.clear();
-        // The inner relay writes whole, well-formed events.
-        while let Ok(Some(ev)) = self.decoder.next_event() {
-            self.chat_event(ev.data.trim(), out);
+    fn translate(&mut self, events: Vec<String>, out: &mut Vec<u8>) {
+        for data in events {
+            self.chat_event(&data, out);
         }
     }
 

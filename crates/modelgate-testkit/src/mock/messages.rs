@@ -113,12 +113,8 @@ pub(super) async fn messages(
         );
     }
     if headers.get("anthropic-version").is_none() {
-        return error(
-            400,
-            "invalid_request_error",
-            "anthropic-version: header is required",
-            None,
-        );
+        let message = "anthropic-version: header is required";
+        return error(400, "invalid_request_error", message, None);
     }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "invalid_request_error", "not JSON", None);
@@ -135,32 +131,48 @@ pub(super) async fn messages(
         s.requests += 1;
         s.prompt_tokens += prompt;
     }
+    if let Some(refusal) = refusal(&shared, &model, &plan) {
+        return refusal;
+    }
+    let message = answer(&req, &model, &plan, prompt);
+    let n = message["usage"]["output_tokens"].as_u64().unwrap_or(0);
+    if let Ok(mut s) = shared.stats.lock() {
+        s.completion_tokens += n;
+    }
+    if req.get("stream") != Some(&json!(true)) {
+        return Json(message).into_response();
+    }
+    stream_of(message, n, plan.ttft)
+}
+
+/// The error the plan asks for, if any (`fail_first`, `status`).
+fn refusal(shared: &Shared, model: &str, plan: &Plan) -> Option<Response> {
     if plan.fail_first > 0 {
         let mut counts = shared.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
-        let c = counts.entry(model.clone()).or_insert(0);
+        let c = counts.entry(model.to_owned()).or_insert(0);
         *c += 1;
         if *c <= plan.fail_first {
-            return error(
+            let message = "mock upstream error";
+            return Some(error(
                 plan.fail_status,
                 "overloaded_error",
-                "mock upstream error",
-                Some(&plan),
-            );
+                message,
+                Some(plan),
+            ));
         }
     }
-    if let Some(status) = plan.status {
-        return error(
-            status,
-            "api_error",
-            &format!("mock upstream error {status}"),
-            Some(&plan),
-        );
-    }
+    let status = plan.status?;
+    let message = format!("mock upstream error {status}");
+    Some(error(status, "api_error", &message, Some(plan)))
+}
+
+/// The Message for `req`: its content, stop and usage.
+fn answer(req: &Value, model: &str, plan: &Plan, prompt: u64) -> Value {
     let cap = req
         .get("max_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(u64::MAX);
-    let tool = if plan.tools { tool_use(&req) } else { None };
+    let tool = if plan.tools { tool_use(req) } else { None };
     let n = if tool.is_some() {
         1
     } else {
@@ -181,20 +193,13 @@ pub(super) async fn messages(
         "cache_creation": {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": written_1h},
         "output_tokens": n,
     });
-    if let Ok(mut s) = shared.stats.lock() {
-        s.completion_tokens += n;
-    }
     let text: String = (0..n).map(|i| format!(" w{i}")).collect();
-    let content = match &tool {
-        Some(t) => vec![t.clone()],
+    let content = match tool {
+        Some(t) => vec![t],
         None => vec![json!({"type": "text", "text": text})],
     };
-    let message = json!({"id": "msg_mock1", "type": "message", "role": "assistant", "model": model,
-        "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage});
-    if req.get("stream") != Some(&json!(true)) {
-        return Json(message).into_response();
-    }
-    stream_of(message, n, plan.ttft)
+    json!({"id": "msg_mock1", "type": "message", "role": "assistant", "model": model,
+        "content": content, "stop_reason": stop, "stop_sequence": null, "usage": usage})
 }
 
 /// The Message as Anthropic's event stream.

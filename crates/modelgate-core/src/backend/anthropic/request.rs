@@ -30,8 +30,38 @@ fn thinking_budget(effort: &str) -> Option<u64> {
 /// The Messages body for chat call `call`, for upstream model `model`.
 pub(crate) fn from_chat(call: &UpstreamCall, model: &str) -> Result<Value, RequestError> {
     let src = &call.body;
+    let (system, turns) = conversation(src)?;
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| src.get(*k).and_then(Value::as_u64))
+        .or(call.injected_max_tokens)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    out.insert("max_tokens".into(), json!(max_tokens));
+    if !system.is_empty() {
+        out.insert("system".into(), json!(system.join("\n\n")));
+    }
+    let turns: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    out.insert("messages".into(), Value::Array(turns));
+    if call.stream {
+        out.insert("stream".into(), json!(true));
+    }
+    settings(src, max_tokens, &mut out);
+    tools(src, &mut out);
+    Ok(Value::Object(out))
+}
+
+/// A turn of the conversation: its role and blocks.
+type Turn = (String, Vec<Value>);
+
+/// The system texts and the turns of a chat request's messages.
+fn conversation(src: &Map<String, Value>) -> Result<(Vec<String>, Vec<Turn>), RequestError> {
     let mut system = Vec::new();
-    let mut turns: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut turns = Vec::new();
     let messages = src
         .get("messages")
         .and_then(Value::as_array)
@@ -51,23 +81,12 @@ pub(crate) fn from_chat(call: &UpstreamCall, model: &str) -> Result<Value, Reque
             _ => {}
         }
     }
-    let mut out = Map::new();
-    out.insert("model".into(), json!(model));
-    let max_tokens = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| src.get(*k).and_then(Value::as_u64))
-        .or(call.injected_max_tokens)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    out.insert("max_tokens".into(), json!(max_tokens));
-    let system: Vec<String> = system.into_iter().filter(|s| !s.is_empty()).collect();
-    if !system.is_empty() {
-        out.insert("system".into(), json!(system.join("\n\n")));
-    }
-    let turns: Vec<Value> = turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
-    out.insert("messages".into(), Value::Array(turns));
+    system.retain(|s| !s.is_empty());
+    Ok((system, turns))
+}
+
+/// Sampling, stop sequences, the user, thinking and the output format.
+fn settings(src: &Map<String, Value>, max_tokens: u64, out: &mut Map<String, Value>) {
     for k in ["temperature", "top_p", "top_k"] {
         if let Some(v) = src.get(k).filter(|v| !v.is_null()) {
             out.insert(k.into(), v.clone());
@@ -84,9 +103,6 @@ pub(crate) fn from_chat(call: &UpstreamCall, model: &str) -> Result<Value, Reque
     }
     if let Some(user) = src.get("user").and_then(Value::as_str) {
         out.insert("metadata".into(), json!({"user_id": user}));
-    }
-    if call.stream {
-        out.insert("stream".into(), json!(true));
     }
     if let Some(budget) = src
         .get("reasoning_effort")
@@ -109,13 +125,11 @@ pub(crate) fn from_chat(call: &UpstreamCall, model: &str) -> Result<Value, Reque
             json!({"format": {"type": "json_schema", "schema": schema}}),
         );
     }
-    tools(src, &mut out);
-    Ok(Value::Object(out))
 }
 
 /// Append `blocks` to the conversation as `role`'s, merging a run of turns
 /// of one role (tool results and the user text after them are one turn).
-fn push(turns: &mut Vec<(String, Vec<Value>)>, role: &str, blocks: Vec<Value>) {
+fn push(turns: &mut Vec<Turn>, role: &str, blocks: Vec<Value>) {
     if blocks.is_empty() {
         return;
     }

@@ -115,16 +115,6 @@ impl MessagesPassRelay {
         }
     }
 
-    pub(in crate::backend) fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.state.outcome.is_none() {
-            self.fail(
-                "upstream_stream_cut",
-                "The upstream stream ended before it was complete.",
-                out,
-            );
-        }
-    }
-
     pub(in crate::backend) fn fail(
         &mut self,
         code: &'static str,
@@ -285,16 +275,6 @@ impl ChatFromMessagesRelay {
         if let Some(chat) = chat {
             self.state.output_chunks += 1;
             self.chunk(out, chat, None);
-        }
-    }
-
-    pub(in crate::backend) fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.state.outcome.is_none() {
-            self.fail(
-                "upstream_stream_cut",
-                "The upstream stream ended before it was complete.",
-                out,
-            );
         }
     }
 

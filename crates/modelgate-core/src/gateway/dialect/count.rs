@@ -43,7 +43,7 @@ impl<P: Ports> Gateway<P> {
             .ok_or_else(|| RequestError::invalid("model: Field required", Some("model")))?;
         let model = self.resolve_model(&key, name).await?;
         let chat = anthropic::to_chat(&request.body)?.chat;
-        let headers = super::anthropic_headers(req.headers());
+        let headers = crate::gateway::route::anthropic_headers(req.headers());
         let counted = match model.deployments().first() {
             Some(d) => {
                 self.count_upstream(d, (&request.body, &headers), &chat)

@@ -4,7 +4,6 @@
 //! grammar (see [`crate::anthropic`]).
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::{Answer, Bridge, Frame, Plan};
@@ -61,16 +60,4 @@ pub(super) fn answer_messages(
         Some((Frame::Messages(echo), _)) => Ok(anthropic::from_chat(&echo, body)?),
         _ => Ok(Bytes::copy_from_slice(body)),
     }
-}
-
-/// The headers of a Messages request that an Anthropic upstream gets as
-/// they came: the API version and the betas (never allow-listed: a feature
-/// is a body field and its beta together).
-pub(in crate::gateway) fn anthropic_headers(
-    headers: &http::HeaderMap,
-) -> Vec<(HeaderName, HeaderValue)> {
-    ["anthropic-version", "anthropic-beta"]
-        .into_iter()
-        .filter_map(|name| Some((HeaderName::from_static(name), headers.get(name)?.clone())))
-        .collect()
 }

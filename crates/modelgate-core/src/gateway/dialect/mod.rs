@@ -23,7 +23,6 @@ mod messages;
 mod responses;
 
 use messages::answer_messages;
-pub(super) use messages::anthropic_headers;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
