@@ -66,7 +66,10 @@ use tokio::net::TcpListener;
 mod embed;
 pub use embed::vector;
 mod messages;
+mod plan;
 mod responses;
+
+use plan::Plan;
 
 /// Counters of what the mock served.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -197,68 +200,6 @@ enum Proto {
     Ollama,
     /// OpenAI's Responses API.
     Responses,
-}
-
-/// Options parsed from the model name.
-struct Plan {
-    tokens: u64,
-    ttft: Duration,
-    itl: Duration,
-    status: Option<u16>,
-    fault: String,
-    after: u64,
-    fail_first: u64,
-    fail_status: u16,
-    retry_after: Option<u64>,
-    usage: bool,
-    cached: u64,
-    cache_write: (u64, u64),
-    report_tokens: Option<String>,
-    stamp: bool,
-    redirect_port: Option<u16>,
-    tools: bool,
-    /// The tool to call, and arguments given for it.
-    tool: Option<(String, serde_json::Map<String, Value>)>,
-    stateful: bool,
-}
-
-impl Plan {
-    fn from_model(model: &str) -> Self {
-        let opts: HashMap<&str, &str> = model
-            .split_once('?')
-            .map(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).collect())
-            .unwrap_or_default();
-        let n = |k: &str, d: u64| opts.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-        Self {
-            tokens: n("tokens", 8),
-            ttft: Duration::from_millis(n("ttft_ms", 0)),
-            itl: Duration::from_millis(n("itl_ms", 0)),
-            status: opts.get("status").and_then(|v| v.parse().ok()),
-            fault: opts.get("fault").map(|s| s.to_string()).unwrap_or_default(),
-            after: n("after", 2),
-            fail_first: n("fail_first", 0),
-            fail_status: opts
-                .get("fail_status")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(503),
-            retry_after: opts.get("retry_after").and_then(|v| v.parse().ok()),
-            usage: n("no_usage", 0) == 0,
-            cached: n("cached", 0),
-            cache_write: (n("cache_write", 0), n("cache_write_1h", 0)),
-            report_tokens: opts.get("report_tokens").map(|s| s.to_string()),
-            stamp: n("stamp", 0) == 1,
-            redirect_port: opts.get("redirect_port").and_then(|v| v.parse().ok()),
-            tools: n("no_tools", 0) == 0,
-            tool: opts.get("tool").map(|name| {
-                let args = opts
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.strip_prefix("arg_")?.to_owned(), json!(v))))
-                    .collect();
-                ((*name).to_owned(), args)
-            }),
-            stateful: n("stateful", 0) == 1,
-        }
-    }
 }
 
 /// Words of every text in `content` (a string or parts).
