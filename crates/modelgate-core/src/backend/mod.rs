@@ -147,7 +147,9 @@ impl BackendKind {
         call: &UpstreamCall,
     ) -> Result<http::Request<Bytes>, RequestError> {
         let body = match (self, call.endpoint) {
-            (Self::Anthropic, _) | (_, Endpoint::Messages) => anthropic::body(call, target.model)?,
+            (Self::Anthropic, _) | (_, Endpoint::Messages) => {
+                anthropic::body(call, target.model, self == Self::Anthropic)?
+            }
             (Self::Ollama, Endpoint::Embeddings) => ollama_embed::ollama_body(call, target.model),
             (Self::Ollama, Endpoint::Chat | Endpoint::Completion) => {
                 ollama::body(call, target.model)?

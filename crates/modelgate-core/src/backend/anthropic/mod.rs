@@ -37,15 +37,40 @@ pub(super) fn url(base: &str, endpoint: Option<Endpoint>) -> String {
     }
 }
 
-/// The upstream body for `call`.
-pub(super) fn body(call: &UpstreamCall, model: &str) -> Result<Value, RequestError> {
+/// The upstream body for `call`; `to_claude`: the upstream is Anthropic's.
+pub(super) fn body(
+    call: &UpstreamCall,
+    model: &str,
+    to_claude: bool,
+) -> Result<Value, RequestError> {
     match call.endpoint {
         Endpoint::Messages => {
             let mut body = call.body.clone();
             body.insert("model".into(), json!(model));
+            if to_claude {
+                drop_unsigned_thinking(&mut body);
+            }
             Ok(Value::Object(body))
         }
         _ => request::from_chat(call, model),
+    }
+}
+
+/// Drop the thinking blocks that carry no signature: a conversation that
+/// began on a bridged model holds thinking the gateway wrote from a chat
+/// model's reasoning, unsigned, and Claude refuses a thinking block whose
+/// signature it did not mint. Signed blocks stay byte for byte.
+fn drop_unsigned_thinking(body: &mut serde_json::Map<String, Value>) {
+    let turns = body.get_mut("messages").and_then(Value::as_array_mut);
+    for turn in turns.into_iter().flatten() {
+        if let Some(Value::Array(blocks)) = turn.get_mut("content") {
+            blocks.retain(|b| {
+                b.get("type").and_then(Value::as_str) != Some("thinking")
+                    || b.get("signature")
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+            });
+        }
     }
 }
 

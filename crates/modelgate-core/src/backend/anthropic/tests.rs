@@ -118,7 +118,9 @@ fn a_messages_request_goes_as_it_came_with_its_headers() {
     let mut c = call(
         Endpoint::Messages,
         json!({"model": "public", "max_tokens": 9, "messages": [{"role": "user", "content": [
-            {"type": "thinking", "thinking": "t", "signature": "sig=="}]}], "context_management": {"x": 1}}),
+            {"type": "thinking", "thinking": "t", "signature": "sig=="},
+            {"type": "thinking", "thinking": "bridged", "signature": ""},
+            {"type": "text", "text": "x"}]}], "context_management": {"x": 1}}),
         false,
     );
     c.anthropic_headers = vec![
@@ -136,7 +138,17 @@ fn a_messages_request_goes_as_it_came_with_its_headers() {
     assert_eq!(req.headers()["anthropic-beta"], "a-1,b-2");
     let b: Value = serde_json::from_slice(req.body()).unwrap();
     assert_eq!(b["model"], "claude-up");
+    // A signed thinking block goes as it came; an unsigned one (the
+    // bridge's) would be refused by Claude: dropped.
     assert_eq!(b["messages"][0]["content"][0]["signature"], "sig==");
+    assert_eq!(
+        b["messages"][0]["content"][1],
+        json!({"type": "text", "text": "x"})
+    );
+    // To another backend serving Messages, the body goes whole.
+    let req = BackendKind::Llamacpp.build(&target(), &c).unwrap();
+    let b: Value = serde_json::from_slice(req.body()).unwrap();
+    assert_eq!(b["messages"][0]["content"].as_array().unwrap().len(), 3);
     assert_eq!(b["context_management"], json!({"x": 1}));
 }
 
