@@ -259,6 +259,13 @@ pub(super) fn parse(
             if let Some(calls) = calls {
                 message["tool_calls"] = tool_calls(calls, &call.request_id, false);
             }
+            // A thinking model's reasoning, named as vLLM and llama.cpp name it.
+            if let Some(t) = msg
+                .get("thinking")
+                .filter(|t| t.as_str().is_some_and(|t| !t.is_empty()))
+            {
+                message["reasoning_content"] = t.clone();
+            }
             json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(&v, calls.is_some())})
         }
         Endpoint::Completion => json!({
@@ -425,6 +432,13 @@ impl NdjsonRelay {
         if !text.is_empty() {
             delta.insert("content".into(), Value::from(text));
         }
+        let thinking = v
+            .pointer("/message/thinking")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty());
+        if let Some(t) = thinking {
+            delta.insert("reasoning_content".into(), Value::from(t));
+        }
         if let Some(calls) = calls {
             delta.insert(
                 "tool_calls".into(),
@@ -433,7 +447,7 @@ impl NdjsonRelay {
             self.had_tool_calls = true;
         }
         if !delta.is_empty() {
-            if !text.is_empty() || calls.is_some() {
+            if !text.is_empty() || thinking.is_some() || calls.is_some() {
                 self.state.output_chunks += 1;
             }
             write_event(

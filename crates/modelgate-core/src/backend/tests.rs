@@ -513,3 +513,45 @@ fn sse_relay_keeps_multi_line_data_whole_for_the_client() {
     assert_eq!(chunk["choices"][0]["delta"]["content"], "a");
     assert_eq!(relay.state().outcome, Some(StreamOutcome::Complete));
 }
+
+/// A thinking model's `message.thinking` (Ollama's native API) becomes
+/// `reasoning_content`, buffered and streamed, as vLLM and llama.cpp name it.
+#[test]
+fn ollama_thinking_is_reasoning_content() {
+    let answer = json!({"model": "m", "done": true, "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 4,
+        "message": {"role": "assistant", "content": "Blue.", "thinking": "The sky scatters blue light."}});
+    let (body, _) = BackendKind::Ollama
+        .parse_response(
+            &chat_call(false, false),
+            200,
+            answer.to_string().as_bytes(),
+            7,
+        )
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "The sky scatters blue light."
+    );
+    assert_eq!(v["choices"][0]["message"]["content"], "Blue.");
+    let lines = [
+        json!({"model": "m", "done": false, "message": {"role": "assistant", "content": "", "thinking": "Hm."}}),
+        json!({"model": "m", "done": false, "message": {"role": "assistant", "content": "Blue."}}),
+        json!({"model": "m", "done": true, "done_reason": "stop", "prompt_eval_count": 3, "eval_count": 4,
+            "message": {"role": "assistant", "content": ""}}),
+    ]
+    .map(|l| l.to_string() + "\n")
+    .concat();
+    let (out, _) = relay_with_cuts(
+        BackendKind::Ollama.relay(&chat_call(true, false), 0),
+        lines.as_bytes(),
+        &[],
+    );
+    let deltas: Vec<Value> = events(&out)
+        .iter()
+        .filter(|e| *e != "[DONE]")
+        .map(|e| serde_json::from_str::<Value>(e).unwrap()["choices"][0]["delta"].clone())
+        .collect();
+    assert_eq!(deltas[0]["reasoning_content"], "Hm.");
+    assert_eq!(deltas[1]["content"], "Blue.");
+}
