@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         client_include_usage: data.len() % 3 == 0,
         upstream_include_usage: true,
         injected_max_tokens: None,
+        anthropic_headers: Vec::new(),
     };
     let mut relay = BackendKind::Ollama.relay(&call, 1_700_000_000);
     let out = common::feed_in_pieces(&mut relay, data);
