@@ -26,9 +26,11 @@ use crate::job::{Job, Work};
 /// How often the bulk of the WAL is copied back.
 const INTERVAL: Duration = Duration::from_millis(100);
 
-/// The WAL length (pages) past which the writer copies the rest back, so
-/// that the WAL starts over (SQLite's own default checkpoint size).
-const RESTART_FRAMES: i64 = 1000;
+/// The WAL length past which the writer copies the rest back, so that the
+/// WAL starts over: SQLite's own default checkpoint size (1,000 pages) at
+/// its default page size. A size, not a page count: a database made with
+/// smaller pages restarts its WAL no more often for them.
+const RESTART_BYTES: i64 = 4 << 20;
 
 /// A `PASSIVE` checkpoint: the WAL's frames and how many are now copied
 /// back, or `None` when another connection is checkpointing.
@@ -87,12 +89,16 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                let page: i64 = conn
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .unwrap_or(4096);
+                let restart_frames = RESTART_BYTES / page.max(512);
                 // The WAL's length at the last pass: unchanged, nothing was
                 // written since, and the writer has nothing to finish.
                 let mut seen = 0;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     match passive(&conn) {
-                        Ok(Some((frames, _))) if frames >= RESTART_FRAMES && frames != seen => {
+                        Ok(Some((frames, _))) if frames >= restart_frames && frames != seen => {
                             seen = frames;
                             // Nobody waits for the answer.
                             let (reply, _) = oneshot::channel();

@@ -291,3 +291,24 @@ async fn no_connection_of_a_wal_store_checkpoints_inside_its_commits() {
     drop(s);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_new_database_has_small_pages_and_an_old_one_keeps_its_own() {
+    let (s, dir) = store("pages", Journal::Wal).await;
+    let size = |c: &rusqlite::Connection| -> i64 {
+        c.pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(size(&s.conn().unwrap()), 1024);
+    drop(s);
+    // A database made before, with SQLite's default pages, is opened as is.
+    let old = dir.join("old.sqlite");
+    let c = rusqlite::Connection::open(&old).unwrap();
+    c.execute_batch("CREATE TABLE t (x); PRAGMA journal_mode = WAL;")
+        .unwrap();
+    drop(c);
+    let s = SqliteStore::open(&old, Options::default()).unwrap();
+    assert_eq!(size(&s.conn().unwrap()), 4096);
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}
