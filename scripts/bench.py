@@ -33,9 +33,11 @@ from bench_load import (GATEWAY_CPU, ITL_MS, LOAD_CPU, RATES, load, oha, pinned,
                         start_native, streams)
 from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, cost_section,  # noqa: E402
                         start_nginx, start_passthrough, start_portkey, syscalls)
-from bench_messages import bench_messages, messages_section  # noqa: E402
+from bench_c1 import (SUSTAINED_MS, c1_section, ceiling, concurrency_one, field_section,  # noqa: E402
+                      sustained)
+from bench_messages import ANTHROPIC_HDRS, MESSAGES_BODY, bench_messages, messages_section  # noqa: E402
 from bench_replicas import bench_replicas  # noqa: E402
-from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MOCK, UNKEPT, report  # noqa: E402
+from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MESSAGES_BRIDGED, MOCK, UNKEPT, report  # noqa: E402
 
 WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
@@ -232,6 +234,85 @@ def native_gateway(bins, tmp, admin_key, mock_url, procs):
     return native, base, name, key, {"content-type": "application/json", "authorization": f"Bearer {key}"}
 
 
+def messages_target(base, admin_key, mock_url):
+    """The Messages API bridged to the mock's chat, as a target: what the
+    translation costs beside the same chat request."""
+    name, key = setup(base, admin_key, mock_url)
+    return (base + "/v1/messages", {**ANTHROPIC_HDRS, "x-api-key": key}, MESSAGES_BODY % name.encode())
+
+
+def field_method(tmp, admin_key, mock_url, targets):
+    """Busbar's method beside the rest: concurrency 1 for the mock, nginx,
+    the pass-through, ModelGate (SQLite; PostgreSQL + Redis; the Messages
+    API bridged) in interleaved rounds, then Portkey and LiteLLM, each in
+    rounds of its own beside the direct call; the RPS ceiling; sustained
+    load on a 20 ms upstream. `targets`: the load targets (name -> (url,
+    headers, body, pids)), ModelGate's and the anchors'. BENCHMARKS.md
+    lines."""
+    direct = {MOCK: targets[MOCK]}
+    c1 = dict(targets)
+    url, headers, body = messages_target(targets[GATEWAY][0].removesuffix("/v1/chat/completions"), admin_key, mock_url)
+    c1[MESSAGES_BRIDGED] = (url, headers, body, targets[GATEWAY][3])
+    phases = [concurrency_one(c1)]
+    portkey, base, headers = start_portkey(mock_url, tmp)
+    try:
+        peer = (base + "/v1/chat/completions", headers, BODY % b"mock?tokens=8", [portkey.pid])
+        phases.append(concurrency_one({**direct, PORTKEY: peer}))
+        ceilings = {name: ceiling(*t) for name, t in {**targets, PORTKEY: peer}.items() if name != PASSTHROUGH}
+        slow_upstream = b"mock?tokens=8&ttft_ms=%d" % SUSTAINED_MS
+        slow = {name: (url, hdrs, body.replace(b"mock?tokens=8", slow_upstream), pids)
+                for name, (url, hdrs, body, pids) in {**direct, NGINX: targets[NGINX], PORTKEY: peer}.items()}
+        for name in (GATEWAY, GATEWAY_PG):
+            gw_base = targets[name][0].removesuffix("/v1/chat/completions")
+            model, key = setup(gw_base, admin_key, mock_url, slow_upstream.decode())
+            slow[name] = (targets[name][0], {"content-type": "application/json", "authorization": f"Bearer {key}"},
+                          BODY % model.encode(), targets[name][3])
+        slow_results = sustained(slow)
+    finally:
+        portkey.terminate()
+        portkey.wait(timeout=30)
+    with open(f"{tmp}/litellm-c1.log", "w") as log:
+        litellm, ll_base, ll_key = start_litellm(os.environ["MG_BENCH_VENV"], mock_url, tmp, log)
+    try:
+        ll_hdrs = {"content-type": "application/json", "authorization": f"Bearer {ll_key}"}
+        peer = (ll_base + "/v1/chat/completions", ll_hdrs, BODY % b"bench", [litellm.pid])
+        phases.append(concurrency_one({**direct, LITELLM: peer}))
+        ceilings[LITELLM] = ceiling(*peer)
+    finally:
+        litellm.terminate()
+        litellm.wait(timeout=30)
+    return phases, c1_section(phases, MOCK, NGINX) + field_section(ceilings, slow_results, MOCK)
+
+
+def anchors_and_gateway(bins, tmp, admin_key, procs):
+    """The mock, the anchors in front of it and the native gateway on
+    SQLite: the mock's URL and the load targets."""
+    mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
+    procs.append(mock)
+    targets = anchor_targets(bins, mock, mock_url, tmp, procs)
+    native, base, name, _, hdrs = native_gateway(bins, tmp, admin_key, mock_url, procs)
+    targets[GATEWAY] = (base + "/v1/chat/completions", hdrs, BODY % name.encode(), [native.pid])
+    return mock_url, targets
+
+
+def c1_only():
+    """`make bench-c1`: the field's method alone (concurrency 1, the RPS
+    ceiling, sustained on a 20 ms upstream), printed."""
+    bins = pathlib.Path(os.environ["MG_BIN_DIR"])
+    tmp = tempfile.mkdtemp(prefix="mg-bench-")
+    procs = []
+    try:
+        admin_key = "bench-admin-" + uuid.uuid4().hex
+        mock_url, targets = anchors_and_gateway(bins, tmp, admin_key, procs)
+        pg_target, pg_procs = shared_services_gateway(bins, tmp, admin_key, mock_url)
+        procs.extend(pg_procs)
+        targets[GATEWAY_PG] = (pg_target[0] + pg_target[1], pg_target[3], pg_target[2], [p.pid for p in pg_procs])
+        _, lines = field_method(tmp, admin_key, mock_url, targets)
+        print("\n".join(lines))
+    finally:
+        stop_all(procs)
+
+
 def stop_all(procs):
     for p in reversed(procs):
         p.terminate()
@@ -246,11 +327,7 @@ def cost_only():
     tmp = tempfile.mkdtemp(prefix="mg-bench-")
     procs = []
     try:
-        mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
-        procs.append(mock)
-        targets = anchor_targets(bins, mock, mock_url, tmp, procs)
-        native, base, name, _, hdrs = native_gateway(bins, tmp, "bench-admin-" + uuid.uuid4().hex, mock_url, procs)
-        targets[GATEWAY] = (base + "/v1/chat/completions", hdrs, BODY % name.encode(), [native.pid])
+        mock_url, targets = anchors_and_gateway(bins, tmp, "bench-admin-" + uuid.uuid4().hex, procs)
         results = load(targets, rates=[])
         calls = syscall_counts(targets)
         results.update(portkey_load(mock_url, tmp, rates=[]))
@@ -290,6 +367,7 @@ def main():
                                           admin_key, mock_url)
         load_results = load(targets)
         calls = syscall_counts(targets)
+        c1_phases, field_lines = field_method(tmp, admin_key, mock_url, targets)
         with open(f"{tmp}/litellm.log", "w") as log:
             litellm, ll_base, ll_key = start_litellm(os.environ["MG_BENCH_VENV"], mock_url, tmp, log)
         procs.append(litellm)
@@ -332,7 +410,8 @@ def main():
 
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
-           WARMUP, endpoint_results, replica_results, calls, trips, messages_section(*messages_results))
+           WARMUP, endpoint_results, replica_results, calls, trips, messages_section(*messages_results), c1_phases,
+           field_lines)
 
 
 def messages_only():
@@ -354,5 +433,5 @@ def messages_only():
 
 
 if __name__ == "__main__":
-    modes = {"cost": cost_only, "messages": messages_only}
+    modes = {"cost": cost_only, "messages": messages_only, "c1": c1_only}
     modes.get(sys.argv[1] if sys.argv[1:] else "", main)()

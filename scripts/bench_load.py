@@ -22,7 +22,7 @@ SECS = int(os.environ.get("MG_BENCH_SECS", "10"))
 REPEATS = int(os.environ.get("MG_BENCH_REPEATS", "3"))
 RATES = [500, 1000, 2000, 5000]
 CONNECTIONS = 50
-STREAMS = [100, 300, 1000]
+STREAMS = [100, 300, 512, 1000]
 ITL_MS = 20
 # Three processes (gateway, mock, load generator) cannot each have a core of
 # their own on a 2-core machine, so by default all share both cores, as the
@@ -81,13 +81,13 @@ def stolen_since(start):
     return 100 * (s1 - s0) / max(t1 - t0, 1)
 
 
-def oha(url, headers, body, rate=None, secs=SECS, pids=()):
+def oha(url, headers, body, rate=None, secs=SECS, pids=(), connections=CONNECTIONS):
     """One oha run; latencies in ms, with coordinated omission corrected
     for fixed rates (a request's latency counts from when it was due), and
     the CPU time per answered request of the processes `pids` (the
     target's)."""
 
-    cmd = [OHA, "-z", f"{secs}s", "-w", "-c", str(CONNECTIONS), "--no-tui", "--output-format", "json", "-m", "POST",
+    cmd = [OHA, "-z", f"{secs}s", "-w", "-c", str(connections), "--no-tui", "--output-format", "json", "-m", "POST",
            "-d", body.decode()]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
