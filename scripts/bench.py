@@ -244,30 +244,34 @@ def messages_target(base, admin_key, mock_url):
 def field_method(tmp, admin_key, mock_url, targets):
     """Busbar's method beside the rest: concurrency 1 for the mock, nginx,
     the pass-through, ModelGate (SQLite; PostgreSQL + Redis; the Messages
-    API bridged) in interleaved rounds, then Portkey and LiteLLM, each in
-    rounds of its own beside the direct call; the RPS ceiling; sustained
-    load on a 20 ms upstream. `targets`: the load targets (name -> (url,
-    headers, body, pids)), ModelGate's and the anchors'. BENCHMARKS.md
-    lines."""
+    API bridged) in interleaved rounds; the RPS ceiling; sustained load on
+    a 20 ms upstream; then Portkey and LiteLLM, each started for its own
+    runs only (idle, it would still share the CPUs), at concurrency 1 in
+    rounds of its own beside the direct call again. `targets`: the load
+    targets (name -> (url, headers, body, pids)), ModelGate's and the
+    anchors'. (the concurrency-1 phases, BENCHMARKS.md lines)."""
     direct = {MOCK: targets[MOCK]}
     c1 = dict(targets)
     url, headers, body = messages_target(targets[GATEWAY][0].removesuffix("/v1/chat/completions"), admin_key, mock_url)
     c1[MESSAGES_BRIDGED] = (url, headers, body, targets[GATEWAY][3])
     phases = [concurrency_one(c1)]
+    ceilings = {name: ceiling(*t) for name, t in targets.items() if name != PASSTHROUGH}
+    slow_upstream = b"mock?tokens=8&ttft_ms=%d" % SUSTAINED_MS
+    slow_body = lambda body: body.replace(b"mock?tokens=8", slow_upstream)
+    slow = {name: (url, hdrs, slow_body(body), pids) for name, (url, hdrs, body, pids) in targets.items()
+            if name in (MOCK, NGINX)}
+    for name in (GATEWAY, GATEWAY_PG):
+        gw_base = targets[name][0].removesuffix("/v1/chat/completions")
+        model, key = setup(gw_base, admin_key, mock_url, slow_upstream.decode())
+        slow[name] = (targets[name][0], {"content-type": "application/json", "authorization": f"Bearer {key}"},
+                      BODY % model.encode(), targets[name][3])
+    slow_results = sustained(slow)
     portkey, base, headers = start_portkey(mock_url, tmp)
     try:
         peer = (base + "/v1/chat/completions", headers, BODY % b"mock?tokens=8", [portkey.pid])
         phases.append(concurrency_one({**direct, PORTKEY: peer}))
-        ceilings = {name: ceiling(*t) for name, t in {**targets, PORTKEY: peer}.items() if name != PASSTHROUGH}
-        slow_upstream = b"mock?tokens=8&ttft_ms=%d" % SUSTAINED_MS
-        slow = {name: (url, hdrs, body.replace(b"mock?tokens=8", slow_upstream), pids)
-                for name, (url, hdrs, body, pids) in {**direct, NGINX: targets[NGINX], PORTKEY: peer}.items()}
-        for name in (GATEWAY, GATEWAY_PG):
-            gw_base = targets[name][0].removesuffix("/v1/chat/completions")
-            model, key = setup(gw_base, admin_key, mock_url, slow_upstream.decode())
-            slow[name] = (targets[name][0], {"content-type": "application/json", "authorization": f"Bearer {key}"},
-                          BODY % model.encode(), targets[name][3])
-        slow_results = sustained(slow)
+        ceilings[PORTKEY] = ceiling(*peer)
+        slow_results.update(sustained({PORTKEY: (peer[0], headers, slow_body(peer[2]), peer[3])}))
     finally:
         portkey.terminate()
         portkey.wait(timeout=30)

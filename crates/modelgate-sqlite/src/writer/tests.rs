@@ -54,6 +54,11 @@ fn reserve(n: i64) -> Work {
     )
 }
 
+/// The integer value of pragma `name` on `c`.
+fn pragma(c: &rusqlite::Connection, name: &str) -> i64 {
+    c.pragma_query_value(None, name, |r| r.get(0)).unwrap()
+}
+
 /// A job for `work` and where its answer arrives.
 fn job(work: Work) -> (Job, oneshot::Receiver<Done>) {
     let (reply, answer) = oneshot::channel();
@@ -282,10 +287,7 @@ async fn a_stored_response_is_written_by_the_writer_never_waiting_on_the_callers
 #[tokio::test]
 async fn no_connection_of_a_wal_store_checkpoints_inside_its_commits() {
     let (s, dir) = store("autocheckpoint", Journal::Wal).await;
-    let pages = |c: &rusqlite::Connection| -> i64 {
-        c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .unwrap()
-    };
+    let pages = |c: &rusqlite::Connection| pragma(c, "wal_autocheckpoint");
     assert_eq!(pages(&s.conn().unwrap()), 0, "reads and admin writes");
     assert_eq!(pages(&s.writer.conn.lock().unwrap()), 0, "the writer");
     drop(s);
@@ -295,10 +297,7 @@ async fn no_connection_of_a_wal_store_checkpoints_inside_its_commits() {
 #[tokio::test]
 async fn a_new_database_has_small_pages_and_an_old_one_keeps_its_own() {
     let (s, dir) = store("pages", Journal::Wal).await;
-    let size = |c: &rusqlite::Connection| -> i64 {
-        c.pragma_query_value(None, "page_size", |r| r.get(0))
-            .unwrap()
-    };
+    let size = |c: &rusqlite::Connection| pragma(c, "page_size");
     assert_eq!(size(&s.conn().unwrap()), 1024);
     drop(s);
     // A database made before, with SQLite's default pages, is opened as is.
