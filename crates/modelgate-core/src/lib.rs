@@ -26,6 +26,7 @@
 //! The modules import one another without cycles: [`error`],
 //! [`calendar`] and the other leaves at the bottom, [`gateway`] at the
 //! top.
+//! - [`mcp`]: the MCP gateway's upstream servers.
 //! - [`config`]: `MG_*` settings and declarative model files.
 //! - [`edge`]: the client-address policy every shell applies.
 //! - [`sql`]: the statements of every SQLite-dialect store (SQLite, D1).
@@ -46,6 +47,7 @@ pub mod encoding;
 pub mod error;
 pub mod gateway;
 pub mod limiter;
+pub mod mcp;
 pub mod observe;
 pub mod patch;
 pub mod period;

@@ -15,6 +15,7 @@ use crate::domain::{
     Settlement, StoredResponse, UsageQuery, UsageRow,
 };
 use crate::error::StoreError;
+use crate::mcp::McpServer;
 
 /// `Send` on native targets, nothing on wasm32.
 #[cfg(not(target_family = "wasm"))]
@@ -282,9 +283,46 @@ pub trait ResponseStore: MaybeSend + MaybeSync + 'static {
     ) -> impl Future<Output = Result<u64, StoreError>> + MaybeSend;
 }
 
+/// Upstream MCP servers, each under its id and its unique name.
+pub trait McpServerStore: MaybeSend + MaybeSync + 'static {
+    /// All servers, by name.
+    fn list_mcp_servers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<McpServer>, StoreError>> + MaybeSend;
+    /// One server by id.
+    fn get_mcp_server(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<McpServer>, StoreError>> + MaybeSend;
+    /// Insert; `Conflict` when the name or id exists.
+    fn insert_mcp_server(
+        &self,
+        server: &McpServer,
+    ) -> impl Future<Output = Result<(), StoreError>> + MaybeSend;
+    /// Replace `old` by `new` (the same id) if it is still as `old` was
+    /// read (its `updated_at`): `false` when it changed or went meanwhile;
+    /// `Conflict` when the new name is taken.
+    fn replace_mcp_server(
+        &self,
+        old: &McpServer,
+        new: &McpServer,
+    ) -> impl Future<Output = Result<bool, StoreError>> + MaybeSend;
+    /// Delete; `false` when there was no such server.
+    fn delete_mcp_server(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + MaybeSend;
+}
+
 /// A store that keeps everything the gateway persists, its counters too.
-pub trait Store: KeyStore + ModelStore + UsageStore + ResponseStore + Accounting {}
-impl<T: KeyStore + ModelStore + UsageStore + ResponseStore + Accounting> Store for T {}
+pub trait Store:
+    KeyStore + ModelStore + UsageStore + ResponseStore + McpServerStore + Accounting
+{
+}
+impl<T: KeyStore + ModelStore + UsageStore + ResponseStore + McpServerStore + Accounting> Store
+    for T
+{
+}
 
 /// What a rate limiter answers for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

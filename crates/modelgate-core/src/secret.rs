@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How a stored value names a declared upstream secret instead of holding
+/// one: `env:NAME` (resolved when used, through the runtime's secrets).
+pub const ENV_REF: &str = "env:";
+
 /// A secret string; `Debug` shows only that there is one.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -33,6 +33,7 @@
 mod counters;
 mod items;
 mod keys;
+mod mcp;
 mod models;
 mod responses;
 mod usage;

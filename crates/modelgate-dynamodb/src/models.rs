@@ -37,7 +37,11 @@ impl DynamoStore {
     }
 
     /// Run `items` as one transaction; a failed condition is a conflict.
-    async fn transact(&self, items: Vec<TransactWriteItem>, what: &str) -> Result<(), StoreError> {
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        what: &str,
+    ) -> Result<(), StoreError> {
         match self
             .client
             .transact_write_items()

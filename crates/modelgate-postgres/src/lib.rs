@@ -16,6 +16,7 @@
 
 mod keys;
 mod limiter;
+mod mcp;
 mod models;
 mod responses;
 
@@ -39,6 +40,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_anthropic_backend.sql",
         include_str!("../../../migrations/postgres/0002_anthropic_backend.sql"),
+    ),
+    (
+        "0003_mcp_servers.sql",
+        include_str!("../../../migrations/postgres/0003_mcp_servers.sql"),
     ),
 ];
 

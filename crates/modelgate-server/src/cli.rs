@@ -12,6 +12,10 @@ use serde_json::{Map, Value, json};
 
 use crate::settings::Settings;
 
+mod mcp;
+
+pub use mcp::McpServersCmd;
+
 /// ModelGate: an OpenAI-compatible LLM gateway.
 #[derive(Debug, Parser)]
 #[command(name = "modelgate", version, about)]
@@ -32,6 +36,9 @@ pub enum Command {
     /// Manage models.
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// Manage upstream MCP servers.
+    #[command(subcommand)]
+    McpServers(McpServersCmd),
     /// Apply the database migrations not applied yet (the server also
     /// does at start), and print their names.
     Migrate,
@@ -337,6 +344,7 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
             ),
             ModelsCmd::Sync => (Method::POST, "/admin/api/models/sync".into(), Value::Null),
         },
+        Command::McpServers(m) => return mcp::request(m),
         Command::Usage {
             from,
             to,

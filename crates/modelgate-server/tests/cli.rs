@@ -171,6 +171,63 @@ fn models_and_usage_from_the_command_line() {
 }
 
 #[test]
+fn mcp_servers_from_the_command_line() {
+    let db = Db::new("mcp");
+    let add = |name: &str, header: &str| {
+        let args = [
+            "mcp-servers",
+            "add",
+            "--name",
+            name,
+            "--url",
+            "http://127.0.0.1:9/mcp/",
+            "--header",
+            header,
+            "--header",
+            "X-Team: core",
+            "--timeout-ms",
+            "5000",
+        ];
+        run(&db, None, &args)
+    };
+    let (ok, s) = add("docs", "Authorization: Bearer sk-cli-secret");
+    assert!(ok, "{s}");
+    assert_eq!(s["url"], "http://127.0.0.1:9/mcp");
+    assert_eq!(s["headers"], serde_json::json!(["Authorization", "X-Team"]));
+    assert_eq!(
+        (s["timeout_ms"].as_u64(), s["enabled"].as_bool()),
+        (Some(5000), Some(true))
+    );
+    // An undeclared secret, a reserved header, a taken name: refused.
+    for (name, header) in [
+        ("a", "Authorization: Bearer env:HOME"),
+        ("b", "Host: x"),
+        ("docs", "X: y"),
+    ] {
+        let (ok, bad) = add(name, header);
+        assert!(!ok && bad["error"]["message"].is_string(), "{name}: {bad}");
+    }
+    let id = s["id"].as_str().unwrap();
+    let (ok, patched) = run(
+        &db,
+        None,
+        &[
+            "mcp-servers",
+            "update",
+            id,
+            r#"{"headers":{"X-Team":null},"enabled":false}"#,
+        ],
+    );
+    assert!(ok, "{patched}");
+    assert_eq!(patched["headers"], serde_json::json!(["Authorization"]));
+    let (ok, listed) = run(&db, None, &["mcp-servers", "list"]);
+    assert!(ok && listed["data"][0]["enabled"] == false, "{listed}");
+    assert!(!listed.to_string().contains("sk-cli-secret"));
+    assert!(run(&db, None, &["mcp-servers", "delete", id]).0);
+    assert!(!run(&db, None, &["mcp-servers", "get", id]).0);
+}
+
+#[test]
 fn a_models_file_creates_then_updates_by_name() {
     let db = Db::new("file");
     let file = db.path("models.toml");

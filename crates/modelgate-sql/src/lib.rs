@@ -12,15 +12,17 @@
 //! # Layout
 //! `rows` (the tables' rows and their domain records) and `read` (rows
 //! from columns) at the bottom; `patch` (an admin patch as an `UPDATE`) and
-//! `statements` above them; `postgres` rewrites any of them. Imports flow
+//! `statements` and `mcp` above them; `postgres` rewrites any of them. Imports flow
 //! that way only, and out to the core's domain types.
 
+mod mcp;
 mod patch;
 pub mod postgres;
 mod read;
 mod rows;
 mod statements;
 
+pub use mcp::*;
 pub use patch::{key_patch, model_patch};
 pub use read::{Columns, lease_row, response_row, summary_row, usage_row};
 pub use rows::{KeyRow, ModelRow};

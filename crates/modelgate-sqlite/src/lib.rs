@@ -21,6 +21,7 @@
 mod checkpoint;
 mod job;
 mod keys;
+mod mcp;
 mod models;
 mod responses;
 mod writer;
@@ -84,6 +85,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0012_anthropic_backend.sql",
         include_str!("../../../migrations/0012_anthropic_backend.sql"),
+    ),
+    (
+        "0013_mcp_servers.sql",
+        include_str!("../../../migrations/0013_mcp_servers.sql"),
     ),
 ];
 

@@ -14,6 +14,7 @@ use modelgate_core::ports::{Accounting, StepAndReserve, Store};
 
 use crate::subject::Subject;
 
+pub use crate::mcp::mcp_servers_roundtrip;
 pub use crate::periods::{concurrent_budget_never_overspent, windows_roll_at_the_boundary};
 pub use crate::records::{deployment, key, lease, model, settlement, stored_response};
 
@@ -623,7 +624,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
             concurrent_reservations_never_overspend, models_roundtrip, usage_report, leases_live_until_settled,
             responses_roundtrip, windows_roll_at_the_boundary, concurrent_budget_never_overspent,
-            model_deployments_roundtrip, patches_mean_the_same_everywhere);
+            model_deployments_roundtrip, patches_mean_the_same_everywhere, mcp_servers_roundtrip);
     };
     ($make:expr) => {
         $crate::store_conformance!(guarded Some(($make, ())));

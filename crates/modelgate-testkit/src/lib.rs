@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod conformance;
+pub mod mcp;
 pub mod mock;
 pub mod periods;
 pub mod records;

@@ -7,6 +7,8 @@
 //! on its primary. KV only caches key records, for [`KEY_CACHE_TTL_S`]:
 //! never a counter, since KV is eventually consistent.
 
+mod mcp;
+
 use std::cell::Cell;
 
 use modelgate_core::domain::{

@@ -76,6 +76,7 @@ impl<P: Ports> Gateway<P> {
                     _ => Err(RequestError::MethodNotAllowed.into()),
                 }
             }
+            (["mcp", rest @ ..], m) => self.admin_mcp_servers(rest, m, body).await,
             (["usage"], &Method::GET) => self.usage(req.uri().query().unwrap_or("")).await,
             (["reservations"], &Method::GET) => {
                 let leases = self.admin_leases().await?;

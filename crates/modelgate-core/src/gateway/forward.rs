@@ -21,9 +21,6 @@ use crate::resilience::retryable_status;
 use crate::routing::{Outcome, Pick};
 use crate::secret::Secret;
 
-/// A model `api_key` of `env:NAME` names a deployment secret.
-pub(super) const SECRET_REF: &str = "env:";
-
 /// Largest buffered upstream answer (or error body) read.
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Error bodies are read only this far: enough for a message.
@@ -328,7 +325,7 @@ impl<P: Ports> Gateway<P> {
     /// the deployment secret it names.
     pub(super) fn resolve_key(&self, key: Option<&Secret>) -> Result<Option<String>, GatewayError> {
         let key = key.map(Secret::expose);
-        let Some(name) = key.and_then(|k| k.strip_prefix(SECRET_REF)) else {
+        let Some(name) = key.and_then(|k| k.strip_prefix(crate::secret::ENV_REF)) else {
             return Ok(key.map(str::to_owned));
         };
         // A model stored before its secret was undeclared resolves nothing.

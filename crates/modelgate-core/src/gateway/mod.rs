@@ -16,6 +16,7 @@ mod head;
 mod keys;
 mod leases;
 mod limits;
+mod mcp_servers;
 mod models;
 mod proxy;
 mod records;

@@ -9,7 +9,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::admin::parse_body;
-use super::forward::SECRET_REF;
 use super::{Gateway, Peer, Response, json_response};
 use crate::backend::{BackendKind, Target};
 use crate::config::{ModelSpec, SyncBackend};
@@ -17,7 +16,7 @@ use crate::deployment::Deployment;
 use crate::domain::{Model, ModelPatch, NewModel};
 use crate::error::{GatewayError, RequestError, UpstreamError};
 use crate::ports::{ModelStore, Ports};
-use crate::secret::Secret;
+use crate::secret::{ENV_REF, Secret};
 
 /// Time allowed for one backend's model list during a sync.
 const SYNC_TIMEOUT_MS: i64 = 30_000;
@@ -76,7 +75,11 @@ fn asks_anthropic(req: &http::Request<Bytes>) -> bool {
     req.headers().contains_key(super::route::ANTHROPIC_VERSION)
 }
 
-fn check_url(url: &str, param: &str, allow_link_local: bool) -> Result<(), GatewayError> {
+pub(super) fn check_url(
+    url: &str,
+    param: &str,
+    allow_link_local: bool,
+) -> Result<(), GatewayError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.len() <= 2048
         && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
@@ -171,10 +174,10 @@ impl<P: Ports> Gateway<P> {
             )
             .into());
         }
-        match key.strip_prefix(SECRET_REF) {
+        match key.strip_prefix(ENV_REF) {
             Some(name) if !self.config().secret_declared(name) => Err(RequestError::invalid(
                 format!(
-                    "'api_key' refers to {SECRET_REF}{name}, which is not a declared upstream secret (MG_UPSTREAM_SECRETS)."
+                    "'api_key' refers to {ENV_REF}{name}, which is not a declared upstream secret (MG_UPSTREAM_SECRETS)."
                 ),
                 Some("api_key"),
             )
