@@ -89,6 +89,10 @@ pub struct Config {
     pub allow_link_local_upstreams: bool,
     /// Stored responses (`/v1/responses` with `store`).
     pub responses: ResponsesSettings,
+    /// The secret MCP session ids are sealed with (`MG_MCP_SESSION_SECRET`):
+    /// the same on every replica and runtime that serves the same clients.
+    /// Unset: derived from the bootstrap admin key, else random per process.
+    pub mcp_session_secret: Option<Secret>,
 }
 
 /// How responses are stored.
@@ -140,6 +144,7 @@ impl Default for Config {
             trusted_proxy_hops: 0,
             allow_link_local_upstreams: false,
             responses: ResponsesSettings::default(),
+            mcp_session_secret: None,
         }
     }
 }
@@ -333,6 +338,15 @@ impl Config {
                 ));
             }
             self.admin_key_hash = Some(auth::hash_key(&key).into());
+        }
+        if let Some(secret) = env.get("MG_MCP_SESSION_SECRET") {
+            if secret.len() < 32 {
+                return Err(invalid(
+                    "MG_MCP_SESSION_SECRET",
+                    "must be at least 32 characters",
+                ));
+            }
+            self.mcp_session_secret = Some(secret.into());
         }
         // The older switch, MG_TRUST_FORWARDED_FOR, means one proxy in front.
         self.trusted_proxy_hops = u8::from(env.flag("MG_TRUST_FORWARDED_FOR")?);

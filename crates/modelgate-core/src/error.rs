@@ -32,6 +32,9 @@ pub enum AuthError {
     /// Not an admin key on an admin route.
     #[error("admin key required")]
     NotAdmin,
+    /// A browser's request from another origin (DNS rebinding).
+    #[error("origin not allowed")]
+    OriginNotAllowed,
 }
 
 /// Admission refusals.
@@ -300,6 +303,12 @@ impl GatewayError {
                         "permission_error",
                         "admin_key_required",
                         "This route requires an admin key.",
+                    ),
+                    AuthError::OriginNotAllowed => (
+                        StatusCode::FORBIDDEN,
+                        "permission_error",
+                        "origin_not_allowed",
+                        "Requests from this Origin are not allowed.",
                     ),
                 };
                 s(status, kind, Some(code), msg.to_owned())

@@ -16,7 +16,9 @@ mod head;
 mod keys;
 mod leases;
 mod limits;
+mod mcp;
 mod mcp_servers;
+mod mcp_upstream;
 mod models;
 mod proxy;
 mod records;
@@ -98,6 +100,8 @@ struct Inner<P: Ports> {
     last_sweep_ms: AtomicI64,
     /// When this instance last deleted expired responses (epoch ms).
     last_purge_ms: AtomicI64,
+    /// What MCP session ids are sealed with.
+    mcp_key: crate::mcp::session::SessionKey,
 }
 
 /// The gateway, generic over the runtime's ports. Cheap to clone.
@@ -128,6 +132,7 @@ impl<P: Ports> Gateway<P> {
         let mut seed = [0u8; 8];
         ports.fill_random(&mut seed);
         let record_cache_ms = config.record_cache_ms;
+        let mcp_key = mcp_session_key(&ports, &config);
         Self {
             inner: Arc::new(Inner {
                 ports,
@@ -136,6 +141,7 @@ impl<P: Ports> Gateway<P> {
                 records: records::Records::new(record_cache_ms),
                 last_sweep_ms: AtomicI64::new(0),
                 last_purge_ms: AtomicI64::new(0),
+                mcp_key,
             }),
         }
     }
@@ -236,6 +242,7 @@ impl<P: Ports> Gateway<P> {
             Route::Metrics => self.metrics(&req, peer).await,
             Route::Models => self.list_models(&req, peer).await,
             Route::Model(id) => self.get_model(&req, peer, &id).await,
+            Route::Mcp { server } => self.mcp(req, peer, server).await,
             Route::Admin => {
                 let path = req.uri().path().trim_end_matches('/').to_owned();
                 let rest: Vec<&str> = path.split('/').skip(3).collect();
@@ -263,6 +270,22 @@ impl<P: Ports> Gateway<P> {
             HeaderValue::from_static(crate::observe::CONTENT_TYPE),
         );
         Ok(resp)
+    }
+}
+
+/// The key MCP sessions are sealed with: from the operator's secret, else
+/// from the bootstrap admin key (the same on every replica configured
+/// alike), else random (sessions then live as long as the process).
+fn mcp_session_key<P: Ports>(ports: &P, config: &Config) -> crate::mcp::session::SessionKey {
+    use crate::mcp::session::SessionKey;
+    match (&config.mcp_session_secret, &config.admin_key_hash) {
+        (Some(secret), _) => SessionKey::derive(secret.expose().as_bytes()),
+        (None, Some(hash)) => SessionKey::derive(hash.expose().as_bytes()),
+        (None, None) => {
+            let mut random = [0u8; 32];
+            ports.fill_random(&mut random);
+            SessionKey::derive(&random)
+        }
     }
 }
 
@@ -311,6 +334,7 @@ fn error_response<P: Ports>(
         ErrorShape::Anthropic => {
             crate::anthropic::error_body(status.as_u16(), &err.message(), request_id)
         }
+        ErrorShape::JsonRpc => mcp::http_error_body(status, &err.message()),
     };
     let mut resp = json_response(status, &body);
     let h = resp.headers_mut();

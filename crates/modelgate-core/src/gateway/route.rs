@@ -36,6 +36,12 @@ pub enum Route {
     Metrics,
     /// `/admin/api/...`, any method (the admin API answers 404/405 itself).
     Admin,
+    /// `POST`/`DELETE /mcp` (every server a key may use) or
+    /// `/mcp/{server}` (that one): the MCP gateway.
+    Mcp {
+        /// The one server asked for.
+        server: Option<String>,
+    },
 }
 
 /// Who may call a route.
@@ -80,6 +86,11 @@ impl Route {
             ["v1", "models", id @ ..] => get.then(|| Self::Model(percent_decode(&id.join("/")))),
             ["metrics"] => get.then_some(Self::Metrics),
             ["admin", "api", ..] => Some(Self::Admin),
+            // No GET stream: nothing is pushed outside a request's answer.
+            ["mcp"] => (post || method == Method::DELETE).then_some(Self::Mcp { server: None }),
+            ["mcp", server] => (post || method == Method::DELETE).then(|| Self::Mcp {
+                server: Some(percent_decode(server)),
+            }),
             _ => return Err(RequestError::NotFound(format!("Route {path}"))),
         };
         route.ok_or(RequestError::MethodNotAllowed)
@@ -93,7 +104,8 @@ impl Route {
             | Self::CountTokens
             | Self::StoredResponse { .. }
             | Self::Models
-            | Self::Model(_) => Credential::ClientKey,
+            | Self::Model(_)
+            | Self::Mcp { .. } => Credential::ClientKey,
             Self::Metrics | Self::Admin => Credential::Admin,
         }
     }
@@ -103,6 +115,7 @@ impl Route {
     pub fn takes_body(&self, method: &Method) -> bool {
         match self {
             Self::Proxy(_) | Self::CountTokens => true,
+            Self::Mcp { .. } => method == Method::POST,
             Self::Admin => [Method::POST, Method::PUT, Method::PATCH].contains(method),
             _ => false,
         }
@@ -117,6 +130,9 @@ pub enum ErrorShape {
     OpenAi,
     /// `{"type":"error","error":{"type","message"},"request_id"}`.
     Anthropic,
+    /// JSON-RPC's `{"jsonrpc":"2.0","id":null,"error":{"code","message"}}`
+    /// (the MCP routes).
+    JsonRpc,
 }
 
 impl ErrorShape {
@@ -126,6 +142,7 @@ impl ErrorShape {
     pub fn of(route: Option<&Route>, headers: &http::HeaderMap) -> Self {
         match route {
             Some(Route::Proxy(Endpoint::Messages) | Route::CountTokens) => Self::Anthropic,
+            Some(Route::Mcp { .. }) => Self::JsonRpc,
             Some(Route::Models | Route::Model(_)) if headers.contains_key(ANTHROPIC_VERSION) => {
                 Self::Anthropic
             }
@@ -225,6 +242,10 @@ mod tests {
             Route::Model("x".into()),
             Route::Metrics,
             Route::Admin,
+            Route::Mcp { server: None },
+            Route::Mcp {
+                server: Some("{server}".into()),
+            },
         ];
         for route in routes {
             let listed = named.iter().any(|(method, path)| {
@@ -270,6 +291,10 @@ mod tests {
             ("DELETE", "/admin/api/keys/k", C::Admin, false),
             ("POST", "/admin/api/keys", C::Admin, true),
             ("PATCH", "/admin/api/models/m", C::Admin, true),
+            ("POST", "/mcp", C::ClientKey, true),
+            ("DELETE", "/mcp/", C::ClientKey, false),
+            ("POST", "/mcp/github", C::ClientKey, true),
+            ("DELETE", "/mcp/github", C::ClientKey, false),
         ];
         for (method, path, credential, body) in rows {
             let m: Method = method.parse().unwrap();
@@ -286,6 +311,8 @@ mod tests {
             ("POST", "/v1/responses/r/input_items"),
             ("DELETE", "/metrics"),
             ("GET", "/v1/messages"),
+            ("GET", "/mcp"),
+            ("PUT", "/mcp/github"),
         ];
         for (method, path) in wrong {
             let m: Method = method.parse().unwrap();
@@ -295,7 +322,7 @@ mod tests {
                 "{method} {path}"
             );
         }
-        for path in ["/v1/nope", "/v1", "/", "/v1/chat", "/admin/apix"] {
+        for path in ["/v1/nope", "/v1", "/", "/v1/chat", "/admin/apix", "/mcp/a/b"] {
             assert!(matches!(
                 Route::resolve(&Method::POST, path),
                 Err(RequestError::NotFound(_))

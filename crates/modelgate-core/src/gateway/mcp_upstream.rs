@@ -1,0 +1,205 @@
+//! One exchange with an upstream MCP server over Streamable HTTP: the
+//! request with the server's own headers (its credentials, never the
+//! client's key) and its session, under the server's deadline; the answer
+//! read whether it comes as one JSON object or as an SSE stream (the
+//! notifications before the response are kept, in order).
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use serde_json::Value;
+
+use super::Gateway;
+use crate::codec::SseDecoder;
+use crate::error::GatewayError;
+use crate::mcp::McpServer;
+use crate::mcp::server::secret_reference;
+use crate::mcp::session::Upstream;
+use crate::ports::{ByteStream, Ports};
+use crate::secret::Secret;
+
+/// Largest answer read from an MCP server.
+const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// The session header, both ways.
+pub(super) const SESSION: &str = "mcp-session-id";
+/// The negotiated version, on every request after `initialize`.
+pub(super) const VERSION: &str = "mcp-protocol-version";
+
+/// What a server answered.
+#[derive(Debug, Default)]
+pub(super) struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The session id it gave (`initialize`).
+    pub session: Option<String>,
+    /// The messages before the response (progress, log), in order.
+    pub notifications: Vec<Value>,
+    /// The response to the request, if one came.
+    pub response: Option<Value>,
+}
+
+/// Why an exchange failed, in words a client may see (never the URL).
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// No answer within the server's deadline.
+    Timeout,
+    /// The server could not be reached, or broke off.
+    Unreachable,
+    /// The server's own session ended (404): the client must start again.
+    SessionEnded,
+    /// It answered with an error status or an unreadable body.
+    Refused(u16),
+    /// A secret its headers name is not set.
+    Misconfigured,
+}
+
+impl Failure {
+    /// For the JSON-RPC error message.
+    pub(super) fn describe(&self, server: &str) -> String {
+        match self {
+            Self::Timeout => format!("MCP server '{server}' did not answer in time."),
+            Self::Unreachable => format!("MCP server '{server}' could not be reached."),
+            Self::SessionEnded => format!("MCP server '{server}' ended its session."),
+            Self::Refused(s) => format!("MCP server '{server}' answered with status {s}."),
+            Self::Misconfigured => format!("MCP server '{server}' is misconfigured."),
+        }
+    }
+}
+
+impl<P: Ports> Gateway<P> {
+    /// A server header's value, with a secret it names read now.
+    fn header_value(&self, value: &Secret) -> Result<String, GatewayError> {
+        let value = value.expose();
+        let Some((scheme, name)) = secret_reference(value) else {
+            return Ok(value.to_owned());
+        };
+        let reference = Secret::from(format!("{}{name}", crate::secret::ENV_REF));
+        let secret = self.resolve_key(Some(&reference))?.unwrap_or_default();
+        Ok(if scheme.is_empty() {
+            secret
+        } else {
+            format!("{scheme} {secret}")
+        })
+    }
+
+    fn mcp_request(
+        &self,
+        server: &McpServer,
+        method: Method,
+        upstream: Option<&Upstream>,
+        body: Option<&Value>,
+    ) -> Result<http::Request<Bytes>, Failure> {
+        let mut req = http::Request::builder().method(method).uri(&server.url);
+        for (name, value) in &server.headers {
+            let value = self
+                .header_value(value)
+                .map_err(|_| Failure::Misconfigured)?;
+            let name = HeaderName::try_from(name.as_str()).map_err(|_| Failure::Misconfigured)?;
+            let value = HeaderValue::try_from(value).map_err(|_| Failure::Misconfigured)?;
+            req = req.header(name, value);
+        }
+        req = req
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "application/json, text/event-stream");
+        if let Some(u) = upstream {
+            req = req.header(VERSION, &u.version);
+            if let Some(s) = &u.session {
+                req = req.header(SESSION, s);
+            }
+        }
+        let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        req.body(bytes).map_err(|_| Failure::Misconfigured)
+    }
+
+    /// Send `body` (a request or notification) to `server` in `upstream`'s
+    /// session, and read its answer; `method` is DELETE to end a session.
+    pub(super) async fn mcp_exchange(
+        &self,
+        server: &McpServer,
+        method: Method,
+        upstream: Option<&Upstream>,
+        body: Option<&Value>,
+    ) -> Result<Answer, Failure> {
+        let req = self.mcp_request(server, method, upstream, body)?;
+        let deadline = self.now_ms() + i64::from(server.timeout_ms);
+        let resp = match self.until(deadline, self.send_upstream(req)).await {
+            None => return Err(Failure::Timeout),
+            Some(Err(_)) => return Err(Failure::Unreachable),
+            Some(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND && upstream.is_some_and(|u| u.session.is_some()) {
+            return Err(Failure::SessionEnded);
+        }
+        let session = resp
+            .headers()
+            .get(SESSION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let sse = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/event-stream"));
+        let id = body.and_then(|b| b.get("id"));
+        let mut answer = Answer {
+            status: status.as_u16(),
+            session,
+            ..Answer::default()
+        };
+        if sse {
+            self.read_events(resp.into_body(), deadline, id, &mut answer)
+                .await?;
+        } else {
+            let bytes = self
+                .read_limited(resp.into_body(), deadline, MAX_ANSWER)
+                .await
+                .map_err(|_| Failure::Timeout)?;
+            answer.response = serde_json::from_slice(&bytes).ok();
+        }
+        if !status.is_success() && answer.response.is_none() {
+            return Err(Failure::Refused(status.as_u16()));
+        }
+        Ok(answer)
+    }
+
+    /// Read SSE events until the response to `id` (or the end), keeping
+    /// the notifications before it.
+    async fn read_events(
+        &self,
+        mut body: impl ByteStream,
+        deadline: i64,
+        id: Option<&Value>,
+        answer: &mut Answer,
+    ) -> Result<(), Failure> {
+        let mut decoder = SseDecoder::new();
+        let mut read = 0usize;
+        loop {
+            while let Ok(Some(event)) = decoder.next_event() {
+                let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
+                    // The priming event (an id and no data) and comments.
+                    continue;
+                };
+                let is_response =
+                    message.get("method").is_none() && (id.is_none() || message.get("id") == id);
+                if is_response {
+                    answer.response = Some(message);
+                    return Ok(());
+                }
+                answer.notifications.push(message);
+            }
+            match self.until(deadline, body.next_chunk()).await {
+                None => return Err(Failure::Timeout),
+                Some(None) => return Ok(()),
+                Some(Some(Err(_))) => return Err(Failure::Unreachable),
+                Some(Some(Ok(chunk))) => {
+                    read += chunk.len();
+                    if read > MAX_ANSWER {
+                        return Err(Failure::Refused(413));
+                    }
+                    decoder.push(&chunk);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+"""The MCP gateway (`/mcp`) on whichever runtime, with the Python `mcp`
+SDK's client (handshake era) and two real upstream servers (the SDK's
+MCPServer, one answering in SSE, one in JSON): one endpoint, one key, every
+server's tools as `{server}_{tool}`, calls routed, progress passed on, the
+upstream's credentials from a declared secret and the client's key never
+forwarded; sessions sealed, bound to their key, valid on another process."""
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from conftest import UPSTREAM_SECRET, http
+from harness import ROOT, start, start_gateway, stop, wait_health
+
+UPSTREAM = ROOT / "tests" / "support" / "mcp_upstream.py"
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                   "clientInfo": {"name": "e2e", "version": "1"}}}
+ACCEPT = "application/json, text/event-stream"
+
+
+@pytest.fixture(scope="module")
+def servers(env):
+    """Two upstream MCP servers registered with the gateway: their names
+    (`sse` answers in event streams and needs a credential, `json` in JSON)."""
+    procs, ids = [], []
+    names = {"sse": "e2e-" + uuid.uuid4().hex[:6], "json": "e2e-" + uuid.uuid4().hex[:6]}
+    try:
+        for kind, name in names.items():
+            proc, url = start([sys.executable, str(UPSTREAM), name] + (["json"] if kind == "json" else []))
+            procs.append(proc)
+            body = {"name": name, "url": url}
+            if kind == "sse":
+                body["headers"] = {"Authorization": "Bearer env:E2E_UPSTREAM_KEY"}
+            r = env.admin("POST", "/mcp/servers", body)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        yield names
+    finally:
+        for i in ids:
+            env.admin("DELETE", f"/mcp/servers/{i}")
+        for p in procs:
+            stop(p)
+
+
+def client(base_url, key, path="/mcp"):
+    http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+    return Client(streamable_http_client(base_url + path, http_client=http_client), mode="legacy")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def ours(tools, names):
+    return sorted(t.name for t in tools if t.name.split("_", 1)[0] in names.values())
+
+
+def test_one_endpoint_lists_and_calls_every_servers_tools(env, key, servers):
+    sse, js = servers["sse"], servers["json"]
+
+    async def session():
+        async with client(env.base_url, key) as c:
+            listed = (await c.list_tools()).tools
+            echo = await c.call_tool(f"{sse}_echo", {"message": "hi"})
+            added = await c.call_tool(f"{js}_add", {"a": 2, "b": 40})
+            steps = []
+
+            async def progress(p, total, message):
+                steps.append((p, total, message))
+            counted = await c.call_tool(f"{sse}_count_slowly", {"steps": 3}, progress_callback=progress)
+            return listed, echo, added, counted, steps
+
+    listed, echo, added, counted, steps = run(session())
+    tools = ["add", "count_slowly", "echo", "seen_headers"]
+    assert ours(listed, servers) == sorted([f"{sse}_{t}" for t in tools] + [f"{js}_{t}" for t in tools])
+    described = next(t for t in listed if t.name == f"{js}_add")
+    assert described.description == "Add two integers." and described.input_schema["required"] == ["a", "b"]
+    assert echo.content[0].text == f"{sse}: hi" and not echo.is_error
+    assert added.structured_content == {"result": 42}
+    assert counted.content[0].text == "counted 3"
+    assert steps == [(1.0, 3.0, "step 1"), (2.0, 3.0, "step 2"), (3.0, 3.0, "step 3")]
+
+
+def test_the_upstream_gets_its_own_credential_and_never_the_clients_key(env, key, servers):
+    async def session():
+        async with client(env.base_url, key) as c:
+            return await c.call_tool(f"{servers['sse']}_seen_headers", {})
+
+    seen = json.loads(run(session()).content[0].text)
+    assert seen["authorization"] == f"Bearer {UPSTREAM_SECRET}"
+    assert key not in json.dumps(seen)
+    assert "mgs1." not in seen.get("mcp-session-id", ""), "the upstream's own session, not the client's"
+
+
+def test_a_tool_that_is_not_one_of_a_known_server_is_an_error(env, key, servers):
+    async def session():
+        async with client(env.base_url, key) as c:
+            for name in ("nobody_echo", "echo", f"{servers['sse']}_missing"):
+                try:
+                    r = await c.call_tool(name, {})
+                except MCPError as e:
+                    yield name, e.error.code
+                else:
+                    yield name, "error" if r.is_error else "ok"
+
+    async def collect():
+        return [x async for x in session()]
+
+    got = dict(run(collect()))
+    assert got["nobody_echo"] == -32602 and got["echo"] == -32602
+    # The server itself says its tool does not exist.
+    assert got[f"{servers['sse']}_missing"] != "ok"
+
+
+def test_one_server_alone_at_its_own_path(env, key, servers):
+    async def session():
+        async with client(env.base_url, key, f"/mcp/{servers['json']}") as c:
+            return (await c.list_tools()).tools
+
+    assert {t.name.split("_", 1)[0] for t in run(session())} == {servers["json"]}
+    r = http("POST", env.base_url + "/mcp/no-such-server", INIT,
+             headers={"authorization": f"Bearer {key}", "accept": ACCEPT})
+    assert r.status_code == 404 and r.json()["error"]["code"] == -32001 and r.json()["id"] is None
+
+
+def initialize(base_url, key, path="/mcp"):
+    r = http("POST", base_url + path, INIT, headers={"authorization": f"Bearer {key}", "accept": ACCEPT})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["protocolVersion"] == "2025-11-25"
+    return r.headers["mcp-session-id"]
+
+
+def call(base_url, key, session, body):
+    headers = {"authorization": f"Bearer {key}", "accept": ACCEPT, "mcp-protocol-version": "2025-11-25"}
+    if session:
+        headers["mcp-session-id"] = session
+    return http("POST", base_url + "/mcp", body, headers=headers)
+
+
+LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+
+def test_a_session_is_sealed_and_bound_to_the_key_that_opened_it(env, key, servers):
+    session = initialize(env.base_url, key)
+    assert session.startswith("mgs1.") and servers["sse"] not in session
+    assert call(env.base_url, key, session, LIST).status_code == 200
+    other = env.make_key()["key"]
+    assert call(env.base_url, other, session, LIST).status_code == 404
+    assert call(env.base_url, key, None, LIST).status_code == 400
+    assert call(env.base_url, key, session[:-3] + "xyz", LIST).status_code == 404
+    assert call(env.base_url, key, "a-session-the-gateway-never-gave", LIST).status_code == 404
+    # Opened for all servers: not a session of one server's path.
+    r = http("POST", env.base_url + f"/mcp/{servers['json']}", LIST,
+             headers={"authorization": f"Bearer {key}", "accept": ACCEPT, "mcp-session-id": session})
+    assert r.status_code == 404
+    ended = http("DELETE", env.base_url + "/mcp", headers={"authorization": f"Bearer {key}",
+                                                           "mcp-session-id": session})
+    assert ended.status_code == 200
+    # A revoked key's sessions end with it.
+    revoked = env.make_key()
+    s2 = initialize(env.base_url, revoked["key"])
+    env.admin("DELETE", f"/keys/{revoked['id']}")
+    assert call(env.base_url, revoked["key"], s2, LIST).status_code == 401
+
+
+def test_what_is_not_one_json_rpc_message_is_refused_in_json_rpc(env, key, servers):
+    session = initialize(env.base_url, key)
+    batch = call(env.base_url, key, session, [LIST, LIST])
+    assert batch.status_code == 400 and batch.json()["error"]["code"] == -32600
+    unknown = call(env.base_url, key, session, {"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage"})
+    assert unknown.status_code == 200 and unknown.json()["error"]["code"] == -32601
+    assert unknown.json()["id"] == 3
+    ping = call(env.base_url, key, session, {"jsonrpc": "2.0", "id": "p", "method": "ping"})
+    assert ping.json() == {"jsonrpc": "2.0", "id": "p", "result": {}}
+    note = call(env.base_url, key, session, {"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                             "params": {"requestId": 9}})
+    assert note.status_code == 202 and note.text == ""
+    headers = {"authorization": f"Bearer {key}", "accept": ACCEPT}
+    assert http("GET", env.base_url + "/mcp", headers=headers).status_code == 405
+    evil = http("POST", env.base_url + "/mcp", INIT, headers={**headers, "origin": "http://evil.example"})
+    assert evil.status_code == 403 and evil.json()["error"]["code"] == -32001
+    old = http("POST", env.base_url + "/mcp", LIST, headers={**headers, "mcp-protocol-version": "2023-01-01",
+                                                              "mcp-session-id": session})
+    assert old.status_code == 400
+    nokey = http("POST", env.base_url + "/mcp", INIT, headers={"accept": ACCEPT})
+    assert nokey.status_code == 401 and nokey.json()["jsonrpc"] == "2.0"
+    assert key not in nokey.text
+
+
+@pytest.mark.skipif(os.environ.get("MG_RUNTIME", "native") != "native", reason="starts a second native process")
+def test_a_session_opened_on_one_process_works_on_another(env, key, servers):
+    session = initialize(env.base_url, key)
+    settings, tmp, bin_dir = env.native
+    with open(f"{tmp}/mcp-replica.log", "w") as log:
+        proc, url, _ = start_gateway([str(bin_dir / "modelgate")], settings, log)
+    try:
+        wait_health(url, timeout=120)
+        r = call(url, key, session, {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                                     "params": {"name": f"{servers['json']}_add", "arguments": {"a": 1, "b": 2}}})
+        assert r.status_code == 200, r.text
+        assert r.json()["result"]["structuredContent"] == {"result": 3}
+    finally:
+        stop(proc)
+
+
+def test_the_agents_sdk_uses_the_gateways_tools(env, key, servers):
+    from agents.mcp import MCPServerStreamableHttp
+
+    async def session():
+        server = MCPServerStreamableHttp(
+            params={"url": env.base_url + "/mcp", "headers": {"authorization": f"Bearer {key}"}, "timeout": 30},
+            name="modelgate", client_session_timeout_seconds=30)
+        await server.connect()
+        try:
+            tools = await server.list_tools()
+            result = await server.call_tool(f"{servers['sse']}_echo", {"message": "from an agent"})
+            return tools, result
+        finally:
+            await server.cleanup()
+
+    tools, result = run(session())
+    assert f"{servers['json']}_add" in {t.name for t in tools}
+    assert result.content[0].text == f"{servers['sse']}: from an agent"
