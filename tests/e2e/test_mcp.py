@@ -230,3 +230,36 @@ def test_the_agents_sdk_uses_the_gateways_tools(env, key, servers):
     tools, result = run(session())
     assert f"{servers['json']}_add" in {t.name for t in tools}
     assert result.content[0].text == f"{servers['sse']}: from an agent"
+
+
+def test_a_key_sees_and_calls_only_the_servers_and_tools_it_is_allowed(env, servers):
+    sse, js = servers["sse"], servers["json"]
+    created = env.make_key(allowed_tools=[js, f"{sse}_echo"])
+
+    async def session():
+        async with client(env.base_url, created["key"]) as c:
+            listed = ours((await c.list_tools()).tools, servers)
+            echo = await c.call_tool(f"{sse}_echo", {"message": "allowed"})
+            try:
+                await c.call_tool(f"{sse}_add", {"a": 1, "b": 1})
+                refused = None
+            except MCPError as e:
+                refused = e.error.code
+            # Narrowed while the session is open: applies to its next call.
+            env.admin("PATCH", f"/keys/{created['id']}", {"allowed_tools": [f"{sse}_echo"]})
+            after = ours((await c.list_tools()).tools, servers)
+            try:
+                await c.call_tool(f"{js}_add", {"a": 1, "b": 1})
+                narrowed = None
+            except MCPError as e:
+                narrowed = e.error.code
+            return listed, echo, refused, after, narrowed
+
+    listed, echo, refused, after, narrowed = run(session())
+    assert listed == sorted([f"{js}_add", f"{js}_count_slowly", f"{js}_echo", f"{js}_seen_headers", f"{sse}_echo"])
+    assert echo.content[0].text == f"{sse}: allowed"
+    assert refused == -32602 and narrowed == -32602
+    assert after == [f"{sse}_echo"]
+    for bad in (["a.b"], ["x" * 65], ["_tool"], ["ok"] * 257):
+        r = env.admin("POST", "/keys", {"name": "e2e-bad-tools", "allowed_tools": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "allowed_tools", (bad, r.text)

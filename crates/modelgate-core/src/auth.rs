@@ -153,6 +153,7 @@ mod tests {
             budget_window: 0,
             allowed_models: vec![],
             allowed_ips: ips.iter().map(|s| s.to_string()).collect(),
+            allowed_tools: vec![],
             default_model: None,
             expires_at,
             created_at: 0,

@@ -94,6 +94,10 @@ pub struct ApiKey {
     pub allowed_models: Vec<String>,
     /// IPs or CIDRs the key may be used from; empty means anywhere.
     pub allowed_ips: Vec<String>,
+    /// MCP servers (`name`) and tools (`{server}_{tool}`) this key may use
+    /// through `/mcp`; empty means all.
+    #[serde(default)]
+    pub allowed_tools: Vec<String>,
     /// Model used when a request names none.
     pub default_model: Option<String>,
     /// Expiry, ms since the epoch.
@@ -176,6 +180,8 @@ pub struct KeyPatch {
     pub allowed_models: Option<Vec<String>>,
     /// New IP allowlist.
     pub allowed_ips: Option<Vec<String>>,
+    /// New MCP server and tool allowlist.
+    pub allowed_tools: Option<Vec<String>>,
     /// New default model.
     #[serde(default, deserialize_with = "double_option")]
     pub default_model: Option<Option<String>>,

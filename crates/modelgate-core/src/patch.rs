@@ -33,6 +33,7 @@ impl KeyPatch {
         set(&mut key.budget_window, budget_window);
         set(&mut key.allowed_models, self.allowed_models);
         set(&mut key.allowed_ips, self.allowed_ips);
+        set(&mut key.allowed_tools, self.allowed_tools);
         set(&mut key.default_model, self.default_model);
         set(&mut key.expires_at, self.expires_at);
         key.updated_at = now_ms;

@@ -61,6 +61,9 @@ pub(crate) struct KeyItem {
     pub(crate) budget_window: i64,
     allowed_models: String,
     allowed_ips: String,
+    /// Absent from items written before it existed, and while empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    allowed_tools: Option<String>,
     default_model: Option<String>,
     expires_at: Option<i64>,
     pub(crate) created_at: i64,
@@ -92,6 +95,7 @@ impl KeyItem {
             budget_window: k.budget_window,
             allowed_models: json(&k.allowed_models),
             allowed_ips: json(&k.allowed_ips),
+            allowed_tools: (!k.allowed_tools.is_empty()).then(|| json(&k.allowed_tools)),
             default_model: k.default_model.clone(),
             expires_at: k.expires_at,
             created_at: k.created_at,
@@ -113,6 +117,10 @@ impl KeyItem {
             },
             allowed_models: parse("allowed_models", &self.allowed_models)?,
             allowed_ips: parse("allowed_ips", &self.allowed_ips)?,
+            allowed_tools: parse(
+                "allowed_tools",
+                self.allowed_tools.as_deref().unwrap_or("[]"),
+            )?,
             quota_period: period(self.quota_period),
             budget_period: period(self.budget_period),
             id: self.id,

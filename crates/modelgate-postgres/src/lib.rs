@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_mcp_servers.sql",
         include_str!("../../../migrations/postgres/0003_mcp_servers.sql"),
     ),
+    (
+        "0004_allowed_tools.sql",
+        include_str!("../../../migrations/postgres/0004_allowed_tools.sql"),
+    ),
 ];
 
 /// Serialises migrations across replicas starting at once.

@@ -94,6 +94,10 @@ pub enum KeysCmd {
         /// Allowed IPs/CIDRs, comma-separated (default: anywhere).
         #[arg(long, value_delimiter = ',')]
         ips: Vec<String>,
+        /// MCP servers and tools allowed through /mcp, comma-separated:
+        /// `server` or `server_tool` (default: all).
+        #[arg(long, value_delimiter = ',')]
+        tools: Vec<String>,
         /// Expiry, epoch ms.
         #[arg(long)]
         expires_at: Option<i64>,
@@ -249,6 +253,7 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 budget_period,
                 models,
                 ips,
+                tools,
                 expires_at,
                 admin,
             } => {
@@ -256,6 +261,7 @@ fn request_for(cmd: Command) -> Result<(http::Method, String, Value), String> {
                 b.insert("name".into(), name.into());
                 b.insert("allowed_models".into(), json!(models));
                 b.insert("allowed_ips".into(), json!(ips));
+                b.insert("allowed_tools".into(), json!(tools));
                 b.insert("admin".into(), admin.into());
                 if let Some(r) = rpm {
                     b.insert("rpm".into(), r.into());

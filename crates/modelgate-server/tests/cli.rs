@@ -66,12 +66,18 @@ fn keys_lifecycle_from_the_command_line() {
             "25.5",
             "--budget-period",
             "monthly",
+            "--tools",
+            "github,docs_search",
         ],
     );
     assert!(ok, "{created}");
     assert_eq!(created["budget_usd"], 25.5);
     assert_eq!(created["tpm"], 5000);
     assert_eq!(created["budget_period"], "monthly");
+    assert_eq!(
+        created["allowed_tools"],
+        serde_json::json!(["github", "docs_search"])
+    );
     assert!(created["budget_resets_at"].as_i64() > created["budget_window"].as_i64());
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();

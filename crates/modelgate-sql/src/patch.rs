@@ -31,6 +31,7 @@ fn key_changes(p: KeyPatch) -> Vec<(&'static str, SqlValue)> {
     );
     c.set("allowed_models", p.allowed_models.as_deref().map(list));
     c.set("allowed_ips", p.allowed_ips.as_deref().map(list));
+    c.set("allowed_tools", p.allowed_tools.as_deref().map(list));
     c.set("default_model", p.default_model.map(SqlValue::from));
     c.set("expires_at", p.expires_at.map(SqlValue::from));
     c.0

@@ -50,6 +50,7 @@ impl KeyRow {
             budget_window: r.int(23)?,
             tpm: r.opt_int(24)?,
             model_limits: r.opt_text(25)?,
+            allowed_tools: r.opt_text(26)?,
         })
     }
 }

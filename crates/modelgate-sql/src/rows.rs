@@ -52,6 +52,8 @@ pub struct KeyRow {
     pub tpm: Option<i64>,
     #[serde(default)]
     pub model_limits: Option<String>,
+    #[serde(default)]
+    pub allowed_tools: Option<String>,
 }
 
 impl KeyRow {
@@ -69,6 +71,7 @@ impl KeyRow {
             },
             allowed_models: parse_list(&self.allowed_models)?,
             allowed_ips: parse_list(&self.allowed_ips)?,
+            allowed_tools: parse_list(self.allowed_tools.as_deref().unwrap_or("[]"))?,
             id: self.id,
             name: self.name,
             prefix: self.prefix,
@@ -111,6 +114,7 @@ impl KeyRow {
             quota_reserved: k.quota_reserved,
             allowed_models: json(&k.allowed_models),
             allowed_ips: json(&k.allowed_ips),
+            allowed_tools: Some(json(&k.allowed_tools)),
             default_model: k.default_model.clone(),
             expires_at: k.expires_at,
             created_at: k.created_at,
@@ -273,8 +277,10 @@ mod tests {
             budget_window: 0,
             tpm: Some(10_000),
             model_limits: Some(r#"{"big":{"rpm":2}}"#.into()),
+            allowed_tools: Some(r#"["docs"]"#.into()),
         };
         let key = row.clone().into_key().unwrap();
+        assert_eq!(key.allowed_tools, ["docs"]);
         assert_eq!(key.quota_period, Period::Monthly);
         assert!(key.admin && key.allowed_models == vec!["m"]);
         assert_eq!(KeyRow::from_key(&key), row);

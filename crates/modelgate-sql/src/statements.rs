@@ -14,7 +14,8 @@ use crate::{SqlValue, int, list, text};
 /// Columns of a key row, in [`KeyRow`] order.
 pub const KEY_COLUMNS: &str = "id, name, prefix, key_hash, status, admin, rpm, quota, quota_used, quota_reserved, \
      allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, last_used_at, \
-     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits";
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits, \
+     allowed_tools";
 
 /// Columns of a model row, in [`ModelRow`] order.
 pub const MODEL_COLUMNS: &str = "id, name, backend, base_url, fallback_urls, upstream_model, api_key, enabled, stream_usage, created_at, updated_at, responses_api, deployments, prices, messages_api";
@@ -42,8 +43,8 @@ pub fn list_models() -> String {
 /// Insert a key: with [`insert_key_params`].
 pub const INSERT_KEY: &str = "INSERT INTO api_keys (id, name, prefix, key_hash, status, admin, rpm, quota, \
      quota_used, quota_reserved, allowed_models, allowed_ips, default_model, expires_at, created_at, updated_at, \
-     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18, ?19, ?20)";
+     quota_period, quota_window, budget_nanos, budget_used_nanos, budget_reserved_nanos, budget_period, budget_window, tpm, model_limits, allowed_tools)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, 0, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16, 0, 0, ?17, ?18, ?19, ?20, ?21)";
 
 /// Parameters of [`INSERT_KEY`].
 pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
@@ -68,6 +69,7 @@ pub fn insert_key_params(k: &ApiKey) -> Vec<SqlValue> {
         int(k.budget_window),
         k.tpm.map(i64::from).into(),
         limits_text(&k.model_limits),
+        list(&k.allowed_tools),
     ]
 }
 

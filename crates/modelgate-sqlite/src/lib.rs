@@ -90,6 +90,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0013_mcp_servers.sql",
         include_str!("../../../migrations/0013_mcp_servers.sql"),
     ),
+    (
+        "0014_allowed_tools.sql",
+        include_str!("../../../migrations/0014_allowed_tools.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

@@ -390,9 +390,11 @@ pub async fn patches_mean_the_same_everywhere<S: Store, A: Accounting>(s: Arc<Su
         budget_used_nanos: Some(7),
         budget_window: Some(86_400_000),
         tpm: Some(Some(1_000)),
+        allowed_tools: Some(vec!["docs".into()]),
         ..KeyPatch::default()
     };
     let p = s.update_key("key_p", patch, 4_000).await.unwrap().unwrap();
+    assert_eq!(p.allowed_tools, ["docs"]);
     assert_eq!(
         (
             p.quota_period,

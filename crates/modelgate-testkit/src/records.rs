@@ -57,6 +57,7 @@ pub fn key(id: &str, quota: Option<i64>) -> ApiKey {
         budget_period: Period::None,
         budget_window: 0,
         allowed_models: vec!["m1".into()],
+        allowed_tools: vec!["github".into(), "docs_search".into()],
         allowed_ips: vec!["10.0.0.0/8".into()],
         default_model: None,
         expires_at: None,

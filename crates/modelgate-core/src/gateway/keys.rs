@@ -36,6 +36,8 @@ struct CreateKey {
     #[serde(default)]
     allowed_ips: Vec<String>,
     #[serde(default)]
+    allowed_tools: Vec<String>,
+    #[serde(default)]
     default_model: Option<String>,
     #[serde(default)]
     expires_at: Option<i64>,
@@ -92,6 +94,28 @@ fn check_model_limits(limits: &BTreeMap<String, ModelLimit>) -> Result<(), Gatew
             return Err(invalid("Each of 'model_limits' needs 'rpm' or 'tpm'.").into());
         }
         check_rates(l.rpm, l.tpm, "model_limits.*.")?;
+    }
+    Ok(())
+}
+
+/// Most entries of a key's MCP allowlist.
+const MAX_ALLOWED_TOOLS: usize = 256;
+
+/// A key's MCP allowlist: server names and `{server}_{tool}` names.
+fn check_tools(tools: &[String]) -> Result<(), GatewayError> {
+    let valid = |t: &str| {
+        let server = t.split_once('_').map_or(t, |(s, _)| s);
+        t.len() <= 64
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && crate::mcp::server::check_name(server).is_ok()
+    };
+    if tools.len() > MAX_ALLOWED_TOOLS || !tools.iter().all(|t| valid(t)) {
+        return Err(RequestError::invalid(
+            format!("'allowed_tools' holds at most {MAX_ALLOWED_TOOLS} MCP server names or '{{server}}_{{tool}}' names."),
+            Some("allowed_tools"),
+        )
+        .into());
     }
     Ok(())
 }
@@ -184,6 +208,7 @@ impl<P: Ports> Gateway<P> {
         let quota = c.quota.unwrap_or(self.config().default_quota);
         check_limits((c.rpm, c.tpm), quota, &c.allowed_ips, &c.allowed_models)?;
         check_model_limits(&c.model_limits)?;
+        check_tools(&c.allowed_tools)?;
         if let Some(m) = &c.default_model {
             crate::request::valid_model(m)?;
         }
@@ -213,6 +238,7 @@ impl<P: Ports> Gateway<P> {
             budget_window: c.budget_period.window(now),
             allowed_models: c.allowed_models,
             allowed_ips: c.allowed_ips,
+            allowed_tools: c.allowed_tools,
             default_model: c.default_model,
             expires_at: c.expires_at,
             created_at: now,
@@ -253,6 +279,7 @@ impl<P: Ports> Gateway<P> {
         if let Some(l) = &patch.model_limits {
             check_model_limits(l)?;
         }
+        check_tools(patch.allowed_tools.as_deref().unwrap_or(&[]))?;
         if patch.quota_used.is_some_and(|u| u < 0) {
             return Err(RequestError::invalid(
                 "'quota_used' must be 0 or more.",

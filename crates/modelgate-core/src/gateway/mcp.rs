@@ -60,6 +60,25 @@ fn exposed_name(server: &str, tool: &str) -> Option<String> {
     ok.then_some(name)
 }
 
+/// Whether `key` may use `server` at all (`tool`: `None`), or its tool
+/// exposed as `tool`: an empty allowlist allows everything; an entry names
+/// a whole server or one `{server}_{tool}`.
+fn allows(allowed: &[String], server: &str, tool: Option<&str>) -> bool {
+    let of_server = |entry: &str| {
+        entry
+            .strip_prefix(server)
+            .is_some_and(|rest| rest.starts_with('_'))
+    };
+    allowed.is_empty()
+        || allowed.iter().any(|entry| {
+            entry == server
+                || match tool {
+                    Some(t) => entry == t,
+                    None => of_server(entry),
+                }
+        })
+}
+
 /// The answer to a forwarded request: JSON, or the notifications that
 /// came before it and the response as one event stream when the client
 /// takes one.
@@ -138,8 +157,8 @@ impl<P: Ports> Gateway<P> {
                 StatusCode::OK,
                 &jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, "Unknown cursor."),
             )),
-            "tools/list" => self.mcp_list_tools(&session, &id).await,
-            "tools/call" => self.mcp_call_tool(&session, id, params, sse).await,
+            "tools/list" => self.mcp_list_tools(&key, &session, &id).await,
+            "tools/call" => self.mcp_call_tool(&key, &session, id, params, sse).await,
             _ => Ok(rpc(
                 StatusCode::OK,
                 &jsonrpc::error(
@@ -175,13 +194,14 @@ impl<P: Ports> Gateway<P> {
     /// The enabled servers `key` may reach on this route.
     async fn mcp_servers(
         &self,
-        _key: &ApiKey,
+        key: &ApiKey,
         only: Option<&str>,
     ) -> Result<Vec<McpServer>, GatewayError> {
         let servers = self.ports().store().list_mcp_servers().await?;
         let usable: Vec<McpServer> = servers
             .into_iter()
             .filter(|s| s.enabled && only.is_none_or(|o| o == s.name))
+            .filter(|s| allows(&key.allowed_tools, &s.name, None))
             .collect();
         if let (Some(name), true) = (only, usable.is_empty()) {
             return Err(RequestError::NotFound(format!("MCP server '{name}'")).into());
@@ -290,16 +310,18 @@ impl<P: Ports> Gateway<P> {
         join_all(ends).await;
     }
 
-    /// The session's servers that still exist and are enabled, with their
-    /// side of the session.
+    /// The session's servers that still exist, are enabled and the key may
+    /// still use (its allowlist is read afresh), with their side of the
+    /// session.
     async fn session_servers(
         &self,
+        key: &ApiKey,
         session: &Session,
     ) -> Result<Vec<(McpServer, Upstream)>, GatewayError> {
         let servers = self.ports().store().list_mcp_servers().await?;
         Ok(servers
             .into_iter()
-            .filter(|s| s.enabled)
+            .filter(|s| s.enabled && allows(&key.allowed_tools, &s.name, None))
             .filter_map(|s| {
                 let u = session.upstreams.get(&s.id)?.clone();
                 Some((s, u))
@@ -309,15 +331,19 @@ impl<P: Ports> Gateway<P> {
 
     async fn mcp_list_tools(
         &self,
+        key: &ApiKey,
         session: &Session,
         id: &Value,
     ) -> Result<Response<P>, GatewayError> {
-        let servers = self.session_servers(session).await?;
+        let servers = self.session_servers(key, session).await?;
         let lists = join_all(servers.iter().map(|(s, u)| self.server_tools(s, u))).await;
         let mut tools = Vec::new();
         for ((server, _), list) in servers.iter().zip(lists) {
             match list {
-                Ok(list) => tools.extend(list),
+                Ok(list) => tools.extend(list.into_iter().filter(|t| {
+                    let name = t.get("name").and_then(Value::as_str);
+                    allows(&key.allowed_tools, &server.name, name)
+                })),
                 Err(Failure::SessionEnded) => return Ok(session_ended(id, &server.name)),
                 Err(e) => tracing::warn!(server = server.name, "MCP tools/list failed: {e:?}"),
             }
@@ -385,6 +411,7 @@ impl<P: Ports> Gateway<P> {
 
     async fn mcp_call_tool(
         &self,
+        key: &ApiKey,
         session: &Session,
         id: Value,
         mut params: Map<String, Value>,
@@ -395,10 +422,12 @@ impl<P: Ports> Gateway<P> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let servers = self.session_servers(session).await?;
+        let servers = self.session_servers(key, session).await?;
+        // A tool the key may not use is not one it can tell from a tool
+        // that does not exist.
         let target = name.split_once('_').and_then(|(server, tool)| {
             let (s, u) = servers.iter().find(|(s, _)| s.name == server)?;
-            Some((s, u, tool))
+            allows(&key.allowed_tools, server, Some(&name)).then_some((s, u, tool))
         });
         let Some((server, upstream, tool)) = target else {
             let message = format!("Unknown tool: {name}");
@@ -470,6 +499,22 @@ mod tests {
         assert_eq!(exposed_name("s", ""), None);
         assert_eq!(exposed_name("s", &"t".repeat(63)), None);
         assert!(exposed_name("s", &"t".repeat(62)).is_some());
+    }
+
+    #[test]
+    fn an_allowlist_names_whole_servers_or_single_tools() {
+        assert!(allows(&[], "github", None) && allows(&[], "github", Some("github_x")));
+        let key = ["docs".to_owned(), "github_create_issue".to_owned()];
+        assert!(allows(&key, "docs", None) && allows(&key, "docs", Some("docs_search")));
+        assert!(allows(&key, "github", None), "one of its tools is allowed");
+        assert!(allows(&key, "github", Some("github_create_issue")));
+        assert!(!allows(&key, "github", Some("github_delete_repo")));
+        assert!(
+            !allows(&key, "git", None),
+            "a prefix of a name is not the name"
+        );
+        assert!(!allows(&key, "doc", Some("doc_s")));
+        assert!(!allows(&key, "other", None));
     }
 
     #[test]

@@ -322,7 +322,14 @@ mod tests {
                 "{method} {path}"
             );
         }
-        for path in ["/v1/nope", "/v1", "/", "/v1/chat", "/admin/apix", "/mcp/a/b"] {
+        for path in [
+            "/v1/nope",
+            "/v1",
+            "/",
+            "/v1/chat",
+            "/admin/apix",
+            "/mcp/a/b",
+        ] {
             assert!(matches!(
                 Route::resolve(&Method::POST, path),
                 Err(RequestError::NotFound(_))
