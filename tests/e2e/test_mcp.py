@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import uuid
 
 import httpx2
@@ -263,3 +264,41 @@ def test_a_key_sees_and_calls_only_the_servers_and_tools_it_is_allowed(env, serv
     for bad in (["a.b"], ["x" * 65], ["_tool"], ["ok"] * 257):
         r = env.admin("POST", "/keys", {"name": "e2e-bad-tools", "allowed_tools": bad})
         assert r.status_code == 400 and r.json()["error"]["param"] == "allowed_tools", (bad, r.text)
+
+
+def test_every_tool_call_is_one_usage_record_and_counted(env, servers):
+    sse, js = servers["sse"], servers["json"]
+    created = env.make_key()
+
+    async def session():
+        async with client(env.base_url, created["key"]) as c:
+            await c.call_tool(f"{js}_add", {"a": 1, "b": 2})
+            await c.call_tool(f"{js}_add", {"a": "not a number", "b": 2})
+            await c.call_tool(f"{sse}_echo", {"message": "sk-argument-value-e2e"})
+            try:
+                await c.call_tool(f"{sse}_no_such_tool", {})
+            except MCPError:
+                pass
+
+    run(session())
+    rows = []
+    for _ in range(100):
+        rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
+        if sum(r["requests"] for r in rows) >= 4:
+            break
+        time.sleep(0.05)
+    got = sorted((r["model"], r["deployment"], r["endpoint"], r["requests"], r["errors"],
+                  r["prompt_tokens"] + r["completion_tokens"]) for r in rows)
+    # The call with a bad argument is the tool's own error; the unknown
+    # tool, the server's.
+    assert got == sorted([(f"{js}_add", js, "mcp", 2, 1, 0), (f"{sse}_echo", sse, "mcp", 1, 0, 0),
+                          (f"{sse}_no_such_tool", sse, "mcp", 1, 1, 0)]), rows
+    assert "sk-argument-value-e2e" not in json.dumps(rows)
+    metrics = http("GET", env.base_url + "/metrics", headers={"authorization": f"Bearer {env.admin_key}"})
+    if metrics.status_code == 200:
+        text = metrics.text
+        assert f'modelgate_mcp_tool_calls_total{{server="{js}",tool="{js}_add",outcome="ok"}}' in text, text[:3000]
+        # A failed call is counted without its tool: clients choose names.
+        assert f'{{server="{js}",tool="",outcome="tool_error"}}' in text
+        assert f'{{server="{sse}",tool="",outcome="tool_error"}}' in text
+        assert "no_such_tool" not in text and "sk-argument-value-e2e" not in text

@@ -40,6 +40,10 @@ pub const TOKENS: &str = "gen_ai_client_token_usage";
 /// What requests cost, by model: nano-dollars, so that a counter adds them
 /// exactly (divide by 1e9 for USD).
 pub const COST: &str = "modelgate_cost_nanodollars_total";
+/// MCP tool calls routed to a server, by server, tool and outcome.
+pub const MCP_CALLS: &str = "modelgate_mcp_tool_calls_total";
+/// How long MCP tool calls took, by server and outcome.
+pub const MCP_DURATION: &str = "modelgate_mcp_tool_call_duration_seconds";
 /// The gateway's own time on a request, by phase (histogram): `admit`
 /// from the request's arrival to its first upstream attempt (key, body,
 /// limits, reservation), `settle` the settlement's write.
@@ -67,6 +71,12 @@ pub fn describe() {
     metrics::describe_counter!(REQUESTS, "Requests answered on the proxied endpoints.");
     metrics::describe_gauge!(IN_FLIGHT, "Requests admitted and not yet settled.");
     metrics::describe_counter!(REFUSALS, "Requests refused by a key's limit.");
+    metrics::describe_counter!(MCP_CALLS, "MCP tool calls routed to a server.");
+    metrics::describe_histogram!(
+        MCP_DURATION,
+        metrics::Unit::Seconds,
+        "How long MCP tool calls took, the server's answer read."
+    );
     metrics::describe_counter!(ATTEMPTS, "Attempts on upstream deployments.");
     metrics::describe_histogram!(
         DURATION,
@@ -176,6 +186,16 @@ pub fn answered(endpoint: &'static str, model: &str, status: u16, error: Option<
     if let Some(GatewayError::Limit(l)) = error {
         handles::counter(REFUSALS, &[("reason", l.reason())], |c| c.increment(1));
     }
+}
+
+/// An MCP tool call was answered: `tool` is empty unless it succeeded
+/// (client-chosen names are not labels).
+pub fn mcp_tool_call(server: &str, tool: &str, outcome: &'static str, ms: i64) {
+    let labels = [("server", server), ("tool", tool), ("outcome", outcome)];
+    handles::counter(MCP_CALLS, &labels, |c| c.increment(1));
+    let labels = [("server", server), ("outcome", outcome)];
+    let secs = ms.max(0) as f64 / 1000.0;
+    handles::histogram(MCP_DURATION, &labels, |h| h.record(secs));
 }
 
 /// A request was admitted (its settlement will call [`settled`]).

@@ -28,8 +28,9 @@ pub fn install() -> Result<(), String> {
     if HANDLE.get().is_some() {
         return Ok(());
     }
-    let buckets: [(&str, &[f64]); 4] = [
+    let buckets: [(&str, &[f64]); 5] = [
         (observe::DURATION, &observe::DURATION_BUCKETS[..]),
+        (observe::MCP_DURATION, &observe::DURATION_BUCKETS[..]),
         (observe::FIRST_TOKEN, &observe::DURATION_BUCKETS[..]),
         (observe::TOKENS, &observe::TOKEN_BUCKETS[..]),
         (observe::OVERHEAD, &observe::OVERHEAD_BUCKETS[..]),

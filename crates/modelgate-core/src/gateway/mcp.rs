@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::mcp_upstream::{Answer, Failure, SESSION, VERSION};
 use super::{Body, Gateway, Peer, Response, json_response};
-use crate::domain::ApiKey;
+use crate::domain::{ApiKey, Settlement, UsageRecord};
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::mcp::McpServer;
 use crate::mcp::jsonrpc::{self, Message};
@@ -117,6 +117,7 @@ impl<P: Ports> Gateway<P> {
         req: http::Request<Bytes>,
         peer: Peer,
         only: Option<String>,
+        request_id: &str,
     ) -> Result<Response<P>, GatewayError> {
         let key = self.key_of(&req, peer).await?;
         check_origin(req.headers())?;
@@ -158,7 +159,15 @@ impl<P: Ports> Gateway<P> {
                 &jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, "Unknown cursor."),
             )),
             "tools/list" => self.mcp_list_tools(&key, &session, &id).await,
-            "tools/call" => self.mcp_call_tool(&key, &session, id, params, sse).await,
+            "tools/call" => {
+                let call = Call {
+                    key: &key,
+                    session: &session,
+                    request_id,
+                    sse,
+                };
+                self.mcp_call_tool(call, id, params).await
+            }
             _ => Ok(rpc(
                 StatusCode::OK,
                 &jsonrpc::error(
@@ -411,18 +420,17 @@ impl<P: Ports> Gateway<P> {
 
     async fn mcp_call_tool(
         &self,
-        key: &ApiKey,
-        session: &Session,
+        call: Call<'_>,
         id: Value,
         mut params: Map<String, Value>,
-        sse: bool,
     ) -> Result<Response<P>, GatewayError> {
+        let key = call.key;
         let name = params
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let servers = self.session_servers(key, session).await?;
+        let servers = self.session_servers(key, call.session).await?;
         // A tool the key may not use is not one it can tell from a tool
         // that does not exist.
         let target = name.split_once('_').and_then(|(server, tool)| {
@@ -438,17 +446,91 @@ impl<P: Ports> Gateway<P> {
         };
         params.insert("name".into(), Value::String(tool.to_owned()));
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/call", "params": params});
-        match self
+        let started = self.now_ms();
+        let answer = self
             .mcp_exchange(server, Method::POST, Some(upstream), Some(&req))
-            .await
-        {
-            Ok(answer) => Ok(relay(answer, &id, sse)),
+            .await;
+        self.record_tool_call(&call, server, &name, outcome(&answer), started)
+            .await;
+        match answer {
+            Ok(answer) => Ok(relay(answer, &id, call.sse)),
             Err(Failure::SessionEnded) => Ok(session_ended(&id, &server.name)),
             Err(e) => Ok(rpc(
                 StatusCode::OK,
                 &jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name)),
             )),
         }
+    }
+
+    /// One usage record per tool call routed to a server (nothing charged:
+    /// tool calls carry no tokens), its metrics and its log line.
+    async fn record_tool_call(
+        &self,
+        call: &Call<'_>,
+        server: &McpServer,
+        tool: &str,
+        outcome: &'static str,
+        started: i64,
+    ) {
+        let now = self.now_ms();
+        // Only a tool that answered is known to exist: a client chooses
+        // the names it calls, and servers answer an unknown one in more
+        // than one way, so no other name becomes a label.
+        let known = if outcome == "ok" { tool } else { "" };
+        crate::observe::mcp_tool_call(&server.name, known, outcome, now - started);
+        let usage = UsageRecord {
+            request_id: call.request_id.to_owned(),
+            key_id: call.key.id.clone(),
+            model: tool.to_owned(),
+            backend: "mcp".into(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            cost_nanos: None,
+            status: 200,
+            usage_reported: false,
+            stream: call.sse,
+            endpoint: Some("mcp".into()),
+            deployment: Some(server.name.clone()),
+            error: (outcome != "ok").then(|| outcome.to_owned()),
+            latency_ms: now - started,
+            created_at: now,
+        };
+        // Nothing is charged, so no window is named.
+        let settlement = Settlement {
+            key_id: call.key.id.clone(),
+            reserved: 0,
+            reserved_money: 0,
+            quota_window: 0,
+            budget_window: 0,
+            usage,
+        };
+        self.settle(settlement).await;
+    }
+}
+
+/// Who makes a tool call, in which session, and how it takes answers.
+struct Call<'a> {
+    key: &'a ApiKey,
+    session: &'a Session,
+    request_id: &'a str,
+    sse: bool,
+}
+
+/// How a tool call ended, as records and metrics name it.
+fn outcome(answer: &Result<Answer, Failure>) -> &'static str {
+    match answer {
+        Ok(a) => match a.response.as_ref() {
+            Some(r) if r.get("error").is_some() => "error",
+            Some(r) if r.pointer("/result/isError") == Some(&Value::Bool(true)) => "tool_error",
+            Some(_) => "ok",
+            None => "no_response",
+        },
+        Err(Failure::Timeout) => "timeout",
+        Err(Failure::Unreachable) => "unreachable",
+        Err(Failure::SessionEnded) => "session_ended",
+        Err(Failure::Refused(_)) => "refused",
+        Err(Failure::Misconfigured) => "misconfigured",
     }
 }
 

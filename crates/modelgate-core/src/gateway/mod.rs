@@ -242,7 +242,7 @@ impl<P: Ports> Gateway<P> {
             Route::Metrics => self.metrics(&req, peer).await,
             Route::Models => self.list_models(&req, peer).await,
             Route::Model(id) => self.get_model(&req, peer, &id).await,
-            Route::Mcp { server } => self.mcp(req, peer, server).await,
+            Route::Mcp { server } => self.mcp(req, peer, server, request_id).await,
             Route::Admin => {
                 let path = req.uri().path().trim_end_matches('/').to_owned();
                 let rest: Vec<&str> = path.split('/').skip(3).collect();
