@@ -386,3 +386,24 @@ def test_mcp_inspectors_cli_lists_and_calls_through_the_gateway(env, key, server
     called = inspect("--method", "tools/call", "--tool-name", f"{everything}_get-sum",
                      "--tool-arg", "a=1", "--tool-arg", "b=2")
     assert "3" in called["content"][0]["text"]
+
+
+def test_a_server_may_limit_each_keys_calls_a_minute(env, servers):
+    js = servers["json"]
+    sid = next(s["id"] for s in env.admin("GET", "/mcp/servers").json()["data"] if s["name"] == js)
+    assert env.admin("PATCH", f"/mcp/servers/{sid}", {"rpm": 2}).json()["rpm"] == 2
+    first, second = env.make_key()["key"], env.make_key()["key"]
+    try:
+        session = initialize(env.base_url, first)
+        add = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+               "params": {"name": f"{js}_add", "arguments": {"a": 1, "b": 1}}}
+        answers = [call(env.base_url, first, session, add).json() for _ in range(3)]
+        assert [("result" in a) for a in answers] == [True, True, False]
+        refused = answers[2]["error"]
+        assert refused["code"] == -32001 and "2 tool calls a minute" in refused["message"]
+        assert refused["data"]["retry_after_ms"] > 0 and answers[2]["id"] == 9
+        # Each key has its own allowance.
+        other = initialize(env.base_url, second)
+        assert "result" in call(env.base_url, second, other, add).json()
+    finally:
+        env.admin("PATCH", f"/mcp/servers/{sid}", {"rpm": None})

@@ -51,6 +51,7 @@ def test_mcp_server_crud_never_shows_header_values(env):
     ({"headers": {"Host": "evil.example"}}, "headers"),
     ({"headers": {"Mcp-Session-Id": "x"}}, "headers"),
     ({"timeout_ms": 10}, "timeout_ms"),
+    ({"rpm": 0}, "rpm"),
 ])
 def test_a_server_the_gateway_would_not_call_is_refused(env, change, param):
     body = {"name": name(), "url": env.mock_url + "/mcp", **change}

@@ -20,6 +20,7 @@ pub fn mcp_server(id: &str, name: &str) -> McpServer {
         headers: BTreeMap::from([("Authorization".into(), "Bearer env:TOKEN".into())]),
         enabled: true,
         timeout_ms: 30_000,
+        rpm: Some(60),
         created_at: 5,
         updated_at: 5,
     }

@@ -176,7 +176,7 @@ impl<P: Ports> Gateway<P> {
         }
     }
 
-    async fn step(
+    pub(super) async fn step(
         &self,
         subject: &str,
         per_minute: u32,

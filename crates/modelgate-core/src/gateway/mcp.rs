@@ -444,6 +444,9 @@ impl<P: Ports> Gateway<P> {
                 &jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message),
             ));
         };
+        if let Some(refusal) = self.mcp_rate(key, server, &id).await? {
+            return Ok(refusal);
+        }
         params.insert("name".into(), Value::String(tool.to_owned()));
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/call", "params": params});
         let started = self.now_ms();
@@ -460,6 +463,32 @@ impl<P: Ports> Gateway<P> {
                 &jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name)),
             )),
         }
+    }
+
+    /// The key's calls a minute to `server`, if it has a limit: a refusal
+    /// is a JSON-RPC error naming the limit and when to try again.
+    async fn mcp_rate(
+        &self,
+        key: &ApiKey,
+        server: &McpServer,
+        id: &Value,
+    ) -> Result<Option<Response<P>>, GatewayError> {
+        let Some(rpm) = server.rpm else {
+            return Ok(None);
+        };
+        let subject = format!("mcp:{}/{}", key.id, server.id);
+        let d = self.step(&subject, rpm, 1).await?;
+        if d.allowed {
+            return Ok(None);
+        }
+        crate::observe::mcp_tool_call(&server.name, "", "rate_limited", 0);
+        let message = format!(
+            "Rate limit: {rpm} tool calls a minute to MCP server '{}'. Try again in {} ms.",
+            server.name, d.retry_after_ms
+        );
+        let mut body = jsonrpc::error(id, jsonrpc::REFUSED, &message);
+        body["error"]["data"] = json!({"retry_after_ms": d.retry_after_ms});
+        Ok(Some(rpc(StatusCode::OK, &body)))
     }
 
     /// One usage record per tool call routed to a server (nothing charged:

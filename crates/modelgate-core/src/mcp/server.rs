@@ -62,6 +62,10 @@ pub struct McpServer {
     pub enabled: bool,
     /// Deadline of one call, ms.
     pub timeout_ms: u32,
+    /// Tool calls a minute each key may make to it (`None`: no limit of
+    /// its own).
+    #[serde(default)]
+    pub rpm: Option<u32>,
     /// Created, ms since the epoch.
     pub created_at: i64,
     /// Last changed, ms since the epoch (also the version a change checks).
@@ -83,6 +87,8 @@ pub struct McpServerSpec {
     pub enabled: Option<bool>,
     /// Deadline of one call, ms.
     pub timeout_ms: Option<u32>,
+    /// Tool calls a minute per key.
+    pub rpm: Option<u32>,
 }
 
 /// Fields an admin may change on a server.
@@ -101,6 +107,9 @@ pub struct McpServerPatch {
     /// New deadline (`null`: the default).
     #[serde(default, deserialize_with = "double_option")]
     pub timeout_ms: Option<Option<u32>>,
+    /// New calls a minute per key (`null`: none).
+    #[serde(default, deserialize_with = "double_option")]
+    pub rpm: Option<Option<u32>>,
 }
 
 /// Why a server was refused: the message and the field it names.
@@ -129,6 +138,7 @@ impl McpServer {
             headers: spec.headers,
             enabled: spec.enabled.unwrap_or(true),
             timeout_ms: spec.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+            rpm: spec.rpm,
             created_at: now_ms,
             updated_at: now_ms,
         }
@@ -152,6 +162,7 @@ impl McpServer {
         if let Some(t) = patch.timeout_ms {
             s.timeout_ms = t.unwrap_or(DEFAULT_TIMEOUT_MS);
         }
+        crate::patch::set(&mut s.rpm, patch.rpm);
         s.updated_at = now_ms.max(self.updated_at + 1);
         s
     }
@@ -169,6 +180,12 @@ impl McpServer {
                     TIMEOUT_MS.start(),
                     TIMEOUT_MS.end()
                 ),
+            ));
+        }
+        if self.rpm.is_some_and(|r| r == 0 || r > 1_000_000) {
+            return Err(invalid(
+                "rpm",
+                "'rpm' must be from 1 to 1000000, or null for no limit.",
             ));
         }
         if self.headers.len() > MAX_HEADERS {
@@ -193,6 +210,7 @@ impl McpServer {
             "headers": self.headers.keys().collect::<Vec<_>>(),
             "enabled": self.enabled,
             "timeout_ms": self.timeout_ms,
+            "rpm": self.rpm,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })

@@ -23,6 +23,9 @@ pub enum McpServersCmd {
         /// Deadline of one call, ms (default 60000).
         #[arg(long)]
         timeout_ms: Option<u32>,
+        /// Tool calls a minute each key may make to it (default: no limit).
+        #[arg(long)]
+        rpm: Option<u32>,
         /// Add it disabled.
         #[arg(long)]
         disabled: bool,
@@ -59,6 +62,7 @@ pub(super) fn request(cmd: McpServersCmd) -> Result<(http::Method, String, Value
             url,
             headers,
             timeout_ms,
+            rpm,
             disabled,
         } => {
             let mut h = Map::new();
@@ -71,6 +75,9 @@ pub(super) fn request(cmd: McpServersCmd) -> Result<(http::Method, String, Value
             let mut b = json!({"name": name, "url": url, "headers": h, "enabled": !disabled});
             if let Some(t) = timeout_ms {
                 b["timeout_ms"] = t.into();
+            }
+            if let Some(r) = rpm {
+                b["rpm"] = r.into();
             }
             (Method::POST, BASE.into(), b)
         }

@@ -70,6 +70,10 @@ fn too_many_headers_and_deadlines_out_of_bounds_are_refused() {
         .map(|i| (format!("x-h{i}"), Secret::from("v")))
         .collect();
     assert_eq!(s.check(declared).unwrap_err().param, "headers");
+    for r in [0, 1_000_001] {
+        let s = server(json!({"name": "s", "url": "http://h/mcp", "rpm": r}));
+        assert_eq!(s.check(declared).unwrap_err().param, "rpm", "{r}");
+    }
     for t in [0, 999, 600_001] {
         let s = server(json!({"name": "s", "url": "http://h/mcp", "timeout_ms": t}));
         assert_eq!(s.check(declared).unwrap_err().param, "timeout_ms", "{t}");
