@@ -114,3 +114,35 @@ def test_a_request_is_a_span_in_the_clients_trace_and_its_attempt_a_child(env, t
     assert attempt["parentSpanId"] == request["spanId"] and attempt["spanId"].lower() == span_id
     assert attrs(attempt)["modelgate.deployment"] == "primary"
     assert env.mock_url not in json.dumps(receiver.spans) and key not in json.dumps(receiver.spans)
+
+
+def test_an_mcp_tool_call_is_a_span_in_the_clients_trace_named_for_its_tool(env, traced):
+    import sys
+    from harness import ROOT, start
+    base, receiver = traced
+    admin = {"authorization": f"Bearer {env.admin_key}"}
+    proc, url = start([sys.executable, str(ROOT / "tests" / "support" / "mcp_upstream.py"), "traced"])
+    try:
+        r = call("POST", base + "/admin/api/mcp/servers", {"name": "traced", "url": url}, headers=admin)
+        assert r.status_code == 201, r.text
+        key = call("POST", base + "/admin/api/keys", {"name": "traced-mcp"}, headers=admin).json()["key"]
+        headers = {"authorization": f"Bearer {key}", "accept": "application/json, text/event-stream"}
+        init = call("POST", base + "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+            headers=headers)
+        headers["mcp-session-id"] = init.headers["mcp-session-id"]
+        r = call("POST", base + "/mcp", {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                        "params": {"name": "traced_echo", "arguments": {"message": "x"}}},
+                 headers={**headers, "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+        assert r.status_code == 200 and "result" in r.text, r.text
+        deadline = time.time() + 60
+        while time.time() < deadline and not receiver.find("tools/call traced_echo"):
+            time.sleep(0.1)
+        span = receiver.find("tools/call traced_echo")
+        assert span, [s["name"] for s in receiver.spans]
+        assert (span["traceId"].lower(), span["parentSpanId"].lower()) == (TRACE_ID, PARENT_ID)
+        a = attrs(span)
+        assert (a["mcp.method.name"], a["gen_ai.tool.name"]) == ("tools/call", "traced_echo")
+        assert url not in json.dumps(receiver.spans) and key not in json.dumps(receiver.spans)
+    finally:
+        stop(proc)

@@ -124,6 +124,20 @@ pub fn request_span(endpoint: Endpoint, request_id: &str) -> tracing::Span {
         modelgate.endpoint = endpoint.as_str())
 }
 
+/// The span of one MCP request (attributes as agentgateway and the GenAI
+/// conventions name them: the method, and the tool once known).
+pub fn mcp_span(request_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "mcp.request",
+        otel.name = "mcp",
+        otel.kind = "server",
+        mcp.method.name = Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = Empty,
+        modelgate.request_id = request_id
+    )
+}
+
 /// The request's model is known: its attribute, and the span's name the
 /// conventions give (`{operation} {model}`, for the runtime to apply).
 pub fn request_model(span: &tracing::Span, endpoint: Endpoint, model: &str) -> String {

@@ -10,6 +10,7 @@ use futures_util::future::join_all;
 use http::header::{ACCEPT, CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 use super::mcp_upstream::{Answer, Failure, SESSION, VERSION};
 use super::{Body, Gateway, Peer, Response, json_response};
@@ -111,13 +112,29 @@ fn relay<P: Ports>(answer: Answer, id: &Value, sse: bool) -> Response<P> {
 }
 
 impl<P: Ports> Gateway<P> {
-    /// `/mcp` and `/mcp/{server}`.
+    /// `/mcp` and `/mcp/{server}`, in the request's span (in the client's
+    /// trace when it sent one; the servers' requests carry it on).
     pub(super) async fn mcp(
         &self,
         req: http::Request<Bytes>,
         peer: Peer,
         only: Option<String>,
         request_id: &str,
+    ) -> Result<Response<P>, GatewayError> {
+        let span = crate::observe::mcp_span(request_id);
+        self.ports().adopt_trace(&span, req.headers());
+        self.mcp_answer(req, peer, only, request_id, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn mcp_answer(
+        &self,
+        req: http::Request<Bytes>,
+        peer: Peer,
+        only: Option<String>,
+        request_id: &str,
+        span: &tracing::Span,
     ) -> Result<Response<P>, GatewayError> {
         let key = self.key_of(&req, peer).await?;
         check_origin(req.headers())?;
@@ -143,6 +160,16 @@ impl<P: Ports> Gateway<P> {
             // notification needs no answer.
             Message::Notification { .. } | Message::Response => return Ok(accepted()),
         };
+        span.record("mcp.method.name", method.as_str());
+        let tool = params.get("name").and_then(Value::as_str);
+        let name = match (method.as_str(), tool) {
+            ("tools/call", Some(tool)) => {
+                span.record("gen_ai.tool.name", tool);
+                format!("{method} {tool}")
+            }
+            _ => method.clone(),
+        };
+        self.ports().name_span(span, name);
         if method == "initialize" {
             return self.mcp_initialize(&key, only, &id, &params).await;
         }
