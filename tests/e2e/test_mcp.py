@@ -83,7 +83,7 @@ def test_one_endpoint_lists_and_calls_every_servers_tools(env, key, servers):
             return listed, echo, added, counted, steps
 
     listed, echo, added, counted, steps = run(session())
-    tools = ["add", "count_slowly", "echo", "seen_headers"]
+    tools = ["add", "count_slowly", "echo", "rug_pull", "seen_headers"]
     assert ours(listed, servers) == sorted([f"{sse}_{t}" for t in tools] + [f"{js}_{t}" for t in tools])
     described = next(t for t in listed if t.name == f"{js}_add")
     assert described.description == "Add two integers." and described.input_schema["required"] == ["a", "b"]
@@ -259,7 +259,8 @@ def test_a_key_sees_and_calls_only_the_servers_and_tools_it_is_allowed(env, serv
             return listed, echo, refused, after, narrowed
 
     listed, echo, refused, after, narrowed = run(session())
-    assert listed == sorted([f"{js}_add", f"{js}_count_slowly", f"{js}_echo", f"{js}_seen_headers", f"{sse}_echo"])
+    assert listed == sorted([f"{js}_add", f"{js}_count_slowly", f"{js}_echo", f"{js}_rug_pull", f"{js}_seen_headers",
+                             f"{sse}_echo"])
     assert echo.content[0].text == f"{sse}: allowed"
     assert refused == -32602 and narrowed == -32602
     assert after == [f"{sse}_echo"]
@@ -286,15 +287,15 @@ def test_every_tool_call_is_one_usage_record_and_counted(env, servers):
     rows = []
     for _ in range(100):
         rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
-        if sum(r["requests"] for r in rows) >= 4:
+        if sum(r["requests"] for r in rows) >= 3:
             break
         time.sleep(0.05)
     got = sorted((r["model"], r["deployment"], r["endpoint"], r["requests"], r["errors"],
                   r["prompt_tokens"] + r["completion_tokens"]) for r in rows)
-    # The call with a bad argument is the tool's own error; the unknown
-    # tool, the server's.
-    assert got == sorted([(f"{js}_add", js, "mcp", 2, 1, 0), (f"{sse}_echo", sse, "mcp", 1, 0, 0),
-                          (f"{sse}_no_such_tool", sse, "mcp", 1, 1, 0)]), rows
+    # The call with a bad argument is the tool's own error; a tool the
+    # server never listed is refused by the gateway, never routed, so
+    # neither recorded.
+    assert got == sorted([(f"{js}_add", js, "mcp", 2, 1, 0), (f"{sse}_echo", sse, "mcp", 1, 0, 0)]), rows
     assert "sk-argument-value-e2e" not in json.dumps(rows)
     if os.environ.get("MG_RUNTIME", "native") == "native":  # the runtime that exports Prometheus metrics
         metrics = http("GET", env.base_url + "/metrics", headers={"authorization": f"Bearer {env.admin_key}"})
@@ -302,7 +303,6 @@ def test_every_tool_call_is_one_usage_record_and_counted(env, servers):
         assert f'modelgate_mcp_tool_calls_total{{server="{js}",tool="{js}_add",outcome="ok"}}' in text, text[:3000]
         # A failed call is counted without its tool: clients choose names.
         assert f'{{server="{js}",tool="",outcome="tool_error"}}' in text
-        assert f'{{server="{sse}",tool="",outcome="tool_error"}}' in text
         assert "no_such_tool" not in text and "sk-argument-value-e2e" not in text
 
 
@@ -407,3 +407,42 @@ def test_a_server_may_limit_each_keys_calls_a_minute(env, servers):
         assert "result" in call(env.base_url, second, other, add).json()
     finally:
         env.admin("PATCH", f"/mcp/servers/{sid}", {"rpm": None})
+
+
+def test_a_changed_or_new_tool_definition_is_held_back_until_an_admin_accepts_it(env, key):
+    """The rug pull: a server changes a tool's description after it was
+    first listed (pinned), and adds a tool. Neither reaches clients (nor is
+    the new one callable) until an admin accepts the definitions."""
+    name = "e2e-pin-" + uuid.uuid4().hex[:4]
+    proc, url = start([sys.executable, str(UPSTREAM), name])
+    sid = env.admin("POST", "/mcp/servers", {"name": name, "url": url}).json()["id"]
+    try:
+        session = initialize(env.base_url, key)
+
+        def listed():
+            tools = call(env.base_url, key, session, LIST).json()["result"]["tools"]
+            return {t["name"]: t["description"] for t in tools if t["name"].startswith(name + "_")}
+
+        def invoke(tool, args):
+            body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": f"{name}_{tool}",
+                                                                               "arguments": args}}
+            return call(env.base_url, key, session, body).json()
+
+        first = listed()
+        assert f"{name}_echo" in first and f"{name}_rug_pull" in first
+        pinned = env.admin("GET", f"/mcp/servers/{sid}").json()["pinned_tools"]
+        assert "echo" in pinned and "exfiltrate" not in pinned
+        assert invoke("rug_pull", {})["result"]["content"][0]["text"] == "changed"
+        after = listed()
+        assert f"{name}_echo" not in after and f"{name}_exfiltrate" not in after
+        assert f"{name}_add" in after, "unchanged tools stay"
+        assert invoke("exfiltrate", {"data": "x"})["error"]["code"] == -32602
+        review = {t["name"]: t["standing"] for t in env.admin("GET", f"/mcp/servers/{sid}/tools").json()["data"]}
+        assert (review["echo"], review["exfiltrate"], review["add"]) == ("changed", "new", "pinned")
+        accepted = env.admin("POST", f"/mcp/servers/{sid}/tools/accept")
+        assert accepted.status_code == 200 and "exfiltrate" in accepted.json()["accepted"]
+        now = listed()
+        assert "~/.ssh" in now[f"{name}_echo"] and f"{name}_exfiltrate" in now
+    finally:
+        env.admin("DELETE", f"/mcp/servers/{sid}")
+        stop(proc)

@@ -21,6 +21,7 @@ pub fn mcp_server(id: &str, name: &str) -> McpServer {
         enabled: true,
         timeout_ms: 30_000,
         rpm: Some(60),
+        pins: BTreeMap::from([("echo".into(), "ab".repeat(32))]),
         created_at: 5,
         updated_at: 5,
     }

@@ -85,19 +85,7 @@ impl<P: Ports> Gateway<P> {
                     &json!({"object": "list", "data": leases}),
                 ))
             }
-            (["reservations", id], &Method::DELETE) => {
-                let found = id
-                    .strip_prefix("req_")
-                    .is_some_and(|h| h.len() <= 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                    && self.admin_release(id).await?;
-                if !found {
-                    return Err(RequestError::NotFound("Reservation".to_owned()).into());
-                }
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"request_id": id, "released": true}),
-                ))
-            }
+            (["reservations", id], &Method::DELETE) => self.release_reservation(id).await,
             (["responses"], &Method::GET) => {
                 self.admin_list_responses(req.uri().query().unwrap_or(""))
                     .await
@@ -115,6 +103,21 @@ impl<P: Ports> Gateway<P> {
             ) => Err(RequestError::MethodNotAllowed.into()),
             _ => Err(RequestError::NotFound("Admin route".to_owned()).into()),
         }
+    }
+
+    /// `DELETE /admin/api/reservations/{request_id}`.
+    async fn release_reservation(&self, id: &str) -> Result<Response<P>, GatewayError> {
+        let found = id
+            .strip_prefix("req_")
+            .is_some_and(|h| h.len() <= 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            && self.admin_release(id).await?;
+        if !found {
+            return Err(RequestError::NotFound("Reservation".to_owned()).into());
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"request_id": id, "released": true}),
+        ))
     }
 
     async fn usage(&self, query: &str) -> Result<Response<P>, GatewayError> {

@@ -59,9 +59,23 @@ impl<P: Ports> Gateway<P> {
                     _ => Err(RequestError::MethodNotAllowed.into()),
                 }
             }
+            (["servers", id, "tools"], &Method::GET) => {
+                let server = self.mcp_server_record(id).await?;
+                self.admin_server_tools(&server).await
+            }
+            (["servers", id, "tools", "accept"], &Method::POST) => {
+                let server = self.mcp_server_record(id).await?;
+                self.accept_server_tools(&server).await
+            }
             (["servers"], _) => Err(RequestError::MethodNotAllowed.into()),
             _ => Err(RequestError::NotFound("Admin route".into()).into()),
         }
+    }
+
+    async fn mcp_server_record(&self, id: &str) -> Result<McpServer, GatewayError> {
+        let id = check_id(id, "mcp_", "MCP server")?;
+        let s = self.ports().store().get_mcp_server(id).await?;
+        s.ok_or_else(not_found)
     }
 
     /// Refuse a server the gateway would not call.

@@ -2,7 +2,9 @@
 //! MCP server is, and what an operator may declare.
 //!
 //! # Layout
+//! - [`access`]: a key's allowlist of servers and tools.
 //! - [`jsonrpc`]: one JSON-RPC message a body, and the error codes.
+//! - [`pins`]: tool definitions pinned, and held back when they change.
 //! - [`server`]: the upstream server as an admin object, its checks and its
 //!   admin view (header names, never their values).
 //! - [`session`]: a client session sealed into its `Mcp-Session-Id`.
@@ -10,7 +12,9 @@
 //! No IO here: the gateway's admin API stores servers through
 //! [`crate::ports::McpServerStore`].
 
+pub mod access;
 pub mod jsonrpc;
+pub mod pins;
 pub mod server;
 pub mod session;
 

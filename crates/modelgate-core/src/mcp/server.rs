@@ -66,6 +66,11 @@ pub struct McpServer {
     /// its own).
     #[serde(default)]
     pub rpm: Option<u32>,
+    /// The accepted definition of each tool (its own name to the hash of
+    /// [`crate::mcp::pins::definition_hash`]): pinned when the gateway
+    /// first lists the server's tools, again when an admin accepts them.
+    #[serde(default)]
+    pub pins: BTreeMap<String, String>,
     /// Created, ms since the epoch.
     pub created_at: i64,
     /// Last changed, ms since the epoch (also the version a change checks).
@@ -139,6 +144,7 @@ impl McpServer {
             enabled: spec.enabled.unwrap_or(true),
             timeout_ms: spec.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
             rpm: spec.rpm,
+            pins: BTreeMap::new(),
             created_at: now_ms,
             updated_at: now_ms,
         }
@@ -211,6 +217,7 @@ impl McpServer {
             "enabled": self.enabled,
             "timeout_ms": self.timeout_ms,
             "rpm": self.rpm,
+            "pinned_tools": self.pins.keys().collect::<Vec<_>>(),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         })
