@@ -39,7 +39,7 @@ build:
 # committed corpus (fuzz/corpus) seeds a scratch one, so runs never dirty the
 # tree; a crash leaves its input in fuzz/artifacts and fails the build.
 FUZZ_SECS ?= 20
-FUZZ_TARGETS := request sse ndjson responses messages
+FUZZ_TARGETS := request sse ndjson responses messages mcp
 
 fuzz:
 	test -x $(TOOLS)/bin/cargo-fuzz || cargo install cargo-fuzz --locked --version =0.13.1 --root $(TOOLS)
