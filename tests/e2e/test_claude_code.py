@@ -2,15 +2,19 @@
 `claude -p` answered by the mock upstream over every backend kind, a tool
 turn (the mock calls Claude Code's Bash tool, Claude Code runs it, the
 result comes back as a `tool_result` and the mock's final text is printed),
+a tool of an MCP server reached through the gateway's `/mcp` (`claude mcp
+add --transport http`),
 and the real llama.cpp model: with a prompt its context holds (Claude
 Code's own system prompt swapped for a line, no tools) it answers, bridged
 and natively; with Claude Code's whole prompt, llama.cpp's 400 is passed
 on, which Claude Code shows as "Prompt is too long"."""
 
+import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -112,3 +116,39 @@ def test_claude_code_answered_by_the_real_model(env, tmp_path, roomy_llama, mess
         time.sleep(0.05)
     assert rows and all(r["endpoint"] == "messages" for r in rows)
     assert sum(r["completion_tokens"] for r in rows) > 0, rows
+
+
+def test_claude_code_uses_a_tool_through_the_mcp_gateway(env, key, tmp_path):
+    """Claude Code with ModelGate as its model endpoint and as its MCP server
+    (`claude mcp add --transport http`): the mock model calls the MCP tool,
+    Claude Code calls it through /mcp, the upstream MCP server answers, and
+    the result goes back to the model. One key for both."""
+    server = "cc-" + uuid.uuid4().hex[:6]
+    proc, url = start([sys.executable, str(ROOT / "tests" / "support" / "mcp_upstream.py"), server])
+    sid = env.admin("POST", "/mcp/servers", {"name": server, "url": url}).json()["id"]
+    try:
+        home = tmp_path / "home"
+        home.mkdir(exist_ok=True)
+        added = subprocess.run([str(CLAUDE), "mcp", "add", "--transport", "http", "modelgate", env.base_url + "/mcp",
+                                "--header", f"Authorization: Bearer {key}"], cwd=tmp_path,
+                               env={"PATH": os.environ["PATH"], "HOME": str(home), "DISABLE_TELEMETRY": "1",
+                                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"},
+                               capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert added.returncode == 0, added.stderr[-2000:]
+        tool = f"mcp__modelgate__{server}_echo"
+        model = env.make_model(f"mock?tokens=2&tool={tool}&arg_message=via-mcp")
+        # Its tools in the request itself, not behind Claude Code's tool
+        # search (which the mock model would not use).
+        out = claude_code(env, key, model, "use the tool", tmp_path, "--allowedTools", tool,
+                          extra_env={"ENABLE_TOOL_SEARCH": "false"})
+        assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-3000:])
+        assert out.stdout.strip().endswith("w0 w1"), out.stdout
+        sent = http("GET", env.mock_url + "/_mock/last").json()["body"]
+        assert tool in [t["function"]["name"] for t in sent["tools"]]
+        results = [m for m in sent["messages"] if m["role"] == "tool"]
+        assert results and f"{server}: via-mcp" in json.dumps(results[-1]["content"]), sent["messages"][-3:]
+        rows = env.admin("GET", "/usage?from=2020-01-01").json()["data"]
+        assert any(r["endpoint"] == "mcp" and r["model"] == f"{server}_echo" for r in rows), rows
+    finally:
+        env.admin("DELETE", f"/mcp/servers/{sid}")
+        stop(proc)
