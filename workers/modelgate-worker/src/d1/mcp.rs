@@ -15,7 +15,11 @@ struct Doc {
 }
 
 impl D1Store {
-    async fn mcp_servers(&self, stmt: &str, args: &[SqlValue]) -> Result<Vec<McpServer>, StoreError> {
+    async fn mcp_servers(
+        &self,
+        stmt: &str,
+        args: &[SqlValue],
+    ) -> Result<Vec<McpServer>, StoreError> {
         let rows: Vec<Doc> = self.rows(stmt, args).await?;
         rows.into_iter().map(|r| sql::mcp_server(r.doc)).collect()
     }
@@ -39,7 +43,11 @@ impl McpServerStore for D1Store {
         Ok(())
     }
 
-    async fn replace_mcp_server(&self, old: &McpServer, new: &McpServer) -> Result<bool, StoreError> {
+    async fn replace_mcp_server(
+        &self,
+        old: &McpServer,
+        new: &McpServer,
+    ) -> Result<bool, StoreError> {
         let args = sql::replace_mcp_server_params(old, new)?;
         let changed = self
             .changes(sql::REPLACE_MCP_SERVER, &args)
