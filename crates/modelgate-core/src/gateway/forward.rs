@@ -325,13 +325,18 @@ impl<P: Ports> Gateway<P> {
     /// the deployment secret it names.
     pub(super) fn resolve_key(&self, key: Option<&Secret>) -> Result<Option<String>, GatewayError> {
         let key = key.map(Secret::expose);
-        let Some(name) = key.and_then(|k| k.strip_prefix(crate::secret::ENV_REF)) else {
-            return Ok(key.map(str::to_owned));
-        };
-        // A model stored before its secret was undeclared resolves nothing.
+        match key.and_then(|k| k.strip_prefix(crate::secret::ENV_REF)) {
+            Some(name) => self.resolve_secret(name).map(Some),
+            None => Ok(key.map(str::to_owned)),
+        }
+    }
+
+    /// The deployment secret `name`, if it is declared and set.
+    pub(super) fn resolve_secret(&self, name: &str) -> Result<String, GatewayError> {
+        // A record stored before its secret was undeclared resolves nothing.
         let declared = self.config().secret_declared(name);
         match declared.then(|| self.ports().secret(name)).flatten() {
-            Some(secret) => Ok(Some(secret)),
+            Some(secret) => Ok(secret),
             None => {
                 tracing::error!(
                     secret = name,

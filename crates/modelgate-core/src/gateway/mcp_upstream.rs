@@ -73,8 +73,7 @@ impl<P: Ports> Gateway<P> {
         let Some((scheme, name)) = secret_reference(value) else {
             return Ok(value.to_owned());
         };
-        let reference = Secret::from(format!("{}{name}", crate::secret::ENV_REF));
-        let secret = self.resolve_key(Some(&reference))?.unwrap_or_default();
+        let secret = self.resolve_secret(name)?;
         Ok(if scheme.is_empty() {
             secret
         } else {
