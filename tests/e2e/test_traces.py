@@ -146,3 +146,35 @@ def test_an_mcp_tool_call_is_a_span_in_the_clients_trace_named_for_its_tool(env,
         assert url not in json.dumps(receiver.spans) and key not in json.dumps(receiver.spans)
     finally:
         stop(proc)
+
+
+def test_a_trace_in_an_mcp_requests_meta_is_continued_and_carried_to_the_server(env, traced):
+    import sys
+    from harness import ROOT, start
+    base, receiver = traced
+    admin = {"authorization": f"Bearer {env.admin_key}"}
+    proc, url = start([sys.executable, str(ROOT / "tests" / "support" / "mcp_upstream.py"), "metatraced"])
+    try:
+        r = call("POST", base + "/admin/api/mcp/servers", {"name": "metatraced", "url": url}, headers=admin)
+        assert r.status_code == 201, r.text
+        key = call("POST", base + "/admin/api/keys", {"name": "traced-meta"}, headers=admin).json()["key"]
+        # A stateless-era call whose trace travels in `_meta` alone.
+        meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
+        r = call("POST", base + "/mcp", {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "metatraced_seen_headers", "arguments": {}, "_meta": meta}}, headers={
+            "authorization": f"Bearer {key}", "accept": "application/json", "mcp-protocol-version": "2026-07-28",
+            "mcp-method": "tools/call", "mcp-name": "metatraced_seen_headers"})
+        assert r.status_code == 200 and "result" in r.text, r.text
+        seen = json.loads(r.json()["result"]["content"][0]["text"])
+        header, in_meta = seen["traceparent"], seen["(meta)"]["traceparent"]
+        assert header == in_meta and in_meta.split("-")[1] == TRACE_ID and in_meta.split("-")[2] != PARENT_ID
+        deadline = time.time() + 60
+        while time.time() < deadline and not receiver.find("tools/call metatraced_seen_headers"):
+            time.sleep(0.1)
+        span = receiver.find("tools/call metatraced_seen_headers")
+        assert span, [s["name"] for s in receiver.spans]
+        assert (span["traceId"].lower(), span["parentSpanId"].lower()) == (TRACE_ID, PARENT_ID)
+    finally:
+        stop(proc)

@@ -2,14 +2,17 @@
 MCPServer (dual-era, Streamable HTTP) on a free loopback port, with a few
 tools, printing `READY <url>` once it listens.
 
-    python mcp_upstream.py NAME [json]
+    python mcp_upstream.py NAME [json] [legacy]
 
-`json` answers requests with one JSON object instead of an SSE stream.
+`json` answers requests with one JSON object instead of an SSE stream;
+`legacy` makes it a handshake-era server only (as servers before
+2026-07-28 are: a request without a session is a 400).
 The `seen_headers` tool returns the headers of the request that called it,
 so a test can see what the gateway sent; `rug_pull` changes `echo`'s
 definition and adds a tool."""
 
 import asyncio
+import json
 import socket
 import sys
 
@@ -17,7 +20,9 @@ import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 
 NAME = sys.argv[1]
-JSON = sys.argv[2:] == ["json"]
+JSON = "json" in sys.argv[2:]
+LEGACY = "legacy" in sys.argv[2:]
+HANDSHAKE = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
 
 server = MCPServer(NAME, instructions=f"the {NAME} test server")
 
@@ -45,8 +50,13 @@ async def count_slowly(steps: int, ctx: Context) -> str:
 
 @server.tool()
 def seen_headers(ctx: Context) -> dict:
-    """The headers of this very request, as the server received them."""
-    return {k.lower(): v for k, v in (ctx.headers or {}).items()}
+    """The headers of this very request, as the server received them, and
+    (under `(meta)`) its params' `_meta`."""
+    seen = {k.lower(): v for k, v in (ctx.headers or {}).items()}
+    meta = ctx.request_context.meta or {}
+    dump = getattr(meta, "model_dump", None)
+    seen["(meta)"] = json.loads(json.dumps(dump(by_alias=True, exclude_none=True) if dump else dict(meta), default=str))
+    return seen
 
 
 @server.tool()
@@ -71,11 +81,30 @@ def dotted() -> str:
     return "dotted"
 
 
+def handshake_only(app):
+    """Refuse a stateless-era request the way a handshake-era server does:
+    it has no session, so it is a 400."""
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            version = headers.get(b"mcp-protocol-version", b"").decode()
+            if version and version not in HANDSHAKE:
+                body = b'{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":"Bad Request: Missing session ID"}}'
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+    return wrapped
+
+
 async def main():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     app = server.streamable_http_app(json_response=JSON, host="127.0.0.1")
+    if LEGACY:
+        app = handshake_only(app)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
     sock.listen(128)

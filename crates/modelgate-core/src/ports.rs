@@ -469,4 +469,10 @@ pub trait Ports: MaybeSend + MaybeSync + 'static {
     fn name_span(&self, span: &tracing::Span, name: String) {
         let _ = (span, name);
     }
+    /// The current span's W3C `traceparent`, where the runtime exports
+    /// traces (an MCP request carries it in `_meta` as well as in its
+    /// headers).
+    fn traceparent(&self) -> Option<String> {
+        None
+    }
 }

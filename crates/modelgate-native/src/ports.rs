@@ -231,6 +231,13 @@ impl<S: Store, A: Accounting, L: RateLimiter> Ports for NativePorts<S, A, L> {
         crate::otel::rename(span, name);
     }
 
+    fn traceparent(&self) -> Option<String> {
+        let mut headers = http::HeaderMap::new();
+        crate::otel::inject(&mut headers);
+        let value = headers.get("traceparent")?.to_str().ok()?;
+        Some(value.to_owned())
+    }
+
     fn secret(&self, name: &str) -> Option<String> {
         self.secrets
             .get(name)

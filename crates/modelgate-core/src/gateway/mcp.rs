@@ -19,6 +19,7 @@ use crate::domain::ApiKey;
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::mcp::McpServer;
 use crate::mcp::jsonrpc::{self, Message};
+use crate::mcp::modern;
 use crate::mcp::session::{NONCE, Session, Upstream};
 use crate::ports::{McpServerStore, Ports};
 
@@ -27,6 +28,8 @@ use crate::ports::{McpServerStore, Ports};
 const VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", LATEST];
 /// The newest of them.
 pub(super) const LATEST: &str = "2025-11-25";
+/// Every version served, both eras (what `server/discover` lists).
+pub(super) const SERVED: [&str; 4] = ["2025-03-26", "2025-06-18", LATEST, modern::MODERN];
 
 /// The body of an HTTP-level refusal on an MCP route (no request id known).
 pub(super) fn http_error_body(status: StatusCode, message: &str) -> Value {
@@ -38,7 +41,7 @@ pub(super) fn http_error_body(status: StatusCode, message: &str) -> Value {
     jsonrpc::error(&Value::Null, code, message)
 }
 
-fn accepted<P: Ports>() -> Response<P> {
+pub(super) fn accepted<P: Ports>() -> Response<P> {
     let mut resp = http::Response::new(Body::Full(Bytes::new()));
     *resp.status_mut() = StatusCode::ACCEPTED;
     resp
@@ -55,7 +58,10 @@ impl<P: Ports> Gateway<P> {
         request_id: &str,
     ) -> Result<Response<P>, GatewayError> {
         let span = crate::observe::mcp_span(request_id);
-        self.ports().adopt_trace(&span, req.headers());
+        match meta_trace(&req) {
+            Some(headers) => self.ports().adopt_trace(&span, &headers),
+            None => self.ports().adopt_trace(&span, req.headers()),
+        }
         self.mcp_answer(req, peer, only, request_id, &span)
             .instrument(span.clone())
             .await
@@ -71,9 +77,16 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Response<P>, GatewayError> {
         let key = self.key_of(&req, peer).await?;
         check_origin(req.headers())?;
-        let version = req.headers().get(VERSION);
-        if version.is_some_and(|v| !VERSIONS.iter().any(|s| v.as_bytes() == s.as_bytes())) {
-            return Err(RequestError::invalid("Unsupported MCP-Protocol-Version.", None).into());
+        match req.headers().get(VERSION).map(HeaderValue::to_str) {
+            Some(Ok(modern::MODERN)) => {
+                return self.mcp_modern(req, &key, only, request_id, span).await;
+            }
+            Some(Ok(v)) if VERSIONS.contains(&v) => {}
+            None => {}
+            Some(v) => {
+                let refusal = modern::unsupported(v.unwrap_or("?"), &SERVED);
+                return Ok(rpc(StatusCode::BAD_REQUEST, &refusal.answer(&Value::Null)));
+            }
         }
         if req.method() == Method::DELETE {
             let session = self.mcp_session(&req, &key, only.as_deref())?;
@@ -93,50 +106,61 @@ impl<P: Ports> Gateway<P> {
             // notification needs no answer.
             Message::Notification { .. } | Message::Response => return Ok(accepted()),
         };
-        span.record("mcp.method.name", method.as_str());
-        let tool = params.get("name").and_then(Value::as_str);
-        let name = match (method.as_str(), tool) {
-            ("tools/call", Some(tool)) => {
-                span.record("gen_ai.tool.name", tool);
-                format!("{method} {tool}")
-            }
-            _ => method.clone(),
-        };
-        self.ports().name_span(span, name);
+        self.name_mcp_span(span, &method, &params);
         if method == "initialize" {
             return self.mcp_initialize(&key, only, &id, &params).await;
         }
         let session = self.mcp_session(&req, &key, only.as_deref())?;
-        let sse = req
-            .headers()
-            .get(ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/event-stream"));
         match method.as_str() {
             "ping" => Ok(rpc(StatusCode::OK, &jsonrpc::result(&id, json!({})))),
             "tools/list" if params.contains_key("cursor") => Ok(rpc(
                 StatusCode::OK,
                 &jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, "Unknown cursor."),
             )),
-            "tools/list" => self.mcp_list_tools(&key, &session, &id).await,
+            "tools/list" => {
+                let servers = self.session_servers(&key, &session).await?;
+                match self.gather_tools(&key, &servers).await {
+                    Ok(tools) => Ok(rpc(
+                        StatusCode::OK,
+                        &jsonrpc::result(&id, json!({"tools": tools})),
+                    )),
+                    Err(ended) => Ok(session_ended(&id, &ended)),
+                }
+            }
             "tools/call" => {
                 let call = Call {
                     key: &key,
-                    session: &session,
+                    session: Some(&session),
+                    only: only.as_deref(),
                     request_id,
-                    sse,
+                    sse: accepts_sse(req.headers()),
+                    modern: false,
+                    forwarded: Vec::new(),
                 };
                 self.mcp_call_tool(call, id, params).await
             }
-            _ => Ok(rpc(
-                StatusCode::OK,
-                &jsonrpc::error(
-                    &id,
-                    jsonrpc::METHOD_NOT_FOUND,
-                    &format!("Method '{method}' is not served by this gateway."),
-                ),
-            )),
+            _ => Ok(rpc(StatusCode::OK, &not_served(&id, &method))),
         }
+    }
+
+    /// Name the request's span for its method (and tool), as agentgateway
+    /// names them.
+    pub(super) fn name_mcp_span(
+        &self,
+        span: &tracing::Span,
+        method: &str,
+        params: &Map<String, Value>,
+    ) {
+        span.record("mcp.method.name", method);
+        let tool = params.get("name").and_then(Value::as_str);
+        let name = match (method, tool) {
+            ("tools/call", Some(tool)) => {
+                span.record("gen_ai.tool.name", tool);
+                format!("{method} {tool}")
+            }
+            _ => method.to_owned(),
+        };
+        self.ports().name_span(span, name);
     }
 
     /// The client's session: 400 without one, 404 for one this gateway did
@@ -161,7 +185,7 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// The enabled servers `key` may reach on this route.
-    async fn mcp_servers(
+    pub(super) async fn mcp_servers(
         &self,
         key: &ApiKey,
         only: Option<&str>,
@@ -216,13 +240,23 @@ impl<P: Ports> Gateway<P> {
         Ok(resp)
     }
 
-    /// Open a session with `server` (`initialize`, then `initialized`);
-    /// `None` if it would not, so its tools are simply absent.
+    /// Reach `server` in its era: stateless when it answers
+    /// `server/discover` with the modern version, else a session
+    /// (`initialize`, then `initialized`) at `version`; `None` if neither,
+    /// so its tools are simply absent.
     pub(super) async fn open_upstream(
         &self,
         server: &McpServer,
         version: &str,
     ) -> Option<Upstream> {
+        match self.discover_upstream(server).await {
+            Ok(Some(modern)) => return Some(modern),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(server = server.name, "MCP server/discover failed: {e:?}");
+                return None;
+            }
+        }
         let init = json!({
             "jsonrpc": "2.0", "id": self.upstream_id(), "method": "initialize",
             "params": {
@@ -272,12 +306,23 @@ impl<P: Ports> Gateway<P> {
         let Ok(servers) = self.ports().store().list_mcp_servers().await else {
             return;
         };
-        let ends = servers.iter().filter_map(|s| {
-            let u = session.upstreams.get(&s.id)?;
-            u.session
-                .is_some()
-                .then(|| self.mcp_exchange(s, Method::DELETE, Some(u), None))
-        });
+        let open: Vec<(McpServer, Upstream)> = servers
+            .into_iter()
+            .filter_map(|s| {
+                let u = session.upstreams.get(&s.id)?.clone();
+                Some((s, u))
+            })
+            .collect();
+        self.end_sessions(&open).await;
+    }
+
+    /// End the servers' sessions among `open` (best effort; a stateless
+    /// server has none).
+    pub(super) async fn end_sessions(&self, open: &[(McpServer, Upstream)]) {
+        let ends = open
+            .iter()
+            .filter(|(_, u)| u.session.is_some())
+            .map(|(s, u)| self.mcp_exchange(s, Method::DELETE, Some(u), None));
         join_all(ends).await;
     }
 
@@ -300,13 +345,14 @@ impl<P: Ports> Gateway<P> {
             .collect())
     }
 
-    async fn mcp_list_tools(
+    /// The tools of `servers` that `key` may use, as clients see them; a
+    /// server that ended its session names itself (the client must start
+    /// again), one that fails otherwise is left out.
+    pub(super) async fn gather_tools(
         &self,
         key: &ApiKey,
-        session: &Session,
-        id: &Value,
-    ) -> Result<Response<P>, GatewayError> {
-        let servers = self.session_servers(key, session).await?;
+        servers: &[(McpServer, Upstream)],
+    ) -> Result<Vec<Value>, String> {
         let lists = join_all(servers.iter().map(|(s, u)| self.listed_tools(s, u))).await;
         let mut tools = Vec::new();
         for ((server, _), list) in servers.iter().zip(lists) {
@@ -315,14 +361,11 @@ impl<P: Ports> Gateway<P> {
                     let name = t.get("name").and_then(Value::as_str);
                     crate::mcp::access::allows(&key.allowed_tools, &server.name, name)
                 })),
-                Err(Failure::SessionEnded) => return Ok(session_ended(id, &server.name)),
+                Err(Failure::SessionEnded) => return Err(server.name.clone()),
                 Err(e) => tracing::warn!(server = server.name, "MCP tools/list failed: {e:?}"),
             }
         }
-        Ok(rpc(
-            StatusCode::OK,
-            &jsonrpc::result(id, json!({"tools": tools})),
-        ))
+        Ok(tools)
     }
 
     /// A fresh id for a request to a server: never one the client chose,
@@ -331,6 +374,36 @@ impl<P: Ports> Gateway<P> {
     pub(super) fn upstream_id(&self) -> Value {
         Value::String(self.new_id("mg-"))
     }
+}
+
+/// A client that sends no `traceparent` header may carry its trace in the
+/// request's `_meta` (the way MCP carries it across transports).
+fn meta_trace(req: &http::Request<Bytes>) -> Option<http::HeaderMap> {
+    if req.headers().contains_key(TRACEPARENT) {
+        return None;
+    }
+    let body: Value = serde_json::from_slice(req.body()).ok()?;
+    let tp = body.pointer("/params/_meta/traceparent")?.as_str()?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(TRACEPARENT, HeaderValue::from_str(tp).ok()?);
+    Some(headers)
+}
+
+/// The W3C trace context header.
+const TRACEPARENT: &str = "traceparent";
+
+/// The answer to a method the gateway does not serve.
+pub(super) fn not_served(id: &Value, method: &str) -> Value {
+    let message = format!("Method '{method}' is not served by this gateway.");
+    jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &message)
+}
+
+/// Whether the client takes an event stream as its answer.
+pub(super) fn accepts_sse(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"))
 }
 
 /// A browser's request must come from the gateway's own origin (DNS

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::mcp_upstream::{Answer, Failure};
@@ -12,14 +12,14 @@ use super::{Body, Gateway, Response, json_response};
 use crate::domain::{ApiKey, Settlement, UsageRecord};
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
-use crate::mcp::jsonrpc;
-use crate::mcp::session::Session;
+use crate::mcp::session::{Session, Upstream};
+use crate::mcp::{jsonrpc, modern};
 use crate::ports::Ports;
 
 /// The answer to a forwarded request: JSON, or the notifications that
 /// came before it and the response as one event stream when the client
 /// takes one.
-fn relay<P: Ports>(answer: Answer, id: &Value, sse: bool) -> Response<P> {
+fn relay<P: Ports>(answer: Answer, id: &Value, call: &Call<'_>) -> Response<P> {
     let response = match answer.response {
         // Under the client's own id again.
         Some(Value::Object(mut r)) => {
@@ -32,8 +32,14 @@ fn relay<P: Ports>(answer: Answer, id: &Value, sse: bool) -> Response<P> {
             "The MCP server sent no response.",
         ),
     };
-    if !sse || answer.notifications.is_empty() {
-        return rpc(StatusCode::OK, &response);
+    if !call.sse || answer.notifications.is_empty() {
+        return reply(response, call.modern);
+    }
+    let mut response = response;
+    if call.modern
+        && let Some(result) = response.get_mut("result")
+    {
+        modern::complete(result);
     }
     let mut text = String::new();
     for message in answer.notifications.iter().chain([&response]) {
@@ -45,6 +51,24 @@ fn relay<P: Ports>(answer: Answer, id: &Value, sse: bool) -> Response<P> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     resp
+}
+
+/// A JSON-RPC answer in the client's era: a modern one has `resultType`
+/// on its result and the spec's HTTP status for its error; a handshake-era
+/// one is a 200 either way.
+pub(super) fn reply<P: Ports>(mut body: Value, modern: bool) -> Response<P> {
+    if !modern {
+        return rpc(StatusCode::OK, &body);
+    }
+    if let Some(result) = body.get_mut("result") {
+        modern::complete(result);
+    }
+    let code = body.pointer("/error/code").and_then(Value::as_i64);
+    let status = code.map_or(200, modern::http_status);
+    rpc(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        &body,
+    )
 }
 
 /// A JSON-RPC answer with an HTTP status.
@@ -74,7 +98,16 @@ impl<P: Ports> Gateway<P> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let servers = self.session_servers(key, call.session).await?;
+        let servers: Vec<(McpServer, Option<Upstream>)> = match call.session {
+            Some(session) => (self.session_servers(key, session).await?)
+                .into_iter()
+                .map(|(s, u)| (s, Some(u)))
+                .collect(),
+            None => (self.mcp_servers(key, call.only).await?)
+                .into_iter()
+                .map(|s| (s, None))
+                .collect(),
+        };
         // A tool the key may not use is not one it can tell from a tool
         // that does not exist.
         let target = name.split_once('_').and_then(|(server, tool)| {
@@ -87,29 +120,40 @@ impl<P: Ports> Gateway<P> {
         });
         let Some((server, upstream, tool)) = target else {
             let message = format!("Unknown tool: {name}");
-            return Ok(rpc(
-                StatusCode::OK,
-                &jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message),
-            ));
+            let body = jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message);
+            return Ok(reply(body, call.modern));
         };
         if let Some(refusal) = self.mcp_rate(key, server, &id).await? {
-            return Ok(refusal);
+            return Ok(reply(refusal, call.modern));
         }
         params.insert("name".into(), Value::String(tool.to_owned()));
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/call", "params": params});
         let started = self.now_ms();
-        let answer = self
-            .mcp_exchange(server, Method::POST, Some(upstream), Some(&req))
-            .await;
+        // A stateless call opens the server's side for this call alone.
+        let opened = match upstream {
+            Some(u) => Some((u.clone(), false)),
+            None => (self.open_upstream(server, super::mcp::LATEST).await).map(|u| (u, true)),
+        };
+        let answer = match &opened {
+            Some((u, _)) => {
+                self.mcp_exchange_with(server, Method::POST, Some(u), Some(&req), &call.forwarded)
+                    .await
+            }
+            None => Err(Failure::Unreachable),
+        };
+        if let Some((u, true)) = &opened {
+            self.end_sessions(std::slice::from_ref(&(server.clone(), u.clone())))
+                .await;
+        }
         self.record_tool_call(&call, server, &name, outcome(&answer), started)
             .await;
         match answer {
-            Ok(answer) => Ok(relay(answer, &id, call.sse)),
+            Ok(answer) => Ok(relay(answer, &id, &call)),
             Err(Failure::SessionEnded) => Ok(session_ended(&id, &server.name)),
-            Err(e) => Ok(rpc(
-                StatusCode::OK,
-                &jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name)),
-            )),
+            Err(e) => {
+                let body = jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name));
+                Ok(reply(body, call.modern))
+            }
         }
     }
 
@@ -120,7 +164,7 @@ impl<P: Ports> Gateway<P> {
         key: &ApiKey,
         server: &McpServer,
         id: &Value,
-    ) -> Result<Option<Response<P>>, GatewayError> {
+    ) -> Result<Option<Value>, GatewayError> {
         let Some(rpm) = server.rpm else {
             return Ok(None);
         };
@@ -136,7 +180,7 @@ impl<P: Ports> Gateway<P> {
         );
         let mut body = jsonrpc::error(id, jsonrpc::REFUSED, &message);
         body["error"]["data"] = json!({"retry_after_ms": d.retry_after_ms});
-        Ok(Some(rpc(StatusCode::OK, &body)))
+        Ok(Some(body))
     }
 
     /// One usage record per tool call routed to a server (nothing charged:
@@ -186,12 +230,19 @@ impl<P: Ports> Gateway<P> {
     }
 }
 
-/// Who makes a tool call, in which session, and how it takes answers.
+/// Who makes a tool call, in which session (none in the stateless era),
+/// and how it takes answers.
 pub(super) struct Call<'a> {
     pub(super) key: &'a ApiKey,
-    pub(super) session: &'a Session,
+    pub(super) session: Option<&'a Session>,
+    /// The one server of `/mcp/{server}`.
+    pub(super) only: Option<&'a str>,
     pub(super) request_id: &'a str,
     pub(super) sse: bool,
+    /// The client speaks the stateless era.
+    pub(super) modern: bool,
+    /// Headers passed on to the server (a modern client's `Mcp-Param-*`).
+    pub(super) forwarded: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// How a tool call ended, as records and metrics name it.

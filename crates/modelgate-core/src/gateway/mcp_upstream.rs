@@ -12,9 +12,9 @@ use serde_json::Value;
 use super::Gateway;
 use crate::codec::SseDecoder;
 use crate::error::GatewayError;
-use crate::mcp::McpServer;
 use crate::mcp::server::secret_reference;
 use crate::mcp::session::Upstream;
+use crate::mcp::{McpServer, modern};
 use crate::ports::{ByteStream, Ports};
 use crate::secret::Secret;
 
@@ -87,6 +87,7 @@ impl<P: Ports> Gateway<P> {
         method: Method,
         upstream: Option<&Upstream>,
         body: Option<&Value>,
+        extra: &[(HeaderName, HeaderValue)],
     ) -> Result<http::Request<Bytes>, Failure> {
         let mut req = http::Request::builder().method(method).uri(&server.url);
         for (name, value) in &server.headers {
@@ -106,7 +107,20 @@ impl<P: Ports> Gateway<P> {
                 req = req.header(SESSION, s);
             }
         }
-        let bytes = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+        for (name, value) in extra {
+            req = req.header(name, value);
+        }
+        let version = upstream.map_or(super::mcp::LATEST, |u| u.version.as_str());
+        let traceparent = self.ports().traceparent();
+        let body = body.map(|b| modern::outgoing(b, version, traceparent.as_deref()));
+        let mut bytes = Bytes::new();
+        if let Some((body, headers)) = body {
+            for (name, value) in headers {
+                let value = HeaderValue::try_from(value).map_err(|_| Failure::Misconfigured)?;
+                req = req.header(name, value);
+            }
+            bytes = Bytes::from(body.to_string());
+        }
         req.body(bytes).map_err(|_| Failure::Misconfigured)
     }
 
@@ -119,7 +133,21 @@ impl<P: Ports> Gateway<P> {
         upstream: Option<&Upstream>,
         body: Option<&Value>,
     ) -> Result<Answer, Failure> {
-        let req = self.mcp_request(server, method, upstream, body)?;
+        self.mcp_exchange_with(server, method, upstream, body, &[])
+            .await
+    }
+
+    /// [`Self::mcp_exchange`] with `extra` headers (a modern client's
+    /// `Mcp-Param-*`, which intermediaries must pass on).
+    pub(super) async fn mcp_exchange_with(
+        &self,
+        server: &McpServer,
+        method: Method,
+        upstream: Option<&Upstream>,
+        body: Option<&Value>,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<Answer, Failure> {
+        let req = self.mcp_request(server, method, upstream, body, extra)?;
         let deadline = self.now_ms() + i64::from(server.timeout_ms);
         let resp = match self.until(deadline, self.send_upstream(req)).await {
             None => return Err(Failure::Timeout),

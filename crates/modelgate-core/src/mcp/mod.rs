@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`access`]: a key's allowlist of servers and tools.
 //! - [`jsonrpc`]: one JSON-RPC message a body, and the error codes.
+//! - [`modern`]: the stateless era's envelope, routing headers and checks.
 //! - [`pins`]: tool definitions pinned, and held back when they change.
 //! - [`server`]: the upstream server as an admin object, its checks and its
 //!   admin view (header names, never their values).
@@ -14,6 +15,7 @@
 
 pub mod access;
 pub mod jsonrpc;
+pub mod modern;
 pub mod pins;
 pub mod server;
 pub mod session;

@@ -1,0 +1,164 @@
+//! The MCP gateway in the stateless era (2026-07-28), both ways: a client
+//! that sends `MCP-Protocol-Version: 2026-07-28` gets `server/discover`,
+//! `tools/list` and `tools/call` without a session, each request held to
+//! its routing headers; and a server that answers `server/discover` with
+//! that version is spoken to without one, whichever era the client is in.
+//! A stateless request to a server that only has sessions opens one for
+//! that request and ends it after.
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::header::ALLOW;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::mcp::{LATEST, SERVED, accepted, accepts_sse, not_served};
+use super::mcp_calls::{Call, reply};
+use super::mcp_upstream::{Failure, VERSION};
+use super::{Body, Gateway, Response};
+use crate::domain::ApiKey;
+use crate::error::GatewayError;
+use crate::mcp::jsonrpc::{self, Message};
+use crate::mcp::modern::{self, MODERN, Routing};
+use crate::mcp::session::Upstream;
+use crate::ports::Ports;
+
+/// The routing headers of `headers`.
+fn routing(headers: &HeaderMap) -> Routing<'_> {
+    let one = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let duplicated = [VERSION, modern::METHOD_HEADER, modern::NAME_HEADER]
+        .into_iter()
+        .find(|name| headers.get_all(*name).iter().count() > 1);
+    Routing {
+        version: one(VERSION),
+        method: one(modern::METHOD_HEADER),
+        name: one(modern::NAME_HEADER),
+        duplicated,
+    }
+}
+
+/// The client's `Mcp-Param-*` headers, which an intermediary passes on.
+fn param_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with(modern::PARAM_HEADER_PREFIX))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+impl<P: Ports> Gateway<P> {
+    /// A stateless-era request (the key and `Origin` already checked).
+    pub(super) async fn mcp_modern(
+        &self,
+        req: http::Request<Bytes>,
+        key: &ApiKey,
+        only: Option<String>,
+        request_id: &str,
+        span: &tracing::Span,
+    ) -> Result<Response<P>, GatewayError> {
+        if req.method() != Method::POST {
+            let mut resp = http::Response::new(Body::Full(Bytes::new()));
+            *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return Ok(resp);
+        }
+        let (id, method, params) = match jsonrpc::parse(req.body()) {
+            Ok(Message::Request { id, method, params }) => (id, method, params),
+            Ok(Message::Notification { .. }) => return Ok(accepted()),
+            Ok(Message::Response) => {
+                let message = "A client posts requests and notifications only.";
+                let body = jsonrpc::error(&Value::Null, jsonrpc::INVALID_REQUEST, message);
+                return Ok(reply(body, true));
+            }
+            Err(bad) => {
+                let body = jsonrpc::error(&Value::Null, bad.code, &bad.message);
+                return Ok(reply(body, true));
+            }
+        };
+        self.name_mcp_span(span, &method, &params);
+        if let Err(refusal) = modern::check(&routing(req.headers()), &method, &params, &[MODERN]) {
+            return Ok(reply(refusal.answer(&id), true));
+        }
+        let only = only.as_deref();
+        match method.as_str() {
+            "server/discover" => Ok(reply(jsonrpc::result(&id, discovered()), true)),
+            "tools/list" if params.contains_key("cursor") => {
+                let body = jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, "Unknown cursor.");
+                Ok(reply(body, true))
+            }
+            "tools/list" => {
+                let servers = self.mcp_servers(key, only).await?;
+                let opened = join_all(servers.iter().map(|s| self.open_upstream(s, LATEST))).await;
+                let open: Vec<_> = servers
+                    .into_iter()
+                    .zip(opened)
+                    .filter_map(|(s, u)| Some((s, u?)))
+                    .collect();
+                let tools = self.gather_tools(key, &open).await;
+                self.end_sessions(&open).await;
+                // A server whose session ended at once just has no tools.
+                let tools = tools.unwrap_or_default();
+                // What a key may use changes when an admin says so: no
+                // client or shared cache may keep the list.
+                let result = json!({"tools": tools, "ttlMs": 0, "cacheScope": "private"});
+                Ok(reply(jsonrpc::result(&id, result), true))
+            }
+            "tools/call" => {
+                let call = Call {
+                    key,
+                    session: None,
+                    only,
+                    request_id,
+                    sse: accepts_sse(req.headers()),
+                    modern: true,
+                    forwarded: param_headers(req.headers()),
+                };
+                self.mcp_call_tool(call, id, params).await
+            }
+            _ => Ok(reply(not_served(&id, &method), true)),
+        }
+    }
+
+    /// `server` in the stateless era, if it answers `server/discover` with
+    /// the modern version; `Ok(None)` when it answers otherwise (it has
+    /// sessions); an error when it cannot be reached at all.
+    pub(super) async fn discover_upstream(
+        &self,
+        server: &crate::mcp::McpServer,
+    ) -> Result<Option<Upstream>, Failure> {
+        let probe = Upstream {
+            session: None,
+            version: MODERN.to_owned(),
+        };
+        let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "server/discover", "params": {}});
+        let answer = match self
+            .mcp_exchange(server, Method::POST, Some(&probe), Some(&req))
+            .await
+        {
+            Ok(a) => a,
+            // An older server refuses the request it does not understand.
+            Err(Failure::Refused(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let versions = answer
+            .response
+            .as_ref()
+            .and_then(|r| r.pointer("/result/supportedVersions"))
+            .and_then(Value::as_array);
+        let modern = versions.is_some_and(|v| v.iter().any(|v| v == MODERN));
+        Ok(modern.then_some(probe))
+    }
+}
+
+/// What `server/discover` answers: every version the gateway serves, the
+/// tools it gathers, and who it is.
+fn discovered() -> Value {
+    json!({
+        "supportedVersions": SERVED,
+        "capabilities": {"tools": {"listChanged": false}},
+        "ttlMs": 0,
+        "cacheScope": "private",
+        "_meta": {modern::SERVER_INFO_KEY: {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")}},
+    })
+}

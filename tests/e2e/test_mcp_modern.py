@@ -1,0 +1,168 @@
+"""The MCP gateway in the stateless era (2026-07-28), both ways: the
+Python `mcp` SDK's client in `auto` mode discovers the gateway as a modern
+server and uses it without a session; the gateway speaks to each upstream
+in its own era (the SDK's dual-era MCPServer statelessly, a handshake-only
+server through a session of its own); and a modern request's routing
+headers are held to its body."""
+
+import asyncio
+import json
+import sys
+import uuid
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from conftest import UPSTREAM_SECRET, http
+from harness import ROOT, start, stop
+
+UPSTREAM = ROOT / "tests" / "support" / "mcp_upstream.py"
+MODERN = "2026-07-28"
+ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {}}
+ACCEPT = "application/json, text/event-stream"
+
+
+@pytest.fixture(scope="module")
+def servers(env):
+    """Three upstreams: `sse` and `json` speak both eras (`sse` needs a
+    credential), `legacy` only the handshake era."""
+    procs, ids = [], []
+    kinds = {"sse": [], "json": ["json"], "legacy": ["legacy"]}
+    names = {kind: "e2m-" + uuid.uuid4().hex[:6] for kind in kinds}
+    try:
+        for kind, args in kinds.items():
+            proc, url = start([sys.executable, str(UPSTREAM), names[kind], *args])
+            procs.append(proc)
+            body = {"name": names[kind], "url": url}
+            if kind == "sse":
+                body["headers"] = {"Authorization": "Bearer env:E2E_UPSTREAM_KEY"}
+            r = env.admin("POST", "/mcp/servers", body)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        yield names
+    finally:
+        for i in ids:
+            env.admin("DELETE", f"/mcp/servers/{i}")
+        for p in procs:
+            stop(p)
+
+
+def client(base_url, key, mode="auto"):
+    http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+    return Client(streamable_http_client(base_url + "/mcp", http_client=http_client), mode=mode)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_modern_client_uses_every_servers_tools_without_a_session(env, key, servers):
+    sse, js, legacy = servers["sse"], servers["json"], servers["legacy"]
+
+    async def session():
+        async with client(env.base_url, key) as c:
+            listed = sorted(t.name for t in (await c.list_tools()).tools)
+            echoes = [await c.call_tool(f"{s}_echo", {"message": "hi"}) for s in (sse, js, legacy)]
+            steps = []
+
+            async def progress(p, total, message):
+                steps.append((p, total, message))
+            counted = await c.call_tool(f"{sse}_count_slowly", {"steps": 2}, progress_callback=progress)
+            try:
+                await c.call_tool("nobody_echo", {})
+                unknown = None
+            except MCPError as e:
+                unknown = e.error.code
+            return c.protocol_version, listed, echoes, counted, steps, unknown
+
+    version, listed, echoes, counted, steps, unknown = run(session())
+    assert version == MODERN
+    for s in (sse, js, legacy):
+        assert f"{s}_echo" in listed and f"{s}_add" in listed, listed
+    assert [e.content[0].text for e in echoes] == [f"{sse}: hi", f"{js}: hi", f"{legacy}: hi"]
+    assert counted.content[0].text == "counted 2"
+    assert steps == [(1.0, 2.0, "step 1"), (2.0, 2.0, "step 2")]
+    assert unknown == -32602
+
+
+def seen(env, key, server, mode):
+    async def session():
+        async with client(env.base_url, key, mode) as c:
+            return json.loads((await c.call_tool(f"{server}_seen_headers", {})).content[0].text)
+    return run(session())
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_the_gateway_speaks_to_each_server_in_its_own_era(env, key, servers, mode):
+    modern = seen(env, key, servers["sse"], mode)
+    assert modern["mcp-protocol-version"] == MODERN and "mcp-session-id" not in modern
+    assert modern["mcp-method"] == "tools/call" and modern["mcp-name"] == "seen_headers"
+    assert modern["authorization"] == f"Bearer {UPSTREAM_SECRET}" and key not in json.dumps(modern)
+    # The gateway is the client there, and offers nothing it cannot relay.
+    meta = modern["(meta)"]
+    assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "modelgate"
+    assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
+    old = seen(env, key, servers["legacy"], mode)
+    assert old["mcp-protocol-version"] == "2025-11-25" and old["mcp-session-id"]
+    assert "mcp-method" not in old
+    assert not any(k.startswith("io.modelcontextprotocol/") for k in old["(meta)"])
+
+
+def post(env, key, body, **headers):
+    h = {"authorization": f"Bearer {key}", "accept": ACCEPT, "mcp-protocol-version": MODERN}
+    h.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return http("POST", env.base_url + "/mcp", body, headers=h)
+
+
+def tool_call(name, meta=ENVELOPE, **args):
+    return {"jsonrpc": "2.0", "id": "c-1", "method": "tools/call",
+            "params": {"name": name, "arguments": args, "_meta": meta}}
+
+
+def test_a_modern_requests_headers_must_say_what_its_body_says(env, key, servers):
+    name = f"{servers['json']}_add"
+    ok = post(env, key, tool_call(name, a=1, b=2), mcp_method="tools/call", mcp_name=name)
+    assert ok.status_code == 200 and ok.json()["id"] == "c-1", ok.text
+    assert ok.json()["result"]["structuredContent"] == {"result": 3}
+    assert ok.json()["result"]["resultType"] == "complete"
+
+    def refused(r, status, code):
+        assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+        return r.json()["error"]
+
+    other = f"{servers['sse']}_add"
+    refused(post(env, key, tool_call(name, a=1, b=2), mcp_method="tools/call", mcp_name=other), 400, -32020)
+    refused(post(env, key, tool_call(name, a=1, b=2), mcp_method="tools/list", mcp_name=name), 400, -32020)
+    refused(post(env, key, tool_call(name, a=1, b=2), mcp_method="tools/call"), 400, -32020)
+    refused(post(env, key, tool_call(name, meta={}, a=1, b=2), mcp_method="tools/call", mcp_name=name), 400, -32602)
+    future = post(env, key, tool_call(name, a=1), mcp_method="tools/call", mcp_name=name,
+                  mcp_protocol_version="2099-01-01")
+    data = refused(future, 400, -32022)["data"]
+    assert MODERN in data["supported"] and "2025-11-25" in data["supported"] and data["requested"] == "2099-01-01"
+    # A method this gateway does not serve, a tool the key may not use.
+    unknown = {"jsonrpc": "2.0", "id": 5, "method": "resources/list", "params": {"_meta": ENVELOPE}}
+    refused(post(env, key, unknown, mcp_method="resources/list"), 404, -32601)
+    narrow = env.make_key(allowed_tools=[servers["sse"]])["key"]
+    refused(post(env, narrow, tool_call(name, a=1, b=2), mcp_method="tools/call", mcp_name=name), 400, -32602)
+    # Notifications are taken; nothing else of the handshake era applies.
+    note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}
+    assert post(env, key, note, mcp_method="notifications/cancelled").status_code == 202
+    assert http("DELETE", env.base_url + "/mcp", None, headers={
+        "authorization": f"Bearer {key}", "mcp-protocol-version": MODERN}).status_code == 405
+
+
+def test_discover_names_both_eras_and_a_list_is_never_cached(env, key, servers):
+    discover = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": ENVELOPE}}
+    r = post(env, key, discover, mcp_method="server/discover")
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert MODERN in result["supportedVersions"] and "2025-06-18" in result["supportedVersions"]
+    assert result["capabilities"]["tools"] is not None and result["resultType"] == "complete"
+    listed = post(env, key, {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": ENVELOPE}},
+                  mcp_method="tools/list").json()["result"]
+    assert listed["ttlMs"] == 0 and listed["cacheScope"] == "private"
+    assert f"{servers['legacy']}_echo" in [t["name"] for t in listed["tools"]]
