@@ -2,8 +2,8 @@
 Python `mcp` SDK's client in `auto` mode discovers the gateway as a modern
 server and uses it without a session; the gateway speaks to each upstream
 in its own era (the SDK's dual-era MCPServer statelessly, a handshake-only
-server through a session of its own); and a modern request's routing
-headers are held to its body."""
+server through a session of its own); a modern request's routing headers
+are held to its body; prompts and resources pass through in both eras."""
 
 import asyncio
 import json
@@ -144,8 +144,8 @@ def test_a_modern_requests_headers_must_say_what_its_body_says(env, key, servers
     data = refused(future, 400, -32022)["data"]
     assert MODERN in data["supported"] and "2025-11-25" in data["supported"] and data["requested"] == "2099-01-01"
     # A method this gateway does not serve, a tool the key may not use.
-    unknown = {"jsonrpc": "2.0", "id": 5, "method": "resources/list", "params": {"_meta": ENVELOPE}}
-    refused(post(env, key, unknown, mcp_method="resources/list"), 404, -32601)
+    unknown = {"jsonrpc": "2.0", "id": 5, "method": "completion/complete", "params": {"_meta": ENVELOPE}}
+    refused(post(env, key, unknown, mcp_method="completion/complete"), 404, -32601)
     narrow = env.make_key(allowed_tools=[servers["sse"]])["key"]
     refused(post(env, narrow, tool_call(name, a=1, b=2), mcp_method="tools/call", mcp_name=name), 400, -32602)
     # Notifications are taken; nothing else of the handshake era applies.
@@ -166,3 +166,51 @@ def test_discover_names_both_eras_and_a_list_is_never_cached(env, key, servers):
                   mcp_method="tools/list").json()["result"]
     assert listed["ttlMs"] == 0 and listed["cacheScope"] == "private"
     assert f"{servers['legacy']}_echo" in [t["name"] for t in listed["tools"]]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_prompts_and_resources_of_every_server_in_either_era(env, key, servers, mode):
+    sse, legacy = servers["sse"], servers["legacy"]
+
+    async def session():
+        async with client(env.base_url, key, mode) as c:
+            prompts = sorted(p.name for p in (await c.list_prompts()).prompts)
+            resources = sorted(str(r.uri) for r in (await c.list_resources()).resources)
+            templates = sorted(t.uri_template for t in (await c.list_resource_templates()).resource_templates)
+            prompt = await c.get_prompt(f"{legacy}_summarize", {"text": "the news"})
+            read = await c.read_resource(f"{sse}+config://settings")
+            templated = await c.read_resource(f"{legacy}+greeting://ada")
+            try:
+                await c.read_resource("nobody+config://settings")
+                unknown = None
+            except MCPError as e:
+                unknown = e.error.code
+            return prompts, resources, templates, prompt, read, templated, unknown
+
+    prompts, resources, templates, prompt, read, templated, unknown = run(session())
+    for s in servers.values():
+        assert f"{s}_summarize" in prompts and f"{s}+config://settings" in resources, (prompts, resources)
+        assert f"{s}+greeting://{{who}}" in templates, templates
+    assert prompt.messages[0].content.text == f"{legacy} asks: summarize the news"
+    assert read.contents[0].text == f"{sse} settings" and str(read.contents[0].uri) == f"{sse}+config://settings"
+    assert templated.contents[0].text == f"hello ada from {legacy}"
+    assert unknown == -32602
+
+
+def test_prompts_and_resources_need_the_whole_server(env, servers):
+    sse, js = servers["sse"], servers["json"]
+    narrow = env.make_key(allowed_tools=[js, f"{sse}_echo"])["key"]
+
+    async def session():
+        async with client(env.base_url, narrow) as c:
+            prompts = [p.name for p in (await c.list_prompts()).prompts]
+            try:
+                await c.get_prompt(f"{sse}_summarize", {"text": "x"})
+                refused = None
+            except MCPError as e:
+                refused = e.error.code
+            return prompts, refused
+
+    prompts, refused = run(session())
+    assert f"{js}_summarize" in prompts and f"{sse}_summarize" not in prompts
+    assert refused == -32602

@@ -75,6 +75,24 @@ def rug_pull() -> str:
     return "changed"
 
 
+@server.prompt()
+def summarize(text: str) -> str:
+    """Ask for a summary of the text."""
+    return f"{NAME} asks: summarize {text}"
+
+
+@server.resource("config://settings", mime_type="text/plain")
+def settings() -> str:
+    """The server's settings."""
+    return f"{NAME} settings"
+
+
+@server.resource("greeting://{who}", mime_type="text/plain")
+def greeting(who: str) -> str:
+    """A greeting for anyone."""
+    return f"hello {who} from {NAME}"
+
+
 @server.tool(name="dotted.name")
 def dotted() -> str:
     """A name that is not a valid function name once prefixed."""

@@ -28,6 +28,12 @@ use crate::ports::{McpServerStore, Ports};
 const VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", LATEST];
 /// The newest of them.
 pub(super) const LATEST: &str = "2025-11-25";
+/// What the gateway offers a client: the servers' tools, prompts and
+/// resources (no notifications of changes yet).
+pub(super) fn capabilities() -> Value {
+    json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false},
+           "resources": {"subscribe": false, "listChanged": false}})
+}
 /// Every version served, both eras (what `server/discover` lists).
 pub(super) const SERVED: [&str; 4] = ["2025-03-26", "2025-06-18", LATEST, modern::MODERN];
 
@@ -111,6 +117,15 @@ impl<P: Ports> Gateway<P> {
             return self.mcp_initialize(&key, only, &id, &params).await;
         }
         let session = self.mcp_session(&req, &key, only.as_deref())?;
+        let call = Call {
+            key: &key,
+            session: Some(&session),
+            only: only.as_deref(),
+            request_id,
+            sse: accepts_sse(req.headers()),
+            modern: false,
+            forwarded: Vec::new(),
+        };
         match method.as_str() {
             "ping" => Ok(rpc(StatusCode::OK, &jsonrpc::result(&id, json!({})))),
             "tools/list" if params.contains_key("cursor") => Ok(rpc(
@@ -127,17 +142,12 @@ impl<P: Ports> Gateway<P> {
                     Err(ended) => Ok(session_ended(&id, &ended)),
                 }
             }
-            "tools/call" => {
-                let call = Call {
-                    key: &key,
-                    session: Some(&session),
-                    only: only.as_deref(),
-                    request_id,
-                    sse: accepts_sse(req.headers()),
-                    modern: false,
-                    forwarded: Vec::new(),
-                };
-                self.mcp_call_tool(call, id, params).await
+            "tools/call" => self.mcp_call_tool(call, id, params).await,
+            "prompts/list" | "resources/list" | "resources/templates/list" => {
+                self.mcp_catalog_list(&call, &id, &method).await
+            }
+            "prompts/get" | "resources/read" => {
+                self.mcp_catalog_get(&call, id, &method, params).await
             }
             _ => Ok(rpc(StatusCode::OK, &not_served(&id, &method))),
         }
@@ -230,7 +240,7 @@ impl<P: Ports> Gateway<P> {
         let token = session.seal(&self.inner.mcp_key, nonce);
         let result = json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": false}},
+            "capabilities": capabilities(),
             "serverInfo": {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")},
         });
         let mut resp = rpc(StatusCode::OK, &jsonrpc::result(id, result));

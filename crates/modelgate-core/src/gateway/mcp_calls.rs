@@ -12,14 +12,14 @@ use super::{Body, Gateway, Response, json_response};
 use crate::domain::{ApiKey, Settlement, UsageRecord};
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
-use crate::mcp::session::{Session, Upstream};
+use crate::mcp::session::Session;
 use crate::mcp::{jsonrpc, modern};
 use crate::ports::Ports;
 
 /// The answer to a forwarded request: JSON, or the notifications that
 /// came before it and the response as one event stream when the client
 /// takes one.
-fn relay<P: Ports>(answer: Answer, id: &Value, call: &Call<'_>) -> Response<P> {
+pub(super) fn relay<P: Ports>(answer: Answer, id: &Value, call: &Call<'_>) -> Response<P> {
     let response = match answer.response {
         // Under the client's own id again.
         Some(Value::Object(mut r)) => {
@@ -98,16 +98,7 @@ impl<P: Ports> Gateway<P> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let servers: Vec<(McpServer, Option<Upstream>)> = match call.session {
-            Some(session) => (self.session_servers(key, session).await?)
-                .into_iter()
-                .map(|(s, u)| (s, Some(u)))
-                .collect(),
-            None => (self.mcp_servers(key, call.only).await?)
-                .into_iter()
-                .map(|s| (s, None))
-                .collect(),
-        };
+        let servers = self.reach_servers(&call).await?;
         // A tool the key may not use is not one it can tell from a tool
         // that does not exist.
         let target = name.split_once('_').and_then(|(server, tool)| {
@@ -130,10 +121,7 @@ impl<P: Ports> Gateway<P> {
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/call", "params": params});
         let started = self.now_ms();
         // A stateless call opens the server's side for this call alone.
-        let opened = match upstream {
-            Some(u) => Some((u.clone(), false)),
-            None => (self.open_upstream(server, super::mcp::LATEST).await).map(|u| (u, true)),
-        };
+        let opened = self.upstream_for(server, upstream.as_ref()).await;
         let answer = match &opened {
             Some((u, _)) => {
                 self.mcp_exchange_with(server, Method::POST, Some(u), Some(&req), &call.forwarded)

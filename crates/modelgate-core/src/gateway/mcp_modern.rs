@@ -12,7 +12,7 @@ use http::header::ALLOW;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::mcp::{LATEST, SERVED, accepted, accepts_sse, not_served};
+use super::mcp::{LATEST, SERVED, accepted, accepts_sse, capabilities, not_served};
 use super::mcp_calls::{Call, reply};
 use super::mcp_upstream::{Failure, VERSION};
 use super::{Body, Gateway, Response};
@@ -80,7 +80,15 @@ impl<P: Ports> Gateway<P> {
         if let Err(refusal) = modern::check(&routing(req.headers()), &method, &params, &[MODERN]) {
             return Ok(reply(refusal.answer(&id), true));
         }
-        let only = only.as_deref();
+        let call = Call {
+            key,
+            session: None,
+            only: only.as_deref(),
+            request_id,
+            sse: accepts_sse(req.headers()),
+            modern: true,
+            forwarded: param_headers(req.headers()),
+        };
         match method.as_str() {
             "server/discover" => Ok(reply(jsonrpc::result(&id, discovered()), true)),
             "tools/list" if params.contains_key("cursor") => {
@@ -88,7 +96,7 @@ impl<P: Ports> Gateway<P> {
                 Ok(reply(body, true))
             }
             "tools/list" => {
-                let servers = self.mcp_servers(key, only).await?;
+                let servers = self.mcp_servers(key, call.only).await?;
                 let opened = join_all(servers.iter().map(|s| self.open_upstream(s, LATEST))).await;
                 let open: Vec<_> = servers
                     .into_iter()
@@ -104,17 +112,12 @@ impl<P: Ports> Gateway<P> {
                 let result = json!({"tools": tools, "ttlMs": 0, "cacheScope": "private"});
                 Ok(reply(jsonrpc::result(&id, result), true))
             }
-            "tools/call" => {
-                let call = Call {
-                    key,
-                    session: None,
-                    only,
-                    request_id,
-                    sse: accepts_sse(req.headers()),
-                    modern: true,
-                    forwarded: param_headers(req.headers()),
-                };
-                self.mcp_call_tool(call, id, params).await
+            "tools/call" => self.mcp_call_tool(call, id, params).await,
+            "prompts/list" | "resources/list" | "resources/templates/list" => {
+                self.mcp_catalog_list(&call, &id, &method).await
+            }
+            "prompts/get" | "resources/read" => {
+                self.mcp_catalog_get(&call, id, &method, params).await
             }
             _ => Ok(reply(not_served(&id, &method), true)),
         }
@@ -156,7 +159,7 @@ impl<P: Ports> Gateway<P> {
 fn discovered() -> Value {
     json!({
         "supportedVersions": SERVED,
-        "capabilities": {"tools": {"listChanged": false}},
+        "capabilities": capabilities(),
         "ttlMs": 0,
         "cacheScope": "private",
         "_meta": {modern::SERVER_INFO_KEY: {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")}},

@@ -36,13 +36,26 @@ impl<P: Ports> Gateway<P> {
         server: &McpServer,
         upstream: &Upstream,
     ) -> Result<Vec<Value>, Failure> {
-        let mut tools = Vec::new();
+        self.server_list(server, upstream, "tools/list", "tools")
+            .await
+    }
+
+    /// Every page of what `server` lists under `method`, the `field` of
+    /// each page's result.
+    pub(super) async fn server_list(
+        &self,
+        server: &McpServer,
+        upstream: &Upstream,
+        method: &str,
+        field: &str,
+    ) -> Result<Vec<Value>, Failure> {
+        let mut items = Vec::new();
         let mut cursor: Option<Value> = None;
         for _ in 0..MAX_PAGES {
             let params = cursor
                 .take()
                 .map_or_else(|| json!({}), |c| json!({"cursor": c}));
-            let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/list", "params": params});
+            let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": method, "params": params});
             let answer = self
                 .mcp_exchange(server, Method::POST, Some(upstream), Some(&req))
                 .await?;
@@ -50,14 +63,14 @@ impl<P: Ports> Gateway<P> {
             let Some(result) = result else {
                 return Err(Failure::Refused(answer.status));
             };
-            let page = result.get("tools").and_then(Value::as_array);
-            tools.extend(page.into_iter().flatten().cloned());
+            let page = result.get(field).and_then(Value::as_array);
+            items.extend(page.into_iter().flatten().cloned());
             match result.get("nextCursor") {
                 Some(c) if !c.is_null() => cursor = Some(c.clone()),
                 _ => break,
             }
         }
-        Ok(tools)
+        Ok(items)
     }
 
     /// One server's tools as clients see them: pinned the first time they

@@ -18,6 +18,7 @@ mod leases;
 mod limits;
 mod mcp;
 mod mcp_calls;
+mod mcp_catalog;
 mod mcp_modern;
 mod mcp_servers;
 mod mcp_tools;

@@ -20,6 +20,12 @@ pub fn allows(allowed: &[String], server: &str, tool: Option<&str>) -> bool {
         })
 }
 
+/// Whether a key with the allowlist `allowed` may use all of `server`
+/// (its prompts and resources too, which no tool entry covers).
+pub fn allows_server(allowed: &[String], server: &str) -> bool {
+    allowed.is_empty() || allowed.iter().any(|entry| entry == server)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +44,10 @@ mod tests {
         );
         assert!(!allows(&key, "doc", Some("doc_s")));
         assert!(!allows(&key, "other", None));
+        assert!(allows_server(&key, "docs") && allows_server(&[], "github"));
+        assert!(
+            !allows_server(&key, "github"),
+            "one tool is not the whole server"
+        );
     }
 }
