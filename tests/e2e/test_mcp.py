@@ -124,12 +124,26 @@ def test_a_tool_that_is_not_one_of_a_known_server_is_an_error(env, key, servers)
     assert got[f"{servers['sse']}_missing"] != "ok"
 
 
-def test_one_server_alone_at_its_own_path(env, key, servers):
-    async def session():
-        async with client(env.base_url, key, f"/mcp/{servers['json']}") as c:
-            return (await c.list_tools()).tools
+def test_one_server_alone_at_its_own_path_under_its_own_names(env, key, servers):
+    js = servers["json"]
+    narrow = env.make_key(allowed_tools=[f"{js}_add"])["key"]
 
-    assert {t.name.split("_", 1)[0] for t in run(session())} == {servers["json"]}
+    async def session(key):
+        async with client(env.base_url, key, f"/mcp/{js}") as c:
+            names = sorted(t.name for t in (await c.list_tools()).tools)
+            added = await c.call_tool("add", {"a": 1, "b": 2})
+            try:
+                echoed = (await c.call_tool("echo", {"message": "x"})).content[0].text
+            except MCPError as e:
+                echoed = e.error.code
+            return names, added, echoed
+
+    names, added, echoed = run(session(key))
+    assert names == ["add", "count_slowly", "echo", "rug_pull", "seen_headers"]
+    assert added.structured_content == {"result": 3} and echoed == f"{js}: x"
+    # The key's allowlist still names tools as `{server}_{tool}`.
+    names, added, echoed = run(session(narrow))
+    assert names == ["add"] and added.structured_content == {"result": 3} and echoed == -32602
     r = http("POST", env.base_url + "/mcp/no-such-server", INIT,
              headers={"authorization": f"Bearer {key}", "accept": ACCEPT})
     assert r.status_code == 404 and r.json()["error"]["code"] == -32001 and r.json()["id"] is None
@@ -344,19 +358,20 @@ def test_the_reference_everything_server_through_the_gateway(env, key, everythin
     async def session():
         async with client(env.base_url, key, f"/mcp/{everything}") as c:
             names = {t.name for t in (await c.list_tools()).tools}
-            echo = await c.call_tool(f"{everything}_echo", {"message": "hi"})
-            total = await c.call_tool(f"{everything}_get-sum", {"a": 2, "b": 3})
+            # At its own path, a server's names are its own.
+            echo = await c.call_tool("echo", {"message": "hi"})
+            total = await c.call_tool("get-sum", {"a": 2, "b": 3})
             steps = []
 
             async def progress(p, t, m):
                 steps.append(p)
-            long = await c.call_tool(f"{everything}_trigger-long-running-operation",
+            long = await c.call_tool("trigger-long-running-operation",
                                      {"duration": 0.3, "steps": 3}, progress_callback=progress)
             return names, echo, total, long, steps
 
     names, echo, total, long, steps = run(session())
-    assert {f"{everything}_echo", f"{everything}_get-sum"} <= names
-    assert all(n.startswith(f"{everything}_") for n in names)
+    assert {"echo", "get-sum"} <= names
+    assert not any(n.startswith(f"{everything}_") for n in names)
     assert echo.content[0].text == "Echo: hi"
     assert "5" in total.content[0].text
     assert "completed" in long.content[0].text.lower(), long

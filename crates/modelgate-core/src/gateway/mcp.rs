@@ -134,7 +134,7 @@ impl<P: Ports> Gateway<P> {
             )),
             "tools/list" => {
                 let servers = self.session_servers(&key, &session).await?;
-                match self.gather_tools(&key, &servers).await {
+                match self.gather_tools(&call, &servers).await {
                     Ok(tools) => Ok(rpc(
                         StatusCode::OK,
                         &jsonrpc::result(&id, json!({"tools": tools})),
@@ -360,16 +360,21 @@ impl<P: Ports> Gateway<P> {
     /// again), one that fails otherwise is left out.
     pub(super) async fn gather_tools(
         &self,
-        key: &ApiKey,
+        call: &Call<'_>,
         servers: &[(McpServer, Upstream)],
     ) -> Result<Vec<Value>, String> {
         let lists = join_all(servers.iter().map(|(s, u)| self.listed_tools(s, u))).await;
         let mut tools = Vec::new();
         for ((server, _), list) in servers.iter().zip(lists) {
             match list {
-                Ok(list) => tools.extend(list.into_iter().filter(|t| {
-                    let name = t.get("name").and_then(Value::as_str);
-                    crate::mcp::access::allows(&key.allowed_tools, &server.name, name)
+                Ok(list) => tools.extend(list.into_iter().filter_map(|mut t| {
+                    let name = t.get("name")?.as_str()?;
+                    let allowed = &call.key.allowed_tools;
+                    if !crate::mcp::access::allows(allowed, &server.name, Some(name)) {
+                        return None;
+                    }
+                    t["name"] = Value::String(call.shown(name, '_').to_owned());
+                    Some(t)
                 })),
                 Err(Failure::SessionEnded) => return Err(server.name.clone()),
                 Err(e) => tracing::warn!(server = server.name, "MCP tools/list failed: {e:?}"),

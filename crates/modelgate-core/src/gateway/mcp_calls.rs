@@ -93,11 +93,8 @@ impl<P: Ports> Gateway<P> {
         mut params: Map<String, Value>,
     ) -> Result<Response<P>, GatewayError> {
         let key = call.key;
-        let name = params
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let asked = params.get("name").and_then(Value::as_str);
+        let name = call.canonical(asked.unwrap_or_default(), '_');
         let servers = self.reach_servers(&call).await?;
         // A tool the key may not use is not one it can tell from a tool
         // that does not exist.
@@ -110,7 +107,7 @@ impl<P: Ports> Gateway<P> {
                 .then_some((s, u, tool))
         });
         let Some((server, upstream, tool)) = target else {
-            let message = format!("Unknown tool: {name}");
+            let message = format!("Unknown tool: {}", asked.unwrap_or_default());
             let body = jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message);
             return Ok(reply(body, call.modern));
         };
@@ -231,6 +228,25 @@ pub(super) struct Call<'a> {
     pub(super) modern: bool,
     /// Headers passed on to the server (a modern client's `Mcp-Param-*`).
     pub(super) forwarded: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Call<'_> {
+    /// The gateway's name (`{server}{sep}{own}`) for what the client calls
+    /// `shown`: on `/mcp/{server}` a server's names are its own.
+    pub(super) fn canonical(&self, shown: &str, sep: char) -> String {
+        match self.only {
+            Some(server) => format!("{server}{sep}{shown}"),
+            None => shown.to_owned(),
+        }
+    }
+
+    /// What the client is shown for the gateway's `canonical` name.
+    pub(super) fn shown<'n>(&self, canonical: &'n str, sep: char) -> &'n str {
+        let own = self
+            .only
+            .and_then(|server| canonical.strip_prefix(server)?.strip_prefix(sep));
+        own.unwrap_or(canonical)
+    }
 }
 
 /// How a tool call ended, as records and metrics name it.

@@ -141,7 +141,8 @@ impl<P: Ports> Gateway<P> {
             match list {
                 Ok(list) => entries.extend(list.into_iter().filter_map(|mut e| {
                     let own = e.get(kind.key())?.as_str()?;
-                    e[kind.key()] = Value::String(expose(kind, &server.name, own));
+                    let name = expose(kind, &server.name, own);
+                    e[kind.key()] = Value::String(call.shown(&name, kind.separator()).to_owned());
                     Some(e)
                 })),
                 Err(Failure::SessionEnded) => return Ok(session_ended(id, &server.name)),
@@ -178,11 +179,8 @@ impl<P: Ports> Gateway<P> {
         } else {
             Kind::Resources
         };
-        let exposed = params
-            .get(kind.key())
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let asked = params.get(kind.key()).and_then(Value::as_str);
+        let exposed = call.canonical(asked.unwrap_or_default(), kind.separator());
         let reached = self.reach_servers(call).await?;
         let target = exposed
             .split_once(kind.separator())
@@ -196,11 +194,8 @@ impl<P: Ports> Gateway<P> {
             } else {
                 "resource"
             };
-            let body = jsonrpc::error(
-                &id,
-                jsonrpc::INVALID_PARAMS,
-                &format!("Unknown {what}: {exposed}"),
-            );
+            let message = format!("Unknown {what}: {}", asked.unwrap_or_default());
+            let body = jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message);
             return Ok(reply(body, call.modern));
         };
         params.insert(kind.key().into(), Value::String(own.to_owned()));
@@ -236,7 +231,8 @@ impl<P: Ports> Gateway<P> {
                     .and_then(Value::as_array_mut);
                 for content in contents.into_iter().flatten() {
                     if let Some(uri) = content.get("uri").and_then(Value::as_str) {
-                        content["uri"] = Value::String(expose(kind, &server.name, uri));
+                        let name = expose(kind, &server.name, uri);
+                        content["uri"] = Value::String(call.shown(&name, '+').to_owned());
                     }
                 }
                 Ok(relay(answer, &id, call))

@@ -103,7 +103,7 @@ impl<P: Ports> Gateway<P> {
                     .zip(opened)
                     .filter_map(|(s, u)| Some((s, u?)))
                     .collect();
-                let tools = self.gather_tools(key, &open).await;
+                let tools = self.gather_tools(&call, &open).await;
                 self.end_sessions(&open).await;
                 // A server whose session ended at once just has no tools.
                 let tools = tools.unwrap_or_default();
