@@ -28,10 +28,11 @@ ACCEPT = "application/json, text/event-stream"
 
 @pytest.fixture(scope="module")
 def servers(env):
-    """Three upstreams: `sse` and `json` speak both eras (`sse` needs a
-    credential), `legacy` only the handshake era."""
+    """Four upstreams: `sse` and `json` speak both eras (`sse` needs a
+    credential), `legacy` only the handshake era, `modern` only the
+    stateless one."""
     procs, ids = [], []
-    kinds = {"sse": [], "json": ["json"], "legacy": ["legacy"]}
+    kinds = {"sse": [], "json": ["json"], "legacy": ["legacy"], "modern": ["modern"]}
     names = {kind: "e2m-" + uuid.uuid4().hex[:6] for kind in kinds}
     try:
         for kind, args in kinds.items():
@@ -61,12 +62,12 @@ def run(coro):
 
 
 def test_a_modern_client_uses_every_servers_tools_without_a_session(env, key, servers):
-    sse, js, legacy = servers["sse"], servers["json"], servers["legacy"]
+    sse, js, legacy, modern = servers["sse"], servers["json"], servers["legacy"], servers["modern"]
 
     async def session():
         async with client(env.base_url, key) as c:
             listed = sorted(t.name for t in (await c.list_tools()).tools)
-            echoes = [await c.call_tool(f"{s}_echo", {"message": "hi"}) for s in (sse, js, legacy)]
+            echoes = [await c.call_tool(f"{s}_echo", {"message": "hi"}) for s in (sse, js, legacy, modern)]
             steps = []
 
             async def progress(p, total, message):
@@ -81,9 +82,9 @@ def test_a_modern_client_uses_every_servers_tools_without_a_session(env, key, se
 
     version, listed, echoes, counted, steps, unknown = run(session())
     assert version == MODERN
-    for s in (sse, js, legacy):
+    for s in (sse, js, legacy, modern):
         assert f"{s}_echo" in listed and f"{s}_add" in listed, listed
-    assert [e.content[0].text for e in echoes] == [f"{sse}: hi", f"{js}: hi", f"{legacy}: hi"]
+    assert [e.content[0].text for e in echoes] == [f"{sse}: hi", f"{js}: hi", f"{legacy}: hi", f"{modern}: hi"]
     assert counted.content[0].text == "counted 2"
     assert steps == [(1.0, 2.0, "step 1"), (2.0, 2.0, "step 2")]
     assert unknown == -32602
@@ -96,12 +97,18 @@ def seen(env, key, server, mode):
     return run(session())
 
 
+def stateless(seen):
+    return seen["mcp-protocol-version"] == MODERN and "mcp-session-id" not in seen
+
+
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-def test_the_gateway_speaks_to_each_server_in_its_own_era(env, key, servers, mode):
-    modern = seen(env, key, servers["sse"], mode)
-    assert modern["mcp-protocol-version"] == MODERN and "mcp-session-id" not in modern
+def test_the_gateway_speaks_each_clients_era_where_the_server_has_it(env, key, servers, mode):
+    both = seen(env, key, servers["sse"], mode)
+    assert stateless(both) == (mode == "auto"), both
+    assert both["authorization"] == f"Bearer {UPSTREAM_SECRET}" and key not in json.dumps(both)
+    modern = seen(env, key, servers["modern"], mode)
+    assert stateless(modern)
     assert modern["mcp-method"] == "tools/call" and modern["mcp-name"] == "seen_headers"
-    assert modern["authorization"] == f"Bearer {UPSTREAM_SECRET}" and key not in json.dumps(modern)
     # The gateway is the client there, and offers nothing it cannot relay.
     meta = modern["(meta)"]
     assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "modelgate"
@@ -144,8 +151,8 @@ def test_a_modern_requests_headers_must_say_what_its_body_says(env, key, servers
     data = refused(future, 400, -32022)["data"]
     assert MODERN in data["supported"] and "2025-11-25" in data["supported"] and data["requested"] == "2099-01-01"
     # A method this gateway does not serve, a tool the key may not use.
-    unknown = {"jsonrpc": "2.0", "id": 5, "method": "completion/complete", "params": {"_meta": ENVELOPE}}
-    refused(post(env, key, unknown, mcp_method="completion/complete"), 404, -32601)
+    unknown = {"jsonrpc": "2.0", "id": 5, "method": "resources/subscribe", "params": {"_meta": ENVELOPE}}
+    refused(post(env, key, unknown, mcp_method="resources/subscribe"), 404, -32601)
     narrow = env.make_key(allowed_tools=[servers["sse"]])["key"]
     refused(post(env, narrow, tool_call(name, a=1, b=2), mcp_method="tools/call", mcp_name=name), 400, -32602)
     # Notifications are taken; nothing else of the handshake era applies.

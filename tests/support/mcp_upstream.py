@@ -2,11 +2,12 @@
 MCPServer (dual-era, Streamable HTTP) on a free loopback port, with a few
 tools, printing `READY <url>` once it listens.
 
-    python mcp_upstream.py NAME [json] [legacy]
+    python mcp_upstream.py NAME [json] [legacy|modern]
 
 `json` answers requests with one JSON object instead of an SSE stream;
 `legacy` makes it a handshake-era server only (as servers before
-2026-07-28 are: a request without a session is a 400).
+2026-07-28 are: a request without a session is a 400); `modern` a
+stateless-era one only (`initialize` is refused with -32022).
 The `seen_headers` tool returns the headers of the request that called it,
 so a test can see what the gateway sent; `rug_pull` changes `echo`'s
 definition and adds a tool."""
@@ -22,6 +23,7 @@ from mcp.server.mcpserver import Context, MCPServer
 NAME = sys.argv[1]
 JSON = "json" in sys.argv[2:]
 LEGACY = "legacy" in sys.argv[2:]
+MODERN = "modern" in sys.argv[2:]
 HANDSHAKE = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
 
 server = MCPServer(NAME, instructions=f"the {NAME} test server")
@@ -116,6 +118,24 @@ def handshake_only(app):
     return wrapped
 
 
+def stateless_only(app):
+    """Refuse the handshake the way a server of the stateless era alone
+    does: -32022, naming the one version it speaks."""
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http":
+            version = dict(scope["headers"]).get(b"mcp-protocol-version", b"").decode()
+            if version != "2026-07-28":
+                body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
+                    "code": -32022, "message": "Unsupported protocol version",
+                    "data": {"supported": ["2026-07-28"], "requested": version}}}).encode()
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await app(scope, receive, send)
+    return wrapped
+
+
 async def main():
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -123,6 +143,8 @@ async def main():
     app = server.streamable_http_app(json_response=JSON, host="127.0.0.1")
     if LEGACY:
         app = handshake_only(app)
+    if MODERN:
+        app = stateless_only(app)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
     sock.listen(128)

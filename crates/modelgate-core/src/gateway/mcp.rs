@@ -32,7 +32,8 @@ pub(super) const LATEST: &str = "2025-11-25";
 /// resources (no notifications of changes yet).
 pub(super) fn capabilities() -> Value {
     json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false},
-           "resources": {"subscribe": false, "listChanged": false}})
+           "resources": {"subscribe": false, "listChanged": false},
+           "completions": {}, "logging": {}})
 }
 /// Every version served, both eras (what `server/discover` lists).
 pub(super) const SERVED: [&str; 4] = ["2025-03-26", "2025-06-18", LATEST, modern::MODERN];
@@ -146,8 +147,13 @@ impl<P: Ports> Gateway<P> {
             "prompts/list" | "resources/list" | "resources/templates/list" => {
                 self.mcp_catalog_list(&call, &id, &method).await
             }
-            "prompts/get" | "resources/read" => {
+            "prompts/get" | "resources/read" | "completion/complete" => {
                 self.mcp_catalog_get(&call, id, &method, params).await
+            }
+            "logging/setLevel" => {
+                let servers = self.session_servers(&key, &session).await?;
+                self.set_log_level(&servers, &params).await;
+                Ok(rpc(StatusCode::OK, &jsonrpc::result(&id, json!({}))))
             }
             _ => Ok(rpc(StatusCode::OK, &not_served(&id, &method))),
         }
@@ -250,65 +256,14 @@ impl<P: Ports> Gateway<P> {
         Ok(resp)
     }
 
-    /// Reach `server` in its era: stateless when it answers
-    /// `server/discover` with the modern version, else a session
-    /// (`initialize`, then `initialized`) at `version`; `None` if neither,
-    /// so its tools are simply absent.
-    pub(super) async fn open_upstream(
-        &self,
-        server: &McpServer,
-        version: &str,
-    ) -> Option<Upstream> {
-        match self.discover_upstream(server).await {
-            Ok(Some(modern)) => return Some(modern),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(server = server.name, "MCP server/discover failed: {e:?}");
-                return None;
-            }
-        }
-        let init = json!({
-            "jsonrpc": "2.0", "id": self.upstream_id(), "method": "initialize",
-            "params": {
-                "protocolVersion": version,
-                // Nothing a server could ask the client is relayed yet
-                // (sampling, elicitation, roots): none is offered.
-                "capabilities": {},
-                "clientInfo": {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")},
-            },
+    /// The session's log level, set on each of its servers (best effort:
+    /// one that has no logging just sends no messages).
+    async fn set_log_level(&self, servers: &[(McpServer, Upstream)], params: &Map<String, Value>) {
+        let sets = servers.iter().map(|(s, u)| {
+            let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "logging/setLevel", "params": params});
+            async move { self.mcp_exchange(s, Method::POST, Some(u), Some(&req)).await }
         });
-        let answer = match self
-            .mcp_exchange(server, Method::POST, None, Some(&init))
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(server = server.name, "MCP initialize failed: {e:?}");
-                return None;
-            }
-        };
-        let agreed = answer.response.as_ref().and_then(|r| {
-            r.pointer("/result/protocolVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-        let Some(agreed) = agreed else {
-            tracing::warn!(server = server.name, "MCP initialize answered no version");
-            return None;
-        };
-        let upstream = Upstream {
-            session: answer.session,
-            version: agreed,
-        };
-        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        if let Err(e) = self
-            .mcp_exchange(server, Method::POST, Some(&upstream), Some(&done))
-            .await
-        {
-            tracing::warn!(server = server.name, "MCP initialized failed: {e:?}");
-            return None;
-        }
-        Some(upstream)
+        join_all(sets).await;
     }
 
     /// End every upstream session of `session` (best effort).

@@ -15,6 +15,7 @@ use crate::error::GatewayError;
 use crate::mcp::McpServer;
 use crate::mcp::access;
 use crate::mcp::jsonrpc;
+use crate::mcp::modern::MODERN;
 use crate::mcp::session::Upstream;
 use crate::ports::Ports;
 
@@ -72,6 +73,19 @@ impl Kind {
     }
 }
 
+/// What a request names, and where in its params: a prompt (`name`) or a
+/// resource (`uri`), or for a completion its `ref`'s.
+fn named_by(method: &str, params: &Value) -> (Kind, &'static str) {
+    match method {
+        "prompts/get" => (Kind::Prompts, "/name"),
+        "completion/complete" if params.pointer("/ref/type") == Some(&json!("ref/prompt")) => {
+            (Kind::Prompts, "/ref/name")
+        }
+        "completion/complete" => (Kind::Resources, "/ref/uri"),
+        _ => (Kind::Resources, "/uri"),
+    }
+}
+
 /// `name` as clients see it.
 fn expose(kind: Kind, server: &str, name: &str) -> String {
     format!("{server}{}{name}", kind.separator())
@@ -105,7 +119,7 @@ impl<P: Ports> Gateway<P> {
     ) -> Option<(Upstream, bool)> {
         match upstream {
             Some(u) => Some((u.clone(), false)),
-            None => (self.open_upstream(server, super::mcp::LATEST).await).map(|u| (u, true)),
+            None => (self.open_upstream(server, MODERN).await).map(|u| (u, true)),
         }
     }
 
@@ -166,21 +180,21 @@ impl<P: Ports> Gateway<P> {
         ))
     }
 
-    /// `prompts/get` and `resources/read`: to the server the name names.
+    /// `prompts/get`, `resources/read` and `completion/complete` (of a
+    /// prompt's or a resource template's argument): to the server the
+    /// name names.
     pub(super) async fn mcp_catalog_get(
         &self,
         call: &Call<'_>,
         id: Value,
         method: &str,
-        mut params: Map<String, Value>,
+        params: Map<String, Value>,
     ) -> Result<Response<P>, GatewayError> {
-        let kind = if method == "prompts/get" {
-            Kind::Prompts
-        } else {
-            Kind::Resources
-        };
-        let asked = params.get(kind.key()).and_then(Value::as_str);
+        let mut params = Value::Object(params);
+        let (kind, at) = named_by(method, &params);
+        let asked = params.pointer(at).and_then(Value::as_str);
         let exposed = call.canonical(asked.unwrap_or_default(), kind.separator());
+        let asked = asked.unwrap_or_default().to_owned();
         let reached = self.reach_servers(call).await?;
         let target = exposed
             .split_once(kind.separator())
@@ -194,11 +208,13 @@ impl<P: Ports> Gateway<P> {
             } else {
                 "resource"
             };
-            let message = format!("Unknown {what}: {}", asked.unwrap_or_default());
+            let message = format!("Unknown {what}: {asked}");
             let body = jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message);
             return Ok(reply(body, call.modern));
         };
-        params.insert(kind.key().into(), Value::String(own.to_owned()));
+        if let Some(name) = params.pointer_mut(at) {
+            *name = Value::String(own.to_owned());
+        }
         let req =
             json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": method, "params": params});
         let Some((upstream, once)) = self.upstream_for(server, upstream.as_ref()).await else {

@@ -1,10 +1,8 @@
-//! The MCP gateway in the stateless era (2026-07-28), both ways: a client
-//! that sends `MCP-Protocol-Version: 2026-07-28` gets `server/discover`,
-//! `tools/list` and `tools/call` without a session, each request held to
-//! its routing headers; and a server that answers `server/discover` with
-//! that version is spoken to without one, whichever era the client is in.
-//! A stateless request to a server that only has sessions opens one for
-//! that request and ends it after.
+//! The MCP gateway to a client in the stateless era (2026-07-28): one that
+//! sends `MCP-Protocol-Version: 2026-07-28` gets `server/discover` and
+//! everything else without a session, each request held to its routing
+//! headers. Servers are reached as [`super::mcp_open`] says: a server that
+//! only has sessions gets one for that request, ended after it.
 
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -12,15 +10,14 @@ use http::header::ALLOW;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::mcp::{LATEST, SERVED, accepted, accepts_sse, capabilities, not_served};
+use super::mcp::{SERVED, accepted, accepts_sse, capabilities, not_served};
 use super::mcp_calls::{Call, reply};
-use super::mcp_upstream::{Failure, VERSION};
+use super::mcp_upstream::VERSION;
 use super::{Body, Gateway, Response};
 use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::modern::{self, MODERN, Routing};
-use crate::mcp::session::Upstream;
 use crate::ports::Ports;
 
 /// The routing headers of `headers`.
@@ -97,7 +94,7 @@ impl<P: Ports> Gateway<P> {
             }
             "tools/list" => {
                 let servers = self.mcp_servers(key, call.only).await?;
-                let opened = join_all(servers.iter().map(|s| self.open_upstream(s, LATEST))).await;
+                let opened = join_all(servers.iter().map(|s| self.open_upstream(s, MODERN))).await;
                 let open: Vec<_> = servers
                     .into_iter()
                     .zip(opened)
@@ -116,41 +113,11 @@ impl<P: Ports> Gateway<P> {
             "prompts/list" | "resources/list" | "resources/templates/list" => {
                 self.mcp_catalog_list(&call, &id, &method).await
             }
-            "prompts/get" | "resources/read" => {
+            "prompts/get" | "resources/read" | "completion/complete" => {
                 self.mcp_catalog_get(&call, id, &method, params).await
             }
             _ => Ok(reply(not_served(&id, &method), true)),
         }
-    }
-
-    /// `server` in the stateless era, if it answers `server/discover` with
-    /// the modern version; `Ok(None)` when it answers otherwise (it has
-    /// sessions); an error when it cannot be reached at all.
-    pub(super) async fn discover_upstream(
-        &self,
-        server: &crate::mcp::McpServer,
-    ) -> Result<Option<Upstream>, Failure> {
-        let probe = Upstream {
-            session: None,
-            version: MODERN.to_owned(),
-        };
-        let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "server/discover", "params": {}});
-        let answer = match self
-            .mcp_exchange(server, Method::POST, Some(&probe), Some(&req))
-            .await
-        {
-            Ok(a) => a,
-            // An older server refuses the request it does not understand.
-            Err(Failure::Refused(_)) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let versions = answer
-            .response
-            .as_ref()
-            .and_then(|r| r.pointer("/result/supportedVersions"))
-            .and_then(Value::as_array);
-        let modern = versions.is_some_and(|v| v.iter().any(|v| v == MODERN));
-        Ok(modern.then_some(probe))
     }
 }
 

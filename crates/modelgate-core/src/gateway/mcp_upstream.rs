@@ -14,7 +14,7 @@ use crate::codec::SseDecoder;
 use crate::error::GatewayError;
 use crate::mcp::server::secret_reference;
 use crate::mcp::session::Upstream;
-use crate::mcp::{McpServer, modern};
+use crate::mcp::{McpServer, jsonrpc, modern};
 use crate::ports::{ByteStream, Ports};
 use crate::secret::Secret;
 
@@ -175,7 +175,8 @@ impl<P: Ports> Gateway<P> {
             ..Answer::default()
         };
         if sse {
-            self.read_events(resp.into_body(), deadline, id, &mut answer)
+            let from = (server, upstream);
+            self.read_events(from, resp.into_body(), deadline, id, &mut answer)
                 .await?;
         } else {
             let bytes = self
@@ -190,10 +191,39 @@ impl<P: Ports> Gateway<P> {
         Ok(answer)
     }
 
+    /// Answer a server's request to the client with an error: the gateway
+    /// offers servers no client capability (sampling, elicitation, roots).
+    async fn refuse_server_request(
+        &self,
+        (server, upstream): (&McpServer, Option<&Upstream>),
+        id: &Value,
+    ) {
+        let refusal = jsonrpc::error(
+            id,
+            jsonrpc::METHOD_NOT_FOUND,
+            "The gateway relays no requests from servers to clients.",
+        );
+        let Ok(req) = self.mcp_request(server, Method::POST, upstream, Some(&refusal), &[]) else {
+            return;
+        };
+        let deadline = self.now_ms() + i64::from(server.timeout_ms);
+        if self
+            .until(deadline, self.send_upstream(req))
+            .await
+            .is_none()
+        {
+            tracing::warn!(
+                server = server.name,
+                "MCP server took no refusal of its request"
+            );
+        }
+    }
+
     /// Read SSE events until the response to `id` (or the end), keeping
     /// the notifications before it.
     async fn read_events(
         &self,
+        from: (&McpServer, Option<&Upstream>),
         mut body: impl ByteStream,
         deadline: i64,
         id: Option<&Value>,
@@ -213,7 +243,14 @@ impl<P: Ports> Gateway<P> {
                     answer.response = Some(message);
                     return Ok(());
                 }
-                answer.notifications.push(message);
+                match message.get("id") {
+                    // A request to the client: none is relayed, so it is
+                    // refused at once rather than left to time out.
+                    Some(asked) if message.get("method").is_some() => {
+                        self.refuse_server_request(from, asked).await;
+                    }
+                    _ => answer.notifications.push(message),
+                }
             }
             match self.until(deadline, body.next_chunk()).await {
                 None => return Err(Failure::Timeout),

@@ -20,6 +20,7 @@ mod mcp;
 mod mcp_calls;
 mod mcp_catalog;
 mod mcp_modern;
+mod mcp_open;
 mod mcp_servers;
 mod mcp_tools;
 mod mcp_upstream;

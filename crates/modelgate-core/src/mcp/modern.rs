@@ -219,7 +219,9 @@ pub fn outgoing(
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
-        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        // The client's log level (and anything else it asks of the
+        // server) goes on; only the client's own envelope stays here.
+        meta.retain(|k, _| ![VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY].contains(&k.as_str()));
         if let Some(tp) = traceparent {
             meta.insert("traceparent".into(), Value::String(tp.to_owned()));
         }

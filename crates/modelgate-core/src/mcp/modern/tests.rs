@@ -121,7 +121,8 @@ fn header_values_round_trip() {
 fn outgoing_requests_carry_the_gateways_envelope_never_the_clients() {
     let client = json!({"jsonrpc": "2.0", "id": "mg-1", "method": "tools/call", "params": {
         "name": "search", "arguments": {},
-        "_meta": {VERSION_KEY: MODERN, CAPABILITIES_KEY: {"sampling": {}}, "progressToken": 3}}});
+        "_meta": {VERSION_KEY: MODERN, CAPABILITIES_KEY: {"sampling": {}}, "progressToken": 3,
+                  "io.modelcontextprotocol/logLevel": "info"}}});
     let (body, headers) = outgoing(&client, MODERN, Some("00-abc-def-01"));
     let meta = &body["params"]["_meta"];
     assert_eq!(meta[CAPABILITIES_KEY], json!({}));
@@ -137,7 +138,10 @@ fn outgoing_requests_carry_the_gateways_envelope_never_the_clients() {
         ]
     );
     let (body, headers) = outgoing(&client, "2025-11-25", None);
-    assert_eq!(body["params"]["_meta"], json!({"progressToken": 3}));
+    assert_eq!(
+        body["params"]["_meta"],
+        json!({"progressToken": 3, "io.modelcontextprotocol/logLevel": "info"})
+    );
     assert!(headers.is_empty());
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
     assert_eq!(outgoing(&list, "2025-11-25", None).0, list);

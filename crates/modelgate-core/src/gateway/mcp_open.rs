@@ -1,0 +1,124 @@
+//! Reaching an upstream MCP server in the client's era where the server
+//! has it, else in the one it has: a handshake-era client's session opens
+//! one with the server (`initialize`, then `initialized`), falling back to
+//! the stateless era for a server that only speaks that; a stateless
+//! client's request asks `server/discover` first, falling back to a
+//! session of its own. The same era both sides keeps a session's state
+//! (its log level, say) where the client put it.
+
+use http::Method;
+use serde_json::{Value, json};
+
+use super::Gateway;
+use super::mcp_upstream::Failure;
+use crate::mcp::McpServer;
+use crate::mcp::modern::MODERN;
+use crate::mcp::session::Upstream;
+use crate::ports::Ports;
+
+impl<P: Ports> Gateway<P> {
+    /// `server`'s side for a client at `version` (the modern one, or a
+    /// handshake-era one); `None` if it cannot be reached in either era,
+    /// so its tools are simply absent.
+    pub(super) async fn open_upstream(
+        &self,
+        server: &McpServer,
+        version: &str,
+    ) -> Option<Upstream> {
+        let first = if version == MODERN {
+            self.discover_upstream(server).await
+        } else {
+            self.initialize_upstream(server, version).await
+        };
+        let opened = match first {
+            Ok(Some(u)) => return Some(u),
+            // It answered, in the other era.
+            Ok(None) if version == MODERN => {
+                self.initialize_upstream(server, super::mcp::LATEST).await
+            }
+            Ok(None) => self.discover_upstream(server).await,
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(Some(u)) => Some(u),
+            Ok(None) => {
+                tracing::warn!(server = server.name, "MCP server speaks neither era");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(server = server.name, "MCP server not reached: {e:?}");
+                None
+            }
+        }
+    }
+
+    /// A session with `server` at `version` (or the version it counters
+    /// with); `Ok(None)` when it answers without one (a stateless server).
+    async fn initialize_upstream(
+        &self,
+        server: &McpServer,
+        version: &str,
+    ) -> Result<Option<Upstream>, Failure> {
+        let init = json!({
+            "jsonrpc": "2.0", "id": self.upstream_id(), "method": "initialize",
+            "params": {
+                "protocolVersion": version,
+                // Nothing a server could ask the client is relayed yet
+                // (sampling, elicitation, roots): none is offered.
+                "capabilities": {},
+                "clientInfo": {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")},
+            },
+        });
+        let answer = match self
+            .mcp_exchange(server, Method::POST, None, Some(&init))
+            .await
+        {
+            Ok(a) => a,
+            Err(Failure::Refused(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let agreed = answer
+            .response
+            .as_ref()
+            .and_then(|r| r.pointer("/result/protocolVersion"))
+            .and_then(Value::as_str);
+        let Some(agreed) = agreed else {
+            return Ok(None);
+        };
+        let upstream = Upstream {
+            session: answer.session,
+            version: agreed.to_owned(),
+        };
+        let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        self.mcp_exchange(server, Method::POST, Some(&upstream), Some(&done))
+            .await?;
+        Ok(Some(upstream))
+    }
+
+    /// `server` in the stateless era, if it answers `server/discover` with
+    /// the modern version; `Ok(None)` when it answers otherwise (it has
+    /// sessions).
+    async fn discover_upstream(&self, server: &McpServer) -> Result<Option<Upstream>, Failure> {
+        let probe = Upstream {
+            session: None,
+            version: MODERN.to_owned(),
+        };
+        let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "server/discover", "params": {}});
+        let answer = match self
+            .mcp_exchange(server, Method::POST, Some(&probe), Some(&req))
+            .await
+        {
+            Ok(a) => a,
+            // An older server refuses the request it does not understand.
+            Err(Failure::Refused(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let versions = answer
+            .response
+            .as_ref()
+            .and_then(|r| r.pointer("/result/supportedVersions"))
+            .and_then(Value::as_array);
+        let modern = versions.is_some_and(|v| v.iter().any(|v| v == MODERN));
+        Ok(modern.then_some(probe))
+    }
+}
