@@ -8,6 +8,7 @@ are held to its body; prompts and resources pass through in both eras."""
 import asyncio
 import json
 import sys
+import time
 import uuid
 
 import httpx2
@@ -24,6 +25,7 @@ MODERN = "2026-07-28"
 ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientCapabilities": {}}
 ACCEPT = "application/json, text/event-stream"
+URLS = {}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,7 @@ def servers(env):
         for kind, args in kinds.items():
             proc, url = start([sys.executable, str(UPSTREAM), names[kind], *args])
             procs.append(proc)
+            URLS[kind] = url
             body = {"name": names[kind], "url": url}
             if kind == "sse":
                 body["headers"] = {"Authorization": "Bearer env:E2E_UPSTREAM_KEY"}
@@ -221,3 +224,62 @@ def test_prompts_and_resources_need_the_whole_server(env, servers):
     prompts, refused = run(session())
     assert f"{js}_summarize" in prompts and f"{sse}_summarize" not in prompts
     assert refused == -32602
+
+
+def events(lines):
+    """The JSON-RPC messages of an SSE body, one at a time."""
+    for line in lines:
+        if line.startswith("data:") and line[5:].strip():
+            yield json.loads(line[5:])
+
+
+@pytest.mark.parametrize("era", ["legacy", "modern"])
+def test_progress_reaches_the_client_while_the_tool_still_runs(env, servers, era):
+    """The server holds its answer until the test releases it, after the
+    client has seen its progress: only a relay that passes events on as
+    they come lets the test get that far."""
+    created = env.make_key()
+    tool = f"{servers['sse']}_count_slowly"
+    headers = {"authorization": f"Bearer {created['key']}", "accept": ACCEPT}
+    params = {"name": tool, "arguments": {"steps": 2, "hold": True}, "_meta": {"progressToken": "p-1"}}
+    if era == "modern":
+        headers.update({"mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": tool})
+        params["_meta"].update(ENVELOPE)
+    else:
+        init = http("POST", env.base_url + "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}},
+            headers=headers)
+        headers.update({"mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"})
+    body = {"jsonrpc": "2.0", "id": "call-9", "method": "tools/call", "params": params}
+    with httpx2.Client(timeout=120) as c, c.stream("POST", env.base_url + "/mcp", json=body, headers=headers) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        messages = events(r.iter_lines())
+        first = next(messages)
+        assert first["method"] == "notifications/progress" and first["params"]["progressToken"] == "p-1"
+        released = http("POST", URLS["sse"].removesuffix("/mcp") + "/release", None)
+        assert released.status_code == 200
+        rest = list(messages)
+    assert rest[-1]["id"] == "call-9" and rest[-1]["result"]["content"][0]["text"] == "counted 2"
+    assert [m["params"]["progress"] for m in [first, *rest[:-1]]] == [1, 2]
+    rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
+    assert [(r["model"], r["requests"], r["errors"]) for r in rows] == [(tool, 1, 0)], rows
+
+
+def test_a_client_gone_mid_stream_still_leaves_the_calls_record(env, servers):
+    created = env.make_key()
+    tool = f"{servers['sse']}_count_slowly"
+    headers = {"authorization": f"Bearer {created['key']}", "accept": ACCEPT, "mcp-protocol-version": MODERN,
+               "mcp-method": "tools/call", "mcp-name": tool}
+    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": tool, "arguments": {"steps": 1, "hold": True}, "_meta": {"progressToken": 1, **ENVELOPE}}}
+    with httpx2.Client(timeout=120) as c, c.stream("POST", env.base_url + "/mcp", json=body, headers=headers) as r:
+        assert next(events(r.iter_lines()))["method"] == "notifications/progress"
+    # Gone: the record is written when the gateway notices (a wait for an
+    # event, bounded generously, not a measure of speed).
+    deadline = time.time() + 60
+    rows = []
+    while time.time() < deadline and not rows:
+        rows = env.admin("GET", f"/usage?key_id={created['id']}").json()["data"]
+        time.sleep(0.2)
+    assert [(r["model"], r["requests"], r["errors"]) for r in rows] == [(tool, 1, 1)], rows
+    http("POST", URLS["sse"].removesuffix("/mcp") + "/release", None)

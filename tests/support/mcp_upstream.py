@@ -41,13 +41,28 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+RELEASED = asyncio.Event()
+
+
 @server.tool()
-async def count_slowly(steps: int, ctx: Context) -> str:
-    """Report progress `steps` times, then answer."""
+async def count_slowly(steps: int, ctx: Context, hold: bool = False) -> str:
+    """Report progress `steps` times, then answer (with `hold`, not before
+    `POST /release` on this server: a test's way to see progress arrive
+    while the tool still runs)."""
     for i in range(steps):
         await ctx.report_progress(i + 1, steps, f"step {i + 1}")
         await asyncio.sleep(0.01)
+    if hold:
+        await RELEASED.wait()
+        RELEASED.clear()
     return f"counted {steps}"
+
+
+@server.custom_route("/release", methods=["POST"])
+async def release(request):
+    from starlette.responses import PlainTextResponse
+    RELEASED.set()
+    return PlainTextResponse("released")
 
 
 @server.tool()

@@ -3,13 +3,15 @@
 //! under the client's id, and recorded once (usage record, metrics, log).
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::mcp_upstream::{Answer, Failure};
+use super::mcp_record::{ToolCall, outcome};
+use super::mcp_stream::{McpStream, Route};
+use super::mcp_upstream::{Answer, Failure, sent_events};
 use super::{Body, Gateway, Response, json_response};
-use crate::domain::{ApiKey, Settlement, UsageRecord};
+use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
 use crate::mcp::session::Session;
@@ -50,6 +52,16 @@ pub(super) fn relay<P: Ports>(answer: Answer, id: &Value, call: &Call<'_>) -> Re
     let mut resp = http::Response::new(Body::Full(Bytes::from(text)));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    resp
+}
+
+/// A streamed answer.
+fn event_stream<P: Ports>(stream: McpStream<P>) -> Response<P> {
+    let mut resp = http::Response::new(Body::Stream(Box::new(stream.into())));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
 }
 
@@ -116,22 +128,71 @@ impl<P: Ports> Gateway<P> {
         }
         params.insert("name".into(), Value::String(tool.to_owned()));
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/call", "params": params});
-        let started = self.now_ms();
+        let record = ToolCall {
+            key_id: key.id.clone(),
+            request_id: call.request_id.to_owned(),
+            stream: call.sse,
+            server: server.name.clone(),
+            tool: name.clone(),
+            started: self.now_ms(),
+        };
         // A stateless call opens the server's side for this call alone.
-        let opened = self.upstream_for(server, upstream.as_ref()).await;
-        let answer = match &opened {
-            Some((u, _)) => {
-                self.mcp_exchange_with(server, Method::POST, Some(u), Some(&req), &call.forwarded)
+        let Some((opened, once)) = self.upstream_for(server, upstream.as_ref()).await else {
+            self.record_tool_call(record, "unreachable").await;
+            let message = Failure::Unreachable.describe(&server.name);
+            return Ok(reply(
+                jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &message),
+                call.modern,
+            ));
+        };
+        let sent = self
+            .mcp_send(
+                server,
+                Method::POST,
+                Some(&opened),
+                Some(&req),
+                &call.forwarded,
+            )
+            .await;
+        // Events go on as they come to a client that takes them.
+        let sent = match sent {
+            Ok(sent) if call.sse && sent_events(&sent.resp) => {
+                let route = Route {
+                    server: server.clone(),
+                    upstream: opened,
+                    once,
+                    client_id: id,
+                    upstream_id: req["id"].clone(),
+                    modern: call.modern,
+                };
+                let mut stream = McpStream::new(
+                    self.clone(),
+                    sent.resp.into_body(),
+                    route,
+                    sent.deadline,
+                    record,
+                );
+                let Some(whole) = stream.open().await else {
+                    return Ok(event_stream(stream));
+                };
+                if let Some(settle) = stream.take_settlement() {
+                    settle.await;
+                }
+                return Ok(reply(whole, call.modern));
+            }
+            sent => sent,
+        };
+        let answer = match sent {
+            Ok(sent) => {
+                self.mcp_read(sent, (server, Some(&opened)), req.get("id"))
                     .await
             }
-            None => Err(Failure::Unreachable),
+            Err(e) => Err(e),
         };
-        if let Some((u, true)) = &opened {
-            self.end_sessions(std::slice::from_ref(&(server.clone(), u.clone())))
-                .await;
+        if once {
+            self.end_sessions(&[(server.clone(), opened)]).await;
         }
-        self.record_tool_call(&call, server, &name, outcome(&answer), started)
-            .await;
+        self.record_tool_call(record, outcome(&answer)).await;
         match answer {
             Ok(answer) => Ok(relay(answer, &id, &call)),
             Err(Failure::SessionEnded) => Ok(session_ended(&id, &server.name)),
@@ -167,52 +228,6 @@ impl<P: Ports> Gateway<P> {
         body["error"]["data"] = json!({"retry_after_ms": d.retry_after_ms});
         Ok(Some(body))
     }
-
-    /// One usage record per tool call routed to a server (nothing charged:
-    /// tool calls carry no tokens), its metrics and its log line.
-    async fn record_tool_call(
-        &self,
-        call: &Call<'_>,
-        server: &McpServer,
-        tool: &str,
-        outcome: &'static str,
-        started: i64,
-    ) {
-        let now = self.now_ms();
-        // Only a tool that answered is known to exist: a client chooses
-        // the names it calls, and servers answer an unknown one in more
-        // than one way, so no other name becomes a label.
-        let known = if outcome == "ok" { tool } else { "" };
-        crate::observe::mcp_tool_call(&server.name, known, outcome, now - started);
-        let usage = UsageRecord {
-            request_id: call.request_id.to_owned(),
-            key_id: call.key.id.clone(),
-            model: tool.to_owned(),
-            backend: "mcp".into(),
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            cached_tokens: 0,
-            cost_nanos: None,
-            status: 200,
-            usage_reported: false,
-            stream: call.sse,
-            endpoint: Some("mcp".into()),
-            deployment: Some(server.name.clone()),
-            error: (outcome != "ok").then(|| outcome.to_owned()),
-            latency_ms: now - started,
-            created_at: now,
-        };
-        // Nothing is charged, so no window is named.
-        let settlement = Settlement {
-            key_id: call.key.id.clone(),
-            reserved: 0,
-            reserved_money: 0,
-            quota_window: 0,
-            budget_window: 0,
-            usage,
-        };
-        self.settle(settlement).await;
-    }
 }
 
 /// Who makes a tool call, in which session (none in the stateless era),
@@ -246,22 +261,5 @@ impl Call<'_> {
             .only
             .and_then(|server| canonical.strip_prefix(server)?.strip_prefix(sep));
         own.unwrap_or(canonical)
-    }
-}
-
-/// How a tool call ended, as records and metrics name it.
-fn outcome(answer: &Result<Answer, Failure>) -> &'static str {
-    match answer {
-        Ok(a) => match a.response.as_ref() {
-            Some(r) if r.get("error").is_some() => "error",
-            Some(r) if r.pointer("/result/isError") == Some(&Value::Bool(true)) => "tool_error",
-            Some(_) => "ok",
-            None => "no_response",
-        },
-        Err(Failure::Timeout) => "timeout",
-        Err(Failure::Unreachable) => "unreachable",
-        Err(Failure::SessionEnded) => "session_ended",
-        Err(Failure::Refused(_)) => "refused",
-        Err(Failure::Misconfigured) => "misconfigured",
     }
 }

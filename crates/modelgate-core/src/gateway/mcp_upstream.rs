@@ -15,7 +15,10 @@ use crate::error::GatewayError;
 use crate::mcp::server::secret_reference;
 use crate::mcp::session::Upstream;
 use crate::mcp::{McpServer, jsonrpc, modern};
-use crate::ports::{ByteStream, Ports};
+use crate::ports::{ByteStream, HttpClient, Ports};
+
+/// The body of an upstream's answer.
+type UpstreamBody<P> = <<P as Ports>::Http as HttpClient>::Body;
 use crate::secret::Secret;
 
 /// Largest answer read from an MCP server.
@@ -64,6 +67,20 @@ impl Failure {
             Self::Misconfigured => format!("MCP server '{server}' is misconfigured."),
         }
     }
+}
+
+/// A request sent: the head of its answer, and the deadline for the rest.
+pub(super) struct Sent<P: Ports> {
+    pub(super) resp: http::Response<UpstreamBody<P>>,
+    pub(super) deadline: i64,
+}
+
+/// Whether an answer comes as an event stream.
+pub(super) fn sent_events<B>(resp: &http::Response<B>) -> bool {
+    resp.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/event-stream"))
 }
 
 impl<P: Ports> Gateway<P> {
@@ -147,6 +164,21 @@ impl<P: Ports> Gateway<P> {
         body: Option<&Value>,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Answer, Failure> {
+        let sent = self.mcp_send(server, method, upstream, body, extra).await?;
+        let id = body.and_then(|b| b.get("id"));
+        self.mcp_read(sent, (server, upstream), id).await
+    }
+
+    /// Send a request and take the head of the answer, within the
+    /// server's deadline (which reading the rest keeps to).
+    pub(super) async fn mcp_send(
+        &self,
+        server: &McpServer,
+        method: Method,
+        upstream: Option<&Upstream>,
+        body: Option<&Value>,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<Sent<P>, Failure> {
         let req = self.mcp_request(server, method, upstream, body, extra)?;
         let deadline = self.now_ms() + i64::from(server.timeout_ms);
         let resp = match self.until(deadline, self.send_upstream(req)).await {
@@ -154,28 +186,34 @@ impl<P: Ports> Gateway<P> {
             Some(Err(_)) => return Err(Failure::Unreachable),
             Some(Ok(r)) => r,
         };
-        let status = resp.status();
-        if status == StatusCode::NOT_FOUND && upstream.is_some_and(|u| u.session.is_some()) {
+        if resp.status() == StatusCode::NOT_FOUND && upstream.is_some_and(|u| u.session.is_some()) {
             return Err(Failure::SessionEnded);
         }
+        Ok(Sent { resp, deadline })
+    }
+
+    /// Read the rest of an answer: one JSON object, or the events up to
+    /// the response to `id`.
+    pub(super) async fn mcp_read(
+        &self,
+        sent: Sent<P>,
+        from: (&McpServer, Option<&Upstream>),
+        id: Option<&Value>,
+    ) -> Result<Answer, Failure> {
+        let Sent { resp, deadline } = sent;
+        let status = resp.status();
         let session = resp
             .headers()
             .get(SESSION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let sse = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("text/event-stream"));
-        let id = body.and_then(|b| b.get("id"));
+        let sse = sent_events(&resp);
         let mut answer = Answer {
             status: status.as_u16(),
             session,
             ..Answer::default()
         };
         if sse {
-            let from = (server, upstream);
             self.read_events(from, resp.into_body(), deadline, id, &mut answer)
                 .await?;
         } else {
@@ -193,7 +231,7 @@ impl<P: Ports> Gateway<P> {
 
     /// Answer a server's request to the client with an error: the gateway
     /// offers servers no client capability (sampling, elicitation, roots).
-    async fn refuse_server_request(
+    pub(super) async fn refuse_server_request(
         &self,
         (server, upstream): (&McpServer, Option<&Upstream>),
         id: &Value,

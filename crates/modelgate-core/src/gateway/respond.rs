@@ -9,7 +9,8 @@ use super::admission::Admission;
 use super::dialect::Answer;
 use super::forward::{Calls, Forwarded};
 use super::reserve::Reserved;
-use super::{Body, Gateway, LimitKind, Response, ResponseStream, limit_headers};
+use super::stream::ModelStream;
+use super::{Body, Gateway, LimitKind, Response, limit_headers};
 use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::ports::{Ports, RateDecision};
@@ -35,7 +36,7 @@ impl<P: Ports> Gateway<P> {
         let created_s = self.now_ms() / 1000;
         let mut resp = if call.stream {
             let relay = answer.relay(deployment.backend.relay(call, created_s), bridged);
-            let mut stream = ResponseStream::new(
+            let mut stream = ModelStream::new(
                 self.clone(),
                 upstream.into_body(),
                 relay,
@@ -47,7 +48,7 @@ impl<P: Ports> Gateway<P> {
             if answer.pings() {
                 stream = stream.pinging(self.config().messages_ping_ms);
             }
-            let mut r = http::Response::new(Body::Stream(Box::new(stream)));
+            let mut r = http::Response::new(Body::Stream(Box::new(stream.into())));
             let h = r.headers_mut();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));

@@ -4,10 +4,12 @@
 use std::future::Future;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 
 use super::Gateway;
 use super::admission::Admission;
 use super::conversation::Keep;
+use super::mcp_stream::McpStream;
 use crate::anthropic::MessagesRelay;
 use crate::backend::{Relay, StreamOutcome, StreamState};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
@@ -90,7 +92,8 @@ impl ClientRelay {
     }
 }
 
-/// The client side of a streamed response.
+/// The client side of a streamed response: a model's answer, or an MCP
+/// server's events.
 ///
 /// The runtime pulls [`next_chunk`](Self::next_chunk) until `None`, then
 /// calls [`take_settlement`](Self::take_settlement) and awaits the future it
@@ -98,7 +101,45 @@ impl ClientRelay {
 /// dropped before that (the client went away) settles what it relayed on
 /// the runtime's detached work ([`Ports::spawn`]); dropping it also drops
 /// the upstream body, which cancels the upstream request.
-pub struct ResponseStream<P: Ports> {
+pub struct ResponseStream<P: Ports>(Kind<P>);
+
+enum Kind<P: Ports> {
+    Model(Box<ModelStream<P>>),
+    Mcp(Box<McpStream<P>>),
+}
+
+impl<P: Ports> From<ModelStream<P>> for ResponseStream<P> {
+    fn from(s: ModelStream<P>) -> Self {
+        Self(Kind::Model(Box::new(s)))
+    }
+}
+
+impl<P: Ports> From<McpStream<P>> for ResponseStream<P> {
+    fn from(s: McpStream<P>) -> Self {
+        Self(Kind::Mcp(Box::new(s)))
+    }
+}
+
+impl<P: Ports> ResponseStream<P> {
+    /// The next bytes for the client, `None` once the stream is over.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        match &mut self.0 {
+            Kind::Model(s) => s.next_chunk().await,
+            Kind::Mcp(s) => s.next_chunk().await,
+        }
+    }
+
+    /// The settlement to run, the first time this is called; `None` after.
+    pub fn take_settlement(&mut self) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
+        match &mut self.0 {
+            Kind::Model(s) => s.take_settlement().map(Either::Left),
+            Kind::Mcp(s) => s.take_settlement().map(Either::Right),
+        }
+    }
+}
+
+/// A model's streamed answer.
+pub(super) struct ModelStream<P: Ports> {
     gateway: Gateway<P>,
     upstream: Option<<P::Http as HttpClient>::Body>,
     relay: ClientRelay,
@@ -115,7 +156,7 @@ pub struct ResponseStream<P: Ports> {
     ping_ms: Option<u64>,
 }
 
-impl<P: Ports> ResponseStream<P> {
+impl<P: Ports> ModelStream<P> {
     pub(super) fn new(
         gateway: Gateway<P>,
         upstream: <P::Http as HttpClient>::Body,
@@ -156,7 +197,7 @@ impl<P: Ports> ResponseStream<P> {
     }
 
     /// The next bytes for the client, `None` once the stream is over.
-    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         let mut out = Vec::new();
         while out.is_empty() {
             if self.relay.is_done() {
@@ -226,7 +267,7 @@ impl<P: Ports> ResponseStream<P> {
     /// The settlement to run, the first time this is called; `None` after.
     /// A stream that is not finished counts as a client disconnect: what was
     /// generated so far is charged and the reservation released.
-    pub fn take_settlement(&mut self) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
+    fn take_settlement(&mut self) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
         let admission = self.admission.take()?;
         self.upstream = None;
         self.pick = None;
@@ -255,7 +296,7 @@ impl<P: Ports> ResponseStream<P> {
     }
 }
 
-impl<P: Ports> Drop for ResponseStream<P> {
+impl<P: Ports> Drop for ModelStream<P> {
     fn drop(&mut self) {
         if let Some(settle) = self.take_settlement() {
             self.gateway.ports().spawn(settle);
