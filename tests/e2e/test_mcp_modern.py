@@ -283,3 +283,27 @@ def test_a_client_gone_mid_stream_still_leaves_the_calls_record(env, servers):
         time.sleep(0.2)
     assert [(r["model"], r["requests"], r["errors"]) for r in rows] == [(tool, 1, 1)], rows
     http("POST", URLS["sse"].removesuffix("/mcp") + "/release", None)
+
+
+def test_a_sessions_cancellation_reaches_the_server(env, servers):
+    """A handshake-era client cancels its call with
+    `notifications/cancelled` (its own id): the server stops the tool, so
+    the call ends with an error instead of waiting to be released."""
+    created = env.make_key()
+    tool = f"{servers['sse']}_count_slowly"
+    headers = {"authorization": f"Bearer {created['key']}", "accept": ACCEPT}
+    init = http("POST", env.base_url + "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}},
+        headers=headers)
+    headers.update({"mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"})
+    body = {"jsonrpc": "2.0", "id": 41, "method": "tools/call", "params": {
+        "name": tool, "arguments": {"steps": 1, "hold": True}, "_meta": {"progressToken": 1}}}
+    with httpx2.Client(timeout=120) as c, c.stream("POST", env.base_url + "/mcp", json=body, headers=headers) as r:
+        messages = events(r.iter_lines())
+        assert next(messages)["method"] == "notifications/progress"
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 41}}
+        assert http("POST", env.base_url + "/mcp", cancel, headers=headers).status_code == 202
+        rest = list(messages)
+    assert rest and "result" not in rest[-1], rest
+    # The server says so itself (the Python SDK: -32800, "Request cancelled").
+    assert rest[-1]["id"] == 41 and "cancel" in rest[-1]["error"]["message"].lower(), rest

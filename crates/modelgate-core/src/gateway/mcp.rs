@@ -111,6 +111,15 @@ impl<P: Ports> Gateway<P> {
             Message::Request { id, method, params } => (id, method, params),
             // Nothing the gateway relays asks the client anything, and a
             // notification needs no answer.
+            Message::Notification { method, params } if method == "notifications/cancelled" => {
+                // Cancelling a request of this session's (anything else is
+                // nobody's to cancel).
+                if let Ok(session) = self.mcp_session(&req, &key, only.as_deref()) {
+                    let token = session_token(&req).unwrap_or_default();
+                    self.cancel_upstream(&key, &session, token, &params).await?;
+                }
+                return Ok(accepted());
+            }
             Message::Notification { .. } | Message::Response => return Ok(accepted()),
         };
         self.name_mcp_span(span, &method, &params);
@@ -121,6 +130,7 @@ impl<P: Ports> Gateway<P> {
         let call = Call {
             key: &key,
             session: Some(&session),
+            session_token: session_token(&req),
             only: only.as_deref(),
             request_id,
             sse: accepts_sse(req.headers()),
@@ -256,6 +266,29 @@ impl<P: Ports> Gateway<P> {
         Ok(resp)
     }
 
+    /// Pass a client's `notifications/cancelled` on to the session's
+    /// servers, under the id the gateway asked them by.
+    async fn cancel_upstream(
+        &self,
+        key: &ApiKey,
+        session: &Session,
+        token: &str,
+        params: &Map<String, Value>,
+    ) -> Result<(), GatewayError> {
+        let Some(asked) = params.get("requestId") else {
+            return Ok(());
+        };
+        let mut params = params.clone();
+        params.insert("requestId".into(), Value::String(call_id(token, asked)));
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params});
+        let servers = self.session_servers(key, session).await?;
+        let sends = servers
+            .iter()
+            .map(|(s, u)| self.mcp_exchange(s, Method::POST, Some(u), Some(&note)));
+        join_all(sends).await;
+        Ok(())
+    }
+
     /// The session's log level, set on each of its servers (best effort:
     /// one that has no logging just sends no messages).
     async fn set_log_level(&self, servers: &[(McpServer, Upstream)], params: &Map<String, Value>) {
@@ -344,6 +377,25 @@ impl<P: Ports> Gateway<P> {
     pub(super) fn upstream_id(&self) -> Value {
         Value::String(self.new_id("mg-"))
     }
+}
+
+/// The client's `Mcp-Session-Id` as it sent it.
+fn session_token(req: &http::Request<Bytes>) -> Option<&str> {
+    req.headers().get(SESSION)?.to_str().ok()
+}
+
+/// The id a session's request `client_id` is forwarded under: the same
+/// every time (so a cancellation finds it), unique within the session
+/// (clients do not reuse ids in one), and not the client's own (servers
+/// see ids from one gateway session per client session, none guessable
+/// without the session's token).
+pub(super) fn call_id(token: &str, client_id: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(token.as_bytes());
+    h.update([0]);
+    h.update(client_id.to_string().as_bytes());
+    format!("mg-{}", hex::encode(&h.finalize()[..16]))
 }
 
 /// A client that sends no `traceparent` header may carry its trace in the

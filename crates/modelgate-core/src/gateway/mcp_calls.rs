@@ -127,7 +127,12 @@ impl<P: Ports> Gateway<P> {
             return Ok(reply(refusal, call.modern));
         }
         params.insert("name".into(), Value::String(tool.to_owned()));
-        let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "tools/call", "params": params});
+        let upstream_id = match call.session_token {
+            Some(token) => Value::String(super::mcp::call_id(token, &id)),
+            None => self.upstream_id(),
+        };
+        let req =
+            json!({"jsonrpc": "2.0", "id": upstream_id, "method": "tools/call", "params": params});
         let record = ToolCall {
             key_id: key.id.clone(),
             request_id: call.request_id.to_owned(),
@@ -235,6 +240,8 @@ impl<P: Ports> Gateway<P> {
 pub(super) struct Call<'a> {
     pub(super) key: &'a ApiKey,
     pub(super) session: Option<&'a Session>,
+    /// Its `Mcp-Session-Id`, which names the session's requests upstream.
+    pub(super) session_token: Option<&'a str>,
     /// The one server of `/mcp/{server}`.
     pub(super) only: Option<&'a str>,
     pub(super) request_id: &'a str,

@@ -80,6 +80,7 @@ impl<P: Ports> Gateway<P> {
         let call = Call {
             key,
             session: None,
+            session_token: None,
             only: only.as_deref(),
             request_id,
             sse: accepts_sse(req.headers()),

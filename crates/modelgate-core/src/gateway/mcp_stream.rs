@@ -7,7 +7,8 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use serde_json::Value;
+use http::Method;
+use serde_json::{Value, json};
 
 use super::Gateway;
 use super::mcp_record::{ToolCall, response_outcome};
@@ -111,13 +112,24 @@ impl<P: Ports> McpStream<P> {
                 Some(Some(Ok(chunk))) => {
                     self.read += chunk.len();
                     if self.read > MAX_STREAM {
-                        self.fail("refused", Failure::Refused(413), &mut out);
+                        let why = Failure::Refused(413).describe(&self.route.server.name);
+                        self.fail("refused", why, &mut out);
                     }
                     self.decoder.push(&chunk);
                 }
-                Some(None) => self.fail("no_response", Failure::Refused(200), &mut out),
-                Some(Some(Err(_))) => self.fail("unreachable", Failure::Unreachable, &mut out),
-                None => self.fail("timeout", Failure::Timeout, &mut out),
+                Some(None) => {
+                    let name = &self.route.server.name;
+                    let why = format!("MCP server '{name}' ended the call without an answer.");
+                    self.fail("no_response", why, &mut out);
+                }
+                Some(Some(Err(_))) => {
+                    let why = Failure::Unreachable.describe(&self.route.server.name);
+                    self.fail("unreachable", why, &mut out);
+                }
+                None => {
+                    let why = Failure::Timeout.describe(&self.route.server.name);
+                    self.fail("timeout", why, &mut out);
+                }
             }
         }
         if self.done {
@@ -161,9 +173,8 @@ impl<P: Ports> McpStream<P> {
     }
 
     /// End the stream with an error answer to the client's request.
-    fn fail(&mut self, outcome: &'static str, why: Failure, out: &mut Vec<u8>) {
-        let message = why.describe(&self.route.server.name);
-        let answer = jsonrpc::error(&self.route.client_id, jsonrpc::INTERNAL_ERROR, &message);
+    fn fail(&mut self, outcome: &'static str, why: String, out: &mut Vec<u8>) {
+        let answer = jsonrpc::error(&self.route.client_id, jsonrpc::INTERNAL_ERROR, &why);
         write(&answer, out);
         self.last = Some(answer);
         self.outcome = Some(outcome);
@@ -178,16 +189,26 @@ impl<P: Ports> McpStream<P> {
     ) -> Option<impl Future<Output = ()> + MaybeSend + 'static> {
         let record = self.record.take()?;
         self.body = None;
-        let outcome = self.outcome.unwrap_or("client_disconnected");
         let gateway = self.gateway.clone();
-        let opened = self
-            .route
-            .once
-            .then(|| (self.route.server.clone(), self.route.upstream.clone()));
+        let route = (self.route.server.clone(), self.route.upstream.clone());
+        // Dropping the request cancels it for a stateless server; one with
+        // a session is told.
+        let cancel = (self.outcome.is_none() && route.1.session.is_some()).then(|| {
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {
+                "requestId": self.route.upstream_id, "reason": "The client went away."}})
+        });
+        let outcome = self.outcome.unwrap_or("client_disconnected");
+        let once = self.route.once;
         Some(async move {
             gateway.record_tool_call(record, outcome).await;
-            if let Some(opened) = opened {
-                gateway.end_sessions(&[opened]).await;
+            if let Some(cancel) = cancel {
+                let (server, upstream) = (&route.0, Some(&route.1));
+                let _ = gateway
+                    .mcp_exchange(server, Method::POST, upstream, Some(&cancel))
+                    .await;
+            }
+            if once {
+                gateway.end_sessions(&[route]).await;
             }
         })
     }
