@@ -76,3 +76,16 @@ def test_mcp_servers_need_an_admin_key(env, key):
     url = env.base_url + "/admin/api/mcp/servers"
     assert http("GET", url).status_code == 401
     assert http("GET", url, headers={"authorization": f"Bearer {key}"}).status_code == 403
+
+
+def test_a_server_that_cannot_be_reached_is_a_bad_gateway_for_its_review(env):
+    from harness import free_port
+    url = f"http://127.0.0.1:{free_port()}/mcp"
+    s = env.admin("POST", "/mcp/servers", {"name": name(), "url": url, "timeout_ms": 5000}).json()
+    try:
+        for method, path in (("GET", "tools"), ("POST", "tools/accept")):
+            r = env.admin(method, f"/mcp/servers/{s['id']}/{path}")
+            assert r.status_code == 502 and r.json()["error"]["code"] == "mcp_server_unavailable", r.text
+            assert s["name"] in r.json()["error"]["message"] and url not in r.text
+    finally:
+        env.admin("DELETE", f"/mcp/servers/{s['id']}")

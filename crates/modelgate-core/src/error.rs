@@ -204,6 +204,10 @@ pub enum UpstreamError {
         /// For the log only.
         detail: String,
     },
+    /// An MCP server did not answer an admin's request (the message names
+    /// the server, never its URL).
+    #[error("MCP server unavailable: {0}")]
+    McpServer(String),
 }
 
 /// Store failures.
@@ -457,6 +461,12 @@ impl GatewayError {
                     "api_error",
                     Some("upstream_timeout"),
                     "The upstream model server timed out.".to_owned(),
+                ),
+                UpstreamError::McpServer(message) => s(
+                    StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    Some("mcp_server_unavailable"),
+                    message.clone(),
                 ),
                 UpstreamError::CircuitOpen => s(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::mcp_upstream::Failure;
 use super::{Gateway, Response, json_response};
-use crate::error::{GatewayError, RequestError};
+use crate::error::{GatewayError, RequestError, UpstreamError};
 use crate::mcp::McpServer;
 use crate::mcp::pins::{self, Standing};
 use crate::mcp::session::Upstream;
@@ -139,10 +139,10 @@ impl<P: Ports> Gateway<P> {
     async fn tools_now(&self, server: &McpServer) -> Result<Vec<Value>, GatewayError> {
         let upstream = self.open_upstream(server, super::mcp::LATEST).await;
         let unreachable = || {
-            RequestError::invalid(
-                format!("MCP server '{}' did not list its tools.", server.name),
-                None,
-            )
+            UpstreamError::McpServer(format!(
+                "MCP server '{}' did not list its tools.",
+                server.name
+            ))
         };
         let upstream = upstream.ok_or_else(unreachable)?;
         let tools = self.server_tools(server, &upstream).await;
