@@ -41,7 +41,9 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-RELEASED = asyncio.Event()
+# The calls held until `POST /release` (which releases those waiting then,
+# and no later one).
+HELD = set()
 
 
 @server.tool()
@@ -49,19 +51,27 @@ async def count_slowly(steps: int, ctx: Context, hold: bool = False) -> str:
     """Report progress `steps` times, then answer (with `hold`, not before
     `POST /release` on this server: a test's way to see progress arrive
     while the tool still runs)."""
-    for i in range(steps):
-        await ctx.report_progress(i + 1, steps, f"step {i + 1}")
-        await asyncio.sleep(0.01)
+    released = asyncio.Event()
     if hold:
-        await RELEASED.wait()
-        RELEASED.clear()
+        # Held before any progress is sent: a client that saw progress can
+        # release it.
+        HELD.add(released)
+    try:
+        for i in range(steps):
+            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+            await asyncio.sleep(0.01)
+        if hold:
+            await released.wait()
+    finally:
+        HELD.discard(released)
     return f"counted {steps}"
 
 
 @server.custom_route("/release", methods=["POST"])
 async def release(request):
     from starlette.responses import PlainTextResponse
-    RELEASED.set()
+    for held in list(HELD):
+        held.set()
     return PlainTextResponse("released")
 
 

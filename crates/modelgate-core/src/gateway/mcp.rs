@@ -21,7 +21,7 @@ use crate::mcp::McpServer;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::modern;
 use crate::mcp::session::{NONCE, Session, Upstream};
-use crate::ports::{McpServerStore, Ports};
+use crate::ports::Ports;
 
 /// The handshake-era versions served; the last is offered to a client
 /// asking for another.
@@ -216,7 +216,7 @@ impl<P: Ports> Gateway<P> {
         key: &ApiKey,
         only: Option<&str>,
     ) -> Result<Vec<McpServer>, GatewayError> {
-        let servers = self.ports().store().list_mcp_servers().await?;
+        let servers = self.mcp_server_list().await?;
         let usable: Vec<McpServer> = servers
             .into_iter()
             .filter(|s| s.enabled && only.is_none_or(|o| o == s.name))
@@ -301,7 +301,7 @@ impl<P: Ports> Gateway<P> {
 
     /// End every upstream session of `session` (best effort).
     async fn end_upstreams(&self, session: &Session) {
-        let Ok(servers) = self.ports().store().list_mcp_servers().await else {
+        let Ok(servers) = self.mcp_server_list().await else {
             return;
         };
         let open: Vec<(McpServer, Upstream)> = servers
@@ -332,7 +332,7 @@ impl<P: Ports> Gateway<P> {
         key: &ApiKey,
         session: &Session,
     ) -> Result<Vec<(McpServer, Upstream)>, GatewayError> {
-        let servers = self.ports().store().list_mcp_servers().await?;
+        let servers = self.mcp_server_list().await?;
         Ok(servers
             .into_iter()
             .filter(|s| s.enabled && crate::mcp::access::allows(&key.allowed_tools, &s.name, None))

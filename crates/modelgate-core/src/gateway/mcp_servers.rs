@@ -28,6 +28,35 @@ impl<P: Ports> Gateway<P> {
         method: &Method,
         body: &[u8],
     ) -> Result<Response<P>, GatewayError> {
+        let answer = self.admin_mcp_route(rest, method, body).await;
+        // After the write: a list read before it is not kept.
+        if method != Method::GET {
+            self.inner.records.mcp_servers_changed();
+        }
+        answer
+    }
+
+    /// The MCP servers, as this instance last read them (see
+    /// [`super::records`]): every MCP request reads the list.
+    pub(super) async fn mcp_server_list(&self) -> Result<Vec<McpServer>, GatewayError> {
+        let now = self.now_ms();
+        let records = &self.inner.records;
+        match records.mcp_servers(now) {
+            Ok(servers) => Ok(servers),
+            Err(read) => {
+                let servers = self.ports().store().list_mcp_servers().await?;
+                records.keep_mcp_servers(&servers, read, now);
+                Ok(servers)
+            }
+        }
+    }
+
+    async fn admin_mcp_route(
+        &self,
+        rest: &[&str],
+        method: &Method,
+        body: &[u8],
+    ) -> Result<Response<P>, GatewayError> {
         match (rest, method) {
             (["servers"], &Method::POST) => self.create_mcp_server(body).await,
             (["servers"], &Method::GET) => {

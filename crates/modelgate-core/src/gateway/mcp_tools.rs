@@ -125,7 +125,9 @@ impl<P: Ports> Gateway<P> {
         pinned.pins = pins;
         pinned.updated_at = self.now_ms().max(server.updated_at + 1);
         let store = self.ports().store();
-        match store.replace_mcp_server(server, &pinned).await {
+        let written = store.replace_mcp_server(server, &pinned).await;
+        self.inner.records.mcp_servers_changed();
+        match written {
             Ok(done) => done,
             Err(e) => {
                 tracing::warn!(server = server.name, error = %e, "MCP tool pins not written");

@@ -1,4 +1,4 @@
-//! Key and model records this instance has read, kept for
+//! Key, model and MCP server records this instance has read, kept for
 //! [`Config::record_cache_ms`](crate::Config::record_cache_ms), so a
 //! request does not read both from the store every time.
 //!
@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::domain::{ApiKey, Model};
+use crate::mcp::McpServer;
 
 /// Entries per map at most: past it, expired entries go, then all.
 const MAX_ENTRIES: usize = 10_000;
@@ -72,11 +73,12 @@ impl<T: Clone> Entries<T> {
 }
 
 /// The cached records: keys by the hash they authenticate with, models by
-/// name.
+/// name, the MCP servers as one list (every MCP request reads them all).
 pub(super) struct Records {
     ttl_ms: i64,
     keys: Entries<ApiKey>,
     models: Entries<Model>,
+    mcp_servers: Entries<Vec<McpServer>>,
 }
 
 impl Records {
@@ -85,7 +87,28 @@ impl Records {
             ttl_ms: i64::try_from(ttl_ms).unwrap_or(i64::MAX),
             keys: Entries::new(),
             models: Entries::new(),
+            mcp_servers: Entries::new(),
         }
+    }
+
+    /// The MCP servers, or when the lookup began.
+    pub(super) fn mcp_servers(&self, now_ms: i64) -> Result<Vec<McpServer>, Generation> {
+        self.mcp_servers.get("", now_ms)
+    }
+
+    /// Keep the MCP servers the store listed for a lookup that began at
+    /// `read`.
+    pub(super) fn keep_mcp_servers(&self, servers: &[McpServer], read: Generation, now_ms: i64) {
+        if self.ttl_ms > 0 {
+            let until = now_ms.saturating_add(self.ttl_ms);
+            self.mcp_servers
+                .put("", &servers.to_vec(), read, until, now_ms);
+        }
+    }
+
+    /// After an MCP server was written here (its pins too).
+    pub(super) fn mcp_servers_changed(&self) {
+        self.mcp_servers.clear();
     }
 
     /// The key with this hash, or when the lookup began.
