@@ -73,7 +73,7 @@ e2e-replicas: build clients
 
 # The admin panel in headless Chromium (Debian's `chromium`; .ci/run installs
 # it), against the native server; refreshes the screenshots in docs/.
-test-browser: build
+test-browser: build clients
 	cd tests/browser && npm install --no-audit --no-fund --loglevel=error
 	cd tests/browser && MG_BIN_DIR=$(CARGO_TARGET_DIR)/debug node --test
 

