@@ -25,12 +25,16 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(version) = modern::check(&routing, &method, &params, &[MODERN]) {
             assert_eq!(version, MODERN);
         }
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let (out, _) = modern::outgoing(&body, MODERN, None);
         assert!(out.pointer("/params/_meta").is_some_and(Value::is_object));
     }
     let key = SessionKey::derive(b"fuzz");
     assert!(Session::open(&text, &key).is_none());
-    assert_eq!(modern::decode_header_value(&modern::encode_header_value(&text)).as_deref(), Some(&*text));
+    assert_eq!(
+        modern::decode_header_value(&modern::encode_header_value(&text)).as_deref(),
+        Some(&*text)
+    );
     let _ = modern::decode_header_value(&text);
 });
