@@ -7,36 +7,23 @@
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use http::header::{ACCEPT, HOST, ORIGIN};
+use http::header::{HOST, ORIGIN};
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
-use super::mcp_calls::{Call, rpc, session_ended};
+use super::mcp_answer::{accepted, accepts_sse, capabilities, not_served, rpc, session_ended};
+use super::mcp_calls::{Call, call_id};
 use super::mcp_upstream::{Failure, SESSION, VERSION};
-use super::{Body, Gateway, Peer, Response};
+use super::{Gateway, Peer, Response};
 use crate::domain::ApiKey;
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::mcp::McpServer;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::mcp::modern;
 use crate::mcp::session::{NONCE, Session, Upstream};
+use crate::mcp::versions::{HANDSHAKE, LATEST_HANDSHAKE, SERVED};
 use crate::ports::Ports;
-
-/// The handshake-era versions served; the last is offered to a client
-/// asking for another.
-const VERSIONS: [&str; 3] = ["2025-03-26", "2025-06-18", LATEST];
-/// The newest of them.
-pub(super) const LATEST: &str = "2025-11-25";
-/// What the gateway offers a client: the servers' tools, prompts and
-/// resources (no notifications of changes yet).
-pub(super) fn capabilities() -> Value {
-    json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false},
-           "resources": {"subscribe": false, "listChanged": false},
-           "completions": {}, "logging": {}})
-}
-/// Every version served, both eras (what `server/discover` lists).
-pub(super) const SERVED: [&str; 4] = ["2025-03-26", "2025-06-18", LATEST, modern::MODERN];
 
 /// The body of an HTTP-level refusal on an MCP route (no request id known).
 pub(super) fn http_error_body(status: StatusCode, message: &str) -> Value {
@@ -46,12 +33,6 @@ pub(super) fn http_error_body(status: StatusCode, message: &str) -> Value {
         _ => jsonrpc::REFUSED,
     };
     jsonrpc::error(&Value::Null, code, message)
-}
-
-pub(super) fn accepted<P: Ports>() -> Response<P> {
-    let mut resp = http::Response::new(Body::Full(Bytes::new()));
-    *resp.status_mut() = StatusCode::ACCEPTED;
-    resp
 }
 
 impl<P: Ports> Gateway<P> {
@@ -88,7 +69,7 @@ impl<P: Ports> Gateway<P> {
             Some(Ok(modern::MODERN)) => {
                 return self.mcp_modern(req, &key, only, request_id, span).await;
             }
-            Some(Ok(v)) if VERSIONS.contains(&v) => {}
+            Some(Ok(v)) if HANDSHAKE.contains(&v) => {}
             None => {}
             Some(v) => {
                 let refusal = modern::unsupported(v.unwrap_or("?"), &SERVED);
@@ -137,14 +118,28 @@ impl<P: Ports> Gateway<P> {
             modern: false,
             forwarded: Vec::new(),
         };
-        match method.as_str() {
+        self.session_request(call, &session, id, &method, params)
+            .await
+    }
+
+    /// A request in a client's session.
+    async fn session_request(
+        &self,
+        call: Call<'_>,
+        session: &Session,
+        id: Value,
+        method: &str,
+        params: Map<String, Value>,
+    ) -> Result<Response<P>, GatewayError> {
+        let key = call.key;
+        match method {
             "ping" => Ok(rpc(StatusCode::OK, &jsonrpc::result(&id, json!({})))),
             "tools/list" if params.contains_key("cursor") => Ok(rpc(
                 StatusCode::OK,
                 &jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, "Unknown cursor."),
             )),
             "tools/list" => {
-                let servers = self.session_servers(&key, &session).await?;
+                let servers = self.session_servers(key, session).await?;
                 match self.gather_tools(&call, &servers).await {
                     Ok(tools) => Ok(rpc(
                         StatusCode::OK,
@@ -155,17 +150,17 @@ impl<P: Ports> Gateway<P> {
             }
             "tools/call" => self.mcp_call_tool(call, id, params).await,
             "prompts/list" | "resources/list" | "resources/templates/list" => {
-                self.mcp_catalog_list(&call, &id, &method).await
+                self.mcp_catalog_list(&call, &id, method).await
             }
             "prompts/get" | "resources/read" | "completion/complete" => {
-                self.mcp_catalog_get(&call, id, &method, params).await
+                self.mcp_catalog_get(&call, id, method, params).await
             }
             "logging/setLevel" => {
-                let servers = self.session_servers(&key, &session).await?;
+                let servers = self.session_servers(key, session).await?;
                 self.set_log_level(&servers, &params).await;
                 Ok(rpc(StatusCode::OK, &jsonrpc::result(&id, json!({}))))
             }
-            _ => Ok(rpc(StatusCode::OK, &not_served(&id, &method))),
+            _ => Ok(rpc(StatusCode::OK, &not_served(&id, method))),
         }
     }
 
@@ -236,7 +231,9 @@ impl<P: Ports> Gateway<P> {
         params: &Map<String, Value>,
     ) -> Result<Response<P>, GatewayError> {
         let asked = params.get("protocolVersion").and_then(Value::as_str);
-        let version = asked.filter(|v| VERSIONS.contains(v)).unwrap_or(LATEST);
+        let version = asked
+            .filter(|v| HANDSHAKE.contains(v))
+            .unwrap_or(LATEST_HANDSHAKE);
         let servers = self.mcp_servers(key, only.as_deref()).await?;
         let opened = join_all(servers.iter().map(|s| self.open_upstream(s, version))).await;
         let upstreams = servers
@@ -384,20 +381,6 @@ fn session_token(req: &http::Request<Bytes>) -> Option<&str> {
     req.headers().get(SESSION)?.to_str().ok()
 }
 
-/// The id a session's request `client_id` is forwarded under: the same
-/// every time (so a cancellation finds it), unique within the session
-/// (clients do not reuse ids in one), and not the client's own (servers
-/// see ids from one gateway session per client session, none guessable
-/// without the session's token).
-pub(super) fn call_id(token: &str, client_id: &Value) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(token.as_bytes());
-    h.update([0]);
-    h.update(client_id.to_string().as_bytes());
-    format!("mg-{}", hex::encode(&h.finalize()[..16]))
-}
-
 /// A client that sends no `traceparent` header may carry its trace in the
 /// request's `_meta` (the way MCP carries it across transports).
 fn meta_trace(req: &http::Request<Bytes>) -> Option<http::HeaderMap> {
@@ -413,20 +396,6 @@ fn meta_trace(req: &http::Request<Bytes>) -> Option<http::HeaderMap> {
 
 /// The W3C trace context header.
 const TRACEPARENT: &str = "traceparent";
-
-/// The answer to a method the gateway does not serve.
-pub(super) fn not_served(id: &Value, method: &str) -> Value {
-    let message = format!("Method '{method}' is not served by this gateway.");
-    jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, &message)
-}
-
-/// Whether the client takes an event stream as its answer.
-pub(super) fn accepts_sse(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("text/event-stream"))
-}
 
 /// A browser's request must come from the gateway's own origin (DNS
 /// rebinding); clients that are not browsers send no `Origin`.

@@ -2,100 +2,20 @@
 //! within the key's allowlist and the server's calls a minute, answered
 //! under the client's id, and recorded once (usage record, metrics, log).
 
-use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method};
 use serde_json::{Map, Value, json};
 
+use super::mcp_answer::{event_stream, relay, reply, session_ended};
 use super::mcp_record::{ToolCall, outcome};
 use super::mcp_stream::{McpStream, Route};
-use super::mcp_upstream::{Answer, Failure, sent_events};
-use super::{Body, Gateway, Response, json_response};
+use super::mcp_upstream::{Failure, sent_events};
+use super::{Gateway, Response};
 use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
+use crate::mcp::jsonrpc;
 use crate::mcp::session::Session;
-use crate::mcp::{jsonrpc, modern};
 use crate::ports::Ports;
-
-/// The answer to a forwarded request: JSON, or the notifications that
-/// came before it and the response as one event stream when the client
-/// takes one.
-pub(super) fn relay<P: Ports>(answer: Answer, id: &Value, call: &Call<'_>) -> Response<P> {
-    let response = match answer.response {
-        // Under the client's own id again.
-        Some(Value::Object(mut r)) => {
-            r.insert("id".into(), id.clone());
-            Value::Object(r)
-        }
-        _ => jsonrpc::error(
-            id,
-            jsonrpc::INTERNAL_ERROR,
-            "The MCP server sent no response.",
-        ),
-    };
-    if !call.sse || answer.notifications.is_empty() {
-        return reply(response, call.modern);
-    }
-    let mut response = response;
-    if call.modern
-        && let Some(result) = response.get_mut("result")
-    {
-        modern::complete(result);
-    }
-    let mut text = String::new();
-    for message in answer.notifications.iter().chain([&response]) {
-        text.push_str("event: message\ndata: ");
-        text.push_str(&message.to_string());
-        text.push_str("\n\n");
-    }
-    let mut resp = http::Response::new(Body::Full(Bytes::from(text)));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    resp
-}
-
-/// A streamed answer.
-fn event_stream<P: Ports>(stream: McpStream<P>) -> Response<P> {
-    let mut resp = http::Response::new(Body::Stream(Box::new(stream.into())));
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
-}
-
-/// A JSON-RPC answer in the client's era: a modern one has `resultType`
-/// on its result and the spec's HTTP status for its error; a handshake-era
-/// one is a 200 either way.
-pub(super) fn reply<P: Ports>(mut body: Value, modern: bool) -> Response<P> {
-    if !modern {
-        return rpc(StatusCode::OK, &body);
-    }
-    if let Some(result) = body.get_mut("result") {
-        modern::complete(result);
-    }
-    let code = body.pointer("/error/code").and_then(Value::as_i64);
-    let status = code.map_or(200, modern::http_status);
-    rpc(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-        &body,
-    )
-}
-
-/// A JSON-RPC answer with an HTTP status.
-pub(super) fn rpc<P: Ports>(status: StatusCode, body: &Value) -> Response<P> {
-    json_response(status, body)
-}
-
-/// An upstream ended its session: 404, so the client opens a new one.
-pub(super) fn session_ended<P: Ports>(id: &Value, server: &str) -> Response<P> {
-    let message = Failure::SessionEnded.describe(server) + " Initialize again.";
-    rpc(
-        StatusCode::NOT_FOUND,
-        &jsonrpc::error(id, jsonrpc::REFUSED, &message),
-    )
-}
 
 impl<P: Ports> Gateway<P> {
     pub(super) async fn mcp_call_tool(
@@ -128,7 +48,7 @@ impl<P: Ports> Gateway<P> {
         }
         params.insert("name".into(), Value::String(tool.to_owned()));
         let upstream_id = match call.session_token {
-            Some(token) => Value::String(super::mcp::call_id(token, &id)),
+            Some(token) => Value::String(call_id(token, &id)),
             None => self.upstream_id(),
         };
         let req =
@@ -150,33 +70,40 @@ impl<P: Ports> Gateway<P> {
                 call.modern,
             ));
         };
+        let route = Route {
+            server: server.clone(),
+            upstream: opened,
+            once,
+            client_id: id,
+            upstream_id: req["id"].clone(),
+            modern: call.modern,
+        };
+        self.forward_tool_call(&call, route, &req, record).await
+    }
+
+    /// Send the call on `route` and answer: as the events come, to a
+    /// client that takes them when the server sends them; else whole.
+    async fn forward_tool_call(
+        &self,
+        call: &Call<'_>,
+        route: Route,
+        req: &Value,
+        record: ToolCall,
+    ) -> Result<Response<P>, GatewayError> {
+        let (server, opened) = (&route.server, &route.upstream);
         let sent = self
             .mcp_send(
                 server,
                 Method::POST,
-                Some(&opened),
-                Some(&req),
+                Some(opened),
+                Some(req),
                 &call.forwarded,
             )
             .await;
-        // Events go on as they come to a client that takes them.
         let sent = match sent {
             Ok(sent) if call.sse && sent_events(&sent.resp) => {
-                let route = Route {
-                    server: server.clone(),
-                    upstream: opened,
-                    once,
-                    client_id: id,
-                    upstream_id: req["id"].clone(),
-                    modern: call.modern,
-                };
-                let mut stream = McpStream::new(
-                    self.clone(),
-                    sent.resp.into_body(),
-                    route,
-                    sent.deadline,
-                    record,
-                );
+                let (body, deadline) = (sent.resp.into_body(), sent.deadline);
+                let mut stream = McpStream::new(self.clone(), body, route, deadline, record);
                 let Some(whole) = stream.open().await else {
                     return Ok(event_stream(stream));
                 };
@@ -189,20 +116,21 @@ impl<P: Ports> Gateway<P> {
         };
         let answer = match sent {
             Ok(sent) => {
-                self.mcp_read(sent, (server, Some(&opened)), req.get("id"))
+                self.mcp_read(sent, (server, Some(opened)), req.get("id"))
                     .await
             }
             Err(e) => Err(e),
         };
-        if once {
-            self.end_sessions(&[(server.clone(), opened)]).await;
+        if route.once {
+            self.end_sessions(&[(server.clone(), opened.clone())]).await;
         }
         self.record_tool_call(record, outcome(&answer)).await;
+        let id = &route.client_id;
         match answer {
-            Ok(answer) => Ok(relay(answer, &id, &call)),
-            Err(Failure::SessionEnded) => Ok(session_ended(&id, &server.name)),
+            Ok(answer) => Ok(relay(answer, id, call.sse, call.modern)),
+            Err(Failure::SessionEnded) => Ok(session_ended(id, &server.name)),
             Err(e) => {
-                let body = jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name));
+                let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name));
                 Ok(reply(body, call.modern))
             }
         }
@@ -269,4 +197,18 @@ impl Call<'_> {
             .and_then(|server| canonical.strip_prefix(server)?.strip_prefix(sep));
         own.unwrap_or(canonical)
     }
+}
+
+/// The id a session's request `client_id` is forwarded under: the same
+/// every time (so a cancellation finds it), unique within the session
+/// (clients do not reuse ids in one), and not the client's own (servers
+/// see ids from one gateway session per client session, none guessable
+/// without the session's token).
+pub(super) fn call_id(token: &str, client_id: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(token.as_bytes());
+    h.update([0]);
+    h.update(client_id.to_string().as_bytes());
+    format!("mg-{}", hex::encode(&h.finalize()[..16]))
 }

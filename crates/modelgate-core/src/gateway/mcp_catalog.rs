@@ -8,7 +8,8 @@ use futures_util::future::join_all;
 use http::Method;
 use serde_json::{Map, Value, json};
 
-use super::mcp_calls::{Call, relay, reply, session_ended};
+use super::mcp_answer::{not_served, relay, reply, session_ended};
+use super::mcp_calls::Call;
 use super::mcp_upstream::Failure;
 use super::{Gateway, Response};
 use crate::error::GatewayError;
@@ -131,7 +132,7 @@ impl<P: Ports> Gateway<P> {
         method: &str,
     ) -> Result<Response<P>, GatewayError> {
         let Some(kind) = Kind::listed_by(method) else {
-            return Ok(reply(super::mcp::not_served(id, method), call.modern));
+            return Ok(reply(not_served(id, method), call.modern));
         };
         let reached = self.reach_servers(call).await?;
         let wholly = reached
@@ -251,7 +252,7 @@ impl<P: Ports> Gateway<P> {
                         content["uri"] = Value::String(call.shown(&name, '+').to_owned());
                     }
                 }
-                Ok(relay(answer, &id, call))
+                Ok(relay(answer, &id, call.sse, call.modern))
             }
             Err(Failure::SessionEnded) => Ok(session_ended(&id, &server.name)),
             Err(e) => {

@@ -10,8 +10,8 @@ use http::header::ALLOW;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::mcp::{SERVED, accepted, accepts_sse, capabilities, not_served};
-use super::mcp_calls::{Call, reply};
+use super::mcp_answer::{accepted, accepts_sse, capabilities, not_served, reply};
+use super::mcp_calls::Call;
 use super::mcp_upstream::VERSION;
 use super::{Body, Gateway, Response};
 use crate::domain::ApiKey;
@@ -126,7 +126,7 @@ impl<P: Ports> Gateway<P> {
 /// tools it gathers, and who it is.
 fn discovered() -> Value {
     json!({
-        "supportedVersions": SERVED,
+        "supportedVersions": crate::mcp::versions::SERVED,
         "capabilities": capabilities(),
         "ttlMs": 0,
         "cacheScope": "private",

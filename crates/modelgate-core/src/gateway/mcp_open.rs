@@ -34,7 +34,8 @@ impl<P: Ports> Gateway<P> {
             Ok(Some(u)) => return Some(u),
             // It answered, in the other era.
             Ok(None) if version == MODERN => {
-                self.initialize_upstream(server, super::mcp::LATEST).await
+                self.initialize_upstream(server, crate::mcp::versions::LATEST_HANDSHAKE)
+                    .await
             }
             Ok(None) => self.discover_upstream(server).await,
             Err(e) => Err(e),

@@ -139,7 +139,9 @@ impl<P: Ports> Gateway<P> {
     /// The server's tools now, each with where it stands, for an admin:
     /// a session of the gateway's own, opened and ended for the purpose.
     async fn tools_now(&self, server: &McpServer) -> Result<Vec<Value>, GatewayError> {
-        let upstream = self.open_upstream(server, super::mcp::LATEST).await;
+        let upstream = self
+            .open_upstream(server, crate::mcp::versions::LATEST_HANDSHAKE)
+            .await;
         let unreachable = || {
             UpstreamError::McpServer(format!(
                 "MCP server '{}' did not list its tools.",

@@ -127,7 +127,9 @@ impl<P: Ports> Gateway<P> {
         for (name, value) in extra {
             req = req.header(name, value);
         }
-        let version = upstream.map_or(super::mcp::LATEST, |u| u.version.as_str());
+        let version = upstream.map_or(crate::mcp::versions::LATEST_HANDSHAKE, |u| {
+            u.version.as_str()
+        });
         let traceparent = self.ports().traceparent();
         let body = body.map(|b| modern::outgoing(b, version, traceparent.as_deref()));
         let mut bytes = Bytes::new();

@@ -17,6 +17,7 @@ mod keys;
 mod leases;
 mod limits;
 mod mcp;
+mod mcp_answer;
 mod mcp_calls;
 mod mcp_catalog;
 mod mcp_modern;

@@ -9,6 +9,7 @@
 //! - [`server`]: the upstream server as an admin object, its checks and its
 //!   admin view (header names, never their values).
 //! - [`session`]: a client session sealed into its `Mcp-Session-Id`.
+//! - [`versions`]: the protocol versions spoken, both eras.
 //!
 //! No IO here: the gateway's admin API stores servers through
 //! [`crate::ports::McpServerStore`].
@@ -19,5 +20,6 @@ pub mod modern;
 pub mod pins;
 pub mod server;
 pub mod session;
+pub mod versions;
 
 pub use server::{McpServer, McpServerPatch, McpServerSpec};
