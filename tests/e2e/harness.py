@@ -2,6 +2,7 @@
 processes that print `READY <url>`, the native gateway, the Worker under
 `wrangler dev --local`, and a tiny stdlib HTTP helper."""
 
+import contextlib
 import json as jsonlib
 import os
 import pathlib
@@ -262,3 +263,31 @@ def start_lambda(port, settings, tmp, log, release=False):
         cmd.append("--release")
     return subprocess.Popen(cmd, cwd=ROOT / "lambda" / "modelgate-lambda", env=env, stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def mcp_upstreams(env, kinds, prefix="e2e"):
+    """Upstream MCP servers (tests/support/mcp_upstream.py, one a kind,
+    with its extra arguments) started and registered with the gateway,
+    `sse` with a credential from a declared secret: yields their names and
+    URLs by kind; deregistered and stopped after."""
+    procs, ids, names, urls = [], [], {}, {}
+    try:
+        for kind, args in kinds.items():
+            names[kind] = f"{prefix}-" + os.urandom(3).hex()
+            proc, urls[kind] = start([sys.executable, str(ROOT / "tests" / "support" / "mcp_upstream.py"),
+                                      names[kind], *args])
+            procs.append(proc)
+            body = {"name": names[kind], "url": urls[kind]}
+            if kind == "sse":
+                body["headers"] = {"Authorization": "Bearer env:E2E_UPSTREAM_KEY"}
+            r = env.admin("POST", "/mcp/servers", body)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        yield names, urls
+    finally:
+        for i in ids:
+            env.admin("DELETE", f"/mcp/servers/{i}")
+        for p in procs:
+            stop(p)
+

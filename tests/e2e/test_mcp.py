@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import UPSTREAM_SECRET, http
-from harness import ROOT, free_port, start, start_gateway, stop, wait_health
+from harness import ROOT, free_port, mcp_upstreams, start, start_gateway, stop, wait_health
 
 UPSTREAM = ROOT / "tests" / "support" / "mcp_upstream.py"
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -34,24 +34,8 @@ ACCEPT = "application/json, text/event-stream"
 def servers(env):
     """Two upstream MCP servers registered with the gateway: their names
     (`sse` answers in event streams and needs a credential, `json` in JSON)."""
-    procs, ids = [], []
-    names = {"sse": "e2e-" + uuid.uuid4().hex[:6], "json": "e2e-" + uuid.uuid4().hex[:6]}
-    try:
-        for kind, name in names.items():
-            proc, url = start([sys.executable, str(UPSTREAM), name] + (["json"] if kind == "json" else []))
-            procs.append(proc)
-            body = {"name": name, "url": url}
-            if kind == "sse":
-                body["headers"] = {"Authorization": "Bearer env:E2E_UPSTREAM_KEY"}
-            r = env.admin("POST", "/mcp/servers", body)
-            assert r.status_code == 201, r.text
-            ids.append(r.json()["id"])
+    with mcp_upstreams(env, {"sse": [], "json": ["json"]}) as (names, _):
         yield names
-    finally:
-        for i in ids:
-            env.admin("DELETE", f"/mcp/servers/{i}")
-        for p in procs:
-            stop(p)
 
 
 def client(base_url, key, path="/mcp"):

@@ -8,10 +8,8 @@ are held to its body; prompts and resources pass through in both eras."""
 import asyncio
 import json
 import socket
-import sys
 import time
 import urllib.parse
-import uuid
 from http import client as http_client
 
 import httpx2
@@ -21,9 +19,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import UPSTREAM_SECRET, http
-from harness import ROOT, start, stop
+from harness import mcp_upstreams
 
-UPSTREAM = ROOT / "tests" / "support" / "mcp_upstream.py"
 MODERN = "2026-07-28"
 ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN,
             "io.modelcontextprotocol/clientCapabilities": {}}
@@ -36,26 +33,10 @@ def servers(env):
     """Four upstreams: `sse` and `json` speak both eras (`sse` needs a
     credential), `legacy` only the handshake era, `modern` only the
     stateless one."""
-    procs, ids = [], []
     kinds = {"sse": [], "json": ["json"], "legacy": ["legacy"], "modern": ["modern"]}
-    names = {kind: "e2m-" + uuid.uuid4().hex[:6] for kind in kinds}
-    try:
-        for kind, args in kinds.items():
-            proc, url = start([sys.executable, str(UPSTREAM), names[kind], *args])
-            procs.append(proc)
-            URLS[kind] = url
-            body = {"name": names[kind], "url": url}
-            if kind == "sse":
-                body["headers"] = {"Authorization": "Bearer env:E2E_UPSTREAM_KEY"}
-            r = env.admin("POST", "/mcp/servers", body)
-            assert r.status_code == 201, r.text
-            ids.append(r.json()["id"])
+    with mcp_upstreams(env, kinds, "e2m") as (names, urls):
+        URLS.update(urls)
         yield names
-    finally:
-        for i in ids:
-            env.admin("DELETE", f"/mcp/servers/{i}")
-        for p in procs:
-            stop(p)
 
 
 def client(base_url, key, mode="auto"):

@@ -126,39 +126,35 @@ def dotted() -> str:
     return "dotted"
 
 
-def handshake_only(app):
-    """Refuse a stateless-era request the way a handshake-era server does:
-    it has no session, so it is a 400."""
+def refusing(app, refused, error):
+    """`app`, answering a request whose MCP-Protocol-Version `refused`
+    says it does not speak with a 400 carrying the JSON-RPC `error`."""
     async def wrapped(scope, receive, send):
         if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            version = headers.get(b"mcp-protocol-version", b"").decode()
-            if version and version not in HANDSHAKE:
-                body = b'{"jsonrpc":"2.0","id":"server-error","error":{"code":-32600,"message":"Bad Request: Missing session ID"}}'
+            version = dict(scope["headers"]).get(b"mcp-protocol-version", b"").decode()
+            if refused(version):
+                body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error(version)}).encode()
                 await send({"type": "http.response.start", "status": 400,
                             "headers": [(b"content-type", b"application/json")]})
                 await send({"type": "http.response.body", "body": body})
                 return
         await app(scope, receive, send)
     return wrapped
+
+
+def handshake_only(app):
+    """Refuse a stateless-era request the way a handshake-era server does:
+    it has no session, so it is a 400."""
+    return refusing(app, lambda v: v and v not in HANDSHAKE,
+                    lambda v: {"code": -32600, "message": "Bad Request: Missing session ID"})
 
 
 def stateless_only(app):
     """Refuse the handshake the way a server of the stateless era alone
     does: -32022, naming the one version it speaks."""
-    async def wrapped(scope, receive, send):
-        if scope["type"] == "http":
-            version = dict(scope["headers"]).get(b"mcp-protocol-version", b"").decode()
-            if version != "2026-07-28":
-                body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {
-                    "code": -32022, "message": "Unsupported protocol version",
-                    "data": {"supported": ["2026-07-28"], "requested": version}}}).encode()
-                await send({"type": "http.response.start", "status": 400,
-                            "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await app(scope, receive, send)
-    return wrapped
+    return refusing(app, lambda v: v != "2026-07-28",
+                    lambda v: {"code": -32022, "message": "Unsupported protocol version",
+                               "data": {"supported": ["2026-07-28"], "requested": v}})
 
 
 async def main():
