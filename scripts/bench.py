@@ -35,6 +35,7 @@ from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, c
                         start_nginx, start_passthrough, start_portkey, syscalls)
 from bench_c1 import (SUSTAINED_MS, c1_section, ceiling, concurrency_one, field_section,  # noqa: E402
                       sustained)
+from bench_mcp import mcp_only  # noqa: E402
 from bench_messages import ANTHROPIC_HDRS, MESSAGES_BODY, bench_messages, messages_section  # noqa: E402
 from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import (GATEWAY, GATEWAY_PG, KEPT, LITELLM, MESSAGES_BRIDGED, MOCK, UNKEPT, report,  # noqa: E402
@@ -461,5 +462,5 @@ def messages_only():
 
 
 if __name__ == "__main__":
-    modes = {"cost": cost_only, "messages": messages_only, "c1": c1_only, "streams": streams_only}
+    modes = {"cost": cost_only, "messages": messages_only, "c1": c1_only, "streams": streams_only, "mcp": mcp_only}
     modes.get(sys.argv[1] if sys.argv[1:] else "", main)()
