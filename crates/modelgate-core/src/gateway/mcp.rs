@@ -384,7 +384,12 @@ fn session_token(req: &http::Request<Bytes>) -> Option<&str> {
 /// A client that sends no `traceparent` header may carry its trace in the
 /// request's `_meta` (the way MCP carries it across transports).
 fn meta_trace(req: &http::Request<Bytes>) -> Option<http::HeaderMap> {
-    if req.headers().contains_key(TRACEPARENT) {
+    // A scan, not a second parse, for the many requests without one.
+    let named = req
+        .body()
+        .windows(TRACEPARENT.len())
+        .any(|w| w == TRACEPARENT.as_bytes());
+    if req.headers().contains_key(TRACEPARENT) || !named {
         return None;
     }
     let body: Value = serde_json::from_slice(req.body()).ok()?;

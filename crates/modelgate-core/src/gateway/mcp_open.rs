@@ -10,7 +10,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use super::Gateway;
-use super::mcp_upstream::Failure;
+use super::mcp_upstream::{Answer, Failure};
 use crate::mcp::McpServer;
 use crate::mcp::modern::MODERN;
 use crate::mcp::session::Upstream;
@@ -70,13 +70,8 @@ impl<P: Ports> Gateway<P> {
                 "clientInfo": {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")},
             },
         });
-        let answer = match self
-            .mcp_exchange(server, Method::POST, None, Some(&init))
-            .await
-        {
-            Ok(a) => a,
-            Err(Failure::Refused(_)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(answer) = self.era_answer(server, None, &init).await? else {
+            return Ok(None);
         };
         let agreed = answer
             .response
@@ -105,14 +100,8 @@ impl<P: Ports> Gateway<P> {
             version: MODERN.to_owned(),
         };
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "server/discover", "params": {}});
-        let answer = match self
-            .mcp_exchange(server, Method::POST, Some(&probe), Some(&req))
-            .await
-        {
-            Ok(a) => a,
-            // An older server refuses the request it does not understand.
-            Err(Failure::Refused(_)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(answer) = self.era_answer(server, Some(&probe), &req).await? else {
+            return Ok(None);
         };
         let versions = answer
             .response
@@ -121,5 +110,23 @@ impl<P: Ports> Gateway<P> {
             .and_then(Value::as_array);
         let modern = versions.is_some_and(|v| v.iter().any(|v| v == MODERN));
         Ok(modern.then_some(probe))
+    }
+
+    /// The answer to `req`; `None` when the server refused it outright (a
+    /// request of the era it does not speak).
+    async fn era_answer(
+        &self,
+        server: &McpServer,
+        upstream: Option<&Upstream>,
+        req: &Value,
+    ) -> Result<Option<Answer>, Failure> {
+        match self
+            .mcp_exchange(server, Method::POST, upstream, Some(req))
+            .await
+        {
+            Ok(a) => Ok(Some(a)),
+            Err(Failure::Refused(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
