@@ -1,7 +1,9 @@
 // The MCP servers an admin declares for /mcp, and the review of their
 // tools' definitions (pinned, changed or new: the last two are held back
-// from clients until accepted). Header values are write-only: the API
-// shows their names, never what they hold.
+// from clients until accepted). A server is a URL with headers, or a
+// command (run over stdio by the native server) with its environment.
+// Header and variable values are write-only: the API shows their names,
+// never what they hold.
 import { api, attempt, dateTime, el } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
@@ -11,8 +13,8 @@ export async function loadMcpServers() {
   const rows = data.map((s) =>
     el("tr", {},
       el("td", {}, s.name),
-      el("td", {}, s.url),
-      el("td", {}, s.headers.join(", ") || "none"),
+      el("td", {}, s.url ?? s.command.join(" ")),
+      el("td", {}, [...s.headers, ...s.env].join(", ") || "none"),
       el("td", {}, `${s.timeout_ms / 1000} s`),
       el("td", {}, s.rpm === null ? "unlimited" : `${s.rpm}/min`),
       el("td", {}, s.pinned_tools.length ? `${s.pinned_tools.length} pinned` : "none yet"),
@@ -82,8 +84,12 @@ async function review(server) {
 async function createMcpServer(event) {
   event.preventDefault();
   const f = event.target.elements;
-  const body = { name: f.name.value.trim(), url: f.url.value.trim() };
+  const body = { name: f.name.value.trim() };
+  const command = f.command.value.split("\n").map((a) => a.trim()).filter((a) => a);
+  if (command.length) body.command = command;
+  else body.url = f.url.value.trim();
   if (f.header_name.value.trim()) body.headers = { [f.header_name.value.trim()]: f.header_value.value };
+  if (f.env_name.value.trim()) body.env = { [f.env_name.value.trim()]: f.env_value.value };
   if (f.timeout_s.value !== "") body.timeout_ms = Math.round(Number(f.timeout_s.value) * 1000);
   if (f.rpm.value !== "") body.rpm = Number(f.rpm.value);
   const created = await attempt(() => api("POST", "/mcp/servers", body));

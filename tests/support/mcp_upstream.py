@@ -3,6 +3,7 @@ MCPServer (dual-era, Streamable HTTP) on a free loopback port, with a few
 tools, printing `READY <url>` once it listens.
 
     python mcp_upstream.py NAME [json] [legacy|modern]
+    python mcp_upstream.py NAME stdio
 
 `json` answers requests with one JSON object instead of an SSE stream;
 `legacy` makes it a handshake-era server only (as servers before
@@ -10,10 +11,14 @@ tools, printing `READY <url>` once it listens.
 stateless-era one only (`initialize` is refused with -32022).
 The `seen_headers` tool returns the headers of the request that called it,
 so a test can see what the gateway sent; `rug_pull` changes `echo`'s
-definition and adds a tool."""
+definition and adds a tool. With `stdio` it speaks over stdin and stdout,
+as a local server the gateway runs, with tools of its own: `environment`
+(what it was given), `release` (the held calls), `cancellations` (how many
+calls were cancelled) and `crash`."""
 
 import asyncio
 import json
+import os
 import socket
 import sys
 
@@ -24,6 +29,7 @@ NAME = sys.argv[1]
 JSON = "json" in sys.argv[2:]
 LEGACY = "legacy" in sys.argv[2:]
 MODERN = "modern" in sys.argv[2:]
+STDIO = "stdio" in sys.argv[2:]
 HANDSHAKE = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"}
 
 server = MCPServer(NAME, instructions=f"the {NAME} test server")
@@ -44,6 +50,7 @@ def add(a: int, b: int) -> int:
 # The calls held until `POST /release` (which releases those waiting then,
 # and no later one).
 HELD = set()
+CANCELLED = [0]
 
 
 @server.tool()
@@ -62,17 +69,47 @@ async def count_slowly(steps: int, ctx: Context, hold: bool = False) -> str:
             await asyncio.sleep(0.01)
         if hold:
             await released.wait()
+    except asyncio.CancelledError:
+        CANCELLED[0] += 1
+        raise
     finally:
         HELD.discard(released)
     return f"counted {steps}"
 
 
+def release_held():
+    for held in list(HELD):
+        held.set()
+
+
 @server.custom_route("/release", methods=["POST"])
 async def release(request):
     from starlette.responses import PlainTextResponse
-    for held in list(HELD):
-        held.set()
+    release_held()
     return PlainTextResponse("released")
+
+
+if STDIO:
+    @server.tool()
+    def environment() -> dict:
+        """The names of this process's environment, its TOKEN, its pid."""
+        return {"names": sorted(os.environ), "token": os.environ.get("TOKEN"), "pid": os.getpid()}
+
+    @server.tool(name="release")
+    def release_tool() -> str:
+        """Release the held calls."""
+        release_held()
+        return "released"
+
+    @server.tool()
+    def cancellations() -> int:
+        """How many calls were cancelled."""
+        return CANCELLED[0]
+
+    @server.tool()
+    def crash() -> str:
+        """Exit at once, as a server that fails does."""
+        os._exit(3)
 
 
 @server.tool()
@@ -158,6 +195,9 @@ def stateless_only(app):
 
 
 async def main():
+    if STDIO:
+        await server.run_stdio_async()
+        return
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

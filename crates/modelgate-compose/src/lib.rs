@@ -19,7 +19,7 @@
 //! One module: it reads nothing from the environment (its callers do) and
 //! imports only the stores, the native ports and the core.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -63,6 +63,9 @@ pub struct Plan {
     pub redis: Option<Secret>,
     /// Secrets loaded at start (e.g. from AWS Secrets Manager).
     pub secrets: HashMap<String, String>,
+    /// The programs local (stdio) MCP servers may run (none: no local
+    /// server).
+    pub local_programs: BTreeSet<String>,
 }
 
 /// What a command does with the gateway, whatever its ports.
@@ -85,7 +88,9 @@ impl Plan {
         specs: Vec<ModelSpec>,
         job: J,
     ) -> Result<J::Output, String> {
-        let http = UpstreamHttp::new(&core).map_err(|e| format!("HTTP client: {e}"))?;
+        let http = UpstreamHttp::new(&core)
+            .map_err(|e| format!("HTTP client: {e}"))?
+            .with_local_programs(self.local_programs);
         let redis = self.redis.as_ref().map(|u| u.expose().to_owned());
         let secrets = self.secrets;
         let to = Target {

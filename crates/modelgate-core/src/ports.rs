@@ -70,6 +70,20 @@ pub trait ByteStream: MaybeSend + 'static {
     ) -> impl Future<Output = Option<Result<Bytes, TransportError>>> + MaybeSend;
 }
 
+/// A local MCP server (stdio): the program and arguments an admin gave
+/// it, and its environment (nothing else of the gateway's is passed on).
+#[derive(Debug, Clone)]
+pub struct LocalCommand {
+    /// Which server (one child per server).
+    pub server: String,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Its environment, secrets resolved.
+    pub env: Vec<(String, String)>,
+    /// How long its start (spawn and handshake) may take, ms.
+    pub start_ms: u32,
+}
+
 /// Sends one HTTP request upstream. The body of the answer is streamed.
 pub trait HttpClient: MaybeSend + MaybeSync + 'static {
     /// The streamed response body.
@@ -79,6 +93,26 @@ pub trait HttpClient: MaybeSend + MaybeSync + 'static {
         &self,
         req: http::Request<Bytes>,
     ) -> impl Future<Output = Result<http::Response<Self::Body>, TransportError>> + MaybeSend;
+    /// Whether `program` may run as a local MCP server (the operator's
+    /// list; runtimes that run no commands: never).
+    fn may_run(&self, program: &str) -> bool {
+        let _ = program;
+        false
+    }
+    /// Send `req` to the local MCP server `command` runs (started on first
+    /// use), answered as a Streamable HTTP server in the handshake era
+    /// would answer it.
+    fn send_local(
+        &self,
+        command: LocalCommand,
+        req: http::Request<Bytes>,
+    ) -> impl Future<Output = Result<http::Response<Self::Body>, TransportError>> + MaybeSend {
+        let _ = (command, req);
+        std::future::ready(Err(TransportError {
+            kind: TransportErrorKind::Connect,
+            detail: "this runtime runs no local MCP servers".into(),
+        }))
+    }
 }
 
 /// Keys: lookup for authentication, and the admin's records. What a key

@@ -9,12 +9,15 @@
 //!   IO).
 //! - `listener`: the native server's sockets (network IO): connection cap,
 //!   header and idle deadlines, graceful shutdown.
-//! - `upstream`: the upstream HTTP client (network IO).
+//! - `local`: local MCP servers, children over stdio (process IO).
+//! - `upstream`: the upstream HTTP client (network IO), and the local MCP
+//!   servers where allowed.
 //! - `ports`: the core's ports over it, the SQLite store (file IO), a
 //!   limiter of the caller's choice, system clock, OS randomness.
 
 pub mod app;
 pub mod listener;
+pub mod local;
 pub mod metrics;
 pub mod otel;
 pub mod ports;

@@ -6,9 +6,11 @@
 //! proxying stack costs a request (BENCHMARKS.md), and the core needs none
 //! of them: it builds the request and follows no redirect.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,7 +24,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use modelgate_core::Config;
-use modelgate_core::ports::{ByteStream, HttpClient, TransportError, TransportErrorKind};
+use modelgate_core::ports::{
+    ByteStream, HttpClient, LocalCommand, TransportError, TransportErrorKind,
+};
+
+use crate::local::{LocalBody, LocalServers};
 
 /// The system resolver, keeping only addresses the edge policy allows: a
 /// name that resolves to a metadata service (or is rebound to one) is never
@@ -126,10 +132,12 @@ where
     }
 }
 
-/// Upstream HTTP over a pooled hyper client.
+/// Upstream HTTP over a pooled hyper client, and the local MCP servers
+/// where the operator allows some.
 #[derive(Debug, Clone)]
 pub struct UpstreamHttp {
     client: Client<Bounded<HttpsConnector<HttpConnector<EgressResolver>>>, Full<Bytes>>,
+    local: Option<Arc<LocalServers>>,
 }
 
 impl UpstreamHttp {
@@ -164,7 +172,18 @@ impl UpstreamHttp {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
             .build(connector);
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            local: None,
+        })
+    }
+
+    /// Run local MCP servers whose programs are among `programs` (none:
+    /// no local server).
+    #[must_use]
+    pub fn with_local_programs(mut self, programs: BTreeSet<String>) -> Self {
+        self.local = (!programs.is_empty()).then(|| Arc::new(LocalServers::new(programs)));
+        self
     }
 }
 
@@ -194,12 +213,21 @@ fn transport(e: &(dyn std::error::Error + 'static), during_body: bool) -> Transp
 
 /// A streamed upstream response body.
 #[derive(Debug)]
-pub struct UpstreamBody(Incoming);
+pub enum UpstreamBody {
+    /// Over the network.
+    Http(Incoming),
+    /// From a local MCP server.
+    Local(LocalBody),
+}
 
 impl ByteStream for UpstreamBody {
     async fn next_chunk(&mut self) -> Option<Result<Bytes, TransportError>> {
+        let body = match self {
+            Self::Http(body) => body,
+            Self::Local(body) => return body.next_chunk().await.map(Ok),
+        };
         loop {
-            match self.0.frame().await? {
+            match body.frame().await? {
                 Ok(frame) => match frame.into_data() {
                     Ok(data) => return Some(Ok(data)),
                     // Trailers carry nothing the core reads.
@@ -224,7 +252,26 @@ impl HttpClient for UpstreamHttp {
             .request(req.map(Full::new))
             .await
             .map_err(|e| transport(&e, false))?;
-        Ok(resp.map(UpstreamBody))
+        Ok(resp.map(UpstreamBody::Http))
+    }
+
+    fn may_run(&self, program: &str) -> bool {
+        self.local.as_ref().is_some_and(|l| l.may_run(program))
+    }
+
+    async fn send_local(
+        &self,
+        command: LocalCommand,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<UpstreamBody>, TransportError> {
+        let Some(local) = &self.local else {
+            return Err(TransportError {
+                kind: TransportErrorKind::Connect,
+                detail: "no local MCP servers here (MG_MCP_COMMANDS)".into(),
+            });
+        };
+        let resp = local.send(command, req).await?;
+        Ok(resp.map(UpstreamBody::Local))
     }
 }
 

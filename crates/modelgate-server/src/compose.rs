@@ -28,6 +28,7 @@ pub async fn plan(settings: &Settings) -> Plan {
         store,
         redis: settings.redis_url.clone(),
         secrets: Default::default(),
+        local_programs: settings.mcp_commands.clone(),
     }
 }
 

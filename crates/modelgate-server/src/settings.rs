@@ -1,6 +1,7 @@
 //! Native settings from `MG_*` variables, on top of the core's [`Config`],
 //! and the declarative models file.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,6 +54,9 @@ pub struct Settings {
     /// key (e.g. `127.0.0.1:9464`, for a scraper on a private network);
     /// unset, metrics are only at the main address, for admin keys.
     pub metrics_listen: Option<SocketAddr>,
+    /// `MG_MCP_COMMANDS`: the programs local (stdio) MCP servers may run,
+    /// as their commands name them (`node,/usr/bin/python3`); unset, none.
+    pub mcp_commands: BTreeSet<String>,
     /// The core's settings.
     pub core: Config,
 }
@@ -167,9 +171,17 @@ impl Settings {
                 .map(|a| a.parse::<SocketAddr>())
                 .transpose()
                 .map_err(|_| bad("MG_METRICS_LISTEN", "not an IP address and port"))?,
+            mcp_commands: list(env.val("MG_MCP_COMMANDS")),
             core,
         })
     }
+}
+
+/// A comma-separated list's entries.
+fn list(value: Option<String>) -> BTreeSet<String> {
+    let value = value.unwrap_or_default();
+    let entries = value.split(',').map(str::trim).filter(|p| !p.is_empty());
+    entries.map(str::to_owned).collect()
 }
 
 /// The SQLite file's journal and WAL bound (MiB).
@@ -347,6 +359,20 @@ mod tests {
         assert_eq!(s.db_path, PathBuf::from("./data/modelgate.db"));
         assert_eq!(s.core.trusted_proxy_hops, 0);
         assert!(s.database_url.is_none() && s.redis_url.is_none());
+        assert!(
+            s.mcp_commands.is_empty(),
+            "no local MCP server unless allowed"
+        );
+    }
+
+    #[test]
+    fn local_mcp_programs_are_a_list() {
+        let s = Settings::from_lookup(|k| {
+            (k == "MG_MCP_COMMANDS").then(|| " node, /usr/bin/python3 ,,npx".to_owned())
+        })
+        .unwrap();
+        let programs: Vec<&str> = s.mcp_commands.iter().map(String::as_str).collect();
+        assert_eq!(programs, ["/usr/bin/python3", "node", "npx"]);
     }
 
     #[test]

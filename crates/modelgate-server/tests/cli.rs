@@ -29,11 +29,23 @@ impl Drop for Db {
 
 /// Run `modelgate args...`; (success, JSON answer).
 fn run(db: &Db, models_file: Option<&Path>, args: &[&str]) -> (bool, Value) {
+    run_with(db, models_file, &[], args)
+}
+
+/// [`run`] with settings of its own.
+fn run_with(
+    db: &Db,
+    models_file: Option<&Path>,
+    settings: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, Value) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelgate"));
     cmd.args(args)
         .env("MG_DB_PATH", db.path("db.sqlite"))
         .env("MG_LOG", "error")
-        .env_remove("MG_MODELS_FILE");
+        .env_remove("MG_MODELS_FILE")
+        .env_remove("MG_MCP_COMMANDS")
+        .envs(settings.iter().copied());
     if let Some(f) = models_file {
         cmd.env("MG_MODELS_FILE", f);
     }
@@ -231,6 +243,30 @@ fn mcp_servers_from_the_command_line() {
     assert!(!listed.to_string().contains("sk-cli-secret"));
     assert!(run(&db, None, &["mcp-servers", "delete", id]).0);
     assert!(!run(&db, None, &["mcp-servers", "get", id]).0);
+    // A local server: refused where the operator allows no program (this
+    // run sets no MG_MCP_COMMANDS), whatever the command.
+    let local = [
+        "mcp-servers",
+        "add",
+        "--name",
+        "files",
+        "--env",
+        "ROOT=/srv",
+        "--",
+        "node",
+        "server.js",
+        "--stdio",
+    ];
+    let (ok, refused) = run(&db, None, &local);
+    assert!(!ok && refused["error"]["param"] == "command", "{refused}");
+    let (ok, added) = run_with(&db, None, &[("MG_MCP_COMMANDS", "node")], &local);
+    assert!(ok, "{added}");
+    assert_eq!(
+        added["command"],
+        serde_json::json!(["node", "server.js", "--stdio"])
+    );
+    assert_eq!(added["env"], serde_json::json!(["ROOT"]));
+    assert_eq!(added["url"], Value::Null);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Store conformance for upstream MCP servers: the document round-trips
-//! with its header values, names are unique, and a change holds only on
-//! the version it was made from.
+//! with its header values and a command's environment, names are unique,
+//! and a change holds only on the version it was made from.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +18,8 @@ pub fn mcp_server(id: &str, name: &str) -> McpServer {
         name: name.into(),
         url: format!("https://{name}.example/mcp"),
         headers: BTreeMap::from([("Authorization".into(), "Bearer env:TOKEN".into())]),
+        command: vec![],
+        env: BTreeMap::new(),
         enabled: true,
         timeout_ms: 30_000,
         rpm: Some(60),
@@ -32,9 +34,14 @@ pub fn mcp_server(id: &str, name: &str) -> McpServer {
 pub async fn mcp_servers_roundtrip<S: Store, A: Accounting>(s: Arc<Subject<S, A>>) {
     let github = mcp_server("mcp_1", "github");
     s.insert_mcp_server(&github).await.unwrap();
-    s.insert_mcp_server(&mcp_server("mcp_0", "docs"))
-        .await
-        .unwrap();
+    // A local server: its command and environment are kept too.
+    let mut docs = mcp_server("mcp_0", "docs");
+    docs.url = String::new();
+    docs.headers.clear();
+    docs.command = vec!["node".into(), "docs.js".into()];
+    docs.env = BTreeMap::from([("TOKEN".into(), "env:TOKEN".into())]);
+    s.insert_mcp_server(&docs).await.unwrap();
+    assert_eq!(s.get_mcp_server("mcp_0").await.unwrap(), Some(docs));
     assert_eq!(
         s.get_mcp_server("mcp_1").await.unwrap(),
         Some(github.clone())

@@ -112,6 +112,8 @@ async fn main() -> Result<(), Error> {
         store,
         redis: Some(redis.into()),
         secrets,
+        // A function runs no local MCP servers.
+        local_programs: Default::default(),
     };
     let job = Run { started, traces };
     Ok(plan.run(config, vec![], job).await?)

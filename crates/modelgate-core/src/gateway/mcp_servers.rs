@@ -1,6 +1,7 @@
 //! Upstream MCP servers in the admin API (`/admin/api/mcp/servers`):
 //! create, list, read, patch, delete. Answers show header names, never
-//! their values; URLs pass the same address policy as model `base_url`s.
+//! their values; URLs pass the same address policy as model `base_url`s,
+//! commands the operator's list of programs.
 
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -10,7 +11,7 @@ use super::models::check_url;
 use super::{Gateway, Response, json_response};
 use crate::error::{GatewayError, RequestError, StoreError};
 use crate::mcp::{McpServer, McpServerPatch, McpServerSpec};
-use crate::ports::{McpServerStore, Ports};
+use crate::ports::{HttpClient, McpServerStore, Ports};
 
 /// How often a patch is applied again to a server that changed between
 /// its read and its write (another admin's patch).
@@ -111,7 +112,19 @@ impl<P: Ports> Gateway<P> {
     fn check_mcp_server(&self, s: &McpServer) -> Result<(), GatewayError> {
         s.check(|name| self.config().secret_declared(name))
             .map_err(|e| RequestError::invalid(e.message, Some(e.param)))?;
-        check_url(&s.url, "url", self.config().allow_link_local_upstreams)
+        match s.command.first() {
+            Some(program) if !self.ports().http().may_run(program) => {
+                Err(RequestError::invalid(
+                    format!(
+                        "'{program}' is not a program this gateway runs: local (stdio) MCP servers run on the native server only, and only the programs its operator lists in MG_MCP_COMMANDS."
+                    ),
+                    Some("command"),
+                )
+                .into())
+            }
+            Some(_) => Ok(()),
+            None => check_url(&s.url, "url", self.config().allow_link_local_upstreams),
+        }
     }
 
     async fn create_mcp_server(&self, body: &[u8]) -> Result<Response<P>, GatewayError> {

@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 use crate::mcp::server::secret_reference;
 use crate::mcp::session::Upstream;
 use crate::mcp::{McpServer, jsonrpc, modern};
-use crate::ports::{ByteStream, HttpClient, Ports};
+use crate::ports::{ByteStream, HttpClient, LocalCommand, Ports};
 
 /// The body of an upstream's answer.
 type UpstreamBody<P> = <<P as Ports>::Http as HttpClient>::Body;
@@ -106,7 +106,9 @@ impl<P: Ports> Gateway<P> {
         body: Option<&Value>,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<http::Request<Bytes>, Failure> {
-        let mut req = http::Request::builder().method(method).uri(&server.url);
+        // A local server's requests go to no address.
+        let uri = if server.is_local() { "/" } else { &server.url };
+        let mut req = http::Request::builder().method(method).uri(uri);
         for (name, value) in &server.headers {
             let value = self
                 .header_value(value)
@@ -141,6 +143,40 @@ impl<P: Ports> Gateway<P> {
             bytes = Bytes::from(body.to_string());
         }
         req.body(bytes).map_err(|_| Failure::Misconfigured)
+    }
+
+    /// Send `req` over the network, or to the local server's child.
+    async fn mcp_transport(
+        &self,
+        server: &McpServer,
+        req: http::Request<Bytes>,
+    ) -> Result<http::Response<UpstreamBody<P>>, Failure> {
+        if !server.is_local() {
+            return self
+                .send_upstream(req)
+                .await
+                .map_err(|_| Failure::Unreachable);
+        }
+        let env = server
+            .env
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), self.header_value(value)?)))
+            .collect::<Result<Vec<_>, GatewayError>>()
+            .map_err(|_| Failure::Misconfigured)?;
+        let command = LocalCommand {
+            server: server.id.clone(),
+            argv: server.command.clone(),
+            env,
+            start_ms: server.timeout_ms,
+        };
+        self.ports()
+            .http()
+            .send_local(command, req)
+            .await
+            .map_err(|e| {
+                tracing::warn!(server = server.name, "local MCP server: {}", e.detail);
+                Failure::Unreachable
+            })
     }
 
     /// Send `body` (a request or notification) to `server` in `upstream`'s
@@ -183,9 +219,9 @@ impl<P: Ports> Gateway<P> {
     ) -> Result<Sent<P>, Failure> {
         let req = self.mcp_request(server, method, upstream, body, extra)?;
         let deadline = self.now_ms() + i64::from(server.timeout_ms);
-        let resp = match self.until(deadline, self.send_upstream(req)).await {
+        let resp = match self.until(deadline, self.mcp_transport(server, req)).await {
             None => return Err(Failure::Timeout),
-            Some(Err(_)) => return Err(Failure::Unreachable),
+            Some(Err(f)) => return Err(f),
             Some(Ok(r)) => r,
         };
         if resp.status() == StatusCode::NOT_FOUND && upstream.is_some_and(|u| u.session.is_some()) {
@@ -248,7 +284,7 @@ impl<P: Ports> Gateway<P> {
         };
         let deadline = self.now_ms() + i64::from(server.timeout_ms);
         if self
-            .until(deadline, self.send_upstream(req))
+            .until(deadline, self.mcp_transport(server, req))
             .await
             .is_none()
         {

@@ -6,20 +6,30 @@ use serde_json::{Map, Value, json};
 /// `modelgate mcp-servers ...`
 #[derive(Debug, Subcommand)]
 pub enum McpServersCmd {
-    /// Add an upstream MCP server (Streamable HTTP).
+    /// Add an upstream MCP server: Streamable HTTP (`--url`), or local, a
+    /// command run over stdio on the native server (after `--`: `add
+    /// --name files -- npx -y @modelcontextprotocol/server-filesystem /srv`).
     Add {
         /// Unique name: letters, digits and '-' (its tools reach clients
         /// as `{name}_{tool}`).
         #[arg(long)]
         name: String,
         /// Its Streamable HTTP endpoint, e.g. https://mcp.example.com/mcp
-        #[arg(long)]
-        url: String,
+        #[arg(long, required_unless_present = "command")]
+        url: Option<String>,
         /// A header sent on every call, "Name: value"; the value may name a
         /// declared upstream secret instead of holding it:
         /// "Authorization: Bearer env:GITHUB_TOKEN". Repeatable.
         #[arg(long = "header")]
         headers: Vec<String>,
+        /// A variable of a local server's environment, "NAME=value" (the
+        /// value may be env:SECRET). Repeatable.
+        #[arg(long = "env")]
+        env: Vec<String>,
+        /// A local server's program and arguments (its program among those
+        /// of MG_MCP_COMMANDS).
+        #[arg(last = true, conflicts_with = "url")]
+        command: Vec<String>,
         /// Deadline of one call, ms (default 60000).
         #[arg(long)]
         timeout_ms: Option<u32>,
@@ -52,6 +62,18 @@ pub enum McpServersCmd {
     },
 }
 
+/// `Name<sep>value` arguments as an object.
+fn pairs(args: &[String], sep: char, usage: &str) -> Result<Map<String, Value>, String> {
+    let mut map = Map::new();
+    for arg in args {
+        let (k, v) = arg
+            .split_once(sep)
+            .ok_or_else(|| format!("{usage}, not {arg:?}"))?;
+        map.insert(k.trim().to_owned(), v.trim().into());
+    }
+    Ok(map)
+}
+
 /// The admin API call for `cmd`.
 pub(super) fn request(cmd: McpServersCmd) -> Result<(http::Method, String, Value), String> {
     use http::Method;
@@ -61,18 +83,20 @@ pub(super) fn request(cmd: McpServersCmd) -> Result<(http::Method, String, Value
             name,
             url,
             headers,
+            env,
+            command,
             timeout_ms,
             rpm,
             disabled,
         } => {
-            let mut h = Map::new();
-            for header in headers {
-                let (k, v) = header
-                    .split_once(':')
-                    .ok_or_else(|| format!("--header takes \"Name: value\", not {header:?}"))?;
-                h.insert(k.trim().to_owned(), v.trim().into());
+            let h = pairs(&headers, ':', "--header takes \"Name: value\"")?;
+            let mut b = json!({"name": name, "headers": h, "enabled": !disabled});
+            if let Some(url) = url {
+                b["url"] = url.into();
+            } else {
+                b["command"] = command.into();
+                b["env"] = pairs(&env, '=', "--env takes \"NAME=value\"")?.into();
             }
-            let mut b = json!({"name": name, "url": url, "headers": h, "enabled": !disabled});
             if let Some(t) = timeout_ms {
                 b["timeout_ms"] = t.into();
             }

@@ -128,3 +128,79 @@ fn secret_references_may_follow_a_scheme() {
     assert_eq!(secret_reference("Bearer xyz"), None);
     assert_eq!(secret_reference("literal"), None);
 }
+
+#[test]
+fn a_server_has_a_url_or_a_command_with_its_own_environment() {
+    let local = server(json!({
+        "name": "files", "command": ["node", "server.js", "stdio"],
+        "env": {"TOKEN": "env:GITHUB_TOKEN", "MODE": "ro"}
+    }));
+    assert!(local.is_local() && local.url.is_empty());
+    assert_eq!(local.check(declared), Ok(()));
+    let view = local.admin_view();
+    assert_eq!(view["command"], json!(["node", "server.js", "stdio"]));
+    assert_eq!(view["env"], json!(["MODE", "TOKEN"]));
+    assert_eq!(view["url"], Value::Null);
+    assert!(!view.to_string().contains("GITHUB_TOKEN"));
+    let stored = serde_json::to_string(&local).unwrap();
+    assert_eq!(serde_json::from_str::<McpServer>(&stored).unwrap(), local);
+
+    let refused = |v: Value, param: &str| {
+        let e = server(v.clone()).check(declared).unwrap_err();
+        assert_eq!(e.param, param, "{v}");
+    };
+    refused(json!({"name": "s"}), "url");
+    refused(
+        json!({"name": "s", "url": "http://h/mcp", "command": ["node"]}),
+        "url",
+    );
+    refused(
+        json!({"name": "s", "url": "http://h/mcp", "env": {"A": "b"}}),
+        "env",
+    );
+    refused(
+        json!({"name": "s", "command": ["node"], "headers": {"A": "b"}}),
+        "headers",
+    );
+    refused(json!({"name": "s", "command": ["node", ""]}), "command");
+    refused(
+        json!({"name": "s", "command": ["node", "a\u{0}b"]}),
+        "command",
+    );
+    refused(
+        json!({"name": "s", "command": vec!["a"; MAX_ARGS + 1]}),
+        "command",
+    );
+    for bad in ["MG_ADMIN_API_KEY", "aws_secret", "1A", "A-B", ""] {
+        refused(
+            json!({"name": "s", "command": ["node"], "env": {bad: "x"}}),
+            "env",
+        );
+    }
+    refused(
+        json!({"name": "s", "command": ["node"], "env": {"T": "env:OTHER"}}),
+        "env",
+    );
+}
+
+#[test]
+fn a_patch_moves_a_server_between_a_url_and_a_command() {
+    let s = server(json!({"name": "s", "url": "http://h/mcp", "headers": {"A": "b"}}));
+    let patch = |v: Value| serde_json::from_value::<McpServerPatch>(v).unwrap();
+    let local = s.patched(
+        patch(json!({"url": null, "headers": {"A": null}, "command": ["node", "x.js"], "env": {"K": "v"}})),
+        2_000,
+    );
+    assert_eq!(local.check(declared), Ok(()));
+    assert_eq!(local.command, ["node", "x.js"]);
+    assert_eq!(local.env["K"].expose(), "v");
+    let back = local.patched(
+        patch(json!({"command": null, "env": {"K": null}, "url": "http://h/mcp/"})),
+        3_000,
+    );
+    assert_eq!(back.check(declared), Ok(()));
+    assert_eq!(back.url, "http://h/mcp");
+    // Half a move is refused, not guessed.
+    let both = s.patched(patch(json!({"command": ["node"]})), 4_000);
+    assert_eq!(both.check(declared).unwrap_err().param, "url");
+}
