@@ -1,6 +1,6 @@
-// Usage: totals, a table, and two bar charts (tokens and requests per day)
-// drawn as SVG: no library, no network.
-import { api, attempt, date, el, number } from "./api.js";
+// Usage: totals, a table, two bar charts (tokens and requests per day)
+// drawn as SVG (no library, no network), and the newest tool calls.
+import { api, attempt, date, dateTime, el, number } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const $ = (id) => document.getElementById(id);
@@ -87,6 +87,19 @@ export async function loadUsage() {
         el("td", {}, r.endpoint ?? "—"), el("td", {}, r.deployment ?? "—"), el("td", {}, number(r.requests)),
         el("td", {}, number(r.prompt_tokens)), el("td", {}, number(r.cached_tokens)),
         el("td", {}, number(r.completion_tokens)), el("td", {}, usd(r.cost_usd)), el("td", {}, number(r.errors)),
+      ),
+    ),
+  );
+  query.set("endpoint", "mcp");
+  query.set("limit", "50");
+  const calls = await api("GET", `/usage/records?${query}`);
+  $("tool-calls-table").tBodies[0].replaceChildren(
+    ...calls.data.map((r) =>
+      el("tr", {},
+        el("td", {}, dateTime(r.created_at)), el("td", {}, keyNames.get(r.key_id) ?? r.key_id),
+        el("td", {}, r.model), el("td", {}, r.deployment ?? "—"), el("td", {}, r.error ?? "ok"),
+        el("td", {}, `${number(r.latency_ms)} ms`),
+        el("td", {}, el("code", {}, r.arguments === null ? "—" : JSON.stringify(r.arguments))),
       ),
     ),
   );

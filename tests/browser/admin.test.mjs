@@ -280,6 +280,30 @@ test("an admin declares an MCP server and accepts its tools' definitions", async
   await page.getByRole("button", { name: "Delete local" }).click();
   await page.locator("#mcp-table").getByRole("cell", { name: "local", exact: true }).waitFor({ state: "detached" });
 
+  // A call through /mcp is on the usage page, its arguments as a shape.
+  const admin = { authorization: `Bearer ${ADMIN_KEY}`, "content-type": "application/json" };
+  const caller = await (await fetch(`${base}/admin/api/keys`,
+    { method: "POST", headers: admin, body: JSON.stringify({ name: "mcp-caller" }) })).json();
+  const mcp = (body, session) => fetch(`${base}/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${caller.key}`, accept: "application/json, text/event-stream",
+      "content-type": "application/json",
+      ...(session ? { "mcp-session-id": session, "mcp-protocol-version": "2025-11-25" } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+  const init = await mcp({ jsonrpc: "2.0", id: 1, method: "initialize",
+    params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "browser-test", version: "1" } } });
+  const session = init.headers.get("mcp-session-id");
+  const called = await mcp({ jsonrpc: "2.0", id: 2, method: "tools/call",
+    params: { name: "everything_get-sum", arguments: { a: 2, b: 3 } } }, session);
+  assert.match(await called.text(), /5/);
+  await page.getByRole("button", { name: "Usage", exact: true }).click();
+  const calls = page.locator("#tool-calls-table");
+  await calls.getByRole("row").filter({ hasText: "everything_get-sum" }).getByText('{"a":"integer","b":"integer"}').waitFor();
+  await page.getByRole("button", { name: "MCP servers" }).click();
+
   // Disabled, then deleted.
   await page.getByRole("button", { name: "Disable everything" }).click();
   await row.getByRole("button", { name: "Enable everything" }).waitFor();

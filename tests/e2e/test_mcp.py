@@ -291,6 +291,25 @@ def test_every_tool_call_is_one_usage_record_and_counted(env, servers):
     # neither recorded.
     assert got == sorted([(f"{js}_add", js, "mcp", 2, 1, 0), (f"{sse}_echo", sse, "mcp", 1, 0, 0)]), rows
     assert "sk-argument-value-e2e" not in json.dumps(rows)
+    # The records one by one, newest first: how each call ended, how long
+    # it took, and its arguments' shape, never their values.
+    listed = env.admin("GET", f"/usage/records?key_id={created['id']}&endpoint=mcp")
+    assert listed.status_code == 200, listed.text
+    records = listed.json()["data"]
+    # (Calls a millisecond apart may be listed either way: compared as a set.)
+    assert sorted(json.dumps([r["model"], r["deployment"], r["error"], r["arguments"]]) for r in records) == sorted(
+        json.dumps(r) for r in [
+            [f"{sse}_echo", sse, None, {"message": "string"}],
+            [f"{js}_add", js, "tool_error", {"a": "string", "b": "integer"}],
+            [f"{js}_add", js, None, {"a": "integer", "b": "integer"}],
+        ]), records
+    assert [r["created_at"] for r in records] == sorted((r["created_at"] for r in records), reverse=True)
+    assert all(r["latency_ms"] >= 0 and r["request_id"] for r in records)
+    assert "sk-argument-value-e2e" not in listed.text and "not a number" not in listed.text
+    one = env.admin("GET", f"/usage/records?key_id={created['id']}&limit=1").json()
+    assert len(one["data"]) == 1 and one["has_more"] is True
+    bad = env.admin("GET", "/usage/records?limit=0")
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
     if os.environ.get("MG_RUNTIME", "native") == "native":  # the runtime that exports Prometheus metrics
         metrics = http("GET", env.base_url + "/metrics", headers={"authorization": f"Bearer {env.admin_key}"})
         text = metrics.text

@@ -385,7 +385,7 @@ pub struct Grant {
 }
 
 /// One usage record: exactly one per proxied request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
     /// The request id (also the `x-request-id` header).
     pub request_id: String,
@@ -424,6 +424,10 @@ pub struct UsageRecord {
     pub latency_ms: i64,
     /// When it finished, ms since the epoch.
     pub created_at: i64,
+    /// A tool call's arguments as their shape: names and JSON types, never
+    /// values (see [`crate::mcp::shape`]); `None` for other requests.
+    #[serde(default)]
+    pub arguments: Option<String>,
 }
 
 impl UsageRecord {
@@ -444,6 +448,18 @@ pub struct UsageQuery {
     pub key_id: Option<String>,
     /// Only this model.
     pub model: Option<String>,
+}
+
+/// Filter for usage records, newest first: the report's filter, one API
+/// (`endpoint`), and how many at most.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordQuery {
+    /// Range, key and model.
+    pub usage: UsageQuery,
+    /// Only this API (`mcp`: tool calls).
+    pub endpoint: Option<String>,
+    /// Most records.
+    pub limit: u32,
 }
 
 /// Usage summed for one day, key and model.

@@ -11,8 +11,8 @@ use std::future::Future;
 use bytes::Bytes;
 
 use crate::domain::{
-    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
-    Settlement, StoredResponse, UsageQuery, UsageRow,
+    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, RecordQuery,
+    ResponseSummary, Settlement, StoredResponse, UsageQuery, UsageRecord, UsageRow,
 };
 use crate::error::StoreError;
 use crate::mcp::McpServer;
@@ -279,6 +279,12 @@ pub trait UsageStore: MaybeSend + MaybeSync + 'static {
         &self,
         query: &UsageQuery,
     ) -> impl Future<Output = Result<Vec<UsageRow>, StoreError>> + MaybeSend;
+    /// The records themselves, newest first (by `created_at`, then
+    /// request id), at most `query.limit`.
+    fn usage_records(
+        &self,
+        query: &RecordQuery,
+    ) -> impl Future<Output = Result<Vec<UsageRecord>, StoreError>> + MaybeSend;
 }
 
 /// Stored Responses (conversation state), each under its id.

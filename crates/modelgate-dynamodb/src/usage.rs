@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use modelgate_core::calendar::{DAY_MS, day_name};
-use modelgate_core::domain::{UsageQuery, UsageRecord, UsageRow};
+use modelgate_core::domain::{RecordQuery, UsageQuery, UsageRecord, UsageRow};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::UsageStore;
 
-use crate::{DynamoStore, Item, get_n, get_s, n, s};
+use crate::{DynamoStore, Item, from_item, get_n, get_s, n, s};
 
 /// Ranges wider than this many days are read with one filtered scan
 /// instead of a query per day.
@@ -138,5 +138,49 @@ impl UsageStore for DynamoStore {
             row.errors += i64::from(failed);
         }
         Ok(sums.into_values().collect())
+    }
+
+    async fn usage_records(&self, q: &RecordQuery) -> Result<Vec<UsageRecord>, StoreError> {
+        let u = &q.usage;
+        let (from, to) = (u.from_ms.max(0), u.to_ms.max(0));
+        let limit = usize::try_from(q.limit).unwrap_or(usize::MAX);
+        let wanted = |r: &UsageRecord| {
+            u.key_id.as_deref().is_none_or(|k| k == r.key_id)
+                && u.model.as_deref().is_none_or(|m| m == r.model)
+                && (q.endpoint.is_none() || q.endpoint == r.endpoint)
+        };
+        let mut found = Vec::new();
+        if to <= from || limit == 0 {
+            return Ok(found);
+        }
+        let (first, last) = (from / DAY_MS, (to - 1) / DAY_MS);
+        // The newest day first, until enough are found.
+        let days: Vec<Option<i64>> = if last - first >= MAX_QUERIED_DAYS {
+            vec![None]
+        } else {
+            (first..=last).rev().map(Some).collect()
+        };
+        let between = Some((sort_key(from, ""), sort_key(to - 1, "~")));
+        for day in days {
+            let items = match day {
+                Some(day) => {
+                    self.query_all(&day_pk(day * DAY_MS), between.clone())
+                        .await?
+                }
+                None => self.scan_records(from, to - 1).await?,
+            };
+            for item in items {
+                let record: UsageRecord = from_item(item)?;
+                if wanted(&record) {
+                    found.push(record);
+                }
+            }
+            if found.len() >= limit {
+                break;
+            }
+        }
+        found.sort_by(|a, b| (b.created_at, &b.request_id).cmp(&(a.created_at, &a.request_id)));
+        found.truncate(limit);
+        Ok(found)
     }
 }

@@ -49,6 +49,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_allowed_tools.sql",
         include_str!("../../../migrations/postgres/0004_allowed_tools.sql"),
     ),
+    (
+        "0005_usage_arguments.sql",
+        include_str!("../../../migrations/postgres/0005_usage_arguments.sql"),
+    ),
 ];
 
 /// Serialises migrations across replicas starting at once.

@@ -1,6 +1,8 @@
 //! Models and usage reports.
 
-use modelgate_core::domain::{Model, ModelPatch, NewModel, UsageQuery, UsageRow};
+use modelgate_core::domain::{
+    Model, ModelPatch, NewModel, RecordQuery, UsageQuery, UsageRecord, UsageRow,
+};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{ModelStore, UsageStore};
 use modelgate_sql::postgres::{self as pg, numbered};
@@ -79,6 +81,13 @@ impl ModelStore for PgStore {
 impl UsageStore for PgStore {
     async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         self.read_all(pg::USAGE_BY_DAY, &sql::usage_params(q), sql::usage_row, Ok)
+            .await
+    }
+
+    async fn usage_records(&self, q: &RecordQuery) -> Result<Vec<UsageRecord>, StoreError> {
+        let params = sql::records_params(q);
+        let into = |r: sql::RecordRow| Ok(r.into_record());
+        self.read_all(pg::USAGE_RECORDS, &params, sql::RecordRow::read, into)
             .await
     }
 }

@@ -25,7 +25,7 @@ mod statements;
 pub use mcp::*;
 pub use patch::{key_patch, model_patch};
 pub use read::{Columns, lease_row, response_row, summary_row, usage_row};
-pub use rows::{KeyRow, ModelRow};
+pub use rows::{KeyRow, ModelRow, RecordRow};
 pub use statements::*;
 
 /// A parameter value.

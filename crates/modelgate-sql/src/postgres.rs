@@ -99,8 +99,8 @@ pub fn lease_reserve_params(l: &Lease, ask: &Ask) -> Vec<SqlValue> {
 /// end of the lease. With [`settle_params`].
 pub const SETTLE: &str = "WITH record AS (INSERT INTO usage_records (request_id, key_id, model, backend,
         prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at, endpoint,
-        deployment, cached_tokens, cost_nanos)
-        VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
+        deployment, cached_tokens, cost_nanos, arguments)
+        VALUES ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)
         ON CONFLICT (request_id) DO NOTHING RETURNING request_id),
     ended AS (DELETE FROM leases WHERE request_id = $5)
     UPDATE api_keys SET
@@ -134,6 +134,19 @@ pub const USAGE_BY_DAY: &str = "SELECT to_char(to_timestamp(created_at / 1000) A
       AND ($3::TEXT IS NULL OR key_id = $3) AND ($4::TEXT IS NULL OR model = $4)
     GROUP BY day, key_id, model, endpoint, deployment
     ORDER BY day, key_id, model, endpoint, deployment";
+
+/// Usage records, newest first (see [`crate::USAGE_RECORDS`]), with
+/// [`crate::records_params`].
+pub const USAGE_RECORDS: &str =
+    "SELECT request_id, key_id, model, backend, prompt_tokens, completion_tokens,
+        cached_tokens, cost_nanos, status, usage_reported, stream, endpoint, deployment, error,
+        latency_ms, created_at, arguments
+    FROM usage_records
+    WHERE created_at >= $1 AND created_at < $2
+      AND ($3::TEXT IS NULL OR key_id = $3) AND ($4::TEXT IS NULL OR model = $4)
+      AND ($5::TEXT IS NULL OR endpoint = $5)
+    ORDER BY created_at DESC, request_id DESC
+    LIMIT $6";
 
 /// Keep a response, replacing one with its id (see
 /// [`crate::PUT_RESPONSE`]).

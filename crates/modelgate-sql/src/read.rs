@@ -4,7 +4,7 @@
 
 use modelgate_core::domain::{Lease, ResponseSummary, StoredResponse, UsageRow};
 
-use crate::{KeyRow, ModelRow};
+use crate::{KeyRow, ModelRow, RecordRow};
 
 /// A result row's columns, by position.
 pub trait Columns {
@@ -93,6 +93,31 @@ pub fn usage_row<R: Columns>(r: &R) -> Result<UsageRow, R::Error> {
         cached_tokens: r.int(9)?,
         cost_nanos: r.int(10)?,
     })
+}
+
+impl RecordRow {
+    /// A row of [`crate::USAGE_RECORDS`].
+    pub fn read<R: Columns>(r: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            request_id: r.text(0)?,
+            key_id: r.text(1)?,
+            model: r.text(2)?,
+            backend: r.text(3)?,
+            prompt_tokens: r.int(4)?,
+            completion_tokens: r.int(5)?,
+            cached_tokens: r.int(6)?,
+            cost_nanos: r.opt_int(7)?,
+            status: r.int(8)?,
+            usage_reported: r.int(9)?,
+            stream: r.int(10)?,
+            endpoint: r.opt_text(11)?,
+            deployment: r.opt_text(12)?,
+            error: r.opt_text(13)?,
+            latency_ms: r.int(14)?,
+            created_at: r.int(15)?,
+            arguments: r.opt_text(16)?,
+        })
+    }
 }
 
 /// A row of [`crate::LEASES`].

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use modelgate_core::backend::{BackendKind, MessagesApi, ResponsesApi};
-use modelgate_core::domain::{ApiKey, KeyStatus, Model};
+use modelgate_core::domain::{ApiKey, KeyStatus, Model, UsageRecord};
 use modelgate_core::error::StoreError;
 use modelgate_core::period::Period;
 use modelgate_core::secret::Secret;
@@ -284,5 +284,53 @@ mod tests {
         assert_eq!(key.quota_period, Period::Monthly);
         assert!(key.admin && key.allowed_models == vec!["m"]);
         assert_eq!(KeyRow::from_key(&key), row);
+    }
+}
+
+/// A usage record as stored (flags as integers).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[allow(missing_docs)]
+pub struct RecordRow {
+    pub request_id: String,
+    pub key_id: String,
+    pub model: String,
+    pub backend: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_nanos: Option<i64>,
+    pub status: i64,
+    pub usage_reported: i64,
+    pub stream: i64,
+    pub endpoint: Option<String>,
+    pub deployment: Option<String>,
+    pub error: Option<String>,
+    pub latency_ms: i64,
+    pub created_at: i64,
+    pub arguments: Option<String>,
+}
+
+impl RecordRow {
+    /// The record.
+    pub fn into_record(self) -> UsageRecord {
+        UsageRecord {
+            request_id: self.request_id,
+            key_id: self.key_id,
+            model: self.model,
+            backend: self.backend,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+            cached_tokens: self.cached_tokens,
+            cost_nanos: self.cost_nanos,
+            status: u16::try_from(self.status).unwrap_or_default(),
+            usage_reported: self.usage_reported != 0,
+            stream: self.stream != 0,
+            endpoint: self.endpoint,
+            deployment: self.deployment,
+            error: self.error,
+            latency_ms: self.latency_ms,
+            created_at: self.created_at,
+            arguments: self.arguments,
+        }
     }
 }

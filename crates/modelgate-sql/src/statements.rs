@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use modelgate_core::cost::Prices;
 use modelgate_core::domain::{
-    ApiKey, Ask, Lease, Model, ModelLimit, Settlement, StoredResponse, UsageQuery,
+    ApiKey, Ask, Lease, Model, ModelLimit, RecordQuery, Settlement, StoredResponse, UsageQuery,
 };
 use modelgate_core::limiter;
 
@@ -236,8 +236,8 @@ pub const CHARGE: &str = "UPDATE api_keys SET
 /// Settlement, second statement: the usage record (once per request id).
 pub const RECORD: &str = "INSERT OR IGNORE INTO usage_records (request_id, key_id, model, backend,
         prompt_tokens, completion_tokens, status, usage_reported, stream, error, latency_ms, created_at, endpoint,
-        deployment, cached_tokens, cost_nanos)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+        deployment, cached_tokens, cost_nanos, arguments)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 /// Parameters of [`CHARGE`] and [`RECORD`], to run in that order in one
 /// transaction.
@@ -271,6 +271,7 @@ pub fn settle_params(s: &Settlement) -> (Vec<SqlValue>, Vec<SqlValue>) {
         u.deployment.clone().into(),
         int(u.cached_tokens),
         u.cost_nanos.into(),
+        u.arguments.clone().into(),
     ];
     (charge, record)
 }
@@ -286,6 +287,25 @@ pub const USAGE_BY_DAY: &str = "SELECT strftime('%Y-%m-%d', created_at / 1000, '
       AND (?3 IS NULL OR key_id = ?3) AND (?4 IS NULL OR model = ?4)
     GROUP BY day, key_id, model, endpoint, deployment
     ORDER BY day, key_id, model, endpoint, deployment";
+
+/// Usage records, newest first (read by [`crate::RecordRow::read`]): with
+/// [`records_params`].
+pub const USAGE_RECORDS: &str = "SELECT request_id, key_id, model, backend, prompt_tokens, completion_tokens,
+        cached_tokens, cost_nanos, status, usage_reported, stream, endpoint, deployment, error, latency_ms,
+        created_at, arguments
+    FROM usage_records
+    WHERE created_at >= ?1 AND created_at < ?2
+      AND (?3 IS NULL OR key_id = ?3) AND (?4 IS NULL OR model = ?4) AND (?5 IS NULL OR endpoint = ?5)
+    ORDER BY created_at DESC, request_id DESC
+    LIMIT ?6";
+
+/// Parameters of [`USAGE_RECORDS`].
+pub fn records_params(q: &RecordQuery) -> Vec<SqlValue> {
+    let mut params = usage_params(&q.usage);
+    params.push(q.endpoint.clone().into());
+    params.push(int(q.limit));
+    params
+}
 
 /// Parameters of [`USAGE_BY_DAY`].
 pub fn usage_params(q: &UsageQuery) -> Vec<SqlValue> {

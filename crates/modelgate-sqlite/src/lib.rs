@@ -94,6 +94,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0014_allowed_tools.sql",
         include_str!("../../../migrations/0014_allowed_tools.sql"),
     ),
+    (
+        "0015_usage_arguments.sql",
+        include_str!("../../../migrations/0015_usage_arguments.sql"),
+    ),
 ];
 
 /// How the database file is journaled.

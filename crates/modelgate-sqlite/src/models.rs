@@ -1,7 +1,9 @@
 //! Models and usage reports, with the shared statements of
 //! [`modelgate_sql`].
 
-use modelgate_core::domain::{Model, ModelPatch, NewModel, UsageQuery, UsageRow};
+use modelgate_core::domain::{
+    Model, ModelPatch, NewModel, RecordQuery, UsageQuery, UsageRecord, UsageRow,
+};
 use modelgate_core::error::StoreError;
 use modelgate_core::ports::{ModelStore, UsageStore};
 use modelgate_sql::{self as sql, ModelRow};
@@ -79,5 +81,12 @@ impl ModelStore for SqliteStore {
 impl UsageStore for SqliteStore {
     async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         self.query_all(sql::USAGE_BY_DAY, &sql::usage_params(q), usage_row, Ok)
+    }
+
+    async fn usage_records(&self, q: &RecordQuery) -> Result<Vec<UsageRecord>, StoreError> {
+        let params = sql::records_params(q);
+        let read = |r: &Row<'_>| sql::RecordRow::read(&Cols(r));
+        let into = |r: sql::RecordRow| Ok(r.into_record());
+        self.query_all(sql::USAGE_RECORDS, &params, read, into)
     }
 }

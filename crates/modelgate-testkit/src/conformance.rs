@@ -17,6 +17,7 @@ use crate::subject::Subject;
 pub use crate::mcp::mcp_servers_roundtrip;
 pub use crate::periods::{concurrent_budget_never_overspent, windows_roll_at_the_boundary};
 pub use crate::records::{deployment, key, lease, model, settlement, stored_response};
+pub use crate::usage::usage_records_newest_first;
 
 /// Thirty requests at once on `key_id` (its quota 60 tokens, none held),
 /// spread over `instances`, each taking a step of RPM 10 with a
@@ -626,7 +627,8 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@cases $make; keys_roundtrip, quota_reservation, settle_is_idempotent,
             concurrent_reservations_never_overspend, models_roundtrip, usage_report, leases_live_until_settled,
             responses_roundtrip, windows_roll_at_the_boundary, concurrent_budget_never_overspent,
-            model_deployments_roundtrip, patches_mean_the_same_everywhere, mcp_servers_roundtrip);
+            model_deployments_roundtrip, patches_mean_the_same_everywhere, mcp_servers_roundtrip,
+            usage_records_newest_first);
     };
     ($make:expr) => {
         $crate::store_conformance!(guarded Some(($make, ())));

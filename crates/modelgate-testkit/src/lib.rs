@@ -18,6 +18,7 @@ pub mod periods;
 pub mod records;
 pub mod service;
 pub mod subject;
+pub mod usage;
 
 pub use mock::MockUpstream;
 pub use service::Service;

@@ -148,6 +148,7 @@ pub fn settlement(
             error: None,
             latency_ms: 5,
             created_at: at,
+            arguments: None,
         },
     }
 }

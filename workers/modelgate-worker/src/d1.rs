@@ -12,8 +12,8 @@ mod mcp;
 use std::cell::Cell;
 
 use modelgate_core::domain::{
-    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, ResponseSummary,
-    Settlement, StoredResponse, UsageQuery, UsageRow,
+    ApiKey, Ask, Grant, KeyPatch, Lease, Model, ModelPatch, NewKey, NewModel, RecordQuery,
+    ResponseSummary, Settlement, StoredResponse, UsageQuery, UsageRecord, UsageRow,
 };
 use modelgate_core::error::StoreError;
 use modelgate_core::limiter;
@@ -358,6 +358,13 @@ impl ResponseStore for D1Store {
 impl UsageStore for D1Store {
     async fn usage_by_day(&self, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
         self.rows(sql::USAGE_BY_DAY, &sql::usage_params(q)).await
+    }
+
+    async fn usage_records(&self, q: &RecordQuery) -> Result<Vec<UsageRecord>, StoreError> {
+        let rows: Vec<sql::RecordRow> = self
+            .rows(sql::USAGE_RECORDS, &sql::records_params(q))
+            .await?;
+        Ok(rows.into_iter().map(sql::RecordRow::into_record).collect())
     }
 }
 

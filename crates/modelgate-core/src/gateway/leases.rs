@@ -46,6 +46,7 @@ fn abandoned(lease: &Lease, error: &str, now_ms: i64) -> Settlement {
             error: Some(error.to_owned()),
             latency_ms: now_ms - lease.created_at,
             created_at: now_ms,
+            arguments: None,
         },
     }
 }

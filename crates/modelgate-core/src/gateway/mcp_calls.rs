@@ -59,6 +59,7 @@ impl<P: Ports> Gateway<P> {
             stream: call.sse,
             server: server.name.clone(),
             tool: name.clone(),
+            arguments: params.get("arguments").map(crate::mcp::shape::shape),
             started: self.now_ms(),
         };
         // A stateless call opens the server's side for this call alone.

@@ -1,6 +1,6 @@
 //! One usage record per tool call routed to a server, its metrics and its
-//! log line: the tool as the gateway names it, the server, how it ended
-//! and how long it took; never the arguments.
+//! log line: the tool as the gateway names it, the server, how it ended,
+//! how long it took and the shape of its arguments; never their values.
 
 use serde_json::Value;
 
@@ -18,6 +18,8 @@ pub(super) struct ToolCall {
     pub(super) server: String,
     /// `{server}_{tool}`.
     pub(super) tool: String,
+    /// The shape of its arguments ([`crate::mcp::shape`]).
+    pub(super) arguments: Option<String>,
     /// When it was sent, ms since the epoch.
     pub(super) started: i64,
 }
@@ -53,6 +55,7 @@ impl<P: Ports> Gateway<P> {
             error: (outcome != "ok").then(|| outcome.to_owned()),
             latency_ms: now - call.started,
             created_at: now,
+            arguments: call.arguments,
         };
         // Nothing is charged, so no window is named.
         let settlement = Settlement {

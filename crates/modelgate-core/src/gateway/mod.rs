@@ -7,6 +7,7 @@
 //! runtime runs exactly once: see [`ResponseStream::take_settlement`].
 
 mod admin;
+mod admin_usage;
 mod admission;
 mod conversation;
 mod deployments;

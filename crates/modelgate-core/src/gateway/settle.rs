@@ -77,6 +77,7 @@ impl Ctx {
                 error,
                 latency_ms: now_ms - self.started_ms,
                 created_at: now_ms,
+                arguments: None,
             },
         }
     }

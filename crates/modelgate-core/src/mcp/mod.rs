@@ -8,6 +8,7 @@
 //! - [`pins`]: tool definitions pinned, and held back when they change.
 //! - [`server`]: the upstream server as an admin object, its checks and its
 //!   admin view (header names, never their values).
+//! - [`shape`]: a tool call's arguments as names and types, for its record.
 //! - [`session`]: a client session sealed into its `Mcp-Session-Id`.
 //! - [`versions`]: the protocol versions spoken, both eras.
 //!
@@ -20,6 +21,7 @@ pub mod modern;
 pub mod pins;
 pub mod server;
 pub mod session;
+pub mod shape;
 pub mod versions;
 
 pub use server::{McpServer, McpServerPatch, McpServerSpec};
