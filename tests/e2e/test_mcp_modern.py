@@ -191,6 +191,28 @@ def test_prompts_and_resources_of_every_server_in_either_era(env, key, servers, 
     assert unknown == -32602
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_a_linked_resource_is_named_as_clients_read_it(env, key, servers, mode):
+    """A tool's result that links a resource names it as `/mcp` does
+    (`{server}+{uri}`), whether the answer was streamed (`sse`) or whole
+    (`json`), so the client reads it back through the gateway; at
+    `/mcp/{server}` the server's own URI is kept."""
+    sse, js = servers["sse"], servers["json"]
+
+    async def session(path, tools):
+        http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(env.base_url + path, http_client=http_client), mode=mode) as c:
+            links = [(await c.call_tool(t, {})).content[0] for t in tools]
+            return links, await c.read_resource(str(links[0].uri))
+
+    links, read = run(session("/mcp", [f"{sse}_link", f"{js}_link"]))
+    assert [(link.type, str(link.uri)) for link in links] == [
+        ("resource_link", f"{sse}+config://settings"), ("resource_link", f"{js}+config://settings")]
+    assert read.contents[0].text == f"{sse} settings"
+    links, read = run(session(f"/mcp/{js}", ["link"]))
+    assert str(links[0].uri) == "config://settings" and read.contents[0].text == f"{js} settings"
+
+
 def test_prompts_and_resources_need_the_whole_server(env, servers):
     sse, js = servers["sse"], servers["json"]
     narrow = env.make_key(allowed_tools=[js, f"{sse}_echo"])["key"]

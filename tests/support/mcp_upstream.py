@@ -157,6 +157,13 @@ def greeting(who: str) -> str:
     return f"hello {who} from {NAME}"
 
 
+@server.tool()
+def link() -> list:
+    """A link to the server's settings resource, as a tool's result."""
+    from mcp.types import ResourceLink
+    return [ResourceLink(type="resource_link", uri="config://settings", name="settings")]
+
+
 @server.tool(name="dotted.name")
 def dotted() -> str:
     """A name that is not a valid function name once prefixed."""

@@ -13,8 +13,8 @@ use super::{Gateway, Response};
 use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
-use crate::mcp::jsonrpc;
 use crate::mcp::session::Session;
+use crate::mcp::{jsonrpc, links};
 use crate::ports::Ports;
 
 impl<P: Ports> Gateway<P> {
@@ -78,6 +78,7 @@ impl<P: Ports> Gateway<P> {
             client_id: id,
             upstream_id: req["id"].clone(),
             modern: call.modern,
+            prefixed: call.only.is_none(),
         };
         self.forward_tool_call(&call, route, &req, record).await
     }
@@ -128,7 +129,13 @@ impl<P: Ports> Gateway<P> {
         self.record_tool_call(record, outcome(&answer)).await;
         let id = &route.client_id;
         match answer {
-            Ok(answer) => Ok(relay(answer, id, call.sse, call.modern)),
+            Ok(mut answer) => {
+                let result = answer.response.as_mut().and_then(|r| r.get_mut("result"));
+                if let Some(result) = result.filter(|_| route.prefixed) {
+                    links::rename(result, &server.name);
+                }
+                Ok(relay(answer, id, call.sse, call.modern))
+            }
             Err(Failure::SessionEnded) => Ok(session_ended(id, &server.name)),
             Err(e) => {
                 let body = jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name));

@@ -16,6 +16,7 @@ use crate::error::GatewayError;
 use crate::mcp::McpServer;
 use crate::mcp::access;
 use crate::mcp::jsonrpc;
+use crate::mcp::links;
 use crate::mcp::modern::MODERN;
 use crate::mcp::session::Upstream;
 use crate::ports::Ports;
@@ -69,7 +70,7 @@ impl Kind {
     fn separator(self) -> char {
         match self {
             Self::Prompts => '_',
-            Self::Resources | Self::Templates => '+',
+            Self::Resources | Self::Templates => links::SEPARATOR,
         }
     }
 }

@@ -15,7 +15,7 @@ use super::mcp_record::{ToolCall, response_outcome};
 use super::mcp_upstream::Failure;
 use crate::codec::SseDecoder;
 use crate::mcp::session::Upstream;
-use crate::mcp::{McpServer, jsonrpc, modern};
+use crate::mcp::{McpServer, jsonrpc, links, modern};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 
 /// Largest stream relayed from one call.
@@ -32,6 +32,9 @@ pub(super) struct Route {
     pub(super) upstream_id: Value,
     /// The client speaks the stateless era.
     pub(super) modern: bool,
+    /// The client names resources with their server (`/mcp`, not
+    /// `/mcp/{server}`): links in the result are renamed.
+    pub(super) prefixed: bool,
 }
 
 /// The client side of a streamed tool call.
@@ -157,10 +160,13 @@ impl<P: Ports> McpStream<P> {
             }
             (false, Some(id)) if *id == self.route.upstream_id => {
                 message["id"] = self.route.client_id.clone();
-                if self.route.modern
-                    && let Some(result) = message.get_mut("result")
-                {
-                    modern::complete(result);
+                if let Some(result) = message.get_mut("result") {
+                    if self.route.prefixed {
+                        links::rename(result, &self.route.server.name);
+                    }
+                    if self.route.modern {
+                        modern::complete(result);
+                    }
                 }
                 self.outcome = Some(response_outcome(&message));
                 self.done = true;

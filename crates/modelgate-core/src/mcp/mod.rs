@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`access`]: a key's allowlist of servers and tools.
 //! - [`jsonrpc`]: one JSON-RPC message a body, and the error codes.
+//! - [`links`]: resources named with their server, links in results too.
 //! - [`modern`]: the stateless era's envelope, routing headers and checks.
 //! - [`pins`]: tool definitions pinned, and held back when they change.
 //! - [`server`]: the upstream server as an admin object, its checks and its
@@ -17,6 +18,7 @@
 
 pub mod access;
 pub mod jsonrpc;
+pub mod links;
 pub mod modern;
 pub mod pins;
 pub mod server;
