@@ -213,6 +213,47 @@ def test_a_linked_resource_is_named_as_clients_read_it(env, key, servers, mode):
     assert str(links[0].uri) == "config://settings" and read.contents[0].text == f"{js} settings"
 
 
+def test_a_servers_requests_reach_a_session_client_and_its_answers_come_back(env, key, servers):
+    """During a call a server asks its client's model (sampling), its user
+    (elicitation) and its roots: a handshake-era client that offered
+    those is asked on the call's stream, and its answers go back to the
+    server, which then finishes the call; a stateless client is asked
+    nothing (the server's requests are refused)."""
+    from mcp.types import CreateMessageResult, ElicitResult, ListRootsResult, Root, TextContent
+    asked = []
+
+    async def sampling(context, params):
+        asked.append(("sampling", params.messages[0].content.text))
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text="forty-two"),
+                                   model="e2e-model")
+
+    async def elicitation(context, params):
+        asked.append(("elicitation", params.message))
+        return ElicitResult(action="accept", content={"ok": True})
+
+    async def roots(context):
+        asked.append(("roots", None))
+        return ListRootsResult(roots=[Root(uri="file:///work/project", name="project")])
+
+    async def session(mode, server):
+        http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(env.base_url + "/mcp", http_client=http_client), mode=mode,
+                          sampling_callback=sampling, elicitation_callback=elicitation,
+                          list_roots_callback=roots) as c:
+            try:
+                return (await c.call_tool(f"{server}_consult", {"question": "the answer?"})).content[0].text
+            except MCPError as e:
+                return e.error.code
+
+    answered = run(session("legacy", servers["sse"]))
+    assert answered == "model: forty-two; user: accept {'ok': True}; roots: ['file:///work/project']", answered
+    assert asked == [("sampling", "the answer?"), ("elicitation", "Go ahead?"), ("roots", None)]
+    asked.clear()
+    refused = run(session("auto", servers["sse"]))
+    # (The server finds no way to ask in the stateless era: its error.)
+    assert asked == [] and isinstance(refused, int), refused
+
+
 def test_prompts_and_resources_need_the_whole_server(env, servers):
     sse, js = servers["sse"], servers["json"]
     narrow = env.make_key(allowed_tools=[js, f"{sse}_echo"])["key"]

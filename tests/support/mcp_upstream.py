@@ -158,6 +158,24 @@ def greeting(who: str) -> str:
 
 
 @server.tool()
+async def consult(question: str, ctx: Context) -> str:
+    """Ask the client's model, its user and its roots (requests a server
+    makes of its client, on this call's stream)."""
+    from mcp.shared.message import ServerMessageMetadata
+    from mcp.types import ListRootsRequest, ListRootsResult, SamplingMessage, TextContent
+    related = ctx.request_id
+    answer = await ctx.session.create_message(
+        messages=[SamplingMessage(role="user", content=TextContent(type="text", text=question))],
+        max_tokens=50, related_request_id=related)
+    confirmed = await ctx.session.elicit_form(
+        "Go ahead?", {"type": "object", "properties": {"ok": {"type": "boolean"}}}, related_request_id=related)
+    roots = await ctx.session.send_request(ListRootsRequest(), ListRootsResult,
+                                           metadata=ServerMessageMetadata(related_request_id=related))
+    return (f"model: {answer.content.text}; user: {confirmed.action} {confirmed.content}; "
+            f"roots: {[str(r.uri) for r in roots.roots]}")
+
+
+@server.tool()
 def link() -> list:
     """A link to the server's settings resource, as a tool's result."""
     from mcp.types import ResourceLink

@@ -20,9 +20,9 @@ use crate::domain::ApiKey;
 use crate::error::{AuthError, GatewayError, RequestError};
 use crate::mcp::McpServer;
 use crate::mcp::jsonrpc::{self, Message};
-use crate::mcp::modern;
 use crate::mcp::session::{NONCE, Session, Upstream};
 use crate::mcp::versions::{HANDSHAKE, LATEST_HANDSHAKE, SERVED};
+use crate::mcp::{modern, relay};
 use crate::ports::Ports;
 
 /// The body of an HTTP-level refusal on an MCP route (no request id known).
@@ -101,7 +101,11 @@ impl<P: Ports> Gateway<P> {
                 }
                 return Ok(accepted());
             }
-            Message::Notification { .. } | Message::Response => return Ok(accepted()),
+            Message::Response { id, message } => {
+                let session = self.mcp_session(&req, &key, only.as_deref())?;
+                return self.relay_answer(&key, &session, &id, message).await;
+            }
+            Message::Notification { .. } => return Ok(accepted()),
         };
         self.name_mcp_span(span, &method, &params);
         if method == "initialize" {
@@ -235,7 +239,15 @@ impl<P: Ports> Gateway<P> {
             .filter(|v| HANDSHAKE.contains(v))
             .unwrap_or(LATEST_HANDSHAKE);
         let servers = self.mcp_servers(key, only.as_deref()).await?;
-        let opened = join_all(servers.iter().map(|s| self.open_upstream(s, version))).await;
+        // Servers may ask what the client offered (their requests are
+        // relayed during calls).
+        let offered = relay::offered(params);
+        let opened = join_all(
+            servers
+                .iter()
+                .map(|s| self.open_upstream(s, version, &offered)),
+        )
+        .await;
         let upstreams = servers
             .iter()
             .zip(opened)
@@ -284,6 +296,39 @@ impl<P: Ports> Gateway<P> {
             .map(|(s, u)| self.mcp_exchange(s, Method::POST, Some(u), Some(&note)));
         join_all(sends).await;
         Ok(())
+    }
+
+    /// The client's answer to a request a server made of it during a call
+    /// (relayed under [`relay::relayed_id`]), passed back to that server
+    /// under its own id.
+    async fn relay_answer(
+        &self,
+        key: &ApiKey,
+        session: &Session,
+        id: &Value,
+        mut message: Value,
+    ) -> Result<Response<P>, GatewayError> {
+        let servers = self.session_servers(key, session).await?;
+        let target = relay::origin(id).and_then(|(server, own)| {
+            let found = servers.iter().find(|(s, _)| s.name == server)?;
+            Some((found, own))
+        });
+        let Some(((s, u), own)) = target else {
+            let message = "No request of this session's servers has that id.";
+            let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, message);
+            return Ok(rpc(StatusCode::BAD_REQUEST, &body));
+        };
+        message["id"] = own;
+        if let Err(e) = self
+            .mcp_exchange(s, Method::POST, Some(u), Some(&message))
+            .await
+        {
+            tracing::warn!(
+                server = s.name,
+                "MCP server took no answer to its request: {e:?}"
+            );
+        }
+        Ok(accepted())
     }
 
     /// The session's log level, set on each of its servers (best effort:

@@ -79,6 +79,7 @@ impl<P: Ports> Gateway<P> {
             upstream_id: req["id"].clone(),
             modern: call.modern,
             prefixed: call.only.is_none(),
+            relay: call.session.is_some() && !call.modern,
         };
         self.forward_tool_call(&call, route, &req, record).await
     }

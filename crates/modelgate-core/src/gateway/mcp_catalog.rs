@@ -121,7 +121,7 @@ impl<P: Ports> Gateway<P> {
     ) -> Option<(Upstream, bool)> {
         match upstream {
             Some(u) => Some((u.clone(), false)),
-            None => (self.open_upstream(server, MODERN).await).map(|u| (u, true)),
+            None => (self.open_upstream(server, MODERN, &Map::new()).await).map(|u| (u, true)),
         }
     }
 

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use http::header::ALLOW;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::mcp_answer::{accepted, accepts_sse, capabilities, not_served, reply};
 use super::mcp_calls::Call;
@@ -63,7 +63,7 @@ impl<P: Ports> Gateway<P> {
         let (id, method, params) = match jsonrpc::parse(req.body()) {
             Ok(Message::Request { id, method, params }) => (id, method, params),
             Ok(Message::Notification { .. }) => return Ok(accepted()),
-            Ok(Message::Response) => {
+            Ok(Message::Response { .. }) => {
                 let message = "A client posts requests and notifications only.";
                 let body = jsonrpc::error(&Value::Null, jsonrpc::INVALID_REQUEST, message);
                 return Ok(reply(body, true));
@@ -95,7 +95,9 @@ impl<P: Ports> Gateway<P> {
             }
             "tools/list" => {
                 let servers = self.mcp_servers(key, call.only).await?;
-                let opened = join_all(servers.iter().map(|s| self.open_upstream(s, MODERN))).await;
+                let none = Map::new();
+                let opened =
+                    join_all(servers.iter().map(|s| self.open_upstream(s, MODERN, &none))).await;
                 let open: Vec<_> = servers
                     .into_iter()
                     .zip(opened)

@@ -7,7 +7,7 @@
 //! (its log level, say) where the client put it.
 
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::Gateway;
 use super::mcp_upstream::{Answer, Failure};
@@ -24,18 +24,19 @@ impl<P: Ports> Gateway<P> {
         &self,
         server: &McpServer,
         version: &str,
+        offered: &Map<String, Value>,
     ) -> Option<Upstream> {
         let first = if version == MODERN {
             self.discover_upstream(server).await
         } else {
-            self.initialize_upstream(server, version).await
+            self.initialize_upstream(server, version, offered).await
         };
         let opened = match first {
             Ok(Some(u)) => return Some(u),
             // It answered, in the other era.
             Ok(None) if version == MODERN => {
-                self.initialize_upstream(server, crate::mcp::versions::LATEST_HANDSHAKE)
-                    .await
+                let latest = crate::mcp::versions::LATEST_HANDSHAKE;
+                self.initialize_upstream(server, latest, &Map::new()).await
             }
             Ok(None) => self.discover_upstream(server).await,
             Err(e) => Err(e),
@@ -54,19 +55,19 @@ impl<P: Ports> Gateway<P> {
     }
 
     /// A session with `server` at `version` (or the version it counters
-    /// with); `Ok(None)` when it answers without one (a stateless server).
+    /// with), offering it the client capabilities `offered`; `Ok(None)`
+    /// when it answers without one (a stateless server).
     async fn initialize_upstream(
         &self,
         server: &McpServer,
         version: &str,
+        offered: &Map<String, Value>,
     ) -> Result<Option<Upstream>, Failure> {
         let init = json!({
             "jsonrpc": "2.0", "id": self.upstream_id(), "method": "initialize",
             "params": {
                 "protocolVersion": version,
-                // Nothing a server could ask the client is relayed yet
-                // (sampling, elicitation, roots): none is offered.
-                "capabilities": {},
+                "capabilities": offered,
                 "clientInfo": {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")},
             },
         });

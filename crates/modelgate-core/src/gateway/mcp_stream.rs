@@ -15,7 +15,7 @@ use super::mcp_record::{ToolCall, response_outcome};
 use super::mcp_upstream::Failure;
 use crate::codec::SseDecoder;
 use crate::mcp::session::Upstream;
-use crate::mcp::{McpServer, jsonrpc, links, modern};
+use crate::mcp::{McpServer, jsonrpc, links, modern, relay};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 
 /// Largest stream relayed from one call.
@@ -35,6 +35,9 @@ pub(super) struct Route {
     /// The client names resources with their server (`/mcp`, not
     /// `/mcp/{server}`): links in the result are renamed.
     pub(super) prefixed: bool,
+    /// The client has a session of the handshake era, which the server's
+    /// requests are relayed to (and its answers come back through).
+    pub(super) relay: bool,
 }
 
 /// The client side of a streamed tool call.
@@ -143,13 +146,19 @@ impl<P: Ports> McpStream<P> {
     }
 
     /// One event from the server: a notification goes on, a request to
-    /// the client is refused (none is relayed), the response ends it.
+    /// the client goes on to a client with a session (else it is refused),
+    /// the response ends it.
     async fn event(&mut self, data: &str, out: &mut Vec<u8>) {
         let Ok(mut message) = serde_json::from_str::<Value>(data) else {
             // The priming event (an id and no data) and comments.
             return;
         };
         match (message.get("method").is_some(), message.get("id")) {
+            (true, Some(id)) if self.route.relay => {
+                message["id"] = relay::relayed_id(&self.route.server.name, id);
+                self.notified = true;
+                write(&message, out);
+            }
             (true, Some(id)) => {
                 let from = (&self.route.server, Some(&self.route.upstream));
                 self.gateway.refuse_server_request(from, id).await;

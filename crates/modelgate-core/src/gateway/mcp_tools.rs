@@ -3,7 +3,7 @@
 //! the admin's view of them, with the acceptance of what changed.
 
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::mcp_upstream::Failure;
 use super::{Gateway, Response, json_response};
@@ -140,7 +140,7 @@ impl<P: Ports> Gateway<P> {
     /// a session of the gateway's own, opened and ended for the purpose.
     async fn tools_now(&self, server: &McpServer) -> Result<Vec<Value>, GatewayError> {
         let upstream = self
-            .open_upstream(server, crate::mcp::versions::LATEST_HANDSHAKE)
+            .open_upstream(server, crate::mcp::versions::LATEST_HANDSHAKE, &Map::new())
             .await;
         let unreachable = || {
             UpstreamError::McpServer(format!(

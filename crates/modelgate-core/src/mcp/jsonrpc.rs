@@ -36,8 +36,13 @@ pub enum Message {
         /// The params object.
         params: Map<String, Value>,
     },
-    /// A response to a request the server sent (the gateway sends none).
-    Response,
+    /// A response to a request the server sent (one the gateway relayed).
+    Response {
+        /// The id it answers.
+        id: Value,
+        /// The message as it came.
+        message: Value,
+    },
 }
 
 /// Why a body is not one JSON-RPC message: the code and a message.
@@ -79,6 +84,14 @@ pub fn parse(body: &[u8]) -> Result<Message, Malformed> {
         None => None,
         Some(_) => return Err(malformed(INVALID_REQUEST, "'method' must be a string.")),
     };
+    if method.is_none() && (obj.contains_key("result") || obj.contains_key("error")) {
+        obj.insert("jsonrpc".into(), "2.0".into());
+        let id = obj.get("id").cloned().unwrap_or(Value::Null);
+        return Ok(Message::Response {
+            id,
+            message: Value::Object(obj),
+        });
+    }
     let id = obj.remove("id");
     match (method, id) {
         (Some(method), None) => Ok(Message::Notification { method, params }),
@@ -89,9 +102,6 @@ pub fn parse(body: &[u8]) -> Result<Message, Malformed> {
             INVALID_REQUEST,
             "'id' must be a string or an integer.",
         )),
-        (None, Some(_)) if obj.contains_key("result") || obj.contains_key("error") => {
-            Ok(Message::Response)
-        }
         (None, _) => Err(malformed(INVALID_REQUEST, "'method' is missing.")),
     }
 }
@@ -126,7 +136,14 @@ mod tests {
             matches!(n, Message::Notification { method, .. } if method == "notifications/initialized")
         );
         let r = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
-        assert_eq!(r, Message::Response);
+        let message = json!({"jsonrpc": "2.0", "id": "a", "result": {}});
+        assert_eq!(
+            r,
+            Message::Response {
+                id: json!("a"),
+                message
+            }
+        );
     }
 
     #[test]

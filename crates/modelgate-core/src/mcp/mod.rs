@@ -7,6 +7,7 @@
 //! - [`links`]: resources named with their server, links in results too.
 //! - [`modern`]: the stateless era's envelope, routing headers and checks.
 //! - [`pins`]: tool definitions pinned, and held back when they change.
+//! - [`relay`]: a server's requests of its client, relayed and answered.
 //! - [`server`]: the upstream server as an admin object, its checks and its
 //!   admin view (header names, never their values).
 //! - [`shape`]: a tool call's arguments as names and types, for its record.
@@ -21,6 +22,7 @@ pub mod jsonrpc;
 pub mod links;
 pub mod modern;
 pub mod pins;
+pub mod relay;
 pub mod server;
 pub mod session;
 pub mod shape;
