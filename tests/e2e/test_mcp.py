@@ -67,7 +67,7 @@ def test_one_endpoint_lists_and_calls_every_servers_tools(env, key, servers):
             return listed, echo, added, counted, steps
 
     listed, echo, added, counted, steps = run(session())
-    tools = ["add", "consult", "count_slowly", "echo", "link", "rug_pull", "seen_headers"]
+    tools = ["add", "consult", "count_slowly", "echo", "link", "rug_pull", "seen_headers", "touch"]
     assert ours(listed, servers) == sorted([f"{sse}_{t}" for t in tools] + [f"{js}_{t}" for t in tools])
     described = next(t for t in listed if t.name == f"{js}_add")
     assert described.description == "Add two integers." and described.input_schema["required"] == ["a", "b"]
@@ -123,7 +123,7 @@ def test_one_server_alone_at_its_own_path_under_its_own_names(env, key, servers)
             return names, added, echoed
 
     names, added, echoed = run(session(key))
-    assert names == ["add", "consult", "count_slowly", "echo", "link", "rug_pull", "seen_headers"]
+    assert names == ["add", "consult", "count_slowly", "echo", "link", "rug_pull", "seen_headers", "touch"]
     assert added.structured_content == {"result": 3} and echoed == f"{js}: x"
     # The key's allowlist still names tools as `{server}_{tool}`.
     names, added, echoed = run(session(narrow))
@@ -186,7 +186,8 @@ def test_what_is_not_one_json_rpc_message_is_refused_in_json_rpc(env, key, serve
                                              "params": {"requestId": 9}})
     assert note.status_code == 202 and note.text == ""
     headers = {"authorization": f"Bearer {key}", "accept": ACCEPT}
-    assert http("GET", env.base_url + "/mcp", headers=headers).status_code == 405
+    # A standing stream belongs to a session.
+    assert http("GET", env.base_url + "/mcp", headers=headers).status_code == 400
     evil = http("POST", env.base_url + "/mcp", INIT, headers={**headers, "origin": "http://evil.example"})
     assert evil.status_code == 403 and evil.json()["error"]["code"] == -32001
     old = http("POST", env.base_url + "/mcp", LIST, headers={**headers, "mcp-protocol-version": "2023-01-01",
@@ -258,7 +259,7 @@ def test_a_key_sees_and_calls_only_the_servers_and_tools_it_is_allowed(env, serv
 
     listed, echo, refused, after, narrowed = run(session())
     assert listed == sorted([f"{js}_add", f"{js}_consult", f"{js}_count_slowly", f"{js}_echo", f"{js}_link",
-                             f"{js}_rug_pull", f"{js}_seen_headers", f"{sse}_echo"])
+                             f"{js}_rug_pull", f"{js}_seen_headers", f"{js}_touch", f"{sse}_echo"])
     assert echo.content[0].text == f"{sse}: allowed"
     assert refused == -32602 and narrowed == -32602
     assert after == [f"{sse}_echo"]

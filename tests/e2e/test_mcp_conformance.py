@@ -17,11 +17,10 @@ from harness import CLIENTS, NODE, ROOT, start, stop
 
 RUNNER = CLIENTS / "node_modules" / ".bin" / "conformance"
 SERVER = ROOT / "tests" / "support" / "mcp_conformance_server.py"
-# Resource subscriptions are not relayed (their updates come on a GET
-# stream the gateway does not serve). dns-rebinding-protection is for
-# servers without authentication: it expects a bad `Host` refused, where
-# the gateway refuses a foreign `Origin` and any request without a key.
-NOT_YET = {"resources-subscribe", "resources-unsubscribe", "dns-rebinding-protection"}
+# dns-rebinding-protection is for servers without authentication: it
+# expects a bad `Host` refused, where the gateway refuses a foreign
+# `Origin` and any request without a key.
+NOT_YET = {"dns-rebinding-protection"}
 
 
 def scenarios(url, key):
@@ -54,8 +53,8 @@ def test_the_conformance_runners_server_scenarios_through_the_gateway(env, key, 
     failed = {name for name, ok in results.items() if not ok}
     assert failed <= NOT_YET, out[-6000:]
     passed = {name for name, ok in results.items() if ok}
-    assert len(passed) >= 27 and {"server-initialize", "tools-call-with-progress", "resources-templates-read",
+    assert len(passed) >= 29 and {"server-initialize", "tools-call-with-progress", "resources-templates-read",
                                   "prompts-get-with-args", "completion-complete", "logging-set-level",
-                                  "tools-call-sampling", "tools-call-elicitation"} <= passed
+                                  "tools-call-sampling", "tools-call-elicitation", "resources-subscribe"} <= passed
     print(f"conformance through the gateway: {len(passed)} of {len(results)} scenarios pass; "
           f"failing: {sorted(failed)}")

@@ -254,6 +254,38 @@ def test_a_servers_requests_reach_a_session_client_and_its_answers_come_back(env
     assert asked == [] and isinstance(refused, int), refused
 
 
+def test_a_session_client_hears_of_its_subscribed_resources_on_its_standing_stream(env, key, servers):
+    """`resources/subscribe` goes to the resource's server in the client's
+    session; the server's notice that it changed comes on the server's
+    standing stream, which the gateway relays on the client's (`GET
+    /mcp`) under the client's name for the resource."""
+    sse = servers["sse"]
+    heard = asyncio.Queue()
+
+    async def handler(message):
+        if getattr(message, "method", None) == "notifications/resources/updated":
+            await heard.put(str(message.params.uri))
+
+    async def session():
+        http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(env.base_url + "/mcp", http_client=http_client), mode="legacy",
+                          message_handler=handler) as c:
+            await c.subscribe_resource(f"{sse}+config://settings")
+            # The client opens its standing stream on its own time: the
+            # change is told again until one is heard.
+            for _ in range(120):
+                await c.call_tool(f"{sse}_touch", {"uri": "config://settings"})
+                try:
+                    uri = await asyncio.wait_for(heard.get(), timeout=1)
+                    break
+                except asyncio.TimeoutError:
+                    uri = None
+            await c.unsubscribe_resource(f"{sse}+config://settings")
+            return uri
+
+    assert run(session()) == f"{sse}+config://settings"
+
+
 def test_prompts_and_resources_need_the_whole_server(env, servers):
     sse, js = servers["sse"], servers["json"]
     narrow = env.make_key(allowed_tools=[js, f"{sse}_echo"])["key"]

@@ -175,6 +175,28 @@ async def consult(question: str, ctx: Context) -> str:
             f"roots: {[str(r.uri) for r in roots.roots]}")
 
 
+async def subscribed(ctx, params):
+    from mcp.types import EmptyResult
+    return EmptyResult()
+
+
+def _subscriptions():
+    from mcp.types import SubscribeRequestParams, UnsubscribeRequestParams
+    server._lowlevel_server.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribed)
+    server._lowlevel_server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, subscribed)
+
+
+_subscriptions()
+
+
+@server.tool()
+async def touch(uri: str, ctx: Context) -> str:
+    """Tell this session the resource `uri` changed (on its standing
+    stream, as a server does when a subscribed resource changes)."""
+    await ctx.session.send_resource_updated(uri)
+    return "touched"
+
+
 @server.tool()
 def link() -> list:
     """A link to the server's settings resource, as a tool's result."""

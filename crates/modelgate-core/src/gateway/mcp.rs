@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use super::mcp_answer::{accepted, accepts_sse, capabilities, not_served, rpc, session_ended};
+use super::mcp_back::listening;
 use super::mcp_calls::{Call, call_id};
 use super::mcp_upstream::{Failure, SESSION, VERSION};
 use super::{Gateway, Peer, Response};
@@ -80,6 +81,11 @@ impl<P: Ports> Gateway<P> {
             let session = self.mcp_session(&req, &key, only.as_deref())?;
             self.end_upstreams(&session).await;
             return Ok(rpc(StatusCode::OK, &json!({})));
+        }
+        if req.method() == Method::GET {
+            let session = self.mcp_session(&req, &key, only.as_deref())?;
+            let stream = self.mcp_listen(&key, &session, only.is_none()).await?;
+            return Ok(listening(stream));
         }
         let message = match jsonrpc::parse(req.body()) {
             Ok(m) => m,
@@ -156,9 +162,11 @@ impl<P: Ports> Gateway<P> {
             "prompts/list" | "resources/list" | "resources/templates/list" => {
                 self.mcp_catalog_list(&call, &id, method).await
             }
-            "prompts/get" | "resources/read" | "completion/complete" => {
-                self.mcp_catalog_get(&call, id, method, params).await
-            }
+            "prompts/get"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "completion/complete" => self.mcp_catalog_get(&call, id, method, params).await,
             "logging/setLevel" => {
                 let servers = self.session_servers(key, session).await?;
                 self.set_log_level(&servers, &params).await;
@@ -265,7 +273,7 @@ impl<P: Ports> Gateway<P> {
         let token = session.seal(&self.inner.mcp_key, nonce);
         let result = json!({
             "protocolVersion": version,
-            "capabilities": capabilities(),
+            "capabilities": capabilities(true),
             "serverInfo": {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")},
         });
         let mut resp = rpc(StatusCode::OK, &jsonrpc::result(id, result));
@@ -296,39 +304,6 @@ impl<P: Ports> Gateway<P> {
             .map(|(s, u)| self.mcp_exchange(s, Method::POST, Some(u), Some(&note)));
         join_all(sends).await;
         Ok(())
-    }
-
-    /// The client's answer to a request a server made of it during a call
-    /// (relayed under [`relay::relayed_id`]), passed back to that server
-    /// under its own id.
-    async fn relay_answer(
-        &self,
-        key: &ApiKey,
-        session: &Session,
-        id: &Value,
-        mut message: Value,
-    ) -> Result<Response<P>, GatewayError> {
-        let servers = self.session_servers(key, session).await?;
-        let target = relay::origin(id).and_then(|(server, own)| {
-            let found = servers.iter().find(|(s, _)| s.name == server)?;
-            Some((found, own))
-        });
-        let Some(((s, u), own)) = target else {
-            let message = "No request of this session's servers has that id.";
-            let body = jsonrpc::error(id, jsonrpc::INVALID_REQUEST, message);
-            return Ok(rpc(StatusCode::BAD_REQUEST, &body));
-        };
-        message["id"] = own;
-        if let Err(e) = self
-            .mcp_exchange(s, Method::POST, Some(u), Some(&message))
-            .await
-        {
-            tracing::warn!(
-                server = s.name,
-                "MCP server took no answer to its request: {e:?}"
-            );
-        }
-        Ok(accepted())
     }
 
     /// The session's log level, set on each of its servers (best effort:

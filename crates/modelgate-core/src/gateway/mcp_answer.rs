@@ -8,18 +8,17 @@ use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
-use super::mcp_stream::McpStream;
 use super::mcp_upstream::{Answer, Failure};
-use super::{Body, Response, json_response};
+use super::{Body, Response, ResponseStream, json_response};
 use crate::mcp::{jsonrpc, modern};
 use crate::ports::Ports;
 
 /// What the gateway offers a client: the servers' tools, prompts,
-/// resources and completions, and logging (no notifications of changes
-/// yet).
-pub(super) fn capabilities() -> Value {
-    json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false},
-           "resources": {"subscribe": false, "listChanged": false},
+/// resources and completions, and logging; with a standing stream (the
+/// handshake era's `GET`), subscriptions and notifications of changes.
+pub(super) fn capabilities(standing: bool) -> Value {
+    json!({"tools": {"listChanged": standing}, "prompts": {"listChanged": standing},
+           "resources": {"subscribe": standing, "listChanged": standing},
            "completions": {}, "logging": {}})
 }
 
@@ -66,7 +65,7 @@ pub(super) fn relay<P: Ports>(answer: Answer, id: &Value, sse: bool, modern: boo
 }
 
 /// A streamed answer.
-pub(super) fn event_stream<P: Ports>(stream: McpStream<P>) -> Response<P> {
+pub(super) fn event_stream<P: Ports>(stream: impl Into<ResponseStream<P>>) -> Response<P> {
     let mut resp = http::Response::new(Body::Stream(Box::new(stream.into())));
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

@@ -129,7 +129,7 @@ impl<P: Ports> Gateway<P> {
 fn discovered() -> Value {
     json!({
         "supportedVersions": crate::mcp::versions::SERVED,
-        "capabilities": capabilities(),
+        "capabilities": capabilities(false),
         "ttlMs": 0,
         "cacheScope": "private",
         "_meta": {modern::SERVER_INFO_KEY: {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")}},

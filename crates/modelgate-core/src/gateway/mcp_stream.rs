@@ -238,7 +238,7 @@ impl<P: Ports> Drop for McpStream<P> {
 }
 
 /// One message as an SSE event.
-fn write(message: &Value, out: &mut Vec<u8>) {
+pub(super) fn write(message: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(b"event: message\ndata: ");
     out.extend_from_slice(message.to_string().as_bytes());
     out.extend_from_slice(b"\n\n");

@@ -36,7 +36,7 @@ pub enum Route {
     Metrics,
     /// `/admin/api/...`, any method (the admin API answers 404/405 itself).
     Admin,
-    /// `POST`/`DELETE /mcp` (every server a key may use) or
+    /// `POST`/`GET`/`DELETE /mcp` (every server a key may use) or
     /// `/mcp/{server}` (that one): the MCP gateway.
     Mcp {
         /// The one server asked for.
@@ -86,9 +86,11 @@ impl Route {
             ["v1", "models", id @ ..] => get.then(|| Self::Model(percent_decode(&id.join("/")))),
             ["metrics"] => get.then_some(Self::Metrics),
             ["admin", "api", ..] => Some(Self::Admin),
-            // No GET stream: nothing is pushed outside a request's answer.
-            ["mcp"] => (post || method == Method::DELETE).then_some(Self::Mcp { server: None }),
-            ["mcp", server] => (post || method == Method::DELETE).then(|| Self::Mcp {
+            // GET: a session's standing event stream.
+            ["mcp"] => {
+                (post || get || method == Method::DELETE).then_some(Self::Mcp { server: None })
+            }
+            ["mcp", server] => (post || get || method == Method::DELETE).then(|| Self::Mcp {
                 server: Some(percent_decode(server)),
             }),
             _ => return Err(RequestError::NotFound(format!("Route {path}"))),
@@ -295,6 +297,7 @@ mod tests {
             ("DELETE", "/mcp/", C::ClientKey, false),
             ("POST", "/mcp/github", C::ClientKey, true),
             ("DELETE", "/mcp/github", C::ClientKey, false),
+            ("GET", "/mcp", C::ClientKey, false),
         ];
         for (method, path, credential, body) in rows {
             let m: Method = method.parse().unwrap();
@@ -311,7 +314,6 @@ mod tests {
             ("POST", "/v1/responses/r/input_items"),
             ("DELETE", "/metrics"),
             ("GET", "/v1/messages"),
-            ("GET", "/mcp"),
             ("PUT", "/mcp/github"),
         ];
         for (method, path) in wrong {

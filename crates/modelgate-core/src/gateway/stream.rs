@@ -9,6 +9,7 @@ use futures_util::future::Either;
 use super::Gateway;
 use super::admission::Admission;
 use super::conversation::Keep;
+use super::mcp_listen::ListenStream;
 use super::mcp_stream::McpStream;
 use crate::anthropic::MessagesRelay;
 use crate::backend::{Relay, StreamOutcome, StreamState};
@@ -106,6 +107,7 @@ pub struct ResponseStream<P: Ports>(Kind<P>);
 enum Kind<P: Ports> {
     Model(Box<ModelStream<P>>),
     Mcp(Box<McpStream<P>>),
+    McpListen(Box<ListenStream<P>>),
 }
 
 impl<P: Ports> From<ModelStream<P>> for ResponseStream<P> {
@@ -120,12 +122,19 @@ impl<P: Ports> From<McpStream<P>> for ResponseStream<P> {
     }
 }
 
+impl<P: Ports> From<ListenStream<P>> for ResponseStream<P> {
+    fn from(s: ListenStream<P>) -> Self {
+        Self(Kind::McpListen(Box::new(s)))
+    }
+}
+
 impl<P: Ports> ResponseStream<P> {
     /// The next bytes for the client, `None` once the stream is over.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
         match &mut self.0 {
             Kind::Model(s) => s.next_chunk().await,
             Kind::Mcp(s) => s.next_chunk().await,
+            Kind::McpListen(s) => s.next_chunk().await,
         }
     }
 
@@ -134,6 +143,8 @@ impl<P: Ports> ResponseStream<P> {
         match &mut self.0 {
             Kind::Model(s) => s.take_settlement().map(Either::Left),
             Kind::Mcp(s) => s.take_settlement().map(Either::Right),
+            // Nothing is admitted for it, so nothing is settled.
+            Kind::McpListen(_) => None,
         }
     }
 }
