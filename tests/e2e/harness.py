@@ -268,6 +268,40 @@ def start_lambda(port, settings, tmp, log, release=False):
                             stdin=subprocess.DEVNULL)
 
 
+def use_everything(base_url, key, path):
+    """A client's session with `server-everything` at `path` (`/mcp/{server}`:
+    its own names) through the gateway, asserting what the reference server
+    answers: an echo, a sum, a long operation with its progress. Its tools'
+    names."""
+    import asyncio
+
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def session():
+        http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(base_url + path, http_client=http_client), mode="legacy") as c:
+            names = {t.name for t in (await c.list_tools()).tools}
+            echo = await c.call_tool("echo", {"message": "hi"})
+            total = await c.call_tool("get-sum", {"a": 2, "b": 3})
+            steps = []
+
+            async def progress(p, t, m):
+                steps.append(p)
+            long = await c.call_tool("trigger-long-running-operation",
+                                     {"duration": 0.3, "steps": 3}, progress_callback=progress)
+            return names, echo, total, long, steps
+
+    names, echo, total, long, steps = asyncio.run(session())
+    assert {"echo", "get-sum"} <= names
+    assert echo.content[0].text == "Echo: hi"
+    assert "5" in total.content[0].text
+    assert "completed" in long.content[0].text.lower(), long
+    assert steps == [1, 2, 3]
+    return names
+
+
 def events(lines):
     """The JSON-RPC messages of an SSE body, one at a time."""
     for line in lines:

@@ -20,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import UPSTREAM_SECRET, http
-from harness import CLIENTS, NODE, ROOT, events
+from harness import CLIENTS, NODE, ROOT, events, use_everything
 
 NATIVE = os.environ.get("MG_RUNTIME", "native") == "native"
 UPSTREAM = ROOT / "tests" / "support" / "mcp_upstream.py"
@@ -236,21 +236,6 @@ def test_the_reference_everything_server_over_stdio(env, key):
     name, r = register(env, [str(NODE), str(EVERYTHING), "stdio"])
     assert r.status_code == 201, r.text
     try:
-        async def session():
-            async with client(env.base_url, key, path=f"/mcp/{name}") as c:
-                names = {t.name for t in (await c.list_tools()).tools}
-                total = await c.call_tool("get-sum", {"a": 2, "b": 3})
-                steps = []
-
-                async def progress(p, t, m):
-                    steps.append(p)
-                long = await c.call_tool("trigger-long-running-operation",
-                                         {"duration": 0.3, "steps": 3}, progress_callback=progress)
-                return names, total, long, steps
-
-        names, total, long, steps = run(session())
-        assert {"echo", "get-sum"} <= names
-        assert "5" in text(total)
-        assert "completed" in text(long).lower() and steps == [1, 2, 3]
+        use_everything(env.base_url, key, f"/mcp/{name}")
     finally:
         env.admin("DELETE", f"/mcp/servers/{r.json()['id']}")
