@@ -7,6 +7,7 @@ are held to its body; prompts and resources pass through in both eras."""
 
 import asyncio
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -254,6 +255,75 @@ def test_a_servers_requests_reach_a_session_client_and_its_answers_come_back(env
     assert asked == [] and isinstance(refused, int), refused
 
 
+def test_a_stateless_client_gives_the_input_a_server_asks_for(env, key, servers):
+    """A server that needs its user's word mid-call answers a stateless
+    client with a result that asks for it (`input_required`, with its
+    `requestState`), and the client calls again with the answer: through
+    the gateway the client's capabilities reach the server, the retry
+    reaches the same server, and each round is a record of its own. A
+    session client is asked on the call's stream instead."""
+    from mcp.types import ElicitResult
+    asked = []
+    made = env.make_key()
+    key = made["key"]
+
+    async def elicitation(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"ok": True})
+
+    async def session(mode, server):
+        http_client = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=60)
+        async with Client(streamable_http_client(env.base_url + "/mcp", http_client=http_client), mode=mode,
+                          elicitation_callback=elicitation) as c:
+            return (await c.call_tool(f"{server}_approve", {"action": "deploy"})).content[0].text
+
+    modern = servers["modern"]
+    assert run(session("auto", modern)) == "deploy: approved"
+    assert run(session("auto", servers["sse"])) == "deploy: approved"
+    assert run(session("legacy", servers["sse"])) == "deploy: approved"
+    assert asked == ["Allow deploy?"] * 3
+    records = env.admin("GET", f"/usage/records?endpoint=mcp&key_id={made['id']}&model={modern}_approve")
+    assert [r["error"] for r in records.json()["data"]] == [None, None], records.text
+    if os.environ.get("MG_RUNTIME", "native") == "native":  # the runtime that exports Prometheus metrics
+        metrics = http("GET", env.base_url + "/metrics", headers={"authorization": f"Bearer {env.admin_key}"})
+        assert f'{{server="{modern}",tool="{modern}_approve",outcome="input_required"}}' in metrics.text
+
+
+def test_the_state_a_client_holds_is_sealed_for_its_key_and_call(env, key, servers):
+    """The `requestState` a server gives a stateless client reaches it
+    sealed by the gateway (servers see one client, the gateway, for
+    every key): the same key's retry of the same call gets the server's
+    own state back; another key, another tool or a changed state is
+    refused with -32602 before anything reaches the server."""
+    modern = servers["modern"]
+    approve = f"{modern}_approve"
+
+    def call(who, name, state=None, answers=None):
+        body = tool_call(name, action="ship")
+        if state is not None:
+            body["params"].update(requestState=state, inputResponses=answers)
+        body["params"]["_meta"] = dict(ENVELOPE, **{
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}})
+        return post(env, who, body, mcp_method="tools/call", mcp_name=name)
+
+    first = call(key, approve)
+    assert first.status_code == 200, first.text
+    result = first.json()["result"]
+    assert result["resultType"] == "input_required", result
+    state = result["requestState"]
+    assert state.startswith("mgr1."), state
+    (asked,) = result["inputRequests"]
+    answers = {asked: {"action": "accept", "content": {"ok": True}}}
+    other = env.make_key()["key"]
+    flipped = state[:-6] + ("A" if state[-6] != "A" else "B") + state[-5:]
+    for who, name, sent in [(other, approve, state), (key, f"{modern}_echo", state), (key, approve, flipped)]:
+        r = call(who, name, sent, answers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32602, r.text
+        assert "requestState" in r.json()["error"]["message"]
+    done = call(key, approve, state, answers)
+    assert done.json()["result"]["content"][0]["text"] == "ship: approved", done.text
+
+
 def test_a_session_client_hears_of_its_subscribed_resources_on_its_standing_stream(env, key, servers):
     """`resources/subscribe` goes to the resource's server in the client's
     session; the server's notice that it changed comes on the server's
@@ -284,6 +354,44 @@ def test_a_session_client_hears_of_its_subscribed_resources_on_its_standing_stre
             return uri
 
     assert run(session()) == f"{sse}+config://settings"
+
+
+def test_a_stateless_client_hears_what_it_subscribed_to(env, key, servers):
+    """`subscriptions/listen` through the gateway: each server is asked in
+    its era for what the client asked to hear of it (a stateless-era
+    server by its own `subscriptions/listen`; a handshake-only one through
+    a session of the subscription's own, with its standing stream and
+    `resources/subscribe`), and its changes reach the client as changes
+    of the client's subscription, under the client's names."""
+    modern, legacy = servers["modern"], servers["legacy"]
+    wanted = {f"{modern}+config://settings", f"{legacy}+config://settings"}
+
+    async def session():
+        async with client(env.base_url, key) as c:
+            async with c.listen(resource_subscriptions=sorted(wanted | {"nobody+config://x"})) as sub:
+                honored = set(sub.honored.resource_subscriptions or [])
+                heard = set()
+
+                async def hear():
+                    async for event in sub:
+                        heard.add(event.uri)
+                        if heard >= wanted:
+                            return
+                listening = asyncio.create_task(hear())
+                # A server's change is told again until it is heard (a
+                # session's standing stream is its server's to start).
+                for _ in range(60):
+                    for s in sorted({modern, legacy} - {u.split("+")[0] for u in heard}):
+                        await c.call_tool(f"{s}_touch", {"uri": "config://settings"})
+                    done, _ = await asyncio.wait({listening}, timeout=1)
+                    if done:
+                        break
+                listening.cancel()
+                return honored, heard
+
+    honored, heard = run(session())
+    assert honored == wanted
+    assert heard == wanted
 
 
 def test_prompts_and_resources_need_the_whole_server(env, servers):

@@ -11,7 +11,8 @@ tools, printing `READY <url>` once it listens.
 stateless-era one only (`initialize` is refused with -32022).
 The `seen_headers` tool returns the headers of the request that called it,
 so a test can see what the gateway sent; `rug_pull` changes `echo`'s
-definition and adds a tool. With `stdio` it speaks over stdin and stdout,
+definition and adds a tool; `approve` asks its client for input (in the
+stateless era, by a result that asks for it). With `stdio` it speaks over stdin and stdout,
 as a local server the gateway runs, with tools of its own: `environment`
 (what it was given), `release` (the held calls), `cancellations` (how many
 calls were cancelled) and `crash`."""
@@ -22,8 +23,11 @@ import os
 import socket
 import sys
 
+from typing import Annotated
+
 import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from pydantic import BaseModel
 
 NAME = sys.argv[1]
 JSON = "json" in sys.argv[2:]
@@ -175,15 +179,28 @@ async def consult(question: str, ctx: Context) -> str:
             f"roots: {[str(r.uri) for r in roots.roots]}")
 
 
+# The sessions subscribed to each resource (resources/subscribe).
+SUBSCRIBERS = {}
+
+
 async def subscribed(ctx, params):
     from mcp.types import EmptyResult
+    SUBSCRIBERS.setdefault(str(params.uri), []).append(ctx.session)
+    return EmptyResult()
+
+
+async def unsubscribed(ctx, params):
+    from mcp.types import EmptyResult
+    sessions = SUBSCRIBERS.get(str(params.uri), [])
+    if ctx.session in sessions:
+        sessions.remove(ctx.session)
     return EmptyResult()
 
 
 def _subscriptions():
     from mcp.types import SubscribeRequestParams, UnsubscribeRequestParams
     server._lowlevel_server.add_request_handler("resources/subscribe", SubscribeRequestParams, subscribed)
-    server._lowlevel_server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, subscribed)
+    server._lowlevel_server.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, unsubscribed)
 
 
 _subscriptions()
@@ -191,10 +208,35 @@ _subscriptions()
 
 @server.tool()
 async def touch(uri: str, ctx: Context) -> str:
-    """Tell this session the resource `uri` changed (on its standing
-    stream, as a server does when a subscribed resource changes)."""
-    await ctx.session.send_resource_updated(uri)
+    """Tell whoever listens that the resource `uri` changed, as a server
+    does when a subscribed resource changes: this session and every
+    session subscribed to it (on their standing streams), and every
+    stateless subscription (`subscriptions/listen`) to it."""
+    sessions = [ctx.session] + [s for s in SUBSCRIBERS.get(uri, []) if s is not ctx.session]
+    for session in sessions:
+        try:
+            await session.send_resource_updated(uri)
+        except Exception:  # a session that ended
+            pass
+    await ctx.notify_resource_updated(uri)
     return "touched"
+
+
+class Approval(BaseModel):
+    ok: bool
+
+
+def ask_approval(action: str) -> Elicit[Approval]:
+    return Elicit(f"Allow {action}?", Approval)
+
+
+@server.tool()
+def approve(action: str, approval: Annotated[Approval, Resolve(ask_approval)]) -> str:
+    """Ask the client's user to approve `action`: in the stateless era
+    the call answers that it needs input and is made again with the
+    answer (and the server's requestState); before it, the server asks on
+    the call's stream."""
+    return f"{action}: {'approved' if approval.ok else 'refused'}"
 
 
 @server.tool()

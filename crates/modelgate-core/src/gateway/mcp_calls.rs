@@ -14,6 +14,7 @@ use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
 use crate::mcp::session::Session;
+use crate::mcp::state::Binding;
 use crate::mcp::{jsonrpc, links};
 use crate::ports::Ports;
 
@@ -47,6 +48,15 @@ impl<P: Ports> Gateway<P> {
             return Ok(reply(refusal, call.modern));
         }
         params.insert("name".into(), Value::String(tool.to_owned()));
+        let state = Binding {
+            key_id: key.id.clone(),
+            server: server.name.clone(),
+            method: "tools/call".into(),
+            target: tool.to_owned(),
+        };
+        if let Err(refusal) = self.open_request_state(&mut params, &state, &id) {
+            return Ok(reply(refusal, call.modern));
+        }
         let upstream_id = match call.session_token {
             Some(token) => Value::String(call_id(token, &id)),
             None => self.upstream_id(),
@@ -80,6 +90,7 @@ impl<P: Ports> Gateway<P> {
             modern: call.modern,
             prefixed: call.only.is_none(),
             relay: call.session.is_some() && !call.modern,
+            state,
         };
         self.forward_tool_call(&call, route, &req, record).await
     }
@@ -132,8 +143,11 @@ impl<P: Ports> Gateway<P> {
         match answer {
             Ok(mut answer) => {
                 let result = answer.response.as_mut().and_then(|r| r.get_mut("result"));
-                if let Some(result) = result.filter(|_| route.prefixed) {
-                    links::rename(result, &server.name);
+                if let Some(result) = result {
+                    if route.prefixed {
+                        links::rename(result, &server.name);
+                    }
+                    self.seal_request_state(result, &route.state);
                 }
                 Ok(relay(answer, id, call.sse, call.modern))
             }

@@ -19,6 +19,7 @@ use crate::mcp::jsonrpc;
 use crate::mcp::links;
 use crate::mcp::modern::MODERN;
 use crate::mcp::session::Upstream;
+use crate::mcp::state::Binding;
 use crate::ports::Ports;
 
 /// What a catalog method is about.
@@ -217,6 +218,17 @@ impl<P: Ports> Gateway<P> {
         if let Some(name) = params.pointer_mut(at) {
             *name = Value::String(own.to_owned());
         }
+        let state = Binding {
+            key_id: call.key.id.clone(),
+            server: server.name.clone(),
+            method: method.to_owned(),
+            target: own.to_owned(),
+        };
+        if let Some(params) = params.as_object_mut()
+            && let Err(refusal) = self.open_request_state(params, &state, &id)
+        {
+            return Ok(reply(refusal, call.modern));
+        }
         let req =
             json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": method, "params": params});
         let Some((upstream, once)) = self.upstream_for(server, upstream.as_ref()).await else {
@@ -252,6 +264,10 @@ impl<P: Ports> Gateway<P> {
                         let name = expose(kind, &server.name, uri);
                         content["uri"] = Value::String(call.shown(&name, '+').to_owned());
                     }
+                }
+                let result = answer.response.as_mut().and_then(|r| r.get_mut("result"));
+                if let Some(result) = result {
+                    self.seal_request_state(result, &state);
                 }
                 Ok(relay(answer, &id, call.sse, call.modern))
             }

@@ -119,17 +119,18 @@ impl<P: Ports> Gateway<P> {
             "prompts/get" | "resources/read" | "completion/complete" => {
                 self.mcp_catalog_get(&call, id, &method, params).await
             }
+            "subscriptions/listen" => self.mcp_subscribe(&call, id, &params).await,
             _ => Ok(reply(not_served(&id, &method), true)),
         }
     }
 }
 
 /// What `server/discover` answers: every version the gateway serves, the
-/// tools it gathers, and who it is.
+/// tools it gathers (and subscriptions to their changes), and who it is.
 fn discovered() -> Value {
     json!({
         "supportedVersions": crate::mcp::versions::SERVED,
-        "capabilities": capabilities(false),
+        "capabilities": capabilities(true),
         "ttlMs": 0,
         "cacheScope": "private",
         "_meta": {modern::SERVER_INFO_KEY: {"name": "modelgate", "version": env!("CARGO_PKG_VERSION")}},

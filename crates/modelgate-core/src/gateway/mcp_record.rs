@@ -32,11 +32,8 @@ impl<P: Ports> Gateway<P> {
         // Only a tool that answered is known to exist: a client chooses
         // the names it calls, and servers answer an unknown one in more
         // than one way, so no other name becomes a label.
-        let known = if outcome == "ok" {
-            call.tool.as_str()
-        } else {
-            ""
-        };
+        let answered = matches!(outcome, "ok" | "input_required");
+        let known = if answered { call.tool.as_str() } else { "" };
         crate::observe::mcp_tool_call(&call.server, known, outcome, now - call.started);
         let usage = UsageRecord {
             request_id: call.request_id,
@@ -52,7 +49,8 @@ impl<P: Ports> Gateway<P> {
             stream: call.stream,
             endpoint: Some("mcp".into()),
             deployment: Some(call.server),
-            error: (outcome != "ok").then(|| outcome.to_owned()),
+            // Asking for input is how a call goes on, not how it fails.
+            error: (!answered).then(|| outcome.to_owned()),
             latency_ms: now - call.started,
             created_at: now,
             arguments: call.arguments,
@@ -76,6 +74,10 @@ pub(super) fn response_outcome(response: &Value) -> &'static str {
         "error"
     } else if response.pointer("/result/isError") == Some(&Value::Bool(true)) {
         "tool_error"
+    } else if response.pointer("/result/resultType") == Some(&Value::from("input_required")) {
+        // It asked the client for input: the client's retry is a call of
+        // its own.
+        "input_required"
     } else {
         "ok"
     }

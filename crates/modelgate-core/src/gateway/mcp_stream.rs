@@ -15,6 +15,7 @@ use super::mcp_record::{ToolCall, response_outcome};
 use super::mcp_upstream::Failure;
 use crate::codec::SseDecoder;
 use crate::mcp::session::Upstream;
+use crate::mcp::state::Binding;
 use crate::mcp::{McpServer, jsonrpc, links, modern, relay};
 use crate::ports::{ByteStream, HttpClient, MaybeSend, Ports};
 
@@ -38,6 +39,8 @@ pub(super) struct Route {
     /// The client has a session of the handshake era, which the server's
     /// requests are relayed to (and its answers come back through).
     pub(super) relay: bool,
+    /// What a `requestState` in the answer is sealed for.
+    pub(super) state: Binding,
 }
 
 /// The client side of a streamed tool call.
@@ -176,6 +179,7 @@ impl<P: Ports> McpStream<P> {
                     if self.route.modern {
                         modern::complete(result);
                     }
+                    self.gateway.seal_request_state(result, &self.route.state);
                 }
                 self.outcome = Some(response_outcome(&message));
                 self.done = true;

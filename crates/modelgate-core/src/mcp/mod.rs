@@ -12,6 +12,8 @@
 //!   admin view (header names, never their values).
 //! - [`shape`]: a tool call's arguments as names and types, for its record.
 //! - [`session`]: a client session sealed into its `Mcp-Session-Id`.
+//! - [`state`]: a server's `requestState`, sealed for the key it was for.
+//! - [`subscription`]: a stateless client's `subscriptions/listen`.
 //! - [`versions`]: the protocol versions spoken, both eras.
 //!
 //! No IO here: the gateway's admin API stores servers through
@@ -26,6 +28,8 @@ pub mod relay;
 pub mod server;
 pub mod session;
 pub mod shape;
+pub mod state;
+pub mod subscription;
 pub mod versions;
 
 pub use server::{McpServer, McpServerPatch, McpServerSpec};

@@ -195,9 +195,11 @@ pub fn encode_header_value(value: &str) -> String {
 
 /// A request to send to a server at `version`, with the headers it needs:
 /// the client's own envelope keys are dropped (the gateway is the client
-/// here, and offers no capabilities); at the modern version the gateway's
-/// envelope is added and the method and name mirrored; `traceparent`, when
-/// given, goes in `_meta` (how the trace crosses transports without HTTP).
+/// here); at the modern version the gateway's envelope is added, offering
+/// of the client's capabilities those whose requests for input go back to
+/// it (a result that asks for input reaches the client as it is), and the
+/// method and name mirrored; `traceparent`, when given, goes in `_meta`
+/// (how the trace crosses transports without HTTP).
 pub fn outgoing(
     body: &Value,
     version: &str,
@@ -219,6 +221,10 @@ pub fn outgoing(
         .entry("_meta")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(meta) = meta {
+        let offered = match meta.get(CAPABILITIES_KEY) {
+            Some(Value::Object(c)) => super::relay::relayable(c),
+            _ => Map::new(),
+        };
         // The client's log level (and anything else it asks of the
         // server) goes on; only the client's own envelope stays here.
         meta.retain(|k, _| ![VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY].contains(&k.as_str()));
@@ -227,7 +233,7 @@ pub fn outgoing(
         }
         if version == MODERN {
             meta.insert(VERSION_KEY.into(), Value::String(MODERN.into()));
-            meta.insert(CAPABILITIES_KEY.into(), json!({}));
+            meta.insert(CAPABILITIES_KEY.into(), Value::Object(offered));
             meta.insert(
                 CLIENT_INFO_KEY.into(),
                 json!({"name": "modelgate", "version": env!("CARGO_PKG_VERSION")}),

@@ -13,9 +13,15 @@ const PREFIX: &str = "mg-relay:";
 
 /// Of a client's `initialize` params, the capabilities to offer servers.
 pub fn offered(params: &Map<String, Value>) -> Map<String, Value> {
-    let Some(Value::Object(capabilities)) = params.get("capabilities") else {
-        return Map::new();
-    };
+    match params.get("capabilities") {
+        Some(Value::Object(capabilities)) => relayable(capabilities),
+        _ => Map::new(),
+    }
+}
+
+/// Of a client's capabilities, those whose requests reach it through the
+/// gateway.
+pub fn relayable(capabilities: &Map<String, Value>) -> Map<String, Value> {
     capabilities
         .iter()
         .filter(|(name, _)| RELAYED.contains(&name.as_str()))

@@ -75,49 +75,69 @@ pub struct Session {
     pub opened_ms: i64,
 }
 
+/// How a session is sealed.
+const SESSION: Sealed = Sealed {
+    prefix: PREFIX,
+    aad: AAD,
+    max: MAX_TOKEN,
+};
+
 impl Session {
     /// The token for the client: `nonce` must be fresh random bytes.
     pub fn seal(&self, key: &SessionKey, nonce: [u8; NONCE]) -> String {
         let plain = serde_json::to_vec(self).unwrap_or_default();
-        let cipher = XChaCha20Poly1305::new((&key.0).into());
-        let nonce = XNonce::from(nonce);
-        let sealed = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plain,
-                    aad: AAD,
-                },
-            )
-            .unwrap_or_default();
-        let mut raw = nonce.to_vec();
-        raw.extend_from_slice(&sealed);
-        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+        seal(key, &SESSION, &plain, nonce)
     }
 
     /// The session a token carries, if it was sealed under `key`.
     pub fn open(token: &str, key: &SessionKey) -> Option<Self> {
-        if token.len() > MAX_TOKEN {
-            return None;
-        }
-        let raw = URL_SAFE_NO_PAD.decode(token.strip_prefix(PREFIX)?).ok()?;
-        if raw.len() < NONCE {
-            return None;
-        }
-        let (nonce, sealed) = raw.split_at(NONCE);
-        let nonce = XNonce::try_from(nonce).ok()?;
-        let cipher = XChaCha20Poly1305::new((&key.0).into());
-        let plain = cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: AAD,
-                },
-            )
-            .ok()?;
+        let plain = open(token, key, &SESSION)?;
         serde_json::from_slice(&plain).ok()
     }
+}
+
+/// What a kind of sealed token starts with, and the data it is bound to
+/// (its format, and for some what it may be used for).
+pub(crate) struct Sealed<'a> {
+    pub prefix: &'a str,
+    pub aad: &'a [u8],
+    /// Longest token opened.
+    pub max: usize,
+}
+
+/// `plain` sealed under `key`, bound to `how.aad`, as visible ASCII.
+pub(crate) fn seal(key: &SessionKey, how: &Sealed, plain: &[u8], nonce: [u8; NONCE]) -> String {
+    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    let nonce = XNonce::from(nonce);
+    let payload = Payload {
+        msg: plain,
+        aad: how.aad,
+    };
+    let sealed = cipher.encrypt(&nonce, payload).unwrap_or_default();
+    let mut raw = nonce.to_vec();
+    raw.extend_from_slice(&sealed);
+    format!("{}{}", how.prefix, URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// What `token` carries, if it was sealed under `key` bound to `how.aad`.
+pub(crate) fn open(token: &str, key: &SessionKey, how: &Sealed) -> Option<Vec<u8>> {
+    if token.len() > how.max {
+        return None;
+    }
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.strip_prefix(how.prefix)?)
+        .ok()?;
+    if raw.len() < NONCE {
+        return None;
+    }
+    let (nonce, sealed) = raw.split_at(NONCE);
+    let nonce = XNonce::try_from(nonce).ok()?;
+    let cipher = XChaCha20Poly1305::new((&key.0).into());
+    let payload = Payload {
+        msg: sealed,
+        aad: how.aad,
+    };
+    cipher.decrypt(&nonce, payload).ok()
 }
 
 #[cfg(test)]

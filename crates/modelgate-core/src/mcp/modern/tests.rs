@@ -121,11 +121,13 @@ fn header_values_round_trip() {
 fn outgoing_requests_carry_the_gateways_envelope_never_the_clients() {
     let client = json!({"jsonrpc": "2.0", "id": "mg-1", "method": "tools/call", "params": {
         "name": "search", "arguments": {},
-        "_meta": {VERSION_KEY: MODERN, CAPABILITIES_KEY: {"sampling": {}}, "progressToken": 3,
+        "_meta": {VERSION_KEY: MODERN, CAPABILITIES_KEY: {"sampling": {}, "experimental": {"x": {}}},
+                  "progressToken": 3,
                   "io.modelcontextprotocol/logLevel": "info"}}});
     let (body, headers) = outgoing(&client, MODERN, Some("00-abc-def-01"));
     let meta = &body["params"]["_meta"];
-    assert_eq!(meta[CAPABILITIES_KEY], json!({}));
+    // What the client can be asked goes on; nothing else of its own.
+    assert_eq!(meta[CAPABILITIES_KEY], json!({"sampling": {}}));
     assert_eq!(meta[VERSION_KEY], MODERN);
     assert_eq!(meta["progressToken"], 3);
     assert_eq!(meta["traceparent"], "00-abc-def-01");
@@ -145,6 +147,8 @@ fn outgoing_requests_carry_the_gateways_envelope_never_the_clients() {
     assert!(headers.is_empty());
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
     assert_eq!(outgoing(&list, "2025-11-25", None).0, list);
+    let (body, _) = outgoing(&list, MODERN, None);
+    assert_eq!(body["params"]["_meta"][CAPABILITIES_KEY], json!({}));
 }
 
 #[test]
