@@ -29,6 +29,8 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                    "clientInfo": {"name": "e2e", "version": "1"}}}
 ACCEPT = "application/json, text/event-stream"
+# The tools of every test upstream (tests/support/mcp_upstream.py), sorted.
+TOOLS = ["add", "approve", "consult", "count_slowly", "deploy", "echo", "link", "rug_pull", "seen_headers", "touch"]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,7 @@ def test_one_endpoint_lists_and_calls_every_servers_tools(env, key, servers):
             return listed, echo, added, counted, steps
 
     listed, echo, added, counted, steps = run(session())
-    tools = ["add", "approve", "consult", "count_slowly", "echo", "link", "rug_pull", "seen_headers", "touch"]
-    assert ours(listed, servers) == sorted([f"{sse}_{t}" for t in tools] + [f"{js}_{t}" for t in tools])
+    assert ours(listed, servers) == sorted([f"{sse}_{t}" for t in TOOLS] + [f"{js}_{t}" for t in TOOLS])
     described = next(t for t in listed if t.name == f"{js}_add")
     assert described.description == "Add two integers." and described.input_schema["required"] == ["a", "b"]
     assert echo.content[0].text == f"{sse}: hi" and not echo.is_error
@@ -124,7 +125,7 @@ def test_one_server_alone_at_its_own_path_under_its_own_names(env, key, servers)
             return names, added, echoed
 
     names, added, echoed = run(session(key))
-    assert names == ["add", "approve", "consult", "count_slowly", "echo", "link", "rug_pull", "seen_headers", "touch"]
+    assert names == TOOLS
     assert added.structured_content == {"result": 3} and echoed == f"{js}: x"
     # The key's allowlist still names tools as `{server}_{tool}`.
     names, added, echoed = run(session(narrow))
@@ -259,8 +260,7 @@ def test_a_key_sees_and_calls_only_the_servers_and_tools_it_is_allowed(env, serv
             return listed, echo, refused, after, narrowed
 
     listed, echo, refused, after, narrowed = run(session())
-    assert listed == sorted([f"{js}_add", f"{js}_approve", f"{js}_consult", f"{js}_count_slowly", f"{js}_echo",
-                             f"{js}_link", f"{js}_rug_pull", f"{js}_seen_headers", f"{js}_touch", f"{sse}_echo"])
+    assert listed == sorted([f"{js}_{t}" for t in TOOLS] + [f"{sse}_echo"])
     assert echo.content[0].text == f"{sse}: allowed"
     assert refused == -32602 and narrowed == -32602
     assert after == [f"{sse}_echo"]

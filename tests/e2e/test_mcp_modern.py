@@ -107,6 +107,23 @@ def test_the_gateway_speaks_each_clients_era_where_the_server_has_it(env, key, s
     assert not any(k.startswith("io.modelcontextprotocol/") for k in old["(meta)"])
 
 
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+def test_an_argument_a_stateless_server_wants_in_a_header_gets_there(env, key, servers, mode):
+    """A tool whose schema mirrors an argument in an `Mcp-Param-*` header
+    (`x-mcp-header`), on a server of the stateless era alone, which refuses
+    a call without it: a stateless client sends it itself (the gateway
+    lists the schema as it is, and passes the header on); for a
+    handshake-era client, which has no way to, the gateway derives it from
+    the tool's schema and the arguments."""
+    modern = servers["modern"]
+
+    async def session():
+        async with client(env.base_url, key, mode) as c:
+            return (await c.call_tool(f"{modern}_deploy", {"region": "eu-west"})).content[0].text
+
+    assert run(session()) == "eu-west (header eu-west)"
+
+
 def post(env, key, body, **headers):
     h = {"authorization": f"Bearer {key}", "accept": ACCEPT, "mcp-protocol-version": MODERN}
     h.update({k.replace("_", "-"): v for k, v in headers.items()})

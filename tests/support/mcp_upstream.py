@@ -12,7 +12,8 @@ stateless-era one only (`initialize` is refused with -32022).
 The `seen_headers` tool returns the headers of the request that called it,
 so a test can see what the gateway sent; `rug_pull` changes `echo`'s
 definition and adds a tool; `approve` asks its client for input (in the
-stateless era, by a result that asks for it). With `stdio` it speaks over stdin and stdout,
+stateless era, by a result that asks for it); `deploy` has an argument
+mirrored in a header (`x-mcp-header`). With `stdio` it speaks over stdin and stdout,
 as a local server the gateway runs, with tools of its own: `environment`
 (what it was given), `release` (the held calls), `cancellations` (how many
 calls were cancelled) and `crash`."""
@@ -27,7 +28,7 @@ from typing import Annotated
 
 import uvicorn
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 NAME = sys.argv[1]
 JSON = "json" in sys.argv[2:]
@@ -237,6 +238,14 @@ def approve(action: str, approval: Annotated[Approval, Resolve(ask_approval)]) -
     answer (and the server's requestState); before it, the server asks on
     the call's stream."""
     return f"{action}: {'approved' if approval.ok else 'refused'}"
+
+
+@server.tool()
+def deploy(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], ctx: Context) -> str:
+    """Deploy to `region`, which a stateless-era call mirrors in its
+    `Mcp-Param-Region` header (the server refuses a call whose header is
+    missing or disagrees); says the header it saw."""
+    return f"{region} (header {(ctx.headers or {}).get('mcp-param-region')})"
 
 
 @server.tool()

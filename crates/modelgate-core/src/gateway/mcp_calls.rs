@@ -2,18 +2,19 @@
 //! within the key's allowlist and the server's calls a minute, answered
 //! under the client's id, and recorded once (usage record, metrics, log).
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::mcp_answer::{event_stream, relay, reply, session_ended};
 use super::mcp_record::{ToolCall, outcome};
 use super::mcp_stream::{McpStream, Route};
-use super::mcp_upstream::{Failure, sent_events};
+use super::mcp_upstream::{Answer, Failure, Sent, sent_events};
 use super::{Gateway, Response};
 use crate::domain::ApiKey;
 use crate::error::GatewayError;
 use crate::mcp::McpServer;
-use crate::mcp::session::Session;
+use crate::mcp::modern;
+use crate::mcp::session::{Session, Upstream};
 use crate::mcp::state::Binding;
 use crate::mcp::{jsonrpc, links};
 use crate::ports::Ports;
@@ -105,17 +106,9 @@ impl<P: Ports> Gateway<P> {
         record: ToolCall,
     ) -> Result<Response<P>, GatewayError> {
         let (server, opened) = (&route.server, &route.upstream);
-        let sent = self
-            .mcp_send(
-                server,
-                Method::POST,
-                Some(opened),
-                Some(req),
-                &call.forwarded,
-            )
-            .await;
+        let sent = self.send_tool_call(call, &route, req).await;
         let sent = match sent {
-            Ok(sent) if call.sse && sent_events(&sent.resp) => {
+            Ok(Dispatched::Head(sent)) if call.sse && sent_events(&sent.resp) => {
                 let (body, deadline) = (sent.resp.into_body(), sent.deadline);
                 let mut stream = McpStream::new(self.clone(), body, route, deadline, record);
                 let Some(whole) = stream.open().await else {
@@ -129,10 +122,11 @@ impl<P: Ports> Gateway<P> {
             sent => sent,
         };
         let answer = match sent {
-            Ok(sent) => {
+            Ok(Dispatched::Head(sent)) => {
                 self.mcp_read(sent, (server, Some(opened)), req.get("id"))
                     .await
             }
+            Ok(Dispatched::Whole(answer)) => Ok(answer),
             Err(e) => Err(e),
         };
         if route.once {
@@ -157,6 +151,90 @@ impl<P: Ports> Gateway<P> {
                 Ok(reply(body, call.modern))
             }
         }
+    }
+
+    /// Send the call on `route`. A stateless-era server that refuses it
+    /// for its `Mcp-Param-*` headers (`-32020`), when the client sent none
+    /// (a handshake-era client has no way to), is sent it again with the
+    /// headers its tool's schema asks for: it refused before running it.
+    async fn send_tool_call(
+        &self,
+        call: &Call<'_>,
+        route: &Route,
+        req: &Value,
+    ) -> Result<Dispatched<P>, Failure> {
+        let (server, opened) = (&route.server, &route.upstream);
+        let sent = self
+            .mcp_send(
+                server,
+                Method::POST,
+                Some(opened),
+                Some(req),
+                &call.forwarded,
+            )
+            .await?;
+        let own = call
+            .forwarded
+            .iter()
+            .any(|(n, _)| n.as_str().starts_with(modern::PARAM_HEADER_PREFIX));
+        if opened.version != modern::MODERN || own || sent.resp.status() != StatusCode::BAD_REQUEST
+        {
+            return Ok(Dispatched::Head(sent));
+        }
+        let refused = self
+            .mcp_read(sent, (server, Some(opened)), req.get("id"))
+            .await?;
+        let code = refused
+            .response
+            .as_ref()
+            .and_then(|r| r.pointer("/error/code"));
+        let tool = req.pointer("/params/name").and_then(Value::as_str);
+        let derived = match (code.and_then(Value::as_i64), tool) {
+            (Some(modern::HEADER_MISMATCH), Some(tool)) => {
+                let arguments = req.pointer("/params/arguments").unwrap_or(&Value::Null);
+                self.param_headers(server, opened, tool, arguments).await
+            }
+            _ => Vec::new(),
+        };
+        if derived.is_empty() {
+            return Ok(Dispatched::Whole(refused));
+        }
+        let headers: Vec<_> = call.forwarded.iter().cloned().chain(derived).collect();
+        let sent = self
+            .mcp_send(server, Method::POST, Some(opened), Some(req), &headers)
+            .await?;
+        Ok(Dispatched::Head(sent))
+    }
+
+    /// The `Mcp-Param-*` headers `server`'s `tool` asks of a call with
+    /// `arguments`, from the schema it lists it with.
+    async fn param_headers(
+        &self,
+        server: &McpServer,
+        upstream: &Upstream,
+        tool: &str,
+        arguments: &Value,
+    ) -> Vec<(HeaderName, HeaderValue)> {
+        let tools = self
+            .server_tools(server, upstream)
+            .await
+            .unwrap_or_default();
+        let Some(schema) = tools
+            .iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some(tool))
+            .and_then(|t| t.get("inputSchema"))
+        else {
+            return Vec::new();
+        };
+        crate::mcp::params::derive(schema, arguments)
+            .into_iter()
+            .filter_map(|(n, v)| {
+                Some((
+                    HeaderName::try_from(n).ok()?,
+                    HeaderValue::try_from(v).ok()?,
+                ))
+            })
+            .collect()
     }
 
     /// The key's calls a minute to `server`, if it has a limit: a refusal
@@ -184,6 +262,13 @@ impl<P: Ports> Gateway<P> {
         body["error"]["data"] = json!({"retry_after_ms": d.retry_after_ms});
         Ok(Some(body))
     }
+}
+
+/// What sending a call gave: the head of the server's answer, or (a
+/// refusal not sent again) the answer read whole.
+enum Dispatched<P: Ports> {
+    Head(Sent<P>),
+    Whole(Answer),
 }
 
 /// Who makes a tool call, in which session (none in the stateless era),

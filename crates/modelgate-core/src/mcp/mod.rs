@@ -6,6 +6,7 @@
 //! - [`jsonrpc`]: one JSON-RPC message a body, and the error codes.
 //! - [`links`]: resources named with their server, links in results too.
 //! - [`modern`]: the stateless era's envelope, routing headers and checks.
+//! - [`params`]: a call's `Mcp-Param-*` headers, derived from its tool's schema.
 //! - [`pins`]: tool definitions pinned, and held back when they change.
 //! - [`relay`]: a server's requests of its client, relayed and answered.
 //! - [`server`]: the upstream server as an admin object, its checks and its
@@ -23,6 +24,7 @@ pub mod access;
 pub mod jsonrpc;
 pub mod links;
 pub mod modern;
+pub mod params;
 pub mod pins;
 pub mod relay;
 pub mod server;
