@@ -4,7 +4,8 @@
 //! the stateless era for a server that only speaks that; a stateless
 //! client's request asks `server/discover` first, falling back to a
 //! session of its own. The same era both sides keeps a session's state
-//! (its log level, say) where the client put it.
+//! (its log level, say) where the client put it. What a server said of its
+//! eras is remembered for a while ([`super::mcp_eras`]).
 
 use http::Method;
 use serde_json::{Map, Value, json};
@@ -27,7 +28,12 @@ impl<P: Ports> Gateway<P> {
         offered: &Map<String, Value>,
     ) -> Option<Upstream> {
         let first = if version == MODERN {
-            self.discover_upstream(server).await
+            match self.inner.mcp_eras.stateless(server, self.now_ms()) {
+                Some(true) => return Some(stateless()),
+                // Known to have sessions only: no need to ask again.
+                Some(false) => Ok(None),
+                None => self.discover_upstream(server).await,
+            }
         } else {
             self.initialize_upstream(server, version, offered).await
         };
@@ -96,12 +102,10 @@ impl<P: Ports> Gateway<P> {
     /// the modern version; `Ok(None)` when it answers otherwise (it has
     /// sessions).
     async fn discover_upstream(&self, server: &McpServer) -> Result<Option<Upstream>, Failure> {
-        let probe = Upstream {
-            session: None,
-            version: MODERN.to_owned(),
-        };
+        let probe = stateless();
         let req = json!({"jsonrpc": "2.0", "id": self.upstream_id(), "method": "server/discover", "params": {}});
         let Some(answer) = self.era_answer(server, Some(&probe), &req).await? else {
+            self.inner.mcp_eras.keep(server, false, self.now_ms());
             return Ok(None);
         };
         let versions = answer
@@ -110,6 +114,7 @@ impl<P: Ports> Gateway<P> {
             .and_then(|r| r.pointer("/result/supportedVersions"))
             .and_then(Value::as_array);
         let modern = versions.is_some_and(|v| v.iter().any(|v| v == MODERN));
+        self.inner.mcp_eras.keep(server, modern, self.now_ms());
         Ok(modern.then_some(probe))
     }
 
@@ -129,5 +134,13 @@ impl<P: Ports> Gateway<P> {
             Err(Failure::Refused(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A server's side in the stateless era: no session.
+fn stateless() -> Upstream {
+    Upstream {
+        session: None,
+        version: MODERN.to_owned(),
     }
 }

@@ -22,6 +22,7 @@ mod mcp_answer;
 mod mcp_back;
 mod mcp_calls;
 mod mcp_catalog;
+mod mcp_eras;
 mod mcp_input;
 mod mcp_listen;
 mod mcp_modern;
@@ -115,6 +116,8 @@ struct Inner<P: Ports> {
     last_purge_ms: AtomicI64,
     /// What MCP session ids are sealed with.
     mcp_key: crate::mcp::session::SessionKey,
+    /// Which MCP servers speak the stateless era.
+    mcp_eras: mcp_eras::Eras,
 }
 
 /// The gateway, generic over the runtime's ports. Cheap to clone.
@@ -155,6 +158,7 @@ impl<P: Ports> Gateway<P> {
                 last_sweep_ms: AtomicI64::new(0),
                 last_purge_ms: AtomicI64::new(0),
                 mcp_key,
+                mcp_eras: mcp_eras::Eras::default(),
             }),
         }
     }
