@@ -41,6 +41,14 @@ impl Kind {
         }
     }
 
+    /// What one of its entries is called.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Prompts => "prompt",
+            Self::Resources | Self::Templates => "resource",
+        }
+    }
+
     fn list_method(self) -> &'static str {
         match self {
             Self::Prompts => "prompts/list",
@@ -206,12 +214,7 @@ impl<P: Ports> Gateway<P> {
                 access::allows_server(&call.key.allowed_tools, server).then_some((s, u, own))
             });
         let Some((server, upstream, own)) = target else {
-            let what = if kind == Kind::Prompts {
-                "prompt"
-            } else {
-                "resource"
-            };
-            let message = format!("Unknown {what}: {asked}");
+            let message = format!("Unknown {}: {asked}", kind.noun());
             let body = jsonrpc::error(&id, jsonrpc::INVALID_PARAMS, &message);
             return Ok(reply(body, call.modern));
         };
@@ -253,20 +256,9 @@ impl<P: Ports> Gateway<P> {
         }
         match answer {
             Ok(mut answer) => {
-                // Contents name their resource as the client knows it.
-                let contents = answer
-                    .response
-                    .as_mut()
-                    .and_then(|r| r.pointer_mut("/result/contents"))
-                    .and_then(Value::as_array_mut);
-                for content in contents.into_iter().flatten() {
-                    if let Some(uri) = content.get("uri").and_then(Value::as_str) {
-                        let name = expose(kind, &server.name, uri);
-                        content["uri"] = Value::String(call.shown(&name, '+').to_owned());
-                    }
-                }
                 let result = answer.response.as_mut().and_then(|r| r.get_mut("result"));
                 if let Some(result) = result {
+                    rename_contents(result, call, kind, &server.name);
                     self.seal_request_state(result, &state);
                 }
                 Ok(relay(answer, &id, call.sse, call.modern))
@@ -276,6 +268,18 @@ impl<P: Ports> Gateway<P> {
                 let body = jsonrpc::error(&id, jsonrpc::INTERNAL_ERROR, &e.describe(&server.name));
                 Ok(reply(body, call.modern))
             }
+        }
+    }
+}
+
+/// A read's contents, each under the name the client knows its resource
+/// by.
+fn rename_contents(result: &mut Value, call: &Call<'_>, kind: Kind, server: &str) {
+    let contents = result.get_mut("contents").and_then(Value::as_array_mut);
+    for content in contents.into_iter().flatten() {
+        if let Some(uri) = content.get("uri").and_then(Value::as_str) {
+            let name = expose(kind, server, uri);
+            content["uri"] = Value::String(call.shown(&name, '+').to_owned());
         }
     }
 }
