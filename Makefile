@@ -141,7 +141,7 @@ bench-tools:
 bench: bench-tools worker-build lambda-zip
 	$(CARGO) build --release --locked -p modelgate-server -p modelgate-testkit -p modelgate-lambda --bins
 	PATH=$(VENV)/bin:$$PATH MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_WRANGLER="$(WRANGLER)" \
-		MG_BENCH_VENV=$(BENCH_VENV) $(BENCH_VENV)/bin/python scripts/bench.py
+		MG_BENCH_VENV=$(BENCH_VENV) MG_UPSTREAM_PYTHON=$(VENV)/bin/python $(BENCH_VENV)/bin/python scripts/bench.py
 
 # The cost part alone (saturation, CPU and system calls per request of the
 # mock, nginx, the bare pass-through, ModelGate and Portkey), printed: a quick
@@ -151,8 +151,9 @@ bench-cost: bench-tools
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release $(BENCH_VENV)/bin/python scripts/bench.py cost
 
 # MCP tool calls alone: one client's sequential calls to the Python MCP SDK's
-# server, directly and through /mcp (the server runs on the test
-# virtualenv, which has the SDK), printed with the added latency.
+# server, directly and through /mcp, over HTTP (session and stateless) and
+# to a local server over stdio (the server runs on the test virtualenv,
+# which has the SDK), printed with the added latency.
 bench-mcp: bench-tools
 	$(CARGO) build --release --locked -p modelgate-server --bins
 	MG_BIN_DIR=$(CARGO_TARGET_DIR)/release MG_UPSTREAM_PYTHON=$(VENV)/bin/python \

@@ -35,7 +35,7 @@ from bench_cost import (NGINX, PASSTHROUGH, PORTKEY, STRACE_RATE, STRACE_SECS, c
                         start_nginx, start_passthrough, start_portkey, syscalls)
 from bench_c1 import (SUSTAINED_MS, c1_section, ceiling, concurrency_one, field_section,  # noqa: E402
                       sustained)
-from bench_mcp import mcp_only  # noqa: E402
+from bench_mcp import mcp_only, mcp_section  # noqa: E402
 from bench_messages import ANTHROPIC_HDRS, MESSAGES_BODY, bench_messages, messages_section  # noqa: E402
 from bench_replicas import bench_replicas  # noqa: E402
 from bench_report import (GATEWAY, GATEWAY_PG, KEPT, LITELLM, MESSAGES_BRIDGED, MOCK, UNKEPT, report,  # noqa: E402
@@ -394,6 +394,7 @@ def main():
         endpoint_results = bench_endpoints(base, admin_key, mock_url)
         messages_results = bench_messages(measure, median_of_rounds, os.environ["MG_BENCH_VENV"], tmp, procs, base,
                                           admin_key, mock_url)
+        mcp_lines = mcp_section(bins, tmp, procs, os.environ["MG_UPSTREAM_PYTHON"])
         load_results = load(targets)
         calls = syscall_counts(targets)
         c1_phases, field_lines = field_method(tmp, admin_key, mock_url, targets)
@@ -440,7 +441,7 @@ def main():
     raw, gz = bundle_size()
     report(results, load_results, stream_results, raw, gz, micro_benchmarks(), cold, lambda_zip(), REQUESTS,
            WARMUP, endpoint_results, replica_results, calls, trips, messages_section(*messages_results), c1_phases,
-           field_lines)
+           field_lines, mcp_lines)
 
 
 def messages_only():

@@ -309,7 +309,7 @@ RESPONSES_STORE_STEP = (
 
 
 def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, warmup, endpoints, replicas, calls,
-           trips, messages, c1, field):
+           trips, messages, c1, field, mcp):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     load_lines, names = load_section(load)
     plot(load)
@@ -337,6 +337,10 @@ def report(results, load, stream, raw, gz, micro, cold, zip_size, sequential, wa
         *endpoints_section(endpoints),
         "",
         *messages,
+        "",
+        "## MCP tool calls, one client",
+        "",
+        *mcp,
         "",
         *replicas_section(replicas),
         "",
