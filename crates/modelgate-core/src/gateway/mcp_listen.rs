@@ -164,6 +164,15 @@ impl<P: Ports> ListenStream<P> {
                 sub.closed = true;
                 return Some(message_bytes(&subscription::closed(&sub.id)));
             }
+            // What the servers' decoders hold (what came with a server's
+            // acknowledgment included) goes first.
+            let mut out = Vec::new();
+            for source in &mut self.sources {
+                drain(source, self.subscription.as_ref(), self.prefixed, &mut out);
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
             let arrived = {
                 let reads = self.sources.iter_mut().enumerate().filter_map(|(i, s)| {
                     let body = s.body.as_mut()?;
@@ -189,32 +198,6 @@ impl<P: Ports> ListenStream<P> {
                 continue;
             }
             source.decoder.push(&chunk);
-            let mut out = Vec::new();
-            while let Ok(Some(event)) = source.decoder.next_event() {
-                let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
-                    continue;
-                };
-                match (&self.subscription, &source.filter) {
-                    (Some(sub), Some(filter)) => {
-                        // A server's own subscription ends with its result.
-                        if message.get("id").is_some() && message.get("method").is_none() {
-                            source.body = None;
-                        }
-                        pass_subscribed(
-                            message,
-                            &source.server,
-                            self.prefixed,
-                            filter,
-                            sub,
-                            &mut out,
-                        );
-                    }
-                    _ => pass_on(message, &source.server, self.prefixed, &mut out),
-                }
-            }
-            if !out.is_empty() {
-                return Some(Bytes::from(out));
-            }
         }
     }
 }
@@ -230,6 +213,30 @@ impl<P: Ports> Drop for ListenStream<P> {
             self.gateway
                 .ports()
                 .spawn(async move { gateway.end_sessions(&opened).await });
+        }
+    }
+}
+
+/// The events `source` holds decoded, as they go to the client.
+fn drain<P: Ports>(
+    source: &mut Source<P>,
+    subscription: Option<&Subscription>,
+    prefixed: bool,
+    out: &mut Vec<u8>,
+) {
+    while let Ok(Some(event)) = source.decoder.next_event() {
+        let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        match (subscription, &source.filter) {
+            (Some(sub), Some(filter)) => {
+                // A server's own subscription ends with its result.
+                if message.get("id").is_some() && message.get("method").is_none() {
+                    source.body = None;
+                }
+                pass_subscribed(message, &source.server, prefixed, filter, sub, out);
+            }
+            _ => pass_on(message, &source.server, prefixed, out),
         }
     }
 }
